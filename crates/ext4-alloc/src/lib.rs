@@ -1,0 +1,3 @@
+//! Block and inode bitmap allocation for ext4 (no I/O).
+
+#![forbid(unsafe_code)]

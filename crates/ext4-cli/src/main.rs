@@ -1,0 +1,5 @@
+//! The `ext4` command-line tool.
+
+#![forbid(unsafe_code)]
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! FUSE adapter: mount an ext4 image through ext4-fs.
+
+#![forbid(unsafe_code)]
