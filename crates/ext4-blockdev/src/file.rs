@@ -1,0 +1,115 @@
+//! An image file or a raw device.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom};
+use std::path::Path;
+
+use crate::{BlockDevice, DeviceError, Op, Result, check_range};
+
+/// A device backed by a file (or a raw block device node).
+#[derive(Debug)]
+pub struct FileDevice {
+    file: File,
+    len: u64,
+    read_only: bool,
+}
+
+fn io(op: Op, offset: u64) -> impl FnOnce(std::io::Error) -> DeviceError {
+    move |source| DeviceError::Io { op, offset, source }
+}
+
+impl FileDevice {
+    /// Opens an existing file or device, read-write or read-only.
+    pub fn open(path: impl AsRef<Path>, read_only: bool) -> Result<Self> {
+        let file = OpenOptions::new().read(true).write(!read_only).open(path).map_err(io(Op::Open, 0))?;
+        Self::from_file(file, read_only)
+    }
+
+    /// Opens a file, creating it if needed and extending it to at least
+    /// `len` bytes (never shrinking it), as mke2fs does with image files.
+    pub fn create(path: impl AsRef<Path>, len: u64) -> Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io(Op::Open, 0))?;
+        let meta = file.metadata().map_err(io(Op::Open, 0))?;
+        if meta.is_file() && meta.len() < len {
+            file.set_len(len).map_err(io(Op::Write, len))?;
+        }
+        Self::from_file(file, false)
+    }
+
+    /// Wraps an open file; its length is measured by seeking to the end
+    /// (which also works for block devices, whose metadata length is 0).
+    pub fn from_file(mut file: File, read_only: bool) -> Result<Self> {
+        let len = file.seek(SeekFrom::End(0)).map_err(io(Op::Open, 0))?;
+        Ok(Self { file, len, read_only })
+    }
+
+    /// The underlying file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+#[cfg(unix)]
+fn pread(f: &File, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(f, buf, off)
+}
+
+#[cfg(unix)]
+fn pwrite(f: &File, buf: &[u8], off: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(f, buf, off)
+}
+
+#[cfg(windows)]
+fn pread(f: &File, mut buf: &mut [u8], mut off: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        let n = f.seek_read(buf, off)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf = &mut buf[n..];
+        off += n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(windows)]
+fn pwrite(f: &File, mut buf: &[u8], mut off: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        let n = f.seek_write(buf, off)?;
+        buf = &buf[n..];
+        off += n as u64;
+    }
+    Ok(())
+}
+
+impl BlockDevice for FileDevice {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        check_range(Op::Read, offset, buf.len(), self.len)?;
+        pread(&self.file, buf, offset).map_err(io(Op::Read, offset))
+    }
+
+    fn write_at(&self, offset: u64, buf: &[u8]) -> Result<()> {
+        if self.read_only {
+            return Err(DeviceError::ReadOnly);
+        }
+        check_range(Op::Write, offset, buf.len(), self.len)?;
+        pwrite(&self.file, buf, offset).map_err(io(Op::Write, offset))
+    }
+
+    fn flush(&self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        self.file.sync_data().map_err(io(Op::Flush, 0))
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+}
