@@ -1,0 +1,119 @@
+//! The independent judges: e2fsprogs tools and the kernel.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Whether an e2fsprogs tool can be run.
+pub fn have_tool(name: &str) -> bool {
+    Command::new(name).arg("-V").output().is_ok()
+}
+
+/// Whether e2fsck, mke2fs, dumpe2fs and debugfs are all present.
+pub fn have_e2fsprogs() -> bool {
+    ["e2fsck", "mke2fs", "dumpe2fs", "debugfs"].iter().all(|t| have_tool(t))
+}
+
+/// Runs `e2fsck -fn` and returns its output if it found anything to say.
+/// Silence means: exit status 0 and only the pass headers and summary.
+pub fn e2fsck_problems(image: &Path) -> Option<String> {
+    let out = Command::new("e2fsck").arg("-fn").arg(image).output().expect("e2fsck runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let noise = |l: &str| {
+        l.is_empty()
+            || l.starts_with("e2fsck ")
+            || l.starts_with("Pass ")
+            || l.contains(" files (")
+            || l.starts_with("Checking group summary")
+    };
+    let extra: Vec<&str> = text.lines().filter(|l| !noise(l)).collect();
+    if out.status.success() && extra.is_empty() { None } else { Some(format!("exit {:?}\n{text}", out.status.code())) }
+}
+
+/// Panics with e2fsck's output unless `e2fsck -fn` is silent on `image`.
+pub fn assert_fsck_clean(image: &Path) {
+    if let Some(p) = e2fsck_problems(image) {
+        panic!("e2fsck -fn {} is not silent:\n{p}", image.display());
+    }
+}
+
+/// Runs `debugfs -R CMD IMAGE` and returns its standard output.
+pub fn debugfs(image: &Path, cmd: &str) -> String {
+    let out = Command::new("debugfs").arg("-R").arg(cmd).arg(image).output().expect("debugfs runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `dumpe2fs` (with `-h` if `header_only`) and returns its output.
+pub fn dumpe2fs(image: &Path, header_only: bool) -> String {
+    let mut c = Command::new("dumpe2fs");
+    if header_only {
+        c.arg("-h");
+    }
+    let out = c.arg(image).output().expect("dumpe2fs runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether this process can loop-mount images (root, mount, a loop device).
+pub fn can_loop_mount() -> bool {
+    let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    root && Path::new("/dev/loop-control").exists() && Command::new("mount").arg("-V").output().is_ok()
+}
+
+/// A kernel loop mount, unmounted on drop.
+pub struct LoopMount {
+    dir: PathBuf,
+    mounted: bool,
+}
+
+impl LoopMount {
+    /// Mounts `image` (with extra `-o` options) on a fresh directory.
+    pub fn new(image: &Path, options: &str) -> std::io::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("ext4-mnt-{}-{}", std::process::id(), unique()));
+        std::fs::create_dir_all(&dir)?;
+        let mut opts = String::from("loop");
+        if !options.is_empty() {
+            opts.push(',');
+            opts.push_str(options);
+        }
+        let out = Command::new("mount").arg("-t").arg("ext4").arg("-o").arg(&opts).arg(image).arg(&dir).output()?;
+        if !out.status.success() {
+            return Err(std::io::Error::other(format!("mount failed: {}", String::from_utf8_lossy(&out.stderr))));
+        }
+        Ok(Self { dir, mounted: true })
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Unmounts now, reporting failure.
+    pub fn unmount(mut self) -> std::io::Result<()> {
+        self.do_unmount()
+    }
+
+    fn do_unmount(&mut self) -> std::io::Result<()> {
+        if !self.mounted {
+            return Ok(());
+        }
+        let out = Command::new("umount").arg(&self.dir).output()?;
+        if !out.status.success() {
+            return Err(std::io::Error::other(format!("umount failed: {}", String::from_utf8_lossy(&out.stderr))));
+        }
+        self.mounted = false;
+        let _ = std::fs::remove_dir(&self.dir);
+        Ok(())
+    }
+}
+
+impl Drop for LoopMount {
+    fn drop(&mut self) {
+        let _ = self.do_unmount();
+    }
+}
+
+/// A number unique within this process.
+pub fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
