@@ -1,0 +1,127 @@
+//! Repository rules, checked as an ordinary test: the dependency direction
+//! of docs/ARCHITECTURE.md, where byte layouts may be decoded, crate docs,
+//! and `forbid(unsafe_code)`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+/// For each internal crate, the internal crates it may depend on (normal dependencies).
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("ext4-ondisk", &[]),
+    ("ext4-blockdev", &[]),
+    ("ext4-alloc", &["ext4-ondisk"]),
+    ("ext4-extent", &["ext4-ondisk"]),
+    ("ext4-htree", &["ext4-ondisk"]),
+    ("ext4-jbd2", &["ext4-ondisk", "ext4-blockdev"]),
+    ("ext4-mkfs", &["ext4-ondisk", "ext4-blockdev", "ext4-alloc", "ext4-extent", "ext4-htree", "ext4-jbd2"]),
+    ("ext4-fs", &["ext4-ondisk", "ext4-blockdev", "ext4-alloc", "ext4-extent", "ext4-htree", "ext4-jbd2", "ext4-mkfs"]),
+    ("ext4-fuse", &["ext4-fs"]),
+    ("ext4-cli", &["ext4-fs", "ext4-fuse"]),
+    ("ext4-testkit", &["ext4-fs"]),
+    ("xtask", &["ext4-fs", "ext4-testkit"]),
+];
+
+fn metadata() -> serde_json::Value {
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(ext4_testkit::workspace_root())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(out.status.success(), "cargo metadata failed");
+    serde_json::from_slice(&out.stdout).expect("valid json")
+}
+
+#[test]
+fn dependency_direction() {
+    let md = metadata();
+    let allowed: BTreeMap<&str, BTreeSet<&str>> = ALLOWED.iter().map(|(k, v)| (*k, v.iter().copied().collect())).collect();
+    let members: BTreeSet<String> = md["packages"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect();
+    let mut bad = Vec::new();
+    for p in md["packages"].as_array().unwrap() {
+        let name = p["name"].as_str().unwrap();
+        let Some(ok) = allowed.get(name) else {
+            bad.push(format!("{name}: not listed in the tidy table (add it with its allowed dependencies)"));
+            continue;
+        };
+        for d in p["dependencies"].as_array().unwrap() {
+            let dep = d["name"].as_str().unwrap();
+            let normal = d["kind"].is_null();
+            if normal && members.contains(dep) && !ok.contains(dep) {
+                bad.push(format!("{name} depends on {dep}, which the architecture does not allow"));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn only_ondisk_decodes_little_endian_layouts() {
+    let root = ext4_testkit::workspace_root();
+    let mut bad = Vec::new();
+    for krate in ["ext4-alloc", "ext4-extent", "ext4-htree", "ext4-jbd2", "ext4-mkfs", "ext4-fs", "ext4-fuse"] {
+        let mut files = Vec::new();
+        rust_files(&root.join("crates").join(krate).join("src"), &mut files);
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for (i, line) in text.lines().enumerate() {
+                if (line.contains("from_le_bytes") || line.contains("to_le_bytes")) && !line.contains("tidy: allow") {
+                    bad.push(format!("{}:{}: {}", f.display(), i + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "little-endian decoding outside ext4-ondisk (use its helpers):\n{}", bad.join("\n"));
+}
+
+#[test]
+fn crates_have_docs_and_forbid_unsafe() {
+    let root = ext4_testkit::workspace_root();
+    let mut bad = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(root.join("crates")).unwrap().flatten().map(|e| e.path()).collect();
+    entries.push(root.join("xtask"));
+    for dir in entries {
+        let main = ["src/lib.rs", "src/main.rs"].iter().map(|f| dir.join(f)).find(|p| p.exists());
+        let Some(main) = main else { continue };
+        let text = std::fs::read_to_string(&main).unwrap();
+        if !text.trim_start().starts_with("//!") {
+            bad.push(format!("{}: no crate doc", main.display()));
+        }
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        if name != "ext4-fuse" && name != "xtask" && !text.contains("#![forbid(unsafe_code)]") {
+            bad.push(format!("{}: missing #![forbid(unsafe_code)]", main.display()));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
+fn no_unfinished_markers() {
+    let root = ext4_testkit::workspace_root();
+    let mut files = Vec::new();
+    rust_files(&root.join("crates"), &mut files);
+    rust_files(&root.join("xtask"), &mut files);
+    let mut bad = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            let markers = [concat!("todo", "!("), concat!("unimplemented", "!("), concat!("#[", "ignore")];
+            if markers.iter().any(|m| code.contains(m)) {
+                bad.push(format!("{}:{}: {}", f.display(), i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
