@@ -1,0 +1,177 @@
+//! The root directory (inode 2) and `lost+found` (inode 11), made as
+//! mke2fs makes them (`ext2fs_mkdir`, `ext2fs_link`, `ext2fs_expand_dir`):
+//! one block for the root, lost+found grown to 16 KiB (at least two blocks,
+//! at most twelve), entries split the way libext2fs splits them.
+
+use ext4_ondisk::dir;
+use ext4_ondisk::{Incompat, RoCompat};
+
+use crate::MkfsError;
+use crate::build::Build;
+use crate::features::{has_incompat, has_ro};
+use crate::shape::FIRST_INO;
+
+/// `EXT2_FT_DIR`.
+const FT_DIR: u8 = 2;
+/// Mode bits of a directory.
+const S_IFDIR: u16 = 0o040000;
+
+impl Build {
+    fn dir_file_type(&self) -> u8 {
+        if has_incompat(&self.model.shape.features, Incompat::FILETYPE) {
+            FT_DIR
+        } else {
+            0
+        }
+    }
+
+    fn dir_tail_size(&self) -> usize {
+        if has_ro(&self.model.shape.features, RoCompat::METADATA_CSUM) {
+            dir::TAIL_SIZE
+        } else {
+            0
+        }
+    }
+
+    /// A directory block (`ext2fs_new_dir_block`): `.` and `..`, or one
+    /// empty entry when `ino` is 0; a checksum tail with metadata_csum.
+    fn new_dir_block(&self, ino: u32, parent: u32) -> Vec<u8> {
+        let bs = self.model.shape.block_size;
+        let mut b = vec![0u8; bs as usize];
+        let end = bs as usize - self.dir_tail_size();
+        let ft = self.dir_file_type();
+        if ino == 0 {
+            dir::set_rec_len(&mut b, 0, end as u32, bs);
+        } else {
+            dir::write_entry(&mut b, 0, ino, 12, b".", ft, bs);
+            dir::write_entry(&mut b, 12, parent, end as u32 - 12, b"..", ft, bs);
+        }
+        if self.dir_tail_size() > 0 {
+            dir::write_tail(&mut b);
+        }
+        b
+    }
+
+    /// `ext2fs_link` of `name` into a directory block that holds `.` and a
+    /// `..` spanning the rest: `..` is cut to its minimum and the new entry
+    /// takes the remaining space.
+    fn link_into(&self, block: &mut [u8], name: &[u8], ino: u32) {
+        let bs = self.model.shape.block_size;
+        let end = bs as usize - self.dir_tail_size();
+        let dotdot_len = dir::rec_len_for(2);
+        dir::set_rec_len(block, 12, dotdot_len as u32, bs);
+        let pos = 12 + dotdot_len;
+        dir::write_entry(
+            block,
+            pos,
+            ino,
+            (end - pos) as u32,
+            name,
+            self.dir_file_type(),
+            bs,
+        );
+    }
+
+    /// Creates the root directory.
+    pub(crate) fn create_root_dir(&mut self) -> Result<(), MkfsError> {
+        let root = ext4_ondisk::ino::ROOT;
+        let goal = self.inode_goal(root);
+        let blk = self.model.new_block(goal)?;
+        let mut inode = self.new_inode_record(S_IFDIR | 0o755);
+        inode.size = self.model.shape.bs();
+        inode.links_count = 2;
+        inode.blocks = self.model.shape.bs() / 512;
+        self.map_blocks(&mut inode, &[(0, blk, 1)])?;
+        let (uid, gid) = self.params.root_owner;
+        inode.uid = uid;
+        inode.gid = gid;
+        self.model.claim(blk, 1);
+        self.model.inode_alloc(root, true);
+        self.dir_blocks
+            .push((root, blk, self.new_dir_block(root, root)));
+        self.model.inodes.insert(root, inode);
+        Ok(())
+    }
+
+    /// Creates lost+found and grows it as mke2fs does.
+    pub(crate) fn create_lost_found(&mut self) -> Result<(), MkfsError> {
+        let root = ext4_ondisk::ino::ROOT;
+        let ino = self.model.new_inode(root)?;
+        let goal = self.inode_goal(ino);
+        let first = self.model.new_block(goal)?;
+        let mut blocks = vec![first];
+        self.model.claim(first, 1);
+        self.model.inode_alloc(ino, true);
+        // Link it into the root and count the link.
+        let name = b"lost+found";
+        if let Some(rb) = self
+            .dir_blocks
+            .iter_mut()
+            .find(|(i, _, _)| *i == root)
+            .map(|(_, _, b)| std::mem::take(b))
+        {
+            let mut rb = rb;
+            self.link_into(&mut rb, name, ino);
+            if let Some(e) = self.dir_blocks.iter_mut().find(|(i, _, _)| *i == root) {
+                e.2 = rb;
+            }
+        }
+        if let Some(r) = self.model.inodes.get_mut(&root) {
+            r.links_count += 1;
+        }
+        // Grow to 16 KiB (at least 2 blocks), within the 12 direct blocks.
+        let bs = self.model.shape.bs();
+        let mut lpf_size = 0u64;
+        for _ in 1..12 {
+            lpf_size += bs;
+            if lpf_size >= 16 * 1024 && lpf_size >= 2 * bs {
+                break;
+            }
+            let last = *blocks.last().unwrap_or(&first);
+            let b = self.model.new_block(last)?;
+            self.model.claim(b, 1);
+            blocks.push(b);
+        }
+        let mut inode = self.new_inode_record(S_IFDIR | 0o700);
+        inode.size = bs * blocks.len() as u64;
+        inode.links_count = 2;
+        inode.blocks = bs / 512 * blocks.len() as u64;
+        let runs = runs_of(&blocks);
+        self.map_blocks(&mut inode, &runs)?;
+        self.model.inodes.insert(ino, inode);
+        self.dir_blocks
+            .push((ino, first, self.new_dir_block(ino, root)));
+        for &b in &blocks[1..] {
+            self.dir_blocks.push((ino, b, self.new_dir_block(0, 0)));
+        }
+        Ok(())
+    }
+
+    /// Marks the reserved inodes 3 .. first_ino - 1 used (`reserve_inodes`)
+    /// and the bad blocks inode (`create_bad_block_inode`).
+    pub(crate) fn reserve_inodes(&mut self) {
+        for ino in ext4_ondisk::ino::ROOT + 1..FIRST_INO {
+            self.model.inode_alloc(ino, false);
+        }
+        let bad = ext4_ondisk::ino::BAD_BLOCKS;
+        self.model.inode_alloc(bad, false);
+        let t = self.time_stamp();
+        let mut inode = ext4_ondisk::Inode::empty(0);
+        inode.atime = t;
+        inode.mtime = t;
+        inode.ctime = t;
+        self.model.inodes.insert(bad, inode);
+    }
+}
+
+/// Contiguous runs `(logical, physical, len)` of a list of blocks.
+pub(crate) fn runs_of(blocks: &[u64]) -> Vec<(u32, u64, u32)> {
+    let mut runs: Vec<(u32, u64, u32)> = Vec::new();
+    for (i, &b) in blocks.iter().enumerate() {
+        match runs.last_mut() {
+            Some((l, p, n)) if *p + u64::from(*n) == b && *l + *n == i as u32 => *n += 1,
+            _ => runs.push((i as u32, b, 1)),
+        }
+    }
+    runs
+}

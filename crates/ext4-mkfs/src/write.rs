@@ -1,0 +1,223 @@
+//! Writing a computed format to a device, in an order that leaves no valid
+//! superblock until the very end: zap the old superblock, discard and
+//! zero what must read as zeros, write metadata and contents, bitmaps,
+//! backups and descriptors, and only then the primary superblock.
+
+use std::ops::ControlFlow;
+
+use ext4_blockdev::BlockDevice;
+use ext4_ondisk::Geometry;
+use ext4_ondisk::superblock::{SUPERBLOCK_OFFSET, Superblock};
+use zerocopy::IntoBytes;
+
+use crate::MkfsError;
+use crate::build::Build;
+use crate::model::BlockData;
+use crate::superblock::backup_superblock;
+
+/// The stages of a format, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Discarding the device.
+    Discard,
+    /// Zeroing inode tables, the journal and the end of the device.
+    Zeroing,
+    /// Writing inodes, directories, the journal superblock, map blocks.
+    Contents,
+    /// Writing block and inode bitmaps.
+    Bitmaps,
+    /// Writing backup superblocks and group descriptor tables.
+    Descriptors,
+    /// Writing the primary superblock: the filesystem becomes valid.
+    Superblock,
+}
+
+/// What [`crate::format`] reports to its progress callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// The current stage.
+    pub phase: Phase,
+    /// Bytes written or zeroed so far.
+    pub bytes_done: u64,
+    /// Bytes the whole format writes or zeroes.
+    pub bytes_total: u64,
+}
+
+/// The writer: a device, the filesystem's byte offset on it and progress.
+struct Writer<'a> {
+    dev: &'a dyn BlockDevice,
+    offset: u64,
+    bs: u64,
+    done: u64,
+    total: u64,
+    progress: &'a mut dyn FnMut(Progress) -> ControlFlow<()>,
+}
+
+/// The largest zeroing request made at once, so that progress moves.
+const ZERO_CHUNK: u64 = 256 << 20;
+
+impl Writer<'_> {
+    fn report(&mut self, phase: Phase) -> Result<(), MkfsError> {
+        let p = Progress {
+            phase,
+            bytes_done: self.done.min(self.total),
+            bytes_total: self.total,
+        };
+        match (self.progress)(p) {
+            ControlFlow::Continue(()) => Ok(()),
+            ControlFlow::Break(()) => Err(MkfsError::Cancelled),
+        }
+    }
+
+    fn write_block(&mut self, block: u64, data: &[u8]) -> Result<(), MkfsError> {
+        self.dev.write_at(self.offset + block * self.bs, data)?;
+        self.done += data.len() as u64;
+        Ok(())
+    }
+
+    fn zero_blocks(&mut self, start: u64, count: u64) -> Result<(), MkfsError> {
+        let mut at = start * self.bs;
+        let mut left = count * self.bs;
+        while left > 0 {
+            let n = left.min(ZERO_CHUNK);
+            self.dev.write_zeroes(self.offset + at, n)?;
+            self.done += n;
+            at += n;
+            left -= n;
+            if left > 0 {
+                self.report(Phase::Zeroing)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Bytes written as data blocks (everything but zeroing).
+fn content_blocks(b: &Build) -> u64 {
+    b.model.blocks.len() as u64 + b.inode_table_blocks().len() as u64
+}
+
+/// Writes the whole format.
+pub(crate) fn write(
+    dev: &dyn BlockDevice,
+    b: &Build,
+    discarded: bool,
+    progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
+) -> Result<(), MkfsError> {
+    let s = &b.model.shape;
+    let bs = s.bs();
+    let zero_total: u64 = b.model.zero_ranges.iter().map(|&(_, n)| n * bs).sum();
+    let groups = u64::from(s.group_count);
+    let total =
+        3072 + zero_total + (content_blocks(b) + 2 * groups + u64::from(s.desc_blocks)) * bs + 1024;
+    let mut w = Writer {
+        dev,
+        offset: b.params.offset,
+        bs,
+        done: 0,
+        total,
+        progress,
+    };
+
+    // No valid superblock from here on until the end.
+    dev.write_at(b.params.offset + 1024, &[0u8; 3072])?;
+    w.done += 3072;
+    w.report(if discarded {
+        Phase::Discard
+    } else {
+        Phase::Zeroing
+    })?;
+
+    let mut zeros = b.model.zero_ranges.clone();
+    zeros.sort_unstable();
+    for (start, n) in zeros {
+        w.zero_blocks(start, n)?;
+    }
+    w.report(Phase::Contents)?;
+
+    for (&blk, data) in &b.model.blocks {
+        match data {
+            BlockData::Bytes(bytes) => w.write_block(blk, bytes)?,
+            BlockData::Zero => w.zero_blocks(blk, 1)?,
+        }
+    }
+    for (blk, bytes) in b.inode_table_blocks() {
+        w.write_block(blk, &bytes)?;
+    }
+    if b.mmp_block != 0 {
+        w.write_block(b.mmp_block, &b.mmp_block_bytes())?;
+    }
+    w.report(Phase::Bitmaps)?;
+
+    for g in 0..s.group_count {
+        let gs = &b.model.groups[g as usize];
+        if b.writes_block_bitmap(g) {
+            w.write_block(gs.block_bitmap, &b.block_bitmap(g))?;
+        }
+        if b.writes_inode_bitmap(g) {
+            w.write_block(gs.inode_bitmap, &b.inode_bitmap(g))?;
+        }
+        if g % 4096 == 4095 {
+            w.report(Phase::Bitmaps)?;
+        }
+    }
+    w.report(Phase::Descriptors)?;
+
+    let kbytes = b.kbytes_written();
+    let mut primary = b.superblock(kbytes);
+    primary.update_checksum();
+    let geo = Geometry::new(&primary).map_err(|_| MkfsError::NoSpace {
+        what: "a consistent superblock",
+    })?;
+    write_descriptors(&mut w, b, &geo, &primary)?;
+
+    w.report(Phase::Superblock)?;
+    dev.flush()?;
+    dev.write_at(b.params.offset + SUPERBLOCK_OFFSET, primary.as_bytes())?;
+    dev.flush()?;
+    w.done += 1024;
+    w.report(Phase::Superblock)?;
+    Ok(())
+}
+
+/// Writes every group's backup superblock and descriptor copies, and the
+/// primary descriptor table (`ext2fs_flush`).
+fn write_descriptors(
+    w: &mut Writer<'_>,
+    b: &Build,
+    geo: &Geometry,
+    primary: &Superblock,
+) -> Result<(), MkfsError> {
+    let s = &b.model.shape;
+    let meta_bg = crate::features::has_incompat(&s.features, ext4_ondisk::Incompat::META_BG);
+    let old_desc_blocks = if meta_bg {
+        s.first_meta_bg.min(s.desc_blocks)
+    } else {
+        s.desc_blocks
+    };
+    let table: Vec<Vec<u8>> = (0..s.desc_blocks).map(|i| b.gdt_block(geo, i)).collect();
+    for g in 0..s.group_count {
+        let m = s.group_meta(g);
+        if let (Some(sb_blk), true) = (m.super_blk, g > 0) {
+            let copy = backup_superblock(primary, g);
+            let mut block = vec![0u8; 1024];
+            block.copy_from_slice(copy.as_bytes());
+            w.dev.write_at(w.offset + sb_blk * w.bs, &block)?;
+            w.done += 1024;
+        }
+        if let Some(d) = m.old_desc_blk {
+            for (i, blk) in table.iter().take(old_desc_blocks as usize).enumerate() {
+                w.write_block(d + i as u64, blk)?;
+            }
+        }
+        if let Some(d) = m.new_desc_blk {
+            let meta_group = g / s.descs_per_block();
+            w.write_block(d, &table[meta_group as usize])?;
+        }
+        if g % 4096 == 4095 {
+            w.report(Phase::Descriptors)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,317 @@
+//! Shared test support: sparse image files, running the real mke2fs with
+//! a profile generated from ours, mapping its command line to
+//! [`FormatOptions`], and the e2fsprogs oracles (e2fsck, dumpe2fs).
+
+#![allow(dead_code)]
+
+use std::fs::{File, OpenOptions};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ext4_blockdev::{BlockDevice, FileDevice};
+use ext4_mkfs::{FormatOptions, FsType, Profile};
+
+/// The fixed values that make mke2fs reproducible.
+pub const UUID: &str = "01234567-89ab-cdef-0123-456789abcdef";
+pub const HASH_SEED: &str = "11111111-2222-3333-4444-555555555555";
+pub const FAKE_TIME: u32 = 1_700_000_000;
+
+/// Whether the e2fsprogs tools are installed; prints the skip line if not.
+pub fn have_e2fsprogs() -> bool {
+    let ok = ["mke2fs", "e2fsck", "dumpe2fs"]
+        .iter()
+        .all(|t| Command::new(t).arg("-V").output().is_ok());
+    if !ok {
+        println!("SKIPPED: e2fsprogs (mke2fs, e2fsck, dumpe2fs) not installed");
+    }
+    ok
+}
+
+/// A fresh path under /tmp for this test process.
+pub fn tmp_path(name: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    PathBuf::from(format!(
+        "/tmp/ext4-mkfs-test-{}-{n}-{name}",
+        std::process::id()
+    ))
+}
+
+/// Removes a file when dropped.
+pub struct TempFile(pub PathBuf);
+
+impl TempFile {
+    /// A new sparse file of `len` bytes.
+    pub fn sparse(name: &str, len: u64) -> TempFile {
+        let p = tmp_path(name);
+        let f = File::create(&p).expect("create image");
+        f.set_len(len).expect("size image");
+        TempFile(p)
+    }
+
+    /// The path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// An image file whose zeroing and discards punch holes, as libext2fs'
+/// unix I/O manager does on regular files.
+pub struct SparseDevice {
+    inner: FileDevice,
+}
+
+impl SparseDevice {
+    /// Opens an existing image read-write.
+    pub fn open(path: &Path) -> SparseDevice {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .expect("open image");
+        SparseDevice {
+            inner: FileDevice::from_file(f, false).expect("device"),
+        }
+    }
+
+    fn punch(&self, offset: u64, len: u64) -> std::io::Result<()> {
+        use rustix::fs::{FallocateFlags, fallocate};
+        fallocate(
+            self.inner.file(),
+            FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+            offset,
+            len,
+        )?;
+        Ok(())
+    }
+}
+
+impl BlockDevice for SparseDevice {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> ext4_blockdev::Result<()> {
+        self.inner.read_at(offset, buf)
+    }
+    fn write_at(&self, offset: u64, buf: &[u8]) -> ext4_blockdev::Result<()> {
+        self.inner.write_at(offset, buf)
+    }
+    fn flush(&self) -> ext4_blockdev::Result<()> {
+        self.inner.flush()
+    }
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn write_zeroes(&self, offset: u64, len: u64) -> ext4_blockdev::Result<()> {
+        ext4_blockdev::check_range(ext4_blockdev::Op::Write, offset, len as usize, self.len())?;
+        self.punch(offset, len)
+            .map_err(|source| ext4_blockdev::DeviceError::Io {
+                op: ext4_blockdev::Op::Write,
+                offset,
+                source,
+            })
+    }
+    fn discard(&self, offset: u64, len: u64) -> ext4_blockdev::Result<()> {
+        self.write_zeroes(offset, len)
+    }
+}
+
+/// Writes `profile` as an mke2fs.conf and returns its path.
+pub fn conf_file(profile: &Profile) -> TempFile {
+    let p = tmp_path(&format!("{}.conf", profile.name));
+    std::fs::write(&p, profile.to_conf()).expect("write profile");
+    TempFile(p)
+}
+
+/// Runs the real mke2fs on `image` with `args` (and the fixed UUID, hash
+/// seed and time), returning its combined output on failure.
+pub fn run_mke2fs(
+    image: &Path,
+    profile: &Profile,
+    args: &[String],
+    size: Option<&str>,
+) -> Result<(), String> {
+    let conf = conf_file(profile);
+    let mut c = Command::new("mke2fs");
+    c.env("E2FSPROGS_FAKE_TIME", FAKE_TIME.to_string())
+        .env("MKE2FS_CONFIG", conf.path());
+    c.env_remove("SOURCE_DATE_EPOCH");
+    c.arg("-q").arg("-F").arg("-U").arg(UUID);
+    // mke2fs 1.47.0 keeps only the last -E: merge them all into one.
+    let mut ext = vec![format!("hash_seed={HASH_SEED}")];
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "-E" {
+            ext.push(it.next().expect("-E value").clone());
+        } else {
+            c.arg(a);
+        }
+    }
+    c.arg("-E").arg(ext.join(",")).arg(image);
+    if let Some(s) = size {
+        c.arg(s);
+    }
+    let out = c.output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// Maps an mke2fs command line to [`FormatOptions`] with our parsers,
+/// adding the fixed UUID, hash seed and time.
+pub fn options_from_args(
+    profile: Profile,
+    args: &[String],
+    size: Option<&str>,
+) -> Result<FormatOptions, ext4_mkfs::MkfsError> {
+    let mut o = FormatOptions {
+        profile,
+        time: Some(FAKE_TIME),
+        ..FormatOptions::default()
+    };
+    o.uuid = ext4_mkfs::parse_uuid_choice(UUID)?;
+    ext4_mkfs::merge_extended(&mut o.extended, &format!("hash_seed={HASH_SEED}"))?;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || it.next().expect("flag value").clone();
+        match a.as_str() {
+            "-t" => o.fs_type = FsType::from_name(&val()),
+            "-T" => o.usage_types = Some(val()),
+            "-b" => o.block_size = Some(val().parse().expect("block size")),
+            "-I" => o.inode_size = Some(val().parse().expect("inode size")),
+            "-i" => o.inode_ratio = Some(val().parse().expect("inode ratio")),
+            "-N" => o.inode_count = Some(val().parse().expect("inode count")),
+            "-m" => o.reserved_percent = Some(val().parse().expect("reserved percent")),
+            "-L" => o.label = Some(val()),
+            "-M" => o.last_mounted = Some(val()),
+            "-U" => o.uuid = ext4_mkfs::parse_uuid_choice(&val())?,
+            "-O" => o.features.extend(ext4_mkfs::parse_features(&val())?),
+            "-E" => ext4_mkfs::merge_extended(&mut o.extended, &val())?,
+            "-J" => o.journal_options = Some(ext4_mkfs::parse_journal_options(&val())?),
+            "-j" => o.journal = true,
+            "-g" => o.blocks_per_group = Some(val().parse().expect("blocks per group")),
+            "-G" => o.flex_bg_size = Some(val().parse().expect("flex size")),
+            "-e" => o.errors = ext4_mkfs::ErrorsBehaviour::from_name(&val()),
+            other => panic!("unmapped mke2fs flag {other}"),
+        }
+    }
+    if let Some(s) = size {
+        o.size = Some(ext4_mkfs::parse_size(s)?);
+    }
+    Ok(o)
+}
+
+/// Formats `image` with our formatter, as a sparse-aware device.
+pub fn run_ours(
+    image: &Path,
+    opts: &FormatOptions,
+) -> Result<ext4_mkfs::FormatReport, ext4_mkfs::MkfsError> {
+    let dev = SparseDevice::open(image);
+    ext4_mkfs::format(&dev, opts, &mut |_| ControlFlow::Continue(()))
+}
+
+/// `e2fsck -fn` output when it is not silent.
+pub fn fsck_problems(image: &Path) -> Option<String> {
+    let out = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(image)
+        .output()
+        .expect("e2fsck runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let noise = |l: &str| {
+        l.is_empty()
+            || l.starts_with("e2fsck ")
+            || l.starts_with("Pass ")
+            || l.contains(" files (")
+            || l.starts_with("Checking group summary")
+    };
+    let extra: Vec<&str> = text.lines().filter(|l| !noise(l)).collect();
+    if out.status.success() && extra.is_empty() {
+        None
+    } else {
+        Some(format!("exit {:?}\n{text}", out.status.code()))
+    }
+}
+
+/// `dumpe2fs` output (stdout only).
+pub fn dumpe2fs(image: &Path) -> String {
+    let out = Command::new("dumpe2fs")
+        .arg(image)
+        .output()
+        .expect("dumpe2fs runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Superblock lines that may differ between the two formatters, with why:
+/// none so far.
+pub const DUMPE2FS_IGNORED: &[&str] = &[];
+
+/// Compares two dumpe2fs outputs line by line (after dropping ignored
+/// superblock fields) and lists the differences.
+pub fn dump_differences(ours: &str, theirs: &str) -> Vec<String> {
+    let keep = |l: &&str| !DUMPE2FS_IGNORED.iter().any(|k| l.starts_with(k));
+    let a: Vec<&str> = ours.lines().filter(keep).collect();
+    let b: Vec<&str> = theirs.lines().filter(keep).collect();
+    let mut diffs = Vec::new();
+    for i in 0..a.len().max(b.len()) {
+        let (x, y) = (
+            a.get(i).copied().unwrap_or("<none>"),
+            b.get(i).copied().unwrap_or("<none>"),
+        );
+        if x != y {
+            diffs.push(format!("line {i}: ours   {x}\n         mke2fs {y}"));
+            if diffs.len() > 20 {
+                break;
+            }
+        }
+    }
+    diffs
+}
+
+/// The first differing byte offsets of two files (up to `max`).
+pub fn byte_differences(a: &Path, b: &Path, max: usize) -> Vec<u64> {
+    use std::io::Read;
+    let mut fa = File::open(a).expect("open");
+    let mut fb = File::open(b).expect("open");
+    let mut out = Vec::new();
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    let mut off = 0u64;
+    loop {
+        let na = fa.read(&mut ba).expect("read");
+        let nb = fb.read(&mut bb).expect("read");
+        let n = na.min(nb);
+        if ba[..n] != bb[..n] {
+            for i in 0..n {
+                if ba[i] != bb[i] {
+                    out.push(off + i as u64);
+                    if out.len() >= max {
+                        return out;
+                    }
+                }
+            }
+        }
+        if na != nb {
+            out.push(off + n as u64);
+            return out;
+        }
+        if n == 0 {
+            return out;
+        }
+        off += n as u64;
+    }
+}
