@@ -10,6 +10,7 @@ use crate::MkfsError;
 use crate::error::Warning;
 use crate::features::{has_compat, has_incompat, has_ro, set_incompat, set_ro};
 use crate::journal::JournalLayout;
+use crate::kbytes::Io;
 use crate::mapping::{MapKind, Mapping};
 use crate::model::Model;
 use crate::options::FormatOptions;
@@ -43,6 +44,12 @@ pub struct Build {
     pub csum_seed: u32,
     /// Bytes of the filesystem on the device.
     pub fs_bytes: u64,
+    /// The I/O mke2fs makes, in order, for `s_kbytes_written`.
+    pub io: Vec<Io>,
+    /// Whether sector 0 holds a BSD disklabel (mke2fs then leaves it).
+    pub bsd_label: bool,
+    /// The root directory's block.
+    pub root_block: u64,
 }
 
 impl Build {
@@ -74,58 +81,50 @@ impl Build {
             itable_zeroed: false,
             csum_seed,
             fs_bytes,
+            io: Vec::new(),
+            bsd_label: false,
+            root_block: 0,
         })
     }
 
     /// Computes the whole format. `discard_zeroes`: the device will read as
-    /// zeros after the discard that precedes the format.
+    /// zeros after the discard that precedes the format; `bsd_label`:
+    /// sector 0 holds a BSD disklabel, which mke2fs leaves in place.
     pub fn run(
         dev_len: u64,
         opts: &FormatOptions,
         discard_zeroes: bool,
+        bsd_label: bool,
     ) -> Result<Build, MkfsError> {
         let mut b = Build::start(dev_len, opts)?;
-        let journal_blocks = if has_compat(&b.model.shape.features, Compat::HAS_JOURNAL)
-            || b.params.journal_size != 0
-        {
+        b.bsd_label = bsd_label;
+        let f = b.model.shape.features;
+        let wants_journal = has_compat(&f, Compat::HAS_JOURNAL) || b.params.journal_size != 0;
+        let journal_blocks = if wants_journal {
             b.figure_journal_size()?
         } else {
             None
         };
+        // zap_sector(2, 6): the old superblock.
+        b.io.push(Io::Direct(3072));
         crate::tables::allocate_tables(&mut b.model, b.params.raid_stride)?;
         let s = b.model.shape.clone();
         b.overhead = b.model.map.count_used(s.first_data_block, s.blocks_count);
+        if !bsd_label {
+            // zap_sector(0, 2): the boot sector.
+            b.io.push(Io::Direct(1024));
+        }
         b.plan_zeroing(discard_zeroes);
+        if b.metadata_csum() {
+            b.write_reserved_inodes();
+        }
         b.create_root_dir()?;
         b.create_lost_found()?;
         b.reserve_inodes();
-        if b.metadata_csum() {
-            // write_reserved_inodes: zeroed records with valid checksums.
-            for ino in 3..crate::shape::FIRST_INO {
-                b.model.inodes.entry(ino).or_insert_with(|| Inode::empty(0));
-            }
-        }
         if has_compat(&s.features, Compat::RESIZE_INODE) {
             b.create_resize_inode()?;
         }
-        match journal_blocks {
-            Some(n) if has_compat(&b.model.shape.features, Compat::HAS_JOURNAL) => {
-                b.create_journal(n)?;
-                b.overhead += u64::from(n);
-            }
-            _ => {
-                crate::features::set_compat(
-                    &mut b.model.shape.features,
-                    Compat::HAS_JOURNAL,
-                    false,
-                );
-                crate::features::set_compat(
-                    &mut b.model.shape.features,
-                    Compat::ORPHAN_FILE,
-                    false,
-                );
-            }
-        }
+        b.add_journal(journal_blocks)?;
         if has_incompat(&b.model.shape.features, Incompat::MMP) {
             b.create_mmp()?;
         }
@@ -136,16 +135,58 @@ impl Build {
                 .orphan_file_blocks
                 .unwrap_or_else(|| crate::orphan::default_orphan_file_blocks(s.blocks_count));
             if n == 0 {
+                let value = "0".into();
                 return Err(MkfsError::InvalidOption {
                     option: "-E orphan_file_size",
-                    value: "0".into(),
+                    value,
                     reason: "zero",
                 });
             }
             b.create_orphan_file(n)?;
         }
         b.seal_dir_blocks();
+        b.log_bitmap_writes();
         Ok(b)
+    }
+
+    /// `write_reserved_inodes`: inodes 1 .. first_ino - 1 as zeroed records
+    /// with valid checksums.
+    fn write_reserved_inodes(&mut self) {
+        for ino in 1..crate::shape::FIRST_INO {
+            self.model.inodes.insert(ino, Inode::empty(0));
+            self.io.push(Io::WriteInodeFull(ino));
+        }
+    }
+
+    /// Creates the journal, or drops has_journal (and orphan_file) when the
+    /// filesystem is too small for one.
+    fn add_journal(&mut self, blocks: Option<u32>) -> Result<(), MkfsError> {
+        match blocks {
+            Some(n) if has_compat(&self.model.shape.features, Compat::HAS_JOURNAL) => {
+                self.create_journal(n)?;
+                self.overhead += u64::from(n);
+            }
+            _ => {
+                let f = &mut self.model.shape.features;
+                crate::features::set_compat(f, Compat::HAS_JOURNAL, false);
+                crate::features::set_compat(f, Compat::ORPHAN_FILE, false);
+            }
+        }
+        Ok(())
+    }
+
+    /// `write_bitmaps` at close: each group's block then inode bitmap.
+    fn log_bitmap_writes(&mut self) {
+        for g in 0..self.model.shape.group_count {
+            if self.writes_block_bitmap(g) {
+                self.io
+                    .push(Io::WriteBlock(self.model.groups[g as usize].block_bitmap));
+            }
+            if self.writes_inode_bitmap(g) {
+                self.io
+                    .push(Io::WriteBlock(self.model.groups[g as usize].inode_bitmap));
+            }
+        }
     }
 
     /// Whether metadata_csum is on.
@@ -311,6 +352,9 @@ impl Build {
         self.params.mmp_update_interval = interval;
         let b = self.model.alloc_block(0)?;
         self.mmp_block = b;
+        // alloc_block2 writes a zeroed block; ext2fs_mmp_write writes 1024
+        // bytes directly, flushing the cache first.
+        self.io.extend([Io::WriteBlock(b), Io::Direct(1024)]);
         Ok(())
     }
 

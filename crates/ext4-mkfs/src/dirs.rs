@@ -9,6 +9,7 @@ use ext4_ondisk::{Incompat, RoCompat};
 use crate::MkfsError;
 use crate::build::Build;
 use crate::features::{has_incompat, has_ro};
+use crate::kbytes::Io;
 use crate::shape::FIRST_INO;
 
 /// `EXT2_FT_DIR`.
@@ -87,10 +88,33 @@ impl Build {
         inode.gid = gid;
         self.model.claim(blk, 1);
         self.model.inode_alloc(root, true);
-        self.dir_blocks
-            .push((root, blk, self.new_dir_block(root, root)));
+        let data = self.new_dir_block(root, root);
+        self.dir_blocks.push((root, blk, data));
         self.model.inodes.insert(root, inode);
+        self.root_block = blk;
+        self.io
+            .extend([Io::WriteInodeFull(root), Io::WriteDirBlock(blk, root)]);
+        if self.extents() {
+            self.io.push(Io::WriteInode(root));
+        }
+        if (uid, gid) != (0, 0) {
+            self.io
+                .extend([Io::ReadInode(root), Io::WriteInodeFull(root)]);
+        }
         Ok(())
+    }
+
+    /// Links `name` into the root directory block and counts the link.
+    fn link_in_root(&mut self, name: &[u8], ino: u32) {
+        let root = ext4_ondisk::ino::ROOT;
+        if let Some(i) = self.dir_blocks.iter().position(|(o, _, _)| *o == root) {
+            let mut block = std::mem::take(&mut self.dir_blocks[i].2);
+            self.link_into(&mut block, name, ino);
+            self.dir_blocks[i].2 = block;
+        }
+        if let Some(r) = self.model.inodes.get_mut(&root) {
+            r.links_count += 1;
+        }
     }
 
     /// Creates lost+found and grows it as mke2fs does.
@@ -102,23 +126,8 @@ impl Build {
         let mut blocks = vec![first];
         self.model.claim(first, 1);
         self.model.inode_alloc(ino, true);
-        // Link it into the root and count the link.
-        let name = b"lost+found";
-        if let Some(rb) = self
-            .dir_blocks
-            .iter_mut()
-            .find(|(i, _, _)| *i == root)
-            .map(|(_, _, b)| std::mem::take(b))
-        {
-            let mut rb = rb;
-            self.link_into(&mut rb, name, ino);
-            if let Some(e) = self.dir_blocks.iter_mut().find(|(i, _, _)| *i == root) {
-                e.2 = rb;
-            }
-        }
-        if let Some(r) = self.model.inodes.get_mut(&root) {
-            r.links_count += 1;
-        }
+        self.log_lost_found_mkdir(ino, first);
+        self.link_in_root(b"lost+found", ino);
         // Grow to 16 KiB (at least 2 blocks), within the 12 direct blocks.
         let bs = self.model.shape.bs();
         let mut lpf_size = 0u64;
@@ -131,6 +140,7 @@ impl Build {
             let b = self.model.new_block(last)?;
             self.model.claim(b, 1);
             blocks.push(b);
+            self.log_expand_dir(ino, b);
         }
         let mut inode = self.new_inode_record(S_IFDIR | 0o700);
         inode.size = bs * blocks.len() as u64;
@@ -139,10 +149,11 @@ impl Build {
         let runs = runs_of(&blocks);
         self.map_blocks(&mut inode, &runs)?;
         self.model.inodes.insert(ino, inode);
-        self.dir_blocks
-            .push((ino, first, self.new_dir_block(ino, root)));
+        let data = self.new_dir_block(ino, root);
+        self.dir_blocks.push((ino, first, data));
         for &b in &blocks[1..] {
-            self.dir_blocks.push((ino, b, self.new_dir_block(0, 0)));
+            let data = self.new_dir_block(0, 0);
+            self.dir_blocks.push((ino, b, data));
         }
         Ok(())
     }
@@ -161,6 +172,59 @@ impl Build {
         inode.mtime = t;
         inode.ctime = t;
         self.model.inodes.insert(bad, inode);
+        self.io
+            .extend([Io::ReadInode(bad), Io::ReadInode(bad), Io::WriteInode(bad)]);
+    }
+
+    /// Whether files use extents.
+    pub(crate) fn extents(&self) -> bool {
+        has_incompat(&self.model.shape.features, Incompat::EXTENTS)
+    }
+
+    /// The I/O of `ext2fs_lookup` in the root: its inode and its block.
+    fn log_root_lookup(&mut self) {
+        let root = ext4_ondisk::ino::ROOT;
+        self.io.extend([
+            Io::ReadInode(root),
+            Io::ReadBlock(self.root_block),
+            Io::ReadInode(root),
+        ]);
+    }
+
+    /// The I/O of `ext2fs_mkdir(root, 0, "lost+found")` and the lookup
+    /// that follows it in mke2fs.
+    fn log_lost_found_mkdir(&mut self, ino: u32, first: u64) {
+        let root = ext4_ondisk::ino::ROOT;
+        self.io.extend([
+            Io::ReadInode(root),
+            Io::WriteInodeFull(ino),
+            Io::WriteDirBlock(first, ino),
+        ]);
+        if self.extents() {
+            self.io.push(Io::WriteInode(ino));
+        }
+        self.log_root_lookup();
+        // ext2fs_link, then the parent's link count.
+        let rb = self.root_block;
+        self.io.extend([
+            Io::ReadInode(root),
+            Io::ReadBlock(rb),
+            Io::WriteDirBlock(rb, root),
+        ]);
+        self.io.extend([Io::ReadInode(root), Io::WriteInode(root)]);
+        self.log_root_lookup();
+    }
+
+    /// The I/O of one `ext2fs_expand_dir` adding block `b`.
+    fn log_expand_dir(&mut self, ino: u32, b: u64) {
+        self.io.extend([
+            Io::ReadInode(ino),
+            Io::ReadInode(ino),
+            Io::ReadInode(ino),
+            Io::WriteDirBlock(b, ino),
+        ]);
+        self.io
+            .extend([Io::WriteInode(ino), Io::ReadInode(ino), Io::WriteInode(ino)]);
     }
 }
 

@@ -11,6 +11,7 @@ use crate::MkfsError;
 use crate::build::Build;
 use crate::error::Warning;
 use crate::features::has_incompat;
+use crate::kbytes::Io;
 use crate::mapping::Mapping;
 
 /// `EXT_INIT_MAX_LEN`: the longest initialized extent.
@@ -137,12 +138,16 @@ impl Build {
             crate::mapping::MapKind::Extents,
             self.model.shape.block_size,
         );
+        let ino = ext4_ondisk::ino::JOURNAL;
+        self.io.push(Io::ReadInode(ino));
         let mut lblk = 0u64;
         while lblk < len {
             let want = (len - lblk).min(MAX_EXTENT_LEN);
             let (start, got) = self.model.new_range(pblk, want)?;
             self.model.claim(start, got);
+            let before = mapping.leaves();
             mapping.push_extent(&mut self.model, lblk as u32, start, got as u32)?;
+            self.log_extent_insert(ino, &before, &mapping.leaves());
             lblk += got;
             pblk = start + got;
             if pblk >= max {
@@ -160,8 +165,12 @@ impl Build {
             crate::mapping::MapKind::Indirect,
             self.model.shape.block_size,
         );
+        let ino = ext4_ondisk::ino::JOURNAL;
+        self.io.push(Io::ReadInode(ino));
         for lblk in 0..len {
             mapping.push_indirect(&mut self.model, lblk as u32, goal)?;
+            self.io.append(&mut mapping.io);
+            self.io.push(Io::WriteInode(ino));
         }
         Ok(mapping)
     }
@@ -192,6 +201,11 @@ impl Build {
             what: "the journal",
         })?;
         self.model.put_block(first, self.journal_superblock(blocks));
+        self.io.push(Io::WriteInodeFull(ext4_ondisk::ino::JOURNAL));
+        if let Some(&leaf) = mapping.leaves().first() {
+            self.io.push(Io::ReadBlock(leaf));
+        }
+        self.io.push(Io::WriteBlock(first));
 
         let mut inode = self.new_inode_record(0o100600);
         inode.links_count = 1;
@@ -207,6 +221,29 @@ impl Build {
             map_blocks,
         });
         Ok(())
+    }
+
+    /// The I/O of inserting one extent at the end of `ino`'s tree, given
+    /// its leaf blocks before and after (a new one means a split).
+    pub(crate) fn log_extent_insert(&mut self, ino: u32, before: &[u64], after: &[u64]) {
+        if after.is_empty() {
+            self.io.push(Io::WriteInode(ino));
+            return;
+        }
+        if let Some(&new) = after.get(before.len()) {
+            self.io
+                .extend([Io::WriteBlock(new), Io::ReadInode(ino), Io::WriteBlock(new)]);
+            match before.last() {
+                Some(&old) => self.io.extend([Io::WriteBlock(old), Io::WriteInode(ino)]),
+                None => self.io.push(Io::WriteInode(ino)),
+            }
+        }
+        let leaf = *after.last().expect("a leaf");
+        self.io.extend([
+            Io::ReadBlock(leaf),
+            Io::ReadInode(ino),
+            Io::WriteBlock(leaf),
+        ]);
     }
 
     /// The jbd2 superblock block (`ext2fs_create_journal_superblock2`).

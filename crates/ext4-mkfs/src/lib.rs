@@ -39,6 +39,7 @@ mod error;
 mod features;
 mod image;
 mod journal;
+mod kbytes;
 mod layout;
 mod mapping;
 mod model;
@@ -83,11 +84,22 @@ pub struct FormatReport {
     pub discarded: bool,
 }
 
+/// Whether the first sector holds a BSD disklabel (`BSD_DISKMAGIC` at byte
+/// 64), which mke2fs does not erase.
+fn has_bsd_disklabel(dev: &dyn BlockDevice, offset: u64) -> bool {
+    let mut sector = [0u8; 512];
+    if dev.read_at(offset, &mut sector).is_err() {
+        return false;
+    }
+    let magic = ext4_ondisk::get_u32(&sector, 64);
+    magic == 0x8256_4557 || magic == 0x5745_5682
+}
+
 /// Computes the format of a device of `dev_len` bytes without writing
 /// anything (`mke2fs -n`). Random UUIDs and seeds not fixed in `opts` are
 /// drawn anew on each call.
 pub fn plan(dev_len: u64, opts: &FormatOptions) -> Result<Layout, MkfsError> {
-    let b = build::Build::run(dev_len, opts, opts.discard_zeroes_data)?;
+    let b = build::Build::run(dev_len, opts, opts.discard_zeroes_data, false)?;
     Ok(Layout::of(&b))
 }
 
@@ -103,8 +115,10 @@ pub fn format(
         return Err(MkfsError::ReadOnlyDevice);
     }
     let mut opts = opts.clone();
+    let offset = opts.extended.offset.unwrap_or(0);
+    let bsd_label = has_bsd_disklabel(dev, offset);
     // Fix random choices once, so that a re-plan below cannot change them.
-    let first = build::Build::run(dev.len(), &opts, opts.discard_zeroes_data)?;
+    let first = build::Build::run(dev.len(), &opts, opts.discard_zeroes_data, bsd_label)?;
     opts.uuid = UuidChoice::Given(first.params.uuid);
     opts.extended.hash_seed = Some(first.params.hash_seed);
     opts.time = Some(first.params.time);
@@ -121,7 +135,7 @@ pub fn format(
         }
         discarded = dev.discard(b.params.offset, b.fs_bytes).is_ok();
         if !discarded && b.itable_zeroed && !b.params.assume_prezeroed {
-            b = build::Build::run(dev.len(), &opts, false)?;
+            b = build::Build::run(dev.len(), &opts, false, bsd_label)?;
         }
     }
     let result = write::write(dev, &b, discarded, progress);

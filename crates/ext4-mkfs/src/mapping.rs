@@ -16,6 +16,7 @@ use ext4_ondisk::inode::InodeFlags;
 
 use crate::MkfsError;
 use crate::build::Build;
+use crate::kbytes::Io;
 use crate::model::Model;
 
 /// Which kind of block map.
@@ -39,6 +40,9 @@ const MAX_LEN: u32 = 32768;
 struct Leaf {
     block: u64,
     extents: Vec<Extent>,
+    /// An entry moved out by a split, still present past `extents` (libext2fs
+    /// only lowers `eh_entries`).
+    stale: Option<Extent>,
 }
 
 /// A file's block map under construction.
@@ -48,6 +52,8 @@ pub struct Mapping {
     block_size: u32,
     /// Extents while the tree has depth 0.
     root: Vec<Extent>,
+    /// The root's extents when it was split, left in `i_block`.
+    root_stale: Vec<Extent>,
     /// Leaves once it has depth 1.
     leaves: Vec<Leaf>,
     /// Indirect map: direct pointers.
@@ -60,6 +66,8 @@ pub struct Mapping {
     runs: Vec<(u32, u64, u32)>,
     /// Map blocks in allocation order.
     map_blocks: Vec<u64>,
+    /// The I/O libext2fs makes for indirect-map changes, drained by the caller.
+    pub io: Vec<Io>,
 }
 
 impl Mapping {
@@ -69,12 +77,14 @@ impl Mapping {
             kind,
             block_size,
             root: Vec::new(),
+            root_stale: Vec::new(),
             leaves: Vec::new(),
             direct: [0; NDIR],
             top: [0; 3],
             nodes: BTreeMap::new(),
             runs: Vec::new(),
             map_blocks: Vec::new(),
+            io: Vec::new(),
         }
     }
 
@@ -114,7 +124,13 @@ impl Mapping {
             let block = m.alloc_block(self.root[0].start.wrapping_sub(1))?;
             self.map_blocks.push(block);
             let extents = std::mem::take(&mut self.root);
-            self.leaves.push(Leaf { block, extents });
+            // The inode keeps the old extents behind the new index entry.
+            self.root_stale = extents.clone();
+            self.leaves.push(Leaf {
+                block,
+                extents,
+                stale: None,
+            });
         }
         let cap = self.leaf_capacity();
         let last = self.leaves.len() - 1;
@@ -128,9 +144,11 @@ impl Mapping {
             let block = m.alloc_block(goal)?;
             self.map_blocks.push(block);
             let moved = self.leaves[last].extents.pop().expect("a full leaf");
+            self.leaves[last].stale = Some(moved);
             self.leaves.push(Leaf {
                 block,
                 extents: vec![moved],
+                stale: None,
             });
         }
         self.leaves.last_mut().expect("a leaf").extents.push(e);
@@ -169,6 +187,12 @@ impl Mapping {
         };
         let b = m.alloc_block(goal)?;
         self.nodes.get_mut(&parent).expect("created above")[index] = b as u32;
+        // alloc_block3 writes the zeroed block; block_ind_bmap rewrites the parent.
+        self.io.extend([
+            Io::WriteBlock(b),
+            Io::ReadBlock(parent),
+            Io::WriteBlock(parent),
+        ]);
         Ok(b)
     }
 
@@ -194,6 +218,7 @@ impl Mapping {
                 self.top[level - 1]
             };
             let b = m.alloc_block(goal)?;
+            self.io.push(Io::WriteBlock(b));
             self.top[level] = b;
             self.map_blocks.push(b);
             self.nodes.insert(b, vec![0; self.block_size as usize / 4]);
@@ -219,6 +244,7 @@ impl Mapping {
                 first_goal
             };
             let b = m.alloc_block(goal)?;
+            self.io.push(Io::WriteBlock(b));
             self.direct[n as usize] = b as u32;
             b
         } else {
@@ -241,6 +267,11 @@ impl Mapping {
         };
         self.note_run(lblk, b, 1);
         Ok(b)
+    }
+
+    /// The leaf blocks of the extent tree (empty at depth 0).
+    pub fn leaves(&self) -> Vec<u64> {
+        self.leaves.iter().map(|l| l.block).collect()
     }
 
     /// The data runs `(logical, physical, length)`.
@@ -311,6 +342,9 @@ impl Mapping {
             generation: 0,
         };
         extent::write_header(&mut inode.block, h);
+        for (i, e) in self.root_stale.iter().enumerate() {
+            extent::write_extent(&mut inode.block, i, e);
+        }
         let seed = b.inode_csum_seed(ino);
         for (i, leaf) in self.leaves.iter().enumerate() {
             extent::write_index(
@@ -331,6 +365,9 @@ impl Mapping {
             extent::write_header(&mut buf, lh);
             for (j, e) in leaf.extents.iter().enumerate() {
                 extent::write_extent(&mut buf, j, e);
+            }
+            if let Some(e) = &leaf.stale {
+                extent::write_extent(&mut buf, leaf.extents.len(), e);
             }
             if let Some(seed) = seed {
                 extent::set_extent_block_checksum(seed, &mut buf);

@@ -8,6 +8,7 @@ use ext4_ondisk::{Incompat, RoCompat};
 use crate::MkfsError;
 use crate::build::Build;
 use crate::features::{has_incompat, has_ro};
+use crate::kbytes::Io;
 use crate::mapping::{MapKind, Mapping};
 
 /// `ext2fs_default_orphan_file_blocks`: 32 blocks below 128Ki blocks,
@@ -39,18 +40,33 @@ impl Build {
         let mut map = Mapping::new(kind, s.block_size);
         let mut last = 0u64;
         let mut data = Vec::new();
+        self.io.push(Io::ReadInode(ino));
+        if extents {
+            self.io.push(Io::WriteInode(ino));
+        }
+        self.io.push(Io::ReadInode(ino));
         for lblk in 0..num_blocks {
             let lblk = lblk as u32;
             let b = if extents {
                 let b = self.model.alloc_block(last)?;
+                let before = map.leaves();
                 map.append_block(&mut self.model, lblk, b)?;
+                self.io.push(Io::WriteBlock(b));
+                self.log_extent_insert(ino, &before, &map.leaves());
                 b
             } else {
-                map.push_indirect(&mut self.model, lblk, 0)?
+                let b = map.push_indirect(&mut self.model, lblk, 0)?;
+                self.io.append(&mut map.io);
+                b
             };
             last = b;
             data.push(b);
         }
+        if !extents {
+            self.io.push(Io::WriteInode(ino));
+        }
+        self.io
+            .extend([Io::ReadInode(ino), Io::WriteInodeFull(ino)]);
         let seed = self.csum_seed;
         for &b in &data {
             let mut buf = vec![0u8; s.block_size as usize];

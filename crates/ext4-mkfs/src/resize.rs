@@ -8,6 +8,7 @@ use ext4_ondisk::{Compat, RoCompat};
 use crate::MkfsError;
 use crate::build::Build;
 use crate::features::{has_compat, has_ro};
+use crate::kbytes::Io;
 
 /// `EXT2_DIND_BLOCK`: index of the double-indirect pointer in `i_block`.
 const DIND: usize = 13;
@@ -67,6 +68,7 @@ impl Build {
             + u64::from(s.reserved_gdt_blocks)
             + 2
             + u64::from(s.inode_blocks_per_group);
+        self.io.push(Io::ReadInode(ext4_ondisk::ino::RESIZE));
         let dind = self.model.alloc_block(goal)?;
         let mut inode = self.new_inode_record(0o100600);
         inode.links_count = 1;
@@ -89,8 +91,13 @@ impl Build {
                 blocks += 1;
             }
             self.model.put_block(gdt_blk, gdt_buf);
+            self.io.push(Io::WriteBlock(gdt_blk));
         }
         self.model.put_block(dind, dind_buf);
+        self.io.extend([
+            Io::WriteBlock(dind),
+            Io::WriteInodeFull(ext4_ondisk::ino::RESIZE),
+        ]);
         inode.blocks = blocks * (s.bs() / 512);
         self.model.inodes.insert(ext4_ondisk::ino::RESIZE, inode);
         Ok(())

@@ -25,9 +25,15 @@ impl Build {
             || has_ro(f, RoCompat::EXTRA_ISIZE)
     }
 
-    /// `s_kbytes_written` as mke2fs leaves it (see [`crate::kbytes`]).
+    /// `s_kbytes_written` as mke2fs leaves it (see the `kbytes` module).
     pub fn kbytes_written(&self) -> u64 {
-        if self.counts_kbytes_written() { 1 } else { 0 }
+        if !self.counts_kbytes_written() {
+            return 0;
+        }
+        let s = &self.model.shape;
+        let bytes = crate::kbytes::bytes_written(&self.model, &self.io, self.metadata_csum());
+        let meta_blks = u64::from(s.desc_blocks) + 1;
+        1 + (bytes >> 10) + meta_blks / (s.bs() / 1024)
     }
 
     /// The primary superblock, without its checksum. `kbytes_written` is the

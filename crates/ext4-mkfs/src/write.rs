@@ -123,6 +123,10 @@ pub(crate) fn write(
     // No valid superblock from here on until the end.
     dev.write_at(b.params.offset + 1024, &[0u8; 3072])?;
     w.done += 3072;
+    if !b.bsd_label {
+        // mke2fs also erases the boot sector (zap_sector(0, 2)).
+        dev.write_at(b.params.offset, &[0u8; 1024])?;
+    }
     w.report(if discarded {
         Phase::Discard
     } else {
