@@ -10,10 +10,7 @@ use ext4_mkfs::{FormatOptions, FsType};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut o = FormatOptions {
-        time: ext4_mkfs::time_from_env(),
-        ..FormatOptions::default()
-    };
+    let mut o = FormatOptions { time: ext4_mkfs::time_from_env(), ..FormatOptions::default() };
     let mut positional = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -54,11 +51,7 @@ fn main() {
     if let Some(s) = positional.get(1) {
         o.size = Some(ext4_mkfs::parse_size(s).expect("size"));
     }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .expect("open image");
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(path).expect("open image");
     let dev = ext4_blockdev::FileDevice::from_file(file, false).expect("device");
     if dry {
         match ext4_mkfs::plan(ext4_blockdev::BlockDevice::len(&dev), &o) {
@@ -69,12 +62,7 @@ fn main() {
     }
     let t = std::time::Instant::now();
     match ext4_mkfs::format(&dev, &o, &mut |_| ControlFlow::Continue(())) {
-        Ok(r) => println!(
-            "{} blocks, {} groups, in {:?}",
-            r.layout.blocks_count,
-            r.layout.groups.len(),
-            t.elapsed()
-        ),
+        Ok(r) => println!("{} blocks, {} groups, in {:?}", r.layout.blocks_count, r.layout.groups.len(), t.elapsed()),
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(1);

@@ -103,12 +103,7 @@ impl BlockMap {
             return 0;
         }
         let mut n = 0;
-        let first = self
-            .used
-            .range(..=start)
-            .next_back()
-            .map(|(&s, _)| s)
-            .unwrap_or(start);
+        let first = self.used.range(..=start).next_back().map(|(&s, _)| s).unwrap_or(start);
         for (&s, &e) in self.used.range(first..end) {
             let (a, z) = (s.max(start), e.min(end));
             if a < z {
@@ -120,16 +115,8 @@ impl BlockMap {
 
     /// The used extents overlapping `[start, end)`, clipped to it.
     pub fn extents_in(&self, start: u64, end: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
-        let first = self
-            .used
-            .range(..=start)
-            .next_back()
-            .map(|(&s, _)| s)
-            .unwrap_or(start);
-        self.used
-            .range(first..end.max(first))
-            .map(move |(&s, &e)| (s.max(start), e.min(end)))
-            .filter(|(a, z)| a < z)
+        let first = self.used.range(..=start).next_back().map(|(&s, _)| s).unwrap_or(start);
+        self.used.range(first..end.max(first)).map(move |(&s, &e)| (s.max(start), e.min(end))).filter(|(a, z)| a < z)
     }
 }
 

@@ -58,14 +58,15 @@ impl Build {
         let mut params = resolve(dev_len, opts)?;
         let mut warnings = std::mem::take(&mut params.warnings);
         let shape = Shape::new(&params, &mut warnings)?;
+        if shape.inodes_count < crate::shape::FIRST_INO + 1 {
+            // mke2fs 1.47.0 fails half-way through such a format.
+            let reason = "fewer inodes than the reserved inodes and lost+found need";
+            return Err(MkfsError::TooSmall { blocks: shape.blocks_count, reason });
+        }
         let fs_bytes = shape.blocks_count * shape.bs();
-        let need = params.offset.checked_add(fs_bytes).unwrap_or(u64::MAX);
+        let need = params.offset.saturating_add(fs_bytes);
         if need > dev_len {
-            return Err(MkfsError::DeviceTooSmall {
-                need: fs_bytes,
-                offset: params.offset,
-                have: dev_len,
-            });
+            return Err(MkfsError::DeviceTooSmall { need: fs_bytes, offset: params.offset, have: dev_len });
         }
         let csum_seed = crc32c(!0, &params.uuid);
         Ok(Build {
@@ -90,21 +91,12 @@ impl Build {
     /// Computes the whole format. `discard_zeroes`: the device will read as
     /// zeros after the discard that precedes the format; `bsd_label`:
     /// sector 0 holds a BSD disklabel, which mke2fs leaves in place.
-    pub fn run(
-        dev_len: u64,
-        opts: &FormatOptions,
-        discard_zeroes: bool,
-        bsd_label: bool,
-    ) -> Result<Build, MkfsError> {
+    pub fn run(dev_len: u64, opts: &FormatOptions, discard_zeroes: bool, bsd_label: bool) -> Result<Build, MkfsError> {
         let mut b = Build::start(dev_len, opts)?;
         b.bsd_label = bsd_label;
         let f = b.model.shape.features;
         let wants_journal = has_compat(&f, Compat::HAS_JOURNAL) || b.params.journal_size != 0;
-        let journal_blocks = if wants_journal {
-            b.figure_journal_size()?
-        } else {
-            None
-        };
+        let journal_blocks = if wants_journal { b.figure_journal_size()? } else { None };
         // zap_sector(2, 6): the old superblock.
         b.io.push(Io::Direct(3072));
         crate::tables::allocate_tables(&mut b.model, b.params.raid_stride)?;
@@ -136,11 +128,7 @@ impl Build {
                 .unwrap_or_else(|| crate::orphan::default_orphan_file_blocks(s.blocks_count));
             if n == 0 {
                 let value = "0".into();
-                return Err(MkfsError::InvalidOption {
-                    option: "-E orphan_file_size",
-                    value,
-                    reason: "zero",
-                });
+                return Err(MkfsError::InvalidOption { option: "-E orphan_file_size", value, reason: "zero" });
             }
             b.create_orphan_file(n)?;
         }
@@ -179,12 +167,10 @@ impl Build {
     fn log_bitmap_writes(&mut self) {
         for g in 0..self.model.shape.group_count {
             if self.writes_block_bitmap(g) {
-                self.io
-                    .push(Io::WriteBlock(self.model.groups[g as usize].block_bitmap));
+                self.io.push(Io::WriteBlock(self.model.groups[g as usize].block_bitmap));
             }
             if self.writes_inode_bitmap(g) {
-                self.io
-                    .push(Io::WriteBlock(self.model.groups[g as usize].inode_bitmap));
+                self.io.push(Io::WriteBlock(self.model.groups[g as usize].inode_bitmap));
             }
         }
     }
@@ -196,8 +182,7 @@ impl Build {
 
     /// The checksum seed of inode `ino` (generation 0), with metadata_csum.
     pub fn inode_csum_seed(&self, ino: u32) -> Option<u32> {
-        self.metadata_csum()
-            .then(|| inode_seed(self.csum_seed, ino, 0))
+        self.metadata_csum().then(|| inode_seed(self.csum_seed, ino, 0))
     }
 
     /// The timestamp mke2fs writes (32 bits, no extra epoch bits).
@@ -209,11 +194,7 @@ impl Build {
     /// `i_extra_isize` 32 and a creation time in large inodes.
     pub fn new_inode_record(&self, mode: u16) -> Inode {
         let large = self.model.shape.inode_size > 128;
-        let mut i = Inode::empty(if large {
-            (LARGE_INODE_SIZE - 128) as u16
-        } else {
-            0
-        });
+        let mut i = Inode::empty(if large { (LARGE_INODE_SIZE - 128) as u16 } else { 0 });
         let t = self.time_stamp();
         i.mode = mode;
         i.atime = t;
@@ -252,17 +233,9 @@ impl Build {
 
     /// Stores a small file's block map (at most 4 runs, or 12 blocks
     /// without extents) in `inode`.
-    pub fn map_blocks(
-        &mut self,
-        inode: &mut Inode,
-        runs: &[(u32, u64, u32)],
-    ) -> Result<(), MkfsError> {
+    pub fn map_blocks(&mut self, inode: &mut Inode, runs: &[(u32, u64, u32)]) -> Result<(), MkfsError> {
         let extents = has_incompat(&self.model.shape.features, Incompat::EXTENTS);
-        let kind = if extents {
-            MapKind::Extents
-        } else {
-            MapKind::Indirect
-        };
+        let kind = if extents { MapKind::Extents } else { MapKind::Indirect };
         let mut map = Mapping::new(kind, self.model.shape.block_size);
         if extents {
             for &(l, p, n) in runs {
@@ -273,9 +246,7 @@ impl Build {
             for &(_, p, n) in runs {
                 for k in 0..n {
                     if i >= 12 {
-                        return Err(MkfsError::NoSpace {
-                            what: "a directory's direct block pointers",
-                        });
+                        return Err(MkfsError::NoSpace { what: "a directory's direct block pointers" });
                     }
                     ext4_ondisk::put_u32(&mut inode.block, i * 4, (p + u64::from(k)) as u32);
                     i += 1;
@@ -290,8 +261,7 @@ impl Build {
     /// `ITABLE_ZEROED` flags.
     fn plan_zeroing(&mut self, discard_zeroes: bool) {
         let s = self.model.shape.clone();
-        self.itable_zeroed =
-            self.params.assume_prezeroed || (self.params.discard && discard_zeroes);
+        self.itable_zeroed = self.params.assume_prezeroed || (self.params.discard && discard_zeroes);
         let lazy = self.params.lazy_itable_init || self.itable_zeroed;
         // The end of the device, where MD RAID keeps its superblock.
         let rsv = 65536 / s.bs();
@@ -362,8 +332,7 @@ impl Build {
     /// and device names, the check interval, the format time.
     pub fn mmp_block_bytes(&self) -> Vec<u8> {
         use zerocopy::{FromBytes, IntoBytes};
-        let mut m =
-            ext4_ondisk::mmp::MmpBlock::read_from_bytes(&[0u8; 1024][..]).expect("1024 bytes");
+        let mut m = ext4_ondisk::mmp::MmpBlock::read_from_bytes(&[0u8; 1024][..]).expect("1024 bytes");
         m.mmp_magic.set(ext4_ondisk::mmp::MMP_MAGIC);
         m.mmp_seq.set(ext4_ondisk::mmp::MMP_SEQ_CLEAN);
         m.mmp_time.set(u64::from(self.params.time));
@@ -373,8 +342,7 @@ impl Build {
         let dev = self.params.device_name.as_bytes();
         let n = dev.len().min(m.mmp_bdevname.len());
         m.mmp_bdevname[..n].copy_from_slice(&dev[..n]);
-        m.mmp_check_interval
-            .set(self.params.mmp_update_interval.max(5) as u16);
+        m.mmp_check_interval.set(self.params.mmp_update_interval.max(5) as u16);
         if self.metadata_csum() {
             let c = m.compute_checksum(self.csum_seed);
             m.mmp_checksum.set(c);

@@ -19,19 +19,11 @@ const S_IFDIR: u16 = 0o040000;
 
 impl Build {
     fn dir_file_type(&self) -> u8 {
-        if has_incompat(&self.model.shape.features, Incompat::FILETYPE) {
-            FT_DIR
-        } else {
-            0
-        }
+        if has_incompat(&self.model.shape.features, Incompat::FILETYPE) { FT_DIR } else { 0 }
     }
 
     fn dir_tail_size(&self) -> usize {
-        if has_ro(&self.model.shape.features, RoCompat::METADATA_CSUM) {
-            dir::TAIL_SIZE
-        } else {
-            0
-        }
+        if has_ro(&self.model.shape.features, RoCompat::METADATA_CSUM) { dir::TAIL_SIZE } else { 0 }
     }
 
     /// A directory block (`ext2fs_new_dir_block`): `.` and `..`, or one
@@ -62,15 +54,7 @@ impl Build {
         let dotdot_len = dir::rec_len_for(2);
         dir::set_rec_len(block, 12, dotdot_len as u32, bs);
         let pos = 12 + dotdot_len;
-        dir::write_entry(
-            block,
-            pos,
-            ino,
-            (end - pos) as u32,
-            name,
-            self.dir_file_type(),
-            bs,
-        );
+        dir::write_entry(block, pos, ino, (end - pos) as u32, name, self.dir_file_type(), bs);
     }
 
     /// Creates the root directory.
@@ -92,16 +76,23 @@ impl Build {
         self.dir_blocks.push((root, blk, data));
         self.model.inodes.insert(root, inode);
         self.root_block = blk;
-        self.io
-            .extend([Io::WriteInodeFull(root), Io::WriteDirBlock(blk, root)]);
+        self.io.extend([Io::WriteInodeFull(root), Io::WriteDirBlock(blk, root)]);
         if self.extents() {
             self.io.push(Io::WriteInode(root));
         }
         if (uid, gid) != (0, 0) {
-            self.io
-                .extend([Io::ReadInode(root), Io::WriteInodeFull(root)]);
+            self.io.extend([Io::ReadInode(root), Io::WriteInodeFull(root)]);
         }
         Ok(())
+    }
+
+    /// The block an inline directory becomes (`ext2fs_inline_data_convert_dir`):
+    /// `..` keeps its minimum length and an empty entry takes the rest.
+    fn split_after_dotdot(&self, block: &mut [u8]) {
+        let bs = self.model.shape.block_size;
+        let end = bs as usize - self.dir_tail_size();
+        dir::set_rec_len(block, 12, 12, bs);
+        dir::write_entry(block, 24, 0, (end - 24) as u32, b"", 0, bs);
     }
 
     /// Links `name` into the root directory block and counts the link.
@@ -117,16 +108,24 @@ impl Build {
         }
     }
 
-    /// Creates lost+found and grows it as mke2fs does.
+    /// Creates lost+found and grows it as mke2fs does. With inline_data it
+    /// starts inline, and the first expansion moves it to a block.
     pub(crate) fn create_lost_found(&mut self) -> Result<(), MkfsError> {
         let root = ext4_ondisk::ino::ROOT;
         let ino = self.model.new_inode(root)?;
-        let goal = self.inode_goal(ino);
-        let first = self.model.new_block(goal)?;
-        let mut blocks = vec![first];
-        self.model.claim(first, 1);
-        self.model.inode_alloc(ino, true);
-        self.log_lost_found_mkdir(ino, first);
+        let inline = has_incompat(&self.model.shape.features, Incompat::INLINE_DATA);
+        let mut blocks = Vec::new();
+        if inline {
+            self.model.inode_alloc(ino, true);
+            self.log_lost_found_mkdir(ino, None);
+        } else {
+            let goal = self.inode_goal(ino);
+            let first = self.model.new_block(goal)?;
+            blocks.push(first);
+            self.model.claim(first, 1);
+            self.model.inode_alloc(ino, true);
+            self.log_lost_found_mkdir(ino, Some(first));
+        }
         self.link_in_root(b"lost+found", ino);
         // Grow to 16 KiB (at least 2 blocks), within the 12 direct blocks.
         let bs = self.model.shape.bs();
@@ -136,12 +135,14 @@ impl Build {
             if lpf_size >= 16 * 1024 && lpf_size >= 2 * bs {
                 break;
             }
-            let last = *blocks.last().unwrap_or(&first);
-            let b = self.model.new_block(last)?;
+            // The inline directory moves to the first free block of the filesystem.
+            let goal = blocks.last().copied().unwrap_or(0);
+            let b = self.model.new_block(goal)?;
             self.model.claim(b, 1);
             blocks.push(b);
-            self.log_expand_dir(ino, b);
+            self.log_expand_dir(ino, b, blocks.len() == 1 && inline);
         }
+        let first = blocks[0];
         let mut inode = self.new_inode_record(S_IFDIR | 0o700);
         inode.size = bs * blocks.len() as u64;
         inode.links_count = 2;
@@ -149,7 +150,15 @@ impl Build {
         let runs = runs_of(&blocks);
         self.map_blocks(&mut inode, &runs)?;
         self.model.inodes.insert(ino, inode);
-        let data = self.new_dir_block(ino, root);
+        if inline {
+            // Removing the empty system.data attribute leaves the in-inode
+            // xattr header behind.
+            self.model.xattr_magic.insert(ino);
+        }
+        let mut data = self.new_dir_block(ino, root);
+        if inline {
+            self.split_after_dotdot(&mut data);
+        }
         self.dir_blocks.push((ino, first, data));
         for &b in &blocks[1..] {
             let data = self.new_dir_block(0, 0);
@@ -172,8 +181,7 @@ impl Build {
         inode.mtime = t;
         inode.ctime = t;
         self.model.inodes.insert(bad, inode);
-        self.io
-            .extend([Io::ReadInode(bad), Io::ReadInode(bad), Io::WriteInode(bad)]);
+        self.io.extend([Io::ReadInode(bad), Io::ReadInode(bad), Io::WriteInode(bad)]);
     }
 
     /// Whether files use extents.
@@ -184,47 +192,44 @@ impl Build {
     /// The I/O of `ext2fs_lookup` in the root: its inode and its block.
     fn log_root_lookup(&mut self) {
         let root = ext4_ondisk::ino::ROOT;
-        self.io.extend([
-            Io::ReadInode(root),
-            Io::ReadBlock(self.root_block),
-            Io::ReadInode(root),
-        ]);
+        self.io.extend([Io::ReadInode(root), Io::ReadBlock(self.root_block), Io::ReadInode(root)]);
     }
 
     /// The I/O of `ext2fs_mkdir(root, 0, "lost+found")` and the lookup
-    /// that follows it in mke2fs.
-    fn log_lost_found_mkdir(&mut self, ino: u32, first: u64) {
+    /// that follows it in mke2fs; `first` is `None` for an inline directory.
+    fn log_lost_found_mkdir(&mut self, ino: u32, first: Option<u64>) {
         let root = ext4_ondisk::ino::ROOT;
-        self.io.extend([
-            Io::ReadInode(root),
-            Io::WriteInodeFull(ino),
-            Io::WriteDirBlock(first, ino),
-        ]);
-        if self.extents() {
-            self.io.push(Io::WriteInode(ino));
+        self.io.extend([Io::ReadInode(root), Io::WriteInodeFull(ino)]);
+        match first {
+            Some(first) => {
+                self.io.push(Io::WriteDirBlock(first, ino));
+                if self.extents() {
+                    self.io.push(Io::WriteInode(ino));
+                }
+            }
+            // ext2fs_inline_data_init: the empty system.data attribute.
+            None => self.io.extend([Io::ReadInode(ino), Io::ReadInode(ino), Io::WriteInodeFull(ino)]),
         }
         self.log_root_lookup();
         // ext2fs_link, then the parent's link count.
         let rb = self.root_block;
-        self.io.extend([
-            Io::ReadInode(root),
-            Io::ReadBlock(rb),
-            Io::WriteDirBlock(rb, root),
-        ]);
+        self.io.extend([Io::ReadInode(root), Io::ReadBlock(rb), Io::WriteDirBlock(rb, root)]);
         self.io.extend([Io::ReadInode(root), Io::WriteInode(root)]);
         self.log_root_lookup();
     }
 
-    /// The I/O of one `ext2fs_expand_dir` adding block `b`.
-    fn log_expand_dir(&mut self, ino: u32, b: u64) {
-        self.io.extend([
-            Io::ReadInode(ino),
-            Io::ReadInode(ino),
-            Io::ReadInode(ino),
-            Io::WriteDirBlock(b, ino),
-        ]);
-        self.io
-            .extend([Io::WriteInode(ino), Io::ReadInode(ino), Io::WriteInode(ino)]);
+    /// The I/O of one `ext2fs_expand_dir` adding block `b` (`from_inline`:
+    /// the expansion that moves an inline directory to its first block).
+    fn log_expand_dir(&mut self, ino: u32, b: u64, from_inline: bool) {
+        self.io.extend([Io::ReadInode(ino), Io::ReadInode(ino), Io::ReadInode(ino)]);
+        if from_inline {
+            let rw = [Io::ReadInode(ino), Io::ReadInode(ino), Io::WriteInode(ino)];
+            self.io.extend(rw);
+            self.io.extend(rw);
+            self.io.extend([Io::ReadInode(ino), Io::WriteDirBlock(b, ino), Io::WriteInode(ino), Io::WriteInode(ino)]);
+            return;
+        }
+        self.io.extend([Io::WriteDirBlock(b, ino), Io::WriteInode(ino), Io::ReadInode(ino), Io::WriteInode(ino)]);
     }
 }
 

@@ -121,9 +121,7 @@ pub enum MkfsError {
         reason: &'static str,
     },
     /// The device is shorter than the filesystem asked for.
-    #[error(
-        "device too small: the filesystem needs {need} bytes at offset {offset}, the device has {have}"
-    )]
+    #[error("device too small: the filesystem needs {need} bytes at offset {offset}, the device has {have}")]
     DeviceTooSmall {
         /// Bytes the filesystem needs.
         need: u64,
@@ -152,7 +150,7 @@ pub enum MkfsError {
         name: String,
     },
     /// The space for a metadata structure ran out while laying it out.
-    #[error("no free blocks left for {what}")]
+    #[error("no room left for {what}")]
     NoSpace {
         /// What was being placed.
         what: &'static str,
@@ -204,18 +202,12 @@ impl core::fmt::Display for Warning {
             Self::NoRoomForJournal => f.write_str("filesystem too small for a journal"),
             Self::LabelTruncated => f.write_str("label too long; truncated to 16 bytes"),
             Self::BlocksUnused { blocks } => write!(f, "{blocks} blocks unused"),
-            Self::SmallInodesY2038 => {
-                f.write_str("128-byte inodes cannot handle dates beyond 2038 and are deprecated")
-            }
+            Self::SmallInodesY2038 => f.write_str("128-byte inodes cannot handle dates beyond 2038 and are deprecated"),
             Self::BlockSizeAbovePageSize { block_size } => {
                 write!(f, "blocksize {block_size} not usable on most systems")
             }
-            Self::StripeWidthNotMultipleOfStride => {
-                f.write_str("RAID stripe-width not an even multiple of stride")
-            }
-            Self::OffsetWithoutSize => {
-                f.write_str("offset specified without an explicit file system size")
-            }
+            Self::StripeWidthNotMultipleOfStride => f.write_str("RAID stripe-width not an even multiple of stride"),
+            Self::OffsetWithoutSize => f.write_str("offset specified without an explicit file system size"),
             Self::LastGroupDropped { blocks } => {
                 write!(f, "last block group too small: {blocks} blocks dropped")
             }

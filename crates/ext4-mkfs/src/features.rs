@@ -72,9 +72,7 @@ pub const SUPPORTED: FeatureWords = FeatureWords {
 };
 
 fn lookup(name: &str) -> Result<Feature, MkfsError> {
-    feature_by_name(name).ok_or_else(|| MkfsError::UnknownFeature {
-        name: name.to_string(),
-    })
+    feature_by_name(name).ok_or_else(|| MkfsError::UnknownFeature { name: name.to_string() })
 }
 
 /// Applies `edits` to `words` as mke2fs does; a feature outside mke2fs'
@@ -124,38 +122,17 @@ pub fn has_ro(w: &FeatureWords, f: RoCompat) -> bool {
 
 /// Sets or clears an incompat feature.
 pub fn set_incompat(w: &mut FeatureWords, f: Incompat, on: bool) {
-    w.set(
-        Feature {
-            set: FeatureSet::Incompat,
-            bit: f.bits(),
-            name: "",
-        },
-        on,
-    );
+    w.set(Feature { set: FeatureSet::Incompat, bit: f.bits(), name: "" }, on);
 }
 
 /// Sets or clears a compat feature.
 pub fn set_compat(w: &mut FeatureWords, f: Compat, on: bool) {
-    w.set(
-        Feature {
-            set: FeatureSet::Compat,
-            bit: f.bits(),
-            name: "",
-        },
-        on,
-    );
+    w.set(Feature { set: FeatureSet::Compat, bit: f.bits(), name: "" }, on);
 }
 
 /// Sets or clears a ro_compat feature.
 pub fn set_ro(w: &mut FeatureWords, f: RoCompat, on: bool) {
-    w.set(
-        Feature {
-            set: FeatureSet::RoCompat,
-            bit: f.bits(),
-            name: "",
-        },
-        on,
-    );
+    w.set(Feature { set: FeatureSet::RoCompat, bit: f.bits(), name: "" }, on);
 }
 
 #[cfg(test)]
@@ -171,10 +148,7 @@ mod tests {
 
     #[test]
     fn accepted_and_refused() {
-        check(
-            "has_journal,extents,64bit,metadata_csum,orphan_file,inline_data,meta_bg,mmp",
-            true,
-        );
+        check("has_journal,extents,64bit,metadata_csum,orphan_file,inline_data,meta_bg,mmp", true);
         check("^quota,^bigalloc", true);
         check("bigalloc", false);
         check("quota", false);

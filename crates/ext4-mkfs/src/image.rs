@@ -19,18 +19,12 @@ fn set_bits(buf: &mut [u8], from: u64, to: u64) {
 impl Build {
     /// Whether group `g`'s block bitmap is written (not `BLOCK_UNINIT`).
     pub fn writes_block_bitmap(&self, g: u32) -> bool {
-        !(self.model.shape.csum()
-            && self.model.groups[g as usize]
-                .flags
-                .contains(GroupDescFlags::BLOCK_UNINIT))
+        !(self.model.shape.csum() && self.model.groups[g as usize].flags.contains(GroupDescFlags::BLOCK_UNINIT))
     }
 
     /// Whether group `g`'s inode bitmap is written (not `INODE_UNINIT`).
     pub fn writes_inode_bitmap(&self, g: u32) -> bool {
-        !(self.model.shape.csum()
-            && self.model.groups[g as usize]
-                .flags
-                .contains(GroupDescFlags::INODE_UNINIT))
+        !(self.model.shape.csum() && self.model.groups[g as usize].flags.contains(GroupDescFlags::INODE_UNINIT))
     }
 
     /// Group `g`'s block bitmap block: one bit per block of the group, the
@@ -85,17 +79,14 @@ impl Build {
             let mask = if s.desc_size >= 64 { u32::MAX } else { 0xFFFF };
             if self.writes_block_bitmap(g) {
                 let bb = self.block_bitmap(g);
-                d.block_bitmap_csum = ext4_ondisk::checksum::bitmap(
-                    self.csum_seed,
-                    &bb[..(s.blocks_per_group / 8) as usize],
-                ) & mask;
+                d.block_bitmap_csum =
+                    ext4_ondisk::checksum::bitmap(self.csum_seed, &bb[..(s.blocks_per_group / 8) as usize]) & mask;
             }
             if self.writes_inode_bitmap(g) {
                 let ib = self.inode_bitmap(g);
-                d.inode_bitmap_csum = ext4_ondisk::checksum::bitmap(
-                    self.csum_seed,
-                    &ib[..s.inodes_per_group.div_ceil(8) as usize],
-                ) & mask;
+                d.inode_bitmap_csum =
+                    ext4_ondisk::checksum::bitmap(self.csum_seed, &ib[..s.inodes_per_group.div_ceil(8) as usize])
+                        & mask;
             }
         }
         d
@@ -125,7 +116,7 @@ impl Build {
     pub fn inode_table_blocks(&self) -> Vec<(u64, Vec<u8>)> {
         let s = &self.model.shape;
         let isz = s.inode_size as usize;
-        let per_block = (s.block_size / s.inode_size) as u64;
+        let per_block = u64::from(s.block_size / s.inode_size);
         let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
         for (&ino, inode) in &self.model.inodes {
             let g = s.group_of_ino(ino);
@@ -138,6 +129,10 @@ impl Build {
             let buf = &mut out.last_mut().expect("pushed above").1;
             let raw = &mut buf[off..off + isz];
             inode.write(raw);
+            if self.model.xattr_magic.contains(&ino) {
+                let at = 128 + usize::from(inode.extra_isize);
+                ext4_ondisk::put_u32(raw, at, ext4_ondisk::xattr::XATTR_MAGIC);
+            }
             if self.metadata_csum() {
                 set_inode_checksum(self.csum_seed, ino, raw);
             }

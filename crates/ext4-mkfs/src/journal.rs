@@ -56,11 +56,7 @@ impl Build {
         (0..s.group_count)
             .map(|g| {
                 let used = u64::from(s.group_meta(g).used_blks);
-                let tables = if flex {
-                    0
-                } else {
-                    2 + u64::from(s.inode_blocks_per_group)
-                };
+                let tables = if flex { 0 } else { 2 + u64::from(s.inode_blocks_per_group) };
                 s.group_blocks(g).saturating_sub(used + tables)
             })
             .sum()
@@ -86,10 +82,7 @@ impl Build {
             });
         }
         if blocks as u64 > self.free_after_initialize() / 2 {
-            return Err(MkfsError::InvalidJournalSize {
-                blocks: blocks as u64,
-                reason: "too big for the filesystem",
-            });
+            return Err(MkfsError::InvalidJournalSize { blocks: blocks as u64, reason: "too big for the filesystem" });
         }
         Ok(Some(blocks as u32))
     }
@@ -114,11 +107,7 @@ impl Build {
         } else {
             start = group.saturating_sub(1);
         }
-        let end = if group + 1 < s.group_count {
-            group + 1
-        } else {
-            group
-        };
+        let end = if group + 1 < s.group_count { group + 1 } else { group };
         let mut best = start;
         for g in start + 1..=end {
             if m.group_free_blocks(g) > m.group_free_blocks(best) {
@@ -134,10 +123,7 @@ impl Build {
         let max = self.model.shape.blocks_count;
         let fdb = self.model.shape.first_data_block;
         let mut pblk = self.model.map.first_zero(goal, max - 1).unwrap_or(goal);
-        let mut mapping = Mapping::new(
-            crate::mapping::MapKind::Extents,
-            self.model.shape.block_size,
-        );
+        let mut mapping = Mapping::new(crate::mapping::MapKind::Extents, self.model.shape.block_size);
         let ino = ext4_ondisk::ino::JOURNAL;
         self.io.push(Io::ReadInode(ino));
         let mut lblk = 0u64;
@@ -161,10 +147,7 @@ impl Build {
     /// a time as `ext2fs_bmap2(BMAP_ALLOC)` does.
     fn allocate_indirect_journal(&mut self, len: u64) -> Result<Mapping, MkfsError> {
         let goal = self.inode_goal(ext4_ondisk::ino::JOURNAL);
-        let mut mapping = Mapping::new(
-            crate::mapping::MapKind::Indirect,
-            self.model.shape.block_size,
-        );
+        let mut mapping = Mapping::new(crate::mapping::MapKind::Indirect, self.model.shape.block_size);
         let ino = ext4_ondisk::ino::JOURNAL;
         self.io.push(Io::ReadInode(ino));
         for lblk in 0..len {
@@ -197,9 +180,7 @@ impl Build {
                 self.model.zero_ranges.push((p, n.into()));
             }
         }
-        let first = runs.first().map(|r| r.1).ok_or(MkfsError::NoSpace {
-            what: "the journal",
-        })?;
+        let first = runs.first().map(|r| r.1).ok_or(MkfsError::NoSpace { what: "the journal" })?;
         self.model.put_block(first, self.journal_superblock(blocks));
         self.io.push(Io::WriteInodeFull(ext4_ondisk::ino::JOURNAL));
         if let Some(&leaf) = mapping.leaves().first() {
@@ -215,11 +196,7 @@ impl Build {
         mapping.finish(self, ext4_ondisk::ino::JOURNAL, &mut inode)?;
         self.jnl_blocks = Some(jnl_backup(&inode));
         self.model.inodes.insert(ext4_ondisk::ino::JOURNAL, inode);
-        self.journal = Some(JournalLayout {
-            blocks,
-            runs,
-            map_blocks,
-        });
+        self.journal = Some(JournalLayout { blocks, runs, map_blocks });
         Ok(())
     }
 
@@ -231,19 +208,14 @@ impl Build {
             return;
         }
         if let Some(&new) = after.get(before.len()) {
-            self.io
-                .extend([Io::WriteBlock(new), Io::ReadInode(ino), Io::WriteBlock(new)]);
+            self.io.extend([Io::WriteBlock(new), Io::ReadInode(ino), Io::WriteBlock(new)]);
             match before.last() {
                 Some(&old) => self.io.extend([Io::WriteBlock(old), Io::WriteInode(ino)]),
                 None => self.io.push(Io::WriteInode(ino)),
             }
         }
         let leaf = *after.last().expect("a leaf");
-        self.io.extend([
-            Io::ReadBlock(leaf),
-            Io::ReadInode(ino),
-            Io::WriteBlock(leaf),
-        ]);
+        self.io.extend([Io::ReadBlock(leaf), Io::ReadInode(ino), Io::WriteBlock(leaf)]);
     }
 
     /// The jbd2 superblock block (`ext2fs_create_journal_superblock2`).

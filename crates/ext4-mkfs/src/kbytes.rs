@@ -55,10 +55,7 @@ struct UnixCache {
 
 impl UnixCache {
     fn find(&mut self, block: u64) -> Option<usize> {
-        let i = self
-            .slots
-            .iter()
-            .position(|s| s.is_some_and(|s| s.block == block))?;
+        let i = self.slots.iter().position(|s| s.is_some_and(|s| s.block == block))?;
         self.clock += 1;
         if let Some(s) = self.slots[i].as_mut() {
             s.time = self.clock;
@@ -71,9 +68,7 @@ impl UnixCache {
         if let Some(i) = self.slots.iter().position(Option::is_none) {
             return i;
         }
-        (0..CACHE_SIZE)
-            .min_by_key(|&i| self.slots[i].map_or(0, |s| s.time))
-            .unwrap_or(0)
+        (0..CACHE_SIZE).min_by_key(|&i| self.slots[i].map_or(0, |s| s.time)).unwrap_or(0)
     }
 
     fn reuse(&mut self, block: u64) -> usize {
@@ -82,11 +77,7 @@ impl UnixCache {
             self.bytes += self.block_size;
         }
         self.clock += 1;
-        self.slots[i] = Some(Slot {
-            block,
-            dirty: false,
-            time: self.clock,
-        });
+        self.slots[i] = Some(Slot { block, dirty: false, time: self.clock });
         i
     }
 
@@ -144,12 +135,7 @@ impl Replay<'_> {
 
     fn create_icache(&mut self) {
         if !self.icache.created {
-            self.icache = InodeCache {
-                created: true,
-                inos: [0; 4],
-                last: 3,
-                buffer_blk: 0,
-            };
+            self.icache = InodeCache { created: true, inos: [0; 4], last: 3, buffer_blk: 0 };
         }
     }
 
@@ -202,18 +188,8 @@ impl Replay<'_> {
 
 /// Bytes mke2fs' I/O channel has written when it closes the filesystem.
 pub fn bytes_written(model: &Model, log: &[Io], csum: bool) -> u64 {
-    let cache = UnixCache {
-        slots: [None; CACHE_SIZE],
-        clock: 0,
-        bytes: 0,
-        block_size: model.shape.bs(),
-    };
-    let mut r = Replay {
-        model,
-        csum,
-        cache,
-        icache: InodeCache::default(),
-    };
+    let cache = UnixCache { slots: [None; CACHE_SIZE], clock: 0, bytes: 0, block_size: model.shape.bs() };
+    let mut r = Replay { model, csum, cache, icache: InodeCache::default() };
     for &op in log {
         r.apply(op);
     }
@@ -226,12 +202,7 @@ mod tests {
 
     #[test]
     fn cache_counts_evicted_dirty_blocks_only() {
-        let mut c = UnixCache {
-            slots: [None; CACHE_SIZE],
-            clock: 0,
-            bytes: 0,
-            block_size: 1024,
-        };
+        let mut c = UnixCache { slots: [None; CACHE_SIZE], clock: 0, bytes: 0, block_size: 1024 };
         for b in 0..8 {
             c.write(b);
         }

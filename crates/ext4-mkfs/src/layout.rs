@@ -93,6 +93,8 @@ pub struct Layout {
     pub journal: Option<JournalLayout>,
     /// The orphan file's inode, if any.
     pub orphan_file_inode: Option<u32>,
+    /// The MMP block, if any.
+    pub mmp_block: Option<u64>,
     /// `s_overhead_clusters`.
     pub overhead_blocks: u64,
     /// Timestamp written everywhere.
@@ -109,29 +111,17 @@ impl Layout {
             .map(|g| {
                 let m = s.group_meta(g);
                 let gs = &b.model.groups[g as usize];
-                let desc_n = u64::from(if m.new_desc_blk.is_some() {
-                    1
-                } else {
-                    s.desc_blocks
-                });
+                let desc_n = u64::from(if m.new_desc_blk.is_some() { 1 } else { s.desc_blocks });
                 GroupLayout {
                     group: g,
                     first_block: s.group_first(g),
                     last_block: s.group_last(g),
                     superblock: m.super_blk,
-                    descriptors: m
-                        .old_desc_blk
-                        .map(|d| (d, desc_n))
-                        .or(m.new_desc_blk.map(|d| (d, 1))),
+                    descriptors: m.old_desc_blk.map(|d| (d, desc_n)).or(m.new_desc_blk.map(|d| (d, 1))),
                     reserved_gdt: m
                         .old_desc_blk
                         .filter(|_| s.reserved_gdt_blocks > 0)
-                        .map(|d| {
-                            (
-                                d + u64::from(s.desc_blocks),
-                                u64::from(s.reserved_gdt_blocks),
-                            )
-                        }),
+                        .map(|d| (d + u64::from(s.desc_blocks), u64::from(s.reserved_gdt_blocks))),
                     block_bitmap: gs.block_bitmap,
                     inode_bitmap: gs.inode_bitmap,
                     inode_table: gs.inode_table,
@@ -167,6 +157,7 @@ impl Layout {
             groups,
             journal: b.journal.clone(),
             orphan_file_inode: (b.orphan_ino != 0).then_some(b.orphan_ino),
+            mmp_block: (b.mmp_block != 0).then_some(b.mmp_block),
             overhead_blocks: b.overhead,
             time: b.params.time,
             warnings: b.warnings.clone(),
@@ -181,51 +172,24 @@ impl fmt::Display for Layout {
         writeln!(f, "OS type: Linux")?;
         writeln!(f, "Block size={} (log={log})", self.block_size)?;
         writeln!(f, "Fragment size={} (log={log})", self.block_size)?;
-        writeln!(
-            f,
-            "Stride={} blocks, Stripe width={} blocks",
-            self.raid.0, self.raid.1
-        )?;
-        writeln!(
-            f,
-            "{} inodes, {} blocks",
-            self.inodes_count, self.blocks_count
-        )?;
+        writeln!(f, "Stride={} blocks, Stripe width={} blocks", self.raid.0, self.raid.1)?;
+        writeln!(f, "{} inodes, {} blocks", self.inodes_count, self.blocks_count)?;
         let pct = 100.0 * self.reserved_blocks as f64 / self.blocks_count as f64;
-        writeln!(
-            f,
-            "{} blocks ({pct:.2}%) reserved for the super user",
-            self.reserved_blocks
-        )?;
+        writeln!(f, "{} blocks ({pct:.2}%) reserved for the super user", self.reserved_blocks)?;
         writeln!(f, "First data block={}", self.first_data_block)?;
         if self.reserved_gdt_blocks > 0 {
             let per = u64::from(self.block_size / self.desc_size);
             let desc_blocks = (self.groups.len() as u64).div_ceil(per);
-            let max = (u64::from(self.reserved_gdt_blocks) + desc_blocks)
-                * per
-                * u64::from(self.blocks_per_group);
+            let max = (u64::from(self.reserved_gdt_blocks) + desc_blocks) * per * u64::from(self.blocks_per_group);
             writeln!(f, "Maximum filesystem blocks={max}")?;
         }
         let n = self.groups.len();
         writeln!(f, "{n} block group{}", if n == 1 { "" } else { "s" })?;
-        writeln!(
-            f,
-            "{} blocks per group, {} fragments per group",
-            self.blocks_per_group, self.blocks_per_group
-        )?;
+        writeln!(f, "{} blocks per group, {} fragments per group", self.blocks_per_group, self.blocks_per_group)?;
         writeln!(f, "{} inodes per group", self.inodes_per_group)?;
-        writeln!(
-            f,
-            "Filesystem UUID: {}",
-            crate::parse::format_uuid(&self.uuid)
-        )?;
-        let backups: Vec<String> = self
-            .groups
-            .iter()
-            .skip(1)
-            .filter_map(|g| g.superblock)
-            .map(|b| b.to_string())
-            .collect();
+        writeln!(f, "Filesystem UUID: {}", crate::parse::format_uuid(&self.uuid))?;
+        let backups: Vec<String> =
+            self.groups.iter().skip(1).filter_map(|g| g.superblock).map(|b| b.to_string()).collect();
         if !backups.is_empty() {
             writeln!(f, "Superblock backups stored on blocks:")?;
             for chunk in backups.chunks(8) {
@@ -234,12 +198,7 @@ impl fmt::Display for Layout {
         }
         if let Some(j) = &self.journal {
             let where_ = j.runs.first().map_or(0, |r| r.1);
-            writeln!(
-                f,
-                "Journal: {} blocks from block {where_} ({} runs)",
-                j.blocks,
-                j.runs.len()
-            )?;
+            writeln!(f, "Journal: {} blocks from block {where_} ({} runs)", j.blocks, j.runs.len())?;
         }
         for w in &self.warnings {
             writeln!(f, "Warning: {w}")?;

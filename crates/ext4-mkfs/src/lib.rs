@@ -63,13 +63,12 @@ pub use error::{MkfsError, Warning};
 pub use journal::{JournalLayout, default_journal_size};
 pub use layout::{GroupLayout, Layout};
 pub use options::{
-    ErrorsBehaviour, ExtendedOptions, FeatureEdit, FormatOptions, FsSize, FsType, JournalOptions,
-    UuidChoice,
+    ErrorsBehaviour, ExtendedOptions, FeatureEdit, FormatOptions, FsSize, FsType, JournalOptions, UuidChoice,
 };
 pub use orphan::default_orphan_file_blocks;
 pub use parse::{
-    format_uuid, merge_extended, parse_extended, parse_features, parse_journal_options, parse_size,
-    parse_uuid, parse_uuid_choice,
+    format_uuid, merge_extended, parse_extended, parse_features, parse_journal_options, parse_size, parse_uuid,
+    parse_uuid_choice,
 };
 pub use profile::{FsTypeStanza, Profile};
 pub use seed::time_from_env;
@@ -125,11 +124,7 @@ pub fn format(
     let mut b = first;
     let mut discarded = false;
     if b.params.discard {
-        let p = Progress {
-            phase: Phase::Discard,
-            bytes_done: 0,
-            bytes_total: 0,
-        };
+        let p = Progress { phase: Phase::Discard, bytes_done: 0, bytes_total: 0 };
         if progress(p).is_break() {
             return Err(MkfsError::Cancelled);
         }
@@ -144,8 +139,5 @@ pub fn format(
         let _ = dev.write_at(b.params.offset + 1024, &[0u8; 1024]);
     }
     result?;
-    Ok(FormatReport {
-        layout: Layout::of(&b),
-        discarded,
-    })
+    Ok(FormatReport { layout: Layout::of(&b), discarded })
 }

@@ -101,19 +101,8 @@ impl Mapping {
 
     /// Adds an extent at the end of the file (`ext2fs_extent_insert` after
     /// the last one), splitting nodes as libext2fs does.
-    pub fn push_extent(
-        &mut self,
-        m: &mut Model,
-        lblk: u32,
-        pblk: u64,
-        len: u32,
-    ) -> Result<(), MkfsError> {
-        let e = Extent {
-            logical: lblk,
-            len,
-            start: pblk,
-            unwritten: false,
-        };
+    pub fn push_extent(&mut self, m: &mut Model, lblk: u32, pblk: u64, len: u32) -> Result<(), MkfsError> {
+        let e = Extent { logical: lblk, len, start: pblk, unwritten: false };
         self.note_run(lblk, pblk, len);
         if self.leaves.is_empty() {
             if self.root.len() < ROOT_CAPACITY {
@@ -126,30 +115,20 @@ impl Mapping {
             let extents = std::mem::take(&mut self.root);
             // The inode keeps the old extents behind the new index entry.
             self.root_stale = extents.clone();
-            self.leaves.push(Leaf {
-                block,
-                extents,
-                stale: None,
-            });
+            self.leaves.push(Leaf { block, extents, stale: None });
         }
         let cap = self.leaf_capacity();
         let last = self.leaves.len() - 1;
         if self.leaves[last].extents.len() >= cap {
             if self.leaves.len() >= ROOT_CAPACITY {
-                return Err(MkfsError::NoSpace {
-                    what: "an extent tree of depth 1 (the file is too fragmented)",
-                });
+                return Err(MkfsError::NoSpace { what: "an extent tree of depth 1 (the file is too fragmented)" });
             }
             let goal = self.leaves[last].extents[0].start.wrapping_sub(1);
             let block = m.alloc_block(goal)?;
             self.map_blocks.push(block);
             let moved = self.leaves[last].extents.pop().expect("a full leaf");
             self.leaves[last].stale = Some(moved);
-            self.leaves.push(Leaf {
-                block,
-                extents: vec![moved],
-                stale: None,
-            });
+            self.leaves.push(Leaf { block, extents: vec![moved], stale: None });
         }
         self.leaves.last_mut().expect("a leaf").extents.push(e);
         Ok(())
@@ -180,19 +159,11 @@ impl Mapping {
         if entries[index] != 0 {
             return Ok(entries[index].into());
         }
-        let goal = if index > 0 {
-            u64::from(entries[index - 1])
-        } else {
-            parent
-        };
+        let goal = if index > 0 { u64::from(entries[index - 1]) } else { parent };
         let b = m.alloc_block(goal)?;
         self.nodes.get_mut(&parent).expect("created above")[index] = b as u32;
         // alloc_block3 writes the zeroed block; block_ind_bmap rewrites the parent.
-        self.io.extend([
-            Io::WriteBlock(b),
-            Io::ReadBlock(parent),
-            Io::WriteBlock(parent),
-        ]);
+        self.io.extend([Io::WriteBlock(b), Io::ReadBlock(parent), Io::WriteBlock(parent)]);
         Ok(b)
     }
 
@@ -202,9 +173,7 @@ impl Mapping {
         let b = self.child(m, parent, index)?;
         if !had {
             self.map_blocks.push(b);
-            self.nodes
-                .entry(b)
-                .or_insert_with(|| vec![0; self.block_size as usize / 4]);
+            self.nodes.entry(b).or_insert_with(|| vec![0; self.block_size as usize / 4]);
         }
         Ok(b)
     }
@@ -212,11 +181,7 @@ impl Mapping {
     /// Allocates the top-level indirect block `level` (0 IND, 1 DIND, 2 TIND).
     fn top_block(&mut self, m: &mut Model, level: usize) -> Result<u64, MkfsError> {
         if self.top[level] == 0 {
-            let goal = if level == 0 {
-                u64::from(self.direct[NDIR - 1])
-            } else {
-                self.top[level - 1]
-            };
+            let goal = if level == 0 { u64::from(self.direct[NDIR - 1]) } else { self.top[level - 1] };
             let b = m.alloc_block(goal)?;
             self.io.push(Io::WriteBlock(b));
             self.top[level] = b;
@@ -229,20 +194,11 @@ impl Mapping {
     /// Maps logical block `lblk` (the next one) through the indirect map,
     /// allocating it and any indirect block it needs (`BMAP_ALLOC`).
     /// `first_goal` is where block 0 goes (`ext2fs_find_inode_goal`).
-    pub fn push_indirect(
-        &mut self,
-        m: &mut Model,
-        lblk: u32,
-        first_goal: u64,
-    ) -> Result<u64, MkfsError> {
+    pub fn push_indirect(&mut self, m: &mut Model, lblk: u32, first_goal: u64) -> Result<u64, MkfsError> {
         let apb = u64::from(self.block_size / 4);
         let mut n = u64::from(lblk);
         let b = if n < NDIR as u64 {
-            let goal = if n > 0 {
-                u64::from(self.direct[n as usize - 1])
-            } else {
-                first_goal
-            };
+            let goal = if n > 0 { u64::from(self.direct[n as usize - 1]) } else { first_goal };
             let b = m.alloc_block(goal)?;
             self.io.push(Io::WriteBlock(b));
             self.direct[n as usize] = b as u32;
@@ -286,12 +242,7 @@ impl Mapping {
 
     /// Writes the map into `inode.block` (and the EXTENTS flag) and records
     /// the map's blocks (with checksums) for writing.
-    pub fn finish(
-        &self,
-        b: &mut Build,
-        ino: u32,
-        inode: &mut ext4_ondisk::Inode,
-    ) -> Result<(), MkfsError> {
+    pub fn finish(&self, b: &mut Build, ino: u32, inode: &mut ext4_ondisk::Inode) -> Result<(), MkfsError> {
         match self.kind {
             MapKind::Extents => self.finish_extents(b, ino, inode),
             MapKind::Indirect => {
@@ -313,34 +264,19 @@ impl Mapping {
         }
     }
 
-    fn finish_extents(
-        &self,
-        b: &mut Build,
-        ino: u32,
-        inode: &mut ext4_ondisk::Inode,
-    ) -> Result<(), MkfsError> {
+    fn finish_extents(&self, b: &mut Build, ino: u32, inode: &mut ext4_ondisk::Inode) -> Result<(), MkfsError> {
         inode.flags |= InodeFlags::EXTENTS;
         inode.block = [0; 60];
         let root_max = ROOT_CAPACITY as u16;
         if self.leaves.is_empty() {
-            let h = NodeHeader {
-                entries: self.root.len() as u16,
-                max: root_max,
-                depth: 0,
-                generation: 0,
-            };
+            let h = NodeHeader { entries: self.root.len() as u16, max: root_max, depth: 0, generation: 0 };
             extent::write_header(&mut inode.block, h);
             for (i, e) in self.root.iter().enumerate() {
                 extent::write_extent(&mut inode.block, i, e);
             }
             return Ok(());
         }
-        let h = NodeHeader {
-            entries: self.leaves.len() as u16,
-            max: root_max,
-            depth: 1,
-            generation: 0,
-        };
+        let h = NodeHeader { entries: self.leaves.len() as u16, max: root_max, depth: 1, generation: 0 };
         extent::write_header(&mut inode.block, h);
         for (i, e) in self.root_stale.iter().enumerate() {
             extent::write_extent(&mut inode.block, i, e);
@@ -350,10 +286,7 @@ impl Mapping {
             extent::write_index(
                 &mut inode.block,
                 i,
-                &ExtentIndex {
-                    logical: leaf.extents[0].logical,
-                    leaf: leaf.block,
-                },
+                &ExtentIndex { logical: leaf.extents[0].logical, leaf: leaf.block },
             );
             let mut buf = vec![0u8; self.block_size as usize];
             let lh = NodeHeader {

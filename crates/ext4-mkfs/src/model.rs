@@ -29,15 +29,6 @@ pub struct GroupState {
     pub flags: GroupDescFlags,
 }
 
-/// A block whose contents the format writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BlockData {
-    /// These bytes (one block).
-    Bytes(Vec<u8>),
-    /// Zeros.
-    Zero,
-}
-
 /// The filesystem under construction.
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -51,10 +42,12 @@ pub struct Model {
     pub inodes_used: BTreeSet<u32>,
     /// Inodes to write, by number.
     pub inodes: BTreeMap<u32, Inode>,
-    /// Blocks to write, by number.
-    pub blocks: BTreeMap<u64, BlockData>,
+    /// Blocks to write (one block of bytes each), by number.
+    pub blocks: BTreeMap<u64, Vec<u8>>,
     /// Ranges of blocks to zero: `(start, count)`.
     pub zero_ranges: Vec<(u64, u64)>,
+    /// Inodes whose in-inode xattr area starts with the xattr magic.
+    pub xattr_magic: BTreeSet<u32>,
 }
 
 impl Model {
@@ -96,6 +89,7 @@ impl Model {
             inodes: BTreeMap::new(),
             blocks: BTreeMap::new(),
             zero_ranges: Vec::new(),
+            xattr_magic: BTreeSet::new(),
         }
     }
 
@@ -162,21 +156,11 @@ impl Model {
 
     /// `ext2fs_new_block2`: the first free block from `goal`, wrapping.
     pub fn new_block(&mut self, goal: u64) -> Result<u64, MkfsError> {
-        let goal = if goal == 0 || goal >= self.count() {
-            self.fdb()
-        } else {
-            goal
-        };
+        let goal = if goal == 0 || goal >= self.count() { self.fdb() } else { goal };
         let b = self
             .map
             .first_zero(goal, self.count() - 1)
-            .or_else(|| {
-                if goal > self.fdb() {
-                    self.map.first_zero(self.fdb(), goal - 1)
-                } else {
-                    None
-                }
-            })
+            .or_else(|| if goal > self.fdb() { self.map.first_zero(self.fdb(), goal - 1) } else { None })
             .ok_or(MkfsError::NoSpace { what: "a block" })?;
         self.clear_block_uninit(self.shape.group_of(b));
         Ok(b)
@@ -204,24 +188,14 @@ impl Model {
     /// (wrapping), at most `len` long; clears `BLOCK_UNINIT` where it lies.
     pub fn new_range(&mut self, goal: u64, len: u64) -> Result<(u64, u64), MkfsError> {
         let max = self.count();
-        let goal = if goal == 0 || goal >= max {
-            self.fdb()
-        } else {
-            goal
-        };
+        let goal = if goal == 0 || goal >= max { self.fdb() } else { goal };
         let start = match self.map.first_zero(goal, max - 1) {
             Some(s) => s,
             None if goal != self.fdb() => {
-                self.map
-                    .first_zero(self.fdb(), max - 1)
-                    .ok_or(MkfsError::NoSpace {
-                        what: "a block range",
-                    })?
+                self.map.first_zero(self.fdb(), max - 1).ok_or(MkfsError::NoSpace { what: "a block range" })?
             }
             None => {
-                return Err(MkfsError::NoSpace {
-                    what: "a block range",
-                });
+                return Err(MkfsError::NoSpace { what: "a block range" });
             }
         };
         let last = (start + len - 1).min(max - 1);
@@ -242,8 +216,7 @@ impl Model {
         }
         if let Some(gs) = self.groups.get_mut(g as usize) {
             if gs.flags.contains(GroupDescFlags::INODE_UNINIT) {
-                gs.flags
-                    .remove(GroupDescFlags::INODE_UNINIT | GroupDescFlags::BLOCK_UNINIT);
+                gs.flags.remove(GroupDescFlags::INODE_UNINIT | GroupDescFlags::BLOCK_UNINIT);
             }
         }
     }
@@ -252,11 +225,7 @@ impl Model {
     pub fn new_inode(&mut self, dir: u32) -> Result<u32, MkfsError> {
         let ipg = self.shape.inodes_per_group;
         let total = self.shape.inodes_count;
-        let mut start = if dir > 0 {
-            (dir - 1) / ipg * ipg + 1
-        } else {
-            0
-        };
+        let mut start = if dir > 0 { (dir - 1) / ipg * ipg + 1 } else { 0 };
         start = start.max(FIRST_INO);
         if start > total {
             return Err(MkfsError::NoSpace { what: "an inode" });
@@ -310,7 +279,7 @@ impl Model {
 
     /// Records a block's contents for writing.
     pub fn put_block(&mut self, b: u64, data: Vec<u8>) {
-        self.blocks.insert(b, BlockData::Bytes(data));
+        self.blocks.insert(b, data);
     }
 }
 
@@ -339,7 +308,8 @@ mod tests {
         // finish > start forbids the wrap.
         assert_eq!(m.get_free_blocks(600, 700, 10), None);
         assert_eq!(m.get_free_blocks(50, 450, 10), Some(101));
-        assert_eq!(m.get_free_blocks(50, 105, 10), None);
+        assert_eq!(m.get_free_blocks(50, 101, 10), None);
+        assert_eq!(m.get_free_blocks(50, 102, 10), Some(101));
         assert_eq!(m.new_block(600).unwrap(), 101);
         assert_eq!(m.new_range(0, 1000).unwrap(), (101, 399));
     }

@@ -236,10 +236,7 @@ impl Default for FormatOptions {
 impl FormatOptions {
     /// Options for `mke2fs -t TYPE` with the Debian profile.
     pub fn new(fs_type: FsType) -> Self {
-        Self {
-            fs_type: Some(fs_type),
-            ..Self::default()
-        }
+        Self { fs_type: Some(fs_type), ..Self::default() }
     }
 
     /// Selects the built-in profile.

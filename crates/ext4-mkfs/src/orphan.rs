@@ -32,11 +32,7 @@ impl Build {
         let s = self.model.shape.clone();
         let extents = has_incompat(&s.features, Incompat::EXTENTS);
         let csum = has_ro(&s.features, RoCompat::METADATA_CSUM);
-        let kind = if extents {
-            MapKind::Extents
-        } else {
-            MapKind::Indirect
-        };
+        let kind = if extents { MapKind::Extents } else { MapKind::Indirect };
         let mut map = Mapping::new(kind, s.block_size);
         let mut last = 0u64;
         let mut data = Vec::new();
@@ -65,8 +61,7 @@ impl Build {
         if !extents {
             self.io.push(Io::WriteInode(ino));
         }
-        self.io
-            .extend([Io::ReadInode(ino), Io::WriteInodeFull(ino)]);
+        self.io.extend([Io::ReadInode(ino), Io::WriteInodeFull(ino)]);
         let seed = self.csum_seed;
         for &b in &data {
             let mut buf = vec![0u8; s.block_size as usize];
@@ -76,12 +71,7 @@ impl Build {
         let mut inode = self.new_inode_record(0o100600);
         inode.links_count = 1;
         // libext2fs counts data and indirect blocks, not extent tree blocks.
-        let counted = num_blocks
-            + if extents {
-                0
-            } else {
-                map.map_blocks().len() as u64
-            };
+        let counted = num_blocks + if extents { 0 } else { map.map_blocks().len() as u64 };
         inode.blocks = counted * (s.bs() / 512);
         self.set_file_size(&mut inode, num_blocks * s.bs());
         map.finish(self, ino, &mut inode)?;

@@ -26,9 +26,7 @@ pub fn parse_c_uint(s: &str) -> Option<u64> {
 pub fn parse_c_int(s: &str) -> Option<i64> {
     let s = s.trim();
     match s.strip_prefix('-') {
-        Some(rest) => parse_c_uint(rest)
-            .and_then(|v| i64::try_from(v).ok())
-            .map(|v| -v),
+        Some(rest) => parse_c_uint(rest).and_then(|v| i64::try_from(v).ok()).map(|v| -v),
         None => parse_c_uint(s).and_then(|v| i64::try_from(v).ok()),
     }
 }
@@ -47,20 +45,12 @@ fn split_suffix(s: &str) -> Option<(&str, Option<char>)> {
 /// block size, or 1 KiB when none is given); `K`, `M`, `G`, `T` multiply
 /// by powers of 1024 bytes and `s` counts 512-byte sectors.
 pub fn parse_size(s: &str) -> Result<FsSize, MkfsError> {
-    let bad = |reason| MkfsError::InvalidOption {
-        option: "size",
-        value: s.to_string(),
-        reason,
-    };
+    let bad = |reason| MkfsError::InvalidOption { option: "size", value: s.to_string(), reason };
     let (num, suffix) = split_suffix(s).ok_or_else(|| bad("empty"))?;
     let n = parse_c_uint(num).ok_or_else(|| bad("not a number"))?;
     let shift = match suffix.map(|c| c.to_ascii_lowercase()) {
         None => {
-            return if n == 0 {
-                Err(bad("zero"))
-            } else {
-                Ok(FsSize::Blocks(n))
-            };
+            return if n == 0 { Err(bad("zero")) } else { Ok(FsSize::Blocks(n)) };
         }
         Some('k') => 10,
         Some('m') => 20,
@@ -69,9 +59,7 @@ pub fn parse_size(s: &str) -> Result<FsSize, MkfsError> {
         Some('s') if suffix == Some('s') => 9,
         _ => return Err(bad("unknown suffix (use K, M, G, T or s)")),
     };
-    let bytes = n
-        .checked_mul(1u64 << shift)
-        .ok_or_else(|| bad("too large"))?;
+    let bytes = n.checked_mul(1u64 << shift).ok_or_else(|| bad("too large"))?;
     if bytes == 0 {
         return Err(bad("zero"));
     }
@@ -83,10 +71,7 @@ pub fn parse_size(s: &str) -> Result<FsSize, MkfsError> {
 /// turns everything off. Names are checked against e2fsprogs' table.
 pub fn parse_features(list: &str) -> Result<Vec<FeatureEdit>, MkfsError> {
     let mut out = Vec::new();
-    for word in list
-        .split(|c: char| c == ',' || c.is_ascii_whitespace())
-        .filter(|w| !w.is_empty())
-    {
+    for word in list.split(|c: char| c == ',' || c.is_ascii_whitespace()).filter(|w| !w.is_empty()) {
         if word.eq_ignore_ascii_case("none") || word.eq_ignore_ascii_case("clear") {
             out.push(FeatureEdit::ClearAll);
             continue;
@@ -97,15 +82,9 @@ pub fn parse_features(list: &str) -> Result<Vec<FeatureEdit>, MkfsError> {
             _ => (false, word),
         };
         if ext4_ondisk::features::feature_by_name(name).is_none() {
-            return Err(MkfsError::UnknownFeature {
-                name: name.to_string(),
-            });
+            return Err(MkfsError::UnknownFeature { name: name.to_string() });
         }
-        out.push(if clear {
-            FeatureEdit::Clear(name.to_string())
-        } else {
-            FeatureEdit::Set(name.to_string())
-        });
+        out.push(if clear { FeatureEdit::Clear(name.to_string()) } else { FeatureEdit::Set(name.to_string()) });
     }
     Ok(out)
 }
@@ -138,14 +117,7 @@ pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
 /// Formats a UUID in its canonical form.
 pub fn format_uuid(u: &[u8; 16]) -> String {
     let h: Vec<String> = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        h[..4].concat(),
-        h[4..6].concat(),
-        h[6..8].concat(),
-        h[8..10].concat(),
-        h[10..].concat()
-    )
+    format!("{}-{}-{}-{}-{}", h[..4].concat(), h[4..6].concat(), h[6..8].concat(), h[8..10].concat(), h[10..].concat())
 }
 
 /// Parses `-U`: a UUID, `null`/`clear`, or `random`/`time`.
@@ -156,13 +128,11 @@ pub fn parse_uuid_choice(s: &str) -> Result<UuidChoice, MkfsError> {
     if s.eq_ignore_ascii_case("random") || s.eq_ignore_ascii_case("time") {
         return Ok(UuidChoice::Random);
     }
-    parse_uuid(s)
-        .map(UuidChoice::Given)
-        .ok_or(MkfsError::InvalidOption {
-            option: "-U",
-            value: s.to_string(),
-            reason: "not a UUID",
-        })
+    parse_uuid(s).map(UuidChoice::Given).ok_or(MkfsError::InvalidOption {
+        option: "-U",
+        value: s.to_string(),
+        reason: "not a UUID",
+    })
 }
 
 /// Parses `-E` options into a fresh [`ExtendedOptions`].
@@ -173,29 +143,17 @@ pub fn parse_extended(text: &str) -> Result<ExtendedOptions, MkfsError> {
 }
 
 fn need_arg<'a>(option: &'static str, arg: Option<&'a str>) -> Result<&'a str, MkfsError> {
-    arg.ok_or(MkfsError::InvalidOption {
-        option,
-        value: String::new(),
-        reason: "needs a value",
-    })
+    arg.ok_or(MkfsError::InvalidOption { option, value: String::new(), reason: "needs a value" })
 }
 
 fn uint_arg(option: &'static str, arg: Option<&str>) -> Result<u64, MkfsError> {
     let a = need_arg(option, arg)?;
-    parse_c_uint(a).ok_or(MkfsError::InvalidOption {
-        option,
-        value: a.to_string(),
-        reason: "not a number",
-    })
+    parse_c_uint(a).ok_or(MkfsError::InvalidOption { option, value: a.to_string(), reason: "not a number" })
 }
 
 fn u32_arg(option: &'static str, arg: Option<&str>) -> Result<u32, MkfsError> {
     let v = uint_arg(option, arg)?;
-    u32::try_from(v).map_err(|_| MkfsError::InvalidOption {
-        option,
-        value: v.to_string(),
-        reason: "too large",
-    })
+    u32::try_from(v).map_err(|_| MkfsError::InvalidOption { option, value: v.to_string(), reason: "too large" })
 }
 
 /// A `0|1` flag whose value may be omitted (meaning 1), as `strtoul`.
@@ -223,9 +181,7 @@ pub fn merge_extended(e: &mut ExtendedOptions, text: &str) -> Result<(), MkfsErr
                 })?);
             }
             "lazy_itable_init" => e.lazy_itable_init = Some(flag_arg("-E lazy_itable_init", arg)?),
-            "lazy_journal_init" => {
-                e.lazy_journal_init = Some(flag_arg("-E lazy_journal_init", arg)?)
-            }
+            "lazy_journal_init" => e.lazy_journal_init = Some(flag_arg("-E lazy_journal_init", arg)?),
             "assume_storage_prezeroed" => {
                 e.assume_storage_prezeroed = Some(flag_arg("-E assume_storage_prezeroed", arg)?)
             }
@@ -245,22 +201,14 @@ pub fn merge_extended(e: &mut ExtendedOptions, text: &str) -> Result<(), MkfsErr
                 e.num_backup_sb = Some(n);
             }
             "stride" => e.stride = Some(u32_arg("-E stride", arg)?),
-            "stripe-width" | "stripe_width" => {
-                e.stripe_width = Some(u32_arg("-E stripe_width", arg)?)
-            }
+            "stripe-width" | "stripe_width" => e.stripe_width = Some(u32_arg("-E stripe_width", arg)?),
             "resize" => e.resize = Some(parse_size(need_arg("-E resize", arg)?)?),
-            "mmp_update_interval" => {
-                e.mmp_update_interval = Some(u32_arg("-E mmp_update_interval", arg)?)
-            }
-            "orphan_file_size" => {
-                e.orphan_file_size = Some(parse_size(need_arg("-E orphan_file_size", arg)?)?)
-            }
+            "mmp_update_interval" => e.mmp_update_interval = Some(u32_arg("-E mmp_update_interval", arg)?),
+            "orphan_file_size" => e.orphan_file_size = Some(parse_size(need_arg("-E orphan_file_size", arg)?)?),
             "test_fs" => e.test_fs = true,
             "desc_size" | "desc-size" => e.desc_size = Some(u32_arg("-E desc_size", arg)?),
             _ => {
-                return Err(MkfsError::UnknownExtendedOption {
-                    name: name.to_string(),
-                });
+                return Err(MkfsError::UnknownExtendedOption { name: name.to_string() });
             }
         }
     }
@@ -273,27 +221,17 @@ fn root_owner(arg: Option<&str>) -> Result<(u32, u32), MkfsError> {
     let Some(a) = arg else {
         return Ok(process_owner());
     };
-    let bad = || MkfsError::InvalidOption {
-        option: "-E root_owner",
-        value: a.to_string(),
-        reason: "expected UID:GID",
-    };
+    let bad = || MkfsError::InvalidOption { option: "-E root_owner", value: a.to_string(), reason: "expected UID:GID" };
     let (u, g) = a.split_once(':').ok_or_else(bad)?;
-    let u = parse_c_uint(u)
-        .and_then(|v| u32::try_from(v).ok())
-        .ok_or_else(bad)?;
-    let g = parse_c_uint(g)
-        .and_then(|v| u32::try_from(v).ok())
-        .ok_or_else(bad)?;
+    let u = parse_c_uint(u).and_then(|v| u32::try_from(v).ok()).ok_or_else(bad)?;
+    let g = parse_c_uint(g).and_then(|v| u32::try_from(v).ok()).ok_or_else(bad)?;
     Ok((u, g))
 }
 
 #[cfg(unix)]
 fn process_owner() -> (u32, u32) {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self")
-        .map(|m| (m.uid(), m.gid()))
-        .unwrap_or((0, 0))
+    std::fs::metadata("/proc/self").map(|m| (m.uid(), m.gid())).unwrap_or((0, 0))
 }
 
 #[cfg(not(unix))]
@@ -355,33 +293,19 @@ mod tests {
                 FeatureEdit::ClearAll
             ]
         );
-        assert!(matches!(
-            parse_features("bogus"),
-            Err(MkfsError::UnknownFeature { .. })
-        ));
+        assert!(matches!(parse_features("bogus"), Err(MkfsError::UnknownFeature { .. })));
     }
 
     #[test]
     fn extended() {
-        let e = parse_extended(
-            "lazy_itable_init=0,root_owner=1000:100,nodiscard,offset=0x1000,stride=16",
-        )
-        .unwrap();
+        let e = parse_extended("lazy_itable_init=0,root_owner=1000:100,nodiscard,offset=0x1000,stride=16").unwrap();
         assert_eq!(e.lazy_itable_init, Some(false));
         assert_eq!(e.root_owner, Some((1000, 100)));
         assert_eq!(e.discard, Some(false));
         assert_eq!(e.offset, Some(4096));
         assert_eq!(e.stride, Some(16));
-        assert!(
-            parse_extended("lazy_journal_init")
-                .unwrap()
-                .lazy_journal_init
-                .unwrap()
-        );
-        assert!(matches!(
-            parse_extended("frobnicate=1"),
-            Err(MkfsError::UnknownExtendedOption { .. })
-        ));
+        assert!(parse_extended("lazy_journal_init").unwrap().lazy_journal_init.unwrap());
+        assert!(matches!(parse_extended("frobnicate=1"), Err(MkfsError::UnknownExtendedOption { .. })));
         assert!(parse_extended("root_owner=12").is_err());
         assert!(parse_extended("num_backup_sb=3").is_err());
     }

@@ -26,10 +26,7 @@ pub struct Profile {
 }
 
 const DEFAULTS: &[(&str, &str)] = &[
-    (
-        "base_features",
-        "sparse_super,large_file,filetype,resize_inode,dir_index,ext_attr",
-    ),
+    ("base_features", "sparse_super,large_file,filetype,resize_inode,dir_index,ext_attr"),
     ("default_mntopts", "acl,user_xattr"),
     ("enable_periodic_fsck", "0"),
     ("blocksize", "4096"),
@@ -37,10 +34,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("inode_ratio", "16384"),
 ];
 
-const fn stanza(
-    name: &'static str,
-    relations: &'static [(&'static str, &'static str)],
-) -> FsTypeStanza {
+const fn stanza(name: &'static str, relations: &'static [(&'static str, &'static str)]) -> FsTypeStanza {
     FsTypeStanza { name, relations }
 }
 
@@ -55,22 +49,9 @@ macro_rules! common_types {
             stanza("big", &[("inode_ratio", "32768")]),
             stanza("huge", &[("inode_ratio", "65536")]),
             stanza("news", &[("inode_ratio", "4096")]),
-            stanza(
-                "largefile",
-                &[("inode_ratio", "1048576"), ("blocksize", "-1")],
-            ),
-            stanza(
-                "largefile4",
-                &[("inode_ratio", "4194304"), ("blocksize", "-1")],
-            ),
-            stanza(
-                "hurd",
-                &[
-                    ("blocksize", "4096"),
-                    ("inode_size", "128"),
-                    ("warn_y2038_dates", "0"),
-                ],
-            ),
+            stanza("largefile", &[("inode_ratio", "1048576"), ("blocksize", "-1")]),
+            stanza("largefile4", &[("inode_ratio", "4194304"), ("blocksize", "-1")]),
+            stanza("hurd", &[("blocksize", "4096"), ("inode_size", "128"), ("warn_y2038_dates", "0")]),
         ]
     };
 }
@@ -81,9 +62,7 @@ impl Profile {
     pub const DEBIAN: Profile = Profile {
         name: "debian",
         defaults: DEFAULTS,
-        fs_types: common_types!(
-            "has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize"
-        ),
+        fs_types: common_types!("has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize"),
     };
 
     /// Upstream e2fsprogs 1.47.0's `misc/mke2fs.conf.in`: Debian's plus
@@ -104,29 +83,18 @@ impl Profile {
     /// The value of `key` in stanza `ty`, if set there.
     fn type_value(&self, ty: &str, key: &str) -> Option<&'static str> {
         let stanza = self.fs_types.iter().find(|t| t.name == ty)?;
-        stanza
-            .relations
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| *v)
+        stanza.relations.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
     }
 
     /// The value of `key` in `[defaults]`, if set.
     pub fn default_value(&self, key: &str) -> Option<&'static str> {
-        self.defaults
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| *v)
+        self.defaults.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
     }
 
     /// The value of `key` for the type list `types`: the last type that sets
     /// it wins, then `[defaults]` (mke2fs' `get_*_from_profile`).
     pub fn lookup(&self, types: &[String], key: &str) -> Option<&'static str> {
-        types
-            .iter()
-            .rev()
-            .find_map(|t| self.type_value(t, key))
-            .or_else(|| self.default_value(key))
+        types.iter().rev().find_map(|t| self.type_value(t, key)).or_else(|| self.default_value(key))
     }
 
     /// `key` as a string, or `default`.
@@ -137,24 +105,17 @@ impl Profile {
     /// `key` as an integer (C `strtol` with base 0), or `default` when
     /// absent or unparsable.
     pub fn int(&self, types: &[String], key: &str, default: i64) -> i64 {
-        self.lookup(types, key)
-            .and_then(crate::parse::parse_c_int)
-            .unwrap_or(default)
+        self.lookup(types, key).and_then(crate::parse::parse_c_int).unwrap_or(default)
     }
 
     /// `key` as a floating-point number, or `default`.
     pub fn double(&self, types: &[String], key: &str, default: f64) -> f64 {
-        self.lookup(types, key)
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(default)
+        self.lookup(types, key).and_then(|v| v.trim().parse().ok()).unwrap_or(default)
     }
 
     /// `key` as a boolean (`1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`), or `default`.
     pub fn bool(&self, types: &[String], key: &str, default: bool) -> bool {
-        match self
-            .lookup(types, key)
-            .map(|v| v.trim().to_ascii_lowercase())
-        {
+        match self.lookup(types, key).map(|v| v.trim().to_ascii_lowercase()) {
             Some(v) if ["1", "true", "t", "yes", "y", "on"].contains(&v.as_str()) => true,
             Some(v) if ["0", "false", "f", "no", "n", "off", "nil"].contains(&v.as_str()) => false,
             _ => default,
@@ -211,22 +172,8 @@ mod tests {
 
     #[test]
     fn profiles_differ_only_in_ext4_features() {
-        assert!(
-            Profile::UPSTREAM
-                .type_features("ext4")
-                .unwrap()
-                .contains("orphan_file")
-        );
-        assert!(
-            !Profile::DEBIAN
-                .type_features("ext4")
-                .unwrap()
-                .contains("orphan_file")
-        );
-        assert!(
-            Profile::DEBIAN
-                .to_conf()
-                .contains("\text4 = {\n\t\tfeatures = has_journal,extent")
-        );
+        assert!(Profile::UPSTREAM.type_features("ext4").unwrap().contains("orphan_file"));
+        assert!(!Profile::DEBIAN.type_features("ext4").unwrap().contains("orphan_file"));
+        assert!(Profile::DEBIAN.to_conf().contains("\text4 = {\n\t\tfeatures = has_journal,extent"));
     }
 }

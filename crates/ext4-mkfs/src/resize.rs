@@ -22,12 +22,7 @@ pub(crate) fn backup_groups(b: &Build) -> Vec<u32> {
     let s = &b.model.shape;
     let n = s.group_count;
     if has_compat(&s.features, Compat::SPARSE_SUPER2) {
-        return s
-            .backup_bgs
-            .iter()
-            .copied()
-            .filter(|&g| g != 0 && g < n)
-            .collect();
+        return s.backup_bgs.iter().copied().filter(|&g| g != 0 && g < n).collect();
     }
     if !has_ro(&s.features, RoCompat::SPARSE_SUPER) {
         return (1..n).collect();
@@ -58,11 +53,7 @@ impl Build {
         let s = self.model.shape.clone();
         let bs = s.block_size as usize;
         let apb = u64::from(s.block_size / 4);
-        let sb_blk = if s.first_data_block == 0 && s.block_size == 1024 {
-            1
-        } else {
-            s.first_data_block
-        };
+        let sb_blk = if s.first_data_block == 0 && s.block_size == 1024 { 1 } else { s.first_data_block };
         let goal = sb_blk
             + u64::from(s.desc_blocks)
             + u64::from(s.reserved_gdt_blocks)
@@ -94,10 +85,7 @@ impl Build {
             self.io.push(Io::WriteBlock(gdt_blk));
         }
         self.model.put_block(dind, dind_buf);
-        self.io.extend([
-            Io::WriteBlock(dind),
-            Io::WriteInodeFull(ext4_ondisk::ino::RESIZE),
-        ]);
+        self.io.extend([Io::WriteBlock(dind), Io::WriteInodeFull(ext4_ondisk::ino::RESIZE)]);
         inode.blocks = blocks * (s.bs() / 512);
         self.model.inodes.insert(ext4_ondisk::ino::RESIZE, inode);
         Ok(())

@@ -19,8 +19,6 @@ const PAGE_SIZE: u64 = 4096;
 /// The resolved parameters of a format (mke2fs' `fs_param` and globals).
 #[derive(Debug, Clone)]
 pub struct Params {
-    /// The `[fs_types]` list used for profile lookups.
-    pub fs_types: Vec<String>,
     /// Block size in bytes.
     pub block_size: u32,
     /// log2(block size) - 10.
@@ -161,10 +159,7 @@ fn to_blocks(size: FsSize, log: u32) -> u64 {
 /// Resolves the options for a device of `dev_len` bytes.
 pub fn resolve(dev_len: u64, opts: &FormatOptions) -> Result<Params, MkfsError> {
     let profile = opts.profile;
-    let explicit_bs = opts
-        .block_size
-        .map(|b| check_block_size(b.into()))
-        .transpose()?;
+    let explicit_bs = opts.block_size.map(|b| check_block_size(b.into())).transpose()?;
     let log0 = explicit_bs.map_or(0, |b| b.trailing_zeros() - 10);
     let bs0 = 1024u64 << log0;
     let offset = opts.extended.offset.unwrap_or(0);
@@ -182,34 +177,21 @@ pub fn resolve(dev_len: u64, opts: &FormatOptions) -> Result<Params, MkfsError> 
         }
     };
     if count == 0 {
-        return Err(MkfsError::TooSmall {
-            blocks: 0,
-            reason: "the device size is zero",
-        });
+        return Err(MkfsError::TooSmall { blocks: 0, reason: "the device size is zero" });
     }
 
     let journal_size = requested_journal(opts);
     let ext = ext_type(opts, journal_size);
-    let usage = opts
-        .usage_types
-        .clone()
-        .unwrap_or_else(|| size_type(count, bs0).to_string());
+    let usage = opts.usage_types.clone().unwrap_or_else(|| size_type(count, bs0).to_string());
     let types = fs_types(&profile, ext, &usage);
 
     let mut feat = FeatureWords::default();
     let mut default_mount_opts = 0;
     features::apply_str(
         &mut feat,
-        profile.string(
-            &types,
-            "base_features",
-            "sparse_super,large_file,filetype,resize_inode,dir_index",
-        ),
+        profile.string(&types, "base_features", "sparse_super,large_file,filetype,resize_inode,dir_index"),
     )?;
-    for opt in profile
-        .string(&types, "default_mntopts", "acl,user_xattr")
-        .split(',')
-    {
+    for opt in profile.string(&types, "default_mntopts", "acl,user_xattr").split(',') {
         default_mount_opts |= mount_opt_bit(opt);
     }
     for t in &types {
@@ -257,11 +239,7 @@ pub fn resolve(dev_len: u64, opts: &FormatOptions) -> Result<Params, MkfsError> 
         });
     }
     if count > (1u64 << (10 + log_block_size + 3 + 32)) - 1 {
-        return Err(MkfsError::TooLarge {
-            blocks: count,
-            block_size,
-            reason: "more than 2^32 block groups",
-        });
+        return Err(MkfsError::TooLarge { blocks: count, block_size, reason: "more than 2^32 block groups" });
     }
     if journal_size != 0 {
         set_compat(&mut feat, Compat::HAS_JOURNAL, true);
@@ -275,15 +253,10 @@ pub fn resolve(dev_len: u64, opts: &FormatOptions) -> Result<Params, MkfsError> 
         None => profile.double(&types, "reserved_ratio", 5.0),
     };
     if !(0.0..=50.0).contains(&reserved_ratio) {
-        return Err(MkfsError::InvalidReservedPercent {
-            percent: reserved_ratio,
-        });
+        return Err(MkfsError::InvalidReservedPercent { percent: reserved_ratio });
     }
     if has_incompat(&feat, Incompat::BIT64) && !has_incompat(&feat, Incompat::EXTENTS) {
-        return Err(MkfsError::FeatureRequires {
-            feature: "64bit",
-            requires: "extent",
-        });
+        return Err(MkfsError::FeatureRequires { feature: "64bit", requires: "extent" });
     }
 
     let inode_ratio = match opts.inode_ratio {
@@ -291,16 +264,10 @@ pub fn resolve(dev_len: u64, opts: &FormatOptions) -> Result<Params, MkfsError> 
             return Err(MkfsError::InvalidInodeRatio { ratio: r });
         }
         Some(r) => r,
-        None => u64::try_from(profile.int(&types, "inode_ratio", 8192))
-            .unwrap_or(8192)
-            .max(block_size.into()),
+        None => u64::try_from(profile.int(&types, "inode_ratio", 8192)).unwrap_or(8192).max(block_size.into()),
     };
     let mut num_backups = u32::try_from(profile.int(&types, "num_backup_sb", 2)).unwrap_or(2);
-    let mut desc_size = if has_incompat(&feat, Incompat::BIT64) {
-        64
-    } else {
-        0
-    };
+    let mut desc_size = if has_incompat(&feat, Incompat::BIT64) { 64 } else { 0 };
 
     let mut lazy_itable_init = profile.bool(&types, "lazy_itable_init", true);
     let mut discard = profile.bool(&types, "discard", true);
@@ -310,10 +277,7 @@ pub fn resolve(dev_len: u64, opts: &FormatOptions) -> Result<Params, MkfsError> 
     let e = &opts.extended;
     if let Some(d) = e.desc_size {
         if !has_incompat(&feat, Incompat::BIT64) {
-            return Err(MkfsError::FeatureRequires {
-                feature: "desc_size",
-                requires: "64bit",
-            });
+            return Err(MkfsError::FeatureRequires { feature: "desc_size", requires: "64bit" });
         }
         if !(64..=1024).contains(&d) || !d.is_power_of_two() {
             return Err(MkfsError::InvalidOption {
@@ -362,16 +326,10 @@ pub fn resolve(dev_len: u64, opts: &FormatOptions) -> Result<Params, MkfsError> 
         set_ro(&mut feat, RoCompat::GDT_CSUM, false);
     }
     if has_incompat(&feat, Incompat::META_BG) && has_compat(&feat, Compat::RESIZE_INODE) {
-        return Err(MkfsError::FeatureConflict {
-            a: "resize_inode",
-            b: "meta_bg",
-        });
+        return Err(MkfsError::FeatureConflict { a: "resize_inode", b: "meta_bg" });
     }
     if has_compat(&feat, Compat::RESIZE_INODE) && !has_ro(&feat, RoCompat::SPARSE_SUPER) {
-        return Err(MkfsError::FeatureRequires {
-            feature: "resize_inode",
-            requires: "sparse_super",
-        });
+        return Err(MkfsError::FeatureRequires { feature: "resize_inode", requires: "sparse_super" });
     }
     let blocks_per_group = check_blocks_per_group(opts.blocks_per_group, block_size)?;
 
@@ -387,33 +345,19 @@ pub fn resolve(dev_len: u64, opts: &FormatOptions) -> Result<Params, MkfsError> 
     };
     let log_groups_per_flex = match flex_size {
         Some(g) if g < 1 || !g.is_power_of_two() => {
-            return Err(MkfsError::InvalidFlexBgSize {
-                size: g,
-                reason: "must be a power of 2",
-            });
+            return Err(MkfsError::InvalidFlexBgSize { size: g, reason: "must be a power of 2" });
         }
         Some(g) if g > 1 << 31 => {
-            return Err(MkfsError::InvalidFlexBgSize {
-                size: g,
-                reason: "must be at most 2^31",
-            });
+            return Err(MkfsError::InvalidFlexBgSize { size: g, reason: "must be at most 2^31" });
         }
         Some(g) if !flex => {
-            return Err(MkfsError::InvalidFlexBgSize {
-                size: g,
-                reason: "the flex_bg feature is not enabled",
-            });
+            return Err(MkfsError::InvalidFlexBgSize { size: g, reason: "the flex_bg feature is not enabled" });
         }
         Some(g) => g.trailing_zeros(),
         None => 0,
     };
-    if inode_size != 0
-        && (inode_size < 128 || inode_size > block_size || !inode_size.is_power_of_two())
-    {
-        return Err(MkfsError::InvalidInodeSize {
-            size: inode_size,
-            block_size,
-        });
+    if inode_size != 0 && (inode_size < 128 || inode_size > block_size || !inode_size.is_power_of_two()) {
+        return Err(MkfsError::InvalidInodeSize { size: inode_size, block_size });
     }
     if has_incompat(&feat, Incompat::INLINE_DATA) && inode_size == 128 {
         return Err(MkfsError::InlineDataNeedsLargeInodes { inode_size });
@@ -441,16 +385,10 @@ pub fn resolve(dev_len: u64, opts: &FormatOptions) -> Result<Params, MkfsError> 
         }
     }
     if has_incompat(&feat, Incompat::CSUM_SEED) && !has_ro(&feat, RoCompat::METADATA_CSUM) {
-        return Err(MkfsError::FeatureRequires {
-            feature: "metadata_csum_seed",
-            requires: "metadata_csum",
-        });
+        return Err(MkfsError::FeatureRequires { feature: "metadata_csum_seed", requires: "metadata_csum" });
     }
     if has_compat(&feat, Compat::ORPHAN_FILE) && !has_compat(&feat, Compat::HAS_JOURNAL) {
-        return Err(MkfsError::FeatureRequires {
-            feature: "orphan_file",
-            requires: "has_journal",
-        });
+        return Err(MkfsError::FeatureRequires { feature: "orphan_file", requires: "has_journal" });
     }
 
     let hash_alg = match profile.string(&types, "hash_alg", "half_md4") {
@@ -460,9 +398,7 @@ pub fn resolve(dev_len: u64, opts: &FormatOptions) -> Result<Params, MkfsError> 
     };
     let errors = match (opts.errors, profile.lookup(&types, "errors")) {
         (Some(e), _) => e.value(),
-        (None, Some(name)) => {
-            crate::options::ErrorsBehaviour::from_name(name).map_or(1, |e| e.value())
-        }
+        (None, Some(name)) => crate::options::ErrorsBehaviour::from_name(name).map_or(1, |e| e.value()),
         (None, None) => 1,
     };
     let mut label = opts.label.clone().unwrap_or_default().into_bytes();
@@ -474,7 +410,6 @@ pub fn resolve(dev_len: u64, opts: &FormatOptions) -> Result<Params, MkfsError> 
     last_mounted.truncate(64);
 
     Ok(Params {
-        fs_types: types.clone(),
         block_size,
         log_block_size,
         blocks_count: count,
@@ -491,16 +426,9 @@ pub fn resolve(dev_len: u64, opts: &FormatOptions) -> Result<Params, MkfsError> 
         raid_stride,
         raid_stripe_width,
         mmp_update_interval: e.mmp_update_interval.unwrap_or(0),
-        extra_flags: if e.test_fs {
-            ext4_ondisk::superblock::FLAGS_TEST_FILESYS
-        } else {
-            0
-        },
+        extra_flags: if e.test_fs { ext4_ondisk::superblock::FLAGS_TEST_FILESYS } else { 0 },
         journal_size,
-        journal_location: opts
-            .journal_options
-            .and_then(|j| j.location)
-            .map(|l| to_blocks(l, log_block_size)),
+        journal_location: opts.journal_options.and_then(|j| j.location).map(|l| to_blocks(l, log_block_size)),
         lazy_itable_init,
         lazy_journal_init,
         assume_prezeroed: e.assume_storage_prezeroed.unwrap_or(false),
@@ -522,10 +450,7 @@ pub fn resolve(dev_len: u64, opts: &FormatOptions) -> Result<Params, MkfsError> 
         time: opts.time.unwrap_or_else(crate::seed::now),
         label,
         last_mounted,
-        mmp_nodename: opts
-            .mmp_nodename
-            .clone()
-            .unwrap_or_else(crate::seed::host_name),
+        mmp_nodename: opts.mmp_nodename.clone().unwrap_or_else(crate::seed::host_name),
         device_name: opts.device_name.clone().unwrap_or_default(),
         orphan_file_blocks: e.orphan_file_size.map(|s| to_blocks(s, log_block_size)),
         warnings,
@@ -554,10 +479,7 @@ fn mount_opt_bit(name: &str) -> u32 {
 fn check_blocks_per_group(bpg: Option<u32>, block_size: u32) -> Result<u32, MkfsError> {
     let Some(g) = bpg else { return Ok(0) };
     if g % 8 != 0 {
-        return Err(MkfsError::InvalidBlocksPerGroup {
-            blocks_per_group: g,
-            reason: "must be a multiple of 8",
-        });
+        return Err(MkfsError::InvalidBlocksPerGroup { blocks_per_group: g, reason: "must be a multiple of 8" });
     }
     if g < 256 || g > 8 * block_size {
         return Err(MkfsError::InvalidBlocksPerGroup {
@@ -569,18 +491,9 @@ fn check_blocks_per_group(bpg: Option<u32>, block_size: u32) -> Result<u32, Mkfs
 }
 
 /// The inode count asked for (`-N`, else size / ratio), capped as mke2fs does.
-fn inode_count(
-    n: Option<u64>,
-    count: u64,
-    block_size: u32,
-    ratio: u64,
-    feat: &FeatureWords,
-) -> Result<u32, MkfsError> {
+fn inode_count(n: Option<u64>, count: u64, block_size: u32, ratio: u64, feat: &FeatureWords) -> Result<u32, MkfsError> {
     match n {
-        Some(n) if n > MAX_32 => Err(MkfsError::TooManyInodes {
-            inodes: n,
-            reason: "specify fewer than 2^32 inodes",
-        }),
+        Some(n) if n > MAX_32 => Err(MkfsError::TooManyInodes { inodes: n, reason: "specify fewer than 2^32 inodes" }),
         Some(n) if n > 0 => Ok(n as u32),
         _ => {
             let n = count.saturating_mul(u64::from(block_size)) / ratio;
@@ -589,10 +502,7 @@ fn inode_count(
             } else if has_incompat(feat, Incompat::BIT64) {
                 Ok(MAX_32 as u32)
             } else {
-                Err(MkfsError::TooManyInodes {
-                    inodes: n,
-                    reason: "more than 2^32 inodes; raise the inode ratio",
-                })
+                Err(MkfsError::TooManyInodes { inodes: n, reason: "more than 2^32 inodes; raise the inode ratio" })
             }
         }
     }
@@ -608,11 +518,7 @@ fn resize_reserve(
     bpg: Option<u32>,
 ) -> Result<u32, MkfsError> {
     if resize == 0 {
-        return Err(MkfsError::InvalidOption {
-            option: "-E resize",
-            value: resize.to_string(),
-            reason: "zero",
-        });
+        return Err(MkfsError::InvalidOption { option: "-E resize", value: resize.to_string(), reason: "zero" });
     }
     if resize <= count {
         return Err(MkfsError::InvalidOption {
@@ -649,29 +555,19 @@ mod tests {
     #[test]
     fn size_classes_pick_block_size_and_ratio() {
         let p = params(64 << 20, |_| {}).unwrap();
-        assert_eq!(
-            (p.block_size, p.blocks_count, p.inodes_count),
-            (1024, 65536, 16384)
-        );
-        assert_eq!(p.fs_types, vec!["ext4".to_string(), "small".to_string()]);
+        assert_eq!((p.block_size, p.blocks_count, p.inodes_count), (1024, 65536, 16384));
         let p = params(2 << 20, |_| {}).unwrap();
-        assert_eq!(p.fs_types[1], "floppy");
+        assert_eq!((p.block_size, p.inodes_count), (1024, 256));
         let p = params(4 << 30, |_| {}).unwrap();
-        assert_eq!(
-            (p.block_size, p.blocks_count, p.inodes_count),
-            (4096, 1 << 20, 262144)
-        );
+        assert_eq!((p.block_size, p.blocks_count, p.inodes_count), (4096, 1 << 20, 262144));
         let p = params(16 << 40, |_| {}).unwrap();
-        assert_eq!(p.fs_types[1], "huge");
+        assert_eq!(p.inodes_count, 1 << 28);
         assert!(!has_compat(&p.features, Compat::RESIZE_INODE));
     }
 
     #[test]
     fn device_size_is_rounded_to_pages_but_explicit_size_is_not() {
-        assert_eq!(
-            params((64 << 20) + 3072, |_| {}).unwrap().blocks_count,
-            65536
-        );
+        assert_eq!(params((64 << 20) + 3072, |_| {}).unwrap().blocks_count, 65536);
         let p = params(1 << 30, |o| {
             o.size = Some(FsSize::Blocks(65539));
             o.block_size = Some(1024)
@@ -682,32 +578,19 @@ mod tests {
     #[test]
     fn refusals() {
         let err = |f: fn(&mut FormatOptions)| params(64 << 20, f).unwrap_err();
-        assert!(matches!(
-            err(|o| o.block_size = Some(3000)),
-            MkfsError::InvalidBlockSize { .. }
-        ));
-        assert!(matches!(
-            err(|o| o.inode_size = Some(100)),
-            MkfsError::InvalidInodeSize { .. }
-        ));
-        assert!(matches!(
-            err(|o| o.reserved_percent = Some(51.0)),
-            MkfsError::InvalidReservedPercent { .. }
-        ));
+        assert!(matches!(err(|o| o.block_size = Some(3000)), MkfsError::InvalidBlockSize { .. }));
+        assert!(matches!(err(|o| o.inode_size = Some(100)), MkfsError::InvalidInodeSize { .. }));
+        assert!(matches!(err(|o| o.reserved_percent = Some(51.0)), MkfsError::InvalidReservedPercent { .. }));
         assert!(matches!(
             err(|o| o.features = crate::parse::parse_features("^extent").unwrap()),
-            MkfsError::FeatureRequires {
-                feature: "64bit",
-                ..
-            }
+            MkfsError::FeatureRequires { feature: "64bit", .. }
         ));
         assert!(matches!(
             err(|o| o.features = crate::parse::parse_features("meta_bg").unwrap()),
             MkfsError::FeatureConflict { .. }
         ));
         assert!(matches!(
-            err(|o| o.features =
-                crate::parse::parse_features("metadata_csum_seed,^metadata_csum").unwrap()),
+            err(|o| o.features = crate::parse::parse_features("metadata_csum_seed,^metadata_csum").unwrap()),
             MkfsError::FeatureRequires { .. }
         ));
         assert!(matches!(
@@ -717,18 +600,9 @@ mod tests {
             }),
             MkfsError::InlineDataNeedsLargeInodes { .. }
         ));
-        assert!(matches!(
-            err(|o| o.blocks_per_group = Some(100)),
-            MkfsError::InvalidBlocksPerGroup { .. }
-        ));
-        assert!(matches!(
-            err(|o| o.flex_bg_size = Some(3)),
-            MkfsError::InvalidFlexBgSize { .. }
-        ));
-        assert!(matches!(
-            err(|o| o.inode_count = Some(1 << 20)),
-            MkfsError::TooManyInodes { .. }
-        ));
+        assert!(matches!(err(|o| o.blocks_per_group = Some(100)), MkfsError::InvalidBlocksPerGroup { .. }));
+        assert!(matches!(err(|o| o.flex_bg_size = Some(3)), MkfsError::InvalidFlexBgSize { .. }));
+        assert!(matches!(err(|o| o.inode_count = Some(1 << 20)), MkfsError::TooManyInodes { .. }));
     }
 
     #[test]

@@ -7,10 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The current time in seconds, truncated to 32 bits as mke2fs stores it.
 pub fn now() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0)
 }
 
 /// The fixed time the environment asks for, as e2fsprogs reads it:
@@ -20,12 +17,7 @@ pub fn now() -> u32 {
 pub fn time_from_env() -> Option<u32> {
     ["SOURCE_DATE_EPOCH", "E2FSPROGS_FAKE_TIME"]
         .iter()
-        .find_map(|v| {
-            std::env::var(v)
-                .ok()
-                .and_then(|s| crate::parse::parse_c_uint(&s))
-                .map(|t| t as u32)
-        })
+        .find_map(|v| std::env::var(v).ok().and_then(|s| crate::parse::parse_c_uint(&s)).map(|t| t as u32))
 }
 
 fn fill_random(buf: &mut [u8; 16]) {
@@ -40,12 +32,7 @@ fn fill_random(buf: &mut [u8; 16]) {
     for (i, chunk) in buf.chunks_mut(8).enumerate() {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u64(i as u64);
-        h.write_u128(
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
+        h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
         chunk.copy_from_slice(&h.finish().to_le_bytes()[..chunk.len()]);
     }
 }
@@ -61,9 +48,7 @@ pub fn random_uuid() -> [u8; 16] {
 
 /// The host name for the MMP block (`gethostname`), empty if unknown.
 pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
 #[cfg(test)]

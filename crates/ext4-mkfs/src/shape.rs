@@ -99,8 +99,7 @@ impl Shape {
 
     /// Whether group checksums (gdt_csum or metadata_csum) are on.
     pub fn csum(&self) -> bool {
-        has_ro(&self.features, RoCompat::GDT_CSUM)
-            || has_ro(&self.features, RoCompat::METADATA_CSUM)
+        has_ro(&self.features, RoCompat::GDT_CSUM) || has_ro(&self.features, RoCompat::METADATA_CSUM)
     }
 
     /// Descriptors per block.
@@ -149,11 +148,7 @@ impl Shape {
             group_block = 1;
         }
         let meta_bg = has_incompat(&self.features, Incompat::META_BG);
-        let old_desc_blocks = if meta_bg {
-            self.first_meta_bg
-        } else {
-            self.desc_blocks + self.reserved_gdt_blocks
-        };
+        let old_desc_blocks = if meta_bg { self.first_meta_bg } else { self.desc_blocks + self.reserved_gdt_blocks };
         let has_super = self.has_super(g);
         let mut m = GroupMeta::default();
         if has_super {
@@ -189,11 +184,7 @@ impl Shape {
             } else {
                 u64::from(self.desc_blocks + self.reserved_gdt_blocks)
             };
-            let n = if d + n >= self.blocks_count {
-                self.blocks_count - d
-            } else {
-                n
-            };
+            let n = if d + n >= self.blocks_count { self.blocks_count - d } else { n };
             out.push((d, n));
         }
         if let Some(d) = m.new_desc_blk {
@@ -250,34 +241,20 @@ impl Shape {
         let bs = u64::from(block_size);
         let first_data_block: u64 = if p.log_block_size == 0 { 1 } else { 0 };
         let mut features = p.features;
-        let mut bpg = if p.blocks_per_group != 0 {
-            p.blocks_per_group
-        } else {
-            block_size * 8
-        };
+        let mut bpg = if p.blocks_per_group != 0 { p.blocks_per_group } else { block_size * 8 };
         bpg = bpg.min(65528);
         let mut blocks = p.blocks_count;
         let mut r_blocks = p.r_blocks_count;
         if r_blocks >= p.blocks_count {
-            return Err(MkfsError::TooSmall {
-                blocks,
-                reason: "no blocks left after the reserved ones",
-            });
+            return Err(MkfsError::TooSmall { blocks, reason: "no blocks left after the reserved ones" });
         }
         let inode_size = if p.inode_size == 0 { 128 } else { p.inode_size };
-        let desc_size = if has_incompat(&features, Incompat::BIT64) {
-            p.desc_size.max(64)
-        } else {
-            32
-        };
+        let desc_size = if has_incompat(&features, Incompat::BIT64) { p.desc_size.max(64) } else { 32 };
         let gdpb = block_size / desc_size;
         let ipb = block_size / inode_size;
         'retry: loop {
             if blocks <= first_data_block {
-                return Err(MkfsError::TooSmall {
-                    blocks,
-                    reason: "no block groups",
-                });
+                return Err(MkfsError::TooSmall { blocks, reason: "no block groups" });
             }
             let groups64 = (blocks - first_data_block).div_ceil(u64::from(bpg));
             let groups = u32::try_from(groups64).map_err(|_| MkfsError::TooLarge {
@@ -286,11 +263,7 @@ impl Shape {
                 reason: "more than 2^32 block groups",
             })?;
             let desc_blocks = groups.div_ceil(gdpb);
-            let i = if block_size >= 4096 {
-                1
-            } else {
-                4096 / u64::from(block_size)
-            };
+            let i = if block_size >= 4096 { 1 } else { 4096 / u64::from(block_size) };
             let mut inodes_count: u32 = if p.inodes_count != 0 {
                 p.inodes_count
             } else if has_incompat(&features, Incompat::BIT64) && blocks / i >= 1 << 32 {
@@ -356,11 +329,7 @@ impl Shape {
             }
             let mut last_overhead = 2 + itb;
             let has_bg = if has_compat(&features, Compat::SPARSE_SUPER2) {
-                if groups == 2 {
-                    p.backup_bgs[0] != 0
-                } else {
-                    p.backup_bgs[1] != 0
-                }
+                if groups == 2 { p.backup_bgs[0] != 0 } else { p.backup_bgs[1] != 0 }
             } else {
                 bg_has_super(&features, p.backup_bgs, groups - 1)
             };
@@ -369,19 +338,14 @@ impl Shape {
             }
             let rem = (blocks - first_data_block) % u64::from(bpg);
             if groups == 1 && rem != 0 && rem < u64::from(last_overhead) {
-                return Err(MkfsError::TooSmall {
-                    blocks,
-                    reason: "the only block group cannot hold its metadata",
-                });
+                return Err(MkfsError::TooSmall { blocks, reason: "the only block group cannot hold its metadata" });
             }
             if rem != 0 && rem < u64::from(last_overhead) + 50 {
                 blocks -= rem;
                 let ratio = 100.0 * p.r_blocks_count as f64 / p.blocks_count as f64;
                 r_blocks = (ratio * blocks as f64 / 100.0) as u64;
                 warnings.retain(|w| !matches!(w, Warning::LastGroupDropped { .. }));
-                warnings.push(Warning::LastGroupDropped {
-                    blocks: p.blocks_count - blocks,
-                });
+                warnings.push(Warning::LastGroupDropped { blocks: p.blocks_count - blocks });
                 continue 'retry;
             }
             let mut backup_bgs = p.backup_bgs;
@@ -409,11 +373,7 @@ impl Shape {
                 group_count: groups,
                 desc_blocks,
                 desc_size,
-                s_desc_size: if has_incompat(&features, Incompat::BIT64) {
-                    desc_size
-                } else {
-                    0
-                },
+                s_desc_size: if has_incompat(&features, Incompat::BIT64) { desc_size } else { 0 },
                 inodes_per_group: ipg,
                 inodes_count,
                 inode_size,
@@ -423,11 +383,7 @@ impl Shape {
                 first_meta_bg: 0,
                 log_groups_per_flex: p.log_groups_per_flex,
                 backup_bgs,
-                extra_isize: if inode_size >= LARGE_INODE_SIZE {
-                    (LARGE_INODE_SIZE - 128) as u16
-                } else {
-                    0
-                },
+                extra_isize: if inode_size >= LARGE_INODE_SIZE { (LARGE_INODE_SIZE - 128) as u16 } else { 0 },
             });
         }
     }

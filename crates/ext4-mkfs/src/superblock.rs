@@ -48,8 +48,7 @@ impl Build {
         sb.set_blocks_count(s.blocks_count);
         sb.set_r_blocks_count(s.r_blocks_count);
         sb.set_free_blocks_count(self.model.free_blocks());
-        sb.s_free_inodes_count
-            .set(s.inodes_count - self.model.inodes_used.len() as u32);
+        sb.s_free_inodes_count.set(s.inodes_count - self.model.inodes_used.len() as u32);
         sb.s_first_data_block.set(s.first_data_block as u32);
         sb.s_log_block_size.set(s.log_block_size);
         sb.s_log_cluster_size.set(s.log_block_size);
@@ -65,8 +64,7 @@ impl Build {
         if p.periodic_fsck {
             sb.s_checkinterval.set(DFL_CHECKINTERVAL);
             let jitter: u32 = p.uuid.iter().map(|&b| u32::from(b)).sum();
-            sb.s_max_mnt_count
-                .set(DFL_MAX_MNT_COUNT + (jitter % u32::from(DFL_MAX_MNT_COUNT)) as u16);
+            sb.s_max_mnt_count.set(DFL_MAX_MNT_COUNT + (jitter % u32::from(DFL_MAX_MNT_COUNT)) as u16);
         } else {
             sb.s_max_mnt_count.set(0xFFFF);
         }

@@ -12,7 +12,7 @@ fn flexbg_offset(m: &Model, group: u32, start_blk: u64, rem_grp: u32, elem_size:
     let flexbg_size = s.flex_size();
     let flexbg = group / flexbg_size;
     // C computes these in `int`.
-    let mut size = (i64::from(rem_grp) * i64::from(elem_size)) as i32 as i64;
+    let mut size = i64::from((i64::from(rem_grp) * i64::from(elem_size)) as i32);
     let quarter = i64::from((s.blocks_per_group / 4) as i32);
     if size > quarter {
         size = quarter;
@@ -33,19 +33,11 @@ fn flexbg_offset(m: &Model, group: u32, start_blk: u64, rem_grp: u32, elem_size:
 }
 
 /// Allocates one bitmap block from `start` (falling back to the group start).
-fn alloc_bitmap(
-    m: &mut Model,
-    start: u64,
-    group_blk: u64,
-    last_blk: u64,
-    flex: bool,
-) -> Result<u64, MkfsError> {
+fn alloc_bitmap(m: &mut Model, start: u64, group_blk: u64, last_blk: u64, flex: bool) -> Result<u64, MkfsError> {
     let b = m
         .get_free_blocks(start, last_blk, 1)
         .or_else(|| m.get_free_blocks(group_blk, last_blk, 1))
-        .ok_or(MkfsError::NoSpace {
-            what: "a bitmap block",
-        })?;
+        .ok_or(MkfsError::NoSpace { what: "a bitmap block" })?;
     m.map.mark(b, 1);
     if flex {
         let g = m.shape.group_of(b);
@@ -68,11 +60,7 @@ fn allocate_group_table(m: &mut Model, group: u32, stride: u32) -> Result<(), Mk
     }
     let mut start_blk = group_blk;
     if stride > 0 && flexbg_size == 0 {
-        let first = m
-            .get_free_blocks(group_blk, last_blk, 1)
-            .ok_or(MkfsError::NoSpace {
-                what: "group tables",
-            })?;
+        let first = m.get_free_blocks(group_blk, last_blk, 1).ok_or(MkfsError::NoSpace { what: "group tables" })?;
         start_blk = first + u64::from(itb);
         start_blk += (u64::from(stride) * u64::from(group)) % (last_blk - start_blk + 1);
         if start_blk >= last_blk {
@@ -86,11 +74,7 @@ fn allocate_group_table(m: &mut Model, group: u32, stride: u32) -> Result<(), Mk
             prev = m.groups[group as usize - 1].block_bitmap + 1;
         } else if last_grp == s.group_count - 1 {
             table_offset = last_grp & (flexbg_size - 1);
-            table_offset = if table_offset == 0 {
-                flexbg_size
-            } else {
-                table_offset + 1
-            };
+            table_offset = if table_offset == 0 { flexbg_size } else { table_offset + 1 };
         }
         start_blk = flexbg_offset(m, group, prev, rem_grps, 1);
         last_blk = s.group_last(last_grp);
@@ -120,11 +104,7 @@ fn allocate_group_table(m: &mut Model, group: u32, stride: u32) -> Result<(), Mk
         group_blk = flexbg_offset(m, group, prev, rem_grps, itb);
         last_blk = s.group_last(last_grp);
     }
-    let it = m
-        .get_free_blocks(group_blk, last_blk, itb.into())
-        .ok_or(MkfsError::NoSpace {
-            what: "an inode table",
-        })?;
+    let it = m.get_free_blocks(group_blk, last_blk, itb.into()).ok_or(MkfsError::NoSpace { what: "an inode table" })?;
     m.map.mark(it, itb.into());
     if flex {
         let mut b = it;

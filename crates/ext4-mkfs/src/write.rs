@@ -12,7 +12,6 @@ use zerocopy::IntoBytes;
 
 use crate::MkfsError;
 use crate::build::Build;
-use crate::model::BlockData;
 use crate::superblock::backup_superblock;
 
 /// The stages of a format, in order.
@@ -59,11 +58,7 @@ const ZERO_CHUNK: u64 = 256 << 20;
 
 impl Writer<'_> {
     fn report(&mut self, phase: Phase) -> Result<(), MkfsError> {
-        let p = Progress {
-            phase,
-            bytes_done: self.done.min(self.total),
-            bytes_total: self.total,
-        };
+        let p = Progress { phase, bytes_done: self.done.min(self.total), bytes_total: self.total };
         match (self.progress)(p) {
             ControlFlow::Continue(()) => Ok(()),
             ControlFlow::Break(()) => Err(MkfsError::Cancelled),
@@ -109,16 +104,8 @@ pub(crate) fn write(
     let bs = s.bs();
     let zero_total: u64 = b.model.zero_ranges.iter().map(|&(_, n)| n * bs).sum();
     let groups = u64::from(s.group_count);
-    let total =
-        3072 + zero_total + (content_blocks(b) + 2 * groups + u64::from(s.desc_blocks)) * bs + 1024;
-    let mut w = Writer {
-        dev,
-        offset: b.params.offset,
-        bs,
-        done: 0,
-        total,
-        progress,
-    };
+    let total = 3072 + zero_total + (content_blocks(b) + 2 * groups + u64::from(s.desc_blocks)) * bs + 1024;
+    let mut w = Writer { dev, offset: b.params.offset, bs, done: 0, total, progress };
 
     // No valid superblock from here on until the end.
     dev.write_at(b.params.offset + 1024, &[0u8; 3072])?;
@@ -127,11 +114,7 @@ pub(crate) fn write(
         // mke2fs also erases the boot sector (zap_sector(0, 2)).
         dev.write_at(b.params.offset, &[0u8; 1024])?;
     }
-    w.report(if discarded {
-        Phase::Discard
-    } else {
-        Phase::Zeroing
-    })?;
+    w.report(if discarded { Phase::Discard } else { Phase::Zeroing })?;
 
     let mut zeros = b.model.zero_ranges.clone();
     zeros.sort_unstable();
@@ -141,10 +124,7 @@ pub(crate) fn write(
     w.report(Phase::Contents)?;
 
     for (&blk, data) in &b.model.blocks {
-        match data {
-            BlockData::Bytes(bytes) => w.write_block(blk, bytes)?,
-            BlockData::Zero => w.zero_blocks(blk, 1)?,
-        }
+        w.write_block(blk, data)?;
     }
     for (blk, bytes) in b.inode_table_blocks() {
         w.write_block(blk, &bytes)?;
@@ -171,9 +151,7 @@ pub(crate) fn write(
     let kbytes = b.kbytes_written();
     let mut primary = b.superblock(kbytes);
     primary.update_checksum();
-    let geo = Geometry::new(&primary).map_err(|_| MkfsError::NoSpace {
-        what: "a consistent superblock",
-    })?;
+    let geo = Geometry::new(&primary).map_err(|_| MkfsError::NoSpace { what: "a consistent superblock" })?;
     write_descriptors(&mut w, b, &geo, &primary)?;
 
     w.report(Phase::Superblock)?;
@@ -187,19 +165,10 @@ pub(crate) fn write(
 
 /// Writes every group's backup superblock and descriptor copies, and the
 /// primary descriptor table (`ext2fs_flush`).
-fn write_descriptors(
-    w: &mut Writer<'_>,
-    b: &Build,
-    geo: &Geometry,
-    primary: &Superblock,
-) -> Result<(), MkfsError> {
+fn write_descriptors(w: &mut Writer<'_>, b: &Build, geo: &Geometry, primary: &Superblock) -> Result<(), MkfsError> {
     let s = &b.model.shape;
     let meta_bg = crate::features::has_incompat(&s.features, ext4_ondisk::Incompat::META_BG);
-    let old_desc_blocks = if meta_bg {
-        s.first_meta_bg.min(s.desc_blocks)
-    } else {
-        s.desc_blocks
-    };
+    let old_desc_blocks = if meta_bg { s.first_meta_bg.min(s.desc_blocks) } else { s.desc_blocks };
     let table: Vec<Vec<u8>> = (0..s.desc_blocks).map(|i| b.gdt_block(geo, i)).collect();
     for g in 0..s.group_count {
         let m = s.group_meta(g);

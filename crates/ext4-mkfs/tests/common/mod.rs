@@ -19,9 +19,7 @@ pub const FAKE_TIME: u32 = 1_700_000_000;
 
 /// Whether the e2fsprogs tools are installed; prints the skip line if not.
 pub fn have_e2fsprogs() -> bool {
-    let ok = ["mke2fs", "e2fsck", "dumpe2fs"]
-        .iter()
-        .all(|t| Command::new(t).arg("-V").output().is_ok());
+    let ok = ["mke2fs", "e2fsck", "dumpe2fs"].iter().all(|t| Command::new(t).arg("-V").output().is_ok());
     if !ok {
         println!("SKIPPED: e2fsprogs (mke2fs, e2fsck, dumpe2fs) not installed");
     }
@@ -33,10 +31,13 @@ pub fn tmp_path(name: &str) -> PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    PathBuf::from(format!(
-        "/tmp/ext4-mkfs-test-{}-{n}-{name}",
-        std::process::id()
-    ))
+    PathBuf::from(format!("/tmp/ext4-mkfs-test-{}-{n}-{name}", std::process::id()))
+}
+
+/// Creates (or truncates) a sparse file of `len` bytes.
+pub fn create_sparse(path: &Path, len: u64) {
+    let f = File::create(path).expect("create image");
+    f.set_len(len).expect("size image");
 }
 
 /// Removes a file when dropped.
@@ -45,10 +46,13 @@ pub struct TempFile(pub PathBuf);
 impl TempFile {
     /// A new sparse file of `len` bytes.
     pub fn sparse(name: &str, len: u64) -> TempFile {
-        let p = tmp_path(name);
-        let f = File::create(&p).expect("create image");
-        f.set_len(len).expect("size image");
-        TempFile(p)
+        Self::sparse_at(&tmp_path(name), len)
+    }
+
+    /// A new sparse file of `len` bytes at `path`.
+    pub fn sparse_at(path: &Path, len: u64) -> TempFile {
+        create_sparse(path, len);
+        TempFile(path.to_path_buf())
     }
 
     /// The path.
@@ -72,24 +76,13 @@ pub struct SparseDevice {
 impl SparseDevice {
     /// Opens an existing image read-write.
     pub fn open(path: &Path) -> SparseDevice {
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .expect("open image");
-        SparseDevice {
-            inner: FileDevice::from_file(f, false).expect("device"),
-        }
+        let f = OpenOptions::new().read(true).write(true).open(path).expect("open image");
+        SparseDevice { inner: FileDevice::from_file(f, false).expect("device") }
     }
 
     fn punch(&self, offset: u64, len: u64) -> std::io::Result<()> {
         use rustix::fs::{FallocateFlags, fallocate};
-        fallocate(
-            self.inner.file(),
-            FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
-            offset,
-            len,
-        )?;
+        fallocate(self.inner.file(), FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE, offset, len)?;
         Ok(())
     }
 }
@@ -109,12 +102,11 @@ impl BlockDevice for SparseDevice {
     }
     fn write_zeroes(&self, offset: u64, len: u64) -> ext4_blockdev::Result<()> {
         ext4_blockdev::check_range(ext4_blockdev::Op::Write, offset, len as usize, self.len())?;
-        self.punch(offset, len)
-            .map_err(|source| ext4_blockdev::DeviceError::Io {
-                op: ext4_blockdev::Op::Write,
-                offset,
-                source,
-            })
+        self.punch(offset, len).map_err(|source| ext4_blockdev::DeviceError::Io {
+            op: ext4_blockdev::Op::Write,
+            offset,
+            source,
+        })
     }
     fn discard(&self, offset: u64, len: u64) -> ext4_blockdev::Result<()> {
         self.write_zeroes(offset, len)
@@ -130,16 +122,10 @@ pub fn conf_file(profile: &Profile) -> TempFile {
 
 /// Runs the real mke2fs on `image` with `args` (and the fixed UUID, hash
 /// seed and time), returning its combined output on failure.
-pub fn run_mke2fs(
-    image: &Path,
-    profile: &Profile,
-    args: &[String],
-    size: Option<&str>,
-) -> Result<(), String> {
+pub fn run_mke2fs(image: &Path, profile: &Profile, args: &[String], size: Option<&str>) -> Result<(), String> {
     let conf = conf_file(profile);
     let mut c = Command::new("mke2fs");
-    c.env("E2FSPROGS_FAKE_TIME", FAKE_TIME.to_string())
-        .env("MKE2FS_CONFIG", conf.path());
+    c.env("E2FSPROGS_FAKE_TIME", FAKE_TIME.to_string()).env("MKE2FS_CONFIG", conf.path());
     c.env_remove("SOURCE_DATE_EPOCH");
     c.arg("-q").arg("-F").arg("-U").arg(UUID);
     // mke2fs 1.47.0 keeps only the last -E: merge them all into one.
@@ -160,11 +146,7 @@ pub fn run_mke2fs(
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
+        Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
     }
 }
 
@@ -175,11 +157,7 @@ pub fn options_from_args(
     args: &[String],
     size: Option<&str>,
 ) -> Result<FormatOptions, ext4_mkfs::MkfsError> {
-    let mut o = FormatOptions {
-        profile,
-        time: Some(FAKE_TIME),
-        ..FormatOptions::default()
-    };
+    let mut o = FormatOptions { profile, time: Some(FAKE_TIME), ..FormatOptions::default() };
     o.uuid = ext4_mkfs::parse_uuid_choice(UUID)?;
     ext4_mkfs::merge_extended(&mut o.extended, &format!("hash_seed={HASH_SEED}"))?;
     let mut it = args.iter();
@@ -213,26 +191,15 @@ pub fn options_from_args(
 }
 
 /// Formats `image` with our formatter, as a sparse-aware device.
-pub fn run_ours(
-    image: &Path,
-    opts: &FormatOptions,
-) -> Result<ext4_mkfs::FormatReport, ext4_mkfs::MkfsError> {
+pub fn run_ours(image: &Path, opts: &FormatOptions) -> Result<ext4_mkfs::FormatReport, ext4_mkfs::MkfsError> {
     let dev = SparseDevice::open(image);
     ext4_mkfs::format(&dev, opts, &mut |_| ControlFlow::Continue(()))
 }
 
 /// `e2fsck -fn` output when it is not silent.
 pub fn fsck_problems(image: &Path) -> Option<String> {
-    let out = Command::new("e2fsck")
-        .arg("-fn")
-        .arg(image)
-        .output()
-        .expect("e2fsck runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("e2fsck").arg("-fn").arg(image).output().expect("e2fsck runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let noise = |l: &str| {
         l.is_empty()
             || l.starts_with("e2fsck ")
@@ -241,25 +208,18 @@ pub fn fsck_problems(image: &Path) -> Option<String> {
             || l.starts_with("Checking group summary")
     };
     let extra: Vec<&str> = text.lines().filter(|l| !noise(l)).collect();
-    if out.status.success() && extra.is_empty() {
-        None
-    } else {
-        Some(format!("exit {:?}\n{text}", out.status.code()))
-    }
+    if out.status.success() && extra.is_empty() { None } else { Some(format!("exit {:?}\n{text}", out.status.code())) }
 }
 
 /// `dumpe2fs` output (stdout only).
 pub fn dumpe2fs(image: &Path) -> String {
-    let out = Command::new("dumpe2fs")
-        .arg(image)
-        .output()
-        .expect("dumpe2fs runs");
+    let out = Command::new("dumpe2fs").arg(image).output().expect("dumpe2fs runs");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Superblock lines that may differ between the two formatters, with why:
-/// none so far.
-pub const DUMPE2FS_IGNORED: &[&str] = &[];
+/// dumpe2fs lines that may differ between the two formatters, with why:
+/// mke2fs writes the wall-clock time in the MMP block (and hence its checksum).
+pub const DUMPE2FS_IGNORED: &[&str] = &["    mmp_update_date:", "    mmp_update_time:", "    MMP block checksum:"];
 
 /// Compares two dumpe2fs outputs line by line (after dropping ignored
 /// superblock fields) and lists the differences.
@@ -269,10 +229,7 @@ pub fn dump_differences(ours: &str, theirs: &str) -> Vec<String> {
     let b: Vec<&str> = theirs.lines().filter(keep).collect();
     let mut diffs = Vec::new();
     for i in 0..a.len().max(b.len()) {
-        let (x, y) = (
-            a.get(i).copied().unwrap_or("<none>"),
-            b.get(i).copied().unwrap_or("<none>"),
-        );
+        let (x, y) = (a.get(i).copied().unwrap_or("<none>"), b.get(i).copied().unwrap_or("<none>"));
         if x != y {
             diffs.push(format!("line {i}: ours   {x}\n         mke2fs {y}"));
             if diffs.len() > 20 {
@@ -283,35 +240,61 @@ pub fn dump_differences(ours: &str, theirs: &str) -> Vec<String> {
     diffs
 }
 
-/// The first differing byte offsets of two files (up to `max`).
-pub fn byte_differences(a: &Path, b: &Path, max: usize) -> Vec<u64> {
-    use std::io::Read;
-    let mut fa = File::open(a).expect("open");
-    let mut fb = File::open(b).expect("open");
+/// The data segments `[start, end)` of a sparse file (`SEEK_DATA`/`SEEK_HOLE`).
+fn data_segments(path: &Path) -> Vec<(u64, u64)> {
+    use rustix::fs::{SeekFrom, seek};
+    let f = File::open(path).expect("open");
+    let size = f.metadata().expect("stat").len();
     let mut out = Vec::new();
+    let mut off = 0;
+    while off < size {
+        let Ok(d) = seek(&f, SeekFrom::Data(off)) else { break };
+        let h = seek(&f, SeekFrom::Hole(d)).unwrap_or(size);
+        out.push((d, h));
+        off = h;
+    }
+    out
+}
+
+/// The differing byte offsets of two equally long files (up to `max`),
+/// reading only where either has data.
+pub fn byte_differences(a: &Path, b: &Path, max: usize) -> Vec<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let (la, lb) = (std::fs::metadata(a).expect("stat").len(), std::fs::metadata(b).expect("stat").len());
+    if la != lb {
+        return vec![la.min(lb)];
+    }
+    let mut segs = data_segments(a);
+    segs.extend(data_segments(b));
+    segs.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::new();
+    for (s, e) in segs {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    let (mut fa, mut fb) = (File::open(a).expect("open"), File::open(b).expect("open"));
     let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
-    let mut off = 0u64;
-    loop {
-        let na = fa.read(&mut ba).expect("read");
-        let nb = fb.read(&mut bb).expect("read");
-        let n = na.min(nb);
-        if ba[..n] != bb[..n] {
-            for i in 0..n {
-                if ba[i] != bb[i] {
+    let mut out = Vec::new();
+    for (s, e) in merged {
+        let mut off = s;
+        while off < e {
+            let n = ((e - off) as usize).min(ba.len());
+            fa.seek(SeekFrom::Start(off)).expect("seek");
+            fb.seek(SeekFrom::Start(off)).expect("seek");
+            fa.read_exact(&mut ba[..n]).expect("read");
+            fb.read_exact(&mut bb[..n]).expect("read");
+            if ba[..n] != bb[..n] {
+                for i in (0..n).filter(|&i| ba[i] != bb[i]) {
                     out.push(off + i as u64);
                     if out.len() >= max {
                         return out;
                     }
                 }
             }
+            off += n as u64;
         }
-        if na != nb {
-            out.push(off + n as u64);
-            return out;
-        }
-        if n == 0 {
-            return out;
-        }
-        off += n as u64;
     }
+    out
 }
