@@ -151,10 +151,12 @@ impl Mapping {
         self.push_extent(m, lblk, pblk, 1)
     }
 
-    /// Allocates the block of indirect-map slot `index` of `parent` (a node
-    /// block, or `None` for the inode's own pointers), with libext2fs' goal.
-    fn child(&mut self, m: &mut Model, parent: u64, index: usize) -> Result<u64, MkfsError> {
+    /// One step of `block_ind_bmap`: reads node `parent` and returns its
+    /// entry `index`, allocating the child (next to its left sibling, or
+    /// the parent) and rewriting the parent when the entry is empty.
+    fn child(&mut self, m: &mut Model, parent: u64, index: usize, is_node: bool) -> Result<u64, MkfsError> {
         let apb = self.block_size as usize / 4;
+        self.io.push(Io::ReadBlock(parent));
         let entries = self.nodes.entry(parent).or_insert_with(|| vec![0; apb]);
         if entries[index] != 0 {
             return Ok(entries[index].into());
@@ -162,18 +164,11 @@ impl Mapping {
         let goal = if index > 0 { u64::from(entries[index - 1]) } else { parent };
         let b = m.alloc_block(goal)?;
         self.nodes.get_mut(&parent).expect("created above")[index] = b as u32;
-        // alloc_block3 writes the zeroed block; block_ind_bmap rewrites the parent.
-        self.io.extend([Io::WriteBlock(b), Io::ReadBlock(parent), Io::WriteBlock(parent)]);
-        Ok(b)
-    }
-
-    /// Allocates a map node that is a new child (not data): recorded as a map block.
-    fn node_child(&mut self, m: &mut Model, parent: u64, index: usize) -> Result<u64, MkfsError> {
-        let had = self.nodes.get(&parent).is_some_and(|e| e[index] != 0);
-        let b = self.child(m, parent, index)?;
-        if !had {
+        // alloc_block3 writes the zeroed child, then the parent is written.
+        self.io.extend([Io::WriteBlock(b), Io::WriteBlock(parent)]);
+        if is_node {
             self.map_blocks.push(b);
-            self.nodes.entry(b).or_insert_with(|| vec![0; self.block_size as usize / 4]);
+            self.nodes.insert(b, vec![0; apb]);
         }
         Ok(b)
     }
@@ -207,22 +202,57 @@ impl Mapping {
             n -= NDIR as u64;
             if n < apb {
                 let ind = self.top_block(m, 0)?;
-                self.child(m, ind, n as usize)?
+                self.child(m, ind, n as usize, false)?
             } else if n - apb < apb * apb {
                 n -= apb;
                 let dind = self.top_block(m, 1)?;
-                let ind = self.node_child(m, dind, (n / apb) as usize)?;
-                self.child(m, ind, (n % apb) as usize)?
+                let ind = self.child(m, dind, (n / apb) as usize, true)?;
+                self.child(m, ind, (n % apb) as usize, false)?
             } else {
                 n -= apb + apb * apb;
                 let tind = self.top_block(m, 2)?;
-                let dind = self.node_child(m, tind, (n / apb / apb) as usize)?;
-                let ind = self.node_child(m, dind, (n / apb % apb) as usize)?;
-                self.child(m, ind, (n % apb) as usize)?
+                let dind = self.child(m, tind, (n / apb / apb) as usize, true)?;
+                let ind = self.child(m, dind, (n / apb % apb) as usize, true)?;
+                self.child(m, ind, (n % apb) as usize, false)?
             }
         };
         self.note_run(lblk, b, 1);
         Ok(b)
+    }
+
+    /// The I/O of `ext2fs_block_iterate3(BLOCK_FLAG_APPEND)` having built
+    /// this indirect map one block at a time: each node is written zeroed
+    /// when allocated, read, and written again once its entries are set.
+    pub fn iterate_io(&self) -> Vec<Io> {
+        let mut out = Vec::new();
+        let mut remaining = self.runs.iter().map(|r| u64::from(r.2)).sum::<u64>();
+        for &d in self.direct.iter().take(remaining.min(NDIR as u64) as usize) {
+            out.push(Io::WriteBlock(d.into()));
+        }
+        remaining = remaining.saturating_sub(NDIR as u64);
+        for (level, &top) in self.top.iter().enumerate() {
+            if remaining == 0 || top == 0 {
+                break;
+            }
+            self.iterate_node(top, level + 1, &mut remaining, &mut out);
+        }
+        out
+    }
+
+    fn iterate_node(&self, block: u64, level: usize, remaining: &mut u64, out: &mut Vec<Io>) {
+        out.extend([Io::WriteBlock(block), Io::ReadBlock(block)]);
+        for &e in self.nodes.get(&block).map(Vec::as_slice).unwrap_or(&[]) {
+            if *remaining == 0 || e == 0 {
+                break;
+            }
+            if level == 1 {
+                out.push(Io::WriteBlock(e.into()));
+                *remaining -= 1;
+            } else {
+                self.iterate_node(e.into(), level - 1, remaining, out);
+            }
+        }
+        out.push(Io::WriteBlock(block));
     }
 
     /// The leaf blocks of the extent tree (empty at depth 0).

@@ -211,6 +211,30 @@ pub fn fsck_problems(image: &Path) -> Option<String> {
     if out.status.success() && extra.is_empty() { None } else { Some(format!("exit {:?}\n{text}", out.status.code())) }
 }
 
+/// A sparse copy of `path` from byte `offset` on, for tools that cannot be
+/// told where a filesystem starts.
+pub fn window_copy(path: &Path, offset: u64) -> TempFile {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let out = tmp_path("window.img");
+    let mut src = File::open(path).expect("open");
+    let len = src.metadata().expect("stat").len() - offset;
+    create_sparse(&out, len);
+    let mut dst = OpenOptions::new().write(true).open(&out).expect("open window");
+    src.seek(SeekFrom::Start(offset)).expect("seek");
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < len {
+        let n = ((len - at) as usize).min(buf.len());
+        src.read_exact(&mut buf[..n]).expect("read");
+        if buf[..n].iter().any(|&b| b != 0) {
+            dst.seek(SeekFrom::Start(at)).expect("seek");
+            dst.write_all(&buf[..n]).expect("write");
+        }
+        at += n as u64;
+    }
+    TempFile(out)
+}
+
 /// `dumpe2fs` output (stdout only).
 pub fn dumpe2fs(image: &Path) -> String {
     let out = Command::new("dumpe2fs").arg(image).output().expect("dumpe2fs runs");
