@@ -83,6 +83,30 @@ pub struct FormatReport {
     pub discarded: bool,
 }
 
+/// Discards the device if asked (re-planning when the discard cannot be
+/// relied on to zero), then writes the format. Returns whether it discarded.
+fn discard_and_write(
+    dev: &dyn BlockDevice,
+    opts: &FormatOptions,
+    b: &mut build::Build,
+    bsd_label: bool,
+    progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
+) -> Result<bool, MkfsError> {
+    let mut discarded = false;
+    if b.params.discard {
+        let p = Progress { phase: Phase::Discard, bytes_done: 0, bytes_total: 0 };
+        if progress(p).is_break() {
+            return Err(MkfsError::Cancelled);
+        }
+        discarded = dev.discard(b.params.offset, b.fs_bytes).is_ok();
+        if !discarded && b.itable_zeroed && !b.params.assume_prezeroed {
+            *b = build::Build::run(dev.len(), opts, false, bsd_label)?;
+        }
+    }
+    write::write(dev, b, discarded, progress)?;
+    Ok(discarded)
+}
+
 /// Whether the first sector holds a BSD disklabel (`BSD_DISKMAGIC` at byte
 /// 64), which mke2fs does not erase.
 fn has_bsd_disklabel(dev: &dyn BlockDevice, offset: u64) -> bool {
@@ -122,22 +146,13 @@ pub fn format(
     opts.extended.hash_seed = Some(first.params.hash_seed);
     opts.time = Some(first.params.time);
     let mut b = first;
-    let mut discarded = false;
-    if b.params.discard {
-        let p = Progress { phase: Phase::Discard, bytes_done: 0, bytes_total: 0 };
-        if progress(p).is_break() {
-            return Err(MkfsError::Cancelled);
-        }
-        discarded = dev.discard(b.params.offset, b.fs_bytes).is_ok();
-        if !discarded && b.itable_zeroed && !b.params.assume_prezeroed {
-            b = build::Build::run(dev.len(), &opts, false, bsd_label)?;
-        }
-    }
-    let result = write::write(dev, &b, discarded, progress);
+    // From the first write on, no valid superblock until the last one.
+    write::zap_superblock(dev, b.params.offset)?;
+    let result = discard_and_write(dev, &opts, &mut b, bsd_label, progress);
     if result.is_err() {
         // Best effort: whatever failed, leave no valid primary superblock.
-        let _ = dev.write_at(b.params.offset + 1024, &[0u8; 1024]);
+        let _ = write::zap_superblock(dev, b.params.offset);
     }
-    result?;
+    let discarded = result?;
     Ok(FormatReport { layout: Layout::of(&b), discarded })
 }

@@ -88,6 +88,13 @@ impl Writer<'_> {
     }
 }
 
+/// Erases the old primary superblock (`zap_sector(2, 6)`: bytes 1024 to
+/// 4096), so that the device holds no valid filesystem until the end.
+pub(crate) fn zap_superblock(dev: &dyn BlockDevice, offset: u64) -> Result<(), MkfsError> {
+    dev.write_at(offset + 1024, &[0u8; 3072])?;
+    Ok(())
+}
+
 /// Bytes written as data blocks (everything but zeroing).
 fn content_blocks(b: &Build) -> u64 {
     b.model.blocks.len() as u64 + b.inode_table_blocks().len() as u64
@@ -107,8 +114,7 @@ pub(crate) fn write(
     let total = 3072 + zero_total + (content_blocks(b) + 2 * groups + u64::from(s.desc_blocks)) * bs + 1024;
     let mut w = Writer { dev, offset: b.params.offset, bs, done: 0, total, progress };
 
-    // No valid superblock from here on until the end.
-    dev.write_at(b.params.offset + 1024, &[0u8; 3072])?;
+    // The old superblock is already gone (zap_superblock).
     w.done += 3072;
     if !b.bsd_label {
         // mke2fs also erases the boot sector (zap_sector(0, 2)).
