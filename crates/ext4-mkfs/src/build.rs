@@ -231,30 +231,23 @@ impl Build {
         s.group_first(g)
     }
 
-    /// Stores a small file's block map (at most 4 runs, or 12 blocks
-    /// without extents) in `inode`.
-    pub fn map_blocks(&mut self, inode: &mut Inode, runs: &[(u32, u64, u32)]) -> Result<(), MkfsError> {
+    /// Stores the block map of inode `ino`, whose blocks are already
+    /// allocated as `runs`, in `inode` (the direct pointers of a block map
+    /// hold at most 12 blocks).
+    pub fn map_blocks(&mut self, ino: u32, inode: &mut Inode, runs: &[(u32, u64, u32)]) -> Result<(), MkfsError> {
         let extents = has_incompat(&self.model.shape.features, Incompat::EXTENTS);
         let kind = if extents { MapKind::Extents } else { MapKind::Indirect };
         let mut map = Mapping::new(kind, self.model.shape.block_size);
-        if extents {
-            for &(l, p, n) in runs {
+        for &(l, p, n) in runs {
+            if extents {
                 map.push_extent(&mut self.model, l, p, n)?;
+            } else if u64::from(l) + u64::from(n) > 12 {
+                return Err(MkfsError::NoSpace { what: "a directory's direct block pointers" });
+            } else {
+                map.add_direct_run(l, p, n);
             }
-        } else {
-            let mut i = 0;
-            for &(_, p, n) in runs {
-                for k in 0..n {
-                    if i >= 12 {
-                        return Err(MkfsError::NoSpace { what: "a directory's direct block pointers" });
-                    }
-                    ext4_ondisk::put_u32(&mut inode.block, i * 4, (p + u64::from(k)) as u32);
-                    i += 1;
-                }
-            }
-            return Ok(());
         }
-        map.finish(self, 0, inode)
+        map.finish(self, ino, inode)
     }
 
     /// Which inode-table blocks are zeroed (`write_inode_tables`), and the

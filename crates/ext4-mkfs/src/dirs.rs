@@ -66,7 +66,7 @@ impl Build {
         inode.size = self.model.shape.bs();
         inode.links_count = 2;
         inode.blocks = self.model.shape.bs() / 512;
-        self.map_blocks(&mut inode, &[(0, blk, 1)])?;
+        self.map_blocks(root, &mut inode, &[(0, blk, 1)])?;
         let (uid, gid) = self.params.root_owner;
         inode.uid = uid;
         inode.gid = gid;
@@ -148,7 +148,7 @@ impl Build {
         inode.links_count = 2;
         inode.blocks = bs / 512 * blocks.len() as u64;
         let runs = runs_of(&blocks);
-        self.map_blocks(&mut inode, &runs)?;
+        self.map_blocks(ino, &mut inode, &runs)?;
         self.model.inodes.insert(ino, inode);
         if inline {
             // Removing the empty system.data attribute leaves the in-inode

@@ -155,6 +155,16 @@ pub enum MkfsError {
         /// What was being placed.
         what: &'static str,
     },
+    /// A block map could not be encoded.
+    #[error("block map: {0}")]
+    Map(#[from] ext4_extent::MapError),
+    /// A block map did not take the node blocks planned for it (a file
+    /// too fragmented for the depth-1 trees this formatter plans).
+    #[error("block map layout: {reason}")]
+    MapPlan {
+        /// What went differently.
+        reason: &'static str,
+    },
     /// Reading or writing the device failed.
     #[error(transparent)]
     Device(#[from] DeviceError),

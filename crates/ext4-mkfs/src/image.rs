@@ -11,8 +11,17 @@ use crate::build::Build;
 
 /// Sets bits `[from, to)` of a bitmap.
 fn set_bits(buf: &mut [u8], from: u64, to: u64) {
-    for bit in from..to {
+    let mut bit = from;
+    while bit < to && bit % 8 != 0 {
         buf[(bit / 8) as usize] |= 1 << (bit % 8);
+        bit += 1;
+    }
+    let whole = (to - bit) / 8;
+    buf[(bit / 8) as usize..(bit / 8 + whole) as usize].fill(0xFF);
+    bit += whole * 8;
+    while bit < to {
+        buf[(bit / 8) as usize] |= 1 << (bit % 8);
+        bit += 1;
     }
 }
 
@@ -60,11 +69,24 @@ impl Build {
         buf
     }
 
-    /// Group `g`'s descriptor, with bitmap checksums but without its own.
-    pub fn group_desc(&self, g: u32) -> GroupDesc {
+    /// The checksums of a group's bitmaps as its descriptor stores them
+    /// (`metadata_csum` only; 0 for bitmaps that are not written).
+    pub fn bitmap_checksums(&self, block_bitmap: Option<&[u8]>, inode_bitmap: Option<&[u8]>) -> [u32; 2] {
         let s = &self.model.shape;
+        if !self.metadata_csum() {
+            return [0, 0];
+        }
+        let mask = if s.desc_size >= 64 { u32::MAX } else { 0xFFFF };
+        let csum = |bytes: &[u8], n: u32| ext4_ondisk::checksum::bitmap(self.csum_seed, &bytes[..n as usize]) & mask;
+        let bb = block_bitmap.map_or(0, |b| csum(b, s.blocks_per_group / 8));
+        let ib = inode_bitmap.map_or(0, |b| csum(b, s.inodes_per_group.div_ceil(8)));
+        [bb, ib]
+    }
+
+    /// Group `g`'s descriptor, with the given bitmap checksums but without its own.
+    pub fn group_desc(&self, g: u32, bitmap_csums: [u32; 2]) -> GroupDesc {
         let gs = &self.model.groups[g as usize];
-        let mut d = GroupDesc {
+        GroupDesc {
             block_bitmap: gs.block_bitmap,
             inode_bitmap: gs.inode_bitmap,
             inode_table: gs.inode_table,
@@ -73,28 +95,16 @@ impl Build {
             used_dirs_count: gs.used_dirs,
             flags: gs.flags,
             itable_unused: gs.itable_unused,
+            block_bitmap_csum: bitmap_csums[0],
+            inode_bitmap_csum: bitmap_csums[1],
             ..GroupDesc::default()
-        };
-        if self.metadata_csum() {
-            let mask = if s.desc_size >= 64 { u32::MAX } else { 0xFFFF };
-            if self.writes_block_bitmap(g) {
-                let bb = self.block_bitmap(g);
-                d.block_bitmap_csum =
-                    ext4_ondisk::checksum::bitmap(self.csum_seed, &bb[..(s.blocks_per_group / 8) as usize]) & mask;
-            }
-            if self.writes_inode_bitmap(g) {
-                let ib = self.inode_bitmap(g);
-                d.inode_bitmap_csum =
-                    ext4_ondisk::checksum::bitmap(self.csum_seed, &ib[..s.inodes_per_group.div_ceil(8) as usize])
-                        & mask;
-            }
         }
-        d
     }
 
     /// Descriptor block `index` of the table (descriptors of groups
-    /// `index * per_block ..`), checksummed with `geo`.
-    pub fn gdt_block(&self, geo: &Geometry, index: u32) -> Vec<u8> {
+    /// `index * per_block ..`), checksummed with `geo`; `csums` holds every
+    /// group's bitmap checksums.
+    pub fn gdt_block(&self, geo: &Geometry, index: u32, csums: &[[u32; 2]]) -> Vec<u8> {
         let s = &self.model.shape;
         let per = s.descs_per_block();
         let size = s.desc_size as usize;
@@ -105,7 +115,7 @@ impl Build {
                 break;
             }
             let raw = &mut buf[i as usize * size..(i as usize + 1) * size];
-            self.group_desc(g).write(raw, size);
+            self.group_desc(g, csums[g as usize]).write(raw, size);
             update_group_desc_checksum(geo, g, raw);
         }
         buf

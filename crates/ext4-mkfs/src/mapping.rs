@@ -1,17 +1,20 @@
-//! The block maps of the files mke2fs creates with many blocks (journal,
-//! orphan file, lost+found): which blocks the map's own nodes take, in the
-//! order libext2fs allocates them, and their encoding.
+//! The block maps of the files mke2fs creates (journal, orphan file,
+//! lost+found, directories): where libext2fs puts the map's own blocks, in
+//! the order it allocates them, with the I/O it makes; the maps themselves
+//! are then encoded by `ext4-extent`, which takes its node blocks from the
+//! placements planned here.
 //!
-//! Extent trees grow only at their end here: an inode root of 4 extents,
-//! split into one leaf block placed just before the first extent
-//! (`extent_node_split`: goal = first extent - 1), then further leaves
-//! that take the last extent of the full one (the "no balance" split at
-//! EOF). Indirect maps allocate each indirect block just before the first
-//! block it maps, as `ext2fs_bmap2(BMAP_ALLOC)` does.
+//! Extent trees only grow at their end here: an inode root of 4 extents
+//! splits into a leaf block placed just before the first extent
+//! (`extent_node_split`: goal = first extent - 1); a full leaf gets a
+//! sibling placed just before its own first extent. Indirect maps allocate
+//! each indirect block just before the first block it maps, as
+//! `ext2fs_bmap2(BMAP_ALLOC)` does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
-use ext4_ondisk::extent::{self, Extent, ExtentIndex, NodeHeader};
+use ext4_extent::{MapCtx, MapIo, Run};
+use ext4_ondisk::extent::{self, Extent};
 use ext4_ondisk::inode::InodeFlags;
 
 use crate::MkfsError;
@@ -35,27 +38,18 @@ const ROOT_CAPACITY: usize = 4;
 /// Longest initialized extent.
 const MAX_LEN: u32 = 32768;
 
-/// A leaf block of a depth-1 tree and the extents it holds.
-#[derive(Debug, Clone)]
-struct Leaf {
-    block: u64,
-    extents: Vec<Extent>,
-    /// An entry moved out by a split, still present past `extents` (libext2fs
-    /// only lowers `eh_entries`).
-    stale: Option<Extent>,
-}
-
-/// A file's block map under construction.
+/// A file's block map being planned.
 #[derive(Debug, Clone)]
 pub struct Mapping {
     kind: MapKind,
     block_size: u32,
-    /// Extents while the tree has depth 0.
-    root: Vec<Extent>,
-    /// The root's extents when it was split, left in `i_block`.
+    /// Extents in logical order.
+    extents: Vec<Extent>,
+    /// Leaf blocks of a depth-1 tree and how many extents each holds.
+    leaves: Vec<(u64, usize, Extent)>,
+    /// The root's extents when it split: libext2fs leaves them in `i_block`
+    /// behind the index entries.
     root_stale: Vec<Extent>,
-    /// Leaves once it has depth 1.
-    leaves: Vec<Leaf>,
     /// Indirect map: direct pointers.
     direct: [u32; NDIR],
     /// Indirect map: `i_block[12..15]` (IND, DIND, TIND).
@@ -76,9 +70,9 @@ impl Mapping {
         Self {
             kind,
             block_size,
-            root: Vec::new(),
-            root_stale: Vec::new(),
+            extents: Vec::new(),
             leaves: Vec::new(),
+            root_stale: Vec::new(),
             direct: [0; NDIR],
             top: [0; 3],
             nodes: BTreeMap::new(),
@@ -100,48 +94,43 @@ impl Mapping {
     }
 
     /// Adds an extent at the end of the file (`ext2fs_extent_insert` after
-    /// the last one), splitting nodes as libext2fs does.
+    /// the last one), allocating a node block where libext2fs splits.
     pub fn push_extent(&mut self, m: &mut Model, lblk: u32, pblk: u64, len: u32) -> Result<(), MkfsError> {
         let e = Extent { logical: lblk, len, start: pblk, unwritten: false };
         self.note_run(lblk, pblk, len);
-        if self.leaves.is_empty() {
-            if self.root.len() < ROOT_CAPACITY {
-                self.root.push(e);
-                return Ok(());
-            }
+        if self.leaves.is_empty() && self.extents.len() == ROOT_CAPACITY {
             // Root split: everything moves to a leaf placed before the first extent.
-            let block = m.alloc_block(self.root[0].start.wrapping_sub(1))?;
+            let block = m.alloc_block(self.extents[0].start.wrapping_sub(1))?;
             self.map_blocks.push(block);
-            let extents = std::mem::take(&mut self.root);
-            // The inode keeps the old extents behind the new index entry.
-            self.root_stale = extents.clone();
-            self.leaves.push(Leaf { block, extents, stale: None });
-        }
-        let cap = self.leaf_capacity();
-        let last = self.leaves.len() - 1;
-        if self.leaves[last].extents.len() >= cap {
-            if self.leaves.len() >= ROOT_CAPACITY {
-                return Err(MkfsError::NoSpace { what: "an extent tree of depth 1 (the file is too fragmented)" });
+            self.root_stale = self.extents.clone();
+            self.leaves.push((block, ROOT_CAPACITY, self.extents[0]));
+        } else if let Some(&(_, count, first)) = self.leaves.last() {
+            if count >= self.leaf_capacity() {
+                if self.leaves.len() >= ROOT_CAPACITY {
+                    return Err(MkfsError::NoSpace { what: "an extent tree of depth 1 (the file is too fragmented)" });
+                }
+                let block = m.alloc_block(first.start.wrapping_sub(1))?;
+                self.map_blocks.push(block);
+                self.leaves.push((block, 0, e));
             }
-            let goal = self.leaves[last].extents[0].start.wrapping_sub(1);
-            let block = m.alloc_block(goal)?;
-            self.map_blocks.push(block);
-            let moved = self.leaves[last].extents.pop().expect("a full leaf");
-            self.leaves[last].stale = Some(moved);
-            self.leaves.push(Leaf { block, extents: vec![moved], stale: None });
         }
-        self.leaves.last_mut().expect("a leaf").extents.push(e);
+        if let Some(last) = self.leaves.last_mut() {
+            last.1 += 1;
+        }
+        self.extents.push(e);
         Ok(())
+    }
+
+    /// Records already allocated blocks mapped by direct pointers (an
+    /// indirect map of at most 12 blocks).
+    pub fn add_direct_run(&mut self, lblk: u32, pblk: u64, len: u32) {
+        self.note_run(lblk, pblk, len);
     }
 
     /// Appends one block at the end of the file, merging it into the last
     /// extent when contiguous (`ext2fs_extent_set_bmap` while iterating).
     pub fn append_block(&mut self, m: &mut Model, lblk: u32, pblk: u64) -> Result<(), MkfsError> {
-        let last = match self.leaves.last_mut() {
-            Some(l) => l.extents.last_mut(),
-            None => self.root.last_mut(),
-        };
-        if let Some(e) = last {
+        if let Some(e) = self.extents.last_mut() {
             if e.logical + e.len == lblk && e.start + u64::from(e.len) == pblk && e.len < MAX_LEN {
                 e.len += 1;
                 self.note_run(lblk, pblk, 1);
@@ -257,7 +246,7 @@ impl Mapping {
 
     /// The leaf blocks of the extent tree (empty at depth 0).
     pub fn leaves(&self) -> Vec<u64> {
-        self.leaves.iter().map(|l| l.block).collect()
+        self.leaves.iter().map(|l| l.0).collect()
     }
 
     /// The data runs `(logical, physical, length)`.
@@ -265,78 +254,88 @@ impl Mapping {
         self.runs.clone()
     }
 
-    /// The blocks the map itself occupies.
+    /// The blocks the map itself occupies, in allocation order.
     pub fn map_blocks(&self) -> Vec<u64> {
         self.map_blocks.clone()
     }
 
-    /// Writes the map into `inode.block` (and the EXTENTS flag) and records
-    /// the map's blocks (with checksums) for writing.
+    /// Encodes the map with `ext4-extent` into `inode.block` (setting the
+    /// EXTENTS flag for extent trees) and records its node blocks for
+    /// writing.
     pub fn finish(&self, b: &mut Build, ino: u32, inode: &mut ext4_ondisk::Inode) -> Result<(), MkfsError> {
+        let s = &b.model.shape;
+        let ctx = MapCtx {
+            block_size: s.block_size,
+            first_data_block: s.first_data_block as u32,
+            blocks_count: s.blocks_count,
+            csum_seed: b.inode_csum_seed(ino),
+        };
+        let mut io = PlannedIo { planned: self.map_blocks.iter().copied().collect(), written: BTreeMap::new() };
+        let mut root = [0u8; 60];
         match self.kind {
-            MapKind::Extents => self.finish_extents(b, ino, inode),
+            MapKind::Extents => {
+                ext4_extent::tree::init(&mut root);
+                for e in &self.extents {
+                    let run = Run { logical: e.logical, physical: e.start, len: e.len, unwritten: false };
+                    ext4_extent::map_range(ext4_extent::MapKind::Extents, &mut root, &ctx, &mut io, run)?;
+                }
+                self.restore_stale_root(&mut root);
+                inode.flags |= InodeFlags::EXTENTS;
+            }
             MapKind::Indirect => {
-                for (i, &d) in self.direct.iter().enumerate() {
-                    ext4_ondisk::put_u32(&mut inode.block, i * 4, d);
+                for &(logical, physical, len) in &self.runs {
+                    let run = Run { logical, physical, len, unwritten: false };
+                    ext4_extent::map_range(ext4_extent::MapKind::Indirect, &mut root, &ctx, &mut io, run)?;
                 }
-                for (i, &t) in self.top.iter().enumerate() {
-                    ext4_ondisk::put_u32(&mut inode.block, (NDIR + i) * 4, t as u32);
-                }
-                for (&blk, entries) in &self.nodes {
-                    let mut buf = vec![0u8; self.block_size as usize];
-                    for (i, &e) in entries.iter().enumerate() {
-                        ext4_ondisk::put_u32(&mut buf, i * 4, e);
-                    }
-                    b.model.put_block(blk, buf);
-                }
-                Ok(())
             }
         }
-    }
-
-    fn finish_extents(&self, b: &mut Build, ino: u32, inode: &mut ext4_ondisk::Inode) -> Result<(), MkfsError> {
-        inode.flags |= InodeFlags::EXTENTS;
-        inode.block = [0; 60];
-        let root_max = ROOT_CAPACITY as u16;
-        if self.leaves.is_empty() {
-            let h = NodeHeader { entries: self.root.len() as u16, max: root_max, depth: 0, generation: 0 };
-            extent::write_header(&mut inode.block, h);
-            for (i, e) in self.root.iter().enumerate() {
-                extent::write_extent(&mut inode.block, i, e);
-            }
-            return Ok(());
+        if !io.planned.is_empty() {
+            return Err(MkfsError::MapPlan { reason: "fewer map blocks used than planned" });
         }
-        let h = NodeHeader { entries: self.leaves.len() as u16, max: root_max, depth: 1, generation: 0 };
-        extent::write_header(&mut inode.block, h);
-        for (i, e) in self.root_stale.iter().enumerate() {
-            extent::write_extent(&mut inode.block, i, e);
-        }
-        let seed = b.inode_csum_seed(ino);
-        for (i, leaf) in self.leaves.iter().enumerate() {
-            extent::write_index(
-                &mut inode.block,
-                i,
-                &ExtentIndex { logical: leaf.extents[0].logical, leaf: leaf.block },
-            );
-            let mut buf = vec![0u8; self.block_size as usize];
-            let lh = NodeHeader {
-                entries: leaf.extents.len() as u16,
-                max: self.leaf_capacity() as u16,
-                depth: 0,
-                generation: 0,
-            };
-            extent::write_header(&mut buf, lh);
-            for (j, e) in leaf.extents.iter().enumerate() {
-                extent::write_extent(&mut buf, j, e);
-            }
-            if let Some(e) = &leaf.stale {
-                extent::write_extent(&mut buf, leaf.extents.len(), e);
-            }
-            if let Some(seed) = seed {
-                extent::set_extent_block_checksum(seed, &mut buf);
-            }
-            b.model.put_block(leaf.block, buf);
+        inode.block = root;
+        for (blk, data) in io.written {
+            b.model.put_block(blk, data);
         }
         Ok(())
+    }
+
+    /// libext2fs turns a full root into an index by rewriting its header
+    /// and first entries only: the old extents stay behind them.
+    fn restore_stale_root(&self, root: &mut [u8; 60]) {
+        for (i, e) in self.root_stale.iter().enumerate().skip(self.leaves.len()) {
+            extent::write_extent(root, i, e);
+        }
+    }
+}
+
+/// Block access for `ext4-extent` while encoding a planned map: node
+/// blocks come from the plan, in order; written blocks are kept in memory.
+struct PlannedIo {
+    planned: VecDeque<u64>,
+    written: BTreeMap<u64, Vec<u8>>,
+}
+
+impl MapIo for PlannedIo {
+    type Error = MkfsError;
+
+    fn read_block(&mut self, block: u64, buf: &mut [u8]) -> Result<(), MkfsError> {
+        match self.written.get(&block) {
+            Some(data) => buf.copy_from_slice(data),
+            None => buf.fill(0),
+        }
+        Ok(())
+    }
+
+    fn write_block(&mut self, block: u64, data: &[u8]) -> Result<(), MkfsError> {
+        self.written.insert(block, data.to_vec());
+        Ok(())
+    }
+
+    fn alloc_block(&mut self, _goal: u64) -> Result<u64, MkfsError> {
+        self.planned.pop_front().ok_or(MkfsError::MapPlan { reason: "more map blocks needed than planned" })
+    }
+
+    fn free_blocks(&mut self, _start: u64, _count: u64, _meta: bool) -> Result<(), MkfsError> {
+        Err(MkfsError::MapPlan { reason: "a map edit that frees blocks" })
     }
 }

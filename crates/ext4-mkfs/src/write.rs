@@ -140,14 +140,18 @@ pub(crate) fn write(
     }
     w.report(Phase::Bitmaps)?;
 
+    let mut csums = Vec::with_capacity(s.group_count as usize);
     for g in 0..s.group_count {
         let gs = &b.model.groups[g as usize];
-        if b.writes_block_bitmap(g) {
-            w.write_block(gs.block_bitmap, &b.block_bitmap(g))?;
+        let bb = b.writes_block_bitmap(g).then(|| b.block_bitmap(g));
+        let ib = b.writes_inode_bitmap(g).then(|| b.inode_bitmap(g));
+        if let Some(bytes) = &bb {
+            w.write_block(gs.block_bitmap, bytes)?;
         }
-        if b.writes_inode_bitmap(g) {
-            w.write_block(gs.inode_bitmap, &b.inode_bitmap(g))?;
+        if let Some(bytes) = &ib {
+            w.write_block(gs.inode_bitmap, bytes)?;
         }
+        csums.push(b.bitmap_checksums(bb.as_deref(), ib.as_deref()));
         if g % 4096 == 4095 {
             w.report(Phase::Bitmaps)?;
         }
@@ -158,7 +162,7 @@ pub(crate) fn write(
     let mut primary = b.superblock(kbytes);
     primary.update_checksum();
     let geo = Geometry::new(&primary).map_err(|_| MkfsError::NoSpace { what: "a consistent superblock" })?;
-    write_descriptors(&mut w, b, &geo, &primary)?;
+    write_descriptors(&mut w, b, &geo, &primary, &csums)?;
 
     w.report(Phase::Superblock)?;
     dev.flush()?;
@@ -171,24 +175,28 @@ pub(crate) fn write(
 
 /// Writes every group's backup superblock and descriptor copies, and the
 /// primary descriptor table (`ext2fs_flush`).
-fn write_descriptors(w: &mut Writer<'_>, b: &Build, geo: &Geometry, primary: &Superblock) -> Result<(), MkfsError> {
+fn write_descriptors(
+    w: &mut Writer<'_>,
+    b: &Build,
+    geo: &Geometry,
+    primary: &Superblock,
+    csums: &[[u32; 2]],
+) -> Result<(), MkfsError> {
     let s = &b.model.shape;
     let meta_bg = crate::features::has_incompat(&s.features, ext4_ondisk::Incompat::META_BG);
     let old_desc_blocks = if meta_bg { s.first_meta_bg.min(s.desc_blocks) } else { s.desc_blocks };
-    let table: Vec<Vec<u8>> = (0..s.desc_blocks).map(|i| b.gdt_block(geo, i)).collect();
+    let table: Vec<Vec<u8>> = (0..s.desc_blocks).map(|i| b.gdt_block(geo, i, csums)).collect();
+    // The old-style copies are written in one request each, as mke2fs does.
+    let old_copy: Vec<u8> = table.iter().take(old_desc_blocks as usize).flatten().copied().collect();
     for g in 0..s.group_count {
         let m = s.group_meta(g);
         if let (Some(sb_blk), true) = (m.super_blk, g > 0) {
             let copy = backup_superblock(primary, g);
-            let mut block = vec![0u8; 1024];
-            block.copy_from_slice(copy.as_bytes());
-            w.dev.write_at(w.offset + sb_blk * w.bs, &block)?;
+            w.dev.write_at(w.offset + sb_blk * w.bs, copy.as_bytes())?;
             w.done += 1024;
         }
-        if let Some(d) = m.old_desc_blk {
-            for (i, blk) in table.iter().take(old_desc_blocks as usize).enumerate() {
-                w.write_block(d + i as u64, blk)?;
-            }
+        if let (Some(d), false) = (m.old_desc_blk, old_copy.is_empty()) {
+            w.write_block(d, &old_copy)?;
         }
         if let Some(d) = m.new_desc_blk {
             let meta_group = g / s.descs_per_block();
