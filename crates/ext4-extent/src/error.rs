@@ -62,14 +62,6 @@ pub enum Corruption {
     /// `eh_entries` above `eh_max`, depth above 5, checksum mismatch).
     #[error(transparent)]
     Format(#[from] FormatError),
-    /// `eh_max` is larger than the node can hold (the kernel's "too large eh_max").
-    #[error("eh_max {max} above the node capacity {capacity}")]
-    MaxTooLarge {
-        /// The stored `eh_max`.
-        max: u16,
-        /// Entries that fit the node.
-        capacity: u16,
-    },
     /// A child node's `eh_depth` is not its parent's depth minus one.
     #[error("eh_depth {found}, expected {expected}")]
     DepthMismatch {

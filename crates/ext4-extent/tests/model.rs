@@ -243,6 +243,13 @@ impl State {
             MapKind::Indirect => check_indirect(&self.root, &self.ctx, &self.io),
         };
         assert_eq!(found.blocks, self.model, "decoded map vs model");
+        if self.kind == MapKind::Extents {
+            assert!(
+                e2fsck_shape_ok(&found, self.ctx.block_size),
+                "e2fsck would rebuild: {:?}",
+                found.levels
+            );
+        }
         assert_eq!(
             found.map_blocks, self.io.meta,
             "map blocks reachable vs allocated"
@@ -416,7 +423,15 @@ fn append_and_truncate_keep_e2fsck_shape() {
                 found.levels
             );
         }
-        assert!(s.check().depth >= 2);
+        let found = s.check();
+        assert!(found.depth >= 2);
+        // One leaf write per append, a few more per split: no rebuild on the way.
+        let nodes = found.map_blocks.len();
+        assert!(
+            s.io.writes <= n as usize + 3 * nodes,
+            "{} writes for {n} appends and {nodes} nodes",
+            s.io.writes
+        );
         let mut end = 2 * n;
         while end > 0 {
             end = end.saturating_sub(37);
@@ -451,7 +466,15 @@ fn depth_three_slow() {
         ..s.ctx
     });
     fill_sparse(&mut s, &order, 5000);
-    assert_eq!(s.check().depth, 3);
+    let found = s.check();
+    assert_eq!(found.depth, 3);
+    println!(
+        "{n} extents in scrambled order: {} reads, {} writes, {} node blocks allocated, {} nodes at the end",
+        s.io.reads,
+        s.io.writes,
+        s.io.allocated_meta.len(),
+        found.map_blocks.len()
+    );
     for start in (0..2 * n).step_by(4999) {
         s.apply(&Op::Unmap { start, len: 3000 });
         s.check();

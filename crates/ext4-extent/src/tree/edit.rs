@@ -19,6 +19,9 @@ pub(crate) struct Editor<'a, I> {
     pub(crate) io: &'a mut I,
     /// Goal for new node blocks.
     pub(crate) goal: u64,
+    /// Whether an edit split, freed or grew a node, or took entries out of
+    /// one: the changes after which e2fsck may find the tree badly shaped.
+    pub(crate) reshaped: bool,
 }
 
 impl<I: MapIo> Editor<'_, I> {
@@ -50,7 +53,9 @@ impl<I: MapIo> Editor<'_, I> {
         let depth = node.depth;
         let ix = match &mut node.entries {
             Entries::Leaf(v) => {
+                let before = v.len();
                 let t = edit(v);
+                self.reshaped |= v.len() < before;
                 if t.near != 0 {
                     self.goal = t.near;
                 }
@@ -80,6 +85,7 @@ impl<I: MapIo> Editor<'_, I> {
     ) -> Result<Touched, I::Error> {
         let block = ix[i].leaf;
         let Some(key) = child.entries.first_key() else {
+            self.reshaped = true;
             self.io.free_blocks(block, 1, true)?;
             ix.remove(i);
             return Ok(Touched {
@@ -89,6 +95,7 @@ impl<I: MapIo> Editor<'_, I> {
             });
         };
         let extra = self.split(&mut child, pos, block_capacity(self.ctx))?;
+        self.reshaped |= !extra.is_empty();
         write_node(self.io, self.ctx, block, &child)?;
         let changed = !extra.is_empty() || ix[i].logical != key;
         ix[i].logical = key;
@@ -126,15 +133,7 @@ impl<I: MapIo> Editor<'_, I> {
         while !rest.is_empty() {
             let tail = rest.split_off(capacity);
             let block = self.alloc()?;
-            out.push((
-                block,
-                Node {
-                    block: Some(block),
-                    depth: node.depth,
-                    generation: 0,
-                    entries: rest,
-                },
-            ));
+            out.push((block, Node::new_block(block, node.depth, rest, self.ctx)));
             rest = tail;
         }
         Ok(out)
@@ -157,14 +156,10 @@ impl<I: MapIo> Editor<'_, I> {
             if node.depth >= MAX_DEPTH {
                 return Err(MapError::TooDeep.into());
             }
+            self.reshaped = true;
             let block = self.alloc()?;
             let entries = core::mem::replace(&mut node.entries, Entries::empty(node.depth + 1));
-            let mut child = Node {
-                block: Some(block),
-                depth: node.depth,
-                generation: 0,
-                entries,
-            };
+            let mut child = Node::new_block(block, node.depth, entries, self.ctx);
             let extra = self.split(&mut child, pos, block_capacity(self.ctx))?;
             let mut ix = vec![ExtentIndex {
                 logical: child.entries.first_key().unwrap_or(0),
@@ -189,7 +184,7 @@ impl<I: MapIo> Editor<'_, I> {
     /// Pulls the root's children up into the root while they fit in it
     /// together, freeing their blocks, so that a tree that lost entries is
     /// no deeper than needed (an empty one is depth 0, as when fresh).
-    pub(crate) fn shrink(&mut self, root: &mut [u8; 60]) -> Result<(), I::Error> {
+    fn shrink(&mut self, root: &mut [u8; 60]) -> Result<(), I::Error> {
         let mut node = Node::decode_root(root, self.ctx)?;
         let mut changed = false;
         while let Some((entries, blocks)) = self.children_if_they_fit(&node)? {
@@ -225,8 +220,18 @@ impl<I: MapIo> Editor<'_, I> {
         Ok(Some((all, ix.iter().map(|e| e.leaf).collect())))
     }
 
+    /// After an edit that reshaped the tree: pulls the root's children up
+    /// while they fit, then rebuilds the tree packed if e2fsck would.
+    pub(crate) fn tidy(&mut self, root: &mut [u8; 60]) -> Result<(), I::Error> {
+        if self.reshaped {
+            self.shrink(root)?;
+            self.keep_e2fsck_shape(root)?;
+        }
+        Ok(())
+    }
+
     /// One block for a node, checked to be a data block.
-    fn alloc(&mut self) -> Result<u64, I::Error> {
+    pub(crate) fn alloc(&mut self) -> Result<u64, I::Error> {
         let block = self.io.alloc_block(self.goal)?;
         if !self.ctx.blocks_valid(block, 1) {
             return Err(MapError::BadPhysical {

@@ -9,13 +9,17 @@
 //! their child. Removal frees emptied nodes, and the root pulls its
 //! children back while they fit in it.
 //!
-//! Not done: rebalancing of siblings that a punched hole left sparse (the
-//! kernel does not either; e2fsck may then say the tree "could be narrower").
+//! Unlike the kernel, an edit that splits, frees or empties nodes ends by
+//! checking the tree against e2fsck's shape rules (no level with more than
+//! a block of free slots, none that a level above could hold) and rebuilds
+//! it packed when they fail, so random writes and punched holes never leave
+//! a tree that `e2fsck -fn` offers to optimize.
 
 mod edit;
 mod leaf;
 mod node;
 mod read;
+mod shape;
 
 use core::ops::ControlFlow;
 
@@ -92,7 +96,7 @@ pub(crate) fn for_each_node_block<I: MapIo>(
     mut f: impl FnMut(u64) -> ControlFlow<()>,
 ) -> Result<(), I::Error> {
     read::walk(root, ctx, io, &mut |v| match v {
-        Visit::Node(b) => f(b),
+        Visit::Node(n) => n.block.map_or(ControlFlow::Continue(()), &mut f),
         Visit::Extent(_) => ControlFlow::Continue(()),
     })
 }
@@ -139,6 +143,7 @@ pub(crate) fn map_range<I: MapIo>(
         ctx,
         io,
         goal: run.physical,
+        reshaped: false,
     };
     let mut done = 0;
     while done < run.len {
@@ -152,10 +157,10 @@ pub(crate) fn map_range<I: MapIo>(
         ed.edit_leaf(root, e.logical, &mut |v| leaf::insert(v, e))?;
         done += len;
     }
-    Ok(())
+    ed.tidy(root)
 }
 
-/// Unmaps `[start, end)`, one leaf at a time, then shrinks the tree.
+/// Unmaps `[start, end)`, one leaf at a time, then tidies the tree.
 pub(crate) fn unmap_range<I: MapIo>(
     root: &mut [u8; 60],
     ctx: &MapCtx,
@@ -165,8 +170,12 @@ pub(crate) fn unmap_range<I: MapIo>(
 ) -> Result<(), I::Error> {
     ctx.check()?;
     let end = end.min(1 << 32);
-    let mut ed = Editor { ctx, io, goal: 0 };
-    let mut changed = false;
+    let mut ed = Editor {
+        ctx,
+        io,
+        goal: 0,
+        reshaped: false,
+    };
     let mut cur = start;
     while u64::from(cur) < end {
         let mut freed = Vec::new();
@@ -175,7 +184,6 @@ pub(crate) fn unmap_range<I: MapIo>(
         })?;
         for (s, n) in freed {
             ed.io.free_blocks(s, n, false)?;
-            changed = true;
         }
         // `next` is past `cur`: the leaf for `cur` covers it, or starts after it.
         match next {
@@ -183,10 +191,7 @@ pub(crate) fn unmap_range<I: MapIo>(
             _ => break,
         }
     }
-    if changed {
-        ed.shrink(root)?;
-    }
-    Ok(())
+    ed.tidy(root)
 }
 
 /// Marks logical blocks `[start, start + len)` written where they are mapped
@@ -209,22 +214,19 @@ pub fn mark_written<I: MapIo>(
         }
         .into());
     }
-    let mut ed = Editor { ctx, io, goal: 0 };
-    let mut changed = false;
+    let mut ed = Editor {
+        ctx,
+        io,
+        goal: 0,
+        reshaped: false,
+    };
     let mut cur = start;
     while u64::from(cur) < end {
-        let next = ed.edit_leaf(root, cur, &mut |v| {
-            let t = leaf::convert(v, u64::from(cur), end);
-            changed |= t.changed;
-            t
-        })?;
+        let next = ed.edit_leaf(root, cur, &mut |v| leaf::convert(v, u64::from(cur), end))?;
         match next {
             Some(n) if n > cur => cur = n,
             _ => break,
         }
     }
-    if changed {
-        ed.shrink(root)?;
-    }
-    Ok(())
+    ed.tidy(root)
 }

@@ -76,6 +76,8 @@ pub(crate) struct Node {
     pub(crate) block: Option<u64>,
     /// `eh_depth`.
     pub(crate) depth: u16,
+    /// `eh_max` as found (nodes are always written with full capacity).
+    pub(crate) max: u16,
     /// `eh_generation`, kept as found.
     pub(crate) generation: u32,
     /// The valid entries.
@@ -97,10 +99,20 @@ pub(crate) fn block_capacity(ctx: &MapCtx) -> usize {
 }
 
 impl Node {
+    /// A new node block at `depth` holding `entries`.
+    pub(crate) fn new_block(block: u64, depth: u16, entries: Entries, ctx: &MapCtx) -> Self {
+        Self {
+            block: Some(block),
+            depth,
+            max: block_capacity(ctx) as u16,
+            generation: 0,
+            entries,
+        }
+    }
+
     /// Decodes and checks the root node in `i_block`.
     pub(crate) fn decode_root(bytes: &[u8; 60], ctx: &MapCtx) -> Result<Self, MapError> {
         let raw = ExtentNode::parse(bytes).map_err(|e| corrupt(None, e))?;
-        check_max(&raw, ROOT_CAPACITY, None)?;
         if raw.header.entries == 0 && raw.header.depth > 0 {
             return Err(corrupt(None, Corruption::EmptyNode));
         }
@@ -116,8 +128,9 @@ impl Node {
         ctx: &MapCtx,
     ) -> Result<Self, MapError> {
         let at = Some(block);
+        // `parse` bounds eh_max by the buffer; for every block size that is
+        // exactly the kernel's capacity with the tail (2^k mod 12 is 4 or 8).
         let raw = ExtentNode::parse(bytes).map_err(|e| corrupt(at, e))?;
-        check_max(&raw, block_capacity(ctx), at)?;
         if let Some(seed) = ctx.csum_seed {
             extent::verify_extent_block(seed, bytes, &raw).map_err(|e| corrupt(at, e))?;
         }
@@ -207,20 +220,6 @@ pub(crate) fn write_node<I: MapIo>(
     io.write_block(block, &node.encode_block(ctx))
 }
 
-/// The kernel's "too large eh_max": the header may not claim more room than the node has.
-fn check_max(raw: &ExtentNode<'_>, capacity: usize, at: Option<u64>) -> Result<(), MapError> {
-    if usize::from(raw.header.max) > capacity {
-        return Err(corrupt(
-            at,
-            Corruption::MaxTooLarge {
-                max: raw.header.max,
-                capacity: capacity as u16,
-            },
-        ));
-    }
-    Ok(())
-}
-
 fn decode_entries(
     raw: &ExtentNode<'_>,
     at: Option<u64>,
@@ -235,10 +234,12 @@ fn decode_entries(
     if let Some(b) = bounds {
         check_bounds(&entries, b, at)?;
     }
+    let h = raw.header;
     Ok(Node {
         block: at,
-        depth: raw.header.depth,
-        generation: raw.header.generation,
+        depth: h.depth,
+        max: h.max,
+        generation: h.generation,
         entries,
     })
 }

@@ -48,10 +48,10 @@ fn find_in_leaf(v: &[Extent], logical: u32, next: Option<u32>) -> Lookup {
     }
 }
 
-/// What a walk meets, in order: a node block (before its entries), or an extent.
-pub(crate) enum Visit {
-    /// A node block (every node but the root).
-    Node(u64),
+/// What a walk meets, in order: a node (before its entries), or an extent.
+pub(crate) enum Visit<'n> {
+    /// A node, the root first.
+    Node(&'n Node),
     /// A leaf extent.
     Extent(Extent),
 }
@@ -61,10 +61,13 @@ pub(crate) fn walk<I: MapIo>(
     root: &[u8; 60],
     ctx: &MapCtx,
     io: &mut I,
-    f: &mut dyn FnMut(Visit) -> ControlFlow<()>,
+    f: &mut dyn FnMut(Visit<'_>) -> ControlFlow<()>,
 ) -> Result<(), I::Error> {
     ctx.check()?;
     let node = Node::decode_root(root, ctx)?;
+    if f(Visit::Node(&node)).is_break() {
+        return Ok(());
+    }
     walk_node(&node, None, ctx, io, f).map(|_| ())
 }
 
@@ -74,7 +77,7 @@ fn walk_node<I: MapIo>(
     next: Option<u32>,
     ctx: &MapCtx,
     io: &mut I,
-    f: &mut dyn FnMut(Visit) -> ControlFlow<()>,
+    f: &mut dyn FnMut(Visit<'_>) -> ControlFlow<()>,
 ) -> Result<ControlFlow<()>, I::Error> {
     match &node.entries {
         Entries::Leaf(v) => {
@@ -86,11 +89,11 @@ fn walk_node<I: MapIo>(
         }
         Entries::Index(ix) => {
             for (i, idx) in ix.iter().enumerate() {
-                if f(Visit::Node(idx.leaf)).is_break() {
-                    return Ok(ControlFlow::Break(()));
-                }
                 let child_bound = child_next(ix, i, next);
                 let child = read_child(io, ctx, *idx, node.depth, child_bound)?;
+                if f(Visit::Node(&child)).is_break() {
+                    return Ok(ControlFlow::Break(()));
+                }
                 if walk_node(&child, child_bound, ctx, io, f)?.is_break() {
                     return Ok(ControlFlow::Break(()));
                 }

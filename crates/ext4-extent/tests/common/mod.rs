@@ -46,6 +46,10 @@ pub struct MemIo {
     pub allocated_meta: Vec<u64>,
     /// When set, `alloc_block` fails after this many more allocations.
     pub alloc_budget: Option<usize>,
+    /// Number of block writes.
+    pub writes: usize,
+    /// Number of block reads.
+    pub reads: usize,
 }
 
 impl MemIo {
@@ -62,6 +66,8 @@ impl MemIo {
             freed_meta: Vec::new(),
             allocated_meta: Vec::new(),
             alloc_budget: None,
+            writes: 0,
+            reads: 0,
         }
     }
 
@@ -134,6 +140,7 @@ impl MapIo for MemIo {
             )));
         }
         buf.copy_from_slice(b);
+        self.reads += 1;
         Ok(())
     }
 
@@ -147,6 +154,7 @@ impl MapIo for MemIo {
             return Err(TestError::Io(format!("write of {} bytes", data.len())));
         }
         self.blocks.insert(block, data.to_vec());
+        self.writes += 1;
         Ok(())
     }
 
