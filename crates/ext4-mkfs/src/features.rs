@@ -44,32 +44,17 @@ const MKE2FS_OK: FeatureWords = FeatureWords {
         .union(RoCompat::VERITY),
 };
 
-/// Features this formatter can create (a subset of [`MKE2FS_OK`]).
-pub const SUPPORTED: FeatureWords = FeatureWords {
-    compat: Compat::HAS_JOURNAL
-        .union(Compat::RESIZE_INODE)
-        .union(Compat::DIR_INDEX)
-        .union(Compat::EXT_ATTR)
-        .union(Compat::SPARSE_SUPER2)
-        .union(Compat::ORPHAN_FILE),
-    incompat: Incompat::FILETYPE
-        .union(Incompat::EXTENTS)
-        .union(Incompat::META_BG)
-        .union(Incompat::FLEX_BG)
-        .union(Incompat::EA_INODE)
-        .union(Incompat::MMP)
-        .union(Incompat::BIT64)
-        .union(Incompat::INLINE_DATA)
-        .union(Incompat::CSUM_SEED)
-        .union(Incompat::LARGEDIR),
-    ro_compat: RoCompat::LARGE_FILE
-        .union(RoCompat::HUGE_FILE)
-        .union(RoCompat::DIR_NLINK)
-        .union(RoCompat::EXTRA_ISIZE)
-        .union(RoCompat::SPARSE_SUPER)
-        .union(RoCompat::GDT_CSUM)
-        .union(RoCompat::METADATA_CSUM),
+/// Features of [`MKE2FS_OK`] this formatter does not create.
+const UNSUPPORTED: FeatureWords = FeatureWords {
+    compat: Compat::FAST_COMMIT.union(Compat::STABLE_INODES),
+    incompat: Incompat::JOURNAL_DEV.union(Incompat::ENCRYPT).union(Incompat::CASEFOLD),
+    ro_compat: RoCompat::BIGALLOC.union(RoCompat::QUOTA).union(RoCompat::PROJECT).union(RoCompat::VERITY),
 };
+
+/// Whether this formatter creates feature `f`.
+fn supported(f: Feature) -> bool {
+    MKE2FS_OK.has(f) && !UNSUPPORTED.has(f)
+}
 
 fn lookup(name: &str) -> Result<Feature, MkfsError> {
     feature_by_name(name).ok_or_else(|| MkfsError::UnknownFeature { name: name.to_string() })
@@ -83,7 +68,7 @@ pub fn apply(words: &mut FeatureWords, edits: &[FeatureEdit]) -> Result<(), Mkfs
             FeatureEdit::ClearAll => *words = FeatureWords::default(),
             FeatureEdit::Set(name) => {
                 let f = lookup(name)?;
-                if !MKE2FS_OK.has(f) || !SUPPORTED.has(f) {
+                if !supported(f) {
                     return Err(MkfsError::UnsupportedFeature { name: name.clone() });
                 }
                 words.set(f, true);

@@ -9,9 +9,9 @@
 //! * [`FormatOptions`]: mke2fs' command line as a struct (`-t`, `-b`, `-I`,
 //!   `-i`, `-N`, `-m`, `-L`, `-U`, `-O`, `-E`, `-J`, `-g`, `-G`, ...), with
 //!   the built-in [`Profile`]s standing for `/etc/mke2fs.conf` (Debian's and
-//!   upstream's). [`parse_size`], [`parse_features`], [`parse_extended`],
-//!   [`parse_journal_options`] and [`parse_uuid_choice`] parse mke2fs'
-//!   argument syntax so that a CLI maps its flags 1:1.
+//!   upstream's). [`parse_mke2fs_args`] takes mke2fs' whole command line;
+//!   [`parse_size`], [`parse_features`], [`parse_extended`],
+//!   [`parse_journal_options`] and [`parse_uuid_choice`] parse its pieces.
 //! * [`plan`], [`format`], [`Layout`], [`FormatReport`], [`Progress`].
 //! * [`MkfsError`]: every refused parameter has its own variant; nothing is
 //!   written when parameters are refused.
@@ -32,6 +32,7 @@
 
 #![forbid(unsafe_code)]
 
+mod args;
 mod blockmap;
 mod build;
 mod dirs;
@@ -59,6 +60,7 @@ use std::ops::ControlFlow;
 
 use ext4_blockdev::BlockDevice;
 
+pub use args::{Mke2fsArgs, parse_mke2fs_args};
 pub use error::{MkfsError, Warning};
 pub use journal::{JournalLayout, default_journal_size};
 pub use layout::{GroupLayout, Layout};

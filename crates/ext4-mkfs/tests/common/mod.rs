@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ext4_blockdev::{BlockDevice, FileDevice};
-use ext4_mkfs::{FormatOptions, FsType, Profile};
+use ext4_mkfs::{FormatOptions, Profile};
 
 /// The fixed values that make mke2fs reproducible.
 pub const UUID: &str = "01234567-89ab-cdef-0123-456789abcdef";
@@ -150,43 +150,20 @@ pub fn run_mke2fs(image: &Path, profile: &Profile, args: &[String], size: Option
     }
 }
 
-/// Maps an mke2fs command line to [`FormatOptions`] with our parsers,
-/// adding the fixed UUID, hash seed and time.
+/// Maps an mke2fs command line to [`FormatOptions`] with the library's
+/// parser, adding the fixed UUID, hash seed and time.
 pub fn options_from_args(
     profile: Profile,
     args: &[String],
     size: Option<&str>,
 ) -> Result<FormatOptions, ext4_mkfs::MkfsError> {
-    let mut o = FormatOptions { profile, time: Some(FAKE_TIME), ..FormatOptions::default() };
-    o.uuid = ext4_mkfs::parse_uuid_choice(UUID)?;
-    ext4_mkfs::merge_extended(&mut o.extended, &format!("hash_seed={HASH_SEED}"))?;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut val = || it.next().expect("flag value").clone();
-        match a.as_str() {
-            "-t" => o.fs_type = FsType::from_name(&val()),
-            "-T" => o.usage_types = Some(val()),
-            "-b" => o.block_size = Some(val().parse().expect("block size")),
-            "-I" => o.inode_size = Some(val().parse().expect("inode size")),
-            "-i" => o.inode_ratio = Some(val().parse().expect("inode ratio")),
-            "-N" => o.inode_count = Some(val().parse().expect("inode count")),
-            "-m" => o.reserved_percent = Some(val().parse().expect("reserved percent")),
-            "-L" => o.label = Some(val()),
-            "-M" => o.last_mounted = Some(val()),
-            "-U" => o.uuid = ext4_mkfs::parse_uuid_choice(&val())?,
-            "-O" => o.features.extend(ext4_mkfs::parse_features(&val())?),
-            "-E" => ext4_mkfs::merge_extended(&mut o.extended, &val())?,
-            "-J" => o.journal_options = Some(ext4_mkfs::parse_journal_options(&val())?),
-            "-j" => o.journal = true,
-            "-g" => o.blocks_per_group = Some(val().parse().expect("blocks per group")),
-            "-G" => o.flex_bg_size = Some(val().parse().expect("flex size")),
-            "-e" => o.errors = ext4_mkfs::ErrorsBehaviour::from_name(&val()),
-            other => panic!("unmapped mke2fs flag {other}"),
-        }
-    }
-    if let Some(s) = size {
-        o.size = Some(ext4_mkfs::parse_size(s)?);
-    }
+    let mut all: Vec<String> = vec!["-U".into(), UUID.into(), "-E".into(), format!("hash_seed={HASH_SEED}")];
+    all.extend(args.iter().cloned());
+    all.push("image".into());
+    all.extend(size.map(str::to_string));
+    let mut o = ext4_mkfs::parse_mke2fs_args(&all)?.options;
+    o.profile = profile;
+    o.time = Some(FAKE_TIME);
     Ok(o)
 }
 
