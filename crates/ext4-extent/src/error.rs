@@ -113,6 +113,13 @@ pub enum Corruption {
         /// Length.
         len: u32,
     },
+    /// An indirect block reached through two pointers of the same map (the
+    /// error names the block holding the second one).
+    #[error("indirect block {block} is referenced twice")]
+    SharedBlock {
+        /// The block.
+        block: u64,
+    },
     /// A block pointer outside the filesystem's data blocks
     /// (`s_first_data_block` < block, block + count <= `s_blocks_count`).
     #[error("pointer to blocks {pointer}..+{count} outside the data blocks")]

@@ -14,19 +14,24 @@
 //! here ([`lookup`], [`for_each_run`], [`map_range`], [`unmap_range`],
 //! [`for_each_map_block`]) dispatch on [`MapKind`].
 //!
-//! Invariants kept by every write, and checked on every read (the kernel's
-//! `__ext4_ext_check` and e2fsck's rules): a child node's depth is its
-//! parent's minus one (so no cycles), a child's first entry starts at its
-//! index key and ends before the next one, entries are ordered and do not
-//! overlap, pointers lie in the filesystem's data blocks, non-root nodes are
-//! never empty, `eh_max` is the node's capacity, checksums are set when
-//! [`MapCtx::csum_seed`] is given. An empty tree is the fresh root of
-//! [`tree::init`]. Errors are structured ([`MapError`]); no input panics.
+//! Checked on every read (the kernel's `__ext4_ext_check` and e2fsck's
+//! rules; errors are structured [`MapError`]s, no input panics): node
+//! headers and checksums (when [`MapCtx::csum_seed`] is given), a child's
+//! depth is its parent's minus one (so no cycles), a child's first entry
+//! starts at its index key and its entries end before the next key,
+//! entries ordered without overlap, pointers inside the data blocks,
+//! non-root extent nodes not empty, indirect blocks not shared. Kept by
+//! every write, besides those: nodes written with full `eh_max` and a fresh
+//! checksum tail; no empty indirect block left; an emptied map is exactly a
+//! fresh one (`tree::init`, or zeros); an edit that splits, frees or empties
+//! extent nodes leaves the tree in the shape e2fsck accepts without offering
+//! to optimize it (see [`tree`]).
 //!
 //! On an error after the map started changing (an I/O or allocation error
-//! from [`MapIo`]), the map may be half edited: callers roll the whole
-//! operation back, as `ext4-fs` does with its transactions. Requests that are
-//! refused ([`MapError::AlreadyMapped`], [`MapError::BeyondMap`], ...) change nothing.
+//! from [`MapIo`], damage found midway), the map may be half edited:
+//! callers roll the whole operation back, as `ext4-fs` does with its
+//! transactions. Refused requests ([`MapError::AlreadyMapped`],
+//! [`MapError::BeyondMap`], ...) change nothing.
 
 #![forbid(unsafe_code)]
 
@@ -49,7 +54,7 @@ pub trait MapIo {
     fn read_block(&mut self, block: u64, buf: &mut [u8]) -> Result<(), Self::Error>;
     /// Writes a map block (the caller journals it).
     fn write_block(&mut self, block: u64, data: &[u8]) -> Result<(), Self::Error>;
-    /// Allocates one block for map metadata near `goal`.
+    /// Allocates one block for map metadata near `goal` (0: no preference).
     fn alloc_block(&mut self, goal: u64) -> Result<u64, Self::Error>;
     /// Frees `count` blocks from `start`; `meta` is true for map blocks (the
     /// journal revokes those), false for file data.

@@ -440,6 +440,37 @@ fn indirect_pointers_outside_data_blocks() {
     );
 }
 
+#[test]
+fn indirect_block_referenced_twice() {
+    let c = ctx();
+    let mut io = MemIo::new(&c);
+    let mut ind = vec![0u8; 1024];
+    put_u32(&mut ind, 0, 5000);
+    io.put_meta(700, ind);
+    // The double indirect block points twice at the same indirect block.
+    let mut dind = vec![0u8; 1024];
+    put_u32(&mut dind, 0, 700);
+    put_u32(&mut dind, 4, 700);
+    io.put_meta(701, dind);
+    let mut root = [0u8; 60];
+    put_u32(&mut root, 4 * 13, 701);
+    assert_eq!(
+        read_all_kind(MapKind::Indirect, &root, &mut io),
+        corrupt(Some(701), Corruption::SharedBlock { block: 700 })
+    );
+    // The single indirect block is also the double's child.
+    put_u32(&mut root, 4 * 12, 700);
+    put_u32(&mut io.blocks.get_mut(&701).unwrap()[..], 4, 0);
+    assert_eq!(
+        read_all_kind(MapKind::Indirect, &root, &mut io),
+        corrupt(Some(701), Corruption::SharedBlock { block: 700 })
+    );
+}
+
+fn read_all_kind(kind: MapKind, root: &[u8; 60], io: &mut MemIo) -> Result<(), TestError> {
+    ext4_extent::for_each_run(kind, root, &ctx(), io, |_| ControlFlow::Continue(()))
+}
+
 /// Requests the map refuses, each leaving it unchanged.
 #[test]
 fn refused_requests() {

@@ -10,6 +10,7 @@
 mod write;
 
 use core::ops::ControlFlow;
+use std::collections::HashSet;
 
 use ext4_ondisk::get_u32;
 
@@ -125,6 +126,20 @@ struct Walker<'a, I> {
     ctx: &'a MapCtx,
     io: &'a mut I,
     shape: Shape,
+    /// Indirect blocks met so far: one met twice is corruption, and
+    /// refusing it bounds a walk by the number of distinct blocks.
+    seen: HashSet<u64>,
+}
+
+impl<'a, I> Walker<'a, I> {
+    fn new(ctx: &'a MapCtx, io: &'a mut I) -> Self {
+        Self {
+            ctx,
+            io,
+            shape: Shape::new(ctx),
+            seen: HashSet::new(),
+        }
+    }
 }
 
 impl<I: MapIo> Walker<'_, I> {
@@ -144,10 +159,19 @@ impl<I: MapIo> Walker<'_, I> {
             if ptr == 0 {
                 continue;
             }
-            check_pointer(self.ctx, ptr, None)?;
+            self.enter(ptr, s.level, None)?;
             if self.walk_ptr(ptr, s.level, s.base, from, to, f)?.is_break() {
                 break;
             }
+        }
+        Ok(())
+    }
+
+    /// Checks a nonzero pointer at `level` found in block `at` (`None`: `i_block`).
+    fn enter(&mut self, ptr: u32, level: u32, at: Option<u64>) -> Result<(), MapError> {
+        check_pointer(self.ctx, ptr, at)?;
+        if level > 0 && !self.seen.insert(ptr.into()) {
+            return Err(corrupt(at, Corruption::SharedBlock { block: ptr.into() }));
         }
         Ok(())
     }
@@ -179,7 +203,7 @@ impl<I: MapIo> Walker<'_, I> {
             if child == 0 {
                 continue;
             }
-            check_pointer(self.ctx, child, Some(ptr.into()))?;
+            self.enter(child, level - 1, Some(ptr.into()))?;
             if self
                 .walk_ptr(child, level - 1, base + i as u64 * span, from, to, f)?
                 .is_break()
@@ -205,7 +229,7 @@ pub(crate) fn lookup<I: MapIo>(
     let stop = shape.pointer_block_end(n);
     let mut found: Option<Run> = None;
     let mut next = None;
-    let mut w = Walker { ctx, io, shape };
+    let mut w = Walker::new(ctx, io);
     w.walk(root, n, max_logical_blocks(ctx.block_size), &mut |v| {
         let Visit::Data {
             logical: l,
@@ -254,11 +278,7 @@ pub(crate) fn for_each_run<I: MapIo>(
     ctx.check()?;
     let mut runs = Coalesce::new(f);
     let mut stopped = false;
-    let mut w = Walker {
-        ctx,
-        io,
-        shape: Shape::new(ctx),
-    };
+    let mut w = Walker::new(ctx, io);
     w.walk(root, 0, max_logical_blocks(ctx.block_size), &mut |v| {
         let Visit::Data { logical, physical } = v else {
             return ControlFlow::Continue(());
@@ -286,11 +306,7 @@ pub(crate) fn for_each_indirect_block<I: MapIo>(
     mut f: impl FnMut(u64) -> ControlFlow<()>,
 ) -> Result<(), I::Error> {
     ctx.check()?;
-    let mut w = Walker {
-        ctx,
-        io,
-        shape: Shape::new(ctx),
-    };
+    let mut w = Walker::new(ctx, io);
     w.walk(
         root,
         0,
@@ -302,6 +318,18 @@ pub(crate) fn for_each_indirect_block<I: MapIo>(
     )
 }
 
+/// Reads every pointer under `[from, to)`, checking them all (before a
+/// removal, so that damage found midway cannot leave it half done).
+fn check_range<I: MapIo>(
+    root: &[u8; 60],
+    ctx: &MapCtx,
+    io: &mut I,
+    from: u64,
+    to: u64,
+) -> Result<(), I::Error> {
+    Walker::new(ctx, io).walk(root, from, to, &mut |_| ControlFlow::Continue(()))
+}
+
 /// The first mapped logical block in `[from, to)`, if any.
 fn first_mapped<I: MapIo>(
     root: &[u8; 60],
@@ -311,11 +339,7 @@ fn first_mapped<I: MapIo>(
     to: u64,
 ) -> Result<Option<u64>, I::Error> {
     let mut first = None;
-    let mut w = Walker {
-        ctx,
-        io,
-        shape: Shape::new(ctx),
-    };
+    let mut w = Walker::new(ctx, io);
     w.walk(root, from, to, &mut |v| match v {
         Visit::Data { logical, .. } => {
             first = Some(logical);

@@ -3,7 +3,7 @@
 
 use ext4_ondisk::{get_u32, put_u32};
 
-use super::{Shape, check_pointer, first_mapped, max_logical_blocks};
+use super::{Shape, check_pointer, check_range, first_mapped, max_logical_blocks};
 use crate::{MapCtx, MapError, MapIo, Run};
 
 /// Maps `run` (unmapped, written, below the map's limit and 2^32 physically).
@@ -68,6 +68,7 @@ pub(crate) fn unmap_range<I: MapIo>(
         u64::from(start),
         end.min(max_logical_blocks(ctx.block_size)),
     );
+    check_range(root, ctx, io, start, end)?;
     let mut w = Writer {
         ctx,
         io,
