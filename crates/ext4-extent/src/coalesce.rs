@@ -6,19 +6,19 @@ use crate::Run;
 
 /// Buffers one run and extends it while the next ones continue it logically
 /// and physically in the same written state.
-pub(crate) struct Coalesce<F> {
+struct Coalesce<F> {
     pending: Option<Run>,
     f: F,
 }
 
 impl<F: FnMut(Run) -> ControlFlow<()>> Coalesce<F> {
     /// A coalescer that hands finished runs to `f`.
-    pub(crate) fn new(f: F) -> Self {
+    fn new(f: F) -> Self {
         Self { pending: None, f }
     }
 
     /// Adds the next run (logically after every run pushed before).
-    pub(crate) fn push(&mut self, run: Run) -> ControlFlow<()> {
+    fn push(&mut self, run: Run) -> ControlFlow<()> {
         let Some(p) = &mut self.pending else {
             self.pending = Some(run);
             return ControlFlow::Continue(());
@@ -36,10 +36,29 @@ impl<F: FnMut(Run) -> ControlFlow<()>> Coalesce<F> {
     }
 
     /// Hands over the last run.
-    pub(crate) fn finish(mut self) -> ControlFlow<()> {
+    fn finish(mut self) -> ControlFlow<()> {
         match self.pending.take() {
             Some(run) => (self.f)(run),
             None => ControlFlow::Continue(()),
         }
     }
+}
+
+/// Runs `walk`, which reports runs in logical order, and hands them to `f`
+/// coalesced; stops the walk when `f` breaks.
+pub(crate) fn coalesced<E>(
+    f: impl FnMut(Run) -> ControlFlow<()>,
+    walk: impl FnOnce(&mut dyn FnMut(Run) -> ControlFlow<()>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut runs = Coalesce::new(f);
+    let mut stopped = false;
+    walk(&mut |r| {
+        let flow = runs.push(r);
+        stopped = flow.is_break();
+        flow
+    })?;
+    if !stopped {
+        let _ = runs.finish();
+    }
+    Ok(())
 }

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 
 use ext4_ondisk::get_u32;
 
-use crate::coalesce::Coalesce;
+use crate::coalesce::coalesced;
 use crate::error::{Corruption, corrupt};
 use crate::{Lookup, MapCtx, MapError, MapIo, Run};
 
@@ -276,26 +276,22 @@ pub(crate) fn for_each_run<I: MapIo>(
     f: impl FnMut(Run) -> ControlFlow<()>,
 ) -> Result<(), I::Error> {
     ctx.check()?;
-    let mut runs = Coalesce::new(f);
-    let mut stopped = false;
-    let mut w = Walker::new(ctx, io);
-    w.walk(root, 0, max_logical_blocks(ctx.block_size), &mut |v| {
-        let Visit::Data { logical, physical } = v else {
-            return ControlFlow::Continue(());
-        };
-        let flow = runs.push(Run {
-            logical: logical as u32,
-            physical,
-            len: 1,
-            unwritten: false,
-        });
-        stopped = flow.is_break();
-        flow
-    })?;
-    if !stopped {
-        let _ = runs.finish();
-    }
-    Ok(())
+    coalesced(f, |push| {
+        Walker::new(ctx, io).walk(
+            root,
+            0,
+            max_logical_blocks(ctx.block_size),
+            &mut |v| match v {
+                Visit::Data { logical, physical } => push(Run {
+                    logical: logical as u32,
+                    physical,
+                    len: 1,
+                    unwritten: false,
+                }),
+                Visit::Block(_) => ControlFlow::Continue(()),
+            },
+        )
+    })
 }
 
 /// Calls `f` with every indirect block, parents first.

@@ -24,7 +24,36 @@ pub(crate) struct Editor<'a, I> {
     pub(crate) reshaped: bool,
 }
 
-impl<I: MapIo> Editor<'_, I> {
+impl<'a, I: MapIo> Editor<'a, I> {
+    /// An editor whose new node blocks go near `goal`.
+    pub(crate) fn new(ctx: &'a MapCtx, io: &'a mut I, goal: u64) -> Self {
+        Self {
+            ctx,
+            io,
+            goal,
+            reshaped: false,
+        }
+    }
+
+    /// Applies `edit` to each leaf that may hold blocks of `[start, end)`, in order.
+    pub(crate) fn edit_leaves(
+        &mut self,
+        root: &mut [u8; 60],
+        start: u32,
+        end: u64,
+        edit: &mut LeafEdit<'_>,
+    ) -> Result<(), I::Error> {
+        let mut cur = start;
+        while u64::from(cur) < end {
+            // The leaf for `cur` covers it or starts after it, so `next` is past `cur`.
+            match self.edit_leaf(root, cur, edit)? {
+                Some(n) if n > cur => cur = n,
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
     /// Applies `edit` to the leaf covering `logical` (the last one whose
     /// range starts at or before it, else the first) and repairs the path.
     /// Returns where the next leaf starts (`None`: this was the last).

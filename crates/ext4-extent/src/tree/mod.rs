@@ -28,7 +28,8 @@ use ext4_ondisk::extent::{self, Extent, NodeHeader};
 use self::edit::Editor;
 use self::node::EXT_MAX_BLOCKS;
 use self::read::Visit;
-use crate::coalesce::Coalesce;
+pub(crate) use self::read::lookup;
+use crate::coalesce::coalesced;
 use crate::{Lookup, MapCtx, MapError, MapIo, Run};
 
 /// Makes `root` an empty tree, as the kernel does for a new file: a header
@@ -50,16 +51,6 @@ pub fn init(root: &mut [u8; 60]) {
 /// (the kernel's `EXT_MAX_BLOCKS` is one past the last).
 pub const MAX_LOGICAL_BLOCKS: u64 = EXT_MAX_BLOCKS;
 
-/// Looks up `logical`.
-pub(crate) fn lookup<I: MapIo>(
-    root: &[u8; 60],
-    ctx: &MapCtx,
-    io: &mut I,
-    logical: u32,
-) -> Result<Lookup, I::Error> {
-    read::lookup(root, ctx, io, logical)
-}
-
 /// Calls `f` with the coalesced runs in logical order.
 pub(crate) fn for_each_run<I: MapIo>(
     root: &[u8; 60],
@@ -67,25 +58,17 @@ pub(crate) fn for_each_run<I: MapIo>(
     io: &mut I,
     f: impl FnMut(Run) -> ControlFlow<()>,
 ) -> Result<(), I::Error> {
-    let mut runs = Coalesce::new(f);
-    let mut stopped = false;
-    read::walk(root, ctx, io, &mut |v| match v {
-        Visit::Node(_) => ControlFlow::Continue(()),
-        Visit::Extent(e) => {
-            let flow = runs.push(Run {
+    coalesced(f, |push| {
+        read::walk(root, ctx, io, &mut |v| match v {
+            Visit::Node(_) => ControlFlow::Continue(()),
+            Visit::Extent(e) => push(Run {
                 logical: e.logical,
                 physical: e.start,
                 len: e.len,
                 unwritten: e.unwritten,
-            });
-            stopped = flow.is_break();
-            flow
-        }
-    })?;
-    if !stopped {
-        let _ = runs.finish();
-    }
-    Ok(())
+            }),
+        })
+    })
 }
 
 /// Calls `f` with every node block, parents first.
@@ -139,12 +122,7 @@ pub(crate) fn map_range<I: MapIo>(
         }
         Lookup::Hole { .. } => {}
     }
-    let mut ed = Editor {
-        ctx,
-        io,
-        goal: run.physical,
-        reshaped: false,
-    };
+    let mut ed = Editor::new(ctx, io, run.physical);
     let mut done = 0;
     while done < run.len {
         let len = (run.len - done).min(leaf::max_len(run.unwritten));
@@ -170,26 +148,14 @@ pub(crate) fn unmap_range<I: MapIo>(
 ) -> Result<(), I::Error> {
     ctx.check()?;
     let end = end.min(1 << 32);
-    let mut ed = Editor {
-        ctx,
-        io,
-        goal: 0,
-        reshaped: false,
-    };
-    let mut cur = start;
-    while u64::from(cur) < end {
-        let mut freed = Vec::new();
-        let next = ed.edit_leaf(root, cur, &mut |v| {
-            leaf::remove(v, u64::from(cur), end, &mut freed)
-        })?;
-        for (s, n) in freed {
-            ed.io.free_blocks(s, n, false)?;
-        }
-        // `next` is past `cur`: the leaf for `cur` covers it, or starts after it.
-        match next {
-            Some(n) if n > cur => cur = n,
-            _ => break,
-        }
+    let mut ed = Editor::new(ctx, io, 0);
+    let mut freed = Vec::new();
+    let from = u64::from(start);
+    ed.edit_leaves(root, start, end, &mut |v| {
+        leaf::remove(v, from, end, &mut freed)
+    })?;
+    for (s, n) in freed {
+        ed.io.free_blocks(s, n, false)?;
     }
     ed.tidy(root)
 }
@@ -214,19 +180,8 @@ pub fn mark_written<I: MapIo>(
         }
         .into());
     }
-    let mut ed = Editor {
-        ctx,
-        io,
-        goal: 0,
-        reshaped: false,
-    };
-    let mut cur = start;
-    while u64::from(cur) < end {
-        let next = ed.edit_leaf(root, cur, &mut |v| leaf::convert(v, u64::from(cur), end))?;
-        match next {
-            Some(n) if n > cur => cur = n,
-            _ => break,
-        }
-    }
+    let mut ed = Editor::new(ctx, io, 0);
+    let from = u64::from(start);
+    ed.edit_leaves(root, start, end, &mut |v| leaf::convert(v, from, end))?;
     ed.tidy(root)
 }
