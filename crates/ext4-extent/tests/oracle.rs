@@ -622,7 +622,16 @@ fn kernel_reads(img: &Path, scratch: &Scratch, want: &Blocks, bs: u64) {
             assert!(got == expect, "kernel read of logical block {l} differs");
         }
     });
-    let (ok, out) = run("umount", &[mnt.to_str().unwrap()]);
+    // Something else may look into the mount for a moment (busy): retry.
+    let mut umount = run("umount", &[mnt.to_str().unwrap()]);
+    for _ in 0..20 {
+        if umount.0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        umount = run("umount", &[mnt.to_str().unwrap()]);
+    }
+    let (ok, out) = umount;
     let _ = std::fs::remove_dir(&mnt);
     let _ = &scratch;
     assert!(ok, "umount: {out}");
