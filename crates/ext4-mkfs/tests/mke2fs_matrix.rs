@@ -120,75 +120,14 @@ fn args_of(cfg: &Config) -> Vec<String> {
     cfg.args.split_whitespace().map(str::to_string).collect::<Vec<_>>()
 }
 
-/// Bytes of an image allowed to differ, with the reason: only the MMP
-/// block's update time (mke2fs writes the wall-clock time there) and its
-/// checksum.
-fn allowed_difference(offset: u64, mmp: Option<(u64, u64)>) -> Option<&'static str> {
-    let (blk, bs) = mmp?;
-    let rel = offset.checked_sub(blk * bs)?;
-    // mmp_time (bytes 8..16) and mmp_checksum (bytes 1020..1024).
-    ((8..16).contains(&rel) || (1020..1024).contains(&rel))
-        .then_some("mke2fs writes the wall-clock time in the MMP block")
-}
-
-/// Formats with both tools (on the same path, so that the device name in
-/// an MMP block is the same) and returns the list of problems found.
+/// Formats with both tools and returns the problems found.
 fn check(cfg: &Config) -> Vec<String> {
-    let mut problems = Vec::new();
-    let image = tmp_path(&format!("{}.img", cfg.name));
-    let theirs = TempFile(image.with_extension("mke2fs"));
-    let ours = TempFile(image.clone());
-    let mut args = args_of(cfg);
-    // mke2fs discards by default, which on a file punches holes and marks
-    // the inode tables zeroed; configurations ask for it explicitly.
-    let discard = cfg.args.contains("discard");
-    if !discard {
-        args.extend(["-E".to_string(), "nodiscard".to_string()]);
+    match compare_with_mke2fs(cfg.name, cfg.size, &cfg.profile, &args_of(cfg)) {
+        Outcome::Compared(problems) => problems,
+        Outcome::BothRefused(e) => vec![format!("{}: mke2fs failed: {e}", cfg.name)],
+        Outcome::OnlyMke2fsRefused(e) => vec![format!("{}: mke2fs failed: {e}", cfg.name)],
+        Outcome::OnlyWeRefused(e) => vec![format!("{}: our format failed: {e}", cfg.name)],
     }
-    create_sparse(&image, cfg.size);
-    if let Err(e) = run_mke2fs(&image, &cfg.profile, &args, None) {
-        return vec![format!("{}: mke2fs failed: {e}", cfg.name)];
-    }
-    std::fs::rename(&image, theirs.path()).expect("rename");
-    create_sparse(&image, cfg.size);
-    let mut opts = match options_from_args(cfg.profile, &args, None) {
-        Ok(o) => o,
-        Err(e) => return vec![format!("{}: options: {e}", cfg.name)],
-    };
-    opts.device_name = Some(image.display().to_string());
-    opts.discard_zeroes_data = discard;
-    let report = match run_ours(ours.path(), &opts) {
-        Ok(r) => r,
-        Err(e) => return vec![format!("{}: our format failed: {e}", cfg.name)],
-    };
-    // The oracles read the filesystem where it starts.
-    let offset = opts.extended.offset.unwrap_or(0);
-    let windows = (offset > 0).then(|| (window_copy(ours.path(), offset), window_copy(theirs.path(), offset)));
-    let (ours_fs, theirs_fs) = match &windows {
-        Some((a, b)) => (a.path(), b.path()),
-        None => (ours.path(), theirs.path()),
-    };
-    if let Some(p) = fsck_problems(ours_fs) {
-        problems.push(format!("{}: e2fsck -fn on ours:\n{p}", cfg.name));
-    }
-    let d = dump_differences(&dumpe2fs(ours_fs), &dumpe2fs(theirs_fs));
-    if !d.is_empty() {
-        problems.push(format!("{}: dumpe2fs differs:\n{}", cfg.name, d.join("\n")));
-    }
-    let mmp = report.layout.mmp_block.map(|b| (b, u64::from(report.layout.block_size)));
-    let bytes: Vec<u64> = byte_differences(ours.path(), theirs.path(), 64)
-        .into_iter()
-        .filter(|&o| allowed_difference(o, mmp).is_none())
-        .collect();
-    if !bytes.is_empty() {
-        problems.push(format!(
-            "{}: {} or more bytes differ, first at {:?}",
-            cfg.name,
-            bytes.len(),
-            &bytes[..bytes.len().min(8)]
-        ));
-    }
-    problems
 }
 
 #[test]

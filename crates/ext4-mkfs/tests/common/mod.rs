@@ -299,3 +299,92 @@ pub fn byte_differences(a: &Path, b: &Path, max: usize) -> Vec<u64> {
     }
     out
 }
+
+/// Bytes allowed to differ between mke2fs' image and ours: only the MMP
+/// block's update time (mke2fs writes the wall-clock time there) and its
+/// checksum. `mmp`: the MMP block's byte offset in the image.
+pub fn allowed_difference(offset: u64, mmp: Option<u64>) -> Option<&'static str> {
+    let rel = offset.checked_sub(mmp?)?;
+    // mmp_time (bytes 8..16) and mmp_checksum (bytes 1020..1024).
+    ((8..16).contains(&rel) || (1020..1024).contains(&rel))
+        .then_some("mke2fs writes the wall-clock time in the MMP block")
+}
+
+/// What formatting the same command line with both tools gave.
+pub enum Outcome {
+    /// Both formatted: the problems found (e2fsck on ours, dumpe2fs or byte
+    /// differences), empty when the images agree.
+    Compared(Vec<String>),
+    /// Both refused (mke2fs' message).
+    BothRefused(String),
+    /// mke2fs refused (its message), we formatted.
+    OnlyMke2fsRefused(String),
+    /// We refused (our error), mke2fs formatted.
+    OnlyWeRefused(String),
+}
+
+/// Formats a sparse file of `size` bytes with mke2fs and with our
+/// formatter, on the same path one after the other (so that the device
+/// name in an MMP block is the same), and compares: `e2fsck -fn` on ours,
+/// dumpe2fs of both, every byte.
+pub fn compare_with_mke2fs(name: &str, size: u64, profile: &Profile, args: &[String]) -> Outcome {
+    let image = tmp_path(&format!("{name}.img"));
+    let theirs = TempFile(image.with_extension("mke2fs"));
+    let ours = TempFile(image.clone());
+    let mut args = args.to_vec();
+    // mke2fs discards by default, which on a file punches holes and marks
+    // the inode tables zeroed; configurations ask for it explicitly.
+    let discard = args.iter().any(|a| a.contains("discard"));
+    if !discard {
+        args.extend(["-E".to_string(), "nodiscard".to_string()]);
+    }
+    create_sparse(&image, size);
+    let mut mke2fs = run_mke2fs(&image, profile, &args, None);
+    // A file grown by mke2fs means it wrote past the device's end (an
+    // offset not a multiple of the block size can make it do so): on a
+    // real device that write fails. We refuse such a format up front.
+    if mke2fs.is_ok() && std::fs::metadata(&image).map(|m| m.len()).unwrap_or(0) > size {
+        mke2fs = Err("mke2fs wrote past the end of the device".to_string());
+    }
+    std::fs::rename(&image, theirs.path()).expect("rename");
+    create_sparse(&image, size);
+    let ours_result = options_from_args(*profile, &args, None).and_then(|mut o| {
+        o.device_name = Some(image.display().to_string());
+        o.discard_zeroes_data = discard;
+        run_ours(ours.path(), &o).map(|r| (o, r))
+    });
+    let (opts, report) = match (mke2fs, ours_result) {
+        (Ok(()), Ok(r)) => r,
+        (Err(m), Err(_)) => return Outcome::BothRefused(m),
+        (Err(m), Ok(_)) => return Outcome::OnlyMke2fsRefused(m),
+        (Ok(()), Err(e)) => return Outcome::OnlyWeRefused(e.to_string()),
+    };
+    let mut problems = Vec::new();
+    // The oracles read the filesystem where it starts.
+    let offset = opts.extended.offset.unwrap_or(0);
+    let windows = (offset > 0).then(|| (window_copy(ours.path(), offset), window_copy(theirs.path(), offset)));
+    let (ours_fs, theirs_fs) = match &windows {
+        Some((a, b)) => (a.path(), b.path()),
+        None => (ours.path(), theirs.path()),
+    };
+    if let Some(p) = fsck_problems(ours_fs) {
+        problems.push(format!("{name}: e2fsck -fn on ours:\n{p}"));
+    }
+    let d = dump_differences(&dumpe2fs(ours_fs), &dumpe2fs(theirs_fs));
+    if !d.is_empty() {
+        problems.push(format!("{name}: dumpe2fs differs:\n{}", d.join("\n")));
+    }
+    let mmp = report.layout.mmp_block.map(|b| offset + b * u64::from(report.layout.block_size));
+    let bytes: Vec<u64> = byte_differences(ours.path(), theirs.path(), 64)
+        .into_iter()
+        .filter(|&o| allowed_difference(o, mmp).is_none())
+        .collect();
+    if !bytes.is_empty() {
+        problems.push(format!(
+            "{name}: {} or more bytes differ, first at {:?}",
+            bytes.len(),
+            &bytes[..bytes.len().min(8)]
+        ));
+    }
+    Outcome::Compared(problems)
+}
