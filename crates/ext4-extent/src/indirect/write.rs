@@ -68,6 +68,9 @@ pub(crate) fn unmap_range<I: MapIo>(
         u64::from(start),
         end.min(max_logical_blocks(ctx.block_size)),
     );
+    if start >= end {
+        return Ok(());
+    }
     check_range(root, ctx, io, start, end)?;
     let mut w = Writer {
         ctx,
