@@ -1,3 +1,62 @@
 //! Read and write ext2/ext3/ext4 filesystems: the facade over every layer.
+//!
+//! [`Filesystem`] opens a [`BlockDevice`] (an image file, a raw device, a
+//! partition window, memory), validates it, replays its journal, and offers a
+//! std::fs-like API over byte paths (`read`, `read_dir`, `metadata`,
+//! `read_link`, `xattrs`, ...) plus an inode-based API for adapters such as
+//! FUSE (`stat`, `lookup_in`, `read_at`, `dir_entries`, ...).
+//!
+//! This crate is the only one with caches and interior state: the metadata
+//! block cache ([`cache`](crate::cache) module), the in-memory superblock and group
+//! descriptors, and the running transaction. The layer crates are
+//! re-exported so a user needs a single dependency.
+//!
+//! Architecture invariants: every metadata change goes through
+//! `Filesystem::modify_meta` (the transaction point); file data never enters
+//! the metadata cache.
 
 #![forbid(unsafe_code)]
+
+mod adapters;
+mod allocate;
+mod api;
+mod attr;
+mod cache;
+mod dir;
+mod error;
+mod file_write;
+mod fs;
+mod inline;
+mod inode;
+mod journal;
+mod layer;
+mod layer_errors;
+mod map;
+mod metadata;
+mod namespace;
+mod node;
+mod path;
+#[cfg(unix)]
+pub mod populate;
+mod read;
+mod time;
+mod write;
+mod xattr;
+mod xattr_write;
+
+pub use attr::{SetAttr, USER_SETTABLE_FLAGS};
+pub use dir::DirEntry;
+pub use error::{Corruption, Error, Location, Result, errno_name};
+pub use fs::{Filesystem, OpenOptions, read_superblock};
+pub use inode::InodeBuf;
+pub use metadata::{Metadata, StatFs};
+pub use namespace::{LINK_MAX, RenameMode};
+pub use node::NewNode;
+pub use path::{MAX_SYMLINK_HOPS, NAME_MAX};
+pub use time::now;
+pub use xattr::Xattr;
+pub use xattr_write::{XATTR_SIZE_MAX, XattrMode};
+
+pub use ext4_blockdev::{self as blockdev, BlockDevice, FileDevice, MemoryDevice, WindowDevice};
+pub use ext4_ondisk::{self as ondisk, FileType, InodeFlags, Timestamp};
+pub use {ext4_alloc as alloc, ext4_extent as extent, ext4_htree as htree, ext4_jbd2 as jbd2, ext4_mkfs as mkfs};

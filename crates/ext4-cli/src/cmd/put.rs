@@ -1,0 +1,77 @@
+//! `ext4 put [-r] IMAGE SRC... DEST`: copy host files or trees into an image.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use ext4_fs::populate::CopyOptions;
+
+use crate::util::{CliResult, Context, close, fail, open_rw, path_bytes};
+
+/// Arguments of `ext4 put`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Copy directories recursively.
+    #[arg(short = 'r', long)]
+    recursive: bool,
+    /// Do not copy extended attributes.
+    #[arg(long)]
+    no_xattrs: bool,
+    /// The image or device.
+    image: PathBuf,
+    /// Host files (and, last, the destination in the image).
+    #[arg(required = true, num_args = 2..)]
+    paths: Vec<PathBuf>,
+}
+
+/// Total bytes of regular files under `p` (for the progress bar).
+fn total_bytes(p: &Path) -> u64 {
+    let Ok(md) = std::fs::symlink_metadata(p) else { return 0 };
+    if md.is_dir() {
+        std::fs::read_dir(p).into_iter().flatten().flatten().map(|e| total_bytes(&e.path())).sum()
+    } else if md.is_file() {
+        md.len()
+    } else {
+        0
+    }
+}
+
+/// Runs the command.
+pub fn run(a: Args) -> CliResult {
+    let (dest, srcs) = a.paths.split_last().expect("at least two paths");
+    let dest = path_bytes(&dest.to_string_lossy());
+    let mut fs = open_rw(&a.image)?;
+    let dest_dir = fs.metadata(&dest).ok().filter(|m| m.is_dir());
+    if srcs.len() > 1 && dest_dir.is_none() {
+        return Err(fail(format!("{}: copying several files needs an existing directory", String::from_utf8_lossy(&dest))));
+    }
+    let opts = CopyOptions { no_xattrs: a.no_xattrs, ..CopyOptions::default() };
+    let total: u64 = srcs.iter().map(|s| total_bytes(s)).sum();
+    let pb = crate::progress::bytes(total, "copying");
+    let mut base = 0u64;
+    for src in srcs {
+        let md = std::fs::symlink_metadata(src).context(|| src.display().to_string())?;
+        if md.is_dir() && !a.recursive {
+            return Err(fail(format!("{}: is a directory (use -r)", src.display())));
+        }
+        let (parent, name) = match &dest_dir {
+            Some(d) => {
+                let name = src.file_name().map(|n| n.as_bytes().to_vec()).ok_or_else(|| fail(format!("{}: no file name", src.display())))?;
+                (d.ino, name)
+            }
+            None => {
+                let t = dest.strip_suffix(b"/").unwrap_or(&dest);
+                let (p, n) = match t.iter().rposition(|&c| c == b'/') {
+                    Some(i) => (&t[..i], &t[i + 1..]),
+                    None => (&b""[..], t),
+                };
+                let parent = fs.lookup(p).context(|| String::from_utf8_lossy(p).into_owned())?;
+                (parent, n.to_vec())
+            }
+        };
+        let mut progress = |done: u64| pb.set_position(base + done);
+        fs.copy_in(src, parent, &name, &opts, &mut progress).context(|| format!("copying {}", src.display()))?;
+        base += total_bytes(src);
+    }
+    pb.finish_and_clear();
+    close(fs, &a.image)
+}

@@ -1,0 +1,159 @@
+//! Helpers shared by the commands: opening images, errors with context,
+//! formatting modes and times.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use ext4_fs::{Error, FileType, Filesystem, OpenOptions, Timestamp, errno_name};
+
+/// A command's error: what failed, on which path, and why (with the errno name).
+#[derive(Debug)]
+pub struct CliError {
+    /// What was being done, e.g. "reading /etc/passwd".
+    pub context: String,
+    /// The cause.
+    pub cause: Box<dyn std::error::Error>,
+    /// errno of the cause, when it has one.
+    pub errno: Option<i32>,
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.errno {
+            Some(e) => write!(f, "{}: {} ({})", self.context, self.cause, errno_name(e)),
+            None => write!(f, "{}: {}", self.context, self.cause),
+        }
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// Result of a command.
+pub type CliResult<T = ()> = Result<T, CliError>;
+
+/// Adds context to errors.
+pub trait Context<T> {
+    /// Wraps the error with `what`.
+    fn context(self, what: impl FnOnce() -> String) -> CliResult<T>;
+}
+
+impl<T> Context<T> for Result<T, Error> {
+    fn context(self, what: impl FnOnce() -> String) -> CliResult<T> {
+        self.map_err(|e| CliError { context: what(), errno: Some(e.errno()), cause: Box::new(e) })
+    }
+}
+
+impl<T> Context<T> for std::io::Result<T> {
+    fn context(self, what: impl FnOnce() -> String) -> CliResult<T> {
+        self.map_err(|e| CliError { context: what(), errno: e.raw_os_error(), cause: Box::new(e) })
+    }
+}
+
+/// An error without an underlying cause.
+pub fn fail(msg: impl Into<String>) -> CliError {
+    CliError { context: msg.into(), cause: "invalid".into(), errno: None }
+}
+
+/// Opens an image read-only.
+pub fn open_ro(image: &PathBuf) -> CliResult<Filesystem> {
+    Filesystem::open_path(image, OpenOptions::read_only()).context(|| format!("opening {}", image.display()))
+}
+
+/// Opens an image for writing.
+pub fn open_rw(image: &PathBuf) -> CliResult<Filesystem> {
+    Filesystem::open_path(image, OpenOptions::read_write()).context(|| format!("opening {} for writing", image.display()))
+}
+
+/// Commits and closes a filesystem opened for writing, reporting errors.
+pub fn close(fs: Filesystem, image: &std::path::Path) -> CliResult {
+    fs.close().context(|| format!("closing {}", image.display()))
+}
+
+/// Parses an octal mode such as `755` or `0644`.
+pub fn parse_mode(s: &str) -> CliResult<u16> {
+    u16::from_str_radix(s.trim_start_matches("0o"), 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| fail(format!("invalid mode {s:?} (octal, at most 7777)")))
+}
+
+/// A path argument as bytes.
+pub fn path_bytes(p: &str) -> Vec<u8> {
+    p.as_bytes().to_vec()
+}
+
+/// `ls -l` style mode string.
+pub fn mode_string(ft: FileType, perm: u16) -> String {
+    let t = match ft {
+        FileType::Regular => '-',
+        FileType::Directory => 'd',
+        FileType::Symlink => 'l',
+        FileType::CharDevice => 'c',
+        FileType::BlockDevice => 'b',
+        FileType::Fifo => 'p',
+        FileType::Socket => 's',
+    };
+    let mut s = String::with_capacity(10);
+    s.push(t);
+    let bit = |mask: u16, c: char| if perm & mask != 0 { c } else { '-' };
+    let special = |x: u16, special: u16, on: char, off_x: char| match (perm & x != 0, perm & special != 0) {
+        (true, true) => on,
+        (false, true) => off_x,
+        (true, false) => 'x',
+        (false, false) => '-',
+    };
+    s.push(bit(0o400, 'r'));
+    s.push(bit(0o200, 'w'));
+    s.push(special(0o100, 0o4000, 's', 'S'));
+    s.push(bit(0o040, 'r'));
+    s.push(bit(0o020, 'w'));
+    s.push(special(0o010, 0o2000, 's', 'S'));
+    s.push(bit(0o004, 'r'));
+    s.push(bit(0o002, 'w'));
+    s.push(special(0o001, 0o1000, 't', 'T'));
+    s
+}
+
+/// A timestamp as `YYYY-MM-DD HH:MM:SS.nnnnnnnnn` UTC.
+pub fn format_time(t: Timestamp) -> String {
+    let days = t.secs.div_euclid(86_400);
+    let secs = t.secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:09}", secs / 3600, secs / 60 % 60, secs % 60, t.nsec)
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// A UUID in its usual text form.
+pub fn format_uuid(u: &[u8; 16]) -> String {
+    let h: Vec<String> = u.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", h[..4].concat(), h[4..6].concat(), h[6..8].concat(), h[8..10].concat(), h[10..].concat())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(format_time(Timestamp { secs: 0, nsec: 0 }), "1970-01-01 00:00:00.000000000");
+        assert_eq!(format_time(Timestamp { secs: 1_700_000_000, nsec: 5 }), "2023-11-14 22:13:20.000000005");
+        assert_eq!(format_time(Timestamp { secs: -1, nsec: 0 }), "1969-12-31 23:59:59.000000000");
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(mode_string(FileType::Regular, 0o4755), "-rwsr-xr-x");
+        assert_eq!(mode_string(FileType::Directory, 0o1777), "drwxrwxrwt");
+        assert_eq!(mode_string(FileType::Regular, 0o2640), "-rw-r-S---");
+    }
+}

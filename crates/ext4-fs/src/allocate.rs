@@ -1,0 +1,260 @@
+//! Block and inode allocation on an open filesystem: bitmaps through the
+//! metadata cache, groups initialized lazily, counts kept exact in the
+//! group descriptors and the superblock.
+//!
+//! Blocks freed in the running transaction stay marked in use until it
+//! commits ([`Filesystem::apply_pending_frees`]): they cannot be handed out
+//! again before the change that freed them is durable, so a crash never
+//! leaves a committed file pointing at another file's new data.
+
+use ext4_alloc::bitmap;
+use ext4_alloc::group::{GroupCounts, group_for_dir, group_for_file};
+use ext4_alloc::init::{uninit_block_bitmap, uninit_inode_bitmap};
+use ext4_ondisk::{GroupDescFlags, Structure};
+
+use crate::error::{Error, Location, Result};
+use crate::fs::Filesystem;
+
+impl Filesystem {
+    /// Makes sure group `g`'s block bitmap is initialized on disk (clearing
+    /// `BLOCK_UNINIT`), and returns its block number.
+    fn block_bitmap(&mut self, g: u32) -> Result<u64> {
+        let gd = &self.groups[g as usize];
+        let block = gd.block_bitmap;
+        if self.geo.has_group_csum() && gd.flags.contains(GroupDescFlags::BLOCK_UNINIT) {
+            let map = uninit_block_bitmap(&self.geo, g, gd);
+            self.write_meta(block, map)?;
+            self.group_mut(g).flags.remove(GroupDescFlags::BLOCK_UNINIT);
+            self.mark_group_dirty(g, true, false);
+        }
+        Ok(block)
+    }
+
+    /// Makes sure group `g`'s inode bitmap is initialized (clearing
+    /// `INODE_UNINIT`, and `BLOCK_UNINIT` too as the kernel does), and returns its block.
+    fn inode_bitmap(&mut self, g: u32) -> Result<u64> {
+        self.block_bitmap(g)?;
+        let gd = &self.groups[g as usize];
+        let block = gd.inode_bitmap;
+        if self.geo.has_group_csum() && gd.flags.contains(GroupDescFlags::INODE_UNINIT) {
+            self.write_meta(block, uninit_inode_bitmap(&self.geo))?;
+            let ipg = self.geo.inodes_per_group;
+            let gd = self.group_mut(g);
+            gd.flags.remove(GroupDescFlags::INODE_UNINIT);
+            gd.itable_unused = ipg;
+            self.mark_group_dirty(g, false, true);
+        }
+        Ok(block)
+    }
+
+    /// Blocks (clusters) that may be allocated now, keeping the reserve for root.
+    fn allocatable_blocks(&self) -> u64 {
+        let free = self.sb.free_blocks_count();
+        if self.write.use_reserved { free } else { free.saturating_sub(self.sb.r_blocks_count()) }
+    }
+
+    /// Allocates up to `want` contiguous blocks near `goal`; returns the
+    /// first block and the count (at least 1). `NoSpace` if none is free.
+    pub(crate) fn alloc_blocks(&mut self, goal: u64, want: u32) -> Result<(u64, u32)> {
+        if self.allocatable_blocks() == 0 {
+            return Err(Error::NoSpace);
+        }
+        let want = want.max(1).min(u32::try_from(self.allocatable_blocks()).unwrap_or(u32::MAX));
+        let geo = &self.geo;
+        let goal = goal.clamp(u64::from(geo.first_data_block), geo.blocks_count - 1);
+        let (goal_group, goal_idx) = geo.block_group(goal);
+        let n = geo.group_count;
+        let mut best: Option<(u32, usize, usize)> = None;
+        for i in 0..n {
+            let g = (goal_group + i) % n;
+            if self.groups[g as usize].free_blocks_count == 0 {
+                continue;
+            }
+            let bb = self.block_bitmap(g)?;
+            let limit = self.geo.blocks_in_group(g) as usize;
+            let start = if i == 0 { goal_idx as usize } else { 0 };
+            let found = self.read_meta(bb, |d| bitmap::find_free_run(d, limit, start, want as usize))?;
+            match found {
+                Some((s, l)) if l == want as usize => {
+                    best = Some((g, s, l));
+                    break;
+                }
+                Some((s, l)) if best.is_none_or(|(_, _, bl)| l > bl) => best = Some((g, s, l)),
+                _ => {}
+            }
+            // A run from the goal group is good enough once nothing better is near.
+            if best.is_some() && i >= 1 {
+                break;
+            }
+        }
+        let Some((g, s, l)) = best else {
+            return Err(self.counts_disagree("free block count is positive but every bitmap is full"));
+        };
+        let bb = self.groups[g as usize].block_bitmap;
+        self.modify_meta(bb, |d| bitmap::set_range(d, s, l))?;
+        self.group_mut(g).free_blocks_count -= l as u32;
+        let free = self.sb.free_blocks_count() - l as u64;
+        self.sb.set_free_blocks_count(free);
+        self.mark_group_dirty(g, true, false);
+        Ok((self.geo.group_first_block(g) + s as u64, l as u32))
+    }
+
+    /// Frees `count` blocks from `start` when the running transaction
+    /// commits. `meta` marks former metadata blocks: their cached copies are
+    /// dropped and the journal revokes them.
+    pub(crate) fn free_blocks(&mut self, start: u64, count: u64, meta: bool) -> Result<()> {
+        let end = start.checked_add(count).filter(|&e| e <= self.geo.blocks_count && start >= u64::from(self.geo.first_data_block));
+        if end.is_none() {
+            return Err(Error::corrupt(Structure::BlockBitmap, Location::Block(start), format!("freeing {count} blocks outside the filesystem")));
+        }
+        if meta {
+            for b in start..start + count {
+                self.forget_meta(b);
+            }
+            self.write.revoked.extend(start..start + count);
+        }
+        self.write.pending_free.push((start, count));
+        Ok(())
+    }
+
+    /// Clears the bits of every block freed in the running transaction
+    /// (called when it commits).
+    pub(crate) fn apply_pending_frees(&mut self) -> Result<()> {
+        let frees = std::mem::take(&mut self.write.pending_free);
+        for (start, count) in frees {
+            let mut b = start;
+            let end = start + count;
+            while b < end {
+                let (g, idx) = self.geo.block_group(b);
+                let n = (end - b).min(u64::from(self.geo.blocks_in_group(g) - idx));
+                let bb = self.block_bitmap(g)?;
+                let all_used = self.read_meta(bb, |d| bitmap::range_is_used(d, idx as usize, n as usize))?;
+                if !all_used {
+                    return Err(Error::corrupt(Structure::BlockBitmap, Location::Group(g), format!("freeing block {b}+{n} that is already free")));
+                }
+                self.modify_meta(bb, |d| bitmap::clear_range(d, idx as usize, n as usize))?;
+                self.group_mut(g).free_blocks_count += n as u32;
+                let free = self.sb.free_blocks_count() + n;
+                self.sb.set_free_blocks_count(free);
+                self.mark_group_dirty(g, true, false);
+                b += n;
+            }
+        }
+        Ok(())
+    }
+
+    /// The counts the group policy looks at.
+    fn group_counts(&self) -> Vec<GroupCounts> {
+        self.groups
+            .iter()
+            .map(|g| GroupCounts { free_blocks: g.free_blocks_count, free_inodes: g.free_inodes_count, used_dirs: g.used_dirs_count })
+            .collect()
+    }
+
+    /// Allocates an inode for a child of `parent` (a directory if `is_dir`).
+    pub(crate) fn alloc_inode(&mut self, parent: u32, is_dir: bool) -> Result<u32> {
+        if self.sb.s_free_inodes_count.get() == 0 {
+            return Err(Error::NoSpace);
+        }
+        let (parent_group, _) = self.geo.inode_group(parent);
+        let counts = self.group_counts();
+        let top = parent == ext4_ondisk::ino::ROOT;
+        let flex = self.geo.groups_per_flex;
+        let first = if is_dir {
+            self.write.next_generation = self.write.next_generation.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            group_for_dir(&counts, parent_group, top, flex, self.write.next_generation >> 8)
+        } else {
+            group_for_file(&counts, parent_group, flex)
+        };
+        let Some(first) = first else { return Err(self.counts_disagree("free inode count is positive but no group has one")) };
+        let n = self.geo.group_count;
+        for i in 0..n {
+            let g = (first + i) % n;
+            if self.groups[g as usize].free_inodes_count == 0 {
+                continue;
+            }
+            if let Some(ino) = self.alloc_inode_in(g, is_dir)? {
+                return Ok(ino);
+            }
+        }
+        Err(self.counts_disagree("free inode counts are positive but every inode bitmap is full"))
+    }
+
+    /// Takes the first free inode of group `g`.
+    fn alloc_inode_in(&mut self, g: u32, is_dir: bool) -> Result<Option<u32>> {
+        let ib = self.inode_bitmap(g)?;
+        let ipg = self.geo.inodes_per_group as usize;
+        // Reserved inodes of group 0 are never handed out.
+        let from = if g == 0 { self.geo.first_ino as usize - 1 } else { 0 };
+        let Some(idx) = self.read_meta(ib, |d| bitmap::bits(d)[from..ipg].first_zero().map(|i| i + from))? else {
+            return Ok(None);
+        };
+        self.modify_meta(ib, |d| bitmap::set_range(d, idx, 1))?;
+        self.claim_inode_table(g, idx as u32)?;
+        let gd = self.group_mut(g);
+        gd.free_inodes_count -= 1;
+        if is_dir {
+            gd.used_dirs_count += 1;
+        }
+        let free = self.sb.s_free_inodes_count.get() - 1;
+        self.sb.s_free_inodes_count.set(free);
+        self.mark_group_dirty(g, false, true);
+        Ok(Some(g * self.geo.inodes_per_group + idx as u32 + 1))
+    }
+
+    /// Moves the group's "unused inode table" boundary past `idx`, zeroing
+    /// the records it uncovers when the table was never zeroed.
+    fn claim_inode_table(&mut self, g: u32, idx: u32) -> Result<()> {
+        if !self.geo.has_group_csum() {
+            return Ok(());
+        }
+        let ipg = self.geo.inodes_per_group;
+        let gd = &self.groups[g as usize];
+        let boundary = ipg - gd.itable_unused.min(ipg);
+        if idx < boundary {
+            return Ok(());
+        }
+        if !gd.flags.contains(GroupDescFlags::ITABLE_ZEROED) {
+            for i in boundary..=idx {
+                let ino = g * ipg + i + 1;
+                let (block, off) = self.inode_location(ino)?;
+                let isz = self.geo.inode_size as usize;
+                self.modify_meta(block, |d| d[off..off + isz].fill(0))?;
+            }
+        }
+        self.group_mut(g).itable_unused = ipg - idx - 1;
+        Ok(())
+    }
+
+    /// Frees inode `ino` (its record is the caller's business).
+    pub(crate) fn free_inode(&mut self, ino: u32, was_dir: bool) -> Result<()> {
+        let (g, idx) = self.geo.inode_group(ino);
+        let ib = self.inode_bitmap(g)?;
+        let used = self.read_meta(ib, |d| bitmap::bits(d)[idx as usize])?;
+        if !used {
+            return Err(Error::corrupt(Structure::InodeBitmap, Location::Inode(ino), "freeing an inode that is already free"));
+        }
+        self.modify_meta(ib, |d| bitmap::clear_range(d, idx as usize, 1))?;
+        let gd = self.group_mut(g);
+        gd.free_inodes_count += 1;
+        if was_dir {
+            gd.used_dirs_count = gd.used_dirs_count.saturating_sub(1);
+        }
+        let free = self.sb.s_free_inodes_count.get() + 1;
+        self.sb.s_free_inodes_count.set(free);
+        self.mark_group_dirty(g, false, true);
+        Ok(())
+    }
+
+    /// Records that group `g`'s descriptor (and which bitmaps) changed.
+    pub(crate) fn mark_group_dirty(&mut self, g: u32, block_bitmap: bool, inode_bitmap: bool) {
+        let e = self.write.dirty_groups.entry(g).or_default();
+        e.0 |= block_bitmap;
+        e.1 |= inode_bitmap;
+    }
+
+    /// Counts that disagree with bitmaps mean corruption.
+    fn counts_disagree(&self, what: &str) -> Error {
+        Error::corrupt(Structure::GroupDesc, Location::Superblock, what.to_string())
+    }
+}

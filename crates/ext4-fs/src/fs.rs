@@ -1,0 +1,286 @@
+//! [`Filesystem`]: opening a device, validating its superblock and group
+//! descriptors, and reading metadata blocks through the cache.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use ext4_blockdev::{BlockDevice, FileDevice};
+use ext4_ondisk::features::{FeatureSet, feature_name};
+use ext4_ondisk::group_desc::{GroupDesc, verify_group_desc};
+use ext4_ondisk::superblock::{Geometry, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, Superblock};
+use ext4_ondisk::{Incompat, Structure};
+
+use crate::cache::BlockCache;
+use crate::error::{Error, Location, Result};
+use crate::journal::JournalState;
+
+/// How to open a filesystem.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Open for writing (the device must be writable).
+    pub write: bool,
+    /// Replay the journal if it needs recovery. Without replay, a filesystem
+    /// that needs recovery is opened read-only and reads see the journal's
+    /// newest committed copies of metadata blocks.
+    pub replay_journal: bool,
+    /// Verify metadata checksums on every read.
+    pub verify_checksums: bool,
+    /// Clean metadata blocks kept in memory.
+    pub cache_blocks: usize,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self { write: false, replay_journal: true, verify_checksums: true, cache_blocks: 8192 }
+    }
+}
+
+impl OpenOptions {
+    /// Options for a read-only open.
+    pub fn read_only() -> Self {
+        Self::default()
+    }
+
+    /// Options for a read-write open.
+    pub fn read_write() -> Self {
+        Self { write: true, ..Self::default() }
+    }
+}
+
+/// An open ext2/ext3/ext4 filesystem.
+pub struct Filesystem {
+    pub(crate) dev: Box<dyn BlockDevice>,
+    pub(crate) sb: Superblock,
+    pub(crate) geo: Geometry,
+    pub(crate) groups: Vec<GroupDesc>,
+    pub(crate) cache: Mutex<BlockCache>,
+    pub(crate) opts: OpenOptions,
+    pub(crate) journal: JournalState,
+    /// Why the filesystem is read-only, if it is.
+    pub(crate) read_only_reason: Option<String>,
+    pub(crate) write: crate::write::WriteState,
+}
+
+impl std::fmt::Debug for Filesystem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Filesystem").field("geometry", &self.geo).finish_non_exhaustive()
+    }
+}
+
+/// Reads and validates the primary superblock of `dev`.
+pub fn read_superblock(dev: &dyn BlockDevice) -> Result<(Superblock, Geometry)> {
+    let mut buf = vec![0u8; SUPERBLOCK_SIZE];
+    if dev.len() < SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE as u64 {
+        return Err(Error::InvalidArgument(format!("device of {} bytes is too small to hold a filesystem", dev.len())));
+    }
+    dev.read_at(SUPERBLOCK_OFFSET, &mut buf)?;
+    let sb = Superblock::from_bytes(&buf).map_err(|e| Error::format(&e, Location::Superblock))?;
+    let geo = Geometry::new(&sb).map_err(|e| Error::format(&e, Location::Superblock))?;
+    Ok((sb, geo))
+}
+
+impl Filesystem {
+    /// Opens the image file or device at `path`.
+    pub fn open_path(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Self> {
+        let dev = FileDevice::open(path, !opts.write)?;
+        Self::open(dev, opts)
+    }
+
+    /// Opens the filesystem on `dev`: validates the superblock, refuses
+    /// unsupported incompat features (naming them), opens read-only when
+    /// ro_compat features cannot be written, loads and checks the group
+    /// descriptors, and replays the journal if needed.
+    pub fn open(dev: impl BlockDevice + 'static, opts: OpenOptions) -> Result<Self> {
+        let dev: Box<dyn BlockDevice> = Box::new(dev);
+        let (sb, geo) = read_superblock(&*dev)?;
+        if opts.verify_checksums {
+            sb.verify_checksum().map_err(|e| Error::format(&e, Location::Superblock))?;
+        }
+        let features = geo.features;
+        if features.incompat.contains(Incompat::JOURNAL_DEV) {
+            return Err(Error::Unsupported("this is an external journal device, not a filesystem".into()));
+        }
+        let unsupported = features.unsupported_incompat();
+        if !unsupported.is_empty() {
+            let names: Vec<String> = bits(unsupported.bits()).map(|b| feature_name(FeatureSet::Incompat, b)).collect();
+            return Err(Error::Unsupported(format!("incompatible feature(s): {}", names.join(", "))));
+        }
+        let fs_bytes = geo.blocks_count.saturating_mul(u64::from(geo.block_size));
+        if dev.len() < fs_bytes {
+            return Err(Error::InvalidArgument(format!(
+                "the filesystem has {} blocks of {} bytes but the device holds only {} bytes",
+                geo.blocks_count,
+                geo.block_size,
+                dev.len()
+            )));
+        }
+        let mut read_only_reason = None;
+        let unwritable = features.unwritable_ro_compat();
+        if !unwritable.is_empty() {
+            let names: Vec<String> = bits(unwritable.bits()).map(|b| feature_name(FeatureSet::RoCompat, b)).collect();
+            read_only_reason = Some(format!("read-only feature(s): {}", names.join(", ")));
+        }
+        if !opts.write {
+            read_only_reason.get_or_insert_with(|| "opened read-only".into());
+        } else if dev.is_read_only() {
+            return Err(Error::ReadOnly);
+        } else if let Some(r) = &read_only_reason {
+            return Err(Error::Unsupported(format!("cannot write: {r}")));
+        }
+        let cache = Mutex::new(BlockCache::new(opts.cache_blocks));
+        let mut fs = Self {
+            dev,
+            sb,
+            geo,
+            groups: Vec::new(),
+            cache,
+            opts,
+            journal: JournalState::default(),
+            read_only_reason,
+            write: Default::default(),
+        };
+        fs.journal = crate::journal::open_journal(&mut fs)?;
+        fs.groups = fs.load_groups()?;
+        if fs.is_writable() {
+            crate::write::start(&mut fs)?;
+        }
+        Ok(fs)
+    }
+
+    /// Reads and validates every group descriptor.
+    pub(crate) fn load_groups(&self) -> Result<Vec<GroupDesc>> {
+        let geo = &self.geo;
+        let ds = geo.desc_size as usize;
+        let mut groups = Vec::with_capacity(geo.group_count as usize);
+        let mut current_block = u64::MAX;
+        let mut block = Vec::new();
+        for g in 0..geo.group_count {
+            let b = geo.group_desc_block(g);
+            if b != current_block {
+                block = self.read_meta(b, |d| d.to_vec())?;
+                current_block = b;
+            }
+            let off = (g % geo.descs_per_block) as usize * ds;
+            let raw = &block[off..off + ds];
+            if self.opts.verify_checksums {
+                verify_group_desc(geo, g, raw).map_err(|e| Error::format(&e, Location::Group(g)))?;
+            }
+            let gd = GroupDesc::parse(raw, ds).map_err(|e| Error::format(&e, Location::Group(g)))?;
+            self.check_group(g, &gd)?;
+            groups.push(gd);
+        }
+        Ok(groups)
+    }
+
+    /// Checks that a group's bitmaps and inode table lie inside the
+    /// filesystem (`ext4_check_descriptors`).
+    fn check_group(&self, g: u32, gd: &GroupDesc) -> Result<()> {
+        let geo = &self.geo;
+        let first = u64::from(geo.first_data_block);
+        let last = geo.blocks_count;
+        let bad = |what: &str, v: u64| {
+            Err(Error::corrupt(Structure::GroupDesc, Location::Group(g), format!("{what} {v} outside the filesystem")))
+        };
+        if gd.block_bitmap < first || gd.block_bitmap >= last {
+            return bad("block bitmap", gd.block_bitmap);
+        }
+        if gd.inode_bitmap < first || gd.inode_bitmap >= last {
+            return bad("inode bitmap", gd.inode_bitmap);
+        }
+        if gd.inode_table < first || gd.inode_table + u64::from(geo.inode_table_blocks) > last {
+            return bad("inode table", gd.inode_table);
+        }
+        Ok(())
+    }
+
+    /// The validated geometry.
+    pub fn geometry(&self) -> &Geometry {
+        &self.geo
+    }
+
+    /// The superblock as currently in memory.
+    pub fn superblock(&self) -> &Superblock {
+        &self.sb
+    }
+
+    /// The group descriptors as currently in memory.
+    pub fn group_descs(&self) -> &[GroupDesc] {
+        &self.groups
+    }
+
+    /// Whether writes are allowed.
+    pub fn is_writable(&self) -> bool {
+        self.read_only_reason.is_none()
+    }
+
+    /// Why the filesystem is read-only, if it is.
+    pub fn read_only_reason(&self) -> Option<&str> {
+        self.read_only_reason.as_deref()
+    }
+
+    /// The device.
+    pub fn device(&self) -> &dyn BlockDevice {
+        &*self.dev
+    }
+
+    pub(crate) fn cache(&self) -> MutexGuard<'_, BlockCache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn block_size(&self) -> usize {
+        self.geo.block_size as usize
+    }
+
+    /// Calls `f` with metadata block `block`, read through the cache (and,
+    /// for a read-only open of a journal needing recovery, through the
+    /// journal's newest committed copy).
+    pub(crate) fn read_meta<R>(&self, block: u64, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        if block >= self.geo.blocks_count {
+            return Err(Error::corrupt(Structure::Superblock, Location::Block(block), "block number beyond the end of the filesystem"));
+        }
+        let mut cache = self.cache();
+        if let Some(data) = cache.get(block) {
+            return Ok(f(data));
+        }
+        let mut buf = vec![0u8; self.block_size()].into_boxed_slice();
+        let src = self.journal.overlay_location(block).unwrap_or(block);
+        self.dev.read_at(src * self.geo.block_size as u64, &mut buf)?;
+        Ok(f(cache.insert_clean(block, buf)))
+    }
+
+    /// Copies metadata block `block` into `buf`.
+    pub(crate) fn read_meta_into(&self, block: u64, buf: &mut [u8]) -> Result<()> {
+        self.read_meta(block, |d| buf.copy_from_slice(d))
+    }
+
+    /// Reads file data starting `offset` bytes into device block `block`,
+    /// straight from the device (not through the cache).
+    pub(crate) fn read_data(&self, block: u64, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let bs = u64::from(self.geo.block_size);
+        let end_block = (offset + buf.len() as u64).div_ceil(bs);
+        if block.checked_add(end_block).is_none_or(|end| end > self.geo.blocks_count) {
+            return Err(Error::corrupt(Structure::ExtentNode, Location::Block(block), "data block beyond the end of the filesystem"));
+        }
+        if !self.journal.has_overlay() {
+            self.dev.read_at(block * bs + offset, buf)?;
+            return Ok(());
+        }
+        // Slow path, block by block, so that the journal's copies are honoured.
+        let mut pos = block * bs + offset;
+        let mut done = 0;
+        while done < buf.len() {
+            let (b, o) = (pos / bs, pos % bs);
+            let n = ((bs - o) as usize).min(buf.len() - done);
+            let src = self.journal.overlay_location(b).unwrap_or(b);
+            self.dev.read_at(src * bs + o, &mut buf[done..done + n])?;
+            done += n;
+            pos += n as u64;
+        }
+        Ok(())
+    }
+}
+
+/// The set bits of a word, as single-bit masks.
+fn bits(word: u32) -> impl Iterator<Item = u32> {
+    (0..32).map(|i| 1u32 << i).filter(move |b| word & b != 0)
+}

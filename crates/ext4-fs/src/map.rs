@@ -1,0 +1,95 @@
+//! Block maps of inodes seen through `ext4-extent`: the read-only adapter
+//! and reading of file data.
+
+use ext4_extent::{Lookup, MapCtx, MapIo, MapKind};
+use ext4_ondisk::{InodeFlags, Structure};
+
+use crate::error::{Error, Result};
+use crate::fs::Filesystem;
+use crate::inode::InodeBuf;
+use crate::layer::{LayerError, LayerResultExt, corrupt_in};
+
+/// Read-only map access: map blocks come through the metadata cache.
+pub(crate) struct ReadMap<'a> {
+    pub(crate) fs: &'a Filesystem,
+}
+
+impl MapIo for ReadMap<'_> {
+    type Error = LayerError;
+
+    fn read_block(&mut self, block: u64, buf: &mut [u8]) -> Result<(), LayerError> {
+        Ok(self.fs.read_meta_into(block, buf)?)
+    }
+
+    fn write_block(&mut self, _block: u64, _data: &[u8]) -> Result<(), LayerError> {
+        Err(Error::ReadOnly.into())
+    }
+
+    fn alloc_block(&mut self, _goal: u64) -> Result<u64, LayerError> {
+        Err(Error::ReadOnly.into())
+    }
+
+    fn free_blocks(&mut self, _start: u64, _count: u64, _meta: bool) -> Result<(), LayerError> {
+        Err(Error::ReadOnly.into())
+    }
+}
+
+impl Filesystem {
+    /// The map context of an inode.
+    pub(crate) fn map_ctx(&self, ib: &InodeBuf) -> MapCtx {
+        MapCtx {
+            block_size: self.geo.block_size,
+            first_data_block: self.geo.first_data_block,
+            blocks_count: self.geo.blocks_count,
+            csum_seed: self.inode_seed(ib.ino, ib.inode.generation),
+        }
+    }
+
+    /// Which kind of map an inode uses.
+    pub(crate) fn map_kind(ib: &InodeBuf) -> MapKind {
+        if ib.inode.flags.contains(InodeFlags::EXTENTS) { MapKind::Extents } else { MapKind::Indirect }
+    }
+
+    /// Looks up logical block `logical` of a block-mapped inode.
+    pub(crate) fn lookup_block(&self, ib: &InodeBuf, logical: u32) -> Result<Lookup> {
+        let ctx = self.map_ctx(ib);
+        ext4_extent::lookup(Self::map_kind(ib), &ib.inode.block, &ctx, &mut ReadMap { fs: self }, logical).in_inode(ib.ino)
+    }
+
+    /// Reads up to `buf.len()` bytes of a block-mapped inode's data at
+    /// `offset`, stopping at `limit` (the file size). Holes and unwritten
+    /// extents read as zeros. Returns the bytes read.
+    pub(crate) fn read_mapped(&self, ib: &InodeBuf, offset: u64, buf: &mut [u8], limit: u64) -> Result<usize> {
+        if offset >= limit {
+            return Ok(0);
+        }
+        let n = (buf.len() as u64).min(limit - offset) as usize;
+        let bs = u64::from(self.geo.block_size);
+        let mut done = 0usize;
+        while done < n {
+            let pos = offset + done as u64;
+            let logical = u32::try_from(pos / bs).map_err(|_| corrupt_in(Structure::Inode, ib.ino, "size beyond the addressable blocks"))?;
+            let in_block = pos % bs;
+            let left = (n - done) as u64;
+            match self.lookup_block(ib, logical)? {
+                Lookup::Mapped(run) => {
+                    let len = (u64::from(run.len) * bs - in_block).min(left) as usize;
+                    let dst = &mut buf[done..done + len];
+                    if run.unwritten {
+                        dst.fill(0);
+                    } else {
+                        self.read_data(run.physical, in_block, dst)?;
+                    }
+                    done += len;
+                }
+                Lookup::Hole { next } => {
+                    let hole_end = next.map_or(u64::MAX, |nx| u64::from(nx) * bs);
+                    let len = (hole_end.saturating_sub(pos)).min(left).max(1) as usize;
+                    buf[done..done + len].fill(0);
+                    done += len;
+                }
+            }
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,446 @@
+//! Directory entries: create, mkdir, link, symlink, mknod, unlink, rmdir
+//! and rename in every POSIX case, with link counts kept exact.
+
+use ext4_extent::Run;
+use ext4_ondisk::{FileType, Incompat, InodeFlags, RoCompat, ino};
+
+use crate::adapters::WriteDir;
+use crate::error::{Error, Result};
+use crate::fs::Filesystem;
+use crate::inode::InodeBuf;
+use crate::layer::LayerResultExt;
+use crate::node::NewNode;
+use crate::path::show;
+
+/// Most links an inode may have (`EXT4_LINK_MAX`).
+pub const LINK_MAX: u16 = 65000;
+
+/// How `rename` treats an existing target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RenameMode {
+    /// Replace the target if it exists (POSIX `rename`).
+    #[default]
+    Replace,
+    /// Fail with `Exists` if the target exists (`RENAME_NOREPLACE`).
+    NoReplace,
+    /// Swap source and target, which must both exist (`RENAME_EXCHANGE`).
+    Exchange,
+}
+
+impl Filesystem {
+    fn entry_type(&self, kind: FileType) -> u8 {
+        if self.geo.features.incompat.contains(Incompat::FILETYPE) { kind.dir_entry_code() } else { 0 }
+    }
+
+    /// Reads a directory the caller is about to change.
+    fn writable_dir(&self, dir: u32) -> Result<InodeBuf> {
+        let d = self.read_inode(dir)?;
+        if !d.is_dir() {
+            return Err(Error::NotADirectory(format!("inode {dir}")));
+        }
+        if d.inode.flags.intersects(InodeFlags::IMMUTABLE | InodeFlags::APPEND) {
+            return Err(Error::NotPermitted("the directory is immutable or append-only"));
+        }
+        if d.inode.has_inline_data() {
+            return Err(Error::Unsupported(format!("directory inode {dir}: changing inline-data directories is not supported yet")));
+        }
+        Ok(d)
+    }
+
+    /// Adds entry `name -> child` to directory `dir` (written back, times updated).
+    fn add_entry(&mut self, dir: &mut InodeBuf, name: &[u8], child: u32, kind: FileType) -> Result<()> {
+        let ctx = self.dir_ctx(dir);
+        let mut indexed = self.is_indexed(dir);
+        let ft = self.entry_type(kind);
+        let dir_ino = dir.ino;
+        ext4_htree::insert(&ctx, &mut WriteDir { fs: self, dir }, &mut indexed, name, child, ft).in_inode(dir_ino)?;
+        dir.inode.flags.set(InodeFlags::INDEX, indexed);
+        self.touch_dir(dir)
+    }
+
+    /// Removes entry `name` from `dir`; returns the inode it pointed to.
+    fn remove_entry(&mut self, dir: &mut InodeBuf, name: &[u8]) -> Result<u32> {
+        let ctx = self.dir_ctx(dir);
+        let indexed = self.is_indexed(dir);
+        let dir_ino = dir.ino;
+        let removed = ext4_htree::remove(&ctx, &mut WriteDir { fs: self, dir }, indexed, name).in_inode(dir_ino)?;
+        let child = removed.ok_or_else(|| Error::NotFound(show(name)))?;
+        self.touch_dir(dir)?;
+        Ok(child)
+    }
+
+    /// Updates a changed directory's times and writes it.
+    fn touch_dir(&mut self, dir: &mut InodeBuf) -> Result<()> {
+        let now = self.now();
+        dir.inode.mtime = now;
+        dir.inode.ctime = now;
+        self.write_inode(dir)
+    }
+
+    /// Adds one link to a directory for a new subdirectory (`dir_nlink`: past
+    /// the limit the count becomes 1, meaning "many").
+    fn inc_dir_links(&mut self, dir: &mut InodeBuf) -> Result<()> {
+        let n = dir.inode.links_count;
+        if n >= LINK_MAX - 1 || n == 1 {
+            if !self.geo.features.ro_compat.contains(RoCompat::DIR_NLINK) {
+                return Err(Error::TooManyLinks);
+            }
+            dir.inode.links_count = 1;
+            return Ok(());
+        }
+        dir.inode.links_count = n + 1;
+        Ok(())
+    }
+
+    /// Removes one subdirectory link from a directory.
+    fn dec_dir_links(&mut self, dir: &mut InodeBuf) {
+        let n = dir.inode.links_count;
+        if n > 2 {
+            dir.inode.links_count = n - 1;
+        }
+    }
+
+    /// Creates a node of any type named `name` in directory `parent`.
+    /// Symbolic links take their target from `link_target`.
+    pub fn create_node(&mut self, parent: u32, name: &[u8], node: NewNode, link_target: Option<&[u8]>) -> Result<u32> {
+        Self::check_name(name)?;
+        self.op(|fs| {
+            let mut dir = fs.writable_dir(parent)?;
+            if fs.lookup_entry(&dir, name)?.is_some() {
+                return Err(Error::Exists(show(name)));
+            }
+            let mut child = fs.new_inode(&dir, &node)?;
+            match node.kind {
+                FileType::Directory => fs.init_dir(&mut child, parent)?,
+                FileType::Symlink => {
+                    let target = link_target.ok_or_else(|| Error::InvalidArgument("a symbolic link needs a target".into()))?;
+                    fs.init_symlink(&mut child, target)?;
+                }
+                _ => child.inode.links_count = 1,
+            }
+            fs.write_inode(&mut child)?;
+            fs.add_entry(&mut dir, name, child.ino, node.kind)?;
+            if node.kind == FileType::Directory {
+                fs.inc_dir_links(&mut dir)?;
+                fs.write_inode(&mut dir)?;
+            }
+            Ok(child.ino)
+        })
+    }
+
+    /// The first block of a new directory: `.` and `..`.
+    fn init_dir(&mut self, child: &mut InodeBuf, parent: u32) -> Result<()> {
+        let ctx = self.dir_ctx(child);
+        let block = ext4_htree::new_dir_block(&ctx, child.ino, parent);
+        let goal = self.block_goal(child, 0)?;
+        let (physical, _) = self.alloc_blocks(goal, 1)?;
+        self.add_blocks(child, 1)?;
+        self.map_run(child, Run { logical: 0, physical, len: 1, unwritten: false })?;
+        self.write_meta(physical, block)?;
+        child.inode.size = u64::from(self.geo.block_size);
+        child.inode.links_count = 2;
+        Ok(())
+    }
+
+    /// A symlink's target: in `i_block` if shorter than 60 bytes, else in a block.
+    fn init_symlink(&mut self, child: &mut InodeBuf, target: &[u8]) -> Result<()> {
+        if target.is_empty() || target.contains(&0) {
+            return Err(Error::InvalidArgument("invalid symbolic link target".into()));
+        }
+        if target.len() > self.block_size() - 1 || target.len() >= 4096 {
+            return Err(Error::NameTooLong(target.len()));
+        }
+        child.inode.links_count = 1;
+        child.inode.size = target.len() as u64;
+        if target.len() < 60 {
+            // Fast symlink: never extent-mapped (e2fsck checks this).
+            child.inode.flags.remove(InodeFlags::EXTENTS);
+            child.inode.block = [0; 60];
+            child.inode.block[..target.len()].copy_from_slice(target);
+            return Ok(());
+        }
+        let goal = self.block_goal(child, 0)?;
+        let (physical, _) = self.alloc_blocks(goal, 1)?;
+        self.add_blocks(child, 1)?;
+        self.map_run(child, Run { logical: 0, physical, len: 1, unwritten: false })?;
+        let mut block = vec![0u8; self.block_size()];
+        block[..target.len()].copy_from_slice(target);
+        self.write_data(physical, 0, &block)
+    }
+
+    /// Creates a hard link `name` in `parent` to inode `target`.
+    pub fn link_in(&mut self, target: u32, parent: u32, name: &[u8]) -> Result<()> {
+        Self::check_name(name)?;
+        self.op(|fs| {
+            let mut t = fs.read_inode(target)?;
+            if t.is_dir() {
+                return Err(Error::NotPermitted("hard links to directories are not allowed"));
+            }
+            if t.inode.flags.intersects(InodeFlags::IMMUTABLE | InodeFlags::APPEND) {
+                return Err(Error::NotPermitted("the file is immutable or append-only"));
+            }
+            if t.inode.links_count >= LINK_MAX {
+                return Err(Error::TooManyLinks);
+            }
+            let mut dir = fs.writable_dir(parent)?;
+            if fs.lookup_entry(&dir, name)?.is_some() {
+                return Err(Error::Exists(show(name)));
+            }
+            fs.add_entry(&mut dir, name, target, t.file_type())?;
+            t.inode.links_count += 1;
+            t.inode.ctime = fs.now();
+            fs.write_inode(&mut t)
+        })
+    }
+
+    /// Removes the non-directory entry `name` from `parent`.
+    pub fn unlink_in(&mut self, parent: u32, name: &[u8]) -> Result<()> {
+        self.op(|fs| {
+            let mut dir = fs.writable_dir(parent)?;
+            let (child, _) = fs.lookup_entry(&dir, name)?.ok_or_else(|| Error::NotFound(show(name)))?;
+            let mut c = fs.read_inode(child)?;
+            if c.is_dir() {
+                return Err(Error::IsADirectory(show(name)));
+            }
+            if c.inode.flags.intersects(InodeFlags::IMMUTABLE | InodeFlags::APPEND) {
+                return Err(Error::NotPermitted("the file is immutable or append-only"));
+            }
+            fs.remove_entry(&mut dir, name)?;
+            fs.drop_link(&mut c)
+        })
+    }
+
+    /// Removes the empty directory `name` from `parent`.
+    pub fn rmdir_in(&mut self, parent: u32, name: &[u8]) -> Result<()> {
+        if name == b"." {
+            return Err(Error::InvalidArgument("cannot remove '.'".into()));
+        }
+        if name == b".." {
+            return Err(Error::NotEmpty("..".into()));
+        }
+        self.op(|fs| {
+            let mut dir = fs.writable_dir(parent)?;
+            let (child, _) = fs.lookup_entry(&dir, name)?.ok_or_else(|| Error::NotFound(show(name)))?;
+            let mut c = fs.read_inode(child)?;
+            if !c.is_dir() {
+                return Err(Error::NotADirectory(show(name)));
+            }
+            if c.inode.flags.intersects(InodeFlags::IMMUTABLE | InodeFlags::APPEND) {
+                return Err(Error::NotPermitted("the directory is immutable or append-only"));
+            }
+            if !fs.dir_is_empty(&c)? {
+                return Err(Error::NotEmpty(show(name)));
+            }
+            fs.remove_entry(&mut dir, name)?;
+            fs.dec_dir_links(&mut dir);
+            fs.write_inode(&mut dir)?;
+            c.inode.links_count = 0;
+            fs.release_inode(&mut c)
+        })
+    }
+
+    /// Whether a directory holds only `.` and `..`.
+    pub(crate) fn dir_is_empty(&self, d: &InodeBuf) -> Result<bool> {
+        let mut empty = true;
+        self.for_each_dir_entry(d, |e| {
+            if e.name != b"." && e.name != b".." {
+                empty = false;
+                return std::ops::ControlFlow::Break(());
+            }
+            std::ops::ControlFlow::Continue(())
+        })?;
+        Ok(empty)
+    }
+
+    /// Drops one link of a non-directory; frees it at the last link unless it is open.
+    fn drop_link(&mut self, c: &mut InodeBuf) -> Result<()> {
+        c.inode.links_count = c.inode.links_count.saturating_sub(1);
+        c.inode.ctime = self.now();
+        if c.inode.links_count == 0 && !self.write.orphans.contains(&c.ino) {
+            return self.release_inode(c);
+        }
+        self.write_inode(c)
+    }
+
+    /// Frees an unlinked inode: its data, xattr block and record.
+    pub(crate) fn release_inode(&mut self, c: &mut InodeBuf) -> Result<()> {
+        let was_dir = c.is_dir();
+        let has_blocks = !c.inode.has_inline_data()
+            && !(c.file_type() == FileType::Symlink && self.is_fast_symlink(c))
+            && !matches!(c.file_type(), FileType::CharDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket);
+        if has_blocks {
+            self.unmap(c, 0, 1u64 << 32)?;
+        }
+        self.release_xattrs(c)?;
+        c.inode.size = 0;
+        c.inode.links_count = 0;
+        c.inode.dtime = self.now().secs as u32;
+        self.write_inode(c)?;
+        self.free_inode(c.ino, was_dir)
+    }
+
+    /// Whether `ancestor` is `dir` or one of its ancestors (walking `..`).
+    fn is_ancestor(&self, ancestor: u32, mut dir: u32) -> Result<bool> {
+        for _ in 0..self.geo.inodes_count.min(1 << 20) {
+            if dir == ancestor {
+                return Ok(true);
+            }
+            if dir == ino::ROOT {
+                return Ok(false);
+            }
+            let d = self.read_inode(dir)?;
+            dir = self.lookup_entry(&d, b"..")?.map(|(i, _)| i).ok_or_else(|| Error::NotFound("..".into()))?;
+        }
+        Err(Error::SymlinkLoop("directory tree has a loop".into()))
+    }
+
+    /// Renames `old_parent/old_name` to `new_parent/new_name`.
+    pub fn rename_in(&mut self, old_parent: u32, old_name: &[u8], new_parent: u32, new_name: &[u8], mode: RenameMode) -> Result<()> {
+        Self::check_name(new_name)?;
+        Self::check_name(old_name)?;
+        self.op(|fs| fs.rename_op(old_parent, old_name, new_parent, new_name, mode))
+    }
+
+    fn rename_op(&mut self, op: u32, on: &[u8], np: u32, nn: &[u8], mode: RenameMode) -> Result<()> {
+        let odir = fs_dir(self, op)?;
+        let (src, _) = self.lookup_entry(&odir, on)?.ok_or_else(|| Error::NotFound(show(on)))?;
+        let ndir = fs_dir(self, np)?;
+        let dst = self.lookup_entry(&ndir, nn)?.map(|(i, _)| i);
+        let mut s = self.read_inode(src)?;
+        if s.inode.flags.intersects(InodeFlags::IMMUTABLE | InodeFlags::APPEND) {
+            return Err(Error::NotPermitted("the file is immutable or append-only"));
+        }
+        if dst == Some(src) {
+            // Two names of one file: POSIX says do nothing.
+            return Ok(());
+        }
+        if s.is_dir() && op != np && self.is_ancestor(src, np)? {
+            return Err(Error::InvalidArgument("cannot move a directory into itself".into()));
+        }
+        match (mode, dst) {
+            (RenameMode::NoReplace, Some(_)) => Err(Error::Exists(show(nn))),
+            (RenameMode::Exchange, None) => Err(Error::NotFound(show(nn))),
+            (RenameMode::Exchange, Some(d)) => self.exchange(op, on, &mut s, np, nn, d),
+            (_, Some(d)) => self.replace(op, on, &mut s, np, nn, d),
+            (_, None) => self.move_to_new(op, on, &mut s, np, nn),
+        }
+    }
+
+    /// Moves `s` to a name that does not exist yet.
+    fn move_to_new(&mut self, op: u32, on: &[u8], s: &mut InodeBuf, np: u32, nn: &[u8]) -> Result<()> {
+        let mut ndir = self.writable_dir(np)?;
+        if s.is_dir() && op != np {
+            self.inc_dir_links(&mut ndir)?;
+        }
+        self.add_entry(&mut ndir, nn, s.ino, s.file_type())?;
+        let mut odir = self.writable_dir(op)?;
+        self.remove_entry(&mut odir, on)?;
+        if s.is_dir() && op != np {
+            self.dec_dir_links(&mut odir);
+            self.write_inode(&mut odir)?;
+            self.set_dotdot(s, np)?;
+        }
+        s.inode.ctime = self.now();
+        self.write_inode(s)
+    }
+
+    /// Moves `s` over an existing target `d`.
+    fn replace(&mut self, op: u32, on: &[u8], s: &mut InodeBuf, np: u32, nn: &[u8], d: u32) -> Result<()> {
+        let mut t = self.read_inode(d)?;
+        if t.inode.flags.intersects(InodeFlags::IMMUTABLE | InodeFlags::APPEND) {
+            return Err(Error::NotPermitted("the target is immutable or append-only"));
+        }
+        match (s.is_dir(), t.is_dir()) {
+            (true, false) => return Err(Error::NotADirectory(show(nn))),
+            (false, true) => return Err(Error::IsADirectory(show(nn))),
+            (true, true) if !self.dir_is_empty(&t)? => return Err(Error::NotEmpty(show(nn))),
+            _ => {}
+        }
+        let mut ndir = self.writable_dir(np)?;
+        let ctx = self.dir_ctx(&ndir);
+        let indexed = self.is_indexed(&ndir);
+        let ft = self.entry_type(s.file_type());
+        let ndir_ino = ndir.ino;
+        ext4_htree::replace(&ctx, &mut WriteDir { fs: self, dir: &mut ndir }, indexed, nn, s.ino, ft).in_inode(ndir_ino)?;
+        self.touch_dir(&mut ndir)?;
+        let mut odir = self.writable_dir(op)?;
+        self.remove_entry(&mut odir, on)?;
+        if s.is_dir() {
+            // The target directory's link from its parent goes; the source's moves.
+            if op != np {
+                self.dec_dir_links(&mut odir);
+                self.write_inode(&mut odir)?;
+                self.set_dotdot(s, np)?;
+            } else {
+                let mut d2 = self.read_inode(np)?;
+                self.dec_dir_links(&mut d2);
+                self.write_inode(&mut d2)?;
+            }
+            t.inode.links_count = 0;
+            self.release_inode(&mut t)?;
+        } else {
+            self.drop_link(&mut t)?;
+        }
+        s.inode.ctime = self.now();
+        self.write_inode(s)
+    }
+
+    /// Swaps two existing entries.
+    fn exchange(&mut self, op: u32, on: &[u8], s: &mut InodeBuf, np: u32, nn: &[u8], d: u32) -> Result<()> {
+        let mut t = self.read_inode(d)?;
+        if t.is_dir() && op != np && self.is_ancestor(d, op)? {
+            return Err(Error::InvalidArgument("cannot move a directory into itself".into()));
+        }
+        for (dir, name, ino, kind) in [(np, nn, s.ino, s.file_type()), (op, on, t.ino, t.file_type())] {
+            let mut di = self.writable_dir(dir)?;
+            let ctx = self.dir_ctx(&di);
+            let indexed = self.is_indexed(&di);
+            let ft = self.entry_type(kind);
+            let di_ino = di.ino;
+            ext4_htree::replace(&ctx, &mut WriteDir { fs: self, dir: &mut di }, indexed, name, ino, ft).in_inode(di_ino)?;
+            self.touch_dir(&mut di)?;
+        }
+        if op != np && s.is_dir() != t.is_dir() {
+            // One directory moves each way: the parents' link counts shift.
+            let (gains, loses) = if s.is_dir() { (np, op) } else { (op, np) };
+            let mut g = self.read_inode(gains)?;
+            self.inc_dir_links(&mut g)?;
+            self.write_inode(&mut g)?;
+            let mut l = self.read_inode(loses)?;
+            self.dec_dir_links(&mut l);
+            self.write_inode(&mut l)?;
+        }
+        if op != np {
+            if s.is_dir() {
+                self.set_dotdot(s, np)?;
+            }
+            if t.is_dir() {
+                self.set_dotdot(&mut t, op)?;
+            }
+        }
+        let now = self.now();
+        s.inode.ctime = now;
+        t.inode.ctime = now;
+        self.write_inode(s)?;
+        self.write_inode(&mut t)
+    }
+
+    /// Points a directory's `..` at `parent`.
+    fn set_dotdot(&mut self, d: &mut InodeBuf, parent: u32) -> Result<()> {
+        if d.inode.has_inline_data() {
+            return Err(Error::Unsupported("moving inline-data directories is not supported yet".into()));
+        }
+        let ctx = self.dir_ctx(d);
+        let indexed = self.is_indexed(d);
+        let d_ino = d.ino;
+        ext4_htree::set_parent(&ctx, &mut WriteDir { fs: self, dir: d }, indexed, parent).in_inode(d_ino)
+    }
+}
+
+fn fs_dir(fs: &Filesystem, dir: u32) -> Result<InodeBuf> {
+    let d = fs.read_inode(dir)?;
+    if !d.is_dir() {
+        return Err(Error::NotADirectory(format!("inode {dir}")));
+    }
+    Ok(d)
+}

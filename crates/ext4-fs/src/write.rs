@@ -1,0 +1,327 @@
+//! The running transaction: every metadata change joins it through
+//! [`Filesystem::modify_meta`] / [`Filesystem::write_meta`], and
+//! [`Filesystem::commit`] makes it durable in one step — through the
+//! journal when there is one, else by writing blocks home and flushing.
+//!
+//! File data is written straight to the device before the commit that
+//! references it (ordered mode).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use ext4_ondisk::group_desc::update_group_desc_checksum;
+use ext4_ondisk::superblock::{SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE};
+use ext4_ondisk::{Structure, Timestamp, checksum};
+use zerocopy::IntoBytes;
+
+use crate::error::{Error, Location, Result};
+use crate::fs::Filesystem;
+
+/// Dirty metadata blocks after which an operation boundary commits.
+const DEFAULT_COMMIT_BLOCKS: usize = 4096;
+
+/// State that exists only on a writable filesystem.
+pub(crate) struct WriteState {
+    /// Groups whose descriptor changed: (block bitmap changed, inode bitmap changed).
+    pub(crate) dirty_groups: BTreeMap<u32, (bool, bool)>,
+    /// Blocks freed in the running transaction, applied at commit.
+    pub(crate) pending_free: Vec<(u64, u64)>,
+    /// Former metadata blocks freed in the running transaction (journal revokes).
+    pub(crate) revoked: BTreeSet<u64>,
+    /// Inodes unlinked while open: kept until released.
+    pub(crate) orphans: HashSet<u32>,
+    /// Whether allocations may use the blocks reserved for root.
+    pub(crate) use_reserved: bool,
+    /// Source of generation numbers and directory spreading.
+    pub(crate) next_generation: u32,
+    /// Commit once this many metadata blocks are dirty.
+    pub(crate) commit_blocks: usize,
+    /// A fixed time for every timestamp (reproducible images), else the clock.
+    pub(crate) fixed_time: Option<Timestamp>,
+    /// What the operation in progress changed, to undo it if it fails.
+    pub(crate) undo: Option<Undo>,
+}
+
+/// The state before the operation in progress touched it.
+pub(crate) struct Undo {
+    blocks: HashMap<u64, Option<(Box<[u8]>, bool)>>,
+    groups: HashMap<u32, ext4_ondisk::GroupDesc>,
+    dirty_groups: BTreeMap<u32, (bool, bool)>,
+    sb: ext4_ondisk::Superblock,
+    pending_free: usize,
+    revoked: BTreeSet<u64>,
+    orphans: HashSet<u32>,
+}
+
+impl Default for WriteState {
+    fn default() -> Self {
+        Self {
+            dirty_groups: BTreeMap::new(),
+            pending_free: Vec::new(),
+            revoked: BTreeSet::new(),
+            orphans: HashSet::new(),
+            use_reserved: true,
+            next_generation: 0,
+            commit_blocks: DEFAULT_COMMIT_BLOCKS,
+            fixed_time: None,
+            undo: None,
+        }
+    }
+}
+
+impl WriteState {
+    /// Whether `ino` is an orphan kept alive by an open handle.
+    pub(crate) fn is_orphan_or_open(&self, ino: u32) -> bool {
+        self.orphans.contains(&ino)
+    }
+}
+
+/// Prepares a freshly opened filesystem for writing.
+pub(crate) fn start(fs: &mut Filesystem) -> Result<()> {
+    fs.write.next_generation = fs.sb.s_wtime.get() ^ fs.sb.s_free_inodes_count.get().rotate_left(16) ^ 0x9E37_79B9;
+    fs.write.fixed_time = crate::time::fixed_time_from_env();
+    Ok(())
+}
+
+impl Filesystem {
+    /// The current time for timestamps.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.write.fixed_time.unwrap_or_else(crate::time::now)
+    }
+
+    /// Uses `t` for every timestamp written from now on (reproducible images);
+    /// `None` returns to the clock.
+    pub fn set_fixed_time(&mut self, t: Option<Timestamp>) {
+        self.write.fixed_time = t;
+    }
+
+    /// A fresh inode generation number.
+    pub(crate) fn new_generation(&mut self) -> u32 {
+        self.write.next_generation = self.write.next_generation.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        self.write.next_generation
+    }
+
+    /// Runs one mutating operation: on success it may commit (at this
+    /// boundary only); on failure everything it changed in memory is put back,
+    /// so the running transaction holds only whole operations.
+    pub(crate) fn op<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
+        if !self.is_writable() {
+            return Err(Error::ReadOnly);
+        }
+        let nested = self.write.undo.is_some();
+        if !nested {
+            self.write.undo = Some(Undo {
+                blocks: HashMap::new(),
+                groups: HashMap::new(),
+                dirty_groups: self.write.dirty_groups.clone(),
+                sb: self.sb.clone(),
+                pending_free: self.write.pending_free.len(),
+                revoked: self.write.revoked.clone(),
+                orphans: self.write.orphans.clone(),
+            });
+        }
+        let r = f(self);
+        if nested {
+            return r;
+        }
+        let undo = self.write.undo.take().expect("set above");
+        match r {
+            Ok(v) => {
+                self.maybe_commit()?;
+                Ok(v)
+            }
+            Err(e) => {
+                self.rollback(undo);
+                Err(e)
+            }
+        }
+    }
+
+    fn rollback(&mut self, undo: Undo) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        for (b, state) in undo.blocks {
+            cache.restore(b, state);
+        }
+        drop(cache);
+        for (g, gd) in undo.groups {
+            self.groups[g as usize] = gd;
+        }
+        self.write.dirty_groups = undo.dirty_groups;
+        self.sb = undo.sb;
+        self.write.pending_free.truncate(undo.pending_free);
+        self.write.revoked = undo.revoked;
+        self.write.orphans = undo.orphans;
+    }
+
+    /// Saves block `block`'s state the first time the current operation touches it.
+    fn undo_save(&mut self, block: u64) {
+        if let Some(u) = &mut self.write.undo {
+            if !u.blocks.contains_key(&block) {
+                let state = self.cache.lock().unwrap_or_else(|e| e.into_inner()).save(block);
+                u.blocks.insert(block, state);
+            }
+        }
+    }
+
+    /// Group `g`'s descriptor for modification (saved for undo, marked dirty).
+    pub(crate) fn group_mut(&mut self, g: u32) -> &mut ext4_ondisk::GroupDesc {
+        if let Some(u) = &mut self.write.undo {
+            u.groups.entry(g).or_insert_with(|| self.groups[g as usize].clone());
+        }
+        &mut self.groups[g as usize]
+    }
+
+    fn check_writable(&self, block: u64) -> Result<()> {
+        if !self.is_writable() {
+            return Err(Error::ReadOnly);
+        }
+        if block >= self.geo.blocks_count {
+            return Err(Error::corrupt(Structure::Superblock, Location::Block(block), "block number beyond the end of the filesystem"));
+        }
+        Ok(())
+    }
+
+    /// Modifies metadata block `block` in place: the block joins the running
+    /// transaction before `f` changes it.
+    pub(crate) fn modify_meta<R>(&mut self, block: u64, f: impl FnOnce(&mut [u8]) -> R) -> Result<R> {
+        self.check_writable(block)?;
+        self.read_meta(block, |_| ())?;
+        self.undo_save(block);
+        let mut cache = self.cache();
+        let data = cache.get_mut(block).expect("just cached");
+        Ok(f(data))
+    }
+
+    /// Replaces the whole contents of metadata block `block` (no read needed).
+    pub(crate) fn write_meta(&mut self, block: u64, data: impl Into<Box<[u8]>>) -> Result<()> {
+        self.check_writable(block)?;
+        let data = data.into();
+        debug_assert_eq!(data.len(), self.block_size());
+        self.undo_save(block);
+        self.cache().insert_dirty(block, data);
+        Ok(())
+    }
+
+    /// Drops a freed metadata block from the cache (its pending changes too).
+    pub(crate) fn forget_meta(&mut self, block: u64) {
+        self.undo_save(block);
+        self.cache().forget(block);
+    }
+
+    /// Writes file data at byte `offset` of device block `block`, straight
+    /// to the device (it reaches the disk before the commit that maps it).
+    pub(crate) fn write_data(&mut self, block: u64, offset: u64, data: &[u8]) -> Result<()> {
+        self.check_writable(block)?;
+        let bs = u64::from(self.geo.block_size);
+        let end = (offset + data.len() as u64).div_ceil(bs);
+        if block + end > self.geo.blocks_count {
+            return Err(Error::corrupt(Structure::ExtentNode, Location::Block(block), "data block beyond the end of the filesystem"));
+        }
+        self.dev.write_at(block * bs + offset, data)?;
+        Ok(())
+    }
+
+    /// Commits at an operation boundary if the transaction has grown large.
+    pub(crate) fn maybe_commit(&mut self) -> Result<()> {
+        if self.cache().dirty_count() >= self.write.commit_blocks || self.write.pending_free.len() > 65536 {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Makes every change so far durable: pending frees are applied, group
+    /// descriptors and the superblock are written into their blocks with
+    /// fresh checksums, then the dirty blocks are written (through the
+    /// journal if there is one) and the device is flushed.
+    pub fn commit(&mut self) -> Result<()> {
+        if !self.is_writable() {
+            return Ok(());
+        }
+        self.apply_pending_frees()?;
+        if self.cache().dirty_count() == 0 && self.write.dirty_groups.is_empty() {
+            return Ok(());
+        }
+        self.flush_group_descs()?;
+        self.flush_superblock()?;
+        let blocks = self.cache().take_dirty();
+        let revoked = std::mem::take(&mut self.write.revoked);
+        crate::journal::commit_blocks(self, &blocks, &revoked)?;
+        Ok(())
+    }
+
+    /// Writes the descriptors of changed groups, with bitmap and descriptor checksums.
+    fn flush_group_descs(&mut self) -> Result<()> {
+        let dirty = std::mem::take(&mut self.write.dirty_groups);
+        for (g, (bb_changed, ib_changed)) in dirty {
+            if self.geo.metadata_csum() {
+                let gd = &self.groups[g as usize];
+                let (bb, ib) = (gd.block_bitmap, gd.inode_bitmap);
+                if bb_changed {
+                    let n = self.geo.clusters_per_group as usize / 8;
+                    let c = self.read_meta(bb, |d| checksum::bitmap(self.geo.csum_seed, &d[..n]))?;
+                    self.groups[g as usize].block_bitmap_csum = c;
+                }
+                if ib_changed {
+                    let n = self.geo.inodes_per_group as usize / 8;
+                    let c = self.read_meta(ib, |d| checksum::bitmap(self.geo.csum_seed, &d[..n]))?;
+                    self.groups[g as usize].inode_bitmap_csum = c;
+                }
+            }
+            let block = self.geo.group_desc_block(g);
+            let ds = self.geo.desc_size as usize;
+            let off = (g % self.geo.descs_per_block) as usize * ds;
+            let gd = self.groups[g as usize].clone();
+            let geo = self.geo.clone();
+            self.modify_meta(block, |d| {
+                let raw = &mut d[off..off + ds];
+                gd.write(raw, ds);
+                update_group_desc_checksum(&geo, g, raw);
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Writes the in-memory superblock into its block, with its checksum.
+    fn flush_superblock(&mut self) -> Result<()> {
+        self.sb.s_wtime.set(self.now().secs as u32);
+        self.sb.s_wtime_hi = (self.now().secs >> 32) as u8;
+        self.sb.update_checksum();
+        let bs = u64::from(self.geo.block_size);
+        let block = SUPERBLOCK_OFFSET / bs;
+        let off = (SUPERBLOCK_OFFSET % bs) as usize;
+        let bytes = self.sb.as_bytes().to_vec();
+        self.modify_meta(block, |d| d[off..off + SUPERBLOCK_SIZE].copy_from_slice(&bytes))
+    }
+
+    /// Commits and flushes: after `sync` returns, every change is durable.
+    pub fn sync(&mut self) -> Result<()> {
+        self.commit()?;
+        if self.is_writable() {
+            self.dev.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Commits, closes the journal cleanly and releases the device.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    /// What `close` and `Drop` do.
+    pub(crate) fn shutdown(&mut self) -> Result<()> {
+        if !self.is_writable() {
+            return Ok(());
+        }
+        self.commit()?;
+        crate::journal::close(self)?;
+        self.dev.flush()?;
+        self.read_only_reason = Some("closed".into());
+        Ok(())
+    }
+}
+
+impl Drop for Filesystem {
+    fn drop(&mut self) {
+        // Errors cannot be reported from drop; `close` reports them.
+        let _ = self.shutdown();
+    }
+}

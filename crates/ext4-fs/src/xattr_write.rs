@@ -1,0 +1,269 @@
+//! Changing extended attributes. The inode's whole attribute set is laid
+//! out again on every change: in the inode body first (in order), the rest
+//! in one external block sorted as the kernel's lookup requires (by name
+//! index, name length, name). A shared block (refcount > 1) is never
+//! changed in place: the inode gets its own copy.
+
+use ext4_ondisk::Structure;
+use ext4_ondisk::xattr::{
+    BLOCK_HEADER_SIZE, XATTR_MAGIC, XattrEntry, block_hash, encode_name, entry_hash, entry_len, parse_block_header,
+    set_xattr_block_checksum, value_len, write_entry,
+};
+
+use crate::error::{Error, Location, Result};
+use crate::fs::Filesystem;
+use crate::inode::InodeBuf;
+use crate::xattr::XattrPlace;
+
+/// Largest value the VFS accepts (`XATTR_SIZE_MAX`).
+pub const XATTR_SIZE_MAX: usize = 65536;
+
+/// What `set_xattr` requires of an existing attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum XattrMode {
+    /// Create or replace.
+    #[default]
+    Any,
+    /// Fail with `Exists` if present (`XATTR_CREATE`).
+    Create,
+    /// Fail with `NoAttribute` if absent (`XATTR_REPLACE`).
+    Replace,
+}
+
+/// One attribute while its inode's set is laid out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Attr {
+    index: u8,
+    name: Vec<u8>,
+    value: Vec<u8>,
+}
+
+impl Attr {
+    fn key(&self) -> (u8, usize, &[u8]) {
+        (self.index, self.name.len(), &self.name)
+    }
+
+    fn hash(&self) -> u32 {
+        entry_hash(&self.name, Some(&self.value))
+    }
+}
+
+impl Filesystem {
+    /// Sets attribute `name` of inode `ino` to `value`.
+    pub fn set_xattr(&mut self, ino: u32, name: &[u8], value: &[u8], mode: XattrMode) -> Result<()> {
+        Self::check_xattr_name(name)?;
+        if value.len() > XATTR_SIZE_MAX {
+            return Err(Error::TooBig("xattr value larger than 64 KiB"));
+        }
+        self.op(|fs| {
+            let mut ib = fs.read_inode(ino)?;
+            let (index, suffix) = encode_name(name);
+            let mut attrs = fs.collect_attrs(&ib)?;
+            let pos = attrs.iter().position(|a| a.index == index && a.name == suffix);
+            match (pos, mode) {
+                (Some(_), XattrMode::Create) => return Err(Error::Exists(String::from_utf8_lossy(name).into_owned())),
+                (None, XattrMode::Replace) => return Err(Error::NoAttribute),
+                (Some(i), _) => attrs[i].value = value.to_vec(),
+                (None, _) => attrs.push(Attr { index, name: suffix.to_vec(), value: value.to_vec() }),
+            }
+            fs.store_attrs(&mut ib, attrs)?;
+            ib.inode.ctime = fs.now();
+            fs.write_inode(&mut ib)
+        })
+    }
+
+    /// Removes attribute `name` of inode `ino`.
+    pub fn remove_xattr(&mut self, ino: u32, name: &[u8]) -> Result<()> {
+        Self::check_xattr_name(name)?;
+        self.op(|fs| {
+            let mut ib = fs.read_inode(ino)?;
+            let (index, suffix) = encode_name(name);
+            let mut attrs = fs.collect_attrs(&ib)?;
+            let before = attrs.len();
+            attrs.retain(|a| !(a.index == index && a.name == suffix));
+            if attrs.len() == before {
+                return Err(Error::NoAttribute);
+            }
+            fs.store_attrs(&mut ib, attrs)?;
+            ib.inode.ctime = fs.now();
+            fs.write_inode(&mut ib)
+        })
+    }
+
+    fn check_xattr_name(name: &[u8]) -> Result<()> {
+        let (index, suffix) = encode_name(name);
+        if index == 0 {
+            return Err(Error::Unsupported(format!("xattr namespace of {:?}", String::from_utf8_lossy(name))));
+        }
+        if suffix.len() > 255 {
+            return Err(Error::TooBig("xattr name longer than 255 bytes"));
+        }
+        if suffix.is_empty() && !matches!(index, 2 | 3) {
+            return Err(Error::InvalidArgument("empty xattr name".into()));
+        }
+        Ok(())
+    }
+
+    /// Every attribute of an inode, in-inode ones first, in on-disk order.
+    fn collect_attrs(&self, ib: &InodeBuf) -> Result<Vec<Attr>> {
+        let mut v = Vec::new();
+        self.for_each_xattr(ib, |_, e: &XattrEntry<'_>, value| {
+            if e.value_inum != 0 {
+                return Err(Error::Unsupported("changing attributes of an inode with EA-inode values".into()));
+            }
+            v.push(Attr { index: e.name_index, name: e.name.to_vec(), value: value.to_vec() });
+            Ok(())
+        })?;
+        Ok(v)
+    }
+
+    /// Lays `attrs` out in the inode body and the external block.
+    fn store_attrs(&mut self, ib: &mut InodeBuf, attrs: Vec<Attr>) -> Result<()> {
+        let cap = ib.xattr_area().len();
+        // Room in the body: 4-byte magic, entries, 4-byte terminator, values.
+        let mut used = if cap >= 8 { 8 } else { cap + 1 };
+        let mut body = Vec::new();
+        let mut block = Vec::new();
+        for a in attrs {
+            let need = entry_len(a.name.len()) + value_len(a.value.len());
+            let must_inline = a.index == 7 && a.name == b"data";
+            if used + need <= cap || (must_inline && cap >= 8) {
+                used += need;
+                body.push(a);
+            } else {
+                block.push(a);
+            }
+        }
+        if used > cap && !body.is_empty() {
+            return Err(Error::NoSpace);
+        }
+        let area = ib.xattr_area_mut();
+        write_body(area, &body);
+        self.store_block(ib, block)
+    }
+
+    /// Writes the external block for `attrs` (none: the inode lets go of its block).
+    fn store_block(&mut self, ib: &mut InodeBuf, mut attrs: Vec<Attr>) -> Result<()> {
+        let old = ib.inode.file_acl;
+        if attrs.is_empty() {
+            return self.release_xattrs(ib);
+        }
+        attrs.sort_by(|a, b| a.key().cmp(&b.key()));
+        let bs = self.block_size();
+        let data = build_block(&attrs, bs).ok_or(Error::NoSpace)?;
+        let in_place = old != 0 && self.xattr_refcount(ib.ino, old)? == 1;
+        let target = if in_place {
+            old
+        } else {
+            let goal = if old != 0 { old } else { self.geo.group_first_block(self.geo.inode_group(ib.ino).0) };
+            let (b, _) = self.alloc_blocks(goal, 1)?;
+            self.release_xattrs(ib)?;
+            self.add_blocks(ib, 1)?;
+            ib.inode.file_acl = b;
+            b
+        };
+        let mut data = data;
+        if self.geo.metadata_csum() {
+            set_xattr_block_checksum(self.geo.csum_seed, target, &mut data);
+        }
+        self.write_meta(target, data)
+    }
+
+    fn xattr_refcount(&self, ino: u32, block: u64) -> Result<u32> {
+        let data = self.read_xattr_block(ino, block)?;
+        let h = parse_block_header(&data).map_err(|e| Error::format(&e, Location::InodeBlock { ino, block }))?;
+        Ok(h.h_refcount.get())
+    }
+
+    /// Drops the inode's reference to its xattr block, freeing the block at
+    /// its last reference.
+    pub(crate) fn release_xattrs(&mut self, ib: &mut InodeBuf) -> Result<()> {
+        let block = ib.inode.file_acl;
+        if block == 0 {
+            return Ok(());
+        }
+        let refs = self.xattr_refcount(ib.ino, block)?;
+        if refs == 0 {
+            return Err(Error::corrupt(Structure::XattrBlock, Location::InodeBlock { ino: ib.ino, block }, "reference count is zero"));
+        }
+        if refs == 1 {
+            self.free_blocks(block, 1, true)?;
+        } else {
+            let seed = self.geo.csum_seed;
+            let csum = self.geo.metadata_csum();
+            self.modify_meta(block, |d| {
+                ext4_ondisk::put_u32(d, 4, refs - 1);
+                if csum {
+                    set_xattr_block_checksum(seed, block, d);
+                }
+            })?;
+        }
+        self.add_blocks(ib, -1)?;
+        ib.inode.file_acl = 0;
+        Ok(())
+    }
+
+    /// Whether an attribute lives in the inode body (used by inline data).
+    #[allow(dead_code)]
+    pub(crate) fn xattr_place(&self, ib: &InodeBuf, name: &[u8]) -> Result<Option<XattrPlace>> {
+        let (index, suffix) = encode_name(name);
+        let mut place = None;
+        self.for_each_xattr(ib, |p, e, _| {
+            if e.name_index == index && e.name == suffix {
+                place = Some(p);
+            }
+            Ok(())
+        })?;
+        Ok(place)
+    }
+}
+
+/// Writes the in-inode area: magic, entries, terminator, values packed at the end.
+fn write_body(area: &mut [u8], attrs: &[Attr]) {
+    area.fill(0);
+    if attrs.is_empty() || area.len() < 8 {
+        return;
+    }
+    ext4_ondisk::put_u32(area, 0, XATTR_MAGIC);
+    let entries = &mut area[4..];
+    let mut value_end = entries.len();
+    let mut pos = 0;
+    for a in attrs {
+        let vl = value_len(a.value.len());
+        value_end -= vl;
+        entries[value_end..value_end + a.value.len()].copy_from_slice(&a.value);
+        let offs = if a.value.is_empty() { 0 } else { value_end as u16 };
+        let e = XattrEntry { offset: pos, name_index: a.index, name: &a.name, value_offs: offs, value_inum: 0, value_size: a.value.len() as u32, hash: a.hash() };
+        write_entry(entries, pos, &e);
+        pos += entry_len(a.name.len());
+    }
+}
+
+/// Builds an xattr block holding `attrs` (sorted), or `None` if they do not fit.
+fn build_block(attrs: &[Attr], bs: usize) -> Option<Vec<u8>> {
+    let entries: usize = attrs.iter().map(|a| entry_len(a.name.len())).sum();
+    let values: usize = attrs.iter().map(|a| value_len(a.value.len())).sum();
+    if BLOCK_HEADER_SIZE + entries + 4 + values > bs {
+        return None;
+    }
+    let mut b = vec![0u8; bs];
+    ext4_ondisk::put_u32(&mut b, 0, XATTR_MAGIC);
+    ext4_ondisk::put_u32(&mut b, 4, 1);
+    ext4_ondisk::put_u32(&mut b, 8, 1);
+    let mut pos = BLOCK_HEADER_SIZE;
+    let mut value_end = bs;
+    let mut hashes = Vec::with_capacity(attrs.len());
+    for a in attrs {
+        let vl = value_len(a.value.len());
+        value_end -= vl;
+        b[value_end..value_end + a.value.len()].copy_from_slice(&a.value);
+        let offs = if a.value.is_empty() { 0 } else { value_end as u16 };
+        let h = a.hash();
+        hashes.push(h);
+        let e = XattrEntry { offset: pos, name_index: a.index, name: &a.name, value_offs: offs, value_inum: 0, value_size: a.value.len() as u32, hash: h };
+        write_entry(&mut b, pos, &e);
+        pos += entry_len(a.name.len());
+    }
+    ext4_ondisk::put_u32(&mut b, 12, block_hash(hashes));
+    Some(b)
+}
