@@ -43,6 +43,12 @@ impl<T> Context<T> for Result<T, Error> {
     }
 }
 
+impl<T> Context<T> for Result<T, ext4_fs::blockdev::DeviceError> {
+    fn context(self, what: impl FnOnce() -> String) -> CliResult<T> {
+        self.map_err(|e| CliError { context: what(), errno: Some(e.errno()), cause: Box::new(e) })
+    }
+}
+
 impl<T> Context<T> for std::io::Result<T> {
     fn context(self, what: impl FnOnce() -> String) -> CliResult<T> {
         self.map_err(|e| CliError { context: what(), errno: e.raw_os_error(), cause: Box::new(e) })

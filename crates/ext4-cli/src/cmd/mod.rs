@@ -5,6 +5,7 @@ pub mod edit;
 pub mod get;
 pub mod info;
 pub mod ls;
+pub mod mkfs;
 pub mod put;
 pub mod stat;
 pub mod xattr;

@@ -24,7 +24,7 @@ pub struct Args {
 }
 
 /// Total bytes of regular files under `p` (for the progress bar).
-fn total_bytes(p: &Path) -> u64 {
+pub fn total_bytes(p: &Path) -> u64 {
     let Ok(md) = std::fs::symlink_metadata(p) else { return 0 };
     if md.is_dir() {
         std::fs::read_dir(p).into_iter().flatten().flatten().map(|e| total_bytes(&e.path())).sum()
