@@ -26,8 +26,30 @@ impl Filesystem {
             self.write_meta(block, map)?;
             self.group_mut(g).flags.remove(GroupDescFlags::BLOCK_UNINIT);
             self.mark_group_dirty(g, true, false);
+        } else {
+            self.verify_bitmap(g, block, true)?;
         }
         Ok(block)
+    }
+
+    /// Checks a bitmap's checksum the first time it is used after opening.
+    fn verify_bitmap(&mut self, g: u32, block: u64, is_block_bitmap: bool) -> Result<()> {
+        if !self.geo.metadata_csum() || !self.opts.verify_checksums || !self.write.verified_bitmaps.insert((g, is_block_bitmap)) {
+            return Ok(());
+        }
+        let (n, stored, structure) = if is_block_bitmap {
+            (self.geo.clusters_per_group as usize / 8, self.groups[g as usize].block_bitmap_csum, Structure::BlockBitmap)
+        } else {
+            (self.geo.inodes_per_group as usize / 8, self.groups[g as usize].inode_bitmap_csum, Structure::InodeBitmap)
+        };
+        let seed = self.geo.csum_seed;
+        let computed = self.read_meta(block, |d| ext4_ondisk::checksum::bitmap(seed, &d[..n]))?;
+        if !ext4_ondisk::group_desc::bitmap_csum_matches(&self.geo, stored, computed) {
+            self.write.verified_bitmaps.remove(&(g, is_block_bitmap));
+            let e = ext4_ondisk::FormatError::Checksum { structure, stored, computed };
+            return Err(Error::format(&e, Location::Group(g)));
+        }
+        Ok(())
     }
 
     /// Makes sure group `g`'s inode bitmap is initialized (clearing
@@ -43,6 +65,8 @@ impl Filesystem {
             gd.flags.remove(GroupDescFlags::INODE_UNINIT);
             gd.itable_unused = ipg;
             self.mark_group_dirty(g, false, true);
+        } else {
+            self.verify_bitmap(g, block, false)?;
         }
         Ok(block)
     }

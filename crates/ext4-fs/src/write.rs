@@ -39,6 +39,8 @@ pub(crate) struct WriteState {
     pub(crate) fixed_time: Option<Timestamp>,
     /// What the operation in progress changed, to undo it if it fails.
     pub(crate) undo: Option<Undo>,
+    /// Bitmaps whose checksum was verified since opening: (group, is block bitmap).
+    pub(crate) verified_bitmaps: HashSet<(u32, bool)>,
 }
 
 /// The state before the operation in progress touched it.
@@ -64,6 +66,7 @@ impl Default for WriteState {
             commit_blocks: DEFAULT_COMMIT_BLOCKS,
             fixed_time: None,
             undo: None,
+            verified_bitmaps: HashSet::new(),
         }
     }
 }

@@ -1,0 +1,72 @@
+//! Helpers shared by the facade's integration tests: scratch images made by
+//! our formatter, and the e2fsck oracle.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use ext4_fs::mkfs::{self, FormatOptions, FsType, Profile};
+use ext4_fs::{FileDevice, Filesystem, OpenOptions};
+
+/// A scratch image file, removed on drop.
+pub struct Scratch {
+    pub path: PathBuf,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A formatter profile for tests.
+#[derive(Debug, Clone, Copy)]
+pub struct Kind {
+    pub name: &'static str,
+    pub fs_type: FsType,
+    pub block_size: u32,
+    pub features: &'static str,
+    pub profile: &'static Profile,
+}
+
+pub const KINDS: &[Kind] = &[
+    Kind { name: "ext2-1k", fs_type: FsType::Ext2, block_size: 1024, features: "", profile: &Profile::DEBIAN },
+    Kind { name: "ext2-4k", fs_type: FsType::Ext2, block_size: 4096, features: "", profile: &Profile::DEBIAN },
+    Kind { name: "ext3-1k", fs_type: FsType::Ext3, block_size: 1024, features: "", profile: &Profile::DEBIAN },
+    Kind { name: "ext3-4k", fs_type: FsType::Ext3, block_size: 4096, features: "", profile: &Profile::DEBIAN },
+    Kind { name: "ext4-1k", fs_type: FsType::Ext4, block_size: 1024, features: "", profile: &Profile::DEBIAN },
+    Kind { name: "ext4-4k", fs_type: FsType::Ext4, block_size: 4096, features: "", profile: &Profile::UPSTREAM },
+];
+
+/// Formats a fresh image of `size` bytes for `kind`.
+pub fn format(kind: &Kind, size: u64, tag: &str) -> Scratch {
+    let path = std::env::temp_dir().join(format!("ext4fs-test-{}-{}-{tag}.img", std::process::id(), kind.name));
+    let _ = std::fs::remove_file(&path);
+    let dev = FileDevice::create(&path, size).expect("image file");
+    let mut opts = FormatOptions::new(kind.fs_type).profile(*kind.profile).size_bytes(size).block_size(kind.block_size).uuid([7; 16]).hash_seed([9; 16]).time(1_700_000_000);
+    if !kind.features.is_empty() {
+        opts = opts.features(kind.features).expect("features");
+    }
+    mkfs::format(&dev, &opts, &mut |_| std::ops::ControlFlow::Continue(())).expect("format");
+    Scratch { path }
+}
+
+/// Opens an image read-write.
+pub fn open_rw(path: &Path) -> Filesystem {
+    Filesystem::open_path(path, OpenOptions::read_write()).expect("open read-write")
+}
+
+/// Opens an image read-only.
+pub fn open_ro(path: &Path) -> Filesystem {
+    Filesystem::open_path(path, OpenOptions::read_only()).expect("open read-only")
+}
+
+/// Whether e2fsck is present (prints the skip line if not).
+pub fn have_fsck() -> bool {
+    ext4_testkit::require(ext4_testkit::oracle::have_e2fsprogs(), "e2fsprogs not installed")
+}
+
+/// Panics unless `e2fsck -fn` is silent.
+pub fn assert_clean(path: &Path) {
+    ext4_testkit::oracle::assert_fsck_clean(path);
+}
