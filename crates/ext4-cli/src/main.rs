@@ -59,6 +59,8 @@ enum Command {
     Touch(cmd::edit::TouchArgs),
     /// Get, set, list and remove extended attributes.
     Xattr(cmd::xattr::Args),
+    /// Mount an image through FUSE.
+    Mount(cmd::mount::Args),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Command::Chown(a) => cmd::edit::chown(a),
         Command::Touch(a) => cmd::edit::touch(a),
         Command::Xattr(a) => cmd::xattr::run(a),
+        Command::Mount(a) => cmd::mount::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

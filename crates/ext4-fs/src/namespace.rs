@@ -256,8 +256,11 @@ impl Filesystem {
     fn drop_link(&mut self, c: &mut InodeBuf) -> Result<()> {
         c.inode.links_count = c.inode.links_count.saturating_sub(1);
         c.inode.ctime = self.now();
-        if c.inode.links_count == 0 && !self.write.orphans.contains(&c.ino) {
-            return self.release_inode(c);
+        if c.inode.links_count == 0 {
+            if !self.write.open.contains_key(&c.ino) {
+                return self.release_inode(c);
+            }
+            self.write.orphans.insert(c.ino);
         }
         self.write_inode(c)
     }

@@ -27,8 +27,11 @@ pub(crate) struct WriteState {
     pub(crate) pending_free: Vec<(u64, u64)>,
     /// Former metadata blocks freed in the running transaction (journal revokes).
     pub(crate) revoked: BTreeSet<u64>,
-    /// Inodes unlinked while open: kept until released.
+    /// Open handles per inode: an inode whose last link goes while it is
+    /// open lives on until its last handle is released.
     pub(crate) orphans: HashSet<u32>,
+    /// Handle counts of open inodes.
+    pub(crate) open: HashMap<u32, u32>,
     /// Whether allocations may use the blocks reserved for root.
     pub(crate) use_reserved: bool,
     /// Source of generation numbers and directory spreading.
@@ -61,6 +64,7 @@ impl Default for WriteState {
             pending_free: Vec::new(),
             revoked: BTreeSet::new(),
             orphans: HashSet::new(),
+            open: HashMap::new(),
             use_reserved: true,
             next_generation: 0,
             commit_blocks: DEFAULT_COMMIT_BLOCKS,
@@ -74,7 +78,7 @@ impl Default for WriteState {
 impl WriteState {
     /// Whether `ino` is an orphan kept alive by an open handle.
     pub(crate) fn is_orphan_or_open(&self, ino: u32) -> bool {
-        self.orphans.contains(&ino)
+        self.orphans.contains(&ino) || self.open.contains_key(&ino)
     }
 }
 
@@ -309,10 +313,42 @@ impl Filesystem {
         self.shutdown()
     }
 
+    /// Takes a handle on inode `ino`: if its last link is removed while a
+    /// handle is held, the inode lives on until [`Filesystem::release`].
+    pub fn pin(&mut self, ino: u32) {
+        *self.write.open.entry(ino).or_insert(0) += 1;
+    }
+
+    /// Drops a handle taken by [`Filesystem::pin`]; the last handle of an
+    /// unlinked inode frees it.
+    pub fn release(&mut self, ino: u32) -> Result<()> {
+        let Some(n) = self.write.open.get_mut(&ino) else { return Ok(()) };
+        *n -= 1;
+        if *n > 0 {
+            return Ok(());
+        }
+        self.write.open.remove(&ino);
+        if self.write.orphans.remove(&ino) {
+            self.op(|fs| {
+                let mut ib = fs.read_inode_raw(ino)?;
+                fs.release_inode(&mut ib)
+            })?;
+        }
+        Ok(())
+    }
+
     /// What `close` and `Drop` do.
     pub(crate) fn shutdown(&mut self) -> Result<()> {
         if !self.is_writable() {
             return Ok(());
+        }
+        let orphans: Vec<u32> = self.write.orphans.drain().collect();
+        self.write.open.clear();
+        for ino in orphans {
+            self.op(|fs| {
+                let mut ib = fs.read_inode_raw(ino)?;
+                fs.release_inode(&mut ib)
+            })?;
         }
         self.commit()?;
         crate::journal::close(self)?;

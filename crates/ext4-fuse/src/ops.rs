@@ -1,0 +1,468 @@
+//! The FUSE operations, each mapped onto the facade's inode-based API.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ext4_fs::{Error, FileType, Filesystem, Metadata, NewNode, RenameMode, SetAttr, Timestamp, XattrMode};
+use fuser::{
+    Errno, FileAttr, FileHandle, FopenFlags, Generation, INodeNo, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+
+use crate::Ext4Fuse;
+
+/// How long the kernel may cache attributes and entries (we are its only writer).
+const TTL: Duration = Duration::from_secs(1);
+const ROOT: u32 = ext4_fs::ondisk::ino::ROOT;
+
+fn to_ext4(ino: INodeNo) -> u32 {
+    if ino.0 == 1 { ROOT } else { ino.0 as u32 }
+}
+
+fn to_fuse(ino: u32) -> INodeNo {
+    INodeNo(if ino == ROOT { 1 } else { u64::from(ino) })
+}
+
+fn errno(e: &Error) -> Errno {
+    Errno::from_i32(e.errno())
+}
+
+fn time(t: Timestamp) -> SystemTime {
+    if t.secs >= 0 {
+        UNIX_EPOCH + Duration::new(t.secs as u64, t.nsec)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(t.secs.unsigned_abs()) + Duration::from_nanos(u64::from(t.nsec))
+    }
+}
+
+fn timestamp(t: SystemTime) -> Timestamp {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => Timestamp { secs: d.as_secs() as i64, nsec: d.subsec_nanos() },
+        Err(e) => {
+            let d = e.duration();
+            let (s, n) = (d.as_secs() as i64, d.subsec_nanos());
+            if n == 0 { Timestamp { secs: -s, nsec: 0 } } else { Timestamp { secs: -s - 1, nsec: 1_000_000_000 - n } }
+        }
+    }
+}
+
+fn kind(ft: FileType) -> fuser::FileType {
+    match ft {
+        FileType::Regular => fuser::FileType::RegularFile,
+        FileType::Directory => fuser::FileType::Directory,
+        FileType::Symlink => fuser::FileType::Symlink,
+        FileType::CharDevice => fuser::FileType::CharDevice,
+        FileType::BlockDevice => fuser::FileType::BlockDevice,
+        FileType::Fifo => fuser::FileType::NamedPipe,
+        FileType::Socket => fuser::FileType::Socket,
+    }
+}
+
+fn attr(m: &Metadata) -> FileAttr {
+    let (ma, mi) = m.rdev;
+    FileAttr {
+        ino: to_fuse(m.ino),
+        size: m.size,
+        blocks: m.blocks,
+        atime: time(m.atime),
+        mtime: time(m.mtime),
+        ctime: time(m.ctime),
+        crtime: time(m.crtime.unwrap_or(m.ctime)),
+        kind: kind(m.file_type),
+        perm: m.permissions,
+        nlink: m.nlink,
+        uid: m.uid,
+        gid: m.gid,
+        rdev: (ma << 8) | (mi & 0xff) | ((mi & !0xff) << 12),
+        blksize: m.block_size,
+        flags: 0,
+    }
+}
+
+/// The file type of a `mode` from the kernel.
+fn mode_kind(mode: u32) -> Option<FileType> {
+    FileType::from_mode((mode & 0o170000) as u16)
+}
+
+impl Ext4Fuse {
+    /// Runs `f` on the filesystem (under the lock).
+    fn with<R>(&self, f: impl FnOnce(&mut Filesystem) -> Result<R, Error>) -> Result<R, Errno> {
+        let mut guard = self.fs.lock().unwrap_or_else(|e| e.into_inner());
+        let fs = guard.as_mut().ok_or(Errno::EIO)?;
+        f(fs).map_err(|e| errno(&e))
+    }
+
+    fn writable(&self) -> Result<(), Errno> {
+        if self.read_only { Err(Errno::EROFS) } else { Ok(()) }
+    }
+
+    fn entry(fs: &Filesystem, ino: u32) -> Result<(FileAttr, Generation), Error> {
+        let m = fs.stat(ino)?;
+        Ok((attr(&m), Generation(u64::from(m.generation))))
+    }
+
+    /// Creates a node owned by the caller, inheriting a setgid parent's group.
+    fn make(&self, req: &Request, parent: INodeNo, name: &OsStr, ft: FileType, mode: u32, rdev: u32, target: Option<&[u8]>) -> Result<(FileAttr, Generation, u32), Errno> {
+        self.writable()?;
+        self.with(|fs| {
+            let parent = to_ext4(parent);
+            let pm = fs.stat(parent)?;
+            let mut node = NewNode::new(ft, (mode & 0o7777) as u16).owner(req.uid(), req.gid());
+            if pm.permissions & 0o2000 != 0 {
+                node.gid = pm.gid;
+                if ft == FileType::Directory {
+                    node.perm |= 0o2000;
+                }
+            }
+            node.rdev = ((rdev >> 8) & 0xfff, (rdev & 0xff) | ((rdev >> 12) & 0xfff00));
+            let ino = fs.create_node(parent, name.as_bytes(), node, target)?;
+            let (a, g) = Self::entry(fs, ino)?;
+            Ok((a, g, ino))
+        })
+    }
+}
+
+impl fuser::Filesystem for Ext4Fuse {
+    fn destroy(&mut self) {
+        let fs = self.fs.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(fs) = fs {
+            if let Err(e) = fs.close() {
+                eprintln!("ext4: closing the filesystem failed: {e}");
+            }
+        }
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let r = self.with(|fs| match fs.lookup_in(to_ext4(parent), name.as_bytes())? {
+            Some(ino) => Self::entry(fs, ino).map(Some),
+            None => Ok(None),
+        });
+        match r {
+            Ok(Some((a, g))) => reply.entry(&TTL, &a, g),
+            Ok(None) => reply.error(Errno::ENOENT),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.with(|fs| Self::entry(fs, to_ext4(ino))) {
+            Ok((a, _)) => reply.attr(&TTL, &a),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        if let Err(e) = self.writable() {
+            return reply.error(e);
+        }
+        let r = self.with(|fs| {
+            let ino = to_ext4(ino);
+            if let Some(s) = size {
+                fs.truncate(ino, s)?;
+            }
+            let now = ext4_fs::now();
+            let t = |x: Option<TimeOrNow>| {
+                x.map(|v| match v {
+                    TimeOrNow::Now => now,
+                    TimeOrNow::SpecificTime(s) => timestamp(s),
+                })
+            };
+            let a = SetAttr {
+                perm: mode.map(|m| (m & 0o7777) as u16),
+                uid,
+                gid,
+                atime: t(atime),
+                mtime: t(mtime),
+                ctime: ctime.map(timestamp),
+                crtime: None,
+            };
+            if a != SetAttr::default() {
+                fs.set_attr(ino, a)?;
+            }
+            Self::entry(fs, ino)
+        });
+        match r {
+            Ok((a, _)) => reply.attr(&TTL, &a),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.with(|fs| fs.read_link_ino(to_ext4(ino))) {
+            Ok(t) => reply.data(&t),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, rdev: u32, reply: ReplyEntry) {
+        let Some(ft) = mode_kind(mode) else { return reply.error(Errno::EINVAL) };
+        if ft == FileType::Directory || ft == FileType::Symlink {
+            return reply.error(Errno::EINVAL);
+        }
+        match self.make(req, parent, name, ft, mode, rdev, None) {
+            Ok((a, g, _)) => reply.entry(&TTL, &a, g),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, reply: ReplyEntry) {
+        match self.make(req, parent, name, FileType::Directory, mode, 0, None) {
+            Ok((a, g, _)) => reply.entry(&TTL, &a, g),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let r = self.writable().and_then(|()| self.with(|fs| fs.unlink_in(to_ext4(parent), name.as_bytes())));
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let r = self.writable().and_then(|()| self.with(|fs| fs.rmdir_in(to_ext4(parent), name.as_bytes())));
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        match self.make(req, parent, link_name, FileType::Symlink, 0o777, 0, Some(target.as_os_str().as_bytes())) {
+            Ok((a, g, _)) => reply.entry(&TTL, &a, g),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn rename(&self, _req: &Request, parent: INodeNo, name: &OsStr, newparent: INodeNo, newname: &OsStr, flags: RenameFlags, reply: ReplyEmpty) {
+        let mode = if flags.contains(RenameFlags::RENAME_EXCHANGE) {
+            RenameMode::Exchange
+        } else if flags.contains(RenameFlags::RENAME_NOREPLACE) {
+            RenameMode::NoReplace
+        } else if flags.is_empty() {
+            RenameMode::Replace
+        } else {
+            return reply.error(Errno::EINVAL);
+        };
+        let r = self.writable().and_then(|()| {
+            self.with(|fs| fs.rename_in(to_ext4(parent), name.as_bytes(), to_ext4(newparent), newname.as_bytes(), mode))
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        let r = self.writable().and_then(|()| {
+            self.with(|fs| {
+                fs.link_in(to_ext4(ino), to_ext4(newparent), newname.as_bytes())?;
+                Self::entry(fs, to_ext4(ino))
+            })
+        });
+        match r {
+            Ok((a, g)) => reply.entry(&TTL, &a, g),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let write = flags.0 & 3 != 0;
+        if write && self.read_only {
+            return reply.error(Errno::EROFS);
+        }
+        match self.with(|fs| {
+            fs.stat(to_ext4(ino))?;
+            fs.pin(to_ext4(ino));
+            Ok(())
+        }) {
+            Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn read(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, size: u32, _flags: OpenFlags, _lock: Option<fuser::LockOwner>, reply: ReplyData) {
+        let r = self.with(|fs| {
+            let mut buf = vec![0u8; size as usize];
+            let n = fs.read_at(to_ext4(ino), offset, &mut buf)?;
+            buf.truncate(n);
+            Ok(buf)
+        });
+        match r {
+            Ok(b) => reply.data(&b),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock: Option<fuser::LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let r = self.writable().and_then(|()| self.with(|fs| fs.write_at(to_ext4(ino), offset, data)));
+        match r {
+            Ok(n) => reply.written(n as u32),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock: fuser::LockOwner, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    fn release(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _flags: OpenFlags, _lock: Option<fuser::LockOwner>, _flush: bool, reply: ReplyEmpty) {
+        match self.with(|fs| fs.release(to_ext4(ino))) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn fsync(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        match self.with(|fs| fs.sync()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        // Each entry's cookie is its on-disk position + 1: positions only grow
+        // along a directory, so a listing resumes after the last entry returned.
+        let r = self.with(|fs| fs.dir_entries(to_ext4(ino)));
+        match r {
+            Ok(entries) => {
+                for e in entries.into_iter().filter(|e| e.pos + 1 > offset) {
+                    let ft = e.file_type.map_or(fuser::FileType::RegularFile, kind);
+                    if reply.add(to_fuse(e.ino), e.pos + 1, ft, OsStr::from_bytes(&e.name)) {
+                        break;
+                    }
+                }
+                reply.ok();
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        match self.with(|fs| fs.sync()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        match self.with(|fs| Ok(fs.statfs())) {
+            Ok(s) => reply.statfs(s.blocks, s.free_blocks, s.available_blocks, s.inodes, s.free_inodes, s.block_size, s.name_max, s.block_size),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, value: &[u8], flags: i32, _position: u32, reply: ReplyEmpty) {
+        let mode = match flags {
+            0 => XattrMode::Any,
+            1 => XattrMode::Create,
+            2 => XattrMode::Replace,
+            _ => return reply.error(Errno::EINVAL),
+        };
+        let r = self.writable().and_then(|()| self.with(|fs| fs.set_xattr(to_ext4(ino), name.as_bytes(), value, mode)));
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        match self.with(|fs| fs.get_xattr(to_ext4(ino), name.as_bytes())) {
+            Ok(v) if size == 0 => reply.size(v.len() as u32),
+            Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
+            Ok(v) => reply.data(&v),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let r = self.with(|fs| fs.xattrs_ino(to_ext4(ino)));
+        match r {
+            Ok(list) => {
+                let mut names = Vec::new();
+                for x in list {
+                    names.extend_from_slice(&x.name);
+                    names.push(0);
+                }
+                if size == 0 {
+                    reply.size(names.len() as u32);
+                } else if names.len() > size as usize {
+                    reply.error(Errno::ERANGE);
+                } else {
+                    reply.data(&names);
+                }
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let r = self.writable().and_then(|()| self.with(|fs| fs.remove_xattr(to_ext4(ino), name.as_bytes())));
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn create(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, _flags: i32, reply: ReplyCreate) {
+        let ft = mode_kind(mode).unwrap_or(FileType::Regular);
+        match self.make(req, parent, name, ft, mode, 0, None) {
+            Ok((a, g, ino)) => {
+                let _ = self.with(|fs| {
+                    fs.pin(ino);
+                    Ok(())
+                });
+                reply.created(&TTL, &a, g, FileHandle(0), FopenFlags::empty());
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn fallocate(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
+        const KEEP_SIZE: i32 = 1;
+        const PUNCH_HOLE: i32 = 2;
+        let r = self.writable().and_then(|()| {
+            self.with(|fs| match mode {
+                0 => fs.fallocate(to_ext4(ino), offset, length, false),
+                KEEP_SIZE => fs.fallocate(to_ext4(ino), offset, length, true),
+                m if m == PUNCH_HOLE | KEEP_SIZE => fs.punch_hole(to_ext4(ino), offset, length),
+                _ => Err(Error::Unsupported("fallocate mode".into())),
+            })
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+}
