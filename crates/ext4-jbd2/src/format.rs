@@ -62,8 +62,12 @@ pub const INCOMPAT_CSUM_V3: u32 = 0x10;
 /// Incompat feature: fast commits.
 pub const INCOMPAT_FAST_COMMIT: u32 = 0x20;
 /// Incompat features this crate understands.
-pub const KNOWN_INCOMPAT: u32 =
-    INCOMPAT_REVOKE | INCOMPAT_64BIT | INCOMPAT_ASYNC_COMMIT | INCOMPAT_CSUM_V2 | INCOMPAT_CSUM_V3 | INCOMPAT_FAST_COMMIT;
+pub const KNOWN_INCOMPAT: u32 = INCOMPAT_REVOKE
+    | INCOMPAT_64BIT
+    | INCOMPAT_ASYNC_COMMIT
+    | INCOMPAT_CSUM_V2
+    | INCOMPAT_CSUM_V3
+    | INCOMPAT_FAST_COMMIT;
 
 /// Checksum type byte for crc32c.
 pub const CHECKSUM_CRC32C: u8 = 4;
@@ -94,7 +98,11 @@ pub struct Header {
 impl Header {
     /// A header for a block of `kind` in transaction `seq`.
     pub fn new(kind: BlockType, seq: u32) -> Self {
-        Self { h_magic: JBD2_MAGIC.into(), h_blocktype: (kind as u32).into(), h_sequence: seq.into() }
+        Self {
+            h_magic: JBD2_MAGIC.into(),
+            h_blocktype: (kind as u32).into(),
+            h_sequence: seq.into(),
+        }
     }
 
     /// Reads the header at the start of `block`, if it carries the magic.
@@ -172,7 +180,8 @@ impl JournalSuperblock {
 
     /// Whether an incompat feature is set (only meaningful for v2).
     pub fn has_incompat(&self, f: u32) -> bool {
-        self.s_header.h_blocktype.get() == BlockType::SuperblockV2 as u32 && self.s_feature_incompat.get() & f != 0
+        self.s_header.h_blocktype.get() == BlockType::SuperblockV2 as u32
+            && self.s_feature_incompat.get() & f != 0
     }
 
     /// Whether checksum v2 or v3 is on.
@@ -202,7 +211,11 @@ impl JournalSuperblock {
 
     /// Size in bytes of one block tag (`journal_tag_bytes`), without the UUID.
     pub fn tag_bytes(&self) -> usize {
-        tag_bytes(self.has_incompat(INCOMPAT_CSUM_V3), self.has_incompat(INCOMPAT_CSUM_V2), self.has_incompat(INCOMPAT_64BIT))
+        tag_bytes(
+            self.has_incompat(INCOMPAT_CSUM_V3),
+            self.has_incompat(INCOMPAT_CSUM_V2),
+            self.has_incompat(INCOMPAT_64BIT),
+        )
     }
 }
 
@@ -226,17 +239,26 @@ pub struct Tag {
     pub checksum: u32,
 }
 
-/// Decodes the tag at the start of `b` (at least `tag_bytes` long).
-pub fn parse_tag(b: &[u8], csum_v3: bool, csum_v2: bool, bit64: bool) -> Tag {
+/// Decodes the tag at the start of `b`, or `None` if `b` is shorter than a
+/// tag. The flags are read as the kernel reads them for every tag format:
+/// the 16 bits at offset 6 (for csum v3 the low half of `t_flags`).
+pub fn parse_tag(b: &[u8], csum_v3: bool, csum_v2: bool, bit64: bool) -> Option<Tag> {
+    let b = b.get(..tag_bytes(csum_v3, csum_v2, bit64))?;
     let be32 = |o: usize| u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
     let be16 = |o: usize| u32::from(u16::from_be_bytes([b[o], b[o + 1]]));
-    if csum_v3 {
-        let hi = if bit64 { u64::from(be32(8)) << 32 } else { 0 };
-        return Tag { blocknr: u64::from(be32(0)) | hi, flags: be32(4), checksum: be32(12) };
-    }
     let hi = if bit64 { u64::from(be32(8)) << 32 } else { 0 };
-    let checksum = if csum_v2 { be16(4) } else { 0 };
-    Tag { blocknr: u64::from(be32(0)) | hi, flags: be16(6), checksum }
+    let checksum = if csum_v3 {
+        be32(12)
+    } else if csum_v2 {
+        be16(4)
+    } else {
+        0
+    };
+    Some(Tag {
+        blocknr: u64::from(be32(0)) | hi,
+        flags: be16(6),
+        checksum,
+    })
 }
 
 /// Encodes a tag at the start of `b`.
@@ -282,23 +304,75 @@ const _: () = assert!(size_of::<CommitHeader>() == 60);
 
 /// Offset of `h_chksum[0]` in a commit block.
 pub const COMMIT_CHKSUM_OFFSET: usize = 16;
+/// Size of `journal_header_t`, where descriptor tags start.
+pub const HEADER_SIZE: usize = 12;
 /// Size of the revoke block header (`journal_header_t` + `r_count`).
 pub const REVOKE_HEADER_SIZE: usize = 16;
 /// Size of the checksum tail of descriptor and revoke blocks.
 pub const BLOCK_TAIL_SIZE: usize = 4;
 
+/// Offset of `h_commit_sec` in a commit block.
+pub const COMMIT_SEC_OFFSET: usize = 48;
+/// Offset of `r_count` in a revoke block.
+pub const REVOKE_COUNT_OFFSET: usize = 12;
+/// Size of the UUID that follows the first tag of a descriptor block.
+pub const TAG_UUID_SIZE: usize = 16;
+/// `h_chksum_size` of a v1 (crc32) commit checksum.
+pub const CRC32_CHKSUM_SIZE: u8 = 4;
+
+/// The kernel's `crc32_be(seed, data)`: CRC-32 with polynomial 0x04C11DB7,
+/// most significant bit first, no inversion. The v1 commit checksum
+/// (`COMPAT_CHECKSUM`) runs it over descriptor and data blocks from `!0`.
+pub fn crc32_be(seed: u32, data: &[u8]) -> u32 {
+    data.iter().fold(seed, |crc, &b| {
+        let c = crc ^ (u32::from(b) << 24);
+        CRC32_BE_TABLE[(c >> 24) as usize] ^ (c << 8)
+    })
+}
+
+const CRC32_BE_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = (i as u32) << 24;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 0x8000_0000 != 0 {
+                (c << 1) ^ 0x04C1_1DB7
+            } else {
+                c << 1
+            };
+            k += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+};
+
+/// Reads the big-endian `u32` at `off` of `b` (0 past the end).
+pub(crate) fn be32_at(b: &[u8], off: usize) -> u32 {
+    b.get(off..off + 4)
+        .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+/// Reads the big-endian `u64` at `off` of `b` (0 past the end).
+pub(crate) fn be64_at(b: &[u8], off: usize) -> u64 {
+    (u64::from(be32_at(b, off)) << 32) | u64::from(be32_at(b, off + 4))
+}
+
 /// Checksum of a descriptor or revoke block (`jbd2_descriptor_block_csum`):
 /// the whole block with its 4-byte tail taken as zero.
 pub fn descriptor_block_checksum(seed: u32, block: &[u8]) -> u32 {
-    let n = block.len() - BLOCK_TAIL_SIZE;
+    let n = block.len().saturating_sub(BLOCK_TAIL_SIZE);
     crc32c(crc32c(seed, &block[..n]), &[0; 4])
 }
 
 /// Checksum of a commit block (`jbd2_commit_block_csum`): the whole block with `h_chksum[0]` as zero.
 pub fn commit_block_checksum(seed: u32, block: &[u8]) -> u32 {
-    let c = crc32c(seed, &block[..COMMIT_CHKSUM_OFFSET]);
-    let c = crc32c(c, &[0; 4]);
-    crc32c(c, &block[COMMIT_CHKSUM_OFFSET + 4..])
+    let head = block.get(..COMMIT_CHKSUM_OFFSET).unwrap_or(block);
+    let rest = block.get(COMMIT_CHKSUM_OFFSET + 4..).unwrap_or(&[]);
+    crc32c(crc32c(crc32c(seed, head), &[0; 4]), rest)
 }
 
 /// Checksum of a journaled data block for its tag (`jbd2_block_tag_csum`):
@@ -312,6 +386,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn crc32_be_matches_the_mpeg2_check_value() {
+        // CRC-32/MPEG-2 (init !0, no reflection, no final xor) of "123456789".
+        assert_eq!(crc32_be(!0, b"123456789"), 0x0376_E6E7);
+        assert_eq!(crc32_be(!0, b""), !0);
+    }
+
+    #[test]
     fn tag_sizes() {
         assert_eq!(tag_bytes(false, false, false), 8);
         assert_eq!(tag_bytes(false, false, true), 12);
@@ -322,11 +403,31 @@ mod tests {
 
     #[test]
     fn tags_round_trip() {
-        for (v3, v2, b64) in [(false, false, false), (false, false, true), (false, true, true), (true, false, true), (true, false, false)] {
-            let t = Tag { blocknr: if b64 { 0x1_2345_6789 } else { 0x2345_6789 }, flags: FLAG_LAST_TAG | FLAG_SAME_UUID, checksum: if v3 { 0xDEAD_BEEF } else if v2 { 0xBEEF } else { 0 } };
+        for (v3, v2, b64) in [
+            (false, false, false),
+            (false, false, true),
+            (false, true, true),
+            (true, false, true),
+            (true, false, false),
+        ] {
+            let t = Tag {
+                blocknr: if b64 { 0x1_2345_6789 } else { 0x2345_6789 },
+                flags: FLAG_LAST_TAG | FLAG_SAME_UUID,
+                checksum: if v3 {
+                    0xDEAD_BEEF
+                } else if v2 {
+                    0xBEEF
+                } else {
+                    0
+                },
+            };
             let mut b = [0u8; 16];
             write_tag(&mut b, &t, v3, v2, b64);
-            assert_eq!(parse_tag(&b, v3, v2, b64), t);
+            assert_eq!(parse_tag(&b, v3, v2, b64), Some(t));
+            assert_eq!(
+                parse_tag(&b[..tag_bytes(v3, v2, b64) - 1], v3, v2, b64),
+                None
+            );
         }
     }
 }

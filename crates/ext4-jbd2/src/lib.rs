@@ -5,4 +5,15 @@
 
 #![forbid(unsafe_code)]
 
+pub mod error;
 pub mod format;
+pub mod geometry;
+pub mod io;
+pub mod recovery;
+
+pub use error::{BoxError, IoOp, JournalError, LogProblem};
+pub use geometry::{JournalFeatures, JournalGeometry};
+pub use io::{
+    DeviceJournal, JournalIo, JournalRun, MemoryJournal, read_superblock, write_superblock,
+};
+pub use recovery::{JournalCopy, Recovery, RecoveryWarning, recover, scan};
