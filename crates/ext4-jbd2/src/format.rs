@@ -118,7 +118,7 @@ impl Header {
 }
 
 /// `journal_superblock_t`.
-#[derive(Clone, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(Debug, Clone, FromBytes, IntoBytes, KnownLayout, Immutable)]
 #[repr(C)]
 pub struct JournalSuperblock {
     /// Header (block type 3 or 4).

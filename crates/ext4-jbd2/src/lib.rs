@@ -10,6 +10,7 @@ pub mod format;
 pub mod geometry;
 pub mod io;
 pub mod recovery;
+pub mod writer;
 
 pub use error::{BoxError, IoOp, JournalError, LogProblem};
 pub use geometry::{JournalFeatures, JournalGeometry};
@@ -17,3 +18,4 @@ pub use io::{
     DeviceJournal, JournalIo, JournalRun, MemoryJournal, read_superblock, write_superblock,
 };
 pub use recovery::{JournalCopy, Recovery, RecoveryWarning, recover, scan};
+pub use writer::{CommitTime, EncodedTransaction, JournalWriter, set_mount_features};
