@@ -49,7 +49,9 @@ pub fn find_free_run(bytes: &[u8], limit: usize, goal: usize, want: usize) -> Op
     for (lo, hi) in [(goal, limit), (0, goal)] {
         let mut pos = lo;
         while pos < hi {
-            let Some(z) = b[pos..hi].first_zero() else { break };
+            let Some(z) = b[pos..hi].first_zero() else {
+                break;
+            };
             let start = pos + z;
             let end = b[start..].first_one().map_or(limit, |o| start + o);
             let len = end - start;

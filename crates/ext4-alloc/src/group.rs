@@ -70,9 +70,9 @@ pub fn group_for_dir(groups: &[GroupCounts], parent_group: u32, top_level: bool,
     if n == 0 {
         return None;
     }
-    let total = fg.iter().fold((0u64, 0u64, 0u64), |a, c| {
-        (a.0 + u64::from(c.free_inodes), a.1 + u64::from(c.free_blocks), a.2 + u64::from(c.used_dirs))
-    });
+    let total = fg
+        .iter()
+        .fold((0u64, 0u64, 0u64), |a, c| (a.0 + u64::from(c.free_inodes), a.1 + u64::from(c.free_blocks), a.2 + u64::from(c.used_dirs)));
     let avg_inodes = total.0 / n as u64;
     let avg_blocks = total.1 / n as u64;
     if top_level {
@@ -93,7 +93,8 @@ pub fn group_for_dir(groups: &[GroupCounts], parent_group: u32, top_level: bool,
         for i in 0..n {
             let f = (parent + i) % n;
             let c = &fg[f];
-            if u64::from(c.used_dirs) < max_dirs && u64::from(c.free_inodes) >= min_inodes.max(1) && u64::from(c.free_blocks) >= min_blocks {
+            if u64::from(c.used_dirs) < max_dirs && u64::from(c.free_inodes) >= min_inodes.max(1) && u64::from(c.free_blocks) >= min_blocks
+            {
                 return group_in_flex(groups, flex, f);
             }
         }
@@ -124,7 +125,7 @@ mod tests {
         let chosen = group_for_file(&full, 5, 1).unwrap();
         assert_ne!(chosen, 5);
         assert!(full[chosen as usize].free_inodes > 0);
-        assert_eq!(group_for_file(&vec![g(1, 0, 0); 4], 0, 1), None);
+        assert_eq!(group_for_file(&[g(1, 0, 0); 4], 0, 1), None);
     }
 
     #[test]

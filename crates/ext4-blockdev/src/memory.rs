@@ -61,4 +61,3 @@ impl From<Vec<u8>> for MemoryDevice {
         Self::from_vec(v)
     }
 }
-

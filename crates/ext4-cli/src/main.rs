@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Format a device or image file (mke2fs options; -d DIR copies a tree in).
-    Mkfs(cmd::mkfs::Args),
+    Mkfs(Box<cmd::mkfs::Args>),
     /// Show the superblock summary of an image.
     Info(cmd::info::Args),
     /// List a directory.
@@ -66,7 +66,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Mkfs(a) => cmd::mkfs::run(a),
+        Command::Mkfs(a) => cmd::mkfs::run(*a),
         Command::Info(a) => cmd::info::run(a),
         Command::Ls(a) => cmd::ls::run(a),
         Command::Cat(a) => cmd::cat::run(a),

@@ -77,7 +77,10 @@ pub fn close(fs: Filesystem, image: &std::path::Path) -> CliResult {
 
 /// Parses an octal mode such as `755` or `0644`.
 pub fn parse_mode(s: &str) -> CliResult<u16> {
-    u16::from_str_radix(s.trim_start_matches("0o"), 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| fail(format!("invalid mode {s:?} (octal, at most 7777)")))
+    u16::from_str_radix(s.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| fail(format!("invalid mode {s:?} (octal, at most 7777)")))
 }
 
 /// A path argument as bytes.

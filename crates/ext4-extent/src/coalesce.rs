@@ -23,9 +23,8 @@ impl<F: FnMut(Run) -> ControlFlow<()>> Coalesce<F> {
             self.pending = Some(run);
             return ControlFlow::Continue(());
         };
-        let continues = p.logical_end() == u64::from(run.logical)
-            && p.physical + u64::from(p.len) == run.physical
-            && p.unwritten == run.unwritten;
+        let continues =
+            p.logical_end() == u64::from(run.logical) && p.physical + u64::from(p.len) == run.physical && p.unwritten == run.unwritten;
         if let (true, Some(len)) = (continues, p.len.checked_add(run.len)) {
             p.len = len;
             return ControlFlow::Continue(());

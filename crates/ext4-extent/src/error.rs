@@ -80,9 +80,7 @@ pub enum Corruption {
         logical: u32,
     },
     /// Entries not in increasing logical order, or extents overlapping.
-    #[error(
-        "entry at logical block {logical} starts before the end of the previous one ({previous_end})"
-    )]
+    #[error("entry at logical block {logical} starts before the end of the previous one ({previous_end})")]
     OutOfOrder {
         /// The entry's first logical block.
         logical: u32,
@@ -145,8 +143,5 @@ impl core::fmt::Display for Where {
 
 /// Shorthand for [`MapError::Corrupt`].
 pub(crate) fn corrupt(block: Option<u64>, reason: impl Into<Corruption>) -> MapError {
-    MapError::Corrupt {
-        block,
-        reason: reason.into(),
-    }
+    MapError::Corrupt { block, reason: reason.into() }
 }

@@ -89,10 +89,7 @@ impl MapCtx {
     /// filesystem. Like the kernel's `ext4_inode_block_valid`, block
     /// `s_first_data_block` itself (the superblock's) is not.
     pub(crate) fn blocks_valid(&self, start: u64, count: u64) -> bool {
-        start > u64::from(self.first_data_block)
-            && start
-                .checked_add(count)
-                .is_some_and(|end| end <= self.blocks_count)
+        start > u64::from(self.first_data_block) && start.checked_add(count).is_some_and(|end| end <= self.blocks_count)
     }
 
     /// The block size as a buffer length.
@@ -145,13 +142,7 @@ pub enum MapKind {
 }
 
 /// Looks up logical block `logical`.
-pub fn lookup<I: MapIo>(
-    kind: MapKind,
-    root: &[u8; 60],
-    ctx: &MapCtx,
-    io: &mut I,
-    logical: u32,
-) -> Result<Lookup, I::Error> {
+pub fn lookup<I: MapIo>(kind: MapKind, root: &[u8; 60], ctx: &MapCtx, io: &mut I, logical: u32) -> Result<Lookup, I::Error> {
     match kind {
         MapKind::Extents => tree::lookup(root, ctx, io, logical),
         MapKind::Indirect => indirect::lookup(root, ctx, io, logical),
@@ -193,13 +184,7 @@ pub fn for_each_map_block<I: MapIo>(
 /// `run.physical`. The range must be unmapped; `unwritten` needs an extent
 /// tree. The data blocks are the caller's; map blocks come from
 /// [`MapIo::alloc_block`].
-pub fn map_range<I: MapIo>(
-    kind: MapKind,
-    root: &mut [u8; 60],
-    ctx: &MapCtx,
-    io: &mut I,
-    run: Run,
-) -> Result<(), I::Error> {
+pub fn map_range<I: MapIo>(kind: MapKind, root: &mut [u8; 60], ctx: &MapCtx, io: &mut I, run: Run) -> Result<(), I::Error> {
     match kind {
         MapKind::Extents => tree::map_range(root, ctx, io, run),
         MapKind::Indirect => indirect::map_range(root, ctx, io, run),
@@ -210,14 +195,7 @@ pub fn map_range<I: MapIo>(
 /// their data blocks (`meta = false`) and the map blocks left empty
 /// (`meta = true`). Truncating to 0 (`start = 0`, `end = 1 << 32`) leaves the
 /// root exactly as a fresh, empty map.
-pub fn unmap_range<I: MapIo>(
-    kind: MapKind,
-    root: &mut [u8; 60],
-    ctx: &MapCtx,
-    io: &mut I,
-    start: u32,
-    end: u64,
-) -> Result<(), I::Error> {
+pub fn unmap_range<I: MapIo>(kind: MapKind, root: &mut [u8; 60], ctx: &MapCtx, io: &mut I, start: u32, end: u64) -> Result<(), I::Error> {
     match kind {
         MapKind::Extents => tree::unmap_range(root, ctx, io, start, end),
         MapKind::Indirect => indirect::unmap_range(root, ctx, io, start, end),

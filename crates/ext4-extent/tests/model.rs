@@ -7,9 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
-use common::{
-    MemIo, TestError, check_indirect, check_tree, e2fsck_shape_ok, fresh_root, model_runs,
-};
+use common::{MemIo, TestError, check_indirect, check_tree, e2fsck_shape_ok, fresh_root, model_runs};
 use ext4_extent::{Lookup, MapCtx, MapError, MapKind, Run, indirect, tree};
 use proptest::prelude::*;
 
@@ -58,13 +56,7 @@ impl State {
         if kind == MapKind::Extents {
             tree::init(&mut root);
         }
-        Self {
-            kind,
-            ctx,
-            root,
-            io: MemIo::new(&ctx),
-            model: Model::new(),
-        }
+        Self { kind, ctx, root, io: MemIo::new(&ctx), model: Model::new() }
     }
 
     fn limit(&self) -> u64 {
@@ -79,19 +71,11 @@ impl State {
     }
 
     fn unmap(&mut self, start: u32, end: u64) -> Result<(), TestError> {
-        ext4_extent::unmap_range(
-            self.kind,
-            &mut self.root,
-            &self.ctx,
-            &mut self.io,
-            start,
-            end,
-        )
+        ext4_extent::unmap_range(self.kind, &mut self.root, &self.ctx, &mut self.io, start, end)
     }
 
     fn lookup(&mut self, logical: u32) -> Lookup {
-        ext4_extent::lookup(self.kind, &self.root, &self.ctx, &mut self.io, logical)
-            .expect("lookup")
+        ext4_extent::lookup(self.kind, &self.root, &self.ctx, &mut self.io, logical).expect("lookup")
     }
 
     /// Asserts that a refused request changed nothing.
@@ -106,13 +90,7 @@ impl State {
 
     fn apply(&mut self, op: &Op) {
         match *op {
-            Op::Map {
-                logical,
-                len,
-                unwritten,
-                glue,
-                goal,
-            } => self.do_map(logical, len, unwritten, glue, goal),
+            Op::Map { logical, len, unwritten, glue, goal } => self.do_map(logical, len, unwritten, glue, goal),
             Op::Unmap { start, len } => self.do_unmap(start, u64::from(start) + u64::from(len)),
             Op::Truncate { start } => self.do_unmap(start, 1 << 32),
             Op::MarkWritten { start, len } => self.do_mark_written(start, len),
@@ -122,12 +100,7 @@ impl State {
 
     fn do_map(&mut self, logical: u32, len: u32, unwritten: bool, glue: bool, goal: u64) {
         let end = u64::from(logical) + u64::from(len);
-        let probe = Run {
-            logical,
-            physical: 5000,
-            len,
-            unwritten,
-        };
+        let probe = Run { logical, physical: 5000, len, unwritten };
         if self.kind == MapKind::Indirect && unwritten {
             return self.refused(|s| s.map(probe), MapError::UnwrittenOnIndirect);
         }
@@ -135,46 +108,23 @@ impl State {
             let limit = self.limit();
             return self.refused(|s| s.map(probe), MapError::BeyondMap { end, limit });
         }
-        if let Some((&first, _)) = self
-            .model
-            .range(logical..)
-            .next()
-            .filter(|(l, _)| u64::from(**l) < end)
-        {
+        if let Some((&first, _)) = self.model.range(logical..).next().filter(|(l, _)| u64::from(**l) < end) {
             let physical = self.ctx.blocks_count - u64::from(len);
-            return self.refused(
-                |s| s.map(Run { physical, ..probe }),
-                MapError::AlreadyMapped { logical: first },
-            );
+            return self.refused(|s| s.map(Run { physical, ..probe }), MapError::AlreadyMapped { logical: first });
         }
-        let glued = logical
-            .checked_sub(1)
-            .and_then(|l| self.model.get(&l))
-            .map(|&(p, _)| p + 1);
+        let glued = logical.checked_sub(1).and_then(|l| self.model.get(&l)).map(|&(p, _)| p + 1);
         let goal = if glue { glued.unwrap_or(goal) } else { goal };
         let Some(physical) = self.io.alloc_data(goal, len.into()) else {
             return;
         };
-        self.map(Run {
-            logical,
-            physical,
-            len,
-            unwritten,
-        })
-        .expect("map_range");
+        self.map(Run { logical, physical, len, unwritten }).expect("map_range");
         for k in 0..len {
-            self.model
-                .insert(logical + k, (physical + u64::from(k), unwritten));
+            self.model.insert(logical + k, (physical + u64::from(k), unwritten));
         }
     }
 
     fn do_unmap(&mut self, start: u32, end: u64) {
-        let gone: Vec<u32> = self
-            .model
-            .range(start..)
-            .map(|(&l, _)| l)
-            .take_while(|&l| u64::from(l) < end)
-            .collect();
+        let gone: Vec<u32> = self.model.range(start..).map(|(&l, _)| l).take_while(|&l| u64::from(l) < end).collect();
         let want: std::collections::BTreeSet<u64> = gone.iter().map(|l| self.model[l].0).collect();
         self.unmap(start, end).expect("unmap_range");
         gone.iter().for_each(|l| {
@@ -190,21 +140,10 @@ impl State {
         let end = u64::from(start) + u64::from(len);
         if end > tree::MAX_LOGICAL_BLOCKS {
             let r = |s: &mut Self| tree::mark_written(&mut s.root, &s.ctx, &mut s.io, start, len);
-            return self.refused(
-                r,
-                MapError::BeyondMap {
-                    end,
-                    limit: tree::MAX_LOGICAL_BLOCKS,
-                },
-            );
+            return self.refused(r, MapError::BeyondMap { end, limit: tree::MAX_LOGICAL_BLOCKS });
         }
-        tree::mark_written(&mut self.root, &self.ctx, &mut self.io, start, len)
-            .expect("mark_written");
-        for (_, v) in self
-            .model
-            .range_mut(start..)
-            .take_while(|(l, _)| u64::from(**l) < end)
-        {
+        tree::mark_written(&mut self.root, &self.ctx, &mut self.io, start, len).expect("mark_written");
+        for (_, v) in self.model.range_mut(start..).take_while(|(l, _)| u64::from(**l) < end) {
             v.1 = false;
         }
         assert!(self.io.take_freed_data().is_empty());
@@ -218,18 +157,11 @@ impl State {
                 assert!(run.len >= 1);
                 for k in 0..run.len {
                     let want = (run.physical + u64::from(k), run.unwritten);
-                    assert_eq!(
-                        self.model.get(&(logical + k)),
-                        Some(&want),
-                        "lookup({logical}) run block {k}"
-                    );
+                    assert_eq!(self.model.get(&(logical + k)), Some(&want), "lookup({logical}) run block {k}");
                 }
             }
             Lookup::Hole { next } => {
-                assert!(
-                    !self.model.contains_key(&logical),
-                    "lookup({logical}) says hole"
-                );
+                assert!(!self.model.contains_key(&logical), "lookup({logical}) says hole");
                 let want = self.model.range(logical..).next().map(|(&l, _)| l);
                 assert_eq!(next, want, "lookup({logical}) next");
             }
@@ -244,16 +176,9 @@ impl State {
         };
         assert_eq!(found.blocks, self.model, "decoded map vs model");
         if self.kind == MapKind::Extents {
-            assert!(
-                e2fsck_shape_ok(&found, self.ctx.block_size),
-                "e2fsck would rebuild: {:?}",
-                found.levels
-            );
+            assert!(e2fsck_shape_ok(&found, self.ctx.block_size), "e2fsck would rebuild: {:?}", found.levels);
         }
-        assert_eq!(
-            found.map_blocks, self.io.meta,
-            "map blocks reachable vs allocated"
-        );
+        assert_eq!(found.map_blocks, self.io.meta, "map blocks reachable vs allocated");
         let mut runs = Vec::new();
         ext4_extent::for_each_run(self.kind, &self.root, &self.ctx, &mut self.io, |r| {
             runs.push(r);
@@ -275,11 +200,7 @@ impl State {
             self.check_lookup(l.saturating_add(1));
         }
         if self.model.is_empty() {
-            let empty = if self.kind == MapKind::Extents {
-                fresh_root()
-            } else {
-                [0; 60]
-            };
+            let empty = if self.kind == MapKind::Extents { fresh_root() } else { [0; 60] };
             assert_eq!(self.root, empty, "an empty map is a fresh one");
             assert!(self.io.meta.is_empty());
         }
@@ -320,14 +241,8 @@ fn run_ops(kind: MapKind, block_size: u32, csum: bool, ops: &[Op]) {
 }
 
 fn cases(default: u32) -> ProptestConfig {
-    let n = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig {
-        cases: n,
-        ..ProptestConfig::default()
-    }
+    let n = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    ProptestConfig { cases: n, ..ProptestConfig::default() }
 }
 
 proptest! {
@@ -361,13 +276,7 @@ proptest! {
 fn fill_sparse(s: &mut State, order: &[u32], every: usize) {
     for (i, &k) in order.iter().enumerate() {
         let goal = 2000 + 3 * u64::from(k);
-        s.apply(&Op::Map {
-            logical: 2 * k,
-            len: 1,
-            unwritten: k % 3 == 0,
-            glue: false,
-            goal,
-        });
+        s.apply(&Op::Map { logical: 2 * k, len: 1, unwritten: k % 3 == 0, glue: false, goal });
         if i % every == every - 1 {
             s.check();
         }
@@ -409,39 +318,21 @@ fn append_and_truncate_keep_e2fsck_shape() {
         let n = if block_size == 1024 { 800 } else { 1500 };
         let order: Vec<u32> = (0..n).collect();
         for &k in &order {
-            s.apply(&Op::Map {
-                logical: 2 * k,
-                len: 1,
-                unwritten: false,
-                glue: false,
-                goal: 2000 + 3 * u64::from(k),
-            });
+            s.apply(&Op::Map { logical: 2 * k, len: 1, unwritten: false, glue: false, goal: 2000 + 3 * u64::from(k) });
             let found = s.check();
-            assert!(
-                e2fsck_shape_ok(&found, block_size),
-                "after {k} appends: {:?}",
-                found.levels
-            );
+            assert!(e2fsck_shape_ok(&found, block_size), "after {k} appends: {:?}", found.levels);
         }
         let found = s.check();
         assert!(found.depth >= 2);
         // One leaf write per append, a few more per split: no rebuild on the way.
         let nodes = found.map_blocks.len();
-        assert!(
-            s.io.writes <= n as usize + 3 * nodes,
-            "{} writes for {n} appends and {nodes} nodes",
-            s.io.writes
-        );
+        assert!(s.io.writes <= n as usize + 3 * nodes, "{} writes for {n} appends and {nodes} nodes", s.io.writes);
         let mut end = 2 * n;
         while end > 0 {
             end = end.saturating_sub(37);
             s.do_unmap(end, 1 << 32);
             let found = s.check();
-            assert!(
-                e2fsck_shape_ok(&found, block_size),
-                "after truncate to {end}: {:?}",
-                found.levels
-            );
+            assert!(e2fsck_shape_ok(&found, block_size), "after truncate to {end}: {:?}", found.levels);
         }
         assert_eq!(s.root, fresh_root());
     }
@@ -458,13 +349,8 @@ fn depth_three_slow() {
     let mut s = State::new(MapKind::Extents, common::ctx(1024, true));
     let n = 30_000u32;
     // A fixed scramble of the order (multiplication by a unit mod n).
-    let order: Vec<u32> = (0..n)
-        .map(|i| (u64::from(i) * 7919 % u64::from(n)) as u32)
-        .collect();
-    s.io = MemIo::new(&MapCtx {
-        blocks_count: 400_000,
-        ..s.ctx
-    });
+    let order: Vec<u32> = (0..n).map(|i| (u64::from(i) * 7919 % u64::from(n)) as u32).collect();
+    s.io = MemIo::new(&MapCtx { blocks_count: 400_000, ..s.ctx });
     fill_sparse(&mut s, &order, 5000);
     let found = s.check();
     assert_eq!(found.depth, 3);

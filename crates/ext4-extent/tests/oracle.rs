@@ -27,16 +27,11 @@ use ext4_ondisk::{Geometry, GroupDesc, Inode, InodeFlags, Superblock};
 type Blocks = BTreeMap<u32, (u64, bool)>;
 
 fn tool_present(name: &str) -> bool {
-    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-        .iter()
-        .any(|d| Path::new(d).join(name).exists())
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"].iter().any(|d| Path::new(d).join(name).exists())
 }
 
 fn have_tools() -> bool {
-    let missing: Vec<&str> = ["mke2fs", "debugfs", "e2fsck"]
-        .into_iter()
-        .filter(|t| !tool_present(t))
-        .collect();
+    let missing: Vec<&str> = ["mke2fs", "debugfs", "e2fsck"].into_iter().filter(|t| !tool_present(t)).collect();
     if !missing.is_empty() {
         println!("SKIPPED: e2fsprogs tools missing: {missing:?}");
     }
@@ -44,22 +39,12 @@ fn have_tools() -> bool {
 }
 
 fn run(cmd: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
+    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
 }
 
 fn debugfs(img: &Path, req: &str) -> String {
-    let out = Command::new("debugfs")
-        .args(["-R", req])
-        .arg(img)
-        .output()
-        .expect("debugfs");
+    let out = Command::new("debugfs").args(["-R", req]).arg(img).output().expect("debugfs");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -115,8 +100,7 @@ fn write_sources(dir: &Path, bs: u64) {
     for (name, blocks) in source_files(bs) {
         let f = std::fs::File::create(dir.join(name)).unwrap();
         for l in blocks {
-            f.write_all_at(&block_bytes(l, bs as usize), l * bs)
-                .unwrap();
+            f.write_all_at(&block_bytes(l, bs as usize), l * bs).unwrap();
         }
     }
 }
@@ -152,10 +136,7 @@ impl Image {
     }
 
     fn inode_offset(&self, ino: u32) -> usize {
-        let (g, i) = (
-            (ino - 1) / self.geo.inodes_per_group,
-            (ino - 1) % self.geo.inodes_per_group,
-        );
+        let (g, i) = ((ino - 1) / self.geo.inodes_per_group, (ino - 1) % self.geo.inodes_per_group);
         let bs = self.geo.block_size as usize;
         let ds = self.geo.desc_size as usize;
         let gdt = (self.geo.first_data_block as usize + 1) * bs + g as usize * ds;
@@ -178,10 +159,7 @@ impl Image {
     }
 
     fn ctx(&self, ino: u32, inode: &Inode) -> MapCtx {
-        let seed = self
-            .geo
-            .metadata_csum()
-            .then(|| ext4_ondisk::checksum::inode_seed(self.geo.csum_seed, ino, inode.generation));
+        let seed = self.geo.metadata_csum().then(|| ext4_ondisk::checksum::inode_seed(self.geo.csum_seed, ino, inode.generation));
         MapCtx {
             block_size: self.geo.block_size,
             first_data_block: self.geo.first_data_block,
@@ -225,12 +203,7 @@ impl MapIo for ImgIo<'_> {
     }
 
     fn alloc_block(&mut self, goal: u64) -> Result<u64, TestError> {
-        let b = self
-            .pool
-            .range(goal..)
-            .next()
-            .or(self.pool.iter().next())
-            .copied();
+        let b = self.pool.range(goal..).next().or(self.pool.iter().next()).copied();
         let b = b.ok_or_else(|| TestError::Io("pool exhausted".into()))?;
         self.pool.remove(&b);
         Ok(b)
@@ -248,11 +221,7 @@ impl MapIo for ImgIo<'_> {
 
 fn inode_number(img: &Path, path: &str) -> u32 {
     let out = debugfs(img, &format!("stat {path}"));
-    let tok = out
-        .split_whitespace()
-        .skip_while(|t| *t != "Inode:")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no inode for {path}: {out}"));
+    let tok = out.split_whitespace().skip_while(|t| *t != "Inode:").nth(1).unwrap_or_else(|| panic!("no inode for {path}: {out}"));
     tok.parse().unwrap()
 }
 
@@ -265,11 +234,7 @@ fn debugfs_extents(img: &Path, path: &str) -> (Blocks, BTreeSet<u64>) {
     let out = debugfs(img, &format!("ex {path}"));
     let (mut blocks, mut nodes) = (Blocks::new(), BTreeSet::new());
     for line in out.lines().skip(1) {
-        let t: Vec<String> = line
-            .replace('/', " / ")
-            .split_whitespace()
-            .map(String::from)
-            .collect();
+        let t: Vec<String> = line.replace('/', " / ").split_whitespace().map(String::from).collect();
         if t.len() < 11 {
             continue;
         }
@@ -291,19 +256,10 @@ fn debugfs_extents(img: &Path, path: &str) -> (Blocks, BTreeSet<u64>) {
 /// Data and indirect blocks from the BLOCKS section of `debugfs stat`.
 fn debugfs_indirect(img: &Path, path: &str) -> (Blocks, BTreeSet<u64>) {
     let out = debugfs(img, &format!("stat {path}"));
-    let text: String = out
-        .split("BLOCKS:")
-        .nth(1)
-        .unwrap_or("")
-        .split("TOTAL:")
-        .next()
-        .unwrap_or("")
-        .replace('\n', " ");
+    let text: String = out.split("BLOCKS:").nth(1).unwrap_or("").split("TOTAL:").next().unwrap_or("").replace('\n', " ");
     let (mut blocks, mut nodes) = (Blocks::new(), BTreeSet::new());
     for item in text.split(", ").map(str::trim).filter(|s| !s.is_empty()) {
-        let (what, phys) = item
-            .split_once("):")
-            .unwrap_or_else(|| panic!("odd item {item:?}"));
+        let (what, phys) = item.split_once("):").unwrap_or_else(|| panic!("odd item {item:?}"));
         let what = what.trim_start_matches('(');
         let p0 = num(phys.split('-').next().unwrap());
         if what.ends_with("IND") {
@@ -331,19 +287,10 @@ fn debugfs_map(img: &Path, path: &str, kind: MapKind) -> (Blocks, BTreeSet<u64>)
 /// The map of inode `ino` as this crate reads it from the image bytes.
 fn crate_map(image: &mut Image, ino: u32) -> (MapKind, Vec<Run>, BTreeSet<u64>) {
     let inode = image.inode(ino);
-    let kind = if inode.flags.contains(InodeFlags::EXTENTS) {
-        MapKind::Extents
-    } else {
-        MapKind::Indirect
-    };
+    let kind = if inode.flags.contains(InodeFlags::EXTENTS) { MapKind::Extents } else { MapKind::Indirect };
     let ctx = image.ctx(ino, &inode);
     let bs = ctx.block_size as usize;
-    let mut io = ImgIo {
-        bytes: &mut image.bytes,
-        bs,
-        pool: BTreeSet::new(),
-        freed_data: BTreeSet::new(),
-    };
+    let mut io = ImgIo { bytes: &mut image.bytes, bs, pool: BTreeSet::new(), freed_data: BTreeSet::new() };
     let mut runs = Vec::new();
     ext4_extent::for_each_run(kind, &inode.block, &ctx, &mut io, |r| {
         runs.push(r);
@@ -363,40 +310,22 @@ fn crate_map(image: &mut Image, ino: u32) -> (MapKind, Vec<Run>, BTreeSet<u64>) 
 fn check_lookups(image: &mut Image, ino: u32, kind: MapKind, blocks: &Blocks) {
     let inode = image.inode(ino);
     let ctx = image.ctx(ino, &inode);
-    let mut io = ImgIo {
-        bytes: &mut image.bytes,
-        bs: ctx.block_size as usize,
-        pool: BTreeSet::new(),
-        freed_data: BTreeSet::new(),
-    };
+    let mut io = ImgIo { bytes: &mut image.bytes, bs: ctx.block_size as usize, pool: BTreeSet::new(), freed_data: BTreeSet::new() };
     let mut probes: BTreeSet<u32> = [0].into();
     for r in model_runs(blocks) {
-        probes.extend([
-            r.logical,
-            r.logical + r.len - 1,
-            r.logical + r.len,
-            r.logical.saturating_sub(1),
-        ]);
+        probes.extend([r.logical, r.logical + r.len - 1, r.logical + r.len, r.logical.saturating_sub(1)]);
     }
     for l in probes {
         let got = ext4_extent::lookup(kind, &inode.block, &ctx, &mut io, l).unwrap();
         match got {
             Lookup::Mapped(r) => {
                 for k in 0..r.len {
-                    assert_eq!(
-                        blocks.get(&(l + k)),
-                        Some(&(r.physical + u64::from(k), r.unwritten)),
-                        "lookup({l}) block {k}"
-                    );
+                    assert_eq!(blocks.get(&(l + k)), Some(&(r.physical + u64::from(k), r.unwritten)), "lookup({l}) block {k}");
                 }
             }
             Lookup::Hole { next } => {
                 assert!(!blocks.contains_key(&l));
-                assert_eq!(
-                    next,
-                    blocks.range(l..).next().map(|(&k, _)| k),
-                    "lookup({l}) next"
-                );
+                assert_eq!(next, blocks.range(l..).next().map(|(&k, _)| k), "lookup({l}) next");
             }
         }
     }
@@ -413,12 +342,8 @@ fn expand(runs: &[Run]) -> Blocks {
 }
 
 /// The configurations: file system type, block size, mke2fs -O argument.
-const CONFIGS: [(&str, u64, &str); 4] = [
-    ("ext4", 1024, "metadata_csum"),
-    ("ext4", 4096, "^metadata_csum"),
-    ("ext3", 1024, ""),
-    ("ext3", 4096, ""),
-];
+const CONFIGS: [(&str, u64, &str); 4] =
+    [("ext4", 1024, "metadata_csum"), ("ext4", 4096, "^metadata_csum"), ("ext3", 1024, ""), ("ext3", 4096, "")];
 
 #[test]
 fn reads_what_e2fsprogs_wrote() {
@@ -443,10 +368,7 @@ fn reads_what_e2fsprogs_wrote() {
             let ino = inode_number(&img, path);
             let (kind, runs, nodes) = crate_map(&mut image, ino);
             let (want, want_nodes) = debugfs_map(&img, path, kind);
-            assert!(
-                !want.is_empty(),
-                "{fs} {bs} {path}: debugfs shows no blocks"
-            );
+            assert!(!want.is_empty(), "{fs} {bs} {path}: debugfs shows no blocks");
             assert_eq!(runs, model_runs(&want), "{fs} {bs} {path}: runs");
             assert_eq!(nodes, want_nodes, "{fs} {bs} {path}: map blocks");
             check_lookups(&mut image, ino, kind, &want);
@@ -455,31 +377,17 @@ fn reads_what_e2fsprogs_wrote() {
             }
         }
         if fs == "ext4" {
-            assert_eq!(
-                deepest, 2,
-                "{fs} {bs}: the mixed file should have a depth-2 tree"
-            );
+            assert_eq!(deepest, 2, "{fs} {bs}: the mixed file should have a depth-2 tree");
         }
     }
 }
 
 /// Checks e2fsck's verdict: exit 0 and nothing but the pass headers and summary.
 fn assert_e2fsck_silent(img: &Path) {
-    let out = Command::new("e2fsck")
-        .arg("-fn")
-        .arg(img)
-        .output()
-        .expect("e2fsck");
+    let out = Command::new("e2fsck").arg("-fn").arg(img).output().expect("e2fsck");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let extra: Vec<&str> = stdout
-        .lines()
-        .filter(|l| !l.starts_with("Pass ") && !l.contains(" files ("))
-        .collect();
-    assert!(
-        out.status.success() && extra.is_empty(),
-        "e2fsck -fn {}:\n{stdout}",
-        img.display()
-    );
+    let extra: Vec<&str> = stdout.lines().filter(|l| !l.starts_with("Pass ") && !l.contains(" files (")).collect();
+    assert!(out.status.success() && extra.is_empty(), "e2fsck -fn {}:\n{stdout}", img.display());
 }
 
 /// Rebuilds `/mixed`'s map with this crate: runs inserted in a scrambled
@@ -491,19 +399,9 @@ fn rebuild(image: &mut Image, img: &Path, ino: u32, kind: MapKind) -> Blocks {
     debugfs_w(img, &format!("kill_file <{ino}>"));
     *image = Image::open(img);
     let out = debugfs(img, &format!("ffb 400 {}", image.geo.blocks_count / 2));
-    let extra = out
-        .split(':')
-        .nth(1)
-        .unwrap_or("")
-        .split_whitespace()
-        .map(num);
+    let extra = out.split(':').nth(1).unwrap_or("").split_whitespace().map(num);
     let data: BTreeSet<u64> = original.values().map(|v| v.0).collect();
-    let pool: BTreeSet<u64> = old_nodes
-        .iter()
-        .copied()
-        .chain(extra)
-        .filter(|b| !data.contains(b))
-        .collect();
+    let pool: BTreeSet<u64> = old_nodes.iter().copied().chain(extra).filter(|b| !data.contains(b)).collect();
 
     let mut inode = image.inode(ino);
     let ctx = image.ctx(ino, &inode);
@@ -511,12 +409,7 @@ fn rebuild(image: &mut Image, img: &Path, ino: u32, kind: MapKind) -> Blocks {
     if kind == MapKind::Extents {
         tree::init(&mut root);
     }
-    let mut io = ImgIo {
-        bytes: &mut image.bytes,
-        bs: ctx.block_size as usize,
-        pool,
-        freed_data: BTreeSet::new(),
-    };
+    let mut io = ImgIo { bytes: &mut image.bytes, bs: ctx.block_size as usize, pool, freed_data: BTreeSet::new() };
     let extents = kind == MapKind::Extents;
     // Pieces of at most 40 blocks, in a scrambled order.
     let mut pieces: Vec<Run> = runs
@@ -533,44 +426,25 @@ fn rebuild(image: &mut Image, img: &Path, ino: u32, kind: MapKind) -> Blocks {
     let n = pieces.len();
     pieces = (0..n).map(|i| pieces[i * 7919 % n]).collect();
     for (i, p) in pieces.iter().enumerate() {
-        let run = Run {
-            unwritten: extents && i % 3 == 0,
-            ..*p
-        };
+        let run = Run { unwritten: extents && i % 3 == 0, ..*p };
         ext4_extent::map_range(kind, &mut root, &ctx, &mut io, run).unwrap();
     }
     let mut want = original.clone();
     if extents {
         for (l, v) in want.iter_mut() {
-            v.1 = pieces
-                .iter()
-                .enumerate()
-                .any(|(i, p)| i % 3 == 0 && (p.logical..p.logical + p.len).contains(l));
+            v.1 = pieces.iter().enumerate().any(|(i, p)| i % 3 == 0 && (p.logical..p.logical + p.len).contains(l));
         }
         let kept = 320..340u32;
         tree::mark_written(&mut root, &ctx, &mut io, 0, kept.start).unwrap();
         tree::mark_written(&mut root, &ctx, &mut io, kept.end, u32::MAX - kept.end).unwrap();
-        want.iter_mut()
-            .filter(|(l, _)| !kept.contains(l))
-            .for_each(|(_, v)| v.1 = false);
+        want.iter_mut().filter(|(l, _)| !kept.contains(l)).for_each(|(_, v)| v.1 = false);
     }
     for punched in [100..110u32, 150..151, 400..700] {
-        ext4_extent::unmap_range(
-            kind,
-            &mut root,
-            &ctx,
-            &mut io,
-            punched.start,
-            punched.end.into(),
-        )
-        .unwrap();
+        ext4_extent::unmap_range(kind, &mut root, &ctx, &mut io, punched.start, punched.end.into()).unwrap();
         want.retain(|l, _| !punched.contains(l));
     }
     let freed = std::mem::take(&mut io.freed_data);
-    let gone: BTreeSet<u64> = data
-        .difference(&want.values().map(|v| v.0).collect())
-        .copied()
-        .collect();
+    let gone: BTreeSet<u64> = data.difference(&want.values().map(|v| v.0).collect()).copied().collect();
     assert_eq!(freed, gone, "data blocks freed by the punches");
     let mut map_blocks = 0u64;
     ext4_extent::for_each_map_block(kind, &root, &ctx, &mut io, |_| {
@@ -595,23 +469,11 @@ fn kernel_reads(img: &Path, scratch: &Scratch, want: &Blocks, bs: u64) {
     }
     let mnt = std::env::temp_dir().join(format!("ext4-extent-mnt-{}", std::process::id()));
     std::fs::create_dir_all(&mnt).unwrap();
-    let (ok, out) = run(
-        "mount",
-        &[
-            "-o",
-            "ro,loop",
-            img.to_str().unwrap(),
-            mnt.to_str().unwrap(),
-        ],
-    );
+    let (ok, out) = run("mount", &["-o", "ro,loop", img.to_str().unwrap(), mnt.to_str().unwrap()]);
     assert!(ok, "mount: {out}");
     let result = std::panic::catch_unwind(|| {
         let f = std::fs::File::open(mnt.join("mixed")).unwrap();
-        let all = source_files(bs)
-            .into_iter()
-            .find(|(n, _)| *n == "mixed")
-            .unwrap()
-            .1;
+        let all = source_files(bs).into_iter().find(|(n, _)| *n == "mixed").unwrap().1;
         for l in all {
             let mut got = vec![0u8; bs as usize];
             f.read_exact_at(&mut got, l * bs).unwrap();
@@ -651,11 +513,7 @@ fn e2fsck_accepts_rebuilt_maps() {
         assert_e2fsck_silent(&img);
         let mut image = Image::open(&img);
         let ino = inode_number(&img, "/mixed");
-        let kind = if fs == "ext4" {
-            MapKind::Extents
-        } else {
-            MapKind::Indirect
-        };
+        let kind = if fs == "ext4" { MapKind::Extents } else { MapKind::Indirect };
         let want = rebuild(&mut image, &img, ino, kind);
         assert_e2fsck_silent(&img);
         let (seen, _) = debugfs_map(&img, "/mixed", kind);

@@ -129,7 +129,11 @@ impl Filesystem {
     pub(crate) fn free_blocks(&mut self, start: u64, count: u64, meta: bool) -> Result<()> {
         let end = start.checked_add(count).filter(|&e| e <= self.geo.blocks_count && start >= u64::from(self.geo.first_data_block));
         if end.is_none() {
-            return Err(Error::corrupt(Structure::BlockBitmap, Location::Block(start), format!("freeing {count} blocks outside the filesystem")));
+            return Err(Error::corrupt(
+                Structure::BlockBitmap,
+                Location::Block(start),
+                format!("freeing {count} blocks outside the filesystem"),
+            ));
         }
         if meta {
             for b in start..start + count {
@@ -154,7 +158,11 @@ impl Filesystem {
                 let bb = self.block_bitmap(g)?;
                 let all_used = self.read_meta(bb, |d| bitmap::range_is_used(d, idx as usize, n as usize))?;
                 if !all_used {
-                    return Err(Error::corrupt(Structure::BlockBitmap, Location::Group(g), format!("freeing block {b}+{n} that is already free")));
+                    return Err(Error::corrupt(
+                        Structure::BlockBitmap,
+                        Location::Group(g),
+                        format!("freeing block {b}+{n} that is already free"),
+                    ));
                 }
                 self.modify_meta(bb, |d| bitmap::clear_range(d, idx as usize, n as usize))?;
                 self.group_mut(g).free_blocks_count += n as u32;
@@ -190,7 +198,9 @@ impl Filesystem {
         } else {
             group_for_file(&counts, parent_group, flex)
         };
-        let Some(first) = first else { return Err(self.counts_disagree("free inode count is positive but no group has one")) };
+        let Some(first) = first else {
+            return Err(self.counts_disagree("free inode count is positive but no group has one"));
+        };
         let n = self.geo.group_count;
         for i in 0..n {
             let g = (first + i) % n;

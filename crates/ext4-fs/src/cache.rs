@@ -87,7 +87,6 @@ impl BlockCache {
         }
     }
 
-
     pub(crate) fn dirty_count(&self) -> usize {
         self.dirty.len()
     }
@@ -96,15 +95,6 @@ impl BlockCache {
     pub(crate) fn take_dirty(&mut self) -> Vec<(u64, Box<[u8]>)> {
         let dirty = std::mem::take(&mut self.dirty);
         dirty.into_iter().filter_map(|b| self.slots.get(&b).map(|s| (b, s.data.clone()))).collect()
-    }
-
-
-    /// Drops every clean block (after the device changed underneath, e.g. journal replay).
-    pub(crate) fn clear_clean(&mut self) {
-        let dirty = &self.dirty;
-        self.slots.retain(|b, _| dirty.contains(b));
-        self.ring.retain(|b| dirty.contains(b));
-        self.hand = 0;
     }
 
     fn make_room(&mut self) {

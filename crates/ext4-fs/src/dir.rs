@@ -69,6 +69,7 @@ impl Filesystem {
         DirCtx {
             block_size: self.geo.block_size,
             csum_seed: self.inode_seed(dir.ino, dir.inode.generation),
+            verify_checksums: self.opts.verify_checksums,
             filetype: f.incompat.contains(Incompat::FILETYPE),
             dir_index: f.compat.contains(Compat::DIR_INDEX),
             large_dir: f.incompat.contains(Incompat::LARGEDIR),

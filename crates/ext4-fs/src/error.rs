@@ -41,7 +41,9 @@ impl fmt::Display for Location {
             Self::Block(b) => write!(f, "block {b}"),
             Self::Inode(i) => write!(f, "inode {i}"),
             Self::InodeBlock { ino, block } => write!(f, "inode {ino}, block {block}"),
-            Self::DirBlock { ino, logical } => write!(f, "directory inode {ino}, logical block {logical}"),
+            Self::DirBlock { ino, logical } => {
+                write!(f, "directory inode {ino}, logical block {logical}")
+            }
         }
     }
 }
@@ -68,12 +70,7 @@ impl fmt::Display for Corruption {
 impl Corruption {
     /// A corruption report from a parser error.
     pub fn from_format(e: &FormatError, location: Location) -> Self {
-        Self {
-            structure: e.structure(),
-            location,
-            detail: e.to_string(),
-            checksum: matches!(e, FormatError::Checksum { .. }),
-        }
+        Self { structure: e.structure(), location, detail: e.to_string(), checksum: matches!(e, FormatError::Checksum { .. }) }
     }
 
     /// A corruption report with a free-form reason.
@@ -159,23 +156,23 @@ impl Error {
     /// The errno a Linux kernel would return for this error.
     pub fn errno(&self) -> i32 {
         match self {
-            Self::NotFound(_) => 2,           // ENOENT
-            Self::Exists(_) => 17,            // EEXIST
-            Self::NotEmpty(_) => 39,          // ENOTEMPTY
-            Self::NotADirectory(_) => 20,     // ENOTDIR
-            Self::IsADirectory(_) => 21,      // EISDIR
-            Self::NameTooLong(_) => 36,       // ENAMETOOLONG
-            Self::SymlinkLoop(_) => 40,       // ELOOP
-            Self::TooManyLinks => 31,         // EMLINK
-            Self::NoSpace => 28,              // ENOSPC
-            Self::FileTooLarge => 27,         // EFBIG
-            Self::ReadOnly => 30,             // EROFS
-            Self::NotPermitted(_) => 1,       // EPERM
-            Self::InvalidArgument(_) => 22,   // EINVAL
-            Self::NoAttribute => 61,          // ENODATA
-            Self::TooBig(_) => 34,            // ERANGE
-            Self::Unsupported(_) => 95,       // EOPNOTSUPP
-            Self::Corrupt(_) => 117,          // EUCLEAN
+            Self::NotFound(_) => 2,         // ENOENT
+            Self::Exists(_) => 17,          // EEXIST
+            Self::NotEmpty(_) => 39,        // ENOTEMPTY
+            Self::NotADirectory(_) => 20,   // ENOTDIR
+            Self::IsADirectory(_) => 21,    // EISDIR
+            Self::NameTooLong(_) => 36,     // ENAMETOOLONG
+            Self::SymlinkLoop(_) => 40,     // ELOOP
+            Self::TooManyLinks => 31,       // EMLINK
+            Self::NoSpace => 28,            // ENOSPC
+            Self::FileTooLarge => 27,       // EFBIG
+            Self::ReadOnly => 30,           // EROFS
+            Self::NotPermitted(_) => 1,     // EPERM
+            Self::InvalidArgument(_) => 22, // EINVAL
+            Self::NoAttribute => 61,        // ENODATA
+            Self::TooBig(_) => 34,          // ERANGE
+            Self::Unsupported(_) => 95,     // EOPNOTSUPP
+            Self::Corrupt(_) => 117,        // EUCLEAN
             Self::Device(e) => e.errno(),
         }
     }

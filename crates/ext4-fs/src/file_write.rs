@@ -28,7 +28,9 @@ impl Filesystem {
         match ib.file_type() {
             FileType::Regular => {}
             FileType::Directory => return Err(Error::IsADirectory(format!("inode {ino}"))),
-            _ => return Err(Error::InvalidArgument(format!("inode {ino} is not a regular file"))),
+            _ => {
+                return Err(Error::InvalidArgument(format!("inode {ino} is not a regular file")));
+            }
         }
         if ib.inode.flags.contains(InodeFlags::IMMUTABLE) {
             return Err(Error::NotPermitted("the file is immutable"));

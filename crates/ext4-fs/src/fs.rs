@@ -244,7 +244,7 @@ impl Filesystem {
         }
         let mut buf = vec![0u8; self.block_size()].into_boxed_slice();
         let src = self.journal.overlay_location(block).unwrap_or(block);
-        self.dev.read_at(src * self.geo.block_size as u64, &mut buf)?;
+        self.dev.read_at(src * u64::from(self.geo.block_size), &mut buf)?;
         Ok(f(cache.insert_clean(block, buf)))
     }
 

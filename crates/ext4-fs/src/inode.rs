@@ -69,11 +69,7 @@ impl Filesystem {
     pub(crate) fn read_inode_raw(&self, ino: u32) -> Result<InodeBuf> {
         let (block, off) = self.inode_location(ino)?;
         let isz = self.geo.inode_size as usize;
-        let raw = if self.inode_uninitialized(ino) {
-            vec![0u8; isz]
-        } else {
-            self.read_meta(block, |d| d[off..off + isz].to_vec())?
-        };
+        let raw = if self.inode_uninitialized(ino) { vec![0u8; isz] } else { self.read_meta(block, |d| d[off..off + isz].to_vec())? };
         if self.opts.verify_checksums && self.geo.metadata_csum() && raw.iter().any(|&b| b != 0) {
             verify_inode_checksum(self.geo.csum_seed, ino, &raw).map_err(|e| Error::format(&e, Location::Inode(ino)))?;
         }

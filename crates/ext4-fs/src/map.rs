@@ -68,7 +68,8 @@ impl Filesystem {
         let mut done = 0usize;
         while done < n {
             let pos = offset + done as u64;
-            let logical = u32::try_from(pos / bs).map_err(|_| corrupt_in(Structure::Inode, ib.ino, "size beyond the addressable blocks"))?;
+            let logical =
+                u32::try_from(pos / bs).map_err(|_| corrupt_in(Structure::Inode, ib.ino, "size beyond the addressable blocks"))?;
             let in_block = pos % bs;
             let left = (n - done) as u64;
             match self.lookup_block(ib, logical)? {

@@ -269,7 +269,7 @@ impl Filesystem {
     pub(crate) fn release_inode(&mut self, c: &mut InodeBuf) -> Result<()> {
         let was_dir = c.is_dir();
         let has_blocks = !c.inode.has_inline_data()
-            && !(c.file_type() == FileType::Symlink && self.is_fast_symlink(c))
+            && (c.file_type() != FileType::Symlink || !self.is_fast_symlink(c))
             && !matches!(c.file_type(), FileType::CharDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket);
         if has_blocks {
             self.unmap(c, 0, 1u64 << 32)?;

@@ -118,7 +118,8 @@ impl Copier<'_, '_> {
     }
 
     fn children(&mut self, src: &Path, dir: u32) -> Result<()> {
-        let mut entries: Vec<_> = std::fs::read_dir(src).map_err(|e| host(src, e))?.collect::<std::io::Result<_>>().map_err(|e| host(src, e))?;
+        let mut entries: Vec<_> =
+            std::fs::read_dir(src).map_err(|e| host(src, e))?.collect::<std::io::Result<_>>().map_err(|e| host(src, e))?;
         // Sorted, so that images are reproducible whatever order the host lists.
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
@@ -182,11 +183,8 @@ impl Copier<'_, '_> {
                 }
             }
         }
-        let a = SetAttr {
-            atime: Some(ts(md.atime(), md.atime_nsec())),
-            mtime: Some(ts(md.mtime(), md.mtime_nsec())),
-            ..SetAttr::default()
-        };
+        let a =
+            SetAttr { atime: Some(ts(md.atime(), md.atime_nsec())), mtime: Some(ts(md.mtime(), md.mtime_nsec())), ..SetAttr::default() };
         self.fs.set_attr(ino, a)
     }
 }

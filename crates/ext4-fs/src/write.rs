@@ -46,9 +46,12 @@ pub(crate) struct WriteState {
     pub(crate) verified_bitmaps: HashSet<(u32, bool)>,
 }
 
+/// A block's cached state saved for undo: its bytes and whether they were dirty.
+type SavedBlock = Option<(Box<[u8]>, bool)>;
+
 /// The state before the operation in progress touched it.
 pub(crate) struct Undo {
-    blocks: HashMap<u64, Option<(Box<[u8]>, bool)>>,
+    blocks: HashMap<u64, SavedBlock>,
     groups: HashMap<u32, ext4_ondisk::GroupDesc>,
     dirty_groups: BTreeMap<u32, (bool, bool)>,
     sb: ext4_ondisk::Superblock,
@@ -162,9 +165,8 @@ impl Filesystem {
     /// Saves block `block`'s state the first time the current operation touches it.
     fn undo_save(&mut self, block: u64) {
         if let Some(u) = &mut self.write.undo {
-            if !u.blocks.contains_key(&block) {
-                let state = self.cache.lock().unwrap_or_else(|e| e.into_inner()).save(block);
-                u.blocks.insert(block, state);
+            if let std::collections::hash_map::Entry::Vacant(slot) = u.blocks.entry(block) {
+                slot.insert(self.cache.lock().unwrap_or_else(|e| e.into_inner()).save(block));
             }
         }
     }
@@ -322,7 +324,9 @@ impl Filesystem {
     /// Drops a handle taken by [`Filesystem::pin`]; the last handle of an
     /// unlinked inode frees it.
     pub fn release(&mut self, ino: u32) -> Result<()> {
-        let Some(n) = self.write.open.get_mut(&ino) else { return Ok(()) };
+        let Some(n) = self.write.open.get_mut(&ino) else {
+            return Ok(());
+        };
         *n -= 1;
         if *n > 0 {
             return Ok(());

@@ -1,9 +1,7 @@
 //! Reading extended attributes: the in-inode area, the external block, and
 //! values stored in EA inodes (`ea_inode`).
 
-use ext4_ondisk::xattr::{
-    BLOCK_HEADER_SIZE, XATTR_MAGIC, XattrEntry, XattrEntryIter, decode_name, parse_block_header, verify_xattr_block,
-};
+use ext4_ondisk::xattr::{BLOCK_HEADER_SIZE, XATTR_MAGIC, XattrEntry, XattrEntryIter, decode_name, parse_block_header, verify_xattr_block};
 use ext4_ondisk::{InodeFlags, Structure};
 
 use crate::error::{Error, Location, Result};
@@ -55,11 +53,7 @@ impl Filesystem {
     }
 
     /// Calls `f` for every attribute with its place, entry and value.
-    pub(crate) fn for_each_xattr(
-        &self,
-        ib: &InodeBuf,
-        mut f: impl FnMut(XattrPlace, &XattrEntry<'_>, &[u8]) -> Result<()>,
-    ) -> Result<()> {
+    pub(crate) fn for_each_xattr(&self, ib: &InodeBuf, mut f: impl FnMut(XattrPlace, &XattrEntry<'_>, &[u8]) -> Result<()>) -> Result<()> {
         let area = ib.xattr_area();
         if area.len() >= 4 && ext4_ondisk::get_u32(area, 0) == XATTR_MAGIC {
             let entries = &area[4..];
@@ -101,7 +95,11 @@ impl Filesystem {
         let start = usize::from(e.value_offs);
         match base.get(start..start + size) {
             Some(v) => Ok(v.to_vec()),
-            None => Err(Error::corrupt(structure, Location::Inode(ino), format!("value of {size} bytes at offset {start} lies outside the xattr area"))),
+            None => Err(Error::corrupt(
+                structure,
+                Location::Inode(ino),
+                format!("value of {size} bytes at offset {start} lies outside the xattr area"),
+            )),
         }
     }
 
@@ -109,7 +107,11 @@ impl Filesystem {
     fn ea_inode_value(&self, ino: u32, value_ino: u32, size: usize) -> Result<Vec<u8>> {
         let ea = self.read_inode(value_ino)?;
         if !ea.inode.flags.contains(InodeFlags::EA_INODE) || ea.inode.size != size as u64 {
-            return Err(Error::corrupt(Structure::InodeXattrs, Location::Inode(ino), format!("EA inode {value_ino} is not a matching value inode")));
+            return Err(Error::corrupt(
+                Structure::InodeXattrs,
+                Location::Inode(ino),
+                format!("EA inode {value_ino} is not a matching value inode"),
+            ));
         }
         let mut v = vec![0u8; size];
         let n = self.read_mapped(&ea, 0, &mut v, size as u64)?;

@@ -61,7 +61,9 @@ impl Filesystem {
             let mut attrs = fs.collect_attrs(&ib)?;
             let pos = attrs.iter().position(|a| a.index == index && a.name == suffix);
             match (pos, mode) {
-                (Some(_), XattrMode::Create) => return Err(Error::Exists(String::from_utf8_lossy(name).into_owned())),
+                (Some(_), XattrMode::Create) => {
+                    return Err(Error::Exists(String::from_utf8_lossy(name).into_owned()));
+                }
                 (None, XattrMode::Replace) => return Err(Error::NoAttribute),
                 (Some(i), _) => attrs[i].value = value.to_vec(),
                 (None, _) => attrs.push(Attr { index, name: suffix.to_vec(), value: value.to_vec() }),
@@ -233,7 +235,15 @@ fn write_body(area: &mut [u8], attrs: &[Attr]) {
         value_end -= vl;
         entries[value_end..value_end + a.value.len()].copy_from_slice(&a.value);
         let offs = if a.value.is_empty() { 0 } else { value_end as u16 };
-        let e = XattrEntry { offset: pos, name_index: a.index, name: &a.name, value_offs: offs, value_inum: 0, value_size: a.value.len() as u32, hash: a.hash() };
+        let e = XattrEntry {
+            offset: pos,
+            name_index: a.index,
+            name: &a.name,
+            value_offs: offs,
+            value_inum: 0,
+            value_size: a.value.len() as u32,
+            hash: a.hash(),
+        };
         write_entry(entries, pos, &e);
         pos += entry_len(a.name.len());
     }
@@ -260,7 +270,15 @@ fn build_block(attrs: &[Attr], bs: usize) -> Option<Vec<u8>> {
         let offs = if a.value.is_empty() { 0 } else { value_end as u16 };
         let h = a.hash();
         hashes.push(h);
-        let e = XattrEntry { offset: pos, name_index: a.index, name: &a.name, value_offs: offs, value_inum: 0, value_size: a.value.len() as u32, hash: h };
+        let e = XattrEntry {
+            offset: pos,
+            name_index: a.index,
+            name: &a.name,
+            value_offs: offs,
+            value_inum: 0,
+            value_size: a.value.len() as u32,
+            hash: h,
+        };
         write_entry(&mut b, pos, &e);
         pos += entry_len(a.name.len());
     }

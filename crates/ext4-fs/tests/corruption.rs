@@ -12,8 +12,13 @@ use ext4_testkit::fixtures;
 use ext4_testkit::oracle::debugfs;
 
 /// A copy of the ext4-default fixture to damage.
-fn copy_fixture(tag: &str) -> Option<(PathBuf, common::Scratch)> {
-    let p = fixtures::profile("ext4-default").unwrap();
+fn copy_fixture(tag: &str) -> Option<(PathBuf, common::Scratch, u64)> {
+    copy_profile("ext4-default", tag)
+}
+
+/// A copy of a fixture profile's image to damage.
+fn copy_profile(profile: &str, tag: &str) -> Option<(PathBuf, common::Scratch, u64)> {
+    let p = fixtures::profile(profile).unwrap();
     if let Some(why) = fixtures::unavailable(&p) {
         println!("SKIPPED: {why}");
         return None;
@@ -21,7 +26,8 @@ fn copy_fixture(tag: &str) -> Option<(PathBuf, common::Scratch)> {
     let (img, _) = fixtures::image(&p).unwrap();
     let path = std::env::temp_dir().join(format!("ext4fs-corrupt-{}-{tag}.img", std::process::id()));
     std::fs::copy(&img, &path).unwrap();
-    Some((path.clone(), common::Scratch { path }))
+    let bs = block_size(&path);
+    Some((path.clone(), common::Scratch { path }, bs))
 }
 
 fn flip(path: &Path, offset: u64) {
@@ -39,7 +45,14 @@ fn number_after(text: &str, label: &str) -> u64 {
     text[i..].trim_start().split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
 }
 
-const BS: u64 = 4096;
+/// The block size of an image, from its superblock.
+fn block_size(path: &Path) -> u64 {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path).unwrap();
+    let mut b = [0u8; 4];
+    f.read_exact_at(&mut b, 1024 + 24).unwrap();
+    1024 << u32::from_le_bytes(b)
+}
 
 fn expect_corrupt<T: std::fmt::Debug>(r: Result<T, Error>, structure: Structure) {
     match r {
@@ -57,73 +70,89 @@ fn open(path: &Path) -> Result<Filesystem, Error> {
 
 #[test]
 fn superblock() {
-    let Some((p, _s)) = copy_fixture("sb") else { return };
+    let Some((p, _s, _)) = copy_fixture("sb") else {
+        return;
+    };
     flip(&p, 1024 + 0x78); // s_volume_name
     expect_corrupt(open(&p), Structure::Superblock);
 }
 
 #[test]
 fn group_descriptor() {
-    let Some((p, _s)) = copy_fixture("gd") else { return };
-    flip(&p, BS + 0x0E); // group 0, bg_free_inodes_count_lo
+    let Some((p, _s, bs)) = copy_fixture("gd") else {
+        return;
+    };
+    let gdt = if bs == 1024 { 2048 } else { bs }; // the block after the superblock's
+    flip(&p, gdt + 0x0E); // group 0, bg_free_inodes_count_lo
     expect_corrupt(open(&p), Structure::GroupDesc);
 }
 
 #[test]
 fn inode() {
-    let Some((p, _s)) = copy_fixture("inode") else { return };
+    let Some((p, _s, bs)) = copy_fixture("inode") else {
+        return;
+    };
     let ino = number_after(&debugfs(&p, "stat /special/x"), "Inode:");
     let loc = debugfs(&p, &format!("imap <{ino}>"));
     let block = number_after(&loc, "located at block");
     let off = number_after(&loc, "offset");
-    flip(&p, block * BS + off + 0x10); // i_mtime
+    flip(&p, block * bs + off + 0x10); // i_mtime
     let fs = open(&p).unwrap();
     expect_corrupt(fs.metadata("/special/x"), Structure::Inode);
 }
 
 #[test]
 fn directory_block() {
-    let Some((p, _s)) = copy_fixture("dir") else { return };
-    let blocks = debugfs(&p, "blocks /special");
-    let first: u64 = blocks.split_whitespace().next().unwrap().parse().unwrap();
-    flip(&p, first * BS + 30); // inside the entries of the first leaf
+    let Some((p, _s, bs)) = copy_fixture("dir") else {
+        return;
+    };
+    let first: u64 = debugfs(&p, "bmap /special 0").trim().parse().unwrap();
+    flip(&p, first * bs + 30); // inside the entries of the first leaf
     let fs = open(&p).unwrap();
     expect_corrupt(fs.read_dir("/special"), Structure::DirBlock);
 }
 
 #[test]
 fn htree_node() {
-    let Some((p, _s)) = copy_fixture("dx") else { return };
-    let blocks = debugfs(&p, "blocks /bigdir");
-    let root: u64 = blocks.split_whitespace().next().unwrap().parse().unwrap();
-    flip(&p, root * BS + 0x2A); // a dx entry of the root
+    // The kernel indexes big directories (mke2fs -d does not).
+    let Some((p, _s, bs)) = copy_profile("ext4-kernel", "dx") else {
+        return;
+    };
+    let dump = debugfs(&p, "htree_dump /bigdir");
+    assert!(dump.contains("Root node dump"), "/bigdir is not indexed:\n{dump}");
+    let root: u64 = debugfs(&p, "bmap /bigdir 0").trim().parse().unwrap();
+    flip(&p, root * bs + 0x2A); // a dx entry of the root
     let fs = open(&p).unwrap();
     expect_corrupt(fs.lookup("/bigdir/entry-0000001-nonexistent"), Structure::DxNode);
 }
 
 #[test]
 fn xattr_block() {
-    let Some((p, _s)) = copy_fixture("xattr") else { return };
+    let Some((p, _s, bs)) = copy_fixture("xattr") else {
+        return;
+    };
     // f000000.dat carries the 700-byte user.big value, which lives in a block.
     // (make-tree.py hard-links it as /special/hardlink-a.)
     let path = "/special/hardlink-a";
     let st = debugfs(&p, &format!("stat {path}"));
     let block = number_after(&st, "File ACL:");
     assert_ne!(block, 0, "fixture file has no xattr block:\n{st}");
-    flip(&p, block * BS + 40);
+    flip(&p, block * bs + 40);
     let fs = open(&p).unwrap();
     expect_corrupt(fs.xattrs(path), Structure::XattrBlock);
 }
 
 #[test]
 fn extent_block() {
-    let Some((p, _s)) = copy_fixture("extent") else { return };
+    let Some((p, _s, bs)) = copy_fixture("extent") else {
+        return;
+    };
     // Make a file whose tree needs a leaf block: every other block written.
     {
         let mut fs = Filesystem::open_path(&p, OpenOptions::read_write()).unwrap();
         let ino = fs.create("/fragmented", 0o644).unwrap();
         for i in 0..20u64 {
-            fs.write_at(ino, i * 2 * BS, &[0xAB; 100]).unwrap();
+            fs.write_at(ino, i * 2 * bs, &[0xAB; 100]).unwrap();
         }
         fs.close().unwrap();
     }
@@ -131,18 +160,21 @@ fn extent_block() {
     // The first line below the header is the index (level 0) pointing at the leaf block.
     let line = ex.lines().find(|l| l.trim_start().starts_with("0/ 1")).unwrap_or_else(|| panic!("no depth-1 tree:\n{ex}"));
     let leaf: u64 = line.split_whitespace().rev().nth(1).unwrap().parse().unwrap();
-    flip(&p, leaf * BS + 20);
+    flip(&p, leaf * bs + 20);
     let fs = open(&p).unwrap();
     expect_corrupt(fs.read("/fragmented"), Structure::ExtentNode);
 }
 
 #[test]
 fn block_bitmap() {
-    let Some((p, _s)) = copy_fixture("bitmap") else { return };
+    let Some((p, _s, bs)) = copy_fixture("bitmap") else {
+        return;
+    };
     let dump = ext4_testkit::oracle::dumpe2fs(&p, false);
     let bb = number_after(&dump, "Block bitmap at");
-    flip(&p, bb * BS + 3000); // a bit far from the used ones
+    flip(&p, bb * bs + bs * 3 / 4); // a bit far from the used ones
     let mut fs = Filesystem::open_path(&p, OpenOptions::read_write()).unwrap();
-    let ino = fs.create("/new", 0o644).unwrap();
-    expect_corrupt(fs.write_at(ino, 0, b"data"), Structure::BlockBitmap);
+    // Detected on first use of the group's bitmap, whichever step that is.
+    let r = fs.create("/new", 0o644).and_then(|ino| fs.write_at(ino, 0, b"data"));
+    expect_corrupt(r, Structure::BlockBitmap);
 }

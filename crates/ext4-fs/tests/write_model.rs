@@ -62,7 +62,9 @@ fn run_case(kind: &Kind, ops: &[Op], case: usize) -> Result<(), TestCaseError> {
                 model.entry(n).or_default();
             }
             Op::Write { file, offset, len, seed } => {
-                let Some(data) = model.get_mut(&file) else { continue };
+                let Some(data) = model.get_mut(&file) else {
+                    continue;
+                };
                 let ino = f.lookup(name(file)).unwrap();
                 let bytes = pattern(seed, len as usize);
                 f.write_at(ino, u64::from(offset), &bytes).unwrap();
@@ -73,13 +75,17 @@ fn run_case(kind: &Kind, ops: &[Op], case: usize) -> Result<(), TestCaseError> {
                 data[offset as usize..end].copy_from_slice(&bytes);
             }
             Op::Truncate { file, size } => {
-                let Some(data) = model.get_mut(&file) else { continue };
+                let Some(data) = model.get_mut(&file) else {
+                    continue;
+                };
                 let ino = f.lookup(name(file)).unwrap();
                 f.truncate(ino, u64::from(size)).unwrap();
                 data.resize(size as usize, 0);
             }
             Op::Fallocate { file, offset, len, keep } => {
-                let Some(data) = model.get_mut(&file) else { continue };
+                let Some(data) = model.get_mut(&file) else {
+                    continue;
+                };
                 let ino = f.lookup(name(file)).unwrap();
                 let r = f.fallocate(ino, u64::from(offset), u64::from(len), keep);
                 if !extents {
@@ -93,7 +99,9 @@ fn run_case(kind: &Kind, ops: &[Op], case: usize) -> Result<(), TestCaseError> {
                 }
             }
             Op::Punch { file, offset, len } => {
-                let Some(data) = model.get_mut(&file) else { continue };
+                let Some(data) = model.get_mut(&file) else {
+                    continue;
+                };
                 let ino = f.lookup(name(file)).unwrap();
                 f.punch_hole(ino, u64::from(offset), u64::from(len)).unwrap();
                 let end = ((offset + len) as usize).min(data.len());
@@ -142,11 +150,11 @@ fn random_file_operations_match_the_model() {
     }
     for kind in KINDS {
         let mut runner = TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() });
-        let mut case = 0;
+        let case = std::cell::Cell::new(0);
         runner
             .run(&proptest::collection::vec(op(), 1..30), |ops| {
-                case += 1;
-                run_case(kind, &ops, case)
+                case.set(case.get() + 1);
+                run_case(kind, &ops, case.get())
             })
             .unwrap_or_else(|e| panic!("{}: {e}", kind.name));
     }

@@ -104,7 +104,8 @@ impl Ext4Fuse {
     }
 
     /// Creates a node owned by the caller, inheriting a setgid parent's group.
-    fn make(&self, req: &Request, parent: INodeNo, name: &OsStr, ft: FileType, mode: u32, rdev: u32, target: Option<&[u8]>) -> Result<(FileAttr, Generation, u32), Errno> {
+    fn make(&self, req: &Request, parent: INodeNo, name: &OsStr, spec: Spec<'_>) -> Result<(FileAttr, Generation, u32), Errno> {
+        let Spec { ft, mode, rdev, target } = spec;
         self.writable()?;
         self.with(|fs| {
             let parent = to_ext4(parent);
@@ -122,6 +123,14 @@ impl Ext4Fuse {
             Ok((a, g, ino))
         })
     }
+}
+
+/// What to create: type, mode bits, device number, symlink target.
+struct Spec<'a> {
+    ft: FileType,
+    mode: u32,
+    rdev: u32,
+    target: Option<&'a [u8]>,
 }
 
 impl fuser::Filesystem for Ext4Fuse {
@@ -214,18 +223,20 @@ impl fuser::Filesystem for Ext4Fuse {
     }
 
     fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, rdev: u32, reply: ReplyEntry) {
-        let Some(ft) = mode_kind(mode) else { return reply.error(Errno::EINVAL) };
+        let Some(ft) = mode_kind(mode) else {
+            return reply.error(Errno::EINVAL);
+        };
         if ft == FileType::Directory || ft == FileType::Symlink {
             return reply.error(Errno::EINVAL);
         }
-        match self.make(req, parent, name, ft, mode, rdev, None) {
+        match self.make(req, parent, name, Spec { ft, mode, rdev, target: None }) {
             Ok((a, g, _)) => reply.entry(&TTL, &a, g),
             Err(e) => reply.error(e),
         }
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, reply: ReplyEntry) {
-        match self.make(req, parent, name, FileType::Directory, mode, 0, None) {
+        match self.make(req, parent, name, Spec { ft: FileType::Directory, mode, rdev: 0, target: None }) {
             Ok((a, g, _)) => reply.entry(&TTL, &a, g),
             Err(e) => reply.error(e),
         }
@@ -248,13 +259,27 @@ impl fuser::Filesystem for Ext4Fuse {
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
-        match self.make(req, parent, link_name, FileType::Symlink, 0o777, 0, Some(target.as_os_str().as_bytes())) {
+        match self.make(
+            req,
+            parent,
+            link_name,
+            Spec { ft: FileType::Symlink, mode: 0o777, rdev: 0, target: Some(target.as_os_str().as_bytes()) },
+        ) {
             Ok((a, g, _)) => reply.entry(&TTL, &a, g),
             Err(e) => reply.error(e),
         }
     }
 
-    fn rename(&self, _req: &Request, parent: INodeNo, name: &OsStr, newparent: INodeNo, newname: &OsStr, flags: RenameFlags, reply: ReplyEmpty) {
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
         let mode = if flags.contains(RenameFlags::RENAME_EXCHANGE) {
             RenameMode::Exchange
         } else if flags.contains(RenameFlags::RENAME_NOREPLACE) {
@@ -264,9 +289,9 @@ impl fuser::Filesystem for Ext4Fuse {
         } else {
             return reply.error(Errno::EINVAL);
         };
-        let r = self.writable().and_then(|()| {
-            self.with(|fs| fs.rename_in(to_ext4(parent), name.as_bytes(), to_ext4(newparent), newname.as_bytes(), mode))
-        });
+        let r = self
+            .writable()
+            .and_then(|()| self.with(|fs| fs.rename_in(to_ext4(parent), name.as_bytes(), to_ext4(newparent), newname.as_bytes(), mode)));
         match r {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
@@ -301,7 +326,17 @@ impl fuser::Filesystem for Ext4Fuse {
         }
     }
 
-    fn read(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, size: u32, _flags: OpenFlags, _lock: Option<fuser::LockOwner>, reply: ReplyData) {
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock: Option<fuser::LockOwner>,
+        reply: ReplyData,
+    ) {
         let r = self.with(|fs| {
             let mut buf = vec![0u8; size as usize];
             let n = fs.read_at(to_ext4(ino), offset, &mut buf)?;
@@ -337,7 +372,16 @@ impl fuser::Filesystem for Ext4Fuse {
         reply.ok();
     }
 
-    fn release(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _flags: OpenFlags, _lock: Option<fuser::LockOwner>, _flush: bool, reply: ReplyEmpty) {
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        _lock: Option<fuser::LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
         match self.with(|fs| fs.release(to_ext4(ino))) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
@@ -378,7 +422,9 @@ impl fuser::Filesystem for Ext4Fuse {
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         match self.with(|fs| Ok(fs.statfs())) {
-            Ok(s) => reply.statfs(s.blocks, s.free_blocks, s.available_blocks, s.inodes, s.free_inodes, s.block_size, s.name_max, s.block_size),
+            Ok(s) => {
+                reply.statfs(s.blocks, s.free_blocks, s.available_blocks, s.inodes, s.free_inodes, s.block_size, s.name_max, s.block_size)
+            }
             Err(e) => reply.error(e),
         }
     }
@@ -437,7 +483,7 @@ impl fuser::Filesystem for Ext4Fuse {
 
     fn create(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, _flags: i32, reply: ReplyCreate) {
         let ft = mode_kind(mode).unwrap_or(FileType::Regular);
-        match self.make(req, parent, name, ft, mode, 0, None) {
+        match self.make(req, parent, name, Spec { ft, mode, rdev: 0, target: None }) {
             Ok((a, g, ino)) => {
                 let _ = self.with(|fs| {
                     fs.pin(ino);

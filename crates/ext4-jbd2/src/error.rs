@@ -112,17 +112,10 @@ pub enum LogProblem {
 
 impl JournalError {
     pub(crate) fn io(op: IoOp, jblock: u64, e: impl Into<BoxError>) -> Self {
-        Self::Io {
-            op,
-            jblock,
-            source: e.into(),
-        }
+        Self::Io { op, jblock, source: e.into() }
     }
 
     pub(crate) fn superblock(field: &'static str, reason: impl Into<String>) -> Self {
-        Self::Superblock {
-            field,
-            reason: reason.into(),
-        }
+        Self::Superblock { field, reason: reason.into() }
     }
 }

@@ -62,12 +62,8 @@ pub const INCOMPAT_CSUM_V3: u32 = 0x10;
 /// Incompat feature: fast commits.
 pub const INCOMPAT_FAST_COMMIT: u32 = 0x20;
 /// Incompat features this crate understands.
-pub const KNOWN_INCOMPAT: u32 = INCOMPAT_REVOKE
-    | INCOMPAT_64BIT
-    | INCOMPAT_ASYNC_COMMIT
-    | INCOMPAT_CSUM_V2
-    | INCOMPAT_CSUM_V3
-    | INCOMPAT_FAST_COMMIT;
+pub const KNOWN_INCOMPAT: u32 =
+    INCOMPAT_REVOKE | INCOMPAT_64BIT | INCOMPAT_ASYNC_COMMIT | INCOMPAT_CSUM_V2 | INCOMPAT_CSUM_V3 | INCOMPAT_FAST_COMMIT;
 
 /// Checksum type byte for crc32c.
 pub const CHECKSUM_CRC32C: u8 = 4;
@@ -98,11 +94,7 @@ pub struct Header {
 impl Header {
     /// A header for a block of `kind` in transaction `seq`.
     pub fn new(kind: BlockType, seq: u32) -> Self {
-        Self {
-            h_magic: JBD2_MAGIC.into(),
-            h_blocktype: (kind as u32).into(),
-            h_sequence: seq.into(),
-        }
+        Self { h_magic: JBD2_MAGIC.into(), h_blocktype: (kind as u32).into(), h_sequence: seq.into() }
     }
 
     /// Reads the header at the start of `block`, if it carries the magic.
@@ -180,8 +172,7 @@ impl JournalSuperblock {
 
     /// Whether an incompat feature is set (only meaningful for v2).
     pub fn has_incompat(&self, f: u32) -> bool {
-        self.s_header.h_blocktype.get() == BlockType::SuperblockV2 as u32
-            && self.s_feature_incompat.get() & f != 0
+        self.s_header.h_blocktype.get() == BlockType::SuperblockV2 as u32 && self.s_feature_incompat.get() & f != 0
     }
 
     /// Whether checksum v2 or v3 is on.
@@ -211,11 +202,7 @@ impl JournalSuperblock {
 
     /// Size in bytes of one block tag (`journal_tag_bytes`), without the UUID.
     pub fn tag_bytes(&self) -> usize {
-        tag_bytes(
-            self.has_incompat(INCOMPAT_CSUM_V3),
-            self.has_incompat(INCOMPAT_CSUM_V2),
-            self.has_incompat(INCOMPAT_64BIT),
-        )
+        tag_bytes(self.has_incompat(INCOMPAT_CSUM_V3), self.has_incompat(INCOMPAT_CSUM_V2), self.has_incompat(INCOMPAT_64BIT))
     }
 }
 
@@ -254,11 +241,7 @@ pub fn parse_tag(b: &[u8], csum_v3: bool, csum_v2: bool, bit64: bool) -> Option<
     } else {
         0
     };
-    Some(Tag {
-        blocknr: u64::from(be32(0)) | hi,
-        flags: be16(6),
-        checksum,
-    })
+    Some(Tag { blocknr: u64::from(be32(0)) | hi, flags: be16(6), checksum })
 }
 
 /// Encodes a tag at the start of `b`.
@@ -337,11 +320,7 @@ const CRC32_BE_TABLE: [u32; 256] = {
         let mut c = (i as u32) << 24;
         let mut k = 0;
         while k < 8 {
-            c = if c & 0x8000_0000 != 0 {
-                (c << 1) ^ 0x04C1_1DB7
-            } else {
-                c << 1
-            };
+            c = if c & 0x8000_0000 != 0 { (c << 1) ^ 0x04C1_1DB7 } else { c << 1 };
             k += 1;
         }
         table[i] = c;
@@ -352,8 +331,7 @@ const CRC32_BE_TABLE: [u32; 256] = {
 
 /// Reads the big-endian `u32` at `off` of `b` (0 past the end).
 pub(crate) fn be32_at(b: &[u8], off: usize) -> u32 {
-    b.get(off..off + 4)
-        .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    b.get(off..off + 4).map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
 /// Reads the big-endian `u64` at `off` of `b` (0 past the end).
@@ -403,13 +381,7 @@ mod tests {
 
     #[test]
     fn tags_round_trip() {
-        for (v3, v2, b64) in [
-            (false, false, false),
-            (false, false, true),
-            (false, true, true),
-            (true, false, true),
-            (true, false, false),
-        ] {
+        for (v3, v2, b64) in [(false, false, false), (false, false, true), (false, true, true), (true, false, true), (true, false, false)] {
             let t = Tag {
                 blocknr: if b64 { 0x1_2345_6789 } else { 0x2345_6789 },
                 flags: FLAG_LAST_TAG | FLAG_SAME_UUID,
@@ -424,10 +396,7 @@ mod tests {
             let mut b = [0u8; 16];
             write_tag(&mut b, &t, v3, v2, b64);
             assert_eq!(parse_tag(&b, v3, v2, b64), Some(t));
-            assert_eq!(
-                parse_tag(&b[..tag_bytes(v3, v2, b64) - 1], v3, v2, b64),
-                None
-            );
+            assert_eq!(parse_tag(&b[..tag_bytes(v3, v2, b64) - 1], v3, v2, b64), None);
         }
     }
 }

@@ -3,9 +3,8 @@
 
 use crate::error::JournalError;
 use crate::format::{
-    BlockType, CHECKSUM_CRC32C, COMPAT_CHECKSUM, INCOMPAT_64BIT, INCOMPAT_ASYNC_COMMIT,
-    INCOMPAT_CSUM_V2, INCOMPAT_CSUM_V3, INCOMPAT_FAST_COMMIT, INCOMPAT_REVOKE, JBD2_MAGIC,
-    JournalSuperblock, KNOWN_INCOMPAT, MIN_JOURNAL_BLOCKS, SUPERBLOCK_SIZE, tag_bytes,
+    BlockType, CHECKSUM_CRC32C, COMPAT_CHECKSUM, INCOMPAT_64BIT, INCOMPAT_ASYNC_COMMIT, INCOMPAT_CSUM_V2, INCOMPAT_CSUM_V3,
+    INCOMPAT_FAST_COMMIT, INCOMPAT_REVOKE, JBD2_MAGIC, JournalSuperblock, KNOWN_INCOMPAT, MIN_JOURNAL_BLOCKS, SUPERBLOCK_SIZE, tag_bytes,
 };
 
 /// The journal features that change the log's encoding.
@@ -45,11 +44,7 @@ impl JournalFeatures {
 
     /// Bytes at the end of descriptor and revoke blocks kept for the checksum tail.
     pub fn tail_bytes(&self) -> usize {
-        if self.csum_v2_or_v3() {
-            crate::format::BLOCK_TAIL_SIZE
-        } else {
-            0
-        }
+        if self.csum_v2_or_v3() { crate::format::BLOCK_TAIL_SIZE } else { 0 }
     }
 }
 
@@ -79,98 +74,52 @@ pub struct JournalGeometry {
 impl JournalGeometry {
     /// Validates `sb` for a filesystem of `fs_block_size` whose journal has
     /// `journal_blocks` blocks (the journal inode's size).
-    pub fn new(
-        sb: &JournalSuperblock,
-        fs_block_size: u32,
-        journal_blocks: u64,
-    ) -> Result<Self, JournalError> {
+    pub fn new(sb: &JournalSuperblock, fs_block_size: u32, journal_blocks: u64) -> Result<Self, JournalError> {
         if sb.s_header.h_magic.get() != JBD2_MAGIC {
-            return Err(JournalError::superblock(
-                "h_magic",
-                format!("{:#x} is not the jbd2 magic", sb.s_header.h_magic.get()),
-            ));
+            return Err(JournalError::superblock("h_magic", format!("{:#x} is not the jbd2 magic", sb.s_header.h_magic.get())));
         }
         let v2 = match sb.s_header.block_type() {
             Some(BlockType::SuperblockV1) => false,
             Some(BlockType::SuperblockV2) => true,
             Some(t) => {
-                return Err(JournalError::superblock(
-                    "h_blocktype",
-                    format!("{t:?} block where the superblock should be"),
-                ));
+                return Err(JournalError::superblock("h_blocktype", format!("{t:?} block where the superblock should be")));
             }
             None => {
-                return Err(JournalError::Unsupported(format!(
-                    "superblock type {}",
-                    sb.s_header.h_blocktype.get()
-                )));
+                return Err(JournalError::Unsupported(format!("superblock type {}", sb.s_header.h_blocktype.get())));
             }
         };
-        let features = if v2 {
-            features_of(sb)?
-        } else {
-            JournalFeatures::default()
-        };
+        let features = if v2 { features_of(sb)? } else { JournalFeatures::default() };
         if features.csum_v2_or_v3() {
             if sb.s_checksum_type != CHECKSUM_CRC32C {
-                return Err(JournalError::superblock(
-                    "s_checksum_type",
-                    format!("{} is not crc32c", sb.s_checksum_type),
-                ));
+                return Err(JournalError::superblock("s_checksum_type", format!("{} is not crc32c", sb.s_checksum_type)));
             }
             if sb.s_checksum.get() != sb.compute_checksum() {
-                return Err(JournalError::superblock(
-                    "s_checksum",
-                    "superblock checksum mismatch",
-                ));
+                return Err(JournalError::superblock("s_checksum", "superblock checksum mismatch"));
             }
         }
         if sb.s_blocksize.get() != fs_block_size || (fs_block_size as usize) < SUPERBLOCK_SIZE {
             return Err(JournalError::superblock(
                 "s_blocksize",
-                format!(
-                    "{} differs from the filesystem block size {fs_block_size}",
-                    sb.s_blocksize.get()
-                ),
+                format!("{} differs from the filesystem block size {fs_block_size}", sb.s_blocksize.get()),
             ));
         }
         let maxlen = u64::from(sb.s_maxlen.get());
         if maxlen > journal_blocks {
-            return Err(JournalError::superblock(
-                "s_maxlen",
-                format!("{maxlen} blocks, the journal has only {journal_blocks}"),
-            ));
+            return Err(JournalError::superblock("s_maxlen", format!("{maxlen} blocks, the journal has only {journal_blocks}")));
         }
         let first = u64::from(sb.s_first.get());
         if first == 0 || first >= maxlen {
-            return Err(JournalError::superblock(
-                "s_first",
-                format!("{first} is outside the journal of {maxlen} blocks"),
-            ));
+            return Err(JournalError::superblock("s_first", format!("{first} is outside the journal of {maxlen} blocks")));
         }
-        let last = if features.fast_commit {
-            log_end_with_fast_commit(sb, maxlen)?
-        } else {
-            maxlen
-        };
+        let last = if features.fast_commit { log_end_with_fast_commit(sb, maxlen)? } else { maxlen };
         if first >= last {
-            return Err(JournalError::superblock(
-                "s_first",
-                format!("{first} leaves no log before block {last}"),
-            ));
+            return Err(JournalError::superblock("s_first", format!("{first} leaves no log before block {last}")));
         }
         let start = u64::from(sb.s_start.get());
         if start >= maxlen {
-            return Err(JournalError::superblock(
-                "s_start",
-                format!("{start} is outside the journal of {maxlen} blocks"),
-            ));
+            return Err(JournalError::superblock("s_start", format!("{start} is outside the journal of {maxlen} blocks")));
         }
-        let csum_seed = if features.csum_v2_or_v3() {
-            sb.csum_seed()
-        } else {
-            0
-        };
+        let csum_seed = if features.csum_v2_or_v3() { sb.csum_seed() } else { 0 };
         Ok(Self {
             block_size: fs_block_size,
             first,
@@ -197,27 +146,17 @@ impl JournalGeometry {
     /// The log block `n` blocks after `b` (`n` below the log size), wrapping.
     pub fn advance(&self, b: u64, n: u64) -> u64 {
         let v = b + n;
-        if v >= self.last {
-            v - self.log_blocks()
-        } else {
-            v
-        }
+        if v >= self.last { v - self.log_blocks() } else { v }
     }
 }
 
 fn features_of(sb: &JournalSuperblock) -> Result<JournalFeatures, JournalError> {
     let incompat = sb.s_feature_incompat.get();
     if incompat & !KNOWN_INCOMPAT != 0 {
-        return Err(JournalError::Unsupported(format!(
-            "incompat features {:#x}",
-            incompat & !KNOWN_INCOMPAT
-        )));
+        return Err(JournalError::Unsupported(format!("incompat features {:#x}", incompat & !KNOWN_INCOMPAT)));
     }
     if sb.s_feature_ro_compat.get() != 0 {
-        return Err(JournalError::Unsupported(format!(
-            "ro_compat features {:#x}",
-            sb.s_feature_ro_compat.get()
-        )));
+        return Err(JournalError::Unsupported(format!("ro_compat features {:#x}", sb.s_feature_ro_compat.get())));
     }
     let f = JournalFeatures {
         checksum_v1: sb.s_feature_compat.get() & COMPAT_CHECKSUM != 0,
@@ -229,16 +168,10 @@ fn features_of(sb: &JournalSuperblock) -> Result<JournalFeatures, JournalError> 
         fast_commit: incompat & INCOMPAT_FAST_COMMIT != 0,
     };
     if f.csum_v2 && f.csum_v3 {
-        return Err(JournalError::superblock(
-            "s_feature_incompat",
-            "csum v2 and v3 both set",
-        ));
+        return Err(JournalError::superblock("s_feature_incompat", "csum v2 and v3 both set"));
     }
     if f.csum_v2_or_v3() && f.checksum_v1 {
-        return Err(JournalError::superblock(
-            "s_feature_compat",
-            "checksum v1 set with csum v2/v3",
-        ));
+        return Err(JournalError::superblock("s_feature_compat", "checksum v1 set with csum v2/v3"));
     }
     Ok(f)
 }
@@ -252,10 +185,7 @@ fn log_end_with_fast_commit(sb: &JournalSuperblock, maxlen: u64) -> Result<u64, 
     };
     match maxlen.checked_sub(fc) {
         Some(last) if last >= u64::from(MIN_JOURNAL_BLOCKS) => Ok(last),
-        _ => Err(JournalError::superblock(
-            "s_num_fc_blks",
-            format!("{fc} fast-commit blocks in {maxlen}"),
-        )),
+        _ => Err(JournalError::superblock("s_num_fc_blks", format!("{fc} fast-commit blocks in {maxlen}"))),
     }
 }
 

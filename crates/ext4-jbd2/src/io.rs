@@ -24,23 +24,13 @@ pub trait JournalIo {
 }
 
 /// Reads journal block `jblock`, mapping errors to [`JournalError::Io`].
-pub(crate) fn read_block(
-    io: &mut impl JournalIo,
-    jblock: u64,
-    buf: &mut [u8],
-) -> Result<(), JournalError> {
-    io.read(jblock, buf)
-        .map_err(|e| JournalError::io(IoOp::Read, jblock, e))
+pub(crate) fn read_block(io: &mut impl JournalIo, jblock: u64, buf: &mut [u8]) -> Result<(), JournalError> {
+    io.read(jblock, buf).map_err(|e| JournalError::io(IoOp::Read, jblock, e))
 }
 
 /// Writes journal block `jblock`, mapping errors to [`JournalError::Io`].
-pub(crate) fn write_block(
-    io: &mut impl JournalIo,
-    jblock: u64,
-    data: &[u8],
-) -> Result<(), JournalError> {
-    io.write(jblock, data)
-        .map_err(|e| JournalError::io(IoOp::Write, jblock, e))
+pub(crate) fn write_block(io: &mut impl JournalIo, jblock: u64, data: &[u8]) -> Result<(), JournalError> {
+    io.write(jblock, data).map_err(|e| JournalError::io(IoOp::Write, jblock, e))
 }
 
 /// Flushes the journal, mapping errors to [`JournalError::Io`].
@@ -49,35 +39,21 @@ pub(crate) fn flush(io: &mut impl JournalIo) -> Result<(), JournalError> {
 }
 
 /// Reads the journal superblock (the first 1024 bytes of journal block 0).
-pub fn read_superblock(
-    io: &mut impl JournalIo,
-    block_size: u32,
-) -> Result<JournalSuperblock, JournalError> {
+pub fn read_superblock(io: &mut impl JournalIo, block_size: u32) -> Result<JournalSuperblock, JournalError> {
     if (block_size as usize) < SUPERBLOCK_SIZE {
-        return Err(JournalError::superblock(
-            "s_blocksize",
-            format!("block size {block_size} is below 1024"),
-        ));
+        return Err(JournalError::superblock("s_blocksize", format!("block size {block_size} is below 1024")));
     }
     let mut buf = vec![0; block_size as usize];
     read_block(io, 0, &mut buf)?;
-    JournalSuperblock::from_bytes(&buf)
-        .ok_or_else(|| JournalError::superblock("s_header", "short block"))
+    JournalSuperblock::from_bytes(&buf).ok_or_else(|| JournalError::superblock("s_header", "short block"))
 }
 
 /// Writes `sb` over the first 1024 bytes of journal block 0, keeping the
 /// rest of the block, and flushes.
-pub fn write_superblock(
-    io: &mut impl JournalIo,
-    block_size: u32,
-    sb: &JournalSuperblock,
-) -> Result<(), JournalError> {
+pub fn write_superblock(io: &mut impl JournalIo, block_size: u32, sb: &JournalSuperblock) -> Result<(), JournalError> {
     use zerocopy::IntoBytes;
     if (block_size as usize) < SUPERBLOCK_SIZE {
-        return Err(JournalError::superblock(
-            "s_blocksize",
-            format!("block size {block_size} is below 1024"),
-        ));
+        return Err(JournalError::superblock("s_blocksize", format!("block size {block_size} is below 1024")));
     }
     let mut buf = vec![0; block_size as usize];
     read_block(io, 0, &mut buf)?;
@@ -126,58 +102,31 @@ pub struct DeviceJournal<'d> {
 
 impl<'d> DeviceJournal<'d> {
     /// A journal made of `runs` (in any order; overlapping runs are refused).
-    pub fn new(
-        dev: &'d dyn BlockDevice,
-        block_size: u32,
-        mut runs: Vec<JournalRun>,
-    ) -> Result<Self, JournalError> {
+    pub fn new(dev: &'d dyn BlockDevice, block_size: u32, mut runs: Vec<JournalRun>) -> Result<Self, JournalError> {
         runs.retain(|r| r.len > 0);
         runs.sort_by_key(|r| r.jblock);
         for w in runs.windows(2) {
             if w[0].jblock.saturating_add(w[0].len) > w[1].jblock {
-                return Err(JournalError::InvalidInput(format!(
-                    "journal runs overlap at journal block {}",
-                    w[1].jblock
-                )));
+                return Err(JournalError::InvalidInput(format!("journal runs overlap at journal block {}", w[1].jblock)));
             }
         }
-        Ok(Self {
-            dev,
-            block_size,
-            runs,
-        })
+        Ok(Self { dev, block_size, runs })
     }
 
     /// A contiguous journal of `len` blocks starting at device block `start`.
     pub fn contiguous(dev: &'d dyn BlockDevice, block_size: u32, start: u64, len: u64) -> Self {
-        Self {
-            dev,
-            block_size,
-            runs: vec![JournalRun {
-                jblock: 0,
-                device_block: start,
-                len,
-            }],
-        }
+        Self { dev, block_size, runs: vec![JournalRun { jblock: 0, device_block: start, len }] }
     }
 
     fn offset(&self, jblock: u64, len: usize) -> Result<u64, DeviceJournalError> {
         if len != self.block_size as usize {
-            return Err(DeviceJournalError::BadBuffer {
-                len,
-                block_size: self.block_size,
-            });
+            return Err(DeviceJournalError::BadBuffer { len, block_size: self.block_size });
         }
         let i = self.runs.partition_point(|r| r.jblock <= jblock);
-        let run = i
-            .checked_sub(1)
-            .map(|i| self.runs[i])
-            .filter(|r| jblock - r.jblock < r.len);
+        let run = i.checked_sub(1).map(|i| self.runs[i]).filter(|r| jblock - r.jblock < r.len);
         let run = run.ok_or(DeviceJournalError::Unmapped(jblock))?;
         let dblock = run.device_block + (jblock - run.jblock);
-        dblock
-            .checked_mul(u64::from(self.block_size))
-            .ok_or(DeviceJournalError::Unmapped(jblock))
+        dblock.checked_mul(u64::from(self.block_size)).ok_or(DeviceJournalError::Unmapped(jblock))
     }
 }
 
@@ -227,11 +176,7 @@ pub struct MemoryJournal {
 impl MemoryJournal {
     /// A zeroed journal of `blocks` blocks.
     pub fn new(block_size: u32, blocks: u64) -> Self {
-        Self {
-            block_size,
-            data: vec![0; (blocks * u64::from(block_size)) as usize],
-            flushes: 0,
-        }
+        Self { block_size, data: vec![0; (blocks * u64::from(block_size)) as usize], flushes: 0 }
     }
 
     fn range(&self, jblock: u64, len: usize) -> Result<std::ops::Range<usize>, MemoryJournalError> {

@@ -32,8 +32,6 @@ pub mod writer;
 
 pub use error::{BoxError, IoOp, JournalError, LogProblem};
 pub use geometry::{JournalFeatures, JournalGeometry};
-pub use io::{
-    DeviceJournal, JournalIo, JournalRun, MemoryJournal, read_superblock, write_superblock,
-};
+pub use io::{DeviceJournal, JournalIo, JournalRun, MemoryJournal, read_superblock, write_superblock};
 pub use recovery::{JournalCopy, Recovery, RecoveryWarning, recover, scan};
 pub use writer::{CommitTime, EncodedTransaction, JournalWriter, set_mount_features};

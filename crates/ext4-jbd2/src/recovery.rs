@@ -11,10 +11,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{BoxError, IoOp, JournalError, LogProblem};
 use crate::format::{
-    BlockType, CHECKSUM_CRC32, COMMIT_CHKSUM_OFFSET, COMMIT_SEC_OFFSET, CRC32_CHKSUM_SIZE,
-    FLAG_ESCAPE, FLAG_LAST_TAG, FLAG_SAME_UUID, Header, JBD2_MAGIC, JournalSuperblock,
-    REVOKE_COUNT_OFFSET, REVOKE_HEADER_SIZE, TAG_UUID_SIZE, be32_at, be64_at,
-    commit_block_checksum, crc32_be, data_block_checksum, descriptor_block_checksum, parse_tag,
+    BlockType, CHECKSUM_CRC32, COMMIT_CHKSUM_OFFSET, COMMIT_SEC_OFFSET, CRC32_CHKSUM_SIZE, FLAG_ESCAPE, FLAG_LAST_TAG, FLAG_SAME_UUID,
+    Header, JBD2_MAGIC, JournalSuperblock, REVOKE_COUNT_OFFSET, REVOKE_HEADER_SIZE, TAG_UUID_SIZE, be32_at, be64_at, commit_block_checksum,
+    crc32_be, data_block_checksum, descriptor_block_checksum, parse_tag,
 };
 use crate::geometry::{JournalGeometry, tid_geq, tid_gt};
 use crate::io::{JournalIo, read_block, read_superblock};
@@ -109,12 +108,7 @@ pub fn scan_with(io: &mut impl JournalIo, geo: JournalGeometry) -> Result<Recove
     if geo.start == 0 {
         return Ok(rec);
     }
-    let mut walk = Walk {
-        io,
-        geo: &geo,
-        buf: vec![0; geo.block_size as usize],
-        data: Vec::new(),
-    };
+    let mut walk = Walk { io, geo: &geo, buf: vec![0; geo.block_size as usize], data: Vec::new() };
     let mut state = PassState::default();
     for pass in [Pass::Scan, Pass::Revoke, Pass::Replay] {
         walk.pass(pass, &mut state)?;
@@ -170,11 +164,7 @@ impl Recovery {
     /// The sequence the journal superblock gets after replay
     /// (`end_transaction + 1`, so stale commit blocks can never match).
     pub fn next_sequence(&self) -> u32 {
-        if self.needs_recovery() {
-            self.end_sequence.wrapping_add(1)
-        } else {
-            self.start_sequence
-        }
+        if self.needs_recovery() { self.end_sequence.wrapping_add(1) } else { self.start_sequence }
     }
 
     /// The transaction whose commit block failed its checksum, if any.
@@ -191,9 +181,7 @@ impl Recovery {
     /// recovery (`-EIO`) after replaying the rest, e2fsck then forces a full
     /// check. The caller should not consider the filesystem clean.
     pub fn has_block_errors(&self) -> bool {
-        self.warnings
-            .iter()
-            .any(|w| matches!(w, RecoveryWarning::DataChecksum { .. }))
+        self.warnings.iter().any(|w| matches!(w, RecoveryWarning::DataChecksum { .. }))
     }
 
     /// Number of tagged blocks skipped because a later (or the same)
@@ -204,21 +192,12 @@ impl Recovery {
 
     /// Reads the journal's copy of `fs_block` (unescaped) into `buf` (one
     /// block). Returns `false`, leaving `buf` alone, if the journal has none.
-    pub fn read_block(
-        &self,
-        io: &mut impl JournalIo,
-        fs_block: u64,
-        buf: &mut [u8],
-    ) -> Result<bool, JournalError> {
+    pub fn read_block(&self, io: &mut impl JournalIo, fs_block: u64, buf: &mut [u8]) -> Result<bool, JournalError> {
         let Some(copy) = self.copies.get(&fs_block) else {
             return Ok(false);
         };
         if buf.len() != self.block_size as usize {
-            return Err(JournalError::InvalidInput(format!(
-                "buffer of {} bytes for a block of {}",
-                buf.len(),
-                self.block_size
-            )));
+            return Err(JournalError::InvalidInput(format!("buffer of {} bytes for a block of {}", buf.len(), self.block_size)));
         }
         read_block(io, copy.jblock, buf)?;
         if copy.escaped {
@@ -338,8 +317,7 @@ impl<I: JournalIo> Walk<'_, I> {
             }
             if c.walked >= self.geo.log_blocks() {
                 if pass == Pass::Scan {
-                    st.warnings
-                        .push(RecoveryWarning::EndlessLog { jblock: c.block });
+                    st.warnings.push(RecoveryWarning::EndlessLog { jblock: c.block });
                 }
                 break;
             }
@@ -356,10 +334,7 @@ impl<I: JournalIo> Walk<'_, I> {
                     return Err(JournalError::Corrupt {
                         jblock: c.block,
                         sequence: c.next_id,
-                        problem: LogProblem::PassMismatch {
-                            found: c.next_id,
-                            expected,
-                        },
+                        problem: LogProblem::PassMismatch { found: c.next_id, expected },
                     });
                 }
             }
@@ -368,12 +343,7 @@ impl<I: JournalIo> Walk<'_, I> {
     }
 
     /// Reads the next log block and handles it.
-    fn step(
-        &mut self,
-        pass: Pass,
-        st: &mut PassState,
-        c: &mut Cursor,
-    ) -> Result<Step, JournalError> {
+    fn step(&mut self, pass: Pass, st: &mut PassState, c: &mut Cursor) -> Result<Step, JournalError> {
         let cur = c.block;
         self.read(cur, false)?;
         c.block = self.geo.next(cur);
@@ -395,14 +365,8 @@ impl<I: JournalIo> Walk<'_, I> {
     /// Reads journal block `jblock` into `self.buf`, or `self.data` if `data`.
     fn read(&mut self, jblock: u64, data: bool) -> Result<(), JournalError> {
         if jblock >= self.geo.maxlen {
-            let problem = LogProblem::OutOfRange {
-                len: self.geo.maxlen,
-            };
-            return Err(JournalError::Corrupt {
-                jblock,
-                sequence: 0,
-                problem,
-            });
+            let problem = LogProblem::OutOfRange { len: self.geo.maxlen };
+            return Err(JournalError::Corrupt { jblock, sequence: 0, problem });
         }
         if data {
             self.data.resize(self.buf.len(), 0);
@@ -420,32 +384,18 @@ impl<I: JournalIo> Walk<'_, I> {
         be32_at(&self.buf, n) == descriptor_block_checksum(self.geo.csum_seed, &self.buf)
     }
 
-    fn descriptor(
-        &mut self,
-        pass: Pass,
-        st: &mut PassState,
-        c: &mut Cursor,
-        cur: u64,
-    ) -> Result<Step, JournalError> {
+    fn descriptor(&mut self, pass: Pass, st: &mut PassState, c: &mut Cursor, cur: u64) -> Result<Step, JournalError> {
         if !self.tail_checksum_ok() {
             // PASS_SCAN can meet stale blocks of an older log: decide at the commit block.
             if pass != Pass::Scan {
                 let problem = LogProblem::DescriptorChecksum;
-                return Err(JournalError::Corrupt {
-                    jblock: cur,
-                    sequence: c.next_id,
-                    problem,
-                });
+                return Err(JournalError::Corrupt { jblock: cur, sequence: c.next_id, problem });
             }
             c.need_check_commit_time = true;
         }
         let tags = self.tags();
         match pass {
-            Pass::Scan
-                if self.geo.features.checksum_v1
-                    && !c.need_check_commit_time
-                    && st.end.is_none() =>
-            {
+            Pass::Scan if self.geo.features.checksum_v1 && !c.need_check_commit_time && st.end.is_none() => {
                 c.crc32_sum = crc32_be(c.crc32_sum, &self.buf);
                 for _ in 0..tags.len() {
                     let b = c.block;
@@ -505,11 +455,7 @@ impl<I: JournalIo> Walk<'_, I> {
         flags: u32,
         checksum: u32,
     ) -> Result<(), JournalError> {
-        if st
-            .revoked
-            .get(&blocknr)
-            .is_some_and(|&rseq| !tid_gt(sequence, rseq))
-        {
+        if st.revoked.get(&blocknr).is_some_and(|&rseq| !tid_gt(sequence, rseq)) {
             st.revoke_hits += 1;
             return Ok(());
         }
@@ -520,48 +466,24 @@ impl<I: JournalIo> Walk<'_, I> {
                 sum &= 0xFFFF;
             }
             if sum != checksum {
-                st.warnings.push(RecoveryWarning::DataChecksum {
-                    fs_block: blocknr,
-                    jblock,
-                    sequence,
-                });
+                st.warnings.push(RecoveryWarning::DataChecksum { fs_block: blocknr, jblock, sequence });
                 return Ok(());
             }
         }
-        st.copies.insert(
-            blocknr,
-            JournalCopy {
-                jblock,
-                escaped: flags & FLAG_ESCAPE != 0,
-                sequence,
-            },
-        );
+        st.copies.insert(blocknr, JournalCopy { jblock, escaped: flags & FLAG_ESCAPE != 0, sequence });
         Ok(())
     }
 
-    fn commit(
-        &mut self,
-        pass: Pass,
-        st: &mut PassState,
-        c: &mut Cursor,
-        cur: u64,
-    ) -> Result<Step, JournalError> {
+    fn commit(&mut self, pass: Pass, st: &mut PassState, c: &mut Cursor, cur: u64) -> Result<Step, JournalError> {
         let commit_time = be64_at(&self.buf, COMMIT_SEC_OFFSET);
         if c.need_check_commit_time {
             // A bad checksum earlier in this transaction: corruption if the
             // commit is newer than the last one, else stale blocks.
             if commit_time >= c.last_commit_time {
                 let problem = LogProblem::TransactionChecksum;
-                return Err(JournalError::Corrupt {
-                    jblock: cur,
-                    sequence: c.next_id,
-                    problem,
-                });
+                return Err(JournalError::Corrupt { jblock: cur, sequence: c.next_id, problem });
             }
-            st.warnings.push(RecoveryWarning::StaleBlocks {
-                sequence: c.next_id,
-                jblock: cur,
-            });
+            st.warnings.push(RecoveryWarning::StaleBlocks { sequence: c.next_id, jblock: cur });
             return Ok(Step::Done);
         }
         if pass == Pass::Scan {
@@ -582,17 +504,11 @@ impl<I: JournalIo> Walk<'_, I> {
             }
             if bad {
                 if commit_time < c.last_commit_time {
-                    st.warnings.push(RecoveryWarning::StaleBlocks {
-                        sequence: c.next_id,
-                        jblock: cur,
-                    });
+                    st.warnings.push(RecoveryWarning::StaleBlocks { sequence: c.next_id, jblock: cur });
                     return Ok(Step::Done);
                 }
                 st.end = Some(c.next_id);
-                st.warnings.push(RecoveryWarning::CommitChecksum {
-                    sequence: c.next_id,
-                    jblock: cur,
-                });
+                st.warnings.push(RecoveryWarning::CommitChecksum { sequence: c.next_id, jblock: cur });
                 if !self.geo.features.async_commit {
                     st.failed_commit = Some(c.next_id);
                     return Ok(Step::Done);
@@ -609,17 +525,10 @@ impl<I: JournalIo> Walk<'_, I> {
     fn v1_commit_checksum_ok(&self, crc32_sum: u32) -> bool {
         let found = be32_at(&self.buf, COMMIT_CHKSUM_OFFSET);
         let (kind, size) = (self.buf[12], self.buf[13]);
-        (found == crc32_sum && kind == CHECKSUM_CRC32 && size == CRC32_CHKSUM_SIZE)
-            || (kind == 0 && size == 0 && found == 0)
+        (found == crc32_sum && kind == CHECKSUM_CRC32 && size == CRC32_CHKSUM_SIZE) || (kind == 0 && size == 0 && found == 0)
     }
 
-    fn revoke(
-        &mut self,
-        pass: Pass,
-        st: &mut PassState,
-        c: &mut Cursor,
-        cur: u64,
-    ) -> Result<Step, JournalError> {
+    fn revoke(&mut self, pass: Pass, st: &mut PassState, c: &mut Cursor, cur: u64) -> Result<Step, JournalError> {
         if pass == Pass::Scan && !self.tail_checksum_ok() {
             c.need_check_commit_time = true;
         }
@@ -629,20 +538,12 @@ impl<I: JournalIo> Walk<'_, I> {
         let count = be32_at(&self.buf, REVOKE_COUNT_OFFSET);
         if count as usize > self.buf.len() - self.geo.features.tail_bytes() {
             let problem = LogProblem::RevokeCount { count };
-            return Err(JournalError::Corrupt {
-                jblock: cur,
-                sequence: c.next_id,
-                problem,
-            });
+            return Err(JournalError::Corrupt { jblock: cur, sequence: c.next_id, problem });
         }
         let rec = self.geo.features.revoke_record_bytes();
         let mut off = REVOKE_HEADER_SIZE;
         while off + rec <= count as usize {
-            let blocknr = if rec == 4 {
-                u64::from(be32_at(&self.buf, off))
-            } else {
-                be64_at(&self.buf, off)
-            };
+            let blocknr = if rec == 4 { u64::from(be32_at(&self.buf, off)) } else { be64_at(&self.buf, off) };
             off += rec;
             let seq = st.revoked.entry(blocknr).or_insert(c.next_id);
             if tid_gt(c.next_id, *seq) {

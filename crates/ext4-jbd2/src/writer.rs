@@ -10,12 +10,10 @@ use zerocopy::IntoBytes;
 
 use crate::error::JournalError;
 use crate::format::{
-    BLOCK_TAIL_SIZE, BlockType, CHECKSUM_CRC32, CHECKSUM_CRC32C, COMMIT_CHKSUM_OFFSET,
-    COMMIT_SEC_OFFSET, COMPAT_CHECKSUM, CRC32_CHKSUM_SIZE, FLAG_ESCAPE, FLAG_LAST_TAG,
-    FLAG_SAME_UUID, HEADER_SIZE, Header, INCOMPAT_64BIT, INCOMPAT_CSUM_V2, INCOMPAT_CSUM_V3,
-    INCOMPAT_REVOKE, JBD2_MAGIC, JournalSuperblock, REVOKE_COUNT_OFFSET, REVOKE_HEADER_SIZE,
-    TAG_UUID_SIZE, Tag, commit_block_checksum, crc32_be, data_block_checksum,
-    descriptor_block_checksum, write_tag,
+    BLOCK_TAIL_SIZE, BlockType, CHECKSUM_CRC32, CHECKSUM_CRC32C, COMMIT_CHKSUM_OFFSET, COMMIT_SEC_OFFSET, COMPAT_CHECKSUM,
+    CRC32_CHKSUM_SIZE, FLAG_ESCAPE, FLAG_LAST_TAG, FLAG_SAME_UUID, HEADER_SIZE, Header, INCOMPAT_64BIT, INCOMPAT_CSUM_V2, INCOMPAT_CSUM_V3,
+    INCOMPAT_REVOKE, JBD2_MAGIC, JournalSuperblock, REVOKE_COUNT_OFFSET, REVOKE_HEADER_SIZE, TAG_UUID_SIZE, Tag, commit_block_checksum,
+    crc32_be, data_block_checksum, descriptor_block_checksum, write_tag,
 };
 use crate::geometry::JournalGeometry;
 use crate::io::{JournalIo, flush, read_superblock, write_block, write_superblock};
@@ -32,13 +30,8 @@ pub struct CommitTime {
 impl CommitTime {
     /// The current time.
     pub fn now() -> Self {
-        let d = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        Self {
-            sec: d.as_secs(),
-            nsec: d.subsec_nanos(),
-        }
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Self { sec: d.as_secs(), nsec: d.subsec_nanos() }
     }
 }
 
@@ -98,28 +91,15 @@ impl JournalWriter {
     }
 
     /// A writer for the journal with superblock `sb` (see [`JournalWriter::open`]).
-    pub fn new(
-        sb: JournalSuperblock,
-        block_size: u32,
-        journal_blocks: u64,
-    ) -> Result<Self, JournalError> {
+    pub fn new(sb: JournalSuperblock, block_size: u32, journal_blocks: u64) -> Result<Self, JournalError> {
         let geo = JournalGeometry::new(&sb, block_size, journal_blocks)?;
         if geo.start != 0 {
-            return Err(JournalError::superblock(
-                "s_start",
-                "the journal needs recovery before it can be written",
-            ));
+            return Err(JournalError::superblock("s_start", "the journal needs recovery before it can be written"));
         }
         // As the kernel does for a clean journal: one past s_sequence, so no
         // stale commit block can ever match.
         let next_sequence = geo.sequence.wrapping_add(1);
-        Ok(Self {
-            head: geo.first,
-            next_sequence,
-            live: VecDeque::new(),
-            geo,
-            sb,
-        })
+        Ok(Self { head: geo.first, next_sequence, live: VecDeque::new(), geo, sb })
     }
 
     /// The validated journal geometry.
@@ -168,8 +148,7 @@ impl JournalWriter {
 
     fn revokes_per_block(&self) -> usize {
         let f = &self.geo.features;
-        (self.geo.block_size as usize - REVOKE_HEADER_SIZE - f.tail_bytes())
-            / f.revoke_record_bytes()
+        (self.geo.block_size as usize - REVOKE_HEADER_SIZE - f.tail_bytes()) / f.revoke_record_bytes()
     }
 
     /// Tags per descriptor block, as the kernel fills them: a descriptor is
@@ -198,27 +177,12 @@ impl JournalWriter {
     ) -> Result<EncodedTransaction, JournalError> {
         self.check_input(blocks, revoked)?;
         let written: BTreeSet<u64> = blocks.iter().map(|(b, _)| *b).collect();
-        let revoked: Vec<u64> = revoked
-            .iter()
-            .copied()
-            .collect::<BTreeSet<u64>>()
-            .into_iter()
-            .filter(|b| !written.contains(b))
-            .collect();
+        let revoked: Vec<u64> = revoked.iter().copied().collect::<BTreeSet<u64>>().into_iter().filter(|b| !written.contains(b)).collect();
         let needed = self.blocks_needed(blocks.len() as u64, revoked.len() as u64);
         if needed > self.free_blocks() {
-            return Err(JournalError::NoSpace {
-                needed,
-                free: self.free_blocks(),
-            });
+            return Err(JournalError::NoSpace { needed, free: self.free_blocks() });
         }
-        let mut enc = Encoder {
-            w: self,
-            seq: self.next_sequence,
-            at: self.head,
-            body: Vec::new(),
-            crc32_sum: !0,
-        };
+        let mut enc = Encoder { w: self, seq: self.next_sequence, at: self.head, body: Vec::new(), crc32_sum: !0 };
         for chunk in revoked.chunks(self.revokes_per_block()) {
             enc.revoke_block(chunk);
         }
@@ -227,43 +191,21 @@ impl JournalWriter {
         }
         let commit = (enc.at, enc.commit_block(time));
         let next_head = self.geo.next(enc.at);
-        Ok(EncodedTransaction {
-            sequence: self.next_sequence,
-            start: self.head,
-            body: enc.body,
-            commit,
-            next_head,
-        })
+        Ok(EncodedTransaction { sequence: self.next_sequence, start: self.head, body: enc.body, commit, next_head })
     }
 
-    fn check_input<B: AsRef<[u8]>>(
-        &self,
-        blocks: &[(u64, B)],
-        revoked: &[u64],
-    ) -> Result<(), JournalError> {
+    fn check_input<B: AsRef<[u8]>>(&self, blocks: &[(u64, B)], revoked: &[u64]) -> Result<(), JournalError> {
         let bs = self.geo.block_size as usize;
         if let Some((b, d)) = blocks.iter().find(|(_, d)| d.as_ref().len() != bs) {
-            return Err(JournalError::InvalidInput(format!(
-                "block {b}: {} bytes of data, the block size is {bs}",
-                d.as_ref().len()
-            )));
+            return Err(JournalError::InvalidInput(format!("block {b}: {} bytes of data, the block size is {bs}", d.as_ref().len())));
         }
         let bit64 = self.geo.features.bit64;
         let too_big = |b: u64| !bit64 && b > u64::from(u32::MAX);
-        if let Some(b) = blocks
-            .iter()
-            .map(|(b, _)| *b)
-            .chain(revoked.iter().copied())
-            .find(|&b| too_big(b))
-        {
-            return Err(JournalError::InvalidInput(format!(
-                "block {b} needs the journal's 64bit feature"
-            )));
+        if let Some(b) = blocks.iter().map(|(b, _)| *b).chain(revoked.iter().copied()).find(|&b| too_big(b)) {
+            return Err(JournalError::InvalidInput(format!("block {b} needs the journal's 64bit feature")));
         }
         if !revoked.is_empty() && !self.geo.features.revoke {
-            return Err(JournalError::InvalidInput(
-                "revokes need the journal's revoke feature".into(),
-            ));
+            return Err(JournalError::InvalidInput("revokes need the journal's revoke feature".into()));
         }
         Ok(())
     }
@@ -286,11 +228,7 @@ impl JournalWriter {
 
     /// Writes an already encoded transaction (the next one: made by
     /// [`JournalWriter::encode`] on this writer's current state).
-    pub fn write(
-        &mut self,
-        io: &mut impl JournalIo,
-        enc: &EncodedTransaction,
-    ) -> Result<(), JournalError> {
+    pub fn write(&mut self, io: &mut impl JournalIo, enc: &EncodedTransaction) -> Result<(), JournalError> {
         if enc.sequence != self.next_sequence || enc.start != self.head {
             return Err(JournalError::InvalidInput(format!(
                 "transaction {} at {} is not the next one ({} at {})",
@@ -306,10 +244,7 @@ impl JournalWriter {
         flush(io)?;
         write_block(io, enc.commit.0, &enc.commit.1)?;
         flush(io)?;
-        self.live.push_back(Live {
-            sequence: enc.sequence,
-            start: enc.start,
-        });
+        self.live.push_back(Live { sequence: enc.sequence, start: enc.start });
         self.head = enc.next_head;
         self.next_sequence = enc.sequence.wrapping_add(1);
         Ok(())
@@ -324,16 +259,8 @@ impl JournalWriter {
 
     /// Releases the committed transactions up to `sequence` (included),
     /// moving the tail to the oldest one left, or emptying the log.
-    pub fn checkpoint_through(
-        &mut self,
-        io: &mut impl JournalIo,
-        sequence: u32,
-    ) -> Result<(), JournalError> {
-        while self
-            .live
-            .front()
-            .is_some_and(|t| !crate::geometry::tid_gt(t.sequence, sequence))
-        {
+    pub fn checkpoint_through(&mut self, io: &mut impl JournalIo, sequence: u32) -> Result<(), JournalError> {
+        while self.live.front().is_some_and(|t| !crate::geometry::tid_gt(t.sequence, sequence)) {
             self.live.pop_front();
         }
         match self.live.front().copied() {
@@ -344,12 +271,7 @@ impl JournalWriter {
     }
 
     /// Writes `s_start`/`s_sequence` (the log tail) to the journal superblock.
-    fn set_tail(
-        &mut self,
-        io: &mut impl JournalIo,
-        start: u64,
-        sequence: u32,
-    ) -> Result<(), JournalError> {
+    fn set_tail(&mut self, io: &mut impl JournalIo, start: u64, sequence: u32) -> Result<(), JournalError> {
         self.sb.s_start.set(start as u32);
         self.sb.s_sequence.set(sequence);
         self.sb.update_checksum();
@@ -377,11 +299,7 @@ pub fn set_mount_features(sb: &mut JournalSuperblock, fs_64bit: bool, metadata_c
         new_incompat = (new_incompat | INCOMPAT_CSUM_V3) & !INCOMPAT_CSUM_V2;
         new_compat &= !COMPAT_CHECKSUM;
     }
-    let csum_type = if metadata_csum {
-        CHECKSUM_CRC32C
-    } else {
-        sb.s_checksum_type
-    };
+    let csum_type = if metadata_csum { CHECKSUM_CRC32C } else { sb.s_checksum_type };
     if (new_compat, new_incompat, csum_type) == (compat, incompat, sb.s_checksum_type) {
         return false;
     }
@@ -433,8 +351,7 @@ impl Encoder<'_> {
                 off += 4;
             }
         }
-        b[REVOKE_COUNT_OFFSET..REVOKE_COUNT_OFFSET + 4]
-            .copy_from_slice(&(off as u32).to_be_bytes());
+        b[REVOKE_COUNT_OFFSET..REVOKE_COUNT_OFFSET + 4].copy_from_slice(&(off as u32).to_be_bytes());
         self.set_tail_checksum(&mut b);
         self.push(b);
     }
@@ -462,17 +379,7 @@ impl Encoder<'_> {
                 (false, true) => data_block_checksum(self.w.geo.csum_seed, self.seq, &d) & 0xFFFF,
                 _ => 0,
             };
-            write_tag(
-                &mut desc[pos..],
-                &Tag {
-                    blocknr: *home,
-                    flags,
-                    checksum,
-                },
-                f.csum_v3,
-                f.csum_v2,
-                f.bit64,
-            );
+            write_tag(&mut desc[pos..], &Tag { blocknr: *home, flags, checksum }, f.csum_v3, f.csum_v2, f.bit64);
             pos += f.tag_bytes();
             if i == 0 {
                 desc[pos..pos + TAG_UUID_SIZE].copy_from_slice(&self.w.geo.uuid);
@@ -498,8 +405,7 @@ impl Encoder<'_> {
         if self.w.geo.features.checksum_v1 {
             b[12] = CHECKSUM_CRC32;
             b[13] = CRC32_CHKSUM_SIZE;
-            b[COMMIT_CHKSUM_OFFSET..COMMIT_CHKSUM_OFFSET + 4]
-                .copy_from_slice(&self.crc32_sum.to_be_bytes());
+            b[COMMIT_CHKSUM_OFFSET..COMMIT_CHKSUM_OFFSET + 4].copy_from_slice(&self.crc32_sum.to_be_bytes());
         }
         b[COMMIT_SEC_OFFSET..COMMIT_SEC_OFFSET + 8].copy_from_slice(&time.sec.to_be_bytes());
         b[COMMIT_SEC_OFFSET + 8..COMMIT_SEC_OFFSET + 12].copy_from_slice(&time.nsec.to_be_bytes());

@@ -3,13 +3,11 @@
 //! would have (a warning and a clean stop, or a specific error).
 
 use ext4_jbd2::format::{
-    BlockType, CHECKSUM_CRC32C, COMMIT_CHKSUM_OFFSET, COMMIT_SEC_OFFSET, COMPAT_CHECKSUM, Header,
-    INCOMPAT_ASYNC_COMMIT, INCOMPAT_CSUM_V2, INCOMPAT_CSUM_V3, INCOMPAT_REVOKE, JournalSuperblock,
-    commit_block_checksum, descriptor_block_checksum,
+    BlockType, CHECKSUM_CRC32C, COMMIT_CHKSUM_OFFSET, COMMIT_SEC_OFFSET, COMPAT_CHECKSUM, Header, INCOMPAT_ASYNC_COMMIT, INCOMPAT_CSUM_V2,
+    INCOMPAT_CSUM_V3, INCOMPAT_REVOKE, JournalSuperblock, commit_block_checksum, descriptor_block_checksum,
 };
 use ext4_jbd2::{
-    CommitTime, EncodedTransaction, JournalError, JournalWriter, LogProblem, MemoryJournal,
-    RecoveryWarning, scan, write_superblock,
+    CommitTime, EncodedTransaction, JournalError, JournalWriter, LogProblem, MemoryJournal, RecoveryWarning, scan, write_superblock,
 };
 use zerocopy::IntoBytes;
 
@@ -42,25 +40,13 @@ fn three(compat: u32, incompat: u32) -> (MemoryJournal, Vec<EncodedTransaction>)
     write_superblock(&mut j, BS, &superblock(compat, incompat)).unwrap();
     let mut w = JournalWriter::open(&mut j, BS).unwrap();
     let txs: [(Blocks, Vec<u64>); 3] = [
-        (
-            (1..5).map(|b| (b, vec![b as u8; BS as usize])).collect(),
-            vec![],
-        ),
+        ((1..5).map(|b| (b, vec![b as u8; BS as usize])).collect(), vec![]),
         (vec![(2, vec![0x22; BS as usize])], vec![3]),
         (vec![(9, vec![0x99; BS as usize])], vec![]),
     ];
     let mut out = Vec::new();
     for (i, (blocks, revoked)) in txs.iter().enumerate() {
-        let enc = w
-            .encode(
-                blocks,
-                revoked,
-                CommitTime {
-                    sec: 1000 + i as u64,
-                    nsec: 0,
-                },
-            )
-            .unwrap();
+        let enc = w.encode(blocks, revoked, CommitTime { sec: 1000 + i as u64, nsec: 0 }).unwrap();
         w.write(&mut j, &enc).unwrap();
         out.push(enc);
     }
@@ -81,12 +67,7 @@ fn rewrite_commit(j: &mut MemoryJournal, jblock: u64, sec: u64) {
 
 #[test]
 fn intact_journal_replays_everything() {
-    for (compat, incompat) in [
-        (0, 0),
-        (COMPAT_CHECKSUM, 0),
-        (0, INCOMPAT_CSUM_V2),
-        (0, INCOMPAT_CSUM_V3),
-    ] {
+    for (compat, incompat) in [(0, 0), (COMPAT_CHECKSUM, 0), (0, INCOMPAT_CSUM_V2), (0, INCOMPAT_CSUM_V3)] {
         let (mut j, _) = three(compat, incompat);
         let rec = scan(&mut j, BS).unwrap();
         assert_eq!(rec.transactions(), 3);
@@ -109,11 +90,7 @@ fn clean_journal_needs_nothing() {
     let mut sb = superblock(0, INCOMPAT_CSUM_V3);
     let before = sb.as_bytes().to_vec();
     rec.finish(&mut sb);
-    assert_eq!(
-        sb.as_bytes(),
-        &before[..],
-        "finish leaves a clean journal alone"
-    );
+    assert_eq!(sb.as_bytes(), &before[..], "finish leaves a clean journal alone");
 }
 
 #[test]
@@ -124,19 +101,8 @@ fn data_checksum_failure_skips_the_block_and_keeps_the_older_copy() {
         block_mut(&mut j, data_jblock)[100] ^= 1;
         let rec = scan(&mut j, BS).unwrap();
         assert_eq!(rec.transactions(), 3);
-        assert_eq!(
-            rec.copy_of(2).unwrap().sequence,
-            11,
-            "the copy of transaction 11 is replayed"
-        );
-        assert_eq!(
-            rec.warnings(),
-            &[RecoveryWarning::DataChecksum {
-                fs_block: 2,
-                jblock: data_jblock,
-                sequence: 12
-            }]
-        );
+        assert_eq!(rec.copy_of(2).unwrap().sequence, 11, "the copy of transaction 11 is replayed");
+        assert_eq!(rec.warnings(), &[RecoveryWarning::DataChecksum { fs_block: 2, jblock: data_jblock, sequence: 12 }]);
         assert!(rec.has_block_errors());
     }
 }
@@ -148,20 +114,10 @@ fn bad_commit_checksum_ends_the_log_before_the_transaction() {
     let rec = scan(&mut j, BS).unwrap();
     assert_eq!(rec.transactions(), 1);
     assert_eq!(rec.failed_commit(), Some(12));
-    assert_eq!(
-        rec.warnings(),
-        &[RecoveryWarning::CommitChecksum {
-            sequence: 12,
-            jblock: txs[1].commit.0
-        }]
-    );
+    assert_eq!(rec.warnings(), &[RecoveryWarning::CommitChecksum { sequence: 12, jblock: txs[1].commit.0 }]);
     assert_eq!(rec.copy_of(2).unwrap().sequence, 11);
     assert!(rec.copy_of(9).is_none());
-    assert_eq!(
-        rec.next_sequence(),
-        13,
-        "one past the failed transaction 12"
-    );
+    assert_eq!(rec.next_sequence(), 13, "one past the failed transaction 12");
 }
 
 #[test]
@@ -171,10 +127,7 @@ fn bad_commit_checksum_with_async_commit_is_not_a_failed_commit() {
     let rec = scan(&mut j, BS).unwrap();
     assert_eq!(rec.transactions(), 1);
     assert_eq!(rec.failed_commit(), None);
-    assert!(
-        rec.copy_of(9).is_none(),
-        "later transactions are scanned but not replayed"
-    );
+    assert!(rec.copy_of(9).is_none(), "later transactions are scanned but not replayed");
 }
 
 #[test]
@@ -193,17 +146,7 @@ fn bad_descriptor_checksum_with_a_newer_commit_is_corruption() {
     let desc = txs[2].body[0].0;
     block_mut(&mut j, desc)[40] ^= 1;
     let err = scan(&mut j, BS).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            JournalError::Corrupt {
-                sequence: 13,
-                problem: LogProblem::TransactionChecksum,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, JournalError::Corrupt { sequence: 13, problem: LogProblem::TransactionChecksum, .. }), "{err}");
 }
 
 #[test]
@@ -213,35 +156,17 @@ fn bad_descriptor_checksum_with_an_older_commit_is_a_stale_log() {
     rewrite_commit(&mut j, txs[2].commit.0, 5);
     let rec = scan(&mut j, BS).unwrap();
     assert_eq!(rec.transactions(), 2);
-    assert_eq!(
-        rec.warnings(),
-        &[RecoveryWarning::StaleBlocks {
-            sequence: 13,
-            jblock: txs[2].commit.0
-        }]
-    );
+    assert_eq!(rec.warnings(), &[RecoveryWarning::StaleBlocks { sequence: 13, jblock: txs[2].commit.0 }]);
 }
 
 #[test]
 fn bad_revoke_checksum_with_a_newer_commit_is_corruption() {
     let (mut j, txs) = three(0, INCOMPAT_CSUM_V2);
     let revoke = txs[1].body[0].0;
-    assert_eq!(
-        &block_mut(&mut j, revoke)[4..8],
-        &(BlockType::Revoke as u32).to_be_bytes()
-    );
+    assert_eq!(&block_mut(&mut j, revoke)[4..8], &(BlockType::Revoke as u32).to_be_bytes());
     block_mut(&mut j, revoke)[20] ^= 1;
     let err = scan(&mut j, BS).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            JournalError::Corrupt {
-                problem: LogProblem::TransactionChecksum,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, JournalError::Corrupt { problem: LogProblem::TransactionChecksum, .. }), "{err}");
 }
 
 #[test]
@@ -250,16 +175,7 @@ fn revoke_count_beyond_the_block_is_an_error() {
     let revoke = txs[1].body[0].0;
     block_mut(&mut j, revoke)[12..16].copy_from_slice(&(BS + 4).to_be_bytes());
     let err = scan(&mut j, BS).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            JournalError::Corrupt {
-                problem: LogProblem::RevokeCount { count: 1028 },
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, JournalError::Corrupt { problem: LogProblem::RevokeCount { count: 1028 }, .. }), "{err}");
 }
 
 #[test]
@@ -293,19 +209,8 @@ fn superblock_checks() {
     type Damage = fn(&mut JournalSuperblock);
     let cases: &[(&str, Damage, &str)] = &[
         ("bad magic", |sb| sb.s_header.h_magic.set(1), "h_magic"),
-        (
-            "descriptor type",
-            |sb| sb.s_header.h_blocktype.set(1),
-            "h_blocktype",
-        ),
-        (
-            "csum v2 and v3",
-            |sb| {
-                sb.s_feature_incompat
-                    .set(INCOMPAT_CSUM_V2 | INCOMPAT_CSUM_V3)
-            },
-            "s_feature_incompat",
-        ),
+        ("descriptor type", |sb| sb.s_header.h_blocktype.set(1), "h_blocktype"),
+        ("csum v2 and v3", |sb| sb.s_feature_incompat.set(INCOMPAT_CSUM_V2 | INCOMPAT_CSUM_V3), "s_feature_incompat"),
         (
             "v1 with v3",
             |sb| {
@@ -314,17 +219,9 @@ fn superblock_checks() {
             },
             "s_feature_compat",
         ),
-        (
-            "checksum type",
-            |sb| sb.s_checksum_type = 1,
-            "s_checksum_type",
-        ),
+        ("checksum type", |sb| sb.s_checksum_type = 1, "s_checksum_type"),
         ("block size", |sb| sb.s_blocksize.set(4096), "s_blocksize"),
-        (
-            "maxlen beyond the journal",
-            |sb| sb.s_maxlen.set(65),
-            "s_maxlen",
-        ),
+        ("maxlen beyond the journal", |sb| sb.s_maxlen.set(65), "s_maxlen"),
         ("first zero", |sb| sb.s_first.set(0), "s_first"),
         ("first beyond", |sb| sb.s_first.set(64), "s_first"),
         ("start beyond", |sb| sb.s_start.set(64), "s_start"),
@@ -346,20 +243,11 @@ fn superblock_checks() {
     sb.s_sequence.set(99);
     let mut j = MemoryJournal::new(BS, 64);
     write_superblock(&mut j, BS, &sb).unwrap();
-    assert!(matches!(
-        scan(&mut j, BS),
-        Err(JournalError::Superblock {
-            field: "s_checksum",
-            ..
-        })
-    ));
+    assert!(matches!(scan(&mut j, BS), Err(JournalError::Superblock { field: "s_checksum", .. })));
     let mut sb = superblock(0, 0x8000);
     sb.update_checksum();
     write_superblock(&mut j, BS, &sb).unwrap();
-    assert!(matches!(
-        scan(&mut j, BS),
-        Err(JournalError::Unsupported(_))
-    ));
+    assert!(matches!(scan(&mut j, BS), Err(JournalError::Unsupported(_))));
 }
 
 #[test]
@@ -367,8 +255,5 @@ fn descriptor_tail_checksum_is_what_the_writer_stores() {
     let (mut j, txs) = three(0, INCOMPAT_CSUM_V3);
     let desc = block_mut(&mut j, txs[0].body[0].0).to_vec();
     let seed = superblock(0, INCOMPAT_CSUM_V3).csum_seed();
-    assert_eq!(
-        &desc[BS as usize - 4..],
-        &descriptor_block_checksum(seed, &desc).to_be_bytes()
-    );
+    assert_eq!(&desc[BS as usize - 4..], &descriptor_block_checksum(seed, &desc).to_be_bytes());
 }

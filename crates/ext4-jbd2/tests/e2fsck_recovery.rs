@@ -20,10 +20,8 @@ struct Case {
     failed: Option<u32>,
 }
 
-const THREE_TRANSACTIONS: &str =
-    "jo\njw -b 10000-10003 DATA\njc\njo\njw -b 10001,10005 DATA\njc\njo\njw -r 10002\njc\n";
-const THREE_TRANSACTIONS_CSUM: &str =
-    "jo -c\njw -b 10000-10003 DATA\njc\njo\njw -b 10001,10005 DATA\njc\njo\njw -r 10002\njc\n";
+const THREE_TRANSACTIONS: &str = "jo\njw -b 10000-10003 DATA\njc\njo\njw -b 10001,10005 DATA\njc\njo\njw -r 10002\njc\n";
+const THREE_TRANSACTIONS_CSUM: &str = "jo -c\njw -b 10000-10003 DATA\njc\njo\njw -b 10001,10005 DATA\njc\njo\njw -r 10002\njc\n";
 
 const CASES: &[Case] = &[
     Case {
@@ -33,13 +31,7 @@ const CASES: &[Case] = &[
         expect: (3, 4),
         failed: None,
     },
-    Case {
-        name: "4k csum v3",
-        mkfs: &["-b", "4096"],
-        script: THREE_TRANSACTIONS_CSUM,
-        expect: (3, 4),
-        failed: None,
-    },
+    Case { name: "4k csum v3", mkfs: &["-b", "4096"], script: THREE_TRANSACTIONS_CSUM, expect: (3, 4), failed: None },
     Case {
         name: "4k csum v2",
         mkfs: &["-b", "4096"],
@@ -72,13 +64,7 @@ const CASES: &[Case] = &[
         expect: (3, 4),
         failed: None,
     },
-    Case {
-        name: "1k csum v3",
-        mkfs: &["-b", "1024"],
-        script: THREE_TRANSACTIONS_CSUM,
-        expect: (3, 4),
-        failed: None,
-    },
+    Case { name: "1k csum v3", mkfs: &["-b", "1024"], script: THREE_TRANSACTIONS_CSUM, expect: (3, 4), failed: None },
     Case {
         name: "1k ^metadata_csum ^64bit, no csum",
         mkfs: &["-b", "1024", "-O", "^metadata_csum,^64bit"],
@@ -138,8 +124,7 @@ fn check(case: &Case) {
     pattern_file(&data, bs, 800, &[3, 40]);
     debugfs_write(&img, &case.script.replace("DATA", data.to_str().unwrap()));
     assert!(
-        superblock(&img).s_feature_incompat.get() & ext4_ondisk::Incompat::RECOVER.bits() != 0
-            || case.expect.0 == 0,
+        superblock(&img).s_feature_incompat.get() & ext4_ondisk::Incompat::RECOVER.bits() != 0 || case.expect.0 == 0,
         "{}: debugfs left no journal to recover",
         case.name
     );
@@ -148,28 +133,14 @@ fn check(case: &Case) {
 
     let rec = recover_with_library(&img);
     let fsck = recover_with_e2fsck(&other);
-    assert_eq!(
-        (rec.transactions(), rec.block_count()),
-        case.expect,
-        "{}: {rec:?}",
-        case.name
-    );
+    assert_eq!((rec.transactions(), rec.block_count()), case.expect, "{}: {rec:?}", case.name);
     assert_eq!(rec.failed_commit(), case.failed, "{}", case.name);
     if case.failed.is_none() {
-        assert!(
-            rec.warnings().is_empty(),
-            "{}: {:?}",
-            case.name,
-            rec.warnings()
-        );
+        assert!(rec.warnings().is_empty(), "{}: {:?}", case.name, rec.warnings());
     }
     compare_images(case.name, &img, &other, bs, EXT4_SB_ALLOWED);
     let (code, out) = fsck_n(&img);
-    assert_eq!(
-        code, 0,
-        "{}: e2fsck -fn after the library's recovery:\n{out}\n(e2fsck -E journal_only said:\n{fsck})",
-        case.name
-    );
+    assert_eq!(code, 0, "{}: e2fsck -fn after the library's recovery:\n{out}\n(e2fsck -E journal_only said:\n{fsck})", case.name);
 }
 
 #[test]

@@ -11,9 +11,7 @@ use std::path::Path;
 use common::*;
 use ext4_blockdev::{BlockDevice, FileDevice};
 use ext4_jbd2::format::{CHECKSUM_CRC32C, COMPAT_CHECKSUM, INCOMPAT_CSUM_V2, INCOMPAT_CSUM_V3};
-use ext4_jbd2::{
-    CommitTime, DeviceJournal, JournalWriter, read_superblock, set_mount_features, write_superblock,
-};
+use ext4_jbd2::{CommitTime, DeviceJournal, JournalWriter, read_superblock, set_mount_features, write_superblock};
 use ext4_ondisk::{Incompat, RoCompat, Superblock};
 use zerocopy::IntoBytes;
 
@@ -35,54 +33,14 @@ struct Case {
 }
 
 const CASES: &[Case] = &[
-    Case {
-        name: "4k metadata_csum (csum v3)",
-        mkfs: &["-b", "4096"],
-        csum: Csum::Mount,
-        wrap: false,
-    },
-    Case {
-        name: "4k metadata_csum, wrapping",
-        mkfs: &["-b", "4096"],
-        csum: Csum::Mount,
-        wrap: true,
-    },
-    Case {
-        name: "4k csum v2, wrapping",
-        mkfs: &["-b", "4096"],
-        csum: Csum::V2,
-        wrap: true,
-    },
-    Case {
-        name: "1k metadata_csum, wrapping",
-        mkfs: &["-b", "1024"],
-        csum: Csum::Mount,
-        wrap: true,
-    },
-    Case {
-        name: "4k ^64bit ^metadata_csum",
-        mkfs: &["-b", "4096", "-O", "^64bit,^metadata_csum"],
-        csum: Csum::None,
-        wrap: true,
-    },
-    Case {
-        name: "4k ^64bit ^metadata_csum, csum v1",
-        mkfs: &["-b", "4096", "-O", "^64bit,^metadata_csum"],
-        csum: Csum::V1,
-        wrap: true,
-    },
-    Case {
-        name: "1k ^metadata_csum, csum v1",
-        mkfs: &["-b", "1024", "-O", "^metadata_csum"],
-        csum: Csum::V1,
-        wrap: false,
-    },
-    Case {
-        name: "4k 16 MiB journal",
-        mkfs: &["-b", "4096", "-J", "size=16"],
-        csum: Csum::Mount,
-        wrap: false,
-    },
+    Case { name: "4k metadata_csum (csum v3)", mkfs: &["-b", "4096"], csum: Csum::Mount, wrap: false },
+    Case { name: "4k metadata_csum, wrapping", mkfs: &["-b", "4096"], csum: Csum::Mount, wrap: true },
+    Case { name: "4k csum v2, wrapping", mkfs: &["-b", "4096"], csum: Csum::V2, wrap: true },
+    Case { name: "1k metadata_csum, wrapping", mkfs: &["-b", "1024"], csum: Csum::Mount, wrap: true },
+    Case { name: "4k ^64bit ^metadata_csum", mkfs: &["-b", "4096", "-O", "^64bit,^metadata_csum"], csum: Csum::None, wrap: true },
+    Case { name: "4k ^64bit ^metadata_csum, csum v1", mkfs: &["-b", "4096", "-O", "^64bit,^metadata_csum"], csum: Csum::V1, wrap: true },
+    Case { name: "1k ^metadata_csum, csum v1", mkfs: &["-b", "1024", "-O", "^metadata_csum"], csum: Csum::V1, wrap: false },
+    Case { name: "4k 16 MiB journal", mkfs: &["-b", "4096", "-J", "size=16"], csum: Csum::Mount, wrap: false },
 ];
 
 /// `n` free blocks from `goal` on, found by debugfs' `ffb`.
@@ -100,9 +58,7 @@ fn free_blocks(img: &Path, n: usize, goal: u64) -> Vec<u64> {
 }
 
 fn pattern(bs: u32, seed: u8, magic: bool) -> Vec<u8> {
-    let mut b: Vec<u8> = (0..bs as usize)
-        .map(|i| seed.wrapping_mul(31).wrapping_add((i % 251) as u8))
-        .collect();
+    let mut b: Vec<u8> = (0..bs as usize).map(|i| seed.wrapping_mul(31).wrapping_add((i % 251) as u8)).collect();
     if magic {
         b[..4].copy_from_slice(&0xC03B_3998u32.to_be_bytes());
     }
@@ -116,8 +72,7 @@ fn set_journal_csum(sb: &mut ext4_jbd2::format::JournalSuperblock, csum: Csum) {
         Csum::None => sb.s_feature_incompat.set(incompat),
         Csum::V1 => {
             sb.s_feature_incompat.set(incompat);
-            sb.s_feature_compat
-                .set(sb.s_feature_compat.get() | COMPAT_CHECKSUM);
+            sb.s_feature_compat.set(sb.s_feature_compat.get() | COMPAT_CHECKSUM);
         }
         Csum::V2 => {
             sb.s_feature_incompat.set(incompat | INCOMPAT_CSUM_V2);
@@ -150,28 +105,18 @@ fn write_transactions(img: &Path, case: &Case) -> Vec<(u64, Vec<u8>)> {
         // A filler transaction of blocks whose home content it repeats,
         // checkpointed, so the next transactions start near the log end.
         let target = w.geometry().log_blocks() - 8;
-        let filler_len = (1..target)
-            .rev()
-            .find(|&k| w.blocks_needed(k, 0) <= target)
-            .unwrap();
-        let filler: Vec<(u64, Vec<u8>)> = std::iter::repeat_n(free[39], filler_len as usize)
-            .map(|b| (b, vec![0; bs as usize]))
-            .collect();
+        let filler_len = (1..target).rev().find(|&k| w.blocks_needed(k, 0) <= target).unwrap();
+        let filler: Vec<(u64, Vec<u8>)> = std::iter::repeat_n(free[39], filler_len as usize).map(|b| (b, vec![0; bs as usize])).collect();
         w.commit(&mut j, &filler, &[], time).unwrap();
         w.checkpoint(&mut j).unwrap();
         time.sec += 1;
     }
     let mut expect: Vec<(u64, Vec<u8>)> = Vec::new();
-    let tx1: Vec<(u64, Vec<u8>)> = (0..12)
-        .map(|i| (free[i], pattern(bs, i as u8, i == 4)))
-        .collect();
+    let tx1: Vec<(u64, Vec<u8>)> = (0..12).map(|i| (free[i], pattern(bs, i as u8, i == 4))).collect();
     w.commit(&mut j, &tx1, &[], time).unwrap();
     time.sec += 1;
     // Rewrite two blocks (one now escaped), revoke a third: its home stays zero.
-    let tx2 = vec![
-        (free[1], pattern(bs, 101, true)),
-        (free[2], pattern(bs, 102, false)),
-    ];
+    let tx2 = vec![(free[1], pattern(bs, 101, true)), (free[2], pattern(bs, 102, false))];
     w.commit(&mut j, &tx2, &[free[3]], time).unwrap();
     time.sec += 1;
     // A block revoked in an earlier transaction and written again later.
@@ -181,12 +126,7 @@ fn write_transactions(img: &Path, case: &Case) -> Vec<(u64, Vec<u8>)> {
     let tx4 = vec![(free[5], pattern(bs, 105, false))];
     w.commit(&mut j, &tx4, &[], time).unwrap();
     if case.wrap {
-        assert!(
-            w.head() < 100,
-            "{}: the log did not wrap (head {})",
-            case.name,
-            w.head()
-        );
+        assert!(w.head() < 100, "{}: the log did not wrap (head {})", case.name, w.head());
     }
     for (b, d) in tx1.iter().chain(&tx2).chain(&tx3).chain(&tx4) {
         expect.retain(|(x, _)| x != b);
@@ -199,8 +139,7 @@ fn write_transactions(img: &Path, case: &Case) -> Vec<(u64, Vec<u8>)> {
     let mut buf = vec![0u8; 1024];
     dev.read_at(1024, &mut buf).unwrap();
     let mut sb = Superblock::from_bytes(&buf).unwrap();
-    sb.s_feature_incompat
-        .set(sb.s_feature_incompat.get() | Incompat::RECOVER.bits());
+    sb.s_feature_incompat.set(sb.s_feature_incompat.get() | Incompat::RECOVER.bits());
     sb.update_checksum();
     dev.write_at(1024, sb.as_bytes()).unwrap();
     dev.flush().unwrap();
@@ -216,26 +155,14 @@ fn check(case: &Case) {
     std::fs::copy(&img, &other).unwrap();
 
     let out = recover_with_e2fsck(&img);
-    assert!(
-        out.contains("recovering journal"),
-        "{}: e2fsck did not replay:\n{out}",
-        case.name
-    );
+    assert!(out.contains("recovering journal"), "{}: e2fsck did not replay:\n{out}", case.name);
     let bytes = std::fs::read(&img).unwrap();
     for (b, d) in &expect {
         let at = *b as usize * bs as usize;
-        assert!(
-            &bytes[at..at + bs as usize] == d.as_slice(),
-            "{}: block {b} after e2fsck's replay",
-            case.name
-        );
+        assert!(&bytes[at..at + bs as usize] == d.as_slice(), "{}: block {b} after e2fsck's replay", case.name);
     }
     let (code, fsck) = fsck_n(&img);
-    assert_eq!(
-        code, 0,
-        "{}: e2fsck -fn after the replay:\n{fsck}",
-        case.name
-    );
+    assert_eq!(code, 0, "{}: e2fsck -fn after the replay:\n{fsck}", case.name);
 
     let rec = recover_with_library(&other);
     assert_eq!(rec.transactions(), 4, "{}", case.name);

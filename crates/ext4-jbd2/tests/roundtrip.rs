@@ -6,13 +6,10 @@
 use std::collections::BTreeMap;
 
 use ext4_jbd2::format::{
-    BlockType, CHECKSUM_CRC32C, COMPAT_CHECKSUM, Header, INCOMPAT_64BIT, INCOMPAT_CSUM_V2,
-    INCOMPAT_CSUM_V3, INCOMPAT_REVOKE, JBD2_MAGIC, JournalSuperblock,
+    BlockType, CHECKSUM_CRC32C, COMPAT_CHECKSUM, Header, INCOMPAT_64BIT, INCOMPAT_CSUM_V2, INCOMPAT_CSUM_V3, INCOMPAT_REVOKE, JBD2_MAGIC,
+    JournalSuperblock,
 };
-use ext4_jbd2::{
-    CommitTime, JournalError, JournalIo, JournalWriter, MemoryJournal, Recovery, scan,
-    write_superblock,
-};
+use ext4_jbd2::{CommitTime, JournalError, JournalIo, JournalWriter, MemoryJournal, Recovery, scan, write_superblock};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,9 +51,7 @@ fn journal(bs: u32, maxlen: u32, bit64: bool, csum: Csum, sequence: u32) -> Memo
 }
 
 fn block(bs: u32, seed: u8, magic: bool) -> Vec<u8> {
-    let mut b: Vec<u8> = (0..bs as usize)
-        .map(|i| seed.wrapping_add((i / 5) as u8))
-        .collect();
+    let mut b: Vec<u8> = (0..bs as usize).map(|i| seed.wrapping_add((i / 5) as u8)).collect();
     if magic {
         b[..4].copy_from_slice(&JBD2_MAGIC.to_be_bytes());
     }
@@ -101,10 +96,7 @@ fn recovered(j: &mut MemoryJournal, bs: u32) -> (Recovery, BTreeMap<u64, Vec<u8>
 
 #[derive(Debug, Clone)]
 enum Op {
-    Commit {
-        blocks: Vec<(u64, u8, bool)>,
-        revoked: Vec<u64>,
-    },
+    Commit { blocks: Vec<(u64, u8, bool)>, revoked: Vec<u64> },
     Checkpoint,
 }
 
@@ -120,12 +112,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn csum() -> impl Strategy<Value = Csum> {
-    prop_oneof![
-        Just(Csum::None),
-        Just(Csum::V1),
-        Just(Csum::V2),
-        Just(Csum::V3)
-    ]
+    prop_oneof![Just(Csum::None), Just(Csum::V1), Just(Csum::V2), Just(Csum::V3)]
 }
 
 /// Runs `ops` through a writer, checking after each step that recovery of
@@ -143,10 +130,7 @@ fn run_model(bs: u32, maxlen: u32, bit64: bool, csum: Csum, ops: &[Op], high_blo
                 live.clear();
             }
             Op::Commit { blocks, revoked } => {
-                let blocks: Vec<(u64, Vec<u8>)> = blocks
-                    .iter()
-                    .map(|&(b, seed, magic)| (base + b, block(bs, seed, magic)))
-                    .collect();
+                let blocks: Vec<(u64, Vec<u8>)> = blocks.iter().map(|&(b, seed, magic)| (base + b, block(bs, seed, magic))).collect();
                 let revoked: Vec<u64> = revoked.iter().map(|b| base + b).collect();
                 time += 1;
                 let t = CommitTime { sec: time, nsec: 5 };
@@ -161,15 +145,8 @@ fn run_model(bs: u32, maxlen: u32, bit64: bool, csum: Csum, ops: &[Op], high_blo
                     }
                     Err(e) => panic!("{e}"),
                 }
-                let kept = revoked
-                    .iter()
-                    .copied()
-                    .filter(|r| !blocks.iter().any(|(b, _)| b == r))
-                    .collect();
-                live.push(ModelTx {
-                    blocks,
-                    revoked: kept,
-                });
+                let kept = revoked.iter().copied().filter(|r| !blocks.iter().any(|(b, _)| b == r)).collect();
+                live.push(ModelTx { blocks, revoked: kept });
             }
         }
         let (rec, got) = recovered(&mut j, bs);
@@ -190,10 +167,7 @@ fn run_model(bs: u32, maxlen: u32, bit64: bool, csum: Csum, ops: &[Op], high_blo
     assert!(!again.needs_recovery());
     let w2 = JournalWriter::open(&mut j, bs).unwrap();
     if rec.needs_recovery() {
-        assert!(ext4_jbd2::geometry::tid_gt(
-            w2.next_sequence(),
-            rec.end_sequence()
-        ));
+        assert!(ext4_jbd2::geometry::tid_gt(w2.next_sequence(), rec.end_sequence()));
     }
 }
 
@@ -297,8 +271,7 @@ fn escaped_blocks_come_back_with_the_magic() {
         let mut j = journal(1024, 100, true, csum, 1);
         let mut w = JournalWriter::open(&mut j, 1024).unwrap();
         let data = block(1024, 9, true);
-        w.commit(&mut j, &[(5, data.clone())], &[], CommitTime::default())
-            .unwrap();
+        w.commit(&mut j, &[(5, data.clone())], &[], CommitTime::default()).unwrap();
         let rec = scan(&mut j, 1024).unwrap();
         assert!(rec.copy_of(5).unwrap().escaped);
         let jb = rec.copy_of(5).unwrap().jblock as usize;
@@ -315,15 +288,11 @@ fn wrap_around_the_log_end() {
     let mut j = journal(bs, maxlen, false, Csum::V3, 1);
     let mut w = JournalWriter::open(&mut j, bs).unwrap();
     let filler: Vec<(u64, Vec<u8>)> = (0..40).map(|b| (b, block(bs, 1, false))).collect();
-    w.commit(&mut j, &filler, &[], CommitTime::default())
-        .unwrap();
+    w.commit(&mut j, &filler, &[], CommitTime::default()).unwrap();
     w.checkpoint(&mut j).unwrap();
     let start = w.head();
-    let blocks: Vec<(u64, Vec<u8>)> = (100..120)
-        .map(|b| (b, block(bs, b as u8, b == 110)))
-        .collect();
-    w.commit(&mut j, &blocks, &[], CommitTime::default())
-        .unwrap();
+    let blocks: Vec<(u64, Vec<u8>)> = (100..120).map(|b| (b, block(bs, b as u8, b == 110))).collect();
+    w.commit(&mut j, &blocks, &[], CommitTime::default()).unwrap();
     assert!(w.head() < start, "the transaction wrapped");
     let (rec, got) = recovered(&mut j, bs);
     assert_eq!(got, blocks.into_iter().collect());
@@ -336,19 +305,8 @@ fn no_space_is_an_error_and_changes_nothing() {
     let mut w = JournalWriter::open(&mut j, 1024).unwrap();
     let blocks: Vec<(u64, Vec<u8>)> = (0..40).map(|b| (b, block(1024, 1, false))).collect();
     let before = j.data.clone();
-    let err = w
-        .commit(&mut j, &blocks, &[], CommitTime::default())
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            JournalError::NoSpace {
-                needed: 42,
-                free: 28
-            }
-        ),
-        "{err}"
-    );
+    let err = w.commit(&mut j, &blocks, &[], CommitTime::default()).unwrap_err();
+    assert!(matches!(err, JournalError::NoSpace { needed: 42, free: 28 }), "{err}");
     assert_eq!(j.data, before);
     assert!(w.is_empty());
 }
@@ -358,38 +316,17 @@ fn bad_input_is_refused() {
     let mut j = journal(1024, 30, false, Csum::None, 1);
     let w = JournalWriter::open(&mut j, 1024).unwrap();
     let t = CommitTime::default();
-    assert!(matches!(
-        w.encode(&[(1, vec![0u8; 512])], &[], t),
-        Err(JournalError::InvalidInput(_))
-    ));
-    assert!(matches!(
-        w.encode(&[(1 << 32, vec![0u8; 1024])], &[], t),
-        Err(JournalError::InvalidInput(_))
-    ));
-    assert!(matches!(
-        w.encode::<Vec<u8>>(&[], &[1 << 40], t),
-        Err(JournalError::InvalidInput(_))
-    ));
+    assert!(matches!(w.encode(&[(1, vec![0u8; 512])], &[], t), Err(JournalError::InvalidInput(_))));
+    assert!(matches!(w.encode(&[(1 << 32, vec![0u8; 1024])], &[], t), Err(JournalError::InvalidInput(_))));
+    assert!(matches!(w.encode::<Vec<u8>>(&[], &[1 << 40], t), Err(JournalError::InvalidInput(_))));
 }
 
 #[test]
 fn a_journal_needing_recovery_is_not_writable() {
     let mut j = journal(1024, 30, false, Csum::None, 1);
     let mut w = JournalWriter::open(&mut j, 1024).unwrap();
-    w.commit(
-        &mut j,
-        &[(3, block(1024, 1, false))],
-        &[],
-        CommitTime::default(),
-    )
-    .unwrap();
-    assert!(matches!(
-        JournalWriter::open(&mut j, 1024),
-        Err(JournalError::Superblock {
-            field: "s_start",
-            ..
-        })
-    ));
+    w.commit(&mut j, &[(3, block(1024, 1, false))], &[], CommitTime::default()).unwrap();
+    assert!(matches!(JournalWriter::open(&mut j, 1024), Err(JournalError::Superblock { field: "s_start", .. })));
 }
 
 #[test]
@@ -416,13 +353,7 @@ fn flushes_order_the_commit_block() {
     let mut j = journal(1024, 60, true, Csum::V2, 1);
     let mut w = JournalWriter::open(&mut j, 1024).unwrap();
     let f0 = j.flushes;
-    w.commit(
-        &mut j,
-        &[(3, block(1024, 1, false))],
-        &[],
-        CommitTime::default(),
-    )
-    .unwrap();
+    w.commit(&mut j, &[(3, block(1024, 1, false))], &[], CommitTime::default()).unwrap();
     // superblock write (flush), body flush, commit flush.
     assert_eq!(j.flushes - f0, 3);
     assert_eq!(j.len_blocks(), 60);

@@ -288,11 +288,15 @@ impl Shape {
             }
             ipg = ipg.min(65536 - ipb);
             let (ipg, itb) = loop {
-                let itb = (ipg * inode_size).div_ceil(block_size);
-                let mut real = itb * block_size / inode_size;
-                real = real.max(8) & !7;
-                let itb = (real * inode_size).div_ceil(block_size);
+                let (isz, bs64) = (u64::from(inode_size), u64::from(block_size));
+                let itb = (u64::from(ipg) * isz).div_ceil(bs64);
+                let real = ((itb * bs64 / isz).max(8) & !7) as u32;
+                let itb = (u64::from(real) * isz).div_ceil(bs64) as u32;
                 if u64::from(real) * u64::from(groups) > 0xFFFF_FFFF {
+                    if ipg <= 8 {
+                        let reason = "more than 2^32 inodes even with 8 per group";
+                        return Err(MkfsError::TooManyInodes { inodes: u64::from(real) * u64::from(groups), reason });
+                    }
                     ipg -= 1;
                     continue;
                 }

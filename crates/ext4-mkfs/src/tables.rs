@@ -62,7 +62,11 @@ fn allocate_group_table(m: &mut Model, group: u32, stride: u32) -> Result<(), Mk
     if stride > 0 && flexbg_size == 0 {
         let first = m.get_free_blocks(group_blk, last_blk, 1).ok_or(MkfsError::NoSpace { what: "group tables" })?;
         start_blk = first + u64::from(itb);
-        start_blk += (u64::from(stride) * u64::from(group)) % (last_blk - start_blk + 1);
+        // Unsigned arithmetic as in C; a zero span (C would divide by zero) skips the shift.
+        let span = last_blk.wrapping_sub(start_blk).wrapping_add(1);
+        if span != 0 {
+            start_blk += (u64::from(stride) * u64::from(group)) % span;
+        }
         if start_blk >= last_blk {
             start_blk = group_blk;
         }

@@ -154,10 +154,7 @@ pub fn set_inode(block: &mut [u8], pos: usize, inode: u32) {
 /// Whether `block` ends in a checksum tail.
 pub fn has_tail(block: &[u8]) -> bool {
     let t = block.len() - TAIL_SIZE;
-    crate::get_u32(block, t) == 0
-        && crate::get_u16(block, t + 4) as usize == TAIL_SIZE
-        && block[t + 6] == 0
-        && block[t + 7] == TAIL_FT
+    crate::get_u32(block, t) == 0 && crate::get_u16(block, t + 4) as usize == TAIL_SIZE && block[t + 6] == 0 && block[t + 7] == TAIL_FT
 }
 
 /// Writes an empty checksum tail at the end of `block`.

@@ -118,10 +118,6 @@ impl FormatError {
 
     /// Returns `Ok` if `stored == computed`, a checksum error otherwise.
     pub fn check_csum(structure: Structure, stored: u32, computed: u32) -> Result<(), Self> {
-        if stored == computed {
-            Ok(())
-        } else {
-            Err(Self::Checksum { structure, stored, computed })
-        }
+        if stored == computed { Ok(()) } else { Err(Self::Checksum { structure, stored, computed }) }
     }
 }

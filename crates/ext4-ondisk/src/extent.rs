@@ -181,12 +181,7 @@ fn decode_extent(b: &[u8]) -> Extent {
     let r = ExtentRaw::read_from_bytes(b).expect("12 bytes");
     let raw_len = u32::from(r.ee_len.get());
     let (len, unwritten) = if raw_len > INIT_MAX_LEN { (raw_len - INIT_MAX_LEN, true) } else { (raw_len, false) };
-    Extent {
-        logical: r.ee_block.get(),
-        len,
-        start: u64::from(r.ee_start_lo.get()) | u64::from(r.ee_start_hi.get()) << 32,
-        unwritten,
-    }
+    Extent { logical: r.ee_block.get(), len, start: u64::from(r.ee_start_lo.get()) | u64::from(r.ee_start_hi.get()) << 32, unwritten }
 }
 
 /// Writes a node header at the start of `buf`.

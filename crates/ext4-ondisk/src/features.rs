@@ -279,15 +279,13 @@ impl FeatureWords {
 
     /// Sets or clears one feature.
     pub fn set(&mut self, feature: Feature, on: bool) {
-        let apply = |w: u32| if on { w | feature.bit } else { w & !feature.bit };
+        let apply = |w: u32| {
+            if on { w | feature.bit } else { w & !feature.bit }
+        };
         match feature.set {
             FeatureSet::Compat => self.compat = Compat::from_bits_retain(apply(self.compat.bits())),
-            FeatureSet::Incompat => {
-                self.incompat = Incompat::from_bits_retain(apply(self.incompat.bits()))
-            }
-            FeatureSet::RoCompat => {
-                self.ro_compat = RoCompat::from_bits_retain(apply(self.ro_compat.bits()))
-            }
+            FeatureSet::Incompat => self.incompat = Incompat::from_bits_retain(apply(self.incompat.bits())),
+            FeatureSet::RoCompat => self.ro_compat = RoCompat::from_bits_retain(apply(self.ro_compat.bits())),
         }
     }
 
@@ -346,10 +344,7 @@ mod tests {
 
     #[test]
     fn unknown_bits_are_named() {
-        let w = FeatureWords {
-            incompat: Incompat::from_bits_retain(0x8000_0002),
-            ..Default::default()
-        };
+        let w = FeatureWords { incompat: Incompat::from_bits_retain(0x8000_0002), ..Default::default() };
         assert_eq!(w.names(), vec!["filetype".to_string(), "FEATURE_I31".to_string()]);
         assert_eq!(w.unsupported_incompat().bits(), 0x8000_0000);
     }

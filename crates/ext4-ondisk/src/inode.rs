@@ -95,7 +95,6 @@ pub const EXTRA_ISIZE_OFFSET: usize = core::mem::offset_of!(InodeRaw, i_extra_is
 /// Largest `i_extra_isize` whose fields this crate knows.
 pub const KNOWN_EXTRA_ISIZE: u16 = (size_of::<InodeRaw>() - GOOD_OLD_INODE_SIZE) as u16;
 
-
 /// End offsets of the extra fields: a field is present when
 /// `128 + i_extra_isize` reaches its end (`EXT4_FITS_IN_INODE`).
 mod end {
@@ -324,9 +323,7 @@ impl Inode {
         }
         let mut buf = [0u8; size_of::<InodeRaw>()];
         let extra_isize = if raw.len() > GOOD_OLD_INODE_SIZE { crate::get_u16(raw, EXTRA_ISIZE_OFFSET) } else { 0 };
-        if raw.len() > GOOD_OLD_INODE_SIZE
-            && (GOOD_OLD_INODE_SIZE + usize::from(extra_isize) > raw.len() || extra_isize % 4 != 0)
-        {
+        if raw.len() > GOOD_OLD_INODE_SIZE && (GOOD_OLD_INODE_SIZE + usize::from(extra_isize) > raw.len() || extra_isize % 4 != 0) {
             return Err(FormatError::bad(Structure::Inode, "i_extra_isize", extra_isize.into(), "beyond the inode or not a multiple of 4"));
         }
         let n = raw.len().min(GOOD_OLD_INODE_SIZE + usize::from(extra_isize)).min(buf.len());
@@ -354,8 +351,7 @@ impl Inode {
             links_count: r.i_links_count.get(),
             blocks: u64::from(r.i_blocks_lo.get()) | u64::from(r.l_i_blocks_high.get()) << 32,
             flags: InodeFlags::from_bits_retain(r.i_flags.get()),
-            version: u64::from(r.i_version_lo.get())
-                | u64::from(extra(r.i_version_hi, end::VERSION_HI).unwrap_or(0)) << 32,
+            version: u64::from(r.i_version_lo.get()) | u64::from(extra(r.i_version_hi, end::VERSION_HI).unwrap_or(0)) << 32,
             block: r.i_block,
             generation: r.i_generation.get(),
             file_acl: u64::from(r.i_file_acl_lo.get()) | u64::from(r.l_i_file_acl_high.get()) << 32,
@@ -443,11 +439,7 @@ impl Inode {
     /// Bytes allocated to the file, from `i_blocks` (512-byte units unless the
     /// inode has `HUGE_FILE` on a `huge_file` filesystem, then blocks).
     pub fn allocated_bytes(&self, block_size: u32, huge_file: bool) -> u64 {
-        if huge_file && self.flags.contains(InodeFlags::HUGE_FILE) {
-            self.blocks * u64::from(block_size)
-        } else {
-            self.blocks * 512
-        }
+        if huge_file && self.flags.contains(InodeFlags::HUGE_FILE) { self.blocks * u64::from(block_size) } else { self.blocks * 512 }
     }
 
     /// Whether the inode holds an extent tree.
@@ -538,8 +530,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn ts() -> impl Strategy<Value = Timestamp> {
-        (i64::from(i32::MIN)..i64::from(i32::MAX) + (3i64 << 32), 0u32..1_000_000_000)
-            .prop_map(|(secs, nsec)| Timestamp { secs, nsec })
+        (i64::from(i32::MIN)..i64::from(i32::MAX) + (3i64 << 32), 0u32..1_000_000_000).prop_map(|(secs, nsec)| Timestamp { secs, nsec })
     }
 
     prop_compose! {

@@ -282,11 +282,7 @@ impl Superblock {
     /// Copies the superblock out of `bytes` (at least 1024 bytes) without validating it.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, FormatError> {
         let need = SUPERBLOCK_SIZE;
-        let raw = bytes.get(..need).ok_or(FormatError::Truncated {
-            structure: Structure::Superblock,
-            len: bytes.len(),
-            need,
-        })?;
+        let raw = bytes.get(..need).ok_or(FormatError::Truncated { structure: Structure::Superblock, len: bytes.len(), need })?;
         Ok(Self::read_from_bytes(raw).expect("length checked"))
     }
 
@@ -349,11 +345,7 @@ impl Superblock {
     /// The seed of every `metadata_csum` checksum: `s_checksum_seed` with
     /// `metadata_csum_seed`, else crc32c of the UUID.
     pub fn csum_seed(&self) -> u32 {
-        if self.s_feature_incompat.get() & Incompat::CSUM_SEED.bits() != 0 {
-            self.s_checksum_seed.get()
-        } else {
-            crc32c(!0, &self.s_uuid)
-        }
+        if self.s_feature_incompat.get() & Incompat::CSUM_SEED.bits() != 0 { self.s_checksum_seed.get() } else { crc32c(!0, &self.s_uuid) }
     }
 
     /// The checksum this superblock should carry (`ext4_superblock_csum`).
@@ -529,7 +521,7 @@ impl Geometry {
         }
         let desc_size = if features.incompat.contains(Incompat::BIT64) {
             let d = u32::from(sb.s_desc_size.get());
-            if d < 64 || d > 1024 || !d.is_power_of_two() {
+            if !(64..=1024).contains(&d) || !d.is_power_of_two() {
                 return Err(bad("s_desc_size", d.into(), "64bit needs a power of two from 64 to 1024"));
             }
             d
@@ -538,8 +530,7 @@ impl Geometry {
         };
         let data_blocks = blocks_count - u64::from(first_data_block);
         let group_count = data_blocks.div_ceil(u64::from(blocks_per_group));
-        let group_count = u32::try_from(group_count)
-            .map_err(|_| bad("s_blocks_count", blocks_count, "more than 2^32 groups"))?;
+        let group_count = u32::try_from(group_count).map_err(|_| bad("s_blocks_count", blocks_count, "more than 2^32 groups"))?;
         let inodes_count = sb.s_inodes_count.get();
         if u64::from(inodes_count) != u64::from(group_count) * u64::from(inodes_per_group) {
             return Err(bad("s_inodes_count", inodes_count.into(), "not groups times inodes per group"));

@@ -190,7 +190,7 @@ pub fn entry_hash(name: &[u8], value: Option<&[u8]>) -> u32 {
 pub fn entry_hash_signed(name: &[u8], value: Option<&[u8]>) -> u32 {
     let mut hash = 0u32;
     for &c in name {
-        hash = (hash << NAME_HASH_SHIFT) ^ (hash >> (32 - NAME_HASH_SHIFT)) ^ (c as i8 as i32 as u32);
+        hash = (hash << NAME_HASH_SHIFT) ^ (hash >> (32 - NAME_HASH_SHIFT)) ^ (i32::from(c as i8) as u32);
     }
     hash_value(hash, value)
 }

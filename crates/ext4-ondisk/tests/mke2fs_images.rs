@@ -69,11 +69,8 @@ fn check_image(data: &[u8]) {
                 u64::from(ext4_ondisk::get_u32(&inode.block, 0))
             };
             let db = block(first);
-            let names: Vec<&[u8]> = dir::DirEntryIter::new(db, geo.block_size, true)
-                .map(|e| e.unwrap())
-                .filter(|e| e.inode != 0)
-                .map(|e| e.name)
-                .collect();
+            let names: Vec<&[u8]> =
+                dir::DirEntryIter::new(db, geo.block_size, true).map(|e| e.unwrap()).filter(|e| e.inode != 0).map(|e| e.name).collect();
             assert_eq!(names, vec![&b"."[..], b"..", b"lost+found"]);
             if geo.csum == CsumKind::MetadataCsum {
                 let seed = checksum::inode_seed(geo.csum_seed, 2, inode.generation);
@@ -85,26 +82,36 @@ fn check_image(data: &[u8]) {
 
 #[test]
 fn ext4_default_profile() {
-    let Some(img) = mke2fs(&["-t", "ext4"], "64M") else { return };
+    let Some(img) = mke2fs(&["-t", "ext4"], "64M") else {
+        return;
+    };
     check_image(&img);
 }
 
 #[test]
 fn ext4_csum_seed_and_orphan_file_1k() {
-    let Some(img) = mke2fs(&["-t", "ext4", "-b", "1024", "-O", "metadata_csum_seed,orphan_file"], "32M") else { return };
+    let Some(img) = mke2fs(&["-t", "ext4", "-b", "1024", "-O", "metadata_csum_seed,orphan_file"], "32M") else {
+        return;
+    };
     check_image(&img);
 }
 
 #[test]
 fn ext4_gdt_csum_128_byte_inodes() {
-    let Some(img) = mke2fs(&["-t", "ext4", "-O", "^metadata_csum,uninit_bg,^64bit", "-I", "128"], "48M") else { return };
+    let Some(img) = mke2fs(&["-t", "ext4", "-O", "^metadata_csum,uninit_bg,^64bit", "-I", "128"], "48M") else {
+        return;
+    };
     check_image(&img);
 }
 
 #[test]
 fn ext2_and_ext3() {
-    let Some(img) = mke2fs(&["-t", "ext2", "-b", "1024"], "16M") else { return };
+    let Some(img) = mke2fs(&["-t", "ext2", "-b", "1024"], "16M") else {
+        return;
+    };
     check_image(&img);
-    let Some(img) = mke2fs(&["-t", "ext3", "-b", "2048"], "40M") else { return };
+    let Some(img) = mke2fs(&["-t", "ext3", "-b", "2048"], "40M") else {
+        return;
+    };
     check_image(&img);
 }

@@ -58,9 +58,30 @@ pub struct Profile {
 /// default, ext4 upstream 1.47 defaults, inline_data, 128-byte inodes with
 /// TEA, and kernel-written).
 pub const PROFILES: &[Profile] = &[
-    Profile { name: "ext2-1k", mke2fs_args: &["-t", "ext2", "-b", "1024"], conf_defaults: "", size: "160M", tree: TreeSize::Small, writer: Writer::Mke2fs },
-    Profile { name: "ext3-2k", mke2fs_args: &["-t", "ext3", "-b", "2048"], conf_defaults: "", size: "160M", tree: TreeSize::Small, writer: Writer::Mke2fs },
-    Profile { name: "ext4-default", mke2fs_args: &["-t", "ext4"], conf_defaults: "", size: "160M", tree: TreeSize::Small, writer: Writer::Mke2fs },
+    Profile {
+        name: "ext2-1k",
+        mke2fs_args: &["-t", "ext2", "-b", "1024"],
+        conf_defaults: "",
+        size: "160M",
+        tree: TreeSize::Small,
+        writer: Writer::Mke2fs,
+    },
+    Profile {
+        name: "ext3-2k",
+        mke2fs_args: &["-t", "ext3", "-b", "2048"],
+        conf_defaults: "",
+        size: "160M",
+        tree: TreeSize::Small,
+        writer: Writer::Mke2fs,
+    },
+    Profile {
+        name: "ext4-default",
+        mke2fs_args: &["-t", "ext4"],
+        conf_defaults: "",
+        size: "160M",
+        tree: TreeSize::Small,
+        writer: Writer::Mke2fs,
+    },
     Profile {
         name: "ext4-upstream",
         mke2fs_args: &["-t", "ext4", "-O", "metadata_csum_seed,orphan_file"],
@@ -69,16 +90,43 @@ pub const PROFILES: &[Profile] = &[
         tree: TreeSize::Small,
         writer: Writer::Mke2fs,
     },
-    Profile { name: "ext4-128-tea", mke2fs_args: &["-t", "ext4", "-I", "128"], conf_defaults: "hash_alg = tea", size: "160M", tree: TreeSize::Small, writer: Writer::Mke2fs },
+    Profile {
+        name: "ext4-128-tea",
+        mke2fs_args: &["-t", "ext4", "-I", "128"],
+        conf_defaults: "hash_alg = tea",
+        size: "160M",
+        tree: TreeSize::Small,
+        writer: Writer::Mke2fs,
+    },
     // mke2fs -d cuts sparse files that end in a hole when inline_data is on
     // (shared/docs/oracles.md), so the kernel writes this one.
-    Profile { name: "ext4-inline", mke2fs_args: &["-t", "ext4", "-O", "inline_data"], conf_defaults: "", size: "160M", tree: TreeSize::Small, writer: Writer::Kernel },
-    Profile { name: "ext4-kernel", mke2fs_args: &["-t", "ext4"], conf_defaults: "", size: "160M", tree: TreeSize::Small, writer: Writer::Kernel },
+    Profile {
+        name: "ext4-inline",
+        mke2fs_args: &["-t", "ext4", "-O", "inline_data"],
+        conf_defaults: "",
+        size: "160M",
+        tree: TreeSize::Small,
+        writer: Writer::Kernel,
+    },
+    Profile {
+        name: "ext4-kernel",
+        mke2fs_args: &["-t", "ext4"],
+        conf_defaults: "",
+        size: "160M",
+        tree: TreeSize::Small,
+        writer: Writer::Kernel,
+    },
 ];
 
 /// The medium-tree profile used by `cargo xtask validate`.
-pub const MEDIUM: Profile =
-    Profile { name: "ext4-default-medium", mke2fs_args: &["-t", "ext4"], conf_defaults: "", size: "2G", tree: TreeSize::Medium, writer: Writer::Mke2fs };
+pub const MEDIUM: Profile = Profile {
+    name: "ext4-default-medium",
+    mke2fs_args: &["-t", "ext4"],
+    conf_defaults: "",
+    size: "2G",
+    tree: TreeSize::Medium,
+    writer: Writer::Mke2fs,
+};
 
 /// Looks a profile up by name (including the medium one).
 pub fn profile(name: &str) -> Option<Profile> {
@@ -99,12 +147,21 @@ pub fn tree(size: TreeSize) -> std::io::Result<PathBuf> {
         return Ok(dest);
     }
     std::fs::create_dir_all(dest.parent().expect("has parent"))?;
-    let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
+    let tmp = unique_tmp(&dest);
     let _ = std::fs::remove_dir_all(&tmp);
     let script = crate::shared_dir().join("bench").join("make-tree.py");
     run(Command::new("python3").arg(&script).arg(&tmp).arg("--profile").arg(size.name()))?;
     publish_dir(&tmp, &dest)?;
     Ok(dest)
+}
+
+/// A temporary name beside `dest`, unique to this process and call (tests
+/// build the same fixture from several threads at once; the first to finish
+/// publishes it).
+fn unique_tmp(dest: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    dest.with_extension(format!("tmp{}-{n}", std::process::id()))
 }
 
 /// Why a fixture cannot be built here, if it cannot.
@@ -126,14 +183,16 @@ pub fn image(p: &Profile) -> std::io::Result<(PathBuf, PathBuf)> {
         return Ok((dest, src));
     }
     std::fs::create_dir_all(dest.parent().expect("has parent"))?;
-    let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
+    let tmp = unique_tmp(&dest);
     let _ = std::fs::remove_file(&tmp);
     let source = (p.writer == Writer::Mke2fs).then_some(src.as_path());
     mke2fs(&tmp, p, source)?;
     if p.writer == Writer::Kernel {
         kernel_copy(&tmp, &src)?;
     }
-    std::fs::rename(&tmp, &dest)?;
+    if std::fs::rename(&tmp, &dest).is_err() && dest.exists() {
+        let _ = std::fs::remove_file(&tmp);
+    }
     Ok((dest, src))
 }
 

@@ -29,9 +29,7 @@ pub fn shared_dir() -> PathBuf {
 
 /// Where built fixtures are cached (`target/fixtures`, or `$EXT4_FIXTURES_DIR`).
 pub fn cache_dir() -> PathBuf {
-    std::env::var_os("EXT4_FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target").join("fixtures"))
+    std::env::var_os("EXT4_FIXTURES_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target").join("fixtures"))
 }
 
 /// Prints the standard skip line and returns `false` if `cond` is false.

@@ -91,16 +91,16 @@ fn err(e: mkfs::MkfsError) -> CliError {
 
 /// Builds the format options from the command line.
 fn options(a: &Args) -> CliResult<FormatOptions> {
-    let mut o = FormatOptions::default();
-    o.fs_type = match &a.fs_type {
+    let fs_type = match &a.fs_type {
         Some(t) => Some(FsType::from_name(t).ok_or_else(|| fail(format!("unknown filesystem type {t:?} (ext2, ext3 or ext4)")))?),
         None => None,
     };
-    o.profile = match a.profile.as_str() {
+    let profile = match a.profile.as_str() {
         "debian" => Profile::DEBIAN,
         "upstream" => Profile::UPSTREAM,
         p => return Err(fail(format!("unknown profile {p:?} (debian or upstream)"))),
     };
+    let mut o = FormatOptions { fs_type, profile, ..FormatOptions::default() };
     o.usage_types = a.usage.clone();
     o.size = a.size.as_deref().map(mkfs::parse_size).transpose().map_err(err)?;
     o.block_size = a.block_size;
@@ -150,7 +150,9 @@ pub fn run(a: Args) -> CliResult {
         let len = match (exists, wanted_len(&opts)) {
             (_, Some(l)) => l,
             (true, None) => FileDevice::open(&a.device, true).context(|| a.device.display().to_string())?.len(),
-            (false, None) => return Err(fail(format!("{}: does not exist and no size was given", a.device.display()))),
+            (false, None) => {
+                return Err(fail(format!("{}: does not exist and no size was given", a.device.display())));
+            }
         };
         let layout = mkfs::plan(len, &opts).map_err(err)?;
         print!("{layout}");
@@ -159,7 +161,9 @@ pub fn run(a: Args) -> CliResult {
     let dev = match wanted_len(&opts) {
         Some(len) => FileDevice::create(&a.device, len),
         None if exists => FileDevice::open(&a.device, false),
-        None => return Err(fail(format!("{}: does not exist; give a SIZE to create an image", a.device.display()))),
+        None => {
+            return Err(fail(format!("{}: does not exist; give a SIZE to create an image", a.device.display())));
+        }
     }
     .context(|| format!("opening {}", a.device.display()))?;
     let pb = if a.quiet || !std::io::stderr().is_terminal() {

@@ -31,8 +31,12 @@ pub struct Args {
 
 /// Whether `dir` is a mount point now (per /proc/self/mountinfo).
 fn is_mounted(dir: &Path) -> bool {
-    let Ok(canon) = dir.canonicalize() else { return false };
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    let Ok(canon) = dir.canonicalize() else {
+        return false;
+    };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
     let want = canon.to_string_lossy().into_owned();
     info.lines().any(|l| l.split_whitespace().nth(4) == Some(want.as_str()))
 }

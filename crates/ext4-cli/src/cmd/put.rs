@@ -25,7 +25,9 @@ pub struct Args {
 
 /// Total bytes of regular files under `p` (for the progress bar).
 pub fn total_bytes(p: &Path) -> u64 {
-    let Ok(md) = std::fs::symlink_metadata(p) else { return 0 };
+    let Ok(md) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
     if md.is_dir() {
         std::fs::read_dir(p).into_iter().flatten().flatten().map(|e| total_bytes(&e.path())).sum()
     } else if md.is_file() {
@@ -55,7 +57,8 @@ pub fn run(a: Args) -> CliResult {
         }
         let (parent, name) = match &dest_dir {
             Some(d) => {
-                let name = src.file_name().map(|n| n.as_bytes().to_vec()).ok_or_else(|| fail(format!("{}: no file name", src.display())))?;
+                let name =
+                    src.file_name().map(|n| n.as_bytes().to_vec()).ok_or_else(|| fail(format!("{}: no file name", src.display())))?;
                 (d.ino, name)
             }
             None => {

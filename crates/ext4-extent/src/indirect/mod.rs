@@ -50,9 +50,7 @@ struct Shape {
 
 impl Shape {
     fn new(ctx: &MapCtx) -> Self {
-        Self {
-            p: u64::from(ctx.block_size / 4),
-        }
+        Self { p: u64::from(ctx.block_size / 4) }
     }
 
     /// Logical blocks covered by a pointer at `level`.
@@ -63,19 +61,11 @@ impl Shape {
     /// The 15 slots of `i_block` with what they cover.
     fn slots(&self) -> [Slot; 15] {
         core::array::from_fn(|i| match i {
-            0..12 => Slot {
-                index: i,
-                level: 0,
-                base: i as u64,
-            },
+            0..12 => Slot { index: i, level: 0, base: i as u64 },
             _ => {
                 let level = (i - 11) as u32;
                 let base = DIRECT + (1..level).map(|l| self.span(l)).sum::<u64>();
-                Slot {
-                    index: i,
-                    level,
-                    base,
-                }
+                Slot { index: i, level, base }
             }
         })
     }
@@ -93,27 +83,13 @@ impl Shape {
     /// End of the run of logical blocks whose pointers sit in the same block
     /// (or in the direct slots) as those of `logical`.
     fn pointer_block_end(&self, logical: u64) -> u64 {
-        if logical < DIRECT {
-            DIRECT
-        } else {
-            DIRECT + ((logical - DIRECT) / self.p + 1) * self.p
-        }
+        if logical < DIRECT { DIRECT } else { DIRECT + ((logical - DIRECT) / self.p + 1) * self.p }
     }
 }
 
 /// Checks a pointer found in map block `at` (`None`: `i_block`).
 fn check_pointer(ctx: &MapCtx, ptr: u32, at: Option<u64>) -> Result<(), MapError> {
-    if ctx.blocks_valid(ptr.into(), 1) {
-        Ok(())
-    } else {
-        Err(corrupt(
-            at,
-            Corruption::BadPointer {
-                pointer: ptr.into(),
-                count: 1,
-            },
-        ))
-    }
+    if ctx.blocks_valid(ptr.into(), 1) { Ok(()) } else { Err(corrupt(at, Corruption::BadPointer { pointer: ptr.into(), count: 1 })) }
 }
 
 /// What a walk meets in logical order: an indirect block, or a mapped block.
@@ -133,24 +109,13 @@ struct Walker<'a, I> {
 
 impl<'a, I> Walker<'a, I> {
     fn new(ctx: &'a MapCtx, io: &'a mut I) -> Self {
-        Self {
-            ctx,
-            io,
-            shape: Shape::new(ctx),
-            seen: HashSet::new(),
-        }
+        Self { ctx, io, shape: Shape::new(ctx), seen: HashSet::new() }
     }
 }
 
 impl<I: MapIo> Walker<'_, I> {
     /// Visits the mapped blocks in `[from, to)` and the indirect blocks on the way.
-    fn walk(
-        &mut self,
-        root: &[u8; 60],
-        from: u64,
-        to: u64,
-        f: &mut dyn FnMut(Visit) -> ControlFlow<()>,
-    ) -> Result<(), I::Error> {
+    fn walk(&mut self, root: &[u8; 60], from: u64, to: u64, f: &mut dyn FnMut(Visit) -> ControlFlow<()>) -> Result<(), I::Error> {
         for s in self.shape.slots() {
             if s.base >= to || s.base + self.shape.span(s.level) <= from {
                 continue;
@@ -187,10 +152,7 @@ impl<I: MapIo> Walker<'_, I> {
         f: &mut dyn FnMut(Visit) -> ControlFlow<()>,
     ) -> Result<ControlFlow<()>, I::Error> {
         if level == 0 {
-            return Ok(f(Visit::Data {
-                logical: base,
-                physical: ptr.into(),
-            }));
+            return Ok(f(Visit::Data { logical: base, physical: ptr.into() }));
         }
         if f(Visit::Block(ptr.into())).is_break() {
             return Ok(ControlFlow::Break(()));
@@ -204,10 +166,7 @@ impl<I: MapIo> Walker<'_, I> {
                 continue;
             }
             self.enter(child, level - 1, Some(ptr.into()))?;
-            if self
-                .walk_ptr(child, level - 1, base + i as u64 * span, from, to, f)?
-                .is_break()
-            {
+            if self.walk_ptr(child, level - 1, base + i as u64 * span, from, to, f)?.is_break() {
                 return Ok(ControlFlow::Break(()));
             }
         }
@@ -217,12 +176,7 @@ impl<I: MapIo> Walker<'_, I> {
 
 /// Looks up `logical`: the physically contiguous run from it within its
 /// pointer block, or the next mapped block.
-pub(crate) fn lookup<I: MapIo>(
-    root: &[u8; 60],
-    ctx: &MapCtx,
-    io: &mut I,
-    logical: u32,
-) -> Result<Lookup, I::Error> {
+pub(crate) fn lookup<I: MapIo>(root: &[u8; 60], ctx: &MapCtx, io: &mut I, logical: u32) -> Result<Lookup, I::Error> {
     ctx.check()?;
     let shape = Shape::new(ctx);
     let n = u64::from(logical);
@@ -231,33 +185,16 @@ pub(crate) fn lookup<I: MapIo>(
     let mut next = None;
     let mut w = Walker::new(ctx, io);
     w.walk(root, n, max_logical_blocks(ctx.block_size), &mut |v| {
-        let Visit::Data {
-            logical: l,
-            physical,
-        } = v
-        else {
+        let Visit::Data { logical: l, physical } = v else {
             return ControlFlow::Continue(());
         };
         match &mut found {
-            None if l == n => {
-                found = Some(Run {
-                    logical,
-                    physical,
-                    len: 1,
-                    unwritten: false,
-                })
-            }
+            None if l == n => found = Some(Run { logical, physical, len: 1, unwritten: false }),
             None => {
                 next = Some(l as u32);
                 return ControlFlow::Break(());
             }
-            Some(r)
-                if l == r.logical_end()
-                    && physical == r.physical + u64::from(r.len)
-                    && l < stop =>
-            {
-                r.len += 1
-            }
+            Some(r) if l == r.logical_end() && physical == r.physical + u64::from(r.len) && l < stop => r.len += 1,
             Some(_) => return ControlFlow::Break(()),
         }
         ControlFlow::Continue(())
@@ -277,20 +214,10 @@ pub(crate) fn for_each_run<I: MapIo>(
 ) -> Result<(), I::Error> {
     ctx.check()?;
     coalesced(f, |push| {
-        Walker::new(ctx, io).walk(
-            root,
-            0,
-            max_logical_blocks(ctx.block_size),
-            &mut |v| match v {
-                Visit::Data { logical, physical } => push(Run {
-                    logical: logical as u32,
-                    physical,
-                    len: 1,
-                    unwritten: false,
-                }),
-                Visit::Block(_) => ControlFlow::Continue(()),
-            },
-        )
+        Walker::new(ctx, io).walk(root, 0, max_logical_blocks(ctx.block_size), &mut |v| match v {
+            Visit::Data { logical, physical } => push(Run { logical: logical as u32, physical, len: 1, unwritten: false }),
+            Visit::Block(_) => ControlFlow::Continue(()),
+        })
     })
 }
 
@@ -303,37 +230,20 @@ pub(crate) fn for_each_indirect_block<I: MapIo>(
 ) -> Result<(), I::Error> {
     ctx.check()?;
     let mut w = Walker::new(ctx, io);
-    w.walk(
-        root,
-        0,
-        max_logical_blocks(ctx.block_size),
-        &mut |v| match v {
-            Visit::Block(b) => f(b),
-            Visit::Data { .. } => ControlFlow::Continue(()),
-        },
-    )
+    w.walk(root, 0, max_logical_blocks(ctx.block_size), &mut |v| match v {
+        Visit::Block(b) => f(b),
+        Visit::Data { .. } => ControlFlow::Continue(()),
+    })
 }
 
 /// Reads every pointer under `[from, to)`, checking them all (before a
 /// removal, so that damage found midway cannot leave it half done).
-fn check_range<I: MapIo>(
-    root: &[u8; 60],
-    ctx: &MapCtx,
-    io: &mut I,
-    from: u64,
-    to: u64,
-) -> Result<(), I::Error> {
+fn check_range<I: MapIo>(root: &[u8; 60], ctx: &MapCtx, io: &mut I, from: u64, to: u64) -> Result<(), I::Error> {
     Walker::new(ctx, io).walk(root, from, to, &mut |_| ControlFlow::Continue(()))
 }
 
 /// The first mapped logical block in `[from, to)`, if any.
-fn first_mapped<I: MapIo>(
-    root: &[u8; 60],
-    ctx: &MapCtx,
-    io: &mut I,
-    from: u64,
-    to: u64,
-) -> Result<Option<u64>, I::Error> {
+fn first_mapped<I: MapIo>(root: &[u8; 60], ctx: &MapCtx, io: &mut I, from: u64, to: u64) -> Result<Option<u64>, I::Error> {
     let mut first = None;
     let mut w = Walker::new(ctx, io);
     w.walk(root, from, to, &mut |v| match v {

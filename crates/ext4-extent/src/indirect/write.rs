@@ -7,12 +7,7 @@ use super::{Shape, check_pointer, check_range, first_mapped, max_logical_blocks}
 use crate::{MapCtx, MapError, MapIo, Run};
 
 /// Maps `run` (unmapped, written, below the map's limit and 2^32 physically).
-pub(crate) fn map_range<I: MapIo>(
-    root: &mut [u8; 60],
-    ctx: &MapCtx,
-    io: &mut I,
-    run: Run,
-) -> Result<(), I::Error> {
+pub(crate) fn map_range<I: MapIo>(root: &mut [u8; 60], ctx: &MapCtx, io: &mut I, run: Run) -> Result<(), I::Error> {
     ctx.check()?;
     if run.unwritten {
         return Err(MapError::UnwrittenOnIndirect.into());
@@ -27,20 +22,12 @@ pub(crate) fn map_range<I: MapIo>(
     }
     let len = u64::from(run.len);
     if !ctx.blocks_valid(run.physical, len) || run.physical + len > 1 << 32 {
-        return Err(MapError::BadPhysical {
-            start: run.physical,
-            len,
-        }
-        .into());
+        return Err(MapError::BadPhysical { start: run.physical, len }.into());
     }
     if let Some(l) = first_mapped(root, ctx, io, start, end)? {
         return Err(MapError::AlreadyMapped { logical: l as u32 }.into());
     }
-    let mut w = Writer {
-        ctx,
-        io,
-        shape: Shape::new(ctx),
-    };
+    let mut w = Writer { ctx, io, shape: Shape::new(ctx) };
     for s in w.shape.slots() {
         if s.base >= end || s.base + w.shape.span(s.level) <= start {
             continue;
@@ -56,27 +43,14 @@ pub(crate) fn map_range<I: MapIo>(
 }
 
 /// Unmaps `[start, end)`.
-pub(crate) fn unmap_range<I: MapIo>(
-    root: &mut [u8; 60],
-    ctx: &MapCtx,
-    io: &mut I,
-    start: u32,
-    end: u64,
-) -> Result<(), I::Error> {
+pub(crate) fn unmap_range<I: MapIo>(root: &mut [u8; 60], ctx: &MapCtx, io: &mut I, start: u32, end: u64) -> Result<(), I::Error> {
     ctx.check()?;
-    let (start, end) = (
-        u64::from(start),
-        end.min(max_logical_blocks(ctx.block_size)),
-    );
+    let (start, end) = (u64::from(start), end.min(max_logical_blocks(ctx.block_size)));
     if start >= end {
         return Ok(());
     }
     check_range(root, ctx, io, start, end)?;
-    let mut w = Writer {
-        ctx,
-        io,
-        shape: Shape::new(ctx),
-    };
+    let mut w = Writer { ctx, io, shape: Shape::new(ctx) };
     let mut frees = DataFrees::default();
     for s in w.shape.slots() {
         if s.base >= end || s.base + w.shape.span(s.level) <= start {
@@ -111,27 +85,18 @@ impl<I: MapIo> Writer<'_, I> {
             return Ok(());
         }
         let (block, mut buf) = if *ptr == 0 {
-            (
-                self.alloc(run.physical + offset)?,
-                vec![0u8; self.ctx.block_len()],
-            )
+            (self.alloc(run.physical + offset)?, vec![0u8; self.ctx.block_len()])
         } else {
             let mut buf = vec![0u8; self.ctx.block_len()];
             self.io.read_block((*ptr).into(), &mut buf)?;
             (*ptr, buf)
         };
         let span = self.shape.span(level - 1);
-        for i in self
-            .shape
-            .children(level, base, run.logical.into(), run.logical_end())
-        {
+        for i in self.shape.children(level, base, run.logical.into(), run.logical_end()) {
             let mut child = get_u32(&buf, 4 * i);
             let child_base = base + i as u64 * span;
             if child != 0 && level == 1 {
-                return Err(MapError::AlreadyMapped {
-                    logical: child_base as u32,
-                }
-                .into());
+                return Err(MapError::AlreadyMapped { logical: child_base as u32 }.into());
             }
             if child != 0 {
                 check_pointer(self.ctx, child, Some(block.into()))?;
@@ -146,15 +111,7 @@ impl<I: MapIo> Writer<'_, I> {
 
     /// Unmaps `[start, end)` under nonzero pointer `ptr` at `level` covering
     /// from `base`; clears `ptr` if nothing is left under it.
-    fn unmap_ptr(
-        &mut self,
-        ptr: &mut u32,
-        level: u32,
-        base: u64,
-        start: u64,
-        end: u64,
-        frees: &mut DataFrees,
-    ) -> Result<(), I::Error> {
+    fn unmap_ptr(&mut self, ptr: &mut u32, level: u32, base: u64, start: u64, end: u64, frees: &mut DataFrees) -> Result<(), I::Error> {
         if level == 0 {
             frees.add(self.io, (*ptr).into())?;
             *ptr = 0;
@@ -171,14 +128,7 @@ impl<I: MapIo> Writer<'_, I> {
                 continue;
             }
             check_pointer(self.ctx, child, Some(block))?;
-            self.unmap_ptr(
-                &mut child,
-                level - 1,
-                base + i as u64 * span,
-                start,
-                end,
-                frees,
-            )?;
+            self.unmap_ptr(&mut child, level - 1, base + i as u64 * span, start, end, frees)?;
             put_u32(&mut buf, 4 * i, child);
             changed = true;
         }
@@ -196,11 +146,7 @@ impl<I: MapIo> Writer<'_, I> {
         let block = self.io.alloc_block(goal)?;
         match u32::try_from(block) {
             Ok(b) if self.ctx.blocks_valid(block, 1) => Ok(b),
-            _ => Err(MapError::BadPhysical {
-                start: block,
-                len: 1,
-            }
-            .into()),
+            _ => Err(MapError::BadPhysical { start: block, len: 1 }.into()),
         }
     }
 }

@@ -5,9 +5,7 @@
 use ext4_ondisk::extent::{Extent, ExtentIndex, MAX_DEPTH};
 
 use super::leaf::Touched;
-use super::node::{
-    Entries, Node, ROOT_CAPACITY, block_capacity, child_index, child_next, read_child, write_node,
-};
+use super::node::{Entries, Node, ROOT_CAPACITY, block_capacity, child_index, child_next, read_child, write_node};
 use crate::{MapCtx, MapError, MapIo};
 
 /// An edit of one leaf's extents.
@@ -27,22 +25,11 @@ pub(crate) struct Editor<'a, I> {
 impl<'a, I: MapIo> Editor<'a, I> {
     /// An editor whose new node blocks go near `goal`.
     pub(crate) fn new(ctx: &'a MapCtx, io: &'a mut I, goal: u64) -> Self {
-        Self {
-            ctx,
-            io,
-            goal,
-            reshaped: false,
-        }
+        Self { ctx, io, goal, reshaped: false }
     }
 
     /// Applies `edit` to each leaf that may hold blocks of `[start, end)`, in order.
-    pub(crate) fn edit_leaves(
-        &mut self,
-        root: &mut [u8; 60],
-        start: u32,
-        end: u64,
-        edit: &mut LeafEdit<'_>,
-    ) -> Result<(), I::Error> {
+    pub(crate) fn edit_leaves(&mut self, root: &mut [u8; 60], start: u32, end: u64, edit: &mut LeafEdit<'_>) -> Result<(), I::Error> {
         let mut cur = start;
         while u64::from(cur) < end {
             // The leaf for `cur` covers it or starts after it, so `next` is past `cur`.
@@ -57,12 +44,7 @@ impl<'a, I: MapIo> Editor<'a, I> {
     /// Applies `edit` to the leaf covering `logical` (the last one whose
     /// range starts at or before it, else the first) and repairs the path.
     /// Returns where the next leaf starts (`None`: this was the last).
-    pub(crate) fn edit_leaf(
-        &mut self,
-        root: &mut [u8; 60],
-        logical: u32,
-        edit: &mut LeafEdit<'_>,
-    ) -> Result<Option<u32>, I::Error> {
+    pub(crate) fn edit_leaf(&mut self, root: &mut [u8; 60], logical: u32, edit: &mut LeafEdit<'_>) -> Result<Option<u32>, I::Error> {
         let mut node = Node::decode_root(root, self.ctx)?;
         let (next, t) = self.edit_node(&mut node, logical, None, edit)?;
         if t.changed {
@@ -105,23 +87,13 @@ impl<'a, I: MapIo> Editor<'a, I> {
     /// Stores changed child `i` of index entries `ix`: frees it if empty,
     /// else splits it if overfull and writes it; then fixes `ix` (keys,
     /// removed or added entries). Reports how `ix` changed.
-    fn settle_child(
-        &mut self,
-        ix: &mut Vec<ExtentIndex>,
-        i: usize,
-        mut child: Node,
-        pos: usize,
-    ) -> Result<Touched, I::Error> {
+    fn settle_child(&mut self, ix: &mut Vec<ExtentIndex>, i: usize, mut child: Node, pos: usize) -> Result<Touched, I::Error> {
         let block = ix[i].leaf;
         let Some(key) = child.entries.first_key() else {
             self.reshaped = true;
             self.io.free_blocks(block, 1, true)?;
             ix.remove(i);
-            return Ok(Touched {
-                changed: true,
-                pos: i.saturating_sub(1),
-                near: 0,
-            });
+            return Ok(Touched { changed: true, pos: i.saturating_sub(1), near: 0 });
         };
         let extra = self.split(&mut child, pos, block_capacity(self.ctx))?;
         self.reshaped |= !extra.is_empty();
@@ -130,30 +102,15 @@ impl<'a, I: MapIo> Editor<'a, I> {
         ix[i].logical = key;
         for (k, (b, n)) in extra.iter().enumerate() {
             write_node(self.io, self.ctx, *b, n)?;
-            ix.insert(
-                i + 1 + k,
-                ExtentIndex {
-                    logical: n.entries.first_key().unwrap_or(0),
-                    leaf: *b,
-                },
-            );
+            ix.insert(i + 1 + k, ExtentIndex { logical: n.entries.first_key().unwrap_or(0), leaf: *b });
         }
-        Ok(Touched {
-            changed,
-            pos: i + extra.len(),
-            near: 0,
-        })
+        Ok(Touched { changed, pos: i + extra.len(), near: 0 })
     }
 
     /// Moves the entries of an overfull `node` after `pos` (at most
     /// `capacity` kept) into new blocks, as the kernel's `ext4_ext_split`
     /// does: an append leaves the old node full and starts a new one.
-    fn split(
-        &mut self,
-        node: &mut Node,
-        pos: usize,
-        capacity: usize,
-    ) -> Result<Vec<(u64, Node)>, I::Error> {
+    fn split(&mut self, node: &mut Node, pos: usize, capacity: usize) -> Result<Vec<(u64, Node)>, I::Error> {
         let mut out = Vec::new();
         if node.entries.len() <= capacity {
             return Ok(out);
@@ -171,12 +128,7 @@ impl<'a, I: MapIo> Editor<'a, I> {
     /// Stores a changed root: an emptied tree becomes a fresh one; an
     /// overfull root moves its entries into a new block one level down (the
     /// kernel's `ext4_ext_grow_indepth`).
-    fn store_root(
-        &mut self,
-        mut node: Node,
-        mut pos: usize,
-        root: &mut [u8; 60],
-    ) -> Result<(), I::Error> {
+    fn store_root(&mut self, mut node: Node, mut pos: usize, root: &mut [u8; 60]) -> Result<(), I::Error> {
         if node.entries.is_empty() {
             super::init(root);
             return Ok(());
@@ -190,17 +142,11 @@ impl<'a, I: MapIo> Editor<'a, I> {
             let entries = core::mem::replace(&mut node.entries, Entries::empty(node.depth + 1));
             let mut child = Node::new_block(block, node.depth, entries, self.ctx);
             let extra = self.split(&mut child, pos, block_capacity(self.ctx))?;
-            let mut ix = vec![ExtentIndex {
-                logical: child.entries.first_key().unwrap_or(0),
-                leaf: block,
-            }];
+            let mut ix = vec![ExtentIndex { logical: child.entries.first_key().unwrap_or(0), leaf: block }];
             write_node(self.io, self.ctx, block, &child)?;
             for (b, n) in &extra {
                 write_node(self.io, self.ctx, *b, n)?;
-                ix.push(ExtentIndex {
-                    logical: n.entries.first_key().unwrap_or(0),
-                    leaf: *b,
-                });
+                ix.push(ExtentIndex { logical: n.entries.first_key().unwrap_or(0), leaf: *b });
             }
             pos = extra.len();
             node.entries = Entries::Index(ix);
@@ -231,10 +177,7 @@ impl<'a, I: MapIo> Editor<'a, I> {
     }
 
     /// All entries of the root's children and their blocks, if they fit the root.
-    fn children_if_they_fit(
-        &mut self,
-        node: &Node,
-    ) -> Result<Option<(Entries, Vec<u64>)>, I::Error> {
+    fn children_if_they_fit(&mut self, node: &Node) -> Result<Option<(Entries, Vec<u64>)>, I::Error> {
         let Entries::Index(ix) = &node.entries else {
             return Ok(None);
         };
@@ -263,11 +206,7 @@ impl<'a, I: MapIo> Editor<'a, I> {
     pub(crate) fn alloc(&mut self) -> Result<u64, I::Error> {
         let block = self.io.alloc_block(self.goal)?;
         if !self.ctx.blocks_valid(block, 1) {
-            return Err(MapError::BadPhysical {
-                start: block,
-                len: 1,
-            }
-            .into());
+            return Err(MapError::BadPhysical { start: block, len: 1 }.into());
         }
         Ok(block)
     }

@@ -16,20 +16,12 @@ pub(crate) struct Touched {
 
 impl Touched {
     /// Nothing changed.
-    pub(crate) const NONE: Self = Self {
-        changed: false,
-        pos: 0,
-        near: 0,
-    };
+    pub(crate) const NONE: Self = Self { changed: false, pos: 0, near: 0 };
 }
 
 /// Longest extent in the given state (`EXT_INIT_MAX_LEN`, `EXT_UNWRITTEN_MAX_LEN`).
 pub(crate) fn max_len(unwritten: bool) -> u32 {
-    if unwritten {
-        UNWRITTEN_MAX_LEN
-    } else {
-        INIT_MAX_LEN
-    }
+    if unwritten { UNWRITTEN_MAX_LEN } else { INIT_MAX_LEN }
 }
 
 /// Whether `b` continues `a` logically and physically in the same state,
@@ -52,29 +44,14 @@ pub(crate) fn insert(v: &mut Vec<Extent>, e: Extent) -> Touched {
             v[p - 1].len += v[p].len;
             v.remove(p);
         }
-        return Touched {
-            changed: true,
-            pos: p - 1,
-            near,
-        };
+        return Touched { changed: true, pos: p - 1, near };
     }
     if p < v.len() && can_merge(&e, &v[p]) {
-        v[p] = Extent {
-            len: e.len + v[p].len,
-            ..e
-        };
-        return Touched {
-            changed: true,
-            pos: p,
-            near,
-        };
+        v[p] = Extent { len: e.len + v[p].len, ..e };
+        return Touched { changed: true, pos: p, near };
     }
     v.insert(p, e);
-    Touched {
-        changed: true,
-        pos: p,
-        near,
-    }
+    Touched { changed: true, pos: p, near }
 }
 
 /// The part of `e` inside `[start, end)`, as offsets from its first block, if any.
@@ -88,22 +65,12 @@ fn overlap(e: &Extent, start: u64, end: u64) -> Option<(u32, u32)> {
 
 /// The blocks `from .. to` (offsets) of `e` as an extent.
 fn piece(e: &Extent, from: u32, to: u32, unwritten: bool) -> Extent {
-    Extent {
-        logical: e.logical + from,
-        len: to - from,
-        start: e.start + u64::from(from),
-        unwritten,
-    }
+    Extent { logical: e.logical + from, len: to - from, start: e.start + u64::from(from), unwritten }
 }
 
 /// Removes logical blocks `[start, end)` from `v`, trimming or splitting the
 /// extents that straddle the bounds; pushes the freed physical ranges.
-pub(crate) fn remove(
-    v: &mut Vec<Extent>,
-    start: u64,
-    end: u64,
-    freed: &mut Vec<(u64, u64)>,
-) -> Touched {
+pub(crate) fn remove(v: &mut Vec<Extent>, start: u64, end: u64, freed: &mut Vec<(u64, u64)>) -> Touched {
     let mut out = Vec::with_capacity(v.len() + 1);
     let mut t = Touched::NONE;
     for e in v.drain(..) {
@@ -118,11 +85,7 @@ pub(crate) fn remove(
         if b < e.len {
             out.push(piece(&e, b, e.len, e.unwritten));
         }
-        t = Touched {
-            changed: true,
-            pos: out.len().saturating_sub(1),
-            near: e.start,
-        };
+        t = Touched { changed: true, pos: out.len().saturating_sub(1), near: e.start };
     }
     *v = out;
     t
@@ -161,11 +124,7 @@ pub(crate) fn convert(v: &mut Vec<Extent>, start: u64, end: u64) -> Touched {
         }
     }
     let pos = v.partition_point(|e| e.logical <= last).saturating_sub(1);
-    Touched {
-        changed: true,
-        pos,
-        near,
-    }
+    Touched { changed: true, pos, near }
 }
 
 #[cfg(test)]
@@ -173,12 +132,7 @@ mod tests {
     use super::*;
 
     fn ext(logical: u32, len: u32, start: u64, unwritten: bool) -> Extent {
-        Extent {
-            logical,
-            len,
-            start,
-            unwritten,
-        }
+        Extent { logical, len, start, unwritten }
     }
 
     fn check_insert(before: &[Extent], e: Extent, after: &[Extent]) {
@@ -194,11 +148,7 @@ mod tests {
         // Fills the gap exactly: both neighbours merge into one extent.
         check_insert(&[a, c], ext(10, 10, 110, false), &[ext(0, 30, 100, false)]);
         // Physically elsewhere: no merge.
-        check_insert(
-            &[a, c],
-            ext(10, 10, 500, false),
-            &[a, ext(10, 10, 500, false), c],
-        );
+        check_insert(&[a, c], ext(10, 10, 500, false), &[a, ext(10, 10, 500, false), c]);
         // Different state: no merge.
         check_insert(&[a], ext(10, 5, 110, true), &[a, ext(10, 5, 110, true)]);
         // Right merge only.
@@ -208,28 +158,14 @@ mod tests {
         check_insert(
             &[big],
             ext(INIT_MAX_LEN, 1, 100 + u64::from(INIT_MAX_LEN), false),
-            &[
-                big,
-                ext(INIT_MAX_LEN, 1, 100 + u64::from(INIT_MAX_LEN), false),
-            ],
+            &[big, ext(INIT_MAX_LEN, 1, 100 + u64::from(INIT_MAX_LEN), false)],
         );
         let ubig = ext(0, UNWRITTEN_MAX_LEN, 100, true);
-        let next = ext(
-            UNWRITTEN_MAX_LEN,
-            1,
-            100 + u64::from(UNWRITTEN_MAX_LEN),
-            true,
-        );
+        let next = ext(UNWRITTEN_MAX_LEN, 1, 100 + u64::from(UNWRITTEN_MAX_LEN), true);
         check_insert(&[ubig], next, &[ubig, next]);
     }
 
-    fn check_remove(
-        before: &[Extent],
-        start: u64,
-        end: u64,
-        after: &[Extent],
-        freed: &[(u64, u64)],
-    ) {
+    fn check_remove(before: &[Extent], start: u64, end: u64, after: &[Extent], freed: &[(u64, u64)]) {
         let mut v = before.to_vec();
         let mut f = Vec::new();
         let t = remove(&mut v, start, end, &mut f);
@@ -244,20 +180,8 @@ mod tests {
         check_remove(&[a], 0, 10, &[a], &[]);
         check_remove(&[a], 0, 15, &[ext(15, 5, 105, false)], &[(100, 5)]);
         check_remove(&[a], 15, 1 << 32, &[ext(10, 5, 100, false)], &[(105, 5)]);
-        check_remove(
-            &[a],
-            12,
-            14,
-            &[ext(10, 2, 100, false), ext(14, 6, 104, false)],
-            &[(102, 2)],
-        );
-        check_remove(
-            &[a, ext(30, 1, 7, true)],
-            0,
-            1 << 32,
-            &[],
-            &[(100, 10), (7, 1)],
-        );
+        check_remove(&[a], 12, 14, &[ext(10, 2, 100, false), ext(14, 6, 104, false)], &[(102, 2)]);
+        check_remove(&[a, ext(30, 1, 7, true)], 0, 1 << 32, &[], &[(100, 10), (7, 1)]);
     }
 
     fn check_convert(before: &[Extent], start: u64, end: u64, after: &[Extent]) {
@@ -269,24 +193,10 @@ mod tests {
     #[test]
     fn convert_splits_and_merges() {
         let u = ext(10, 10, 100, true);
-        check_convert(
-            &[u],
-            12,
-            14,
-            &[
-                ext(10, 2, 100, true),
-                ext(12, 2, 102, false),
-                ext(14, 6, 104, true),
-            ],
-        );
+        check_convert(&[u], 12, 14, &[ext(10, 2, 100, true), ext(12, 2, 102, false), ext(14, 6, 104, true)]);
         check_convert(&[u], 0, 100, &[ext(10, 10, 100, false)]);
         // The written head joins the written extent before it.
-        check_convert(
-            &[ext(0, 10, 90, false), u],
-            10,
-            13,
-            &[ext(0, 13, 90, false), ext(13, 7, 103, true)],
-        );
+        check_convert(&[ext(0, 10, 90, false), u], 10, 13, &[ext(0, 13, 90, false), ext(13, 7, 103, true)]);
         // Written extents are left alone.
         check_convert(&[ext(0, 10, 90, false)], 0, 10, &[ext(0, 10, 90, false)]);
     }

@@ -36,15 +36,7 @@ use crate::{Lookup, MapCtx, MapError, MapIo, Run};
 /// with `eh_max` 4, depth 0, no entries, the rest zero.
 pub fn init(root: &mut [u8; 60]) {
     root.fill(0);
-    extent::write_header(
-        root,
-        NodeHeader {
-            entries: 0,
-            max: node::ROOT_CAPACITY as u16,
-            depth: 0,
-            generation: 0,
-        },
-    );
+    extent::write_header(root, NodeHeader { entries: 0, max: node::ROOT_CAPACITY as u16, depth: 0, generation: 0 });
 }
 
 /// Number of logical blocks an extent tree can map: blocks 0 to 2^32 - 2
@@ -61,12 +53,7 @@ pub(crate) fn for_each_run<I: MapIo>(
     coalesced(f, |push| {
         read::walk(root, ctx, io, &mut |v| match v {
             Visit::Node(_) => ControlFlow::Continue(()),
-            Visit::Extent(e) => push(Run {
-                logical: e.logical,
-                physical: e.start,
-                len: e.len,
-                unwritten: e.unwritten,
-            }),
+            Visit::Extent(e) => push(Run { logical: e.logical, physical: e.start, len: e.len, unwritten: e.unwritten }),
         })
     })
 }
@@ -85,37 +72,21 @@ pub(crate) fn for_each_node_block<I: MapIo>(
 }
 
 /// Maps `run`, in extents of at most the maximal length.
-pub(crate) fn map_range<I: MapIo>(
-    root: &mut [u8; 60],
-    ctx: &MapCtx,
-    io: &mut I,
-    run: Run,
-) -> Result<(), I::Error> {
+pub(crate) fn map_range<I: MapIo>(root: &mut [u8; 60], ctx: &MapCtx, io: &mut I, run: Run) -> Result<(), I::Error> {
     ctx.check()?;
     if run.len == 0 {
         return Ok(());
     }
     let end = run.logical_end();
     if end > EXT_MAX_BLOCKS {
-        return Err(MapError::BeyondMap {
-            end,
-            limit: EXT_MAX_BLOCKS,
-        }
-        .into());
+        return Err(MapError::BeyondMap { end, limit: EXT_MAX_BLOCKS }.into());
     }
     if !ctx.blocks_valid(run.physical, run.len.into()) {
-        return Err(MapError::BadPhysical {
-            start: run.physical,
-            len: run.len.into(),
-        }
-        .into());
+        return Err(MapError::BadPhysical { start: run.physical, len: run.len.into() }.into());
     }
     match lookup(root, ctx, io, run.logical)? {
         Lookup::Mapped(_) => {
-            return Err(MapError::AlreadyMapped {
-                logical: run.logical,
-            }
-            .into());
+            return Err(MapError::AlreadyMapped { logical: run.logical }.into());
         }
         Lookup::Hole { next: Some(n) } if u64::from(n) < end => {
             return Err(MapError::AlreadyMapped { logical: n }.into());
@@ -126,12 +97,7 @@ pub(crate) fn map_range<I: MapIo>(
     let mut done = 0;
     while done < run.len {
         let len = (run.len - done).min(leaf::max_len(run.unwritten));
-        let e = Extent {
-            logical: run.logical + done,
-            len,
-            start: run.physical + u64::from(done),
-            unwritten: run.unwritten,
-        };
+        let e = Extent { logical: run.logical + done, len, start: run.physical + u64::from(done), unwritten: run.unwritten };
         ed.edit_leaf(root, e.logical, &mut |v| leaf::insert(v, e))?;
         done += len;
     }
@@ -139,21 +105,13 @@ pub(crate) fn map_range<I: MapIo>(
 }
 
 /// Unmaps `[start, end)`, one leaf at a time, then tidies the tree.
-pub(crate) fn unmap_range<I: MapIo>(
-    root: &mut [u8; 60],
-    ctx: &MapCtx,
-    io: &mut I,
-    start: u32,
-    end: u64,
-) -> Result<(), I::Error> {
+pub(crate) fn unmap_range<I: MapIo>(root: &mut [u8; 60], ctx: &MapCtx, io: &mut I, start: u32, end: u64) -> Result<(), I::Error> {
     ctx.check()?;
     let end = end.min(1 << 32);
     let mut ed = Editor::new(ctx, io, 0);
     let mut freed = Vec::new();
     let from = u64::from(start);
-    ed.edit_leaves(root, start, end, &mut |v| {
-        leaf::remove(v, from, end, &mut freed)
-    })?;
+    ed.edit_leaves(root, start, end, &mut |v| leaf::remove(v, from, end, &mut freed))?;
     for (s, n) in freed {
         ed.io.free_blocks(s, n, false)?;
     }
@@ -164,21 +122,11 @@ pub(crate) fn unmap_range<I: MapIo>(
 /// unwritten, splitting extents at the bounds and merging the written parts
 /// with written neighbours. Holes and written blocks in the range are left
 /// as they are.
-pub fn mark_written<I: MapIo>(
-    root: &mut [u8; 60],
-    ctx: &MapCtx,
-    io: &mut I,
-    start: u32,
-    len: u32,
-) -> Result<(), I::Error> {
+pub fn mark_written<I: MapIo>(root: &mut [u8; 60], ctx: &MapCtx, io: &mut I, start: u32, len: u32) -> Result<(), I::Error> {
     ctx.check()?;
     let end = u64::from(start) + u64::from(len);
     if end > EXT_MAX_BLOCKS {
-        return Err(MapError::BeyondMap {
-            end,
-            limit: EXT_MAX_BLOCKS,
-        }
-        .into());
+        return Err(MapError::BeyondMap { end, limit: EXT_MAX_BLOCKS }.into());
     }
     let mut ed = Editor::new(ctx, io, 0);
     let from = u64::from(start);

@@ -24,11 +24,7 @@ pub(crate) enum Entries {
 impl Entries {
     /// No entries, of the kind a node of `depth` holds.
     pub(crate) fn empty(depth: u16) -> Self {
-        if depth == 0 {
-            Self::Leaf(Vec::new())
-        } else {
-            Self::Index(Vec::new())
-        }
+        if depth == 0 { Self::Leaf(Vec::new()) } else { Self::Index(Vec::new()) }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -101,13 +97,7 @@ pub(crate) fn block_capacity(ctx: &MapCtx) -> usize {
 impl Node {
     /// A new node block at `depth` holding `entries`.
     pub(crate) fn new_block(block: u64, depth: u16, entries: Entries, ctx: &MapCtx) -> Self {
-        Self {
-            block: Some(block),
-            depth,
-            max: block_capacity(ctx) as u16,
-            generation: 0,
-            entries,
-        }
+        Self { block: Some(block), depth, max: block_capacity(ctx) as u16, generation: 0, entries }
     }
 
     /// Decodes and checks the root node in `i_block`.
@@ -120,13 +110,7 @@ impl Node {
     }
 
     /// Decodes and checks node block `block` (its bytes), expected at `depth` within `bounds`.
-    pub(crate) fn decode_block(
-        bytes: &[u8],
-        block: u64,
-        depth: u16,
-        bounds: Bounds,
-        ctx: &MapCtx,
-    ) -> Result<Self, MapError> {
+    pub(crate) fn decode_block(bytes: &[u8], block: u64, depth: u16, bounds: Bounds, ctx: &MapCtx) -> Result<Self, MapError> {
         let at = Some(block);
         // `parse` bounds eh_max by the buffer; for every block size that is
         // exactly the kernel's capacity with the tail (2^k mod 12 is 4 or 8).
@@ -135,13 +119,7 @@ impl Node {
             extent::verify_extent_block(seed, bytes, &raw).map_err(|e| corrupt(at, e))?;
         }
         if raw.header.depth != depth {
-            return Err(corrupt(
-                at,
-                Corruption::DepthMismatch {
-                    expected: depth,
-                    found: raw.header.depth,
-                },
-            ));
+            return Err(corrupt(at, Corruption::DepthMismatch { expected: depth, found: raw.header.depth }));
         }
         if raw.header.entries == 0 {
             return Err(corrupt(at, Corruption::EmptyNode));
@@ -167,22 +145,12 @@ impl Node {
 
     fn encode_into(&self, buf: &mut [u8], capacity: usize) {
         debug_assert!(self.entries.len() <= capacity, "node over capacity");
-        let header = NodeHeader {
-            entries: self.entries.len() as u16,
-            max: capacity as u16,
-            depth: self.depth,
-            generation: self.generation,
-        };
+        let header =
+            NodeHeader { entries: self.entries.len() as u16, max: capacity as u16, depth: self.depth, generation: self.generation };
         extent::write_header(buf, header);
         match &self.entries {
-            Entries::Leaf(v) => v
-                .iter()
-                .enumerate()
-                .for_each(|(i, e)| extent::write_extent(buf, i, e)),
-            Entries::Index(v) => v
-                .iter()
-                .enumerate()
-                .for_each(|(i, e)| extent::write_index(buf, i, e)),
+            Entries::Leaf(v) => v.iter().enumerate().for_each(|(i, e)| extent::write_extent(buf, i, e)),
+            Entries::Index(v) => v.iter().enumerate().for_each(|(i, e)| extent::write_index(buf, i, e)),
         }
     }
 }
@@ -197,91 +165,40 @@ pub(crate) fn read_child<I: MapIo>(
 ) -> Result<Node, I::Error> {
     let mut buf = vec![0u8; ctx.block_len()];
     io.read_block(idx.leaf, &mut buf)?;
-    let bounds = Bounds {
-        key: idx.logical,
-        next,
-    };
-    Ok(Node::decode_block(
-        &buf,
-        idx.leaf,
-        parent_depth - 1,
-        bounds,
-        ctx,
-    )?)
+    let bounds = Bounds { key: idx.logical, next };
+    Ok(Node::decode_block(&buf, idx.leaf, parent_depth - 1, bounds, ctx)?)
 }
 
 /// Writes a node block.
-pub(crate) fn write_node<I: MapIo>(
-    io: &mut I,
-    ctx: &MapCtx,
-    block: u64,
-    node: &Node,
-) -> Result<(), I::Error> {
+pub(crate) fn write_node<I: MapIo>(io: &mut I, ctx: &MapCtx, block: u64, node: &Node) -> Result<(), I::Error> {
     io.write_block(block, &node.encode_block(ctx))
 }
 
-fn decode_entries(
-    raw: &ExtentNode<'_>,
-    at: Option<u64>,
-    ctx: &MapCtx,
-    bounds: Option<Bounds>,
-) -> Result<Node, MapError> {
-    let entries = if raw.is_leaf() {
-        Entries::Leaf(decode_extents(raw, at, ctx)?)
-    } else {
-        Entries::Index(decode_indexes(raw, at, ctx)?)
-    };
+fn decode_entries(raw: &ExtentNode<'_>, at: Option<u64>, ctx: &MapCtx, bounds: Option<Bounds>) -> Result<Node, MapError> {
+    let entries = if raw.is_leaf() { Entries::Leaf(decode_extents(raw, at, ctx)?) } else { Entries::Index(decode_indexes(raw, at, ctx)?) };
     if let Some(b) = bounds {
         check_bounds(&entries, b, at)?;
     }
     let h = raw.header;
-    Ok(Node {
-        block: at,
-        depth: h.depth,
-        max: h.max,
-        generation: h.generation,
-        entries,
-    })
+    Ok(Node { block: at, depth: h.depth, max: h.max, generation: h.generation, entries })
 }
 
 /// Leaf entries: nonzero lengths, below `EXT_MAX_BLOCKS`, valid blocks, ordered without overlap.
-fn decode_extents(
-    raw: &ExtentNode<'_>,
-    at: Option<u64>,
-    ctx: &MapCtx,
-) -> Result<Vec<Extent>, MapError> {
+fn decode_extents(raw: &ExtentNode<'_>, at: Option<u64>, ctx: &MapCtx) -> Result<Vec<Extent>, MapError> {
     let mut out: Vec<Extent> = Vec::with_capacity(usize::from(raw.header.entries));
     for e in raw.extents() {
         if e.len == 0 {
             return Err(corrupt(at, Corruption::ZeroLength { logical: e.logical }));
         }
         if e.logical_end() > EXT_MAX_BLOCKS {
-            return Err(corrupt(
-                at,
-                Corruption::BeyondMaxLogical {
-                    logical: e.logical,
-                    len: e.len,
-                },
-            ));
+            return Err(corrupt(at, Corruption::BeyondMaxLogical { logical: e.logical, len: e.len }));
         }
         if !ctx.blocks_valid(e.start, u64::from(e.len)) {
-            return Err(corrupt(
-                at,
-                Corruption::BadPointer {
-                    pointer: e.start,
-                    count: e.len.into(),
-                },
-            ));
+            return Err(corrupt(at, Corruption::BadPointer { pointer: e.start, count: e.len.into() }));
         }
         if let Some(prev) = out.last() {
             if u64::from(e.logical) < prev.logical_end() {
-                return Err(corrupt(
-                    at,
-                    Corruption::OutOfOrder {
-                        logical: e.logical,
-                        previous_end: prev.logical_end(),
-                    },
-                ));
+                return Err(corrupt(at, Corruption::OutOfOrder { logical: e.logical, previous_end: prev.logical_end() }));
             }
         }
         out.push(e);
@@ -290,31 +207,15 @@ fn decode_extents(
 }
 
 /// Index entries: valid child blocks, strictly increasing keys.
-fn decode_indexes(
-    raw: &ExtentNode<'_>,
-    at: Option<u64>,
-    ctx: &MapCtx,
-) -> Result<Vec<ExtentIndex>, MapError> {
+fn decode_indexes(raw: &ExtentNode<'_>, at: Option<u64>, ctx: &MapCtx) -> Result<Vec<ExtentIndex>, MapError> {
     let mut out: Vec<ExtentIndex> = Vec::with_capacity(usize::from(raw.header.entries));
     for e in raw.indexes() {
         if !ctx.blocks_valid(e.leaf, 1) {
-            return Err(corrupt(
-                at,
-                Corruption::BadPointer {
-                    pointer: e.leaf,
-                    count: 1,
-                },
-            ));
+            return Err(corrupt(at, Corruption::BadPointer { pointer: e.leaf, count: 1 }));
         }
         if let Some(prev) = out.last() {
             if e.logical <= prev.logical {
-                return Err(corrupt(
-                    at,
-                    Corruption::OutOfOrder {
-                        logical: e.logical,
-                        previous_end: u64::from(prev.logical) + 1,
-                    },
-                ));
+                return Err(corrupt(at, Corruption::OutOfOrder { logical: e.logical, previous_end: u64::from(prev.logical) + 1 }));
             }
         }
         out.push(e);
@@ -326,10 +227,7 @@ fn decode_indexes(
 fn check_bounds(entries: &Entries, b: Bounds, at: Option<u64>) -> Result<(), MapError> {
     if let Some(first) = entries.first_key() {
         if first != b.key {
-            return Err(corrupt(
-                at,
-                Corruption::IndexKeyMismatch { key: b.key, first },
-            ));
+            return Err(corrupt(at, Corruption::IndexKeyMismatch { key: b.key, first }));
         }
     }
     let end = match entries {
@@ -337,9 +235,7 @@ fn check_bounds(entries: &Entries, b: Bounds, at: Option<u64>) -> Result<(), Map
         Entries::Index(v) => v.last().map(|e| u64::from(e.logical) + 1),
     };
     match (end, b.next) {
-        (Some(end), Some(limit)) if end > u64::from(limit) => {
-            Err(corrupt(at, Corruption::BeyondParent { end, limit }))
-        }
+        (Some(end), Some(limit)) if end > u64::from(limit) => Err(corrupt(at, Corruption::BeyondParent { end, limit })),
         _ => Ok(()),
     }
 }
@@ -347,8 +243,7 @@ fn check_bounds(entries: &Entries, b: Bounds, at: Option<u64>) -> Result<(), Map
 /// The child of an index node to descend into for `logical`: the last whose
 /// key is at or before it, or the first.
 pub(crate) fn child_index(ix: &[ExtentIndex], logical: u32) -> usize {
-    ix.partition_point(|e| e.logical <= logical)
-        .saturating_sub(1)
+    ix.partition_point(|e| e.logical <= logical).saturating_sub(1)
 }
 
 /// The bound of child `i`: the next key, else the parent's own bound.

@@ -8,12 +8,7 @@ use super::node::{Entries, Node, child_index, child_next, read_child};
 use crate::{Lookup, MapCtx, MapIo, Run};
 
 /// Looks up `logical`, descending one node per level (at most 6 nodes).
-pub(crate) fn lookup<I: MapIo>(
-    root: &[u8; 60],
-    ctx: &MapCtx,
-    io: &mut I,
-    logical: u32,
-) -> Result<Lookup, I::Error> {
+pub(crate) fn lookup<I: MapIo>(root: &[u8; 60], ctx: &MapCtx, io: &mut I, logical: u32) -> Result<Lookup, I::Error> {
     ctx.check()?;
     let mut node = Node::decode_root(root, ctx)?;
     let mut next = None;
@@ -35,17 +30,10 @@ fn find_in_leaf(v: &[Extent], logical: u32, next: Option<u32>) -> Lookup {
     if let Some(e) = p.checked_sub(1).map(|i| v[i]) {
         if u64::from(logical) < e.logical_end() {
             let skip = logical - e.logical;
-            return Lookup::Mapped(Run {
-                logical,
-                physical: e.start + u64::from(skip),
-                len: e.len - skip,
-                unwritten: e.unwritten,
-            });
+            return Lookup::Mapped(Run { logical, physical: e.start + u64::from(skip), len: e.len - skip, unwritten: e.unwritten });
         }
     }
-    Lookup::Hole {
-        next: v.get(p).map(|e| e.logical).or(next),
-    }
+    Lookup::Hole { next: v.get(p).map(|e| e.logical).or(next) }
 }
 
 /// What a walk meets, in order: a node (before its entries), or an extent.

@@ -27,10 +27,10 @@ pub(crate) struct Level {
 
 /// Whether e2fsck would call a tree with these levels shorter or narrower than needed.
 pub(crate) fn e2fsck_would_rebuild(levels: &[Level], per_block: usize) -> bool {
-    levels.iter().enumerate().any(|(i, l)| {
-        l.capacity.saturating_sub(l.entries) > per_block
-            || levels[..i].iter().any(|above| l.entries < above.capacity)
-    })
+    levels
+        .iter()
+        .enumerate()
+        .any(|(i, l)| l.capacity.saturating_sub(l.entries) > per_block || levels[..i].iter().any(|above| l.entries < above.capacity))
 }
 
 /// A whole tree seen at once.
@@ -56,11 +56,7 @@ impl<I: MapIo> Editor<'_, I> {
 
     /// Per-level counts, all extents, and all node blocks of the tree.
     fn survey(&mut self, root: &[u8; 60]) -> Result<Survey, I::Error> {
-        let Survey {
-            mut levels,
-            mut extents,
-            mut blocks,
-        } = Survey::default();
+        let Survey { mut levels, mut extents, mut blocks } = Survey::default();
         let mut top = 0u16;
         walk(root, self.ctx, self.io, &mut |v| {
             match v {
@@ -74,32 +70,19 @@ impl<I: MapIo> Editor<'_, I> {
                     let l = &mut levels[usize::from(top - n.depth)];
                     l.entries += entries;
                     // e2fsck's allowance: a non-root node that is not full counts one slot less.
-                    l.capacity += if n.block.is_some() && entries < max {
-                        max - 1
-                    } else {
-                        max
-                    };
+                    l.capacity += if n.block.is_some() && entries < max { max - 1 } else { max };
                 }
                 Visit::Extent(e) => extents.push(e),
             }
             ControlFlow::Continue(())
         })?;
-        Ok(Survey {
-            levels,
-            extents,
-            blocks,
-        })
+        Ok(Survey { levels, extents, blocks })
     }
 
     /// Writes `extents` as a packed tree: nodes of one entry less than full
     /// (no free slot in e2fsck's count, yet room for one insert), the
     /// shallowest depth that fits. Reuses the old node blocks first.
-    fn rebuild(
-        &mut self,
-        root: &mut [u8; 60],
-        extents: Vec<Extent>,
-        mut old: Vec<u64>,
-    ) -> Result<(), I::Error> {
+    fn rebuild(&mut self, root: &mut [u8; 60], extents: Vec<Extent>, mut old: Vec<u64>) -> Result<(), I::Error> {
         old.sort_unstable_by(|a, b| b.cmp(a));
         let per_node = block_capacity(self.ctx) - 1;
         let mut entries = Entries::Leaf(extents);
@@ -116,17 +99,9 @@ impl<I: MapIo> Editor<'_, I> {
                     None => self.alloc()?,
                 };
                 let key = entries.first_key().unwrap_or(0);
-                let node = Node::new_block(
-                    block,
-                    depth,
-                    core::mem::replace(&mut entries, rest),
-                    self.ctx,
-                );
+                let node = Node::new_block(block, depth, core::mem::replace(&mut entries, rest), self.ctx);
                 super::node::write_node(self.io, self.ctx, block, &node)?;
-                index.push(ExtentIndex {
-                    logical: key,
-                    leaf: block,
-                });
+                index.push(ExtentIndex { logical: key, leaf: block });
             }
             entries = Entries::Index(index);
             depth += 1;
@@ -135,13 +110,7 @@ impl<I: MapIo> Editor<'_, I> {
             self.io.free_blocks(b, 1, true)?;
         }
         let generation = Node::decode_root(root, self.ctx)?.generation;
-        let top = Node {
-            block: None,
-            depth,
-            max: ROOT_CAPACITY as u16,
-            generation,
-            entries,
-        };
+        let top = Node { block: None, depth, max: ROOT_CAPACITY as u16, generation, entries };
         top.encode_root(root);
         Ok(())
     }

@@ -7,9 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ext4_extent::{MapCtx, MapError, MapIo, Run};
-use ext4_ondisk::extent::{
-    ExtentNode, INIT_MAX_LEN, UNWRITTEN_MAX_LEN, node_capacity, verify_extent_block,
-};
+use ext4_ondisk::extent::{ExtentNode, INIT_MAX_LEN, UNWRITTEN_MAX_LEN, node_capacity, verify_extent_block};
 
 /// An error of the test I/O: a map error, or a misuse the test catches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,11 +78,7 @@ impl MemIo {
     fn free_run_from(&self, mut from: u64, len: u64) -> Option<u64> {
         from = from.max(self.first);
         while from + len <= self.end {
-            let busy = self
-                .meta
-                .range(from..from + len)
-                .next_back()
-                .max(self.data.range(from..from + len).next_back());
+            let busy = self.meta.range(from..from + len).next_back().max(self.data.range(from..from + len).next_back());
             match busy {
                 Some(&b) => from = b + 1,
                 None => return Some(from),
@@ -95,9 +89,7 @@ impl MemIo {
 
     /// Allocates `len` contiguous data blocks at or after `goal` (wrapping), if any.
     pub fn alloc_data(&mut self, goal: u64, len: u64) -> Option<u64> {
-        let start = self
-            .free_run_from(goal, len)
-            .or_else(|| self.free_run_from(self.first, len))?;
+        let start = self.free_run_from(goal, len).or_else(|| self.free_run_from(self.first, len))?;
         self.data.extend(start..start + len);
         Some(start)
     }
@@ -130,14 +122,9 @@ impl MapIo for MemIo {
     type Error = TestError;
 
     fn read_block(&mut self, block: u64, buf: &mut [u8]) -> Result<(), TestError> {
-        let b = self
-            .blocks
-            .get(&block)
-            .ok_or_else(|| TestError::Io(format!("read of block {block}, never written")))?;
+        let b = self.blocks.get(&block).ok_or_else(|| TestError::Io(format!("read of block {block}, never written")))?;
         if !self.meta.contains(&block) {
-            return Err(TestError::Io(format!(
-                "read of block {block}, not a map block"
-            )));
+            return Err(TestError::Io(format!("read of block {block}, not a map block")));
         }
         buf.copy_from_slice(b);
         self.reads += 1;
@@ -146,9 +133,7 @@ impl MapIo for MemIo {
 
     fn write_block(&mut self, block: u64, data: &[u8]) -> Result<(), TestError> {
         if !self.meta.contains(&block) {
-            return Err(TestError::Io(format!(
-                "write to block {block}, not allocated for the map"
-            )));
+            return Err(TestError::Io(format!("write to block {block}, not allocated for the map")));
         }
         if data.len() != self.block_size {
             return Err(TestError::Io(format!("write of {} bytes", data.len())));
@@ -165,9 +150,7 @@ impl MapIo for MemIo {
             }
             *n -= 1;
         }
-        let b = self
-            .free_run_from(goal, 1)
-            .or_else(|| self.free_run_from(self.first, 1));
+        let b = self.free_run_from(goal, 1).or_else(|| self.free_run_from(self.first, 1));
         let b = b.ok_or_else(|| TestError::Io("no space".into()))?;
         self.meta.insert(b);
         self.allocated_meta.push(b);
@@ -176,15 +159,9 @@ impl MapIo for MemIo {
 
     fn free_blocks(&mut self, start: u64, count: u64, meta: bool) -> Result<(), TestError> {
         for b in start..start + count {
-            let owned = if meta {
-                self.meta.remove(&b)
-            } else {
-                self.data.remove(&b)
-            };
+            let owned = if meta { self.meta.remove(&b) } else { self.data.remove(&b) };
             if !owned {
-                return Err(TestError::Io(format!(
-                    "free of block {b} (meta {meta}) not owned"
-                )));
+                return Err(TestError::Io(format!("free of block {b} (meta {meta}) not owned")));
             }
             if meta {
                 self.blocks.remove(&b);
@@ -199,12 +176,7 @@ impl MapIo for MemIo {
 
 /// A block context.
 pub fn ctx(block_size: u32, csum: bool) -> MapCtx {
-    MapCtx {
-        block_size,
-        first_data_block: u32::from(block_size == 1024),
-        blocks_count: 400_000,
-        csum_seed: csum.then_some(0x1234_5678),
-    }
+    MapCtx { block_size, first_data_block: u32::from(block_size == 1024), blocks_count: 400_000, csum_seed: csum.then_some(0x1234_5678) }
 }
 
 /// What the independent checker found in a map.
@@ -239,39 +211,18 @@ pub fn check_tree(root: &[u8; 60], ctx: &MapCtx, io: &MemIo) -> Found {
 }
 
 /// As [`check_tree`], reading blocks through `read`.
-pub fn check_tree_with(
-    root: &[u8; 60],
-    ctx: &MapCtx,
-    read: &mut dyn FnMut(u64) -> Option<Vec<u8>>,
-) -> Found {
+pub fn check_tree_with(root: &[u8; 60], ctx: &MapCtx, read: &mut dyn FnMut(u64) -> Option<Vec<u8>>) -> Found {
     let node = ExtentNode::parse(root).expect("root parses");
     assert_eq!(node.header.max, 4, "root eh_max");
-    let mut found = Found {
-        depth: node.header.depth,
-        ..Found::default()
-    };
+    let mut found = Found { depth: node.header.depth, ..Found::default() };
     found.levels = vec![(0, 0); usize::from(node.header.depth) + 1];
     if node.header.entries == 0 {
         assert_eq!(root, &fresh_root(), "an empty tree is a fresh root");
     }
-    walk(
-        root,
-        None,
-        node.header.depth,
-        None,
-        None,
-        0,
-        ctx,
-        read,
-        &mut found,
-    );
+    walk(root, None, node.header.depth, None, None, 0, ctx, read, &mut found);
     if node.header.depth > 0 {
         let level1 = found.levels[1].0;
-        assert!(
-            level1 > 4,
-            "depth {} but the root's children hold only {level1} entries",
-            node.header.depth
-        );
+        assert!(level1 > 4, "depth {} but the root's children hold only {level1} entries", node.header.depth);
     }
     found
 }
@@ -293,11 +244,7 @@ fn walk(
     let entries = usize::from(node.header.entries);
     let max = usize::from(node.header.max);
     if let Some(b) = block {
-        assert_eq!(
-            node.header.max,
-            node_capacity(ctx.block_size as usize, true),
-            "node {b} eh_max"
-        );
+        assert_eq!(node.header.max, node_capacity(ctx.block_size as usize, true), "node {b} eh_max");
         assert!(entries > 0, "node {b} is empty");
         if let Some(seed) = ctx.csum_seed {
             verify_extent_block(seed, bytes, &node).unwrap_or_else(|e| panic!("node {b}: {e}"));
@@ -306,11 +253,7 @@ fn walk(
     }
     let stat = &mut found.levels[level];
     stat.0 += entries;
-    stat.1 += if level > 0 && entries < max {
-        max - 1
-    } else {
-        max
-    };
+    stat.1 += if level > 0 && entries < max { max - 1 } else { max };
     let limit = next.map_or(0xFFFF_FFFF, u64::from);
     let mut prev_end = 0u64;
     if node.is_leaf() {
@@ -320,33 +263,14 @@ fn walk(
                     assert_eq!(e.logical, k, "node {block:?}: first extent vs index key");
                 }
             }
-            assert!(
-                e.len > 0
-                    && e.len
-                        <= if e.unwritten {
-                            UNWRITTEN_MAX_LEN
-                        } else {
-                            INIT_MAX_LEN
-                        }
-            );
-            assert!(
-                u64::from(e.logical) >= prev_end,
-                "node {block:?}: extents out of order"
-            );
-            assert!(
-                e.logical_end() <= limit,
-                "node {block:?}: extent beyond parent's range"
-            );
-            assert!(
-                e.start > u64::from(ctx.first_data_block)
-                    && e.start + u64::from(e.len) <= ctx.blocks_count
-            );
+            assert!(e.len > 0 && e.len <= if e.unwritten { UNWRITTEN_MAX_LEN } else { INIT_MAX_LEN });
+            assert!(u64::from(e.logical) >= prev_end, "node {block:?}: extents out of order");
+            assert!(e.logical_end() <= limit, "node {block:?}: extent beyond parent's range");
+            assert!(e.start > u64::from(ctx.first_data_block) && e.start + u64::from(e.len) <= ctx.blocks_count);
             prev_end = e.logical_end();
             found.extents += 1;
             for k in 0..e.len {
-                let old = found
-                    .blocks
-                    .insert(e.logical + k, (e.start + u64::from(k), e.unwritten));
+                let old = found.blocks.insert(e.logical + k, (e.start + u64::from(k), e.unwritten));
                 assert!(old.is_none(), "logical block mapped twice");
             }
         }
@@ -359,28 +283,12 @@ fn walk(
                 assert_eq!(ix.logical, k, "node {block:?}: first index vs parent key");
             }
         } else {
-            assert!(
-                ix.logical > idx[i - 1].logical,
-                "node {block:?}: index keys out of order"
-            );
+            assert!(ix.logical > idx[i - 1].logical, "node {block:?}: index keys out of order");
         }
-        assert!(
-            u64::from(ix.logical) < limit,
-            "node {block:?}: index beyond parent's range"
-        );
+        assert!(u64::from(ix.logical) < limit, "node {block:?}: index beyond parent's range");
         let child_next = idx.get(i + 1).map(|n| n.logical).or(next);
         let child = read(ix.leaf).unwrap_or_else(|| panic!("node block {} missing", ix.leaf));
-        walk(
-            &child,
-            Some(ix.leaf),
-            depth - 1,
-            Some(ix.logical),
-            child_next,
-            level + 1,
-            ctx,
-            read,
-            found,
-        );
+        walk(&child, Some(ix.leaf), depth - 1, Some(ix.logical), child_next, level + 1, ctx, read, found);
     }
 }
 
@@ -406,21 +314,13 @@ pub fn check_indirect(root: &[u8; 60], ctx: &MapCtx, io: &MemIo) -> Found {
 }
 
 /// As [`check_indirect`], reading blocks through `read`.
-pub fn check_indirect_with(
-    root: &[u8; 60],
-    ctx: &MapCtx,
-    read: &mut dyn FnMut(u64) -> Option<Vec<u8>>,
-) -> Found {
+pub fn check_indirect_with(root: &[u8; 60], ctx: &MapCtx, read: &mut dyn FnMut(u64) -> Option<Vec<u8>>) -> Found {
     let p = u64::from(ctx.block_size / 4);
     let mut found = Found::default();
     let mut base = 12u64;
     for i in 0..15usize {
         let ptr = ext4_ondisk::get_u32(root, 4 * i);
-        let (level, b) = if i < 12 {
-            (0, i as u64)
-        } else {
-            (i as u32 - 11, base)
-        };
+        let (level, b) = if i < 12 { (0, i as u64) } else { (i as u32 - 11, base) };
         if i >= 12 {
             base += p.pow(level);
         }
@@ -431,38 +331,18 @@ pub fn check_indirect_with(
     found
 }
 
-fn ind_walk(
-    ptr: u64,
-    level: u32,
-    base: u64,
-    p: u64,
-    read: &mut dyn FnMut(u64) -> Option<Vec<u8>>,
-    found: &mut Found,
-) {
+fn ind_walk(ptr: u64, level: u32, base: u64, p: u64, read: &mut dyn FnMut(u64) -> Option<Vec<u8>>, found: &mut Found) {
     if level == 0 {
         found.blocks.insert(base as u32, (ptr, false));
         return;
     }
-    assert!(
-        found.map_blocks.insert(ptr),
-        "indirect block {ptr} reached twice"
-    );
+    assert!(found.map_blocks.insert(ptr), "indirect block {ptr} reached twice");
     let buf = read(ptr).unwrap_or_else(|| panic!("indirect block {ptr} missing"));
-    assert!(
-        buf.iter().any(|&b| b != 0),
-        "indirect block {ptr} is all zero"
-    );
+    assert!(buf.iter().any(|&b| b != 0), "indirect block {ptr} is all zero");
     for i in 0..p {
         let c = ext4_ondisk::get_u32(&buf, 4 * i as usize);
         if c != 0 {
-            ind_walk(
-                u64::from(c),
-                level - 1,
-                base + i * p.pow(level - 1),
-                p,
-                read,
-                found,
-            );
+            ind_walk(u64::from(c), level - 1, base + i * p.pow(level - 1), p, read, found);
         }
     }
 }
@@ -472,20 +352,12 @@ pub fn model_runs(model: &BTreeMap<u32, (u64, bool)>) -> Vec<Run> {
     let mut out: Vec<Run> = Vec::new();
     for (&l, &(p, u)) in model {
         if let Some(r) = out.last_mut() {
-            if r.logical_end() == u64::from(l)
-                && r.physical + u64::from(r.len) == p
-                && r.unwritten == u
-            {
+            if r.logical_end() == u64::from(l) && r.physical + u64::from(r.len) == p && r.unwritten == u {
                 r.len += 1;
                 continue;
             }
         }
-        out.push(Run {
-            logical: l,
-            physical: p,
-            len: 1,
-            unwritten: u,
-        });
+        out.push(Run { logical: l, physical: p, len: 1, unwritten: u });
     }
     out
 }

@@ -43,7 +43,13 @@ pub fn format(kind: &Kind, size: u64, tag: &str) -> Scratch {
     let path = std::env::temp_dir().join(format!("ext4fs-test-{}-{}-{tag}.img", std::process::id(), kind.name));
     let _ = std::fs::remove_file(&path);
     let dev = FileDevice::create(&path, size).expect("image file");
-    let mut opts = FormatOptions::new(kind.fs_type).profile(*kind.profile).size_bytes(size).block_size(kind.block_size).uuid([7; 16]).hash_seed([9; 16]).time(1_700_000_000);
+    let mut opts = FormatOptions::new(kind.fs_type)
+        .profile(*kind.profile)
+        .size_bytes(size)
+        .block_size(kind.block_size)
+        .uuid([7; 16])
+        .hash_seed([9; 16])
+        .time(1_700_000_000);
     if !kind.features.is_empty() {
         opts = opts.features(kind.features).expect("features");
     }
