@@ -26,6 +26,8 @@ impl Filesystem {
             self.write_meta(block, map)?;
             self.group_mut(g).flags.remove(GroupDescFlags::BLOCK_UNINIT);
             self.mark_group_dirty(g, true, false);
+            // Built here: its descriptor checksum is only computed at commit.
+            self.write.verified_bitmaps.insert((g, true));
         } else {
             self.verify_bitmap(g, block, true)?;
         }
@@ -65,6 +67,7 @@ impl Filesystem {
             gd.flags.remove(GroupDescFlags::INODE_UNINIT);
             gd.itable_unused = ipg;
             self.mark_group_dirty(g, false, true);
+            self.write.verified_bitmaps.insert((g, false));
         } else {
             self.verify_bitmap(g, block, false)?;
         }
