@@ -139,10 +139,11 @@ impl Filesystem {
             read_only_reason,
             write: Default::default(),
         };
-        fs.journal = crate::journal::open_journal(&mut fs)?;
         fs.groups = fs.load_groups()?;
+        crate::journal::open_journal(&mut fs)?;
         if fs.is_writable() {
             crate::write::start(&mut fs)?;
+            fs.process_orphans()?;
         }
         Ok(fs)
     }
@@ -227,6 +228,13 @@ impl Filesystem {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Drops every cached block (only clean ones may be cached: used at open,
+    /// after the journal replay changed the device underneath).
+    pub(crate) fn reset_cache(&mut self) {
+        let cap = self.opts.cache_blocks;
+        self.cache = Mutex::new(BlockCache::new(cap));
+    }
+
     pub(crate) fn block_size(&self) -> usize {
         self.geo.block_size as usize
     }
@@ -243,8 +251,9 @@ impl Filesystem {
             return Ok(f(data));
         }
         let mut buf = vec![0u8; self.block_size()].into_boxed_slice();
-        let src = self.journal.overlay_location(block).unwrap_or(block);
-        self.dev.read_at(src * u64::from(self.geo.block_size), &mut buf)?;
+        if !self.journal.read_overlay(&*self.dev, self.geo.block_size, block, &mut buf)? {
+            self.dev.read_at(block * u64::from(self.geo.block_size), &mut buf)?;
+        }
         Ok(f(cache.insert_clean(block, buf)))
     }
 
@@ -271,8 +280,12 @@ impl Filesystem {
         while done < buf.len() {
             let (b, o) = (pos / bs, pos % bs);
             let n = ((bs - o) as usize).min(buf.len() - done);
-            let src = self.journal.overlay_location(b).unwrap_or(b);
-            self.dev.read_at(src * bs + o, &mut buf[done..done + n])?;
+            let mut whole = vec![0u8; bs as usize];
+            if self.journal.read_overlay(&*self.dev, self.geo.block_size, b, &mut whole)? {
+                buf[done..done + n].copy_from_slice(&whole[o as usize..o as usize + n]);
+            } else {
+                self.dev.read_at(b * bs + o, &mut buf[done..done + n])?;
+            }
             done += n;
             pos += n as u64;
         }

@@ -1,45 +1,273 @@
-//! The filesystem's view of its journal: replay at open, the read-only
-//! overlay when replay is not wanted, and the writer used by commits.
+//! The filesystem's view of its jbd2 journal: replay at open, the
+//! read-only overlay when replay is not wanted, and journaled commits.
+//!
+//! Commit protocol (ordered mode): file data is written in place before
+//! the commit; the metadata blocks of a transaction go to the log
+//! (descriptors and copies, flush, commit block, flush), then home, then
+//! the device is flushed. The log tail moves (checkpoint) only when a new
+//! transaction needs the space and at close; a crash at any instant leaves
+//! a log whose replay restores the last committed transaction. The
+//! superblock's `needs_recovery` is set (and flushed) before the first
+//! journaled commit and cleared after the final checkpoint at close.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 
-use ext4_ondisk::Incompat;
+use ext4_blockdev::BlockDevice;
+use ext4_extent::Lookup;
+use ext4_jbd2::{CommitTime, DeviceJournal, JournalError, JournalIo, JournalRun, JournalWriter, Recovery};
+use ext4_ondisk::superblock::{Geometry, STATE_ERROR, SUPERBLOCK_OFFSET, Superblock};
+use ext4_ondisk::{Compat, Incompat, RoCompat, Structure};
+use zerocopy::IntoBytes;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Location, Result};
 use crate::fs::Filesystem;
+
+/// Inode number of the internal journal (`s_journal_inum` is normally 8).
+const JOURNAL_INO_DEFAULT: u32 = 8;
 
 /// Journal state kept by an open filesystem.
 #[derive(Default)]
 pub(crate) struct JournalState {
-    /// For a read-only open without replay: home block -> block holding its newest committed copy.
-    overlay: Option<HashMap<u64, u64>>,
+    /// The journal inode's blocks (internal journals).
+    runs: Vec<JournalRun>,
+    /// For a read-only open of a journal needing recovery: the scanned log,
+    /// whose newest committed copies reads see instead of the home blocks.
+    overlay: Option<Recovery>,
+    /// The transaction writer of a writable open with a journal.
+    writer: Option<JournalWriter>,
+    /// Whether `needs_recovery` is set on disk by this open.
+    recover_set: bool,
 }
 
 impl JournalState {
-    /// Where to read `block` from, if the journal holds a newer copy.
-    pub(crate) fn overlay_location(&self, block: u64) -> Option<u64> {
-        self.overlay.as_ref()?.get(&block).copied()
+    pub(crate) fn has_overlay(&self) -> bool {
+        self.overlay.as_ref().is_some_and(|r| r.block_count() > 0)
     }
 
-    pub(crate) fn has_overlay(&self) -> bool {
-        self.overlay.as_ref().is_some_and(|o| !o.is_empty())
+    /// Reads the journal's copy of `block` into `buf`, if the overlay has one.
+    pub(crate) fn read_overlay(&self, dev: &dyn BlockDevice, block_size: u32, block: u64, buf: &mut [u8]) -> Result<bool> {
+        let Some(rec) = &self.overlay else { return Ok(false) };
+        if rec.copy_of(block).is_none() {
+            return Ok(false);
+        }
+        let mut io = DeviceJournal::new(dev, block_size, self.runs.clone()).map_err(journal_error)?;
+        rec.read_block(&mut io, block, buf).map_err(journal_error)
     }
 }
 
-/// Opens the journal of `fs`, replaying it if it needs recovery.
-pub(crate) fn open_journal(fs: &mut Filesystem) -> Result<JournalState> {
-    if !fs.geo.features.incompat.contains(Incompat::RECOVER) {
-        return Ok(JournalState::default());
+/// A journal error as the facade reports it.
+pub(crate) fn journal_error(e: JournalError) -> Error {
+    match e {
+        JournalError::NoSpace { .. } => Error::NoSpace,
+        JournalError::Unsupported(what) => Error::Unsupported(format!("journal: {what}")),
+        JournalError::Io { .. } => Error::Device(ext4_blockdev::DeviceError::Io {
+            op: ext4_blockdev::Op::Read,
+            offset: 0,
+            source: std::io::Error::other(e.to_string()),
+        }),
+        other => Error::corrupt(Structure::Journal, Location::Inode(JOURNAL_INO_DEFAULT), other.to_string()),
     }
-    Err(Error::Unsupported("the journal needs recovery, which this build cannot do yet".into()))
+}
+
+/// Opens the journal of `fs` (group descriptors loaded): replays it when
+/// it needs recovery and the open is writable, or builds the read overlay
+/// otherwise; then prepares the writer for a writable open.
+pub(crate) fn open_journal(fs: &mut Filesystem) -> Result<()> {
+    let features = fs.geo.features;
+    let needs_recovery = features.incompat.contains(Incompat::RECOVER);
+    if !features.compat.contains(Compat::HAS_JOURNAL) {
+        if needs_recovery && fs.is_writable() {
+            return Err(Error::corrupt(Structure::Superblock, Location::Superblock, "needs_recovery is set but there is no journal"));
+        }
+        return Ok(());
+    }
+    let ino = fs.sb.s_journal_inum.get();
+    if ino == 0 {
+        if needs_recovery {
+            return Err(Error::Unsupported("the external journal needs recovery; replay it with e2fsck".into()));
+        }
+        if fs.is_writable() {
+            return Err(Error::Unsupported("writing to a filesystem with an external journal".into()));
+        }
+        return Ok(());
+    }
+    fs.journal.runs = journal_runs(fs, ino)?;
+    if needs_recovery && fs.is_writable() && !fs.opts.replay_journal {
+        fs.read_only_reason = Some("the journal needs recovery and replay is off".into());
+    }
+    if needs_recovery {
+        if fs.is_writable() {
+            replay(fs)?;
+        } else {
+            let mut io = DeviceJournal::new(&*fs.dev, fs.geo.block_size, fs.journal.runs.clone()).map_err(journal_error)?;
+            let rec = ext4_jbd2::scan(&mut io, fs.geo.block_size).map_err(journal_error)?;
+            fs.journal.overlay = Some(rec);
+            // The superblock and descriptors may have newer copies in the log.
+            reload_metadata(fs)?;
+        }
+    }
+    if fs.is_writable() {
+        let bs = fs.geo.block_size;
+        let mut io = DeviceJournal::new(&*fs.dev, bs, fs.journal.runs.clone()).map_err(journal_error)?;
+        let mut jsb = ext4_jbd2::read_superblock(&mut io, bs).map_err(journal_error)?;
+        let bit64 = fs.geo.features.incompat.contains(Incompat::BIT64);
+        let csum = fs.geo.features.ro_compat.contains(RoCompat::METADATA_CSUM);
+        if ext4_jbd2::set_mount_features(&mut jsb, bit64, csum) {
+            ext4_jbd2::write_superblock(&mut io, bs, &jsb).map_err(journal_error)?;
+        }
+        let writer = JournalWriter::new(jsb, bs, io.len_blocks()).map_err(journal_error)?;
+        // Commit well before a transaction could outgrow the log.
+        let quarter = usize::try_from(writer.geometry().log_blocks() / 4).unwrap_or(usize::MAX);
+        fs.write.commit_blocks = fs.write.commit_blocks.min(quarter.max(64));
+        fs.journal.writer = Some(writer);
+    }
+    Ok(())
+}
+
+/// The journal inode's blocks as runs; holes and unwritten extents are corruption.
+fn journal_runs(fs: &Filesystem, ino: u32) -> Result<Vec<JournalRun>> {
+    let ib = fs.read_inode(ino)?;
+    let bs = u64::from(fs.geo.block_size);
+    let blocks = ib.inode.size / bs;
+    let bad = |why: String| Error::corrupt(Structure::Journal, Location::Inode(ino), why);
+    if blocks < 1024 {
+        return Err(bad(format!("journal inode of {} bytes", ib.inode.size)));
+    }
+    let mut runs = Vec::new();
+    let mut logical = 0u64;
+    while logical < blocks {
+        let l = u32::try_from(logical).map_err(|_| bad("journal too large".into()))?;
+        match fs.lookup_block(&ib, l)? {
+            Lookup::Mapped(run) if !run.unwritten => {
+                let len = u64::from(run.len).min(blocks - logical);
+                runs.push(JournalRun { jblock: logical, device_block: run.physical, len });
+                logical += len;
+            }
+            _ => return Err(bad(format!("journal block {logical} is not mapped"))),
+        }
+    }
+    Ok(runs)
+}
+
+/// Replays the log home (writable open), clears `needs_recovery`, and
+/// reloads what the replay may have changed.
+fn replay(fs: &mut Filesystem) -> Result<()> {
+    let bs = fs.geo.block_size;
+    let blocks_count = fs.geo.blocks_count;
+    let dev = &*fs.dev;
+    let mut io = DeviceJournal::new(dev, bs, fs.journal.runs.clone()).map_err(journal_error)?;
+    let rec = ext4_jbd2::scan(&mut io, bs).map_err(journal_error)?;
+    if let Some(b) = rec.blocks().find(|&b| b >= blocks_count) {
+        return Err(Error::corrupt(Structure::Journal, Location::Block(b), "the journal holds a block beyond the end of the filesystem"));
+    }
+    rec.replay(&mut io, |b, data: &[u8]| dev.write_at(b * u64::from(bs), data)).map_err(journal_error)?;
+    dev.flush()?;
+    let mut jsb = ext4_jbd2::read_superblock(&mut io, bs).map_err(journal_error)?;
+    rec.finish(&mut jsb);
+    ext4_jbd2::write_superblock(&mut io, bs, &jsb).map_err(journal_error)?;
+    // The replay may have rewritten the superblock and descriptors.
+    fs.reset_cache();
+    let (mut sb, _) = crate::fs::read_superblock(&*fs.dev)?;
+    let mut f = sb.features();
+    f.incompat.remove(Incompat::RECOVER);
+    sb.set_features(f);
+    if rec.failed_commit().is_some() || rec.has_block_errors() {
+        sb.s_state.set(sb.s_state.get() | STATE_ERROR);
+    }
+    write_superblock_direct(fs, &mut sb)?;
+    reload_metadata(fs)?;
+    // As e2fsck does after a replay: the superblock's free counts from the
+    // group descriptors (the kernel keeps only the descriptors exact).
+    let free_blocks: u64 = fs.groups.iter().map(|g| u64::from(g.free_blocks_count)).sum::<u64>() * u64::from(fs.geo.cluster_ratio);
+    let free_inodes: u64 = fs.groups.iter().map(|g| u64::from(g.free_inodes_count)).sum();
+    if free_blocks != fs.sb.free_blocks_count() || free_inodes != u64::from(fs.sb.s_free_inodes_count.get()) {
+        fs.sb.set_free_blocks_count(free_blocks);
+        fs.sb.s_free_inodes_count.set(free_inodes as u32);
+        let mut sb = fs.sb.clone();
+        write_superblock_direct(fs, &mut sb)?;
+    }
+    Ok(())
+}
+
+/// Re-reads the superblock (through the overlay, if any) and the group descriptors.
+fn reload_metadata(fs: &mut Filesystem) -> Result<()> {
+    fs.reset_cache();
+    let bs = u64::from(fs.geo.block_size);
+    let block = SUPERBLOCK_OFFSET / bs;
+    let off = (SUPERBLOCK_OFFSET % bs) as usize;
+    let raw = fs.read_meta(block, |d| d[off..off + ext4_ondisk::superblock::SUPERBLOCK_SIZE].to_vec())?;
+    let sb = Superblock::from_bytes(&raw).map_err(|e| Error::format(&e, Location::Superblock))?;
+    let geo = Geometry::new(&sb).map_err(|e| Error::format(&e, Location::Superblock))?;
+    if geo.blocks_count != fs.geo.blocks_count || geo.block_size != fs.geo.block_size {
+        return Err(Error::corrupt(Structure::Journal, Location::Superblock, "the journal's copy of the superblock changes the geometry"));
+    }
+    fs.sb = sb;
+    fs.geo = geo;
+    fs.groups = fs.load_groups()?;
+    Ok(())
+}
+
+/// Writes `sb` (checksum updated) straight to its place on the device, and flushes.
+fn write_superblock_direct(fs: &Filesystem, sb: &mut Superblock) -> Result<()> {
+    sb.update_checksum();
+    fs.dev.write_at(SUPERBLOCK_OFFSET, sb.as_bytes())?;
+    fs.dev.flush()?;
+    Ok(())
+}
+
+/// Called at the start of every commit: before the first journaled one,
+/// `needs_recovery` goes to disk (so that a crash replays the log).
+pub(crate) fn before_commit(fs: &mut Filesystem) -> Result<()> {
+    if fs.journal.writer.is_none() || fs.journal.recover_set {
+        return Ok(());
+    }
+    let mut f = fs.sb.features();
+    f.incompat.insert(Incompat::RECOVER);
+    fs.sb.set_features(f);
+    fs.geo.features = f;
+    // The superblock as last committed (the one in memory holds the running
+    // transaction's counts), with only the flag added.
+    let (mut on_disk, _) = crate::fs::read_superblock(&*fs.dev)?;
+    let mut f = on_disk.features();
+    f.incompat.insert(Incompat::RECOVER);
+    on_disk.set_features(f);
+    write_superblock_direct(fs, &mut on_disk)?;
+    fs.journal.recover_set = true;
+    Ok(())
 }
 
 /// Writes a committed transaction's blocks: through the journal when the
-/// filesystem has one, else home in a safe order (bitmaps first, so that a
-/// crash can leak blocks but never hand out blocks still in use; the
-/// superblock and descriptors last), then flushes.
-pub(crate) fn commit_blocks(fs: &mut Filesystem, blocks: &[(u64, Box<[u8]>)], _revoked: &BTreeSet<u64>) -> Result<()> {
-    write_home(fs, blocks)
+/// filesystem has one, then home; without a journal, home in a safe order.
+pub(crate) fn commit_blocks(fs: &mut Filesystem, blocks: &[(u64, Box<[u8]>)], revoked: &BTreeSet<u64>) -> Result<()> {
+    let Some(mut writer) = fs.journal.writer.take() else { return write_home(fs, blocks) };
+    let r = journaled_commit(fs, &mut writer, blocks, revoked);
+    fs.journal.writer = Some(writer);
+    r
+}
+
+fn journaled_commit(fs: &Filesystem, w: &mut JournalWriter, blocks: &[(u64, Box<[u8]>)], revoked: &BTreeSet<u64>) -> Result<()> {
+    let bs = fs.geo.block_size;
+    let mut io = DeviceJournal::new(&*fs.dev, bs, fs.journal.runs.clone()).map_err(journal_error)?;
+    let written: HashSet<u64> = blocks.iter().map(|(b, _)| *b).collect();
+    let revoked: Vec<u64> = revoked.iter().copied().filter(|b| !written.contains(b)).collect();
+    let needed = w.blocks_needed(blocks.len() as u64, revoked.len() as u64);
+    if needed > w.free_blocks() && !w.is_empty() {
+        // Every earlier transaction is home and flushed: free the log.
+        w.checkpoint(&mut io).map_err(journal_error)?;
+    }
+    if needed > w.free_blocks() {
+        // Larger than the whole log: write home in the safe order instead.
+        return write_home(fs, blocks);
+    }
+    let now = fs.now();
+    let time = CommitTime { sec: now.secs.max(0) as u64, nsec: now.nsec };
+    w.commit(&mut io, blocks, &revoked, time).map_err(journal_error)?;
+    let bsz = u64::from(bs);
+    for (b, data) in blocks {
+        fs.dev.write_at(b * bsz, data)?;
+    }
+    fs.dev.flush()?;
+    Ok(())
 }
 
 /// Writes blocks to their home locations in a safe order and flushes.
@@ -68,7 +296,23 @@ fn write_home(fs: &Filesystem, blocks: &[(u64, Box<[u8]>)]) -> Result<()> {
     Ok(())
 }
 
-/// Closes the journal cleanly (nothing to do without one).
-pub(crate) fn close(_fs: &mut Filesystem) -> Result<()> {
+/// Closes the journal cleanly after the final commit: empties the log and
+/// clears `needs_recovery`.
+pub(crate) fn close(fs: &mut Filesystem) -> Result<()> {
+    if let Some(mut w) = fs.journal.writer.take() {
+        if !w.is_empty() {
+            let mut io = DeviceJournal::new(&*fs.dev, fs.geo.block_size, fs.journal.runs.clone()).map_err(journal_error)?;
+            w.checkpoint(&mut io).map_err(journal_error)?;
+        }
+    }
+    if fs.journal.recover_set {
+        let mut f = fs.sb.features();
+        f.incompat.remove(Incompat::RECOVER);
+        fs.sb.set_features(f);
+        fs.geo.features = f;
+        let mut sb = fs.sb.clone();
+        write_superblock_direct(fs, &mut sb)?;
+        fs.journal.recover_set = false;
+    }
     Ok(())
 }

@@ -35,6 +35,7 @@ mod map;
 mod metadata;
 mod namespace;
 mod node;
+mod orphan;
 mod path;
 #[cfg(unix)]
 pub mod populate;

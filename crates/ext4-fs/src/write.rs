@@ -249,6 +249,7 @@ impl Filesystem {
         if self.cache().dirty_count() == 0 && self.write.dirty_groups.is_empty() {
             return Ok(());
         }
+        crate::journal::before_commit(self)?;
         self.flush_group_descs()?;
         self.flush_superblock()?;
         let blocks = self.cache().take_dirty();
@@ -290,7 +291,7 @@ impl Filesystem {
     }
 
     /// Writes the in-memory superblock into its block, with its checksum.
-    fn flush_superblock(&mut self) -> Result<()> {
+    pub(crate) fn flush_superblock(&mut self) -> Result<()> {
         self.sb.s_wtime.set(self.now().secs as u32);
         self.sb.s_wtime_hi = (self.now().secs >> 32) as u8;
         self.sb.update_checksum();

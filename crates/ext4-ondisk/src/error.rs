@@ -30,6 +30,8 @@ pub enum Structure {
     OrphanBlock,
     /// The MMP block.
     Mmp,
+    /// The jbd2 journal (its superblock or log blocks).
+    Journal,
 }
 
 impl fmt::Display for Structure {
@@ -47,6 +49,7 @@ impl fmt::Display for Structure {
             Self::InodeXattrs => "in-inode xattrs",
             Self::OrphanBlock => "orphan file block",
             Self::Mmp => "MMP block",
+            Self::Journal => "journal",
         })
     }
 }
