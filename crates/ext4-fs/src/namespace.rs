@@ -172,6 +172,11 @@ impl Filesystem {
     pub fn link_in(&mut self, target: u32, parent: u32, name: &[u8]) -> Result<()> {
         Self::check_name(name)?;
         self.op(|fs| {
+            // An existing name wins over every other error, as in `do_linkat`.
+            let mut dir = fs.writable_dir(parent)?;
+            if fs.lookup_entry(&dir, name)?.is_some() {
+                return Err(Error::Exists(show(name)));
+            }
             let mut t = fs.read_inode(target)?;
             if t.is_dir() {
                 return Err(Error::NotPermitted("hard links to directories are not allowed"));
@@ -181,10 +186,6 @@ impl Filesystem {
             }
             if t.inode.links_count >= LINK_MAX {
                 return Err(Error::TooManyLinks);
-            }
-            let mut dir = fs.writable_dir(parent)?;
-            if fs.lookup_entry(&dir, name)?.is_some() {
-                return Err(Error::Exists(show(name)));
             }
             fs.add_entry(&mut dir, name, target, t.file_type())?;
             t.inode.links_count += 1;
@@ -304,25 +305,41 @@ impl Filesystem {
         self.op(|fs| fs.rename_op(old_parent, old_name, new_parent, new_name, mode))
     }
 
+    /// Checks in the kernel's order (`do_renameat2`, `lock_rename`'s trap,
+    /// `vfs_rename`), so each failing case returns the errno Linux does.
     fn rename_op(&mut self, op: u32, on: &[u8], np: u32, nn: &[u8], mode: RenameMode) -> Result<()> {
         let odir = fs_dir(self, op)?;
         let (src, _) = self.lookup_entry(&odir, on)?.ok_or_else(|| Error::NotFound(show(on)))?;
         let ndir = fs_dir(self, np)?;
         let dst = self.lookup_entry(&ndir, nn)?.map(|(i, _)| i);
+        match (mode, dst) {
+            (RenameMode::Exchange, None) => return Err(Error::NotFound(show(nn))),
+            (RenameMode::NoReplace, Some(_)) => return Err(Error::Exists(show(nn))),
+            _ => {}
+        }
         let mut s = self.read_inode(src)?;
-        if s.inode.flags.intersects(InodeFlags::IMMUTABLE | InodeFlags::APPEND) {
-            return Err(Error::NotPermitted("the file is immutable or append-only"));
+        if op != np {
+            if s.is_dir() && self.is_ancestor(src, np)? {
+                return Err(Error::InvalidArgument("cannot move a directory into itself".into()));
+            }
+            if let Some(d) = dst {
+                if self.read_inode(d)?.is_dir() && self.is_ancestor(d, op)? {
+                    // The target is above the source: never empty.
+                    return Err(match mode {
+                        RenameMode::Exchange => Error::InvalidArgument("cannot move a directory into itself".into()),
+                        _ => Error::NotEmpty(show(nn)),
+                    });
+                }
+            }
         }
         if dst == Some(src) {
             // Two names of one file: POSIX says do nothing.
             return Ok(());
         }
-        if s.is_dir() && op != np && self.is_ancestor(src, np)? {
-            return Err(Error::InvalidArgument("cannot move a directory into itself".into()));
+        if s.inode.flags.intersects(InodeFlags::IMMUTABLE | InodeFlags::APPEND) {
+            return Err(Error::NotPermitted("the file is immutable or append-only"));
         }
         match (mode, dst) {
-            (RenameMode::NoReplace, Some(_)) => Err(Error::Exists(show(nn))),
-            (RenameMode::Exchange, None) => Err(Error::NotFound(show(nn))),
             (RenameMode::Exchange, Some(d)) => self.exchange(op, on, &mut s, np, nn, d),
             (_, Some(d)) => self.replace(op, on, &mut s, np, nn, d),
             (_, None) => self.move_to_new(op, on, &mut s, np, nn),
@@ -391,9 +408,6 @@ impl Filesystem {
     /// Swaps two existing entries.
     fn exchange(&mut self, op: u32, on: &[u8], s: &mut InodeBuf, np: u32, nn: &[u8], d: u32) -> Result<()> {
         let mut t = self.read_inode(d)?;
-        if t.is_dir() && op != np && self.is_ancestor(d, op)? {
-            return Err(Error::InvalidArgument("cannot move a directory into itself".into()));
-        }
         for (dir, name, ino, kind) in [(np, nn, s.ino, s.file_type()), (op, on, t.ino, t.file_type())] {
             let mut di = self.writable_dir(dir)?;
             let ctx = self.dir_ctx(&di);
