@@ -259,6 +259,8 @@ fn run_kind(kind: &BigKind) {
     let size = if kind.block_size == 1024 { 256u64 << 20 } else { 512 << 20 };
     let img = format(kind, size, n as u64 + 4096);
     let mut fs = open_rw(&img.path);
+    // A clock in the past: see namespace_model.rs (`time(2)` is coarser than ours).
+    fs.set_fixed_time(Some(ext4_fs::Timestamp::from_secs(1_700_000_100)));
     let exp = build(&mut fs, n, kind.long_names);
     fs.close().unwrap();
     let built = started.elapsed();
