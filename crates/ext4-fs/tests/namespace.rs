@@ -23,6 +23,7 @@ use ext4_testkit::oracle::{LoopMount, can_loop_mount, debugfs, e2fsck_problems};
 /// One image shape of the test.
 struct BigKind {
     name: &'static str,
+    fs_type: FsType,
     block_size: u32,
     features: &'static str,
     /// Whether every name is long (200..=255 bytes), to deepen the index.
@@ -35,18 +36,53 @@ struct BigKind {
 }
 
 const BIG_KINDS: &[BigKind] = &[
-    BigKind { name: "ext4-1k", block_size: 1024, features: "", long_names: false, entries: (20_000, 100_000), min_levels: 1 },
-    BigKind { name: "ext4-2k", block_size: 2048, features: "", long_names: false, entries: (20_000, 100_000), min_levels: 1 },
-    BigKind { name: "ext4-4k", block_size: 4096, features: "", long_names: false, entries: (20_000, 100_000), min_levels: 0 },
+    BigKind {
+        name: "ext4-1k",
+        fs_type: FsType::Ext4,
+        block_size: 1024,
+        features: "",
+        long_names: false,
+        entries: (20_000, 100_000),
+        min_levels: 1,
+    },
+    BigKind {
+        name: "ext4-2k",
+        fs_type: FsType::Ext4,
+        block_size: 2048,
+        features: "",
+        long_names: false,
+        entries: (20_000, 100_000),
+        min_levels: 1,
+    },
+    BigKind {
+        name: "ext4-4k",
+        fs_type: FsType::Ext4,
+        block_size: 4096,
+        features: "",
+        long_names: false,
+        entries: (20_000, 100_000),
+        min_levels: 0,
+    },
     // 1 KiB leaves hold three 255-byte names: about 12,000 leaves fill two
     // index levels (123 x 126 slots, half-full nodes after splits).
     BigKind {
         name: "ext4-1k-large_dir",
+        fs_type: FsType::Ext4,
         block_size: 1024,
         features: "large_dir",
         long_names: true,
         entries: (36_000, 100_000),
         min_levels: 2,
+    },
+    // Without dir_index every directory stays linear (no htree_dump check).
+    BigKind {
+        name: "ext2-1k-linear",
+        fs_type: FsType::Ext2,
+        block_size: 1024,
+        features: "^dir_index",
+        long_names: false,
+        entries: (4_000, 10_000),
+        min_levels: 0,
     },
 ];
 
@@ -59,7 +95,7 @@ fn format(kind: &BigKind, size: u64, inodes: u64) -> Scratch {
     let path = std::env::temp_dir().join(format!("ext4fs-ns-{}-{}.img", std::process::id(), kind.name));
     let _ = std::fs::remove_file(&path);
     let dev = FileDevice::create(&path, size).expect("image file");
-    let mut opts = FormatOptions::new(FsType::Ext4)
+    let mut opts = FormatOptions::new(kind.fs_type)
         .profile(Profile::DEBIAN)
         .size_bytes(size)
         .block_size(kind.block_size)
@@ -278,6 +314,11 @@ fn run_kind(kind: &BigKind) {
     if let Some(p) = e2fsck_problems(&img.path) {
         panic!("{}: e2fsck after building {n} entries:\n{}", kind.name, &p[..p.len().min(4000)]);
     }
+    if kind.features.contains("^dir_index") {
+        assert!(!fs.metadata("/big").unwrap().flags.contains(ext4_fs::InodeFlags::INDEX), "{}: /big is indexed", kind.name);
+        check_kernel_sees(&img.path, &fs, kind);
+        return;
+    }
     let levels = htree_levels(&img.path, "/big");
     assert!(
         levels >= kind.min_levels,
@@ -290,14 +331,46 @@ fn run_kind(kind: &BigKind) {
     }
     println!("{}: {n} entries, {} left in /big, {levels} index levels, built in {built:.1?}", kind.name, exp.big.len());
 
+    check_kernel_sees(&img.path, &fs, kind);
+}
+
+/// The kernel lists and stats both directories, then grows and thins `/big`
+/// itself (splitting the library's leaves and index nodes); e2fsck stays
+/// silent and the library lists what the kernel left.
+fn check_kernel_sees(image: &Path, fs: &Filesystem, kind: &BigKind) {
     if !ext4_testkit::require(can_loop_mount(), "kernel check of big directories needs root and loop devices") {
         return;
     }
-    let m = LoopMount::new(&img.path, "ro").expect("kernel mounts the image");
-    check_kernel(m.path(), "/big", &fs);
-    check_kernel(m.path(), "/other", &fs);
+    let started = Instant::now();
+    let m = LoopMount::new(image, "ro").expect("kernel mounts the image");
+    check_kernel(m.path(), "/big", fs);
+    check_kernel(m.path(), "/other", fs);
     m.unmount().unwrap();
-    println!("{}: kernel agrees ({:.1?} in all)", kind.name, started.elapsed());
+    let m = LoopMount::new(image, "").expect("kernel mounts the image read-write");
+    let big = m.path().join("big");
+    let before: Vec<std::ffi::OsString> = std::fs::read_dir(&big).unwrap().map(|e| e.unwrap().file_name()).collect();
+    for (k, name) in before.iter().enumerate().filter(|(k, _)| k % 5 == 0) {
+        let p = big.join(name);
+        if p.symlink_metadata().unwrap().is_dir() { std::fs::remove_dir(&p) } else { std::fs::remove_file(&p) }
+            .unwrap_or_else(|e| panic!("kernel removes entry {k}: {e}"));
+    }
+    for i in 0..3000 {
+        let mut n = entry_name(1_000_000 + i, kind.long_names);
+        n.insert(0, b'k');
+        n.truncate(255);
+        std::fs::write(big.join(std::ffi::OsStr::from_bytes(&n)), b"").unwrap();
+    }
+    let mut theirs: Vec<Vec<u8>> = std::fs::read_dir(&big).unwrap().map(|e| e.unwrap().file_name().as_bytes().to_vec()).collect();
+    m.unmount().unwrap();
+    if let Some(p) = e2fsck_problems(image) {
+        panic!("{}: e2fsck after the kernel wrote into the library's directory:\n{}", kind.name, &p[..p.len().min(4000)]);
+    }
+    let fs = open_ro(image);
+    let mut ours: Vec<Vec<u8>> = fs.read_dir("/big").unwrap().into_iter().map(|e| e.name).collect();
+    theirs.sort();
+    ours.sort();
+    assert!(ours == theirs, "{}: library lists {} names after the kernel's changes, the kernel {}", kind.name, ours.len(), theirs.len());
+    println!("{}: kernel agrees, and its changes read back ({:.1?})", kind.name, started.elapsed());
 }
 
 #[test]
@@ -337,5 +410,12 @@ fn big_directory_4k() {
 fn big_directory_1k_large_dir_three_levels() {
     if have_fsck() {
         run_kind(&BIG_KINDS[3]);
+    }
+}
+
+#[test]
+fn big_linear_directory_ext2_1k() {
+    if have_fsck() {
+        run_kind(&BIG_KINDS[4]);
     }
 }
