@@ -419,3 +419,52 @@ fn big_linear_directory_ext2_1k() {
         run_kind(&BIG_KINDS[4]);
     }
 }
+
+/// Past 65,000 links a directory's count becomes 1 (`dir_nlink`, as
+/// `ext4_inc_count` does), and removing a few subdirectories leaves it at 1;
+/// e2fsck and the kernel accept both states.
+#[test]
+fn many_subdirectories_count_as_one_link() {
+    if !have_fsck() {
+        return;
+    }
+    let kind = BigKind {
+        name: "ext4-1k-dir_nlink",
+        fs_type: FsType::Ext4,
+        block_size: 1024,
+        features: "",
+        long_names: false,
+        entries: (65_010, 65_010),
+        min_levels: 1,
+    };
+    let n = kind.entries.0;
+    let started = Instant::now();
+    let img = format(&kind, 160 << 20, n as u64 + 1024);
+    let mut fs = open_rw(&img.path);
+    fs.set_fixed_time(Some(ext4_fs::Timestamp::from_secs(1_700_000_100)));
+    fs.mkdir("/many", 0o755).unwrap();
+    for i in 0..n {
+        fs.mkdir(format!("/many/{i}"), 0o755).unwrap_or_else(|e| panic!("mkdir {i}: {e}"));
+        if i == 64_990 {
+            assert_eq!(fs.metadata("/many").unwrap().nlink, 64_993, "exact below the limit");
+        }
+    }
+    assert_eq!(fs.metadata("/many").unwrap().nlink, 1, "past the limit the count is 1");
+    for i in 0..5 {
+        fs.remove_dir(format!("/many/{i}")).unwrap();
+    }
+    fs.rename("/many/10", "/d10").unwrap();
+    assert_eq!(fs.metadata("/many").unwrap().nlink, 1, "stays 1 while many subdirectories remain");
+    assert_eq!(fs.metadata("/").unwrap().nlink, 5, "root: lost+found, many, d10");
+    fs.close().unwrap();
+    if let Some(p) = e2fsck_problems(&img.path) {
+        panic!("e2fsck with {n} subdirectories:\n{}", &p[..p.len().min(4000)]);
+    }
+    if ext4_testkit::require(can_loop_mount(), "kernel check of dir_nlink needs root and loop devices") {
+        let m = LoopMount::new(&img.path, "ro").expect("kernel mounts the image");
+        assert_eq!(std::fs::metadata(m.path().join("many")).unwrap().nlink(), 1);
+        assert_eq!(std::fs::read_dir(m.path().join("many")).unwrap().count(), n - 6);
+        m.unmount().unwrap();
+    }
+    println!("{}: {n} subdirectories in {:.1?}", kind.name, started.elapsed());
+}
