@@ -1,0 +1,366 @@
+//! Shared by the hostile-image tests (corpus, mutation, faults) and the fuzz
+//! targets: a bounded walk of a whole filesystem, a fixed write workload, and
+//! a runner that turns panics, hangs and oversized allocations into a report.
+//!
+//! Errors from the library are expected and counted; only panics, time-outs
+//! and allocations beyond [`ALLOC_LIMIT`] fail.
+
+#![allow(dead_code, unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::{HashSet, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use ext4_fs::{FileType, Filesystem, XattrMode};
+
+/// Bounds of one walk, so that a hostile image cannot make the walker
+/// itself read without end.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Bytes read from one file at most.
+    pub file_bytes: u64,
+    /// Inodes visited at most.
+    pub inodes: usize,
+    /// Names looked up again (htree/linear lookup) per directory at most.
+    pub lookups_per_dir: usize,
+    /// Path-based calls (symlink following) per walk at most.
+    pub path_calls: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { file_bytes: 1 << 20, inodes: 5000, lookups_per_dir: 64, path_calls: 200 }
+    }
+}
+
+/// What a walk saw.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WalkStats {
+    /// Directories listed.
+    pub dirs: u64,
+    /// Regular files read.
+    pub files: u64,
+    /// Symlinks read.
+    pub symlinks: u64,
+    /// Bytes of file data read.
+    pub bytes: u64,
+    /// Calls that returned an error.
+    pub errors: u64,
+    /// Calls made.
+    pub calls: u64,
+}
+
+impl WalkStats {
+    fn note<T>(&mut self, r: ext4_fs::Result<T>) -> Option<T> {
+        self.calls += 1;
+        match r {
+            Ok(v) => Some(v),
+            Err(_) => {
+                self.errors += 1;
+                None
+            }
+        }
+    }
+}
+
+/// Walks everything reachable from the root: every directory listed, every
+/// inode stat'ed, every name looked up again, every file read (up to
+/// `file_bytes`), every symlink read and followed, every xattr listed.
+/// Directory loops and shared inodes are visited once.
+pub fn walk(fs: &Filesystem, lim: Limits) -> WalkStats {
+    let mut st = WalkStats::default();
+    let root = ext4_fs::ondisk::ino::ROOT;
+    let _ = fs.statfs();
+    let mut seen = HashSet::new();
+    let mut queue = VecDeque::from([(root, b"/".to_vec())]);
+    seen.insert(root);
+    let mut path_calls = 0;
+    while let Some((ino, path)) = queue.pop_front() {
+        let Some(meta) = st.note(fs.stat(ino)) else { continue };
+        let _ = st.note(fs.xattrs_ino(ino));
+        if path_calls < lim.path_calls {
+            path_calls += 1;
+            let _ = st.note(fs.metadata(&path));
+            let _ = st.note(fs.symlink_metadata(&path));
+        }
+        match meta.file_type {
+            FileType::Directory => {
+                st.dirs += 1;
+                let Some(entries) = st.note(fs.dir_entries(ino)) else { continue };
+                for (i, e) in entries.iter().enumerate() {
+                    if i < lim.lookups_per_dir {
+                        let _ = st.note(fs.lookup_in(ino, &e.name));
+                    }
+                    if e.name == b"." || e.name == b".." {
+                        continue;
+                    }
+                    if seen.len() < lim.inodes && seen.insert(e.ino) {
+                        let mut p = path.clone();
+                        if p.len() > 1 {
+                            p.push(b'/');
+                        }
+                        p.extend_from_slice(&e.name);
+                        queue.push_back((e.ino, p));
+                    }
+                }
+                let _ = st.note(fs.read_dir(&path));
+            }
+            FileType::Regular => {
+                st.files += 1;
+                read_file(fs, ino, meta.size.min(lim.file_bytes), &mut st);
+            }
+            FileType::Symlink => {
+                st.symlinks += 1;
+                let _ = st.note(fs.read_link_ino(ino));
+                if path_calls < lim.path_calls {
+                    path_calls += 1;
+                    let _ = st.note(fs.read_link(&path));
+                    let _ = st.note(fs.lookup(&path));
+                }
+            }
+            _ => {}
+        }
+    }
+    st
+}
+
+/// Reads `limit` bytes of inode `ino` in chunks (never one buffer the size of the file).
+fn read_file(fs: &Filesystem, ino: u32, limit: u64, st: &mut WalkStats) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut off = 0u64;
+    while off < limit {
+        let want = (limit - off).min(buf.len() as u64) as usize;
+        match st.note(fs.read_at(ino, off, &mut buf[..want])) {
+            Some(0) | None => break,
+            Some(n) => {
+                st.bytes += n as u64;
+                off += n as u64;
+            }
+        }
+    }
+}
+
+/// A fixed write workload on an opened filesystem: create, write, mkdir,
+/// symlink, xattrs, rename, truncate, unlink of an existing file, rmdir,
+/// then sync. Returns (calls, errors).
+pub fn write_workload(fs: &mut Filesystem) -> (u64, u64) {
+    let mut st = WalkStats::default();
+    let data: Vec<u8> = (0..20_000u32).map(|i| (i * 7 + 3) as u8).collect();
+    let f = st.note(fs.create("/robust-file", 0o644));
+    if let Some(f) = f {
+        let _ = st.note(fs.write_at(f, 0, &data));
+        let _ = st.note(fs.write_at(f, 100_000, &data[..3000]));
+        let _ = st.note(fs.set_xattr(f, b"user.robust", b"value", XattrMode::Any));
+        let _ = st.note(fs.set_xattr(f, b"user.big", &data[..600], XattrMode::Any));
+        let _ = st.note(fs.truncate(f, 5000));
+    }
+    let _ = st.note(fs.mkdir("/robust-dir", 0o755));
+    for i in 0..12 {
+        let _ = st.note(fs.create(format!("/robust-dir/entry-with-a-long-name-{i:03}"), 0o600));
+    }
+    let _ = st.note(fs.symlink("robust-file", "/robust-dir/link"));
+    let _ = st.note(fs.rename("/robust-file", "/robust-dir/moved"));
+    let _ = st.note(fs.write_file("/robust-dir/small", b"hello"));
+    // Damage elsewhere in the tree is reached by removing what is already there.
+    if let Some(entries) = st.note(fs.read_dir("/")) {
+        let victim = entries.iter().find(|e| e.file_type == Some(FileType::Regular) && !e.name.starts_with(b"robust"));
+        if let Some(v) = victim {
+            let mut p = b"/".to_vec();
+            p.extend_from_slice(&v.name);
+            let _ = st.note(fs.remove_file(&p));
+        }
+        let dir = entries.iter().find(|e| e.file_type == Some(FileType::Directory) && !e.name.starts_with(b"robust"));
+        if let Some(d) = dir {
+            let mut p = b"/".to_vec();
+            p.extend_from_slice(&d.name);
+            let mut q = p.clone();
+            q.extend_from_slice(b"/robust-new");
+            let _ = st.note(fs.create(&q, 0o644));
+            let _ = st.note(fs.remove_file(&q));
+            let _ = st.note(fs.remove_dir(&p));
+        }
+    }
+    for i in 0..12 {
+        let _ = st.note(fs.remove_file(format!("/robust-dir/entry-with-a-long-name-{i:03}")));
+    }
+    let _ = st.note(fs.remove_file("/robust-dir/link"));
+    let _ = st.note(fs.remove_file("/robust-dir/moved"));
+    let _ = st.note(fs.remove_file("/robust-dir/small"));
+    let _ = st.note(fs.remove_dir("/robust-dir"));
+    let _ = st.note(fs.sync());
+    (st.calls, st.errors)
+}
+
+/// How one case ended.
+#[derive(Debug)]
+pub enum Outcome<T> {
+    /// It returned.
+    Done(T),
+    /// It panicked: the panic message with its location.
+    Panicked(String),
+    /// It ran past its time budget (the thread is left running).
+    TimedOut,
+}
+
+static PANICS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// Installs (once) a panic hook that records each panic's message and
+/// location under the panicking thread's name, then defers to the default hook.
+pub fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let name = std::thread::current().name().unwrap_or("?").to_string();
+            PANICS.lock().unwrap_or_else(|e| e.into_inner()).push((name, info.to_string()));
+            if std::env::var_os("ROBUST_QUIET_PANICS").is_none() {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// Runs `f` on a thread named `name` with `budget`: a panic or a time-out
+/// becomes an [`Outcome`] instead of failing the caller.
+pub fn run_case<T: Send + 'static>(name: &str, budget: Duration, f: impl FnOnce() -> T + Send + 'static) -> Outcome<T> {
+    install_panic_hook();
+    let (tx, rx) = mpsc::channel();
+    let tname = name.to_string();
+    let h = std::thread::Builder::new()
+        .name(tname.clone())
+        .stack_size(16 << 20)
+        .spawn(move || {
+            set_case_name(&tname);
+            let _ = tx.send(f());
+        })
+        .expect("spawn a case thread");
+    match rx.recv_timeout(budget) {
+        Ok(v) => {
+            let _ = h.join();
+            Outcome::Done(v)
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            let _ = h.join();
+            let msgs = PANICS.lock().unwrap_or_else(|e| e.into_inner());
+            let msg = msgs.iter().rev().find(|(n, _)| n == name).map(|(_, m)| m.clone()).unwrap_or_else(|| "panicked".into());
+            Outcome::Panicked(msg)
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => Outcome::TimedOut,
+    }
+}
+
+/// Time since `t` in milliseconds, for summaries.
+pub fn ms(t: Instant) -> u128 {
+    t.elapsed().as_millis()
+}
+
+// ---- bounded allocation ----
+
+/// No single allocation may exceed this, and live allocations may not sum
+/// beyond [`LIVE_LIMIT`]: the images are a few MiB, so anything near this is
+/// an allocation sized by an unchecked on-disk count.
+pub const ALLOC_LIMIT: usize = 256 << 20;
+/// Bound on the bytes allocated at once by the whole test process.
+pub const LIVE_LIMIT: usize = 4 << 30;
+
+/// The global allocator of the hostile-image tests: the system allocator,
+/// refusing (so the process aborts with a message naming the case) any
+/// allocation above [`ALLOC_LIMIT`] or beyond [`LIVE_LIMIT`] in total.
+pub struct BoundedAlloc;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static CASE: std::cell::Cell<[u8; 96]> = const { std::cell::Cell::new([0; 96]) };
+}
+
+fn set_case_name(name: &str) {
+    let mut b = [0u8; 96];
+    let n = name.len().min(b.len());
+    b[..n].copy_from_slice(&name.as_bytes()[..n]);
+    CASE.with(|c| c.set(b));
+}
+
+/// Writes a line to stderr without allocating (we are inside the allocator).
+fn refuse(size: usize) {
+    use std::io::Write;
+    let mut line = [0u8; 200];
+    let mut cur = std::io::Cursor::new(&mut line[..]);
+    let case = CASE.try_with(|c| c.get()).unwrap_or([0; 96]);
+    let end = case.iter().position(|&b| b == 0).unwrap_or(case.len());
+    let _ = write!(cur, "UNBOUNDED ALLOCATION: {size} bytes requested (live {}) in case ", LIVE.load(Ordering::Relaxed));
+    let _ = cur.write_all(&case[..end]);
+    let _ = cur.write_all(b"\n");
+    let n = cur.position() as usize;
+    let _ = std::io::stderr().write_all(&line[..n]);
+}
+
+/// Counts `grow` more live bytes for an allocation of `size`, or refuses it.
+fn reserve(size: usize, grow: usize) -> bool {
+    if size > ALLOC_LIMIT {
+        refuse(size);
+        return false;
+    }
+    if LIVE.fetch_add(grow, Ordering::Relaxed) + grow > LIVE_LIMIT {
+        LIVE.fetch_sub(grow, Ordering::Relaxed);
+        refuse(size);
+        return false;
+    }
+    true
+}
+
+// SAFETY: every call forwards to `System` with the same layout; the
+// counters only decide whether to forward.
+unsafe impl GlobalAlloc for BoundedAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let size = layout.size();
+        if !reserve(size, size) {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: forwarded as is.
+        let p = unsafe { System.alloc(layout) };
+        if p.is_null() {
+            LIVE.fetch_sub(size, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let size = layout.size();
+        if !reserve(size, size) {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: forwarded as is.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if p.is_null() {
+            LIVE.fetch_sub(size, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: `ptr` came from `System` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let old = layout.size();
+        if new_size > old && !reserve(new_size, new_size - old) {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: forwarded as is.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if p.is_null() {
+            if new_size > old {
+                LIVE.fetch_sub(new_size - old, Ordering::Relaxed);
+            }
+        } else if new_size < old {
+            LIVE.fetch_sub(old - new_size, Ordering::Relaxed);
+        }
+        p
+    }
+}
