@@ -5,9 +5,12 @@
 //!   its source tree, entry by entry (add `--medium` for the medium tree too).
 //! * `demo` — the main job end to end on a built-in example.
 //! * `ci` — what CI runs: the whole test suite.
+//! * `crash [--quick | --reorders N]` — crash states of every workload,
+//!   recovered by the library and e2fsck (see `ext4_testkit::crash`).
 
 use std::process::{Command, ExitCode};
 
+mod crash;
 mod validate;
 
 fn main() -> ExitCode {
@@ -18,8 +21,9 @@ fn main() -> ExitCode {
         Some("validate") => validate::run(&rest),
         Some("demo") => demo(),
         Some("ci") => ci(),
+        Some("crash") => crash::run(&rest),
         _ => {
-            eprintln!("usage: cargo xtask <fixtures [--medium] | validate [--medium] | demo | ci>");
+            eprintln!("usage: cargo xtask <fixtures [--medium] | validate [--medium] | demo | ci | crash [--quick | --reorders N]>");
             return ExitCode::from(2);
         }
     };

@@ -123,7 +123,9 @@ impl Filesystem {
         let free = self.sb.free_blocks_count() - l as u64;
         self.sb.set_free_blocks_count(free);
         self.mark_group_dirty(g, true, false);
-        Ok((self.geo.group_first_block(g) + s as u64, l as u32))
+        let first = self.geo.group_first_block(g) + s as u64;
+        self.write.add_fresh(first, l as u64);
+        Ok((first, l as u32))
     }
 
     /// Frees `count` blocks from `start` when the running transaction
@@ -152,6 +154,7 @@ impl Filesystem {
     /// (called when it commits).
     pub(crate) fn apply_pending_frees(&mut self) -> Result<()> {
         let frees = std::mem::take(&mut self.write.pending_free);
+        self.write.freed_in_commit.extend_from_slice(&frees);
         for (start, count) in frees {
             let mut b = start;
             let end = start + count;

@@ -270,7 +270,7 @@ impl Filesystem {
         if block.checked_add(end_block).is_none_or(|end| end > self.geo.blocks_count) {
             return Err(Error::corrupt(Structure::ExtentNode, Location::Block(block), "data block beyond the end of the filesystem"));
         }
-        if !self.journal.has_overlay() {
+        if !self.journal.has_overlay() && !self.write.data_cached {
             self.dev.read_at(block * bs + offset, buf)?;
             return Ok(());
         }
@@ -281,7 +281,9 @@ impl Filesystem {
             let (b, o) = (pos / bs, pos % bs);
             let n = ((bs - o) as usize).min(buf.len() - done);
             let mut whole = vec![0u8; bs as usize];
-            if self.journal.read_overlay(&*self.dev, self.geo.block_size, b, &mut whole)? {
+            // Journaled overwrites not yet home live in the cache.
+            let cached = self.write.data_cached && self.cache().get(b).map(|d| whole.copy_from_slice(d)).is_some();
+            if cached || self.journal.read_overlay(&*self.dev, self.geo.block_size, b, &mut whole)? {
                 buf[done..done + n].copy_from_slice(&whole[o as usize..o as usize + n]);
             } else {
                 self.dev.read_at(b * bs + o, &mut buf[done..done + n])?;

@@ -37,9 +37,18 @@ pub(crate) struct JournalState {
     writer: Option<JournalWriter>,
     /// Whether `needs_recovery` is set on disk by this open.
     recover_set: bool,
+    /// Home blocks with a copy in a transaction still in the log: freeing
+    /// one must revoke it, or a replay would write the old copy over the
+    /// block's next use.
+    logged: HashSet<u64>,
 }
 
 impl JournalState {
+    /// Whether commits go through the journal.
+    pub(crate) fn is_journaling(&self) -> bool {
+        self.writer.is_some()
+    }
+
     pub(crate) fn has_overlay(&self) -> bool {
         self.overlay.as_ref().is_some_and(|r| r.block_count() > 0)
     }
@@ -238,22 +247,44 @@ pub(crate) fn before_commit(fs: &mut Filesystem) -> Result<()> {
 
 /// Writes a committed transaction's blocks: through the journal when the
 /// filesystem has one, then home; without a journal, home in a safe order.
-pub(crate) fn commit_blocks(fs: &mut Filesystem, blocks: &[(u64, Box<[u8]>)], revoked: &BTreeSet<u64>) -> Result<()> {
+pub(crate) fn commit_blocks(fs: &mut Filesystem, blocks: &[(u64, Box<[u8]>)], revoked: &BTreeSet<u64>, freed: &[(u64, u64)]) -> Result<()> {
     let Some(mut writer) = fs.journal.writer.take() else { return write_home(fs, blocks) };
-    let r = journaled_commit(fs, &mut writer, blocks, revoked);
+    let mut logged = std::mem::take(&mut fs.journal.logged);
+    let r = journaled_commit(fs, &mut writer, &mut logged, blocks, revoked, freed);
     fs.journal.writer = Some(writer);
+    fs.journal.logged = logged;
     r
 }
 
-fn journaled_commit(fs: &Filesystem, w: &mut JournalWriter, blocks: &[(u64, Box<[u8]>)], revoked: &BTreeSet<u64>) -> Result<()> {
+fn journaled_commit(
+    fs: &Filesystem,
+    w: &mut JournalWriter,
+    logged: &mut HashSet<u64>,
+    blocks: &[(u64, Box<[u8]>)],
+    revoked: &BTreeSet<u64>,
+    freed: &[(u64, u64)],
+) -> Result<()> {
     let bs = fs.geo.block_size;
     let mut io = DeviceJournal::new(&*fs.dev, bs, fs.journal.runs.clone()).map_err(journal_error)?;
     let written: HashSet<u64> = blocks.iter().map(|(b, _)| *b).collect();
-    let revoked: Vec<u64> = revoked.iter().copied().filter(|b| !written.contains(b)).collect();
-    let needed = w.blocks_needed(blocks.len() as u64, revoked.len() as u64);
+    // Freed blocks with a copy in the log (former metadata or journaled data).
+    let mut freed = freed.to_vec();
+    freed.sort_unstable();
+    let in_freed = |b: u64| {
+        let i = freed.partition_point(|&(s, _)| s <= b);
+        i > 0 && b < freed[i - 1].0 + freed[i - 1].1
+    };
+    let mut revoke: BTreeSet<u64> = revoked.clone();
+    revoke.extend(logged.iter().copied().filter(|&b| in_freed(b)));
+    let mut revoked: Vec<u64> = revoke.into_iter().filter(|b| !written.contains(b)).collect();
+    let mut needed = w.blocks_needed(blocks.len() as u64, revoked.len() as u64);
     if needed > w.free_blocks() && !w.is_empty() {
-        // Every earlier transaction is home and flushed: free the log.
+        // Every earlier transaction is home and flushed: free the log; no
+        // copy is left to revoke.
         w.checkpoint(&mut io).map_err(journal_error)?;
+        logged.clear();
+        revoked.clear();
+        needed = w.blocks_needed(blocks.len() as u64, 0);
     }
     if needed > w.free_blocks() {
         // Larger than the whole log: write home in the safe order instead.
@@ -262,6 +293,7 @@ fn journaled_commit(fs: &Filesystem, w: &mut JournalWriter, blocks: &[(u64, Box<
     let now = fs.now();
     let time = CommitTime { sec: now.secs.max(0) as u64, nsec: now.nsec };
     w.commit(&mut io, blocks, &revoked, time).map_err(journal_error)?;
+    logged.extend(written);
     let bsz = u64::from(bs);
     for (b, data) in blocks {
         fs.dev.write_at(b * bsz, data)?;
@@ -304,6 +336,7 @@ pub(crate) fn close(fs: &mut Filesystem) -> Result<()> {
             let mut io = DeviceJournal::new(&*fs.dev, fs.geo.block_size, fs.journal.runs.clone()).map_err(journal_error)?;
             w.checkpoint(&mut io).map_err(journal_error)?;
         }
+        fs.journal.logged.clear();
     }
     if fs.journal.recover_set {
         let mut f = fs.sb.features();

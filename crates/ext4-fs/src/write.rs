@@ -44,6 +44,15 @@ pub(crate) struct WriteState {
     pub(crate) undo: Option<Undo>,
     /// Bitmaps whose checksum was verified since opening: (group, is block bitmap).
     pub(crate) verified_bitmaps: HashSet<(u32, bool)>,
+    /// Blocks allocated in the running transaction (start -> end): data
+    /// written there goes straight to the device (nothing reaches it before
+    /// the commit that maps it); other data blocks are journaled.
+    pub(crate) fresh: BTreeMap<u64, u64>,
+    /// Whether file data blocks are held in the block cache (journaled
+    /// overwrites): data reads then look there first.
+    pub(crate) data_cached: bool,
+    /// The ranges freed by the transaction being committed (for revokes).
+    pub(crate) freed_in_commit: Vec<(u64, u64)>,
 }
 
 /// A block's cached state saved for undo: its bytes and whether they were dirty.
@@ -74,11 +83,24 @@ impl Default for WriteState {
             fixed_time: None,
             undo: None,
             verified_bitmaps: HashSet::new(),
+            fresh: BTreeMap::new(),
+            data_cached: false,
+            freed_in_commit: Vec::new(),
         }
     }
 }
 
 impl WriteState {
+    /// Records blocks `start..start + len` as allocated in the running transaction.
+    pub(crate) fn add_fresh(&mut self, start: u64, len: u64) {
+        self.fresh.insert(start, start + len);
+    }
+
+    /// Whether `block` was allocated in the running transaction.
+    pub(crate) fn is_fresh(&self, block: u64) -> bool {
+        self.fresh.range(..=block).next_back().is_some_and(|(_, &end)| block < end)
+    }
+
     /// Whether `ino` is an orphan kept alive by an open handle.
     pub(crate) fn is_orphan_or_open(&self, ino: u32) -> bool {
         self.orphans.contains(&ino) || self.open.contains_key(&ino)
@@ -216,8 +238,12 @@ impl Filesystem {
         self.cache().forget(block);
     }
 
-    /// Writes file data at byte `offset` of device block `block`, straight
-    /// to the device (it reaches the disk before the commit that maps it).
+    /// Writes file data at byte `offset` of device block `block`. Blocks
+    /// allocated in the running transaction (and every block without a
+    /// journal) are written straight to the device: the data reaches the
+    /// disk before the commit that maps it (ordered mode). With a journal,
+    /// blocks that were already part of a file are overwritten through the
+    /// journal, so that an overwrite is atomic like every other change.
     pub(crate) fn write_data(&mut self, block: u64, offset: u64, data: &[u8]) -> Result<()> {
         self.check_writable(block)?;
         let bs = u64::from(self.geo.block_size);
@@ -225,7 +251,29 @@ impl Filesystem {
         if block + end > self.geo.blocks_count {
             return Err(Error::corrupt(Structure::ExtentNode, Location::Block(block), "data block beyond the end of the filesystem"));
         }
-        self.dev.write_at(block * bs + offset, data)?;
+        if !self.journal.is_journaling() || (block..block + end).all(|b| self.write.is_fresh(b)) {
+            self.dev.write_at(block * bs + offset, data)?;
+            return Ok(());
+        }
+        let mut pos = block * bs + offset;
+        let mut done = 0;
+        while done < data.len() {
+            let (b, o) = (pos / bs, (pos % bs) as usize);
+            let n = (bs as usize - o).min(data.len() - done);
+            let piece = &data[done..done + n];
+            if self.write.is_fresh(b) {
+                self.dev.write_at(pos, piece)?;
+            } else {
+                self.write.data_cached = true;
+                if n == bs as usize {
+                    self.write_meta(b, piece.to_vec())?;
+                } else {
+                    self.modify_meta(b, |d| d[o..o + n].copy_from_slice(piece))?;
+                }
+            }
+            done += n;
+            pos += n as u64;
+        }
         Ok(())
     }
 
@@ -254,7 +302,9 @@ impl Filesystem {
         self.flush_superblock()?;
         let blocks = self.cache().take_dirty();
         let revoked = std::mem::take(&mut self.write.revoked);
-        crate::journal::commit_blocks(self, &blocks, &revoked)?;
+        let freed = std::mem::take(&mut self.write.freed_in_commit);
+        crate::journal::commit_blocks(self, &blocks, &revoked, &freed)?;
+        self.write.fresh.clear();
         Ok(())
     }
 

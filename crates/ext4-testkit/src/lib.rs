@@ -1,5 +1,8 @@
 //! Test support shared by the integration tests and `cargo xtask`.
 //!
+//! * [`crash`]: crash-state exploration of workloads on a recording device
+//!   (every write boundary and reorderings within flush epochs), judged by
+//!   recovery with the library and e2fsck.
 //! * [`fixtures`]: deterministic source trees (`shared/bench/make-tree.py`)
 //!   and images made from them by `mke2fs -d` or by the kernel, built on
 //!   demand into a cache directory and reused.
@@ -11,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod crash;
 pub mod fixtures;
 pub mod oracle;
 pub mod snapshot;
