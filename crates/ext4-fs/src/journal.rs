@@ -64,6 +64,14 @@ impl JournalState {
     }
 }
 
+impl Filesystem {
+    /// Where the internal journal lives: runs of (first device block,
+    /// length), in journal order (empty without an internal journal).
+    pub fn journal_extents(&self) -> Vec<(u64, u64)> {
+        self.journal.runs.iter().map(|r| (r.device_block, r.len)).collect()
+    }
+}
+
 /// A journal error as the facade reports it.
 pub(crate) fn journal_error(e: JournalError) -> Error {
     match e {

@@ -139,6 +139,17 @@ fn apply(image: &mut [u8], op: &RecordedOp) {
 /// Runs `w` on a fresh filesystem of `cfg` and judges its crash states.
 pub fn explore(w: &Workload, cfg: &Config) -> Result<Report, String> {
     let base = format(cfg)?;
+    let journal = {
+        let fs = Filesystem::open(Arc::new(MemoryDevice::from_vec(base.clone())), OpenOptions::read_only()).map_err(|e| e.to_string())?;
+        let bs = u64::from(fs.geometry().block_size);
+        let mut log: Vec<(usize, usize)> =
+            fs.journal_extents().iter().map(|&(b, n)| ((b * bs) as usize, ((b + n) * bs) as usize)).collect();
+        // The journal superblock stays in the hash: only the log is noise.
+        if let Some(first) = log.first_mut() {
+            first.0 += bs as usize;
+        }
+        log
+    };
     let dev = Arc::new(RecordingDevice::new(MemoryDevice::from_vec(base.clone())));
     let mut fs = Filesystem::open(Arc::clone(&dev), OpenOptions::read_write()).map_err(|e| e.to_string())?;
     fs.set_fixed_time(Some(Timestamp { secs: 1_700_000_000, nsec: 0 }));
@@ -194,7 +205,7 @@ pub fn explore(w: &Workload, cfg: &Config) -> Result<Report, String> {
     let tmp = std::env::temp_dir();
     std::thread::scope(|scope| {
         for t in 0..cfg.threads.max(1) {
-            let (states, log, points, durable_images) = (&states, &log, &points, &durable_images);
+            let (states, log, points, durable_images, journal) = (&states, &log, &points, &durable_images, &journal);
             let (report, checked_recovered, checked_crash, next, tmp) = (&report, &checked_recovered, &checked_crash, &next, &tmp);
             scope.spawn(move || {
                 let scratch: PathBuf = tmp.join(format!("ext4-crash-{}-{}-{t}.img", std::process::id(), crate::oracle::unique()));
@@ -206,7 +217,7 @@ pub fn explore(w: &Workload, cfg: &Config) -> Result<Report, String> {
                     for &k in &s.epoch_writes {
                         apply(&mut img, &log[k]);
                     }
-                    let verdict = judge(w, cfg, &img, s, points, checked_recovered, checked_crash, &scratch);
+                    let verdict = judge(cfg, &img, journal, s, points, checked_recovered, checked_crash, &scratch);
                     let mut r = report.lock().unwrap_or_else(|e| e.into_inner());
                     r.states += 1;
                     match verdict {
@@ -235,20 +246,19 @@ pub fn explore(w: &Workload, cfg: &Config) -> Result<Report, String> {
     Ok(report.into_inner().unwrap_or_else(|e| e.into_inner()))
 }
 
-/// Recovers one crash image and judges it. Returns whether its recovered
+/// Recovers one crash image and judges it (`journal`: byte ranges of the log). Returns whether its recovered
 /// image was new (and so checked by e2fsck) and whether e2fsck replayed it too.
 #[allow(clippy::too_many_arguments)]
 fn judge(
-    w: &Workload,
     cfg: &Config,
     img: &[u8],
+    journal: &[(usize, usize)],
     s: &State,
     points: &[Point],
     checked_recovered: &Mutex<HashSet<u64>>,
     checked_crash: &Mutex<usize>,
     scratch: &std::path::Path,
 ) -> Result<(bool, bool), String> {
-    let _ = w;
     // The window of acceptable trees: from the last sync durable before the crash
     // to the next sync (the one that may have been under way).
     let first = points.iter().rposition(|p| p.durable && p.ops <= s.durable_ops).unwrap_or(0);
@@ -264,7 +274,14 @@ fn judge(
         return Err(format!("recovered tree is not a state between syncs (vs last sync: {:?})", &d[..d.len().min(3)]));
     }
     let recovered = mem.to_vec();
-    let new = checked_recovered.lock().unwrap_or_else(|e| e.into_inner()).insert(hash(&recovered));
+    // After recovery the log (s_start = 0) is dead space to e2fsck: states
+    // that differ only there are the same filesystem.
+    let mut key = recovered.clone();
+    for &(a, b) in journal {
+        let end = b.min(key.len());
+        key[a..end].fill(0);
+    }
+    let new = checked_recovered.lock().unwrap_or_else(|e| e.into_inner()).insert(hash(&key));
     if new {
         std::fs::write(scratch, &recovered).map_err(|e| e.to_string())?;
         if let Some(p) = e2fsck_problems(scratch) {
