@@ -1,0 +1,56 @@
+//! Helpers shared by the CLI's integration tests: running the `ext4` binary
+//! and the oracles around it.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// The binary under test.
+pub const EXT4: &str = env!("CARGO_BIN_EXE_ext4");
+
+/// Runs `ext4 ARGS` (with `stdin` as standard input) and returns its output.
+pub fn run(args: &[&dyn AsRef<std::ffi::OsStr>], stdin: Option<&[u8]>) -> Output {
+    let mut c = Command::new(EXT4);
+    for a in args {
+        c.arg(a);
+    }
+    c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().expect("ext4 runs");
+    if let Some(data) = stdin {
+        use std::io::Write;
+        let mut s = child.stdin.take().expect("stdin");
+        // The command may fail before reading everything; that is its business.
+        let _ = s.write_all(data);
+    }
+    child.wait_with_output().expect("ext4 finishes")
+}
+
+/// Runs `ext4 ARGS` and panics with its stderr unless it succeeds.
+pub fn ok(args: &[&dyn AsRef<std::ffi::OsStr>], stdin: Option<&[u8]>) -> Output {
+    let out = run(args, stdin);
+    if !out.status.success() {
+        let shown: Vec<String> = args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect();
+        panic!("ext4 {} failed ({:?}):\n{}", shown.join(" "), out.status, String::from_utf8_lossy(&out.stderr));
+    }
+    out
+}
+
+/// Whether the oracles are here (prints the skip line if not).
+pub fn have_fsck() -> bool {
+    ext4_testkit::require(ext4_testkit::oracle::have_e2fsprogs(), "e2fsprogs not installed")
+}
+
+/// Panics unless `e2fsck -fn` is silent on `image`.
+pub fn assert_clean(image: &Path, when: &str) {
+    if let Some(p) = ext4_testkit::oracle::e2fsck_problems(image) {
+        panic!("e2fsck -fn {} {when}:\n{p}", image.display());
+    }
+}
+
+/// A numeric field of `dumpe2fs -h` ("Free blocks:", "Block count:", ...).
+pub fn dumpe2fs_field(image: &Path, field: &str) -> u64 {
+    let text = ext4_testkit::oracle::dumpe2fs(image, true);
+    let line = text.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("dumpe2fs -h has no {field:?}:\n{text}"));
+    line[field.len()..].trim().parse().unwrap_or_else(|_| panic!("dumpe2fs line {line:?}"))
+}

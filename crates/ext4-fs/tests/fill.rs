@@ -1,0 +1,190 @@
+//! Filling the filesystem (issue 4, "done when" 3): on ext2, ext3 and ext4
+//! with 1 KiB and 4 KiB blocks, writing until no block (or no inode) is left
+//! fails cleanly with `Error::NoSpace` (errno 28) and leaves no trace of the
+//! failed call; the image is `e2fsck -fn` silent after close, every byte
+//! written before the error reads back, free counts grow by exactly what a
+//! deletion frees, and the freed space is allocated again.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{KINDS, Kind, assert_clean, format, have_fsck, open_ro, open_rw};
+use ext4_fs::{Error, Filesystem};
+
+/// What the files should hold: path -> contents.
+type Model = BTreeMap<String, Vec<u8>>;
+
+/// Bytes written between two files (a new file every this many bytes while inodes and directory space last).
+const FILE_BYTES: usize = 1 << 20;
+
+fn pattern(seed: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (seed.wrapping_mul(131) ^ (i / 3)).wrapping_mul(7) as u8 | 1).collect()
+}
+
+fn assert_no_space<T: std::fmt::Debug>(r: ext4_fs::Result<T>, what: &str) {
+    match r {
+        Err(e @ Error::NoSpace) => assert_eq!(e.errno(), 28, "{what}: NoSpace must be ENOSPC"),
+        other => panic!("{what}: expected NoSpace, got {other:?}"),
+    }
+}
+
+/// Writes files under `dir` until even one block cannot be allocated.
+/// Returns the bytes written; `model` receives every file.
+fn fill(fs: &mut Filesystem, dir: &str, tag: &str, model: &mut Model) -> u64 {
+    let bs = fs.geometry().block_size as usize;
+    let mut written = 0u64;
+    let mut chunk = 64 << 10;
+    let mut n = 0usize;
+    let mut path = format!("{dir}/{tag}{n}");
+    let mut ino = fs.create(&path, 0o644).expect("first file of a round");
+    model.insert(path.clone(), Vec::new());
+    loop {
+        let len = model[&path].len();
+        if len >= FILE_BYTES {
+            let next = format!("{dir}/{tag}{}", n + 1);
+            match fs.create(&next, 0o644) {
+                Ok(i) => {
+                    n += 1;
+                    ino = i;
+                    path = next;
+                    model.insert(path.clone(), Vec::new());
+                    continue;
+                }
+                // No inode or no directory block left: keep growing the current file.
+                Err(e) => assert_no_space(Err::<(), _>(e), "create"),
+            }
+        }
+        let data = pattern(n * 1000 + len / chunk, chunk);
+        let before = fs.stat(ino).unwrap();
+        match fs.write_at(ino, len as u64, &data) {
+            Ok(k) => {
+                assert_eq!(k, chunk);
+                model.get_mut(&path).unwrap().extend_from_slice(&data);
+                written += chunk as u64;
+            }
+            Err(e) => {
+                assert_no_space(Err::<(), _>(e), &format!("write of {chunk} bytes at {len} of {path}"));
+                // The failed call left no trace.
+                let after = fs.stat(ino).unwrap();
+                assert_eq!((after.size, after.blocks), (before.size, before.blocks), "{path}: a failed write changed the inode");
+                if chunk <= bs {
+                    break;
+                }
+                chunk /= 2;
+            }
+        }
+    }
+    // A single block no longer fits: at most the blocks one mapping needs are left.
+    let free = fs.statfs().free_blocks;
+    assert!(free <= 3, "{free} blocks still free after a one-block write failed");
+    written
+}
+
+fn check_model(fs: &Filesystem, model: &Model) {
+    for (p, data) in model {
+        let got = fs.read(p).unwrap_or_else(|e| panic!("{p}: {e}"));
+        assert!(got == *data, "{p}: {} bytes read, {} expected (or contents differ)", got.len(), data.len());
+    }
+}
+
+fn check_closed(kind: &Kind, img: &std::path::Path, model: &Model, when: &str) {
+    if let Some(p) = ext4_testkit::oracle::e2fsck_problems(img) {
+        panic!("{}: e2fsck -fn {when}:\n{p}", kind.name);
+    }
+    check_model(&open_ro(img), model);
+}
+
+fn blocks_in_use(fs: &Filesystem, path: &str) -> u64 {
+    let md = fs.stat(fs.lookup(path).unwrap()).unwrap();
+    md.blocks * 512 / u64::from(md.block_size)
+}
+
+#[test]
+fn filling_gives_no_space_and_freed_space_is_reused() {
+    if !have_fsck() {
+        return;
+    }
+    for kind in KINDS {
+        let img = format(kind, 16 << 20, "fill");
+        let mut model = Model::new();
+        let mut fs = open_rw(&img.path);
+        fs.mkdir("/fill", 0o755).unwrap();
+        let first = fill(&mut fs, "/fill", "a", &mut model);
+        let bs = u64::from(fs.geometry().block_size);
+        assert!(first > 8 << 20, "{}: only {first} bytes fitted in 16 MiB", kind.name);
+        // A write that cannot fit at all fails whole.
+        let big = fs.create("/fill/too-big", 0o644);
+        if let Ok(ino) = big {
+            assert_no_space(fs.write_at(ino, 0, &vec![1u8; 1 << 20]), "1 MiB write on a full filesystem");
+            model.insert("/fill/too-big".into(), Vec::new());
+        }
+        fs.close().unwrap();
+        check_closed(kind, &img.path, &model, "after filling");
+
+        // Delete every other file: the free count grows by exactly their blocks once committed.
+        let mut fs = open_rw(&img.path);
+        let free_before = fs.statfs().free_blocks;
+        let victims: Vec<String> = model.keys().step_by(2).cloned().collect();
+        let mut freed = 0;
+        for p in &victims {
+            freed += blocks_in_use(&fs, p);
+            fs.remove_file(p).unwrap();
+            model.remove(p);
+        }
+        fs.sync().unwrap();
+        assert_eq!(fs.statfs().free_blocks, free_before + freed, "{}: free count after deleting {} files", kind.name, victims.len());
+        assert!(freed * bs > 4 << 20, "{}: deletion freed only {freed} blocks", kind.name);
+
+        // The freed space is allocated again, nearly all of it.
+        let second = fill(&mut fs, "/fill", "b", &mut model);
+        assert!(second >= (freed - freed / 10) * bs, "{}: {second} bytes rewritten after freeing {freed} blocks", kind.name);
+        fs.close().unwrap();
+        check_closed(kind, &img.path, &model, "after refilling");
+        println!("{}: {first} bytes filled, {freed} blocks freed, {second} bytes refilled", kind.name);
+    }
+}
+
+#[test]
+fn running_out_of_inodes_gives_no_space() {
+    if !have_fsck() {
+        return;
+    }
+    for kind in KINDS {
+        let img = format(kind, 16 << 20, "inodes");
+        let mut fs = open_rw(&img.path);
+        fs.mkdir("/many", 0o755).unwrap();
+        let mut names = Vec::new();
+        loop {
+            let p = format!("/many/file-with-a-longish-name-{:06}", names.len());
+            match fs.create(&p, 0o600) {
+                Ok(_) => names.push(p),
+                Err(e) => {
+                    assert_no_space(Err::<(), _>(e), "create");
+                    assert!(fs.lookup(&p).is_err(), "{p}: a failed create left an entry");
+                    break;
+                }
+            }
+        }
+        let st = fs.statfs();
+        assert_eq!(st.free_inodes, 0, "{}: create failed with inodes left", kind.name);
+        assert!(st.free_blocks > 100, "{}: blocks ran out before inodes", kind.name);
+        fs.close().unwrap();
+        assert_clean(&img.path);
+
+        let mut fs = open_rw(&img.path);
+        for p in names.iter().step_by(50) {
+            fs.remove_file(p).unwrap();
+        }
+        let freed = names.iter().step_by(50).count();
+        assert_eq!(fs.statfs().free_inodes, freed as u64);
+        for i in 0..freed {
+            fs.create(format!("/many/again-{i}"), 0o644).unwrap();
+        }
+        assert_no_space(fs.create("/many/one-too-many", 0o644), "create after reusing every freed inode");
+        fs.close().unwrap();
+        assert_clean(&img.path);
+        let fs = open_ro(&img.path);
+        assert_eq!(fs.read_dir("/many").unwrap().len(), names.len(), "{}: entries", kind.name);
+    }
+}
