@@ -63,7 +63,7 @@ impl Filesystem {
             if data.is_empty() {
                 return Ok(0);
             }
-            if ib.inode.has_inline_data() {
+            if ib.inode.has_inline_data() || fs.starts_inline(&ib, end)? {
                 fs.write_inline(&mut ib, offset, data)?;
             } else {
                 fs.write_blocks(&mut ib, offset, data)?;
@@ -80,7 +80,7 @@ impl Filesystem {
     }
 
     /// Writes `data` at `offset` of a block-mapped file.
-    fn write_blocks(&mut self, ib: &mut InodeBuf, offset: u64, data: &[u8]) -> Result<()> {
+    pub(crate) fn write_blocks(&mut self, ib: &mut InodeBuf, offset: u64, data: &[u8]) -> Result<()> {
         let bs = u64::from(self.geo.block_size);
         let mut done = 0usize;
         while done < data.len() {

@@ -27,6 +27,7 @@ mod error;
 mod file_write;
 mod fs;
 mod inline;
+mod inline_dir;
 mod inode;
 mod journal;
 mod layer;

@@ -41,17 +41,18 @@ impl Filesystem {
         if d.inode.flags.intersects(InodeFlags::IMMUTABLE | InodeFlags::APPEND) {
             return Err(Error::NotPermitted("the directory is immutable or append-only"));
         }
-        if d.inode.has_inline_data() {
-            return Err(Error::Unsupported(format!("directory inode {dir}: changing inline-data directories is not supported yet")));
-        }
         Ok(d)
     }
 
     /// Adds entry `name -> child` to directory `dir` (written back, times updated).
     fn add_entry(&mut self, dir: &mut InodeBuf, name: &[u8], child: u32, kind: FileType) -> Result<()> {
+        let ft = self.entry_type(kind);
+        // An inline directory that is full moves to a block, then takes the entry there.
+        if dir.inode.has_inline_data() && self.inline_add_entry(dir, name, child, ft)? {
+            return self.touch_dir(dir);
+        }
         let ctx = self.dir_ctx(dir);
         let mut indexed = self.is_indexed(dir);
-        let ft = self.entry_type(kind);
         let dir_ino = dir.ino;
         ext4_htree::insert(&ctx, &mut WriteDir { fs: self, dir }, &mut indexed, name, child, ft).in_inode(dir_ino)?;
         dir.inode.flags.set(InodeFlags::INDEX, indexed);
@@ -60,13 +61,30 @@ impl Filesystem {
 
     /// Removes entry `name` from `dir`; returns the inode it pointed to.
     fn remove_entry(&mut self, dir: &mut InodeBuf, name: &[u8]) -> Result<u32> {
-        let ctx = self.dir_ctx(dir);
-        let indexed = self.is_indexed(dir);
-        let dir_ino = dir.ino;
-        let removed = ext4_htree::remove(&ctx, &mut WriteDir { fs: self, dir }, indexed, name).in_inode(dir_ino)?;
+        let removed = if dir.inode.has_inline_data() {
+            self.inline_remove_entry(dir, name)?
+        } else {
+            let ctx = self.dir_ctx(dir);
+            let indexed = self.is_indexed(dir);
+            let dir_ino = dir.ino;
+            ext4_htree::remove(&ctx, &mut WriteDir { fs: self, dir }, indexed, name).in_inode(dir_ino)?
+        };
         let child = removed.ok_or_else(|| Error::NotFound(show(name)))?;
         self.touch_dir(dir)?;
         Ok(child)
+    }
+
+    /// Points the existing entry `name` of `dir` at `child` (a rename over it).
+    fn replace_entry(&mut self, dir: &mut InodeBuf, name: &[u8], child: u32, kind: FileType) -> Result<()> {
+        let ft = self.entry_type(kind);
+        if dir.inode.has_inline_data() {
+            return self.inline_retarget(dir, name, child, ft)?.map(drop).ok_or_else(|| Error::NotFound(show(name)));
+        }
+        let ctx = self.dir_ctx(dir);
+        let indexed = self.is_indexed(dir);
+        let dir_ino = dir.ino;
+        ext4_htree::replace(&ctx, &mut WriteDir { fs: self, dir }, indexed, name, child, ft).in_inode(dir_ino)?;
+        Ok(())
     }
 
     /// Updates a changed directory's times and writes it.
@@ -130,6 +148,9 @@ impl Filesystem {
 
     /// The first block of a new directory: `.` and `..`.
     fn init_dir(&mut self, child: &mut InodeBuf, parent: u32) -> Result<()> {
+        if self.init_inline_dir(child, parent)? {
+            return Ok(());
+        }
         let ctx = self.dir_ctx(child);
         let block = ext4_htree::new_dir_block(&ctx, child.ino, parent);
         let goal = self.block_goal(child, 0)?;
@@ -377,11 +398,7 @@ impl Filesystem {
             _ => {}
         }
         let mut ndir = self.writable_dir(np)?;
-        let ctx = self.dir_ctx(&ndir);
-        let indexed = self.is_indexed(&ndir);
-        let ft = self.entry_type(s.file_type());
-        let ndir_ino = ndir.ino;
-        ext4_htree::replace(&ctx, &mut WriteDir { fs: self, dir: &mut ndir }, indexed, nn, s.ino, ft).in_inode(ndir_ino)?;
+        self.replace_entry(&mut ndir, nn, s.ino, s.file_type())?;
         self.touch_dir(&mut ndir)?;
         let mut odir = self.writable_dir(op)?;
         self.remove_entry(&mut odir, on)?;
@@ -410,11 +427,7 @@ impl Filesystem {
         let mut t = self.read_inode(d)?;
         for (dir, name, ino, kind) in [(np, nn, s.ino, s.file_type()), (op, on, t.ino, t.file_type())] {
             let mut di = self.writable_dir(dir)?;
-            let ctx = self.dir_ctx(&di);
-            let indexed = self.is_indexed(&di);
-            let ft = self.entry_type(kind);
-            let di_ino = di.ino;
-            ext4_htree::replace(&ctx, &mut WriteDir { fs: self, dir: &mut di }, indexed, name, ino, ft).in_inode(di_ino)?;
+            self.replace_entry(&mut di, name, ino, kind)?;
             self.touch_dir(&mut di)?;
         }
         if op != np && s.is_dir() != t.is_dir() {
@@ -445,7 +458,8 @@ impl Filesystem {
     /// Points a directory's `..` at `parent`.
     fn set_dotdot(&mut self, d: &mut InodeBuf, parent: u32) -> Result<()> {
         if d.inode.has_inline_data() {
-            return Err(Error::Unsupported("moving inline-data directories is not supported yet".into()));
+            self.inline_set_parent(d, parent);
+            return Ok(());
         }
         let ctx = self.dir_ctx(d);
         let indexed = self.is_indexed(d);

@@ -103,6 +103,10 @@ impl Filesystem {
         if suffix.is_empty() && !matches!(index, 2 | 3) {
             return Err(Error::InvalidArgument("empty xattr name".into()));
         }
+        if is_inline_data(index, suffix) {
+            // The kernel has no handler for it: inline data is not an attribute to users.
+            return Err(Error::Unsupported("system.data holds inline data".into()));
+        }
         Ok(())
     }
 
@@ -119,8 +123,10 @@ impl Filesystem {
         Ok(v)
     }
 
-    /// Lays `attrs` out in the inode body and the external block.
-    fn store_attrs(&mut self, ib: &mut InodeBuf, attrs: Vec<Attr>) -> Result<()> {
+    /// Lays `attrs` out in the inode body and the external block;
+    /// `system.data` (inline data) comes first in the body.
+    fn store_attrs(&mut self, ib: &mut InodeBuf, mut attrs: Vec<Attr>) -> Result<()> {
+        attrs.sort_by_key(|a| !is_inline_data(a.index, &a.name));
         let cap = ib.xattr_area().len();
         // Room in the body: 4-byte magic, entries, 4-byte terminator, values.
         let mut used = if cap >= 8 { 8 } else { cap + 1 };
@@ -128,7 +134,7 @@ impl Filesystem {
         let mut block = Vec::new();
         for a in attrs {
             let need = entry_len(a.name.len()) + value_len(a.value.len());
-            let must_inline = a.index == 7 && a.name == b"data";
+            let must_inline = is_inline_data(a.index, &a.name);
             if used + need <= cap || (must_inline && cap >= 8) {
                 used += need;
                 body.push(a);
@@ -205,19 +211,41 @@ impl Filesystem {
         Ok(())
     }
 
-    /// Whether an attribute lives in the inode body (used by inline data).
-    #[allow(dead_code)]
-    pub(crate) fn xattr_place(&self, ib: &InodeBuf, name: &[u8]) -> Result<Option<XattrPlace>> {
-        let (index, suffix) = encode_name(name);
-        let mut place = None;
-        self.for_each_xattr(ib, |p, e, _| {
-            if e.name_index == index && e.name == suffix {
-                place = Some(p);
+    /// Sets (`Some`) or removes (`None`) the `system.data` attribute that
+    /// holds inline data past `i_block`, in the inode body (`ib` only; the
+    /// caller writes the inode).
+    pub(crate) fn set_inline_value(&mut self, ib: &mut InodeBuf, value: Option<&[u8]>) -> Result<()> {
+        let mut attrs = self.collect_attrs(ib)?;
+        attrs.retain(|a| !is_inline_data(a.index, &a.name));
+        if let Some(v) = value {
+            attrs.insert(0, Attr { index: INLINE_DATA_INDEX, name: INLINE_DATA_NAME.to_vec(), value: v.to_vec() });
+        }
+        self.store_attrs(ib, attrs)
+    }
+
+    /// The largest `system.data` value the inode body can hold while the
+    /// other attributes in the body stay there (`get_max_inline_xattr_value_size`);
+    /// `None` when the body has no room for the entry at all.
+    pub(crate) fn inline_value_room(&self, ib: &InodeBuf) -> Result<Option<usize>> {
+        let cap = ib.xattr_area().len();
+        // Magic, terminator and the `system.data` entry itself.
+        let mut used = 8 + entry_len(INLINE_DATA_NAME.len());
+        self.for_each_xattr(ib, |place, e, _| {
+            if place == XattrPlace::Inode && !is_inline_data(e.name_index, e.name) {
+                used += entry_len(e.name.len()) + value_len(e.value_size as usize);
             }
             Ok(())
         })?;
-        Ok(place)
+        Ok((used <= cap).then(|| (cap - used) & !3))
     }
+}
+
+/// `e_name_index` and name of the inline-data attribute, `system.data`.
+const INLINE_DATA_INDEX: u8 = 7;
+const INLINE_DATA_NAME: &[u8] = b"data";
+
+fn is_inline_data(index: u8, name: &[u8]) -> bool {
+    index == INLINE_DATA_INDEX && name == INLINE_DATA_NAME
 }
 
 /// Writes the in-inode area: magic, entries, terminator, values packed at the end.
