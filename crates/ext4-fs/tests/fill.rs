@@ -3,7 +3,9 @@
 //! fails cleanly with `Error::NoSpace` (errno 28) and leaves no trace of the
 //! failed call; the image is `e2fsck -fn` silent after close, every byte
 //! written before the error reads back, free counts grow by exactly what a
-//! deletion frees, and the freed space is allocated again.
+//! deletion frees, and the freed space is allocated again. Preallocation,
+//! hole punching, mkdir, symlinks and xattrs on a full filesystem succeed or
+//! fail the same clean way.
 
 mod common;
 
@@ -100,6 +102,51 @@ fn blocks_in_use(fs: &Filesystem, path: &str) -> u64 {
     md.blocks * 512 / u64::from(md.block_size)
 }
 
+/// Runs `op` on a full filesystem: it succeeds, or fails with `NoSpace`
+/// and changes no count.
+fn ok_or_no_space<T>(fs: &mut Filesystem, what: &str, op: impl FnOnce(&mut Filesystem) -> ext4_fs::Result<T>) -> Option<T> {
+    let before = fs.statfs();
+    match op(fs) {
+        Ok(v) => Some(v),
+        Err(Error::NoSpace) => {
+            let after = fs.statfs();
+            assert_eq!(
+                (after.free_blocks, after.free_inodes),
+                (before.free_blocks, before.free_inodes),
+                "{what}: a failed call changed counts"
+            );
+            None
+        }
+        Err(e) => panic!("{what}: expected success or NoSpace, got {e:?}"),
+    }
+}
+
+/// Preallocation, hole punching (an extent split may need a block), a
+/// directory, a long symlink and an xattr block, on a full filesystem.
+fn other_operations_on_a_full_filesystem(fs: &mut Filesystem, kind: &Kind, model: &mut Model) {
+    let bs = u64::from(fs.geometry().block_size);
+    let (path, len) = model.iter().map(|(p, d)| (p.clone(), d.len() as u64)).max_by_key(|(_, l)| *l).expect("a file");
+    let ino = fs.lookup(&path).unwrap();
+    let before = fs.stat(ino).unwrap();
+    let r = fs.fallocate(ino, len, 1 << 20, false);
+    match (kind.fs_type, r) {
+        (ext4_fs::mkfs::FsType::Ext4, r) => assert_no_space(r, "fallocate of 1 MiB on a full filesystem"),
+        (_, r) => assert!(matches!(r, Err(Error::Unsupported(_))), "fallocate on an indirect-mapped file: {r:?}"),
+    }
+    assert_eq!(fs.stat(ino).unwrap().blocks, before.blocks, "a failed fallocate kept blocks");
+    for k in 1..4 {
+        let at = len / 4 * k / bs * bs;
+        if ok_or_no_space(fs, "punch", |fs| fs.punch_hole(ino, at, bs)).is_some() {
+            model.get_mut(&path).unwrap()[at as usize..(at + bs) as usize].fill(0);
+        }
+    }
+    let _ = ok_or_no_space(fs, "mkdir", |fs| fs.mkdir("/fill/dir-when-full", 0o755));
+    let target = "t/".repeat(250);
+    let _ = ok_or_no_space(fs, "long symlink", |fs| fs.symlink(&target, "/fill/link-when-full"));
+    let _ = ok_or_no_space(fs, "xattr block", |fs| fs.set_xattr(ino, b"user.when-full", &[7u8; 600], ext4_fs::XattrMode::Any));
+    println!("{}: free blocks after edge operations: {}", kind.name, fs.statfs().free_blocks);
+}
+
 #[test]
 fn filling_gives_no_space_and_freed_space_is_reused() {
     if !have_fsck() {
@@ -119,6 +166,7 @@ fn filling_gives_no_space_and_freed_space_is_reused() {
             assert_no_space(fs.write_at(ino, 0, &vec![1u8; 1 << 20]), "1 MiB write on a full filesystem");
             model.insert("/fill/too-big".into(), Vec::new());
         }
+        other_operations_on_a_full_filesystem(&mut fs, kind, &mut model);
         fs.close().unwrap();
         check_closed(kind, &img.path, &model, "after filling");
 
