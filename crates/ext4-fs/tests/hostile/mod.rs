@@ -37,7 +37,7 @@ impl Default for Limits {
 }
 
 /// What a walk saw.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct WalkStats {
     /// Directories listed.
     pub dirs: u64,
@@ -51,6 +51,11 @@ pub struct WalkStats {
     pub errors: u64,
     /// Calls made.
     pub calls: u64,
+    /// Errors that reported corruption or a device failure (on a sound
+    /// image, every error should be an ordinary one such as a dangling link).
+    pub corrupt: u64,
+    /// The first such error.
+    pub first_corrupt: Option<String>,
 }
 
 impl WalkStats {
@@ -58,8 +63,12 @@ impl WalkStats {
         self.calls += 1;
         match r {
             Ok(v) => Some(v),
-            Err(_) => {
+            Err(e) => {
                 self.errors += 1;
+                if matches!(e, ext4_fs::Error::Corrupt(_) | ext4_fs::Error::Device(_)) {
+                    self.corrupt += 1;
+                    self.first_corrupt.get_or_insert_with(|| e.to_string());
+                }
                 None
             }
         }
@@ -208,7 +217,9 @@ pub enum Outcome<T> {
 static PANICS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
 
 /// Installs (once) a panic hook that records each panic's message and
-/// location under the panicking thread's name, then defers to the default hook.
+/// location under the panicking thread's name, then defers to the default
+/// hook (not for case threads when `ROBUST_QUIET_PANICS` is set: the
+/// summary lists them).
 pub fn install_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -216,7 +227,8 @@ pub fn install_panic_hook() {
         std::panic::set_hook(Box::new(move |info| {
             let name = std::thread::current().name().unwrap_or("?").to_string();
             PANICS.lock().unwrap_or_else(|e| e.into_inner()).push((name, info.to_string()));
-            if std::env::var_os("ROBUST_QUIET_PANICS").is_none() {
+            let in_case = CASE.try_with(|c| c.get()[0] != 0).unwrap_or(false);
+            if !in_case || std::env::var_os("ROBUST_QUIET_PANICS").is_none() {
                 default(info);
             }
         }));
