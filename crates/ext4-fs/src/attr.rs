@@ -46,7 +46,8 @@ impl Filesystem {
     pub fn set_attr(&mut self, ino: u32, a: SetAttr) -> Result<()> {
         self.op(|fs| {
             let mut ib = fs.read_inode(ino)?;
-            let owner_changes = a.uid.is_some_and(|u| u != ib.inode.uid) || a.gid.is_some_and(|g| g != ib.inode.gid);
+            // `chown_common` kills setuid/setgid whenever an owner is given, even an unchanged one.
+            let owner_given = a.uid.is_some() || a.gid.is_some();
             if ib.inode.flags.contains(InodeFlags::IMMUTABLE) && (a.perm.is_some() || a.uid.is_some() || a.gid.is_some()) {
                 return Err(Error::NotPermitted("the file is immutable"));
             }
@@ -57,7 +58,7 @@ impl Filesystem {
                 ib.inode.gid = g;
             }
             let mut perm = a.perm.unwrap_or(ib.inode.permissions()) & 0o7777;
-            if owner_changes && a.perm.is_none() && ib.file_type() != FileType::Directory {
+            if owner_given && a.perm.is_none() && ib.file_type() != FileType::Directory {
                 perm &= !0o4000;
                 if perm & 0o010 != 0 {
                     perm &= !0o2000;
@@ -74,6 +75,7 @@ impl Filesystem {
                 ib.inode.crtime = t;
             }
             ib.inode.ctime = a.ctime.unwrap_or_else(|| fs.now());
+            fit_times(&mut ib.inode);
             fs.write_inode(&mut ib)
         })
     }
@@ -87,5 +89,18 @@ impl Filesystem {
             ib.inode.ctime = fs.now();
             fs.write_inode(&mut ib)
         })
+    }
+}
+
+/// Limits each time to what its fields can hold (`EXT4_INODE_SET_XTIME`):
+/// without its `_extra` word (128-byte inodes) a time keeps whole seconds
+/// within 32 signed bits, clamped, not wrapped.
+fn fit_times(inode: &mut ext4_ondisk::Inode) {
+    // Bytes of `i_extra_isize` that reach the end of each `_extra` word.
+    let x = inode.extra_isize;
+    for (t, extra_end) in [(&mut inode.ctime, 8), (&mut inode.mtime, 12), (&mut inode.atime, 16), (&mut inode.crtime, 24)] {
+        if x < extra_end {
+            *t = Timestamp { secs: t.secs.clamp(i64::from(i32::MIN), i64::from(i32::MAX)), nsec: 0 };
+        }
     }
 }
