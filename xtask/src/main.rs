@@ -5,11 +5,14 @@
 //!   its source tree, entry by entry (add `--medium` for the medium tree too).
 //! * `demo` — the main job end to end on a built-in example.
 //! * `ci` — what CI runs: the whole test suite.
+//! * `bench [mkfs] [--medium] [--reps N]` — each job against its reference tool, as ratios.
+//! * `validate mkfs` — the whole formatter matrix against mke2fs.
 //! * `crash [--quick | --reorders N]` — crash states of every workload,
 //!   recovered by the library and e2fsck (see `ext4_testkit::crash`).
 
 use std::process::{Command, ExitCode};
 
+mod bench;
 mod crash;
 mod validate;
 
@@ -22,8 +25,11 @@ fn main() -> ExitCode {
         Some("demo") => demo(),
         Some("ci") => ci(),
         Some("crash") => crash::run(&rest),
+        Some("bench") => bench::run(&rest),
         _ => {
-            eprintln!("usage: cargo xtask <fixtures [--medium] | validate [--medium] | demo | ci | crash [--quick | --reorders N]>");
+            eprintln!(
+                "usage: cargo xtask <fixtures [--medium] | validate [--medium] | demo | ci | crash [--quick | --reorders N] | bench [--medium] [--reps N]>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -45,7 +51,7 @@ pub fn sh(cmd: &mut Command) -> Result {
     if status.success() { Ok(()) } else { Err(format!("{cmd:?} failed: {status}")) }
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(ext4_testkit::workspace_root());
     c
@@ -59,7 +65,7 @@ fn demo() -> Result {
     println!("== building the example tree and image ({})", p.name);
     let (image, src) = fixtures::image(&p).map_err(|e| e.to_string())?;
     sh(cargo().args(["build", "--release", "-q", "-p", "ext4-cli"]))?;
-    let ext4 = ext4_testkit::workspace_root().join("target/release/ext4");
+    let ext4 = bench::target_dir().join("release/ext4");
     println!("== ext4 info {}", image.display());
     sh(Command::new(&ext4).arg("info").arg(&image))?;
     println!("== ext4 ls -l {} /special", image.display());

@@ -1,0 +1,237 @@
+//! `cargo xtask bench [mkfs] [--medium] [--reps N]`: each job side by side with
+//! its reference tool on the same input in the same run, on tmpfs; prints
+//! medians and the ratio (ours / reference; below 1 is faster).
+//!
+//! Jobs: populate (`ext4 mkfs -d` vs `mke2fs -d`), extract (`ext4 get -r`
+//! vs `debugfs rdump`), format of a 32 GiB sparse image (`ext4 mkfs` vs
+//! `mke2fs`), the cost of journaling (the same library workload with and
+//! without a journal), and htree inserts (10k vs 100k entries, per entry).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ext4_fs::mkfs::{self, FormatOptions, FsType, Profile};
+use ext4_fs::{FileDevice, Filesystem, OpenOptions};
+
+use crate::{Result, sh};
+
+pub(crate) fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| ext4_testkit::workspace_root().join("target"))
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time(reps: usize, mut f: impl FnMut() -> Result) -> std::result::Result<Duration, String> {
+    let mut v = Vec::new();
+    for _ in 0..reps {
+        let t = Instant::now();
+        f()?;
+        v.push(t.elapsed());
+    }
+    Ok(median(v))
+}
+
+fn quiet(cmd: &mut Command) -> Result {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if out.status.success() { Ok(()) } else { Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr))) }
+}
+
+struct Row {
+    job: &'static str,
+    ours: Duration,
+    reference: Duration,
+    reference_name: &'static str,
+    target: &'static str,
+}
+
+/// Peak resident memory of the children so far (kB), from getrusage via /proc is not
+/// available for children; the `time -f %M` tool would do, so measure with it when present.
+fn peak_kb(cmd: &mut Command) -> Option<u64> {
+    let time = Path::new("/usr/bin/time");
+    if !time.exists() {
+        return None;
+    }
+    let mut t = Command::new(time);
+    t.arg("-f").arg("%M").arg(cmd.get_program()).args(cmd.get_args());
+    let out = t.output().ok()?;
+    String::from_utf8_lossy(&out.stderr).lines().last()?.trim().parse().ok()
+}
+
+/// `bench mkfs`: formatting alone, at several sparse image sizes.
+fn mkfs_only(reps: usize) -> Result {
+    sh(crate::cargo().args(["build", "--release", "-q", "-p", "ext4-cli"]))?;
+    let ext4 = target_dir().join("release/ext4");
+    let img = Path::new("/dev/shm").join(format!("ext4-bench-mkfs-{}", std::process::id()));
+    let common = ["-q", "-F", "-t", "ext4", "-U", "01234567-89ab-cdef-0123-456789abcdef"];
+    println!("{:<10} {:>10} {:>10} {:>7}", "size", "ext4 mkfs", "mke2fs", "ratio");
+    for size in ["64M", "1G", "32G", "1T", "16T"] {
+        let ours = time(reps, || {
+            let _ = std::fs::remove_file(&img);
+            quiet(Command::new(&ext4).arg("mkfs").args(common).arg(&img).arg(size))
+        })?;
+        let reference = time(reps, || {
+            let _ = std::fs::remove_file(&img);
+            quiet(Command::new("mke2fs").args(common).arg(&img).arg(size))
+        })?;
+        println!("{size:<10} {ours:>10.3?} {reference:>10.3?} {:>7.2}", ours.as_secs_f64() / reference.as_secs_f64().max(1e-9));
+    }
+    let _ = std::fs::remove_file(&img);
+    Ok(())
+}
+
+pub fn run(args: &[&str]) -> Result {
+    let medium = args.contains(&"--medium");
+    if args.first() == Some(&"mkfs") {
+        let reps = args.iter().position(|a| *a == "--reps").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(3);
+        return mkfs_only(reps);
+    }
+    let reps = args.iter().position(|a| *a == "--reps").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(3);
+    sh(crate::cargo().args(["build", "--release", "-q", "-p", "ext4-cli"]))?;
+    let ext4 = target_dir().join("release/ext4");
+    let size = if medium { ext4_testkit::fixtures::TreeSize::Medium } else { ext4_testkit::fixtures::TreeSize::Small };
+    let src = ext4_testkit::fixtures::tree(size).map_err(|e| e.to_string())?;
+    let work = Path::new("/dev/shm").join(format!("ext4-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let img = work.join("img");
+    let image_size = if medium { "2G" } else { "256M" };
+    let common = ["-q", "-F", "-t", "ext4", "-U", "01234567-89ab-cdef-0123-456789abcdef"];
+    let mut rows = Vec::new();
+    println!("== tree {} ({}), images on tmpfs, median of {reps}", src.display(), if medium { "medium" } else { "small" });
+
+    // Populate.
+    let ours = time(reps, || {
+        let _ = std::fs::remove_file(&img);
+        quiet(Command::new(&ext4).arg("mkfs").args(common).arg("-d").arg(&src).arg(&img).arg(image_size))
+    })?;
+    let reference = time(reps, || {
+        let _ = std::fs::remove_file(&img);
+        quiet(Command::new("mke2fs").args(common).arg("-d").arg(&src).arg(&img).arg(image_size))
+    })?;
+    rows.push(Row { job: "populate (mkfs -d)", ours, reference, reference_name: "mke2fs -d", target: "<= 0.33" });
+    let populate_peak = {
+        let _ = std::fs::remove_file(&img);
+        peak_kb(Command::new(&ext4).arg("mkfs").args(common).arg("-d").arg(&src).arg(&img).arg(image_size))
+    };
+
+    // Extract (from the image our populate made last).
+    let out = work.join("out");
+    let ours = time(reps, || {
+        let _ = std::fs::remove_dir_all(&out);
+        quiet(Command::new(&ext4).args(["get", "-r"]).arg(&img).arg("/").arg(&out))
+    })?;
+    let reference = time(reps, || {
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+        quiet(Command::new("debugfs").arg("-R").arg(format!("rdump / {}", out.display())).arg(&img))
+    })?;
+    rows.push(Row { job: "extract (get -r)", ours, reference, reference_name: "debugfs rdump", target: "<= 0.5" });
+    let extract_peak = {
+        let _ = std::fs::remove_dir_all(&out);
+        peak_kb(Command::new(&ext4).args(["get", "-r"]).arg(&img).arg("/").arg(&out))
+    };
+    let _ = std::fs::remove_dir_all(&out);
+
+    // Format a 32 GiB sparse image.
+    let big = work.join("big");
+    let ours = time(reps, || {
+        let _ = std::fs::remove_file(&big);
+        quiet(Command::new(&ext4).arg("mkfs").args(common).arg(&big).arg("32G"))
+    })?;
+    let reference = time(reps, || {
+        let _ = std::fs::remove_file(&big);
+        quiet(Command::new("mke2fs").args(common).arg(&big).arg("32G"))
+    })?;
+    let _ = std::fs::remove_file(&big);
+    rows.push(Row { job: "format 32 GiB sparse", ours, reference, reference_name: "mke2fs", target: "<= 1" });
+
+    // The cost of journaling: one workload with and without a journal.
+    let journaled = time(reps, || journal_workload(&work.join("j"), true))?;
+    let plain = time(reps, || journal_workload(&work.join("j"), false))?;
+    rows.push(Row {
+        job: "workload with journal",
+        ours: journaled,
+        reference: plain,
+        reference_name: "same, no journal",
+        target: "(cost)",
+    });
+
+    // Htree inserts: time per entry at 100k over time per entry at 10k.
+    let small = htree_inserts(&work.join("h"), 10_000)?;
+    let large = htree_inserts(&work.join("h"), 100_000)?;
+    rows.push(Row {
+        job: "htree insert/entry 100k",
+        ours: large / 100_000,
+        reference: small / 10_000,
+        reference_name: "per entry at 10k",
+        target: "~1 (O(log n))",
+    });
+
+    println!("{:<28} {:>10} {:>10}  {:<18} {:>7}  target", "job", "ours", "reference", "", "ratio");
+    for r in &rows {
+        let ratio = r.ours.as_secs_f64() / r.reference.as_secs_f64().max(1e-9);
+        println!("{:<28} {:>10.3?} {:>10.3?}  {:<18} {:>7.2}  {}", r.job, r.ours, r.reference, r.reference_name, ratio, r.target);
+    }
+    if let Some(kb) = populate_peak {
+        println!("peak memory: populate {} MiB", kb / 1024);
+    }
+    if let Some(kb) = extract_peak {
+        println!("peak memory: extract {} MiB", kb / 1024);
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+fn format_image(path: &Path, size: u64, journal: bool) -> Result {
+    let _ = std::fs::remove_file(path);
+    let dev = FileDevice::create(path, size).map_err(|e| e.to_string())?;
+    let mut opts =
+        FormatOptions::new(FsType::Ext4).profile(Profile::UPSTREAM).size_bytes(size).uuid([7; 16]).hash_seed([9; 16]).time(1_700_000_000);
+    if !journal {
+        opts = opts.features("^has_journal").map_err(|e| e.to_string())?;
+    }
+    mkfs::format(&dev, &opts, &mut |_| std::ops::ControlFlow::Continue(())).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Creates, writes, overwrites, renames and deletes files, syncing often.
+fn journal_workload(path: &Path, journal: bool) -> Result {
+    format_image(path, 256 << 20, journal)?;
+    let mut fs = Filesystem::open_path(path, OpenOptions::read_write()).map_err(|e| e.to_string())?;
+    let data = vec![0x5au8; 16 << 10];
+    for d in 0..20 {
+        fs.create_dir_all(format!("/d{d}"), 0o755).map_err(|e| e.to_string())?;
+        for f in 0..100 {
+            let ino = fs.write_file(format!("/d{d}/f{f}"), &data).map_err(|e| e.to_string())?;
+            fs.write_at(ino, 4096, &data[..4096]).map_err(|e| e.to_string())?;
+        }
+        for f in (0..100).step_by(3) {
+            fs.rename(format!("/d{d}/f{f}"), format!("/d{d}/g{f}")).map_err(|e| e.to_string())?;
+        }
+        for f in (1..100).step_by(3) {
+            fs.remove_file(format!("/d{d}/f{f}")).map_err(|e| e.to_string())?;
+        }
+        fs.sync().map_err(|e| e.to_string())?;
+    }
+    fs.close().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Time to insert `n` empty files into one directory.
+fn htree_inserts(path: &Path, n: usize) -> std::result::Result<Duration, String> {
+    format_image(path, 2 << 30, true)?; // enough inodes for 100k entries
+    let mut fs = Filesystem::open_path(path, OpenOptions::read_write()).map_err(|e| e.to_string())?;
+    fs.create_dir_all("/big", 0o755).map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    for i in 0..n {
+        fs.create(format!("/big/entry-{i:08}-with-some-length"), 0o644).map_err(|e| e.to_string())?;
+    }
+    fs.sync().map_err(|e| e.to_string())?;
+    let d = t.elapsed();
+    fs.close().map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(path);
+    Ok(d)
+}
