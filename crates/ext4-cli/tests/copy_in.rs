@@ -21,7 +21,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use common::{assert_clean, dumpe2fs_field, have_fsck, ok};
+use common::{assert_clean, dumpe2fs_field, have_fsck, ok, unmount};
 use ext4_fs::FileType;
 use ext4_testkit::fixtures::TreeSize;
 use ext4_testkit::oracle::{LoopMount, can_loop_mount};
@@ -179,7 +179,7 @@ fn hidden_overhead(image: &Path) -> u64 {
     let free = dumpe2fs_field(image, "Free blocks:");
     let m = LoopMount::new(image, "ro").unwrap();
     let used = visible_blocks(m.path(), bs, &mut HashSet::new());
-    m.unmount().unwrap();
+    unmount(m);
     total - free - used
 }
 
@@ -255,7 +255,7 @@ fn mkfs_d_copies_trees_the_kernel_reads_back_equal() {
         assert_clean(&img, "after ext4 mkfs -d");
         let m = LoopMount::new(&img, "ro").unwrap();
         assert_same(&Snapshot::from_host(from).unwrap(), &kernel_view(&m), &format!("mkfs -d {}", from.display()));
-        m.unmount().unwrap();
+        unmount(m);
     }
 }
 
@@ -278,7 +278,7 @@ fn put_r_then_rm_half_and_write_more_reuses_space_with_exact_counts() {
     expected.nodes.extend(rebase(&Snapshot::from_host(&src.extras).unwrap(), "extras"));
     let m = LoopMount::new(&img, "ro").unwrap();
     let mut actual = kernel_view(&m);
-    m.unmount().unwrap();
+    unmount(m);
     for top in [src.tree_name.as_bytes(), b"extras"] {
         assert_eq!(actual.nodes.remove(top).map(|n| n.kind), Some(FileType::Directory));
     }
@@ -376,7 +376,7 @@ fn put_r_then_rm_half_and_write_more_reuses_space_with_exact_counts() {
     expected.nodes.extend(rebase(&Snapshot::from_host(&loose_dir).unwrap(), &target_dir[1..]));
     let m = LoopMount::new(&img, "ro").unwrap();
     let mut actual = kernel_view(&m);
-    m.unmount().unwrap();
+    unmount(m);
     for top in [src.tree_name.as_bytes(), b"extras", b"new"] {
         assert_eq!(actual.nodes.remove(top).map(|n| n.kind), Some(FileType::Directory));
     }

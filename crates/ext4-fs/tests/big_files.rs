@@ -172,6 +172,25 @@ fn debugfs_extents(image: &Path, path: &str) -> (Vec<(u64, u64)>, usize) {
     (merge(runs), count)
 }
 
+/// Unmounts, retrying for a few seconds while the mount is busy (a process
+/// elsewhere on the machine walking /tmp can hold it for a moment).
+fn unmount(m: LoopMount) {
+    let dir = m.path().to_path_buf();
+    let Err(first) = m.unmount() else {
+        return;
+    };
+    for _ in 0..50 {
+        let mounted = std::fs::read_to_string("/proc/mounts").unwrap().lines().any(|l| l.split(' ').nth(1) == dir.to_str());
+        if !mounted {
+            let _ = std::fs::remove_dir(&dir);
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let _ = Command::new("umount").arg(&dir).output();
+    }
+    panic!("{}: still mounted after retries: {first}", dir.display());
+}
+
 fn kind(name: &str) -> &'static Kind {
     KINDS.iter().find(|k| k.name == name).expect("known kind")
 }
@@ -224,7 +243,7 @@ fn library_to_kernel(kind: &Kind, image_size: u64, ranges: &[Range], expected_sh
         assert_eq!(n, EXTENTS as usize, "{}: filefrag extent count", kind.name);
     }
     assert_eq!(sha256_file(&path), expected_sha, "{}: SHA-256 of the whole file read by the kernel", kind.name);
-    m.unmount().unwrap();
+    unmount(m);
     took
 }
 
@@ -242,7 +261,7 @@ fn kernel_to_library(kind: &Kind, image_size: u64, ranges: &[Range], expected_sh
     let kernel_blocks = f.metadata().unwrap().blocks();
     drop(f);
     let (_, kernel_extents) = filefrag(&path);
-    m.unmount().unwrap();
+    unmount(m);
     if let Some(p) = e2fsck_problems(&img.path) {
         panic!("{}: e2fsck -fn after kernel writes:\n{p}", kind.name);
     }

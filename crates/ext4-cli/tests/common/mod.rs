@@ -4,6 +4,9 @@
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::time::Duration;
+
+use ext4_testkit::oracle::LoopMount;
 use std::process::{Command, Output, Stdio};
 
 /// The binary under test.
@@ -53,4 +56,23 @@ pub fn dumpe2fs_field(image: &Path, field: &str) -> u64 {
     let text = ext4_testkit::oracle::dumpe2fs(image, true);
     let line = text.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("dumpe2fs -h has no {field:?}:\n{text}"));
     line[field.len()..].trim().parse().unwrap_or_else(|_| panic!("dumpe2fs line {line:?}"))
+}
+
+/// Unmounts, retrying for a few seconds while the mount is busy (a process
+/// elsewhere on the machine walking /tmp can hold it for a moment).
+pub fn unmount(m: LoopMount) {
+    let dir = m.path().to_path_buf();
+    let Err(first) = m.unmount() else {
+        return;
+    };
+    for _ in 0..50 {
+        let mounted = std::fs::read_to_string("/proc/mounts").unwrap().lines().any(|l| l.split(' ').nth(1) == dir.to_str());
+        if !mounted {
+            let _ = std::fs::remove_dir(&dir);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = Command::new("umount").arg(&dir).output();
+    }
+    panic!("{}: still mounted after retries: {first}", dir.display());
 }
