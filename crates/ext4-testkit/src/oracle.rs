@@ -95,9 +95,20 @@ impl LoopMount {
         if !self.mounted {
             return Ok(());
         }
-        let out = Command::new("umount").arg(&self.dir).output()?;
-        if !out.status.success() {
-            return Err(std::io::Error::other(format!("umount failed: {}", String::from_utf8_lossy(&out.stderr))));
+        // Another process walking the mount point (or udev probing the loop
+        // device) makes umount report "busy" for a moment: retry for 10 s.
+        let mut tries = 0;
+        loop {
+            let out = Command::new("umount").arg(&self.dir).output()?;
+            if out.status.success() {
+                break;
+            }
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            tries += 1;
+            if !err.contains("busy") || tries >= 100 {
+                return Err(std::io::Error::other(format!("umount failed: {err}")));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
         self.mounted = false;
         let _ = std::fs::remove_dir(&self.dir);
