@@ -332,6 +332,23 @@ fn kernel_view(root: &Path, rel: &str, acl: bool, default_acl: bool) -> Seen {
     }
 }
 
+/// Asserts the library reads what the kernel showed of each path (ACLs
+/// decoded from the on-disk format).
+fn assert_library_sees(fs: &Filesystem, seen: &[(&str, Seen)]) {
+    for (rel, k) in seen {
+        let path = format!("/{rel}");
+        assert_eq!(library_stat(fs, &path), k.stat, "{path}");
+        assert_eq!(library_xattrs(fs, &path), k.xattrs, "{path}");
+        let ino = fs.lookup(&path).unwrap();
+        for (text, name) in [(&k.acl, &b"system.posix_acl_access"[..]), (&k.default_acl, b"system.posix_acl_default")] {
+            if let Some(text) = text {
+                let disk = fs.get_xattr(ino, name).unwrap();
+                assert_eq!(&acl_text(&acl_from_disk(&disk)), text, "{path} ACL");
+            }
+        }
+    }
+}
+
 #[test]
 fn kernel_attributes_are_what_the_library_reads() {
     if !prerequisites() {
@@ -365,11 +382,7 @@ fn kernel_attributes_are_what_the_library_reads() {
     assert_clean(&img.path);
 
     let fs = open_ro(&img.path);
-    for (rel, k) in &seen {
-        let path = format!("/{rel}");
-        assert_eq!(library_stat(&fs, &path), k.stat, "{path}");
-        assert_eq!(library_xattrs(&fs, &path), k.xattrs, "{path}");
-    }
+    assert_library_sees(&fs, &seen);
     // The times above: nanoseconds, past 2038, before 1970.
     let f = fs.metadata("/f").unwrap();
     assert_eq!(f.atime, ts(4_102_444_800, 123_456_789));
@@ -404,20 +417,7 @@ fn kernel_acls_are_what_the_library_reads() {
     m.unmount().unwrap();
     assert_clean(&img.path);
     let fs = open_ro(&img.path);
-    for (rel, k) in &seen {
-        let path = format!("/{rel}");
-        assert_eq!(library_stat(&fs, &path), k.stat, "{path}");
-        assert_eq!(library_xattrs(&fs, &path), k.xattrs, "{path}");
-        let ino = fs.lookup(&path).unwrap();
-        if let Some(text) = &k.acl {
-            let disk = fs.get_xattr(ino, b"system.posix_acl_access").unwrap();
-            assert_eq!(&acl_text(&acl_from_disk(&disk)), text, "{path} access ACL");
-        }
-        if let Some(text) = &k.default_acl {
-            let disk = fs.get_xattr(ino, b"system.posix_acl_default").unwrap();
-            assert_eq!(&acl_text(&acl_from_disk(&disk)), text, "{path} default ACL");
-        }
-    }
+    assert_library_sees(&fs, &seen);
 }
 
 /// The kernel shares one xattr block between files with equal sets (mbcache);
