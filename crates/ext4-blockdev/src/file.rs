@@ -112,4 +112,29 @@ impl BlockDevice for FileDevice {
     fn is_read_only(&self) -> bool {
         self.read_only
     }
+
+    /// Zeroes a range, writing only the chunks that do not read as zeros
+    /// already: a fresh image file stays sparse (as mke2fs leaves it, which
+    /// zeroes with `fallocate`), and nothing is allocated on tmpfs.
+    fn write_zeroes(&self, offset: u64, len: u64) -> Result<()> {
+        if self.read_only {
+            return Err(DeviceError::ReadOnly);
+        }
+        check_range(Op::Write, offset, usize::try_from(len).unwrap_or(usize::MAX), self.len)?;
+        const CHUNK: u64 = 1 << 20;
+        let zeros = vec![0u8; CHUNK.min(len) as usize];
+        let mut buf = zeros.clone();
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(CHUNK) as usize;
+            let at = offset + done;
+            pread(&self.file, &mut buf[..n], at).map_err(io(Op::Read, at))?;
+            // A slice comparison is a memcmp: fast enough to scan holes.
+            if buf[..n] != zeros[..n] {
+                pwrite(&self.file, &zeros[..n], at).map_err(io(Op::Write, at))?;
+            }
+            done += n as u64;
+        }
+        Ok(())
+    }
 }

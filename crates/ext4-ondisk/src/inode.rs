@@ -376,9 +376,15 @@ impl Inode {
         r.l_i_gid_high.set((self.gid >> 16) as u16);
         r.i_size_lo.set(self.size as u32);
         r.i_size_high.set((self.size >> 32) as u32);
-        let (a, ax) = self.atime.encode();
-        let (c, cx) = self.ctime.encode();
-        let (m, mx) = self.mtime.encode();
+        // Without its `_extra` word a time holds 32-bit seconds: clamp as
+        // the kernel does rather than wrap (2040 must not read as 1904).
+        let has_extra = |field_end| n > GOOD_OLD_INODE_SIZE && fits(self.extra_isize, field_end);
+        let encode = |t: Timestamp, extra: bool| {
+            if extra { t.encode() } else { (t.secs.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32 as u32, 0) }
+        };
+        let (a, ax) = encode(self.atime, has_extra(end::ATIME_EXTRA));
+        let (c, cx) = encode(self.ctime, has_extra(end::CTIME_EXTRA));
+        let (m, mx) = encode(self.mtime, has_extra(end::MTIME_EXTRA));
         let (cr, crx) = self.crtime.encode();
         r.i_atime.set(a);
         r.i_ctime.set(c);
@@ -563,7 +569,8 @@ mod tests {
             let back = Inode::parse(&raw).unwrap();
             prop_assert_eq!(back.size, inode.size);
             prop_assert_eq!(back.uid, inode.uid);
-            prop_assert_eq!(back.mtime.secs, i64::from(inode.mtime.secs as i32));
+            // No extra word: 32-bit seconds, clamped as the kernel does (never wrapped).
+            prop_assert_eq!(back.mtime.secs, inode.mtime.secs.clamp(i64::from(i32::MIN), i64::from(i32::MAX)));
             prop_assert_eq!(back.crtime, Timestamp::default());
         }
     }

@@ -139,9 +139,11 @@ impl<'a> Iterator for XattrEntryIter<'a> {
             return None;
         }
         let name_len = usize::from(a[p]);
-        if p + entry_len(name_len) > a.len() || name_len == 0 {
+        // An empty name is valid (POSIX ACLs are index 2 and 3 with no
+        // name); the list ends at a zero word, checked above.
+        if p + entry_len(name_len) > a.len() {
             self.done = true;
-            return Some(Err(FormatError::bad(self.structure, "e_name_len", name_len as u64, "zero or past the end of the area")));
+            return Some(Err(FormatError::bad(self.structure, "e_name_len", name_len as u64, "past the end of the area")));
         }
         let e = XattrEntry {
             offset: p,
