@@ -178,11 +178,19 @@ impl GroupDesc {
 }
 
 /// The checksum a descriptor should carry (`ext4_group_desc_csum`), computed
-/// over its encoded bytes `raw[..desc_size]` with `bg_checksum` taken as zero.
+/// over its encoded bytes `raw[..desc_size]` with `bg_checksum` taken as zero
+/// (bytes missing from a short `raw` count as zeros).
 /// Returns 0 when the filesystem has no group checksums.
 pub fn group_desc_checksum(geo: &Geometry, group: u32, raw: &[u8]) -> u16 {
-    let size = geo.desc_size as usize;
-    let raw = &raw[..size];
+    let size = (geo.desc_size as usize).max(GD_CHECKSUM_OFFSET + 2);
+    let padded;
+    let raw = match raw.get(..size) {
+        Some(r) => r,
+        None => {
+            padded = [raw, &vec![0; size - raw.len()]].concat();
+            &padded[..]
+        }
+    };
     let before = &raw[..GD_CHECKSUM_OFFSET];
     let after = &raw[GD_CHECKSUM_OFFSET + 2..];
     match geo.csum {
@@ -206,6 +214,10 @@ pub fn group_desc_checksum(geo: &Geometry, group: u32, raw: &[u8]) -> u16 {
 pub fn verify_group_desc(geo: &Geometry, group: u32, raw: &[u8]) -> Result<(), FormatError> {
     if geo.csum == CsumKind::None {
         return Ok(());
+    }
+    let need = (geo.desc_size as usize).max(GD_CHECKSUM_OFFSET + 2);
+    if raw.len() < need {
+        return Err(FormatError::Truncated { structure: Structure::GroupDesc, len: raw.len(), need });
     }
     let stored = crate::get_u16(raw, GD_CHECKSUM_OFFSET);
     let computed = group_desc_checksum(geo, group, raw);
@@ -246,6 +258,40 @@ mod tests {
             flags: GroupDescFlags::from_bits_retain(f),
             checksum: c,
         })
+    }
+
+    /// A 64-byte-descriptor geometry with metadata_csum.
+    fn csum_geometry() -> Geometry {
+        let mut sb = crate::Superblock::zeroed();
+        sb.s_magic.set(crate::superblock::EXT4_MAGIC);
+        sb.s_log_block_size.set(2);
+        sb.s_blocks_count_lo.set(32768 * 4);
+        sb.s_blocks_per_group.set(32768);
+        sb.s_clusters_per_group.set(32768);
+        sb.s_inodes_per_group.set(8192);
+        sb.s_inodes_count.set(8192 * 4);
+        sb.s_rev_level.set(1);
+        sb.s_inode_size.set(256);
+        sb.s_first_ino.set(11);
+        let mut geo = Geometry::new(&sb).unwrap();
+        geo.csum = CsumKind::MetadataCsum;
+        geo.desc_size = 64;
+        geo
+    }
+
+    /// Found by the `group_desc` fuzz target: a descriptor shorter than
+    /// `desc_size` (here none at all) panicked instead of being refused.
+    #[test]
+    fn short_descriptor_is_refused() {
+        let geo = csum_geometry();
+        for len in [0, 1, 30, 32, 63] {
+            let raw = vec![0x5a; len];
+            assert!(matches!(verify_group_desc(&geo, 1, &raw), Err(FormatError::Truncated { .. })), "{len} bytes");
+            let mut padded = raw.clone();
+            padded.resize(64, 0);
+            assert_eq!(group_desc_checksum(&geo, 1, &raw), group_desc_checksum(&geo, 1, &padded));
+        }
+        assert!(verify_group_desc(&geo, 1, &[0; 64]).is_err());
     }
 
     proptest! {
