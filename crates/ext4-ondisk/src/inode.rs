@@ -318,9 +318,7 @@ impl Inode {
 
     /// Decodes the inode record `raw` (the whole `inode_size` bytes).
     pub fn parse(raw: &[u8]) -> Result<Self, FormatError> {
-        if raw.len() < GOOD_OLD_INODE_SIZE {
-            return Err(FormatError::Truncated { structure: Structure::Inode, len: raw.len(), need: GOOD_OLD_INODE_SIZE });
-        }
+        check_record_len(raw)?;
         let mut buf = [0u8; size_of::<InodeRaw>()];
         let extra_isize = if raw.len() > GOOD_OLD_INODE_SIZE { crate::get_u16(raw, EXTRA_ISIZE_OFFSET) } else { 0 };
         if raw.len() > GOOD_OLD_INODE_SIZE && (GOOD_OLD_INODE_SIZE + usize::from(extra_isize) > raw.len() || extra_isize % 4 != 0) {
@@ -482,10 +480,33 @@ impl Inode {
     }
 }
 
+/// Inode records are 128 bytes, or long enough to hold `i_extra_isize` and
+/// `i_checksum_hi` (132 bytes and more).
+fn check_record_len(raw: &[u8]) -> Result<(), FormatError> {
+    let need = if raw.len() <= GOOD_OLD_INODE_SIZE { GOOD_OLD_INODE_SIZE } else { CHECKSUM_HI_OFFSET + 2 };
+    if raw.len() < need {
+        return Err(FormatError::Truncated { structure: Structure::Inode, len: raw.len(), need });
+    }
+    Ok(())
+}
+
+/// `raw`, zero-padded when it is shorter than [`check_record_len`] wants
+/// (the checksum helpers take any bytes without panicking).
+fn padded(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if check_record_len(raw).is_ok() {
+        return raw.into();
+    }
+    let need = if raw.len() < GOOD_OLD_INODE_SIZE { GOOD_OLD_INODE_SIZE } else { CHECKSUM_HI_OFFSET + 2 };
+    let mut v = raw.to_vec();
+    v.resize(need, 0);
+    v.into()
+}
+
 /// The `metadata_csum` checksum of an inode record (`ext4_inode_csum`): the
 /// whole record, with `l_i_checksum_lo` and (if present) `i_checksum_hi` as zero.
 /// Records of 128 bytes keep only the low 16 bits.
 pub fn inode_checksum(fs_seed: u32, ino: u32, raw: &[u8]) -> u32 {
+    let raw = &*padded(raw);
     let generation = crate::get_u32(raw, core::mem::offset_of!(InodeRaw, i_generation));
     let seed = inode_seed(fs_seed, ino, generation);
     let c = crc32c(seed, &raw[..CHECKSUM_LO_OFFSET]);
@@ -509,6 +530,7 @@ fn has_checksum_hi(raw: &[u8]) -> bool {
 
 /// The checksum stored in an inode record.
 pub fn stored_inode_checksum(raw: &[u8]) -> u32 {
+    let raw = &*padded(raw);
     let mut c = u32::from(crate::get_u16(raw, CHECKSUM_LO_OFFSET));
     if has_checksum_hi(raw) {
         c |= u32::from(crate::get_u16(raw, CHECKSUM_HI_OFFSET)) << 16;
@@ -518,6 +540,7 @@ pub fn stored_inode_checksum(raw: &[u8]) -> u32 {
 
 /// Checks the checksum of inode record `raw` of inode `ino`.
 pub fn verify_inode_checksum(fs_seed: u32, ino: u32, raw: &[u8]) -> Result<(), FormatError> {
+    check_record_len(raw)?;
     FormatError::check_csum(Structure::Inode, stored_inode_checksum(raw), inode_checksum(fs_seed, ino, raw))
 }
 
@@ -534,6 +557,24 @@ pub fn set_inode_checksum(fs_seed: u32, ino: u32, raw: &mut [u8]) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Found by the `inode` fuzz target: records shorter than 128 bytes, or
+    /// cut inside `i_extra_isize`/`i_checksum_hi`, panicked in the checksum
+    /// helpers and in `parse`; they are refused as truncated.
+    #[test]
+    fn short_records_are_refused() {
+        for len in [0usize, 1, 100, 127, 129, 130, 131] {
+            let mut raw = vec![0u8; len];
+            if len > 128 {
+                raw[128] = 4;
+            }
+            assert!(matches!(Inode::parse(&raw), Err(FormatError::Truncated { .. })), "parse {len}");
+            assert!(matches!(verify_inode_checksum(1, 12, &raw), Err(FormatError::Truncated { .. })), "verify {len}");
+            let _ = (inode_checksum(1, 12, &raw), stored_inode_checksum(&raw));
+        }
+        let raw = vec![0u8; 132];
+        assert!(Inode::parse(&raw).is_ok());
+    }
 
     fn ts() -> impl Strategy<Value = Timestamp> {
         (i64::from(i32::MIN)..i64::from(i32::MAX) + (3i64 << 32), 0u32..1_000_000_000).prop_map(|(secs, nsec)| Timestamp { secs, nsec })
