@@ -607,21 +607,23 @@ impl Geometry {
         u64::from(self.first_data_block) + u64::from(g) * u64::from(self.blocks_per_group)
     }
 
-    /// Number of blocks in group `g` (the last group may be short).
+    /// Number of blocks in group `g` (the last group may be short; 0 past the end).
     pub fn blocks_in_group(&self, g: u32) -> u32 {
         let start = self.group_first_block(g);
-        (self.blocks_count - start).min(u64::from(self.blocks_per_group)) as u32
+        self.blocks_count.saturating_sub(start).min(u64::from(self.blocks_per_group)) as u32
     }
 
-    /// The group holding block `b`, and the block's index within it.
+    /// The group holding block `b`, and the block's index within it (blocks
+    /// before `s_first_data_block` count as group 0's first).
     pub fn block_group(&self, b: u64) -> (u32, u32) {
-        let rel = b - u64::from(self.first_data_block);
+        let rel = b.saturating_sub(u64::from(self.first_data_block));
         ((rel / u64::from(self.blocks_per_group)) as u32, (rel % u64::from(self.blocks_per_group)) as u32)
     }
 
-    /// The group holding inode `ino` (1-based) and its index within the group.
+    /// The group holding inode `ino` (1-based; 0 counts as 1) and its index within the group.
     pub fn inode_group(&self, ino: u32) -> (u32, u32) {
-        ((ino - 1) / self.inodes_per_group, (ino - 1) % self.inodes_per_group)
+        let i = ino.saturating_sub(1);
+        (i / self.inodes_per_group, i % self.inodes_per_group)
     }
 
     /// Whether group `g` holds a superblock backup (and, without meta_bg, a GDT copy).
@@ -724,5 +726,18 @@ mod tests {
         assert_eq!(g.inode_table_blocks, 512);
         assert_eq!(g.inode_group(8193), (1, 0));
         assert_eq!(g.block_group(32769), (1, 1));
+    }
+
+    /// Found by the `superblock` fuzz target: group arithmetic past the
+    /// last group, before the first data block or on inode 0 overflowed.
+    #[test]
+    fn geometry_edges_saturate() {
+        let g = test_geometry();
+        assert_eq!(g.blocks_in_group(g.group_count), 0);
+        assert_eq!(g.blocks_in_group(u32::MAX), 0);
+        assert_eq!(g.inode_group(0), (0, 0));
+        let mut one_k = g.clone();
+        one_k.first_data_block = 1;
+        assert_eq!(one_k.block_group(0), (0, 0));
     }
 }
