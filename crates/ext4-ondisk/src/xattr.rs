@@ -229,7 +229,10 @@ pub fn block_hash(entry_hashes: impl IntoIterator<Item = u32>) -> u32 {
 /// Validates a block header: magic and `h_blocks == 1`.
 pub fn parse_block_header(block: &[u8]) -> Result<XattrBlockHeader, FormatError> {
     const S: Structure = Structure::XattrBlock;
-    let h = XattrBlockHeader::read_from_bytes(&block[..BLOCK_HEADER_SIZE]).expect("32 bytes");
+    let Some(head) = block.get(..BLOCK_HEADER_SIZE) else {
+        return Err(FormatError::Truncated { structure: S, len: block.len(), need: BLOCK_HEADER_SIZE });
+    };
+    let h = XattrBlockHeader::read_from_bytes(head).expect("32 bytes");
     if h.h_magic.get() != XATTR_MAGIC {
         return Err(FormatError::BadMagic { structure: S, found: h.h_magic.get() });
     }
@@ -242,16 +245,23 @@ pub fn parse_block_header(block: &[u8]) -> Result<XattrBlockHeader, FormatError>
 const H_CHECKSUM_OFFSET: usize = 16;
 
 /// Checksum of an xattr block (`ext4_xattr_block_csum`): the block number,
-/// then the block with `h_checksum` as zero.
+/// then the block with `h_checksum` as zero (a block too short to hold
+/// `h_checksum` is hashed as it is).
 pub fn xattr_block_checksum(fs_seed: u32, block_nr: u64, block: &[u8]) -> u32 {
     let c = crc32c(fs_seed, &block_nr.to_le_bytes());
-    let c = crc32c(c, &block[..H_CHECKSUM_OFFSET]);
+    let (Some(before), Some(after)) = (block.get(..H_CHECKSUM_OFFSET), block.get(H_CHECKSUM_OFFSET + 4..)) else {
+        return crc32c(c, block);
+    };
+    let c = crc32c(c, before);
     let c = crc32c(c, &[0; 4]);
-    crc32c(c, &block[H_CHECKSUM_OFFSET + 4..])
+    crc32c(c, after)
 }
 
 /// Checks the checksum of xattr block `block_nr`.
 pub fn verify_xattr_block(fs_seed: u32, block_nr: u64, block: &[u8]) -> Result<(), FormatError> {
+    if block.len() < BLOCK_HEADER_SIZE {
+        return Err(FormatError::Truncated { structure: Structure::XattrBlock, len: block.len(), need: BLOCK_HEADER_SIZE });
+    }
     let stored = crate::get_u32(block, H_CHECKSUM_OFFSET);
     FormatError::check_csum(Structure::XattrBlock, stored, xattr_block_checksum(fs_seed, block_nr, block))
 }
@@ -265,6 +275,18 @@ pub fn set_xattr_block_checksum(fs_seed: u32, block_nr: u64, block: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `xattr` fuzz target: a block shorter than its 32-byte
+    /// header panicked in `parse_block_header` and the checksum helpers.
+    #[test]
+    fn short_block_is_refused() {
+        for len in [0usize, 1, 16, 19, 20, 31] {
+            let b = vec![0xEA; len];
+            assert!(matches!(parse_block_header(&b), Err(FormatError::Truncated { .. })), "{len}");
+            assert!(matches!(verify_xattr_block(1, 2, &b), Err(FormatError::Truncated { .. })), "{len}");
+            let _ = xattr_block_checksum(1, 2, &b);
+        }
+    }
 
     #[test]
     fn prefixes() {
