@@ -5,6 +5,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ext4_fs::ondisk::acl;
 use ext4_fs::{Error, FileType, Filesystem, Metadata, NewNode, RenameMode, SetAttr, Timestamp, XattrMode};
 use fuser::{
     Errno, FileAttr, FileHandle, FopenFlags, Generation, INodeNo, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
@@ -123,6 +124,33 @@ impl Ext4Fuse {
             Ok((a, g, ino))
         })
     }
+}
+
+/// Sets a POSIX ACL given in the user-space form, as the kernel's
+/// `ext4_set_acl` does: stored in the on-disk form; an access ACL also sets
+/// the permission bits, and one that says no more than they do is not
+/// stored at all.
+fn set_acl(fuse: &Ext4Fuse, ino: u32, name: &[u8], value: &[u8], mode: XattrMode) -> Result<(), Errno> {
+    let entries = acl::parse_xattr(value).map_err(|_| Errno::EINVAL)?;
+    fuse.with(|fs| {
+        if name == b"system.posix_acl_access" {
+            let perm_of = |tag| entries.iter().find(|e| e.tag == tag).map(|e| e.perm & 7);
+            let (Some(u), Some(o)) = (perm_of(acl::USER_OBJ), perm_of(acl::OTHER)) else {
+                return Err(Error::InvalidArgument("ACL without owner or other entry".into()));
+            };
+            let g = perm_of(acl::MASK).or(perm_of(acl::GROUP_OBJ)).unwrap_or(0);
+            let old = fs.stat(ino)?.permissions;
+            let perm = (old & 0o7000) | (u << 6) | (g << 3) | o;
+            fs.set_attr(ino, SetAttr { perm: Some(perm), ..SetAttr::default() })?;
+            if entries.len() <= 3 {
+                return match fs.remove_xattr(ino, name) {
+                    Ok(()) | Err(Error::NoAttribute) => Ok(()),
+                    Err(e) => Err(e),
+                };
+            }
+        }
+        fs.set_xattr(ino, name, &acl::to_disk(&entries), mode)
+    })
 }
 
 /// What to create: type, mode bits, device number, symlink target.
@@ -436,7 +464,12 @@ impl fuser::Filesystem for Ext4Fuse {
             2 => XattrMode::Replace,
             _ => return reply.error(Errno::EINVAL),
         };
-        let r = self.writable().and_then(|()| self.with(|fs| fs.set_xattr(to_ext4(ino), name.as_bytes(), value, mode)));
+        let name = name.as_bytes();
+        let r = if acl::is_acl_name(name) {
+            self.writable().and_then(|()| set_acl(self, to_ext4(ino), name, value, mode))
+        } else {
+            self.writable().and_then(|()| self.with(|fs| fs.set_xattr(to_ext4(ino), name, value, mode)))
+        };
         match r {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
@@ -444,7 +477,12 @@ impl fuser::Filesystem for Ext4Fuse {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        match self.with(|fs| fs.get_xattr(to_ext4(ino), name.as_bytes())) {
+        let name = name.as_bytes();
+        let value = self.with(|fs| fs.get_xattr(to_ext4(ino), name)).and_then(|v| {
+            // ACLs are stored in the kernel's on-disk form; user space sees the xattr form.
+            if acl::is_acl_name(name) { acl::parse_disk(&v).map(|e| acl::to_xattr(&e)).map_err(|_| Errno::EIO) } else { Ok(v) }
+        });
+        match value {
             Ok(v) if size == 0 => reply.size(v.len() as u32),
             Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
             Ok(v) => reply.data(&v),

@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod acl;
 pub mod checksum;
 pub mod dir;
 pub mod dx;
