@@ -9,11 +9,13 @@
 //! * `validate mkfs` — the whole formatter matrix against mke2fs.
 //! * `crash [--quick | --reorders N]` — crash states of every workload,
 //!   recovered by the library and e2fsck (see `ext4_testkit::crash`).
+//! * `fuzz <smoke | run TARGET | list>` — the cargo-fuzz targets of `fuzz/`.
 
 use std::process::{Command, ExitCode};
 
 mod bench;
 mod crash;
+mod fuzz;
 mod validate;
 
 fn main() -> ExitCode {
@@ -26,9 +28,10 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("crash") => crash::run(&rest),
         Some("bench") => bench::run(&rest),
+        Some("fuzz") => fuzz::run(&rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <fixtures [--medium] | validate [--medium] | demo | ci | crash [--quick | --reorders N] | bench [--medium] [--reps N]>"
+                "usage: cargo xtask <fixtures [--medium] | validate [--medium] | demo | ci | crash [--quick | --reorders N] | bench [--medium] [--reps N] | fuzz <smoke | run TARGET | list>>"
             );
             return ExitCode::from(2);
         }

@@ -1,0 +1,187 @@
+//! Shared pieces of the fuzz targets: template images made once by the
+//! library's formatter, in-memory `MapIo`/`DirIo`/journal adapters over fuzz
+//! bytes, byte patches laid over a template, and the hostile-image walker
+//! shared with `crates/ext4-fs/tests/{corpus,mutation,faults}.rs`.
+
+use std::ops::ControlFlow;
+use std::sync::{Arc, OnceLock};
+
+use ext4_fs::extent::{MapError, MapIo};
+use ext4_fs::htree::{DirError, DirIo};
+use ext4_fs::mkfs::{self, FormatOptions, FsType, Profile};
+use ext4_fs::{Filesystem, MemoryDevice, OpenOptions, XattrMode};
+
+#[path = "../../crates/ext4-fs/tests/hostile/mod.rs"]
+pub mod hostile;
+
+/// A formatted and populated image: ext4 (1k blocks, journal, metadata_csum,
+/// htree directory, extent tree of depth 1, xattr block, symlinks) or ext2
+/// (indirect maps).
+pub fn template(ext2: bool) -> &'static [u8] {
+    static EXT4: OnceLock<Vec<u8>> = OnceLock::new();
+    static EXT2: OnceLock<Vec<u8>> = OnceLock::new();
+    let cell = if ext2 { &EXT2 } else { &EXT4 };
+    cell.get_or_init(|| build_template(ext2))
+}
+
+fn build_template(ext2: bool) -> Vec<u8> {
+    let size = 2u64 << 20;
+    let dev = Arc::new(MemoryDevice::new(size as usize));
+    let fs_type = if ext2 { FsType::Ext2 } else { FsType::Ext4 };
+    let opts = FormatOptions::new(fs_type)
+        .profile(Profile::DEBIAN)
+        .size_bytes(size)
+        .block_size(1024)
+        .uuid([7; 16])
+        .hash_seed([9; 16])
+        .time(1_700_000_000);
+    mkfs::format(&*dev, &opts, &mut |_| ControlFlow::Continue(())).expect("format the template");
+    let mut fs = Filesystem::open(dev.clone(), OpenOptions::read_write()).expect("open the template");
+    populate(&mut fs).expect("populate the template");
+    fs.close().expect("close the template");
+    dev.to_vec()
+}
+
+fn populate(fs: &mut Filesystem) -> ext4_fs::Result<()> {
+    fs.write_file("/small", b"small file\n")?;
+    let f = fs.create("/sparse", 0o644)?;
+    for i in 0..12u64 {
+        fs.write_at(f, i * 2048, &[i as u8 + 1; 1024])?;
+    }
+    fs.set_xattr(f, b"user.tiny", b"v", XattrMode::Any)?;
+    fs.set_xattr(f, b"user.big", &[b'x'; 600], XattrMode::Any)?;
+    fs.create_dir_all("/a/b/c", 0o755)?;
+    fs.write_file("/a/b/c/deep", b"deep\n")?;
+    fs.symlink("small", "/fast")?;
+    fs.symlink("a/b/c/".repeat(12) + "deep", "/slow")?;
+    fs.mkdir("/big", 0o755)?;
+    for i in 0..90 {
+        fs.create(format!("/big/entry-{i:03}-with-a-long-name"), 0o644)?;
+    }
+    fs.hard_link("/small", "/a/hard")?;
+    Ok(())
+}
+
+/// Lays `patches` over `image`: each patch is a 3-byte little-endian offset
+/// (wrapped to the image), a length byte, then that many bytes.
+pub fn apply_patches(image: &mut [u8], mut patches: &[u8]) {
+    while patches.len() >= 4 {
+        let off = (usize::from(patches[0]) | usize::from(patches[1]) << 8 | usize::from(patches[2]) << 16) % image.len();
+        let len = usize::from(patches[3]).min(patches.len() - 4).min(image.len() - off);
+        image[off..off + len].copy_from_slice(&patches[4..4 + len]);
+        patches = &patches[4 + len..];
+    }
+}
+
+/// Block maps over fuzz bytes: block `b` reads chunk `b % chunks` of `data`;
+/// writes and allocations stay in memory.
+pub struct MemMap {
+    /// Block size.
+    pub block_size: usize,
+    /// The blocks.
+    pub blocks: Vec<Vec<u8>>,
+    /// Next block handed out by `alloc_block`.
+    pub next: u64,
+}
+
+impl MemMap {
+    /// Cuts `data` into blocks (at least one, zero-padded).
+    pub fn new(block_size: usize, data: &[u8]) -> Self {
+        let mut blocks: Vec<Vec<u8>> = data
+            .chunks(block_size)
+            .map(|c| {
+                let mut b = c.to_vec();
+                b.resize(block_size, 0);
+                b
+            })
+            .collect();
+        if blocks.is_empty() {
+            blocks.push(vec![0; block_size]);
+        }
+        Self { block_size, blocks, next: 5000 }
+    }
+
+    fn slot(&self, block: u64) -> usize {
+        (block % self.blocks.len() as u64) as usize
+    }
+}
+
+impl MapIo for MemMap {
+    type Error = MapError;
+
+    fn read_block(&mut self, block: u64, buf: &mut [u8]) -> Result<(), MapError> {
+        let s = self.slot(block);
+        buf.copy_from_slice(&self.blocks[s]);
+        Ok(())
+    }
+
+    fn write_block(&mut self, block: u64, data: &[u8]) -> Result<(), MapError> {
+        let s = self.slot(block);
+        self.blocks[s].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn alloc_block(&mut self, _goal: u64) -> Result<u64, MapError> {
+        self.next += 1;
+        Ok(self.next)
+    }
+
+    fn free_blocks(&mut self, _start: u64, _count: u64, _meta: bool) -> Result<(), MapError> {
+        Ok(())
+    }
+}
+
+/// A directory over fuzz bytes, one block per `block_size` bytes.
+pub struct MemDir {
+    /// Block size.
+    pub block_size: usize,
+    /// The blocks.
+    pub blocks: Vec<Vec<u8>>,
+    /// Blocks `append_block` may still add.
+    pub room: u32,
+}
+
+impl MemDir {
+    /// Cuts `data` into blocks (at least one, zero-padded).
+    pub fn new(block_size: usize, data: &[u8]) -> Self {
+        let m = MemMap::new(block_size, data);
+        Self { block_size, blocks: m.blocks, room: 64 }
+    }
+}
+
+impl DirIo for MemDir {
+    type Error = DirError;
+
+    fn block_count(&self) -> u32 {
+        self.blocks.len() as u32
+    }
+
+    fn read_block(&mut self, logical: u32, buf: &mut [u8]) -> Result<(), DirError> {
+        match self.blocks.get(logical as usize) {
+            Some(b) => buf.copy_from_slice(b),
+            None => buf.fill(0),
+        }
+        Ok(())
+    }
+
+    fn write_block(&mut self, logical: u32, data: &[u8]) -> Result<(), DirError> {
+        if let Some(b) = self.blocks.get_mut(logical as usize) {
+            b.copy_from_slice(data);
+        }
+        Ok(())
+    }
+
+    fn append_block(&mut self) -> Result<u32, DirError> {
+        if self.room == 0 {
+            return Err(DirError::IndexFull);
+        }
+        self.room -= 1;
+        self.blocks.push(vec![0; self.block_size]);
+        Ok(self.blocks.len() as u32 - 1)
+    }
+}
+
+/// A little-endian u32 from up to four bytes of `data` at `at` (zero past the end).
+pub fn word(data: &[u8], at: usize) -> u32 {
+    (0..4).map(|i| u32::from(data.get(at + i).copied().unwrap_or(0)) << (8 * i)).fold(0, |a, b| a | b)
+}
