@@ -44,6 +44,12 @@ pub(crate) struct JournalState {
 }
 
 impl JournalState {
+    /// Stops journaling after a failed commit: nothing more is written.
+    pub(crate) fn abort(&mut self) {
+        self.writer = None;
+        self.recover_set = false;
+    }
+
     /// Whether commits go through the journal.
     pub(crate) fn is_journaling(&self) -> bool {
         self.writer.is_some()
@@ -341,8 +347,14 @@ fn write_home(fs: &Filesystem, blocks: &[(u64, Box<[u8]>)]) -> Result<()> {
 pub(crate) fn close(fs: &mut Filesystem) -> Result<()> {
     if let Some(mut w) = fs.journal.writer.take() {
         if !w.is_empty() {
-            let mut io = DeviceJournal::new(&*fs.dev, fs.geo.block_size, fs.journal.runs.clone()).map_err(journal_error)?;
-            w.checkpoint(&mut io).map_err(journal_error)?;
+            let r = DeviceJournal::new(&*fs.dev, fs.geo.block_size, fs.journal.runs.clone())
+                .and_then(|mut io| w.checkpoint(&mut io))
+                .map_err(journal_error);
+            if let Err(e) = r {
+                // The log still holds transactions: needs_recovery must stay.
+                fs.journal.recover_set = false;
+                return Err(e);
+            }
         }
         fs.journal.logged.clear();
     }

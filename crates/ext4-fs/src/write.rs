@@ -293,6 +293,16 @@ impl Filesystem {
         if !self.is_writable() {
             return Ok(());
         }
+        let r = self.commit_inner();
+        if let Err(e) = &r {
+            if self.journal.is_journaling() {
+                self.abort(e);
+            }
+        }
+        r
+    }
+
+    fn commit_inner(&mut self) -> Result<()> {
         self.apply_pending_frees()?;
         if self.cache().dirty_count() == 0 && self.write.dirty_groups.is_empty() {
             return Ok(());
@@ -303,9 +313,29 @@ impl Filesystem {
         let blocks = self.cache().take_dirty();
         let revoked = std::mem::take(&mut self.write.revoked);
         let freed = std::mem::take(&mut self.write.freed_in_commit);
-        crate::journal::commit_blocks(self, &blocks, &revoked, &freed)?;
+        if let Err(e) = crate::journal::commit_blocks(self, &blocks, &revoked, &freed) {
+            if !self.journal.is_journaling() {
+                // Without a journal nothing can be replayed: keep every block
+                // dirty so that the next commit (or close) writes them all again.
+                let mut cache = self.cache();
+                for (b, data) in blocks {
+                    cache.insert_dirty(b, data);
+                }
+            }
+            return Err(e);
+        }
         self.write.fresh.clear();
         Ok(())
+    }
+
+    /// After a failed commit the in-memory state is ahead of the disk in ways
+    /// that cannot be undone: like the kernel aborting its journal, the
+    /// filesystem turns read-only and writes nothing more — not even at
+    /// close, so `needs_recovery` stays set and the next open replays the
+    /// log up to the last complete transaction.
+    fn abort(&mut self, e: &Error) {
+        self.read_only_reason = Some(format!("aborted after a failed commit: {e}"));
+        self.journal.abort();
     }
 
     /// Writes the descriptors of changed groups, with bitmap and descriptor checksums.
@@ -356,7 +386,11 @@ impl Filesystem {
     pub fn sync(&mut self) -> Result<()> {
         self.commit()?;
         if self.is_writable() {
-            self.dev.flush()?;
+            if let Err(e) = self.dev.flush() {
+                let e = Error::from(e);
+                self.abort(&e);
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -405,11 +439,23 @@ impl Filesystem {
                 fs.release_inode(&mut ib)
             })?;
         }
-        self.commit()?;
-        crate::journal::close(self)?;
-        self.dev.flush()?;
-        self.read_only_reason = Some("closed".into());
-        Ok(())
+        let r = self.commit().and_then(|()| crate::journal::close(self)).and_then(|()| Ok(self.dev.flush()?));
+        match r {
+            // A journaled close that failed half-way must not be retried by
+            // `Drop`: clearing needs_recovery over a log that still holds
+            // transactions would lose them. (Without a journal a retry
+            // rewrites every block still dirty, which is what is wanted.)
+            Err(e) => {
+                if self.journal.is_journaling() {
+                    self.abort(&e);
+                }
+                Err(e)
+            }
+            Ok(()) => {
+                self.read_only_reason = Some("closed".into());
+                Ok(())
+            }
+        }
     }
 }
 

@@ -54,22 +54,7 @@ const IMAGES: &[(Profile, bool)] = &[
 /// library bugs outside this test, with the bug. Their failures are printed
 /// but do not fail the test unless `EXT4_FAULTS_STRICT=1`; a listed mode that
 /// passes fails the test, so the entry is removed when the bug is fixed.
-const KNOWN_BROKEN: &[(&str, &str)] = &[
-    (
-        "write once",
-        "a failed commit loses its transaction: `commit` takes the dirty blocks out of the cache before \
-         writing them, so after one failed write the in-memory bitmaps, descriptors and later commits \
-         assume blocks that never reached the disk (e2fsck: bitmap differences, wrong free counts, \
-         '..' to unused inodes); the journal should be aborted (or the blocks kept dirty)",
-    ),
-    ("flush once", "same as \"write once\": a failed flush fails the commit after its blocks left the cache"),
-    (
-        "flush dead",
-        "after a failed journaled commit, close/drop clears needs_recovery while the log still holds \
-         the transaction (journal s_start != 0), and the next writable open refuses the image \
-         (\"the journal needs recovery before it can be written\")",
-    ),
-];
+const KNOWN_BROKEN: &[(&str, &str)] = &[];
 
 /// A workload: its setup (run once, without faults) and its steps.
 struct Workload {
