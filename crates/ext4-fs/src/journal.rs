@@ -133,6 +133,19 @@ pub(crate) fn open_journal(fs: &mut Filesystem) -> Result<()> {
         let bs = fs.geo.block_size;
         let mut io = DeviceJournal::new(&*fs.dev, bs, fs.journal.runs.clone()).map_err(journal_error)?;
         let mut jsb = ext4_jbd2::read_superblock(&mut io, bs).map_err(journal_error)?;
+        if jsb.s_start.get() != 0 {
+            // A log with data but no needs_recovery: stale, as the kernel
+            // decides (jbd2_journal_skip_recovery) — skip it, moving the
+            // sequence past everything in it.
+            let rec = ext4_jbd2::scan(&mut io, bs).map_err(journal_error)?;
+            if rec.needs_recovery() {
+                rec.finish(&mut jsb);
+            } else {
+                jsb.s_start.set(0);
+                jsb.update_checksum();
+            }
+            ext4_jbd2::write_superblock(&mut io, bs, &jsb).map_err(journal_error)?;
+        }
         let bit64 = fs.geo.features.incompat.contains(Incompat::BIT64);
         let csum = fs.geo.features.ro_compat.contains(RoCompat::METADATA_CSUM);
         if ext4_jbd2::set_mount_features(&mut jsb, bit64, csum) {

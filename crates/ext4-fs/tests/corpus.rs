@@ -25,6 +25,9 @@ use hostile::{Limits, Outcome, WalkStats};
 static ALLOC: hostile::BoundedAlloc = hostile::BoundedAlloc;
 
 /// What happened to one image.
+/// A read-write session: (calls, calls that failed, the close's result).
+type RwStats = (u64, u64, Result<(), String>);
+
 #[derive(Debug, Default)]
 struct Report {
     /// Read-only open: `Ok(walk)` or the error.
@@ -32,7 +35,7 @@ struct Report {
     /// Read-only open without checksum verification.
     ro_nocsum: Option<Result<WalkStats, String>>,
     /// Read-write open: `Ok((calls, errors, close result))` or the error.
-    rw: Option<Result<(u64, u64, Result<(), String>), String>>,
+    rw: Option<Result<RwStats, String>>,
     /// The walk after the writes and a reopen.
     after: Option<Result<WalkStats, String>>,
 }
