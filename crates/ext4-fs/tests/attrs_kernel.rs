@@ -14,28 +14,11 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{Scratch, assert_clean, open_ro, open_rw};
-use ext4_fs::mkfs::{self, FormatOptions, FsType, Profile};
-use ext4_fs::{FileDevice, Filesystem, SetAttr, Timestamp, XattrMode};
+use ext4_fs::{Filesystem, SetAttr, Timestamp, XattrMode};
 use ext4_testkit::oracle::{LoopMount, can_loop_mount, have_e2fsprogs, have_tool};
 
 fn format_image(tag: &str, block_size: u32, inode_size: u32, features: &str) -> Scratch {
-    let path = std::env::temp_dir().join(format!("ext4fs-attrk-{}-{tag}.img", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    let size = 32 << 20;
-    let dev = FileDevice::create(&path, size).expect("image file");
-    let mut opts = FormatOptions::new(FsType::Ext4)
-        .profile(Profile::UPSTREAM)
-        .size_bytes(size)
-        .block_size(block_size)
-        .inode_size(inode_size)
-        .uuid([7; 16])
-        .hash_seed([9; 16])
-        .time(1_700_000_000);
-    if !features.is_empty() {
-        opts = opts.features(features).expect("features");
-    }
-    mkfs::format(&dev, &opts, &mut |_| std::ops::ControlFlow::Continue(())).expect("format");
-    Scratch { path }
+    common::format_ext4(&format!("attrk-{tag}"), 32 << 20, block_size, inode_size, features)
 }
 
 /// Root, loop devices, e2fsprogs and the attr/acl tools, or a SKIPPED line.

@@ -12,8 +12,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{Scratch, have_fsck, open_ro, open_rw};
-use ext4_fs::mkfs::{self, FormatOptions, FsType, Profile};
-use ext4_fs::{Error, FileDevice, Filesystem, SetAttr, Timestamp, XattrMode};
+use ext4_fs::{Error, Filesystem, SetAttr, Timestamp, XattrMode};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -33,23 +32,7 @@ const CONFS: &[Conf] = &[
 ];
 
 fn format_image(c: &Conf, tag: &str) -> Scratch {
-    let path = std::env::temp_dir().join(format!("ext4fs-attrs-{}-{}-{tag}.img", std::process::id(), c.name));
-    let _ = std::fs::remove_file(&path);
-    let size = 16 << 20;
-    let dev = FileDevice::create(&path, size).expect("image file");
-    let mut opts = FormatOptions::new(FsType::Ext4)
-        .profile(Profile::UPSTREAM)
-        .size_bytes(size)
-        .block_size(c.block_size)
-        .inode_size(c.inode_size)
-        .uuid([7; 16])
-        .hash_seed([9; 16])
-        .time(1_700_000_000);
-    if !c.features.is_empty() {
-        opts = opts.features(c.features).expect("features");
-    }
-    mkfs::format(&dev, &opts, &mut |_| std::ops::ControlFlow::Continue(())).expect("format");
-    Scratch { path }
+    common::format_ext4(&format!("attrs-{}-{tag}", c.name), 16 << 20, c.block_size, c.inode_size, c.features)
 }
 
 /// The paths under test: three regular files and a directory.

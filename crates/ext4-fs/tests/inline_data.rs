@@ -12,8 +12,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::{Scratch, have_fsck, open_ro, open_rw};
-use ext4_fs::mkfs::{self, FormatOptions, FsType, Profile};
-use ext4_fs::{Error, FileDevice, Filesystem, InodeFlags, RenameMode};
+use ext4_fs::{Error, Filesystem, InodeFlags, RenameMode};
 use ext4_testkit::oracle::{LoopMount, can_loop_mount, debugfs, e2fsck_problems};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -34,22 +33,7 @@ const CONFS: &[Conf] = &[
 ];
 
 fn format_inline(c: &Conf, tag: &str) -> Scratch {
-    let path = std::env::temp_dir().join(format!("ext4fs-inline-{}-{}-{tag}.img", std::process::id(), c.name));
-    let _ = std::fs::remove_file(&path);
-    let size = 16 << 20;
-    let dev = FileDevice::create(&path, size).expect("image file");
-    let opts = FormatOptions::new(FsType::Ext4)
-        .profile(Profile::UPSTREAM)
-        .size_bytes(size)
-        .block_size(c.block_size)
-        .inode_size(c.inode_size)
-        .uuid([7; 16])
-        .hash_seed([9; 16])
-        .time(1_700_000_000)
-        .features(c.features)
-        .expect("features");
-    mkfs::format(&dev, &opts, &mut |_| std::ops::ControlFlow::Continue(())).expect("format");
-    Scratch { path }
+    common::format_ext4(&format!("inline-{}-{tag}", c.name), 16 << 20, c.block_size, c.inode_size, c.features)
 }
 
 /// A node of the model: a directory or a file's bytes.

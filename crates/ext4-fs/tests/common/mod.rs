@@ -57,6 +57,27 @@ pub fn format(kind: &Kind, size: u64, tag: &str) -> Scratch {
     Scratch { path }
 }
 
+/// Formats a fresh ext4 image (upstream profile) of `size` bytes with the
+/// given block and inode sizes and extra features (`-O` syntax, may be empty).
+pub fn format_ext4(tag: &str, size: u64, block_size: u32, inode_size: u32, features: &str) -> Scratch {
+    let path = std::env::temp_dir().join(format!("ext4fs-test-{}-{tag}.img", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let dev = FileDevice::create(&path, size).expect("image file");
+    let mut opts = FormatOptions::new(FsType::Ext4)
+        .profile(Profile::UPSTREAM)
+        .size_bytes(size)
+        .block_size(block_size)
+        .inode_size(inode_size)
+        .uuid([7; 16])
+        .hash_seed([9; 16])
+        .time(1_700_000_000);
+    if !features.is_empty() {
+        opts = opts.features(features).expect("features");
+    }
+    mkfs::format(&dev, &opts, &mut |_| std::ops::ControlFlow::Continue(())).expect("format");
+    Scratch { path }
+}
+
 /// Opens an image read-write.
 pub fn open_rw(path: &Path) -> Filesystem {
     Filesystem::open_path(path, OpenOptions::read_write()).expect("open read-write")
