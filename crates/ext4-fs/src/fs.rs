@@ -228,6 +228,31 @@ impl Filesystem {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Changes the superblock as last written to the device (not the
+    /// running transaction's copy) in place: one sector, then a flush.
+    pub(crate) fn patch_superblock_on_disk(&self, f: impl FnOnce(&mut Superblock)) -> Result<()> {
+        let (mut sb, _) = read_superblock(&*self.dev)?;
+        f(&mut sb);
+        sb.update_checksum();
+        self.dev.write_at(SUPERBLOCK_OFFSET, zerocopy::IntoBytes::as_bytes(&sb))?;
+        self.dev.flush()?;
+        Ok(())
+    }
+
+    /// Changes feature bits at once, in memory and on the device: for the
+    /// flags that live outside transactions (`needs_recovery`, `orphan_present`).
+    pub(crate) fn change_features_now(&mut self, f: impl Fn(&mut ext4_ondisk::features::FeatureWords)) -> Result<()> {
+        let mut w = self.sb.features();
+        f(&mut w);
+        self.sb.set_features(w);
+        self.geo.features = w;
+        self.patch_superblock_on_disk(|sb| {
+            let mut w = sb.features();
+            f(&mut w);
+            sb.set_features(w);
+        })
+    }
+
     /// Drops every cached block (only clean ones may be cached: used at open,
     /// after the journal replay changed the device underneath).
     pub(crate) fn reset_cache(&mut self) {

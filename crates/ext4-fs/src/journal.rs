@@ -17,7 +17,6 @@ use ext4_extent::Lookup;
 use ext4_jbd2::{CommitTime, DeviceJournal, JournalError, JournalIo, JournalRun, JournalWriter, Recovery};
 use ext4_ondisk::superblock::{Geometry, STATE_ERROR, SUPERBLOCK_OFFSET, Superblock};
 use ext4_ondisk::{Compat, Incompat, RoCompat, Structure};
-use zerocopy::IntoBytes;
 
 use crate::error::{Error, Location, Result};
 use crate::fs::Filesystem;
@@ -59,13 +58,18 @@ impl JournalState {
         self.overlay.as_ref().is_some_and(|r| r.block_count() > 0)
     }
 
+    /// The journal as block I/O on `dev`.
+    fn device<'d>(&self, dev: &'d dyn BlockDevice, block_size: u32) -> Result<DeviceJournal<'d>> {
+        DeviceJournal::new(dev, block_size, self.runs.clone()).map_err(journal_error)
+    }
+
     /// Reads the journal's copy of `block` into `buf`, if the overlay has one.
     pub(crate) fn read_overlay(&self, dev: &dyn BlockDevice, block_size: u32, block: u64, buf: &mut [u8]) -> Result<bool> {
         let Some(rec) = &self.overlay else { return Ok(false) };
         if rec.copy_of(block).is_none() {
             return Ok(false);
         }
-        let mut io = DeviceJournal::new(dev, block_size, self.runs.clone()).map_err(journal_error)?;
+        let mut io = self.device(dev, block_size)?;
         rec.read_block(&mut io, block, buf).map_err(journal_error)
     }
 }
@@ -122,7 +126,7 @@ pub(crate) fn open_journal(fs: &mut Filesystem) -> Result<()> {
         if fs.is_writable() {
             replay(fs)?;
         } else {
-            let mut io = DeviceJournal::new(&*fs.dev, fs.geo.block_size, fs.journal.runs.clone()).map_err(journal_error)?;
+            let mut io = fs.journal.device(&*fs.dev, fs.geo.block_size)?;
             let rec = ext4_jbd2::scan(&mut io, fs.geo.block_size).map_err(journal_error)?;
             fs.journal.overlay = Some(rec);
             // The superblock and descriptors may have newer copies in the log.
@@ -131,7 +135,7 @@ pub(crate) fn open_journal(fs: &mut Filesystem) -> Result<()> {
     }
     if fs.is_writable() {
         let bs = fs.geo.block_size;
-        let mut io = DeviceJournal::new(&*fs.dev, bs, fs.journal.runs.clone()).map_err(journal_error)?;
+        let mut io = fs.journal.device(&*fs.dev, bs)?;
         let mut jsb = ext4_jbd2::read_superblock(&mut io, bs).map_err(journal_error)?;
         if jsb.s_start.get() != 0 {
             // A log with data but no needs_recovery: stale, as the kernel
@@ -191,7 +195,7 @@ fn replay(fs: &mut Filesystem) -> Result<()> {
     let bs = fs.geo.block_size;
     let blocks_count = fs.geo.blocks_count;
     let dev = &*fs.dev;
-    let mut io = DeviceJournal::new(dev, bs, fs.journal.runs.clone()).map_err(journal_error)?;
+    let mut io = fs.journal.device(dev, bs)?;
     let rec = ext4_jbd2::scan(&mut io, bs).map_err(journal_error)?;
     if let Some(b) = rec.blocks().find(|&b| b >= blocks_count) {
         return Err(Error::corrupt(Structure::Journal, Location::Block(b), "the journal holds a block beyond the end of the filesystem"));
@@ -203,14 +207,15 @@ fn replay(fs: &mut Filesystem) -> Result<()> {
     ext4_jbd2::write_superblock(&mut io, bs, &jsb).map_err(journal_error)?;
     // The replay may have rewritten the superblock and descriptors.
     fs.reset_cache();
-    let (mut sb, _) = crate::fs::read_superblock(&*fs.dev)?;
-    let mut f = sb.features();
-    f.incompat.remove(Incompat::RECOVER);
-    sb.set_features(f);
-    if rec.failed_commit().is_some() || rec.has_block_errors() {
-        sb.s_state.set(sb.s_state.get() | STATE_ERROR);
-    }
-    write_superblock_direct(fs, &mut sb)?;
+    let errors = rec.failed_commit().is_some() || rec.has_block_errors();
+    fs.patch_superblock_on_disk(|sb| {
+        let mut f = sb.features();
+        f.incompat.remove(Incompat::RECOVER);
+        sb.set_features(f);
+        if errors {
+            sb.s_state.set(sb.s_state.get() | STATE_ERROR);
+        }
+    })?;
     reload_metadata(fs)?;
     // As e2fsck does after a replay: the superblock's free counts from the
     // group descriptors (the kernel keeps only the descriptors exact).
@@ -219,8 +224,10 @@ fn replay(fs: &mut Filesystem) -> Result<()> {
     if free_blocks != fs.sb.free_blocks_count() || free_inodes != u64::from(fs.sb.s_free_inodes_count.get()) {
         fs.sb.set_free_blocks_count(free_blocks);
         fs.sb.s_free_inodes_count.set(free_inodes as u32);
-        let mut sb = fs.sb.clone();
-        write_superblock_direct(fs, &mut sb)?;
+        fs.patch_superblock_on_disk(|sb| {
+            sb.set_free_blocks_count(free_blocks);
+            sb.s_free_inodes_count.set(free_inodes as u32);
+        })?;
     }
     Ok(())
 }
@@ -243,31 +250,15 @@ fn reload_metadata(fs: &mut Filesystem) -> Result<()> {
     Ok(())
 }
 
-/// Writes `sb` (checksum updated) straight to its place on the device, and flushes.
-fn write_superblock_direct(fs: &Filesystem, sb: &mut Superblock) -> Result<()> {
-    sb.update_checksum();
-    fs.dev.write_at(SUPERBLOCK_OFFSET, sb.as_bytes())?;
-    fs.dev.flush()?;
-    Ok(())
-}
-
 /// Called at the start of every commit: before the first journaled one,
 /// `needs_recovery` goes to disk (so that a crash replays the log).
 pub(crate) fn before_commit(fs: &mut Filesystem) -> Result<()> {
     if fs.journal.writer.is_none() || fs.journal.recover_set {
         return Ok(());
     }
-    let mut f = fs.sb.features();
-    f.incompat.insert(Incompat::RECOVER);
-    fs.sb.set_features(f);
-    fs.geo.features = f;
-    // The superblock as last committed (the one in memory holds the running
-    // transaction's counts), with only the flag added.
-    let (mut on_disk, _) = crate::fs::read_superblock(&*fs.dev)?;
-    let mut f = on_disk.features();
-    f.incompat.insert(Incompat::RECOVER);
-    on_disk.set_features(f);
-    write_superblock_direct(fs, &mut on_disk)?;
+    // On disk: the superblock as last committed (the one in memory holds
+    // the running transaction's counts), with only the flag added.
+    fs.change_features_now(|f| f.incompat.insert(Incompat::RECOVER))?;
     fs.journal.recover_set = true;
     Ok(())
 }
@@ -292,7 +283,7 @@ fn journaled_commit(
     freed: &[(u64, u64)],
 ) -> Result<()> {
     let bs = fs.geo.block_size;
-    let mut io = DeviceJournal::new(&*fs.dev, bs, fs.journal.runs.clone()).map_err(journal_error)?;
+    let mut io = fs.journal.device(&*fs.dev, bs)?;
     let written: HashSet<u64> = blocks.iter().map(|(b, _)| *b).collect();
     // Freed blocks with a copy in the log (former metadata or journaled data).
     let mut freed = freed.to_vec();
@@ -360,9 +351,7 @@ fn write_home(fs: &Filesystem, blocks: &[(u64, Box<[u8]>)]) -> Result<()> {
 pub(crate) fn close(fs: &mut Filesystem) -> Result<()> {
     if let Some(mut w) = fs.journal.writer.take() {
         if !w.is_empty() {
-            let r = DeviceJournal::new(&*fs.dev, fs.geo.block_size, fs.journal.runs.clone())
-                .and_then(|mut io| w.checkpoint(&mut io))
-                .map_err(journal_error);
+            let r = fs.journal.device(&*fs.dev, fs.geo.block_size).and_then(|mut io| w.checkpoint(&mut io).map_err(journal_error));
             if let Err(e) = r {
                 // The log still holds transactions: needs_recovery must stay.
                 fs.journal.recover_set = false;
@@ -372,12 +361,7 @@ pub(crate) fn close(fs: &mut Filesystem) -> Result<()> {
         fs.journal.logged.clear();
     }
     if fs.journal.recover_set {
-        let mut f = fs.sb.features();
-        f.incompat.remove(Incompat::RECOVER);
-        fs.sb.set_features(f);
-        fs.geo.features = f;
-        let mut sb = fs.sb.clone();
-        write_superblock_direct(fs, &mut sb)?;
+        fs.change_features_now(|f| f.incompat.remove(Incompat::RECOVER))?;
         fs.journal.recover_set = false;
     }
     Ok(())

@@ -30,18 +30,7 @@ impl Filesystem {
         let inodes: BTreeSet<u32> = list.iter().chain(&file_inodes).copied().collect();
         if inodes.is_empty() {
             // Only the flag is stale: clear it in place, a single-sector write.
-            let mut f = self.sb.features();
-            f.ro_compat.remove(RoCompat::ORPHAN_PRESENT);
-            self.sb.set_features(f);
-            self.geo.features = f;
-            let (mut on_disk, _) = crate::fs::read_superblock(&*self.dev)?;
-            let mut f = on_disk.features();
-            f.ro_compat.remove(RoCompat::ORPHAN_PRESENT);
-            on_disk.set_features(f);
-            on_disk.update_checksum();
-            self.dev.write_at(ext4_ondisk::superblock::SUPERBLOCK_OFFSET, zerocopy::IntoBytes::as_bytes(&on_disk))?;
-            self.dev.flush()?;
-            return Ok(());
+            return self.change_features_now(|f| f.ro_compat.remove(RoCompat::ORPHAN_PRESENT));
         }
         self.op(|fs| {
             for &ino in &inodes {
