@@ -255,26 +255,34 @@ fn write_body(area: &mut [u8], attrs: &[Attr]) {
         return;
     }
     ext4_ondisk::put_u32(area, 0, XATTR_MAGIC);
-    let entries = &mut area[4..];
-    let mut value_end = entries.len();
-    let mut pos = 0;
+    lay_out(&mut area[4..], 0, attrs);
+}
+
+/// Writes `attrs`' entries from `first_entry` on and their values packed at
+/// the end of `region` (value offsets count from the region's start, as
+/// both the in-inode area and the block want); returns the entry hashes.
+fn lay_out(region: &mut [u8], first_entry: usize, attrs: &[Attr]) -> Vec<u32> {
+    let mut value_end = region.len();
+    let mut pos = first_entry;
+    let mut hashes = Vec::with_capacity(attrs.len());
     for a in attrs {
-        let vl = value_len(a.value.len());
-        value_end -= vl;
-        entries[value_end..value_end + a.value.len()].copy_from_slice(&a.value);
-        let offs = if a.value.is_empty() { 0 } else { value_end as u16 };
+        value_end -= value_len(a.value.len());
+        region[value_end..value_end + a.value.len()].copy_from_slice(&a.value);
+        let hash = a.hash();
+        hashes.push(hash);
         let e = XattrEntry {
             offset: pos,
             name_index: a.index,
             name: &a.name,
-            value_offs: offs,
+            value_offs: if a.value.is_empty() { 0 } else { value_end as u16 },
             value_inum: 0,
             value_size: a.value.len() as u32,
-            hash: a.hash(),
+            hash,
         };
-        write_entry(entries, pos, &e);
+        write_entry(region, pos, &e);
         pos += entry_len(a.name.len());
     }
+    hashes
 }
 
 /// Builds an xattr block holding `attrs` (sorted), or `None` if they do not fit.
@@ -288,28 +296,7 @@ fn build_block(attrs: &[Attr], bs: usize) -> Option<Vec<u8>> {
     ext4_ondisk::put_u32(&mut b, 0, XATTR_MAGIC);
     ext4_ondisk::put_u32(&mut b, 4, 1);
     ext4_ondisk::put_u32(&mut b, 8, 1);
-    let mut pos = BLOCK_HEADER_SIZE;
-    let mut value_end = bs;
-    let mut hashes = Vec::with_capacity(attrs.len());
-    for a in attrs {
-        let vl = value_len(a.value.len());
-        value_end -= vl;
-        b[value_end..value_end + a.value.len()].copy_from_slice(&a.value);
-        let offs = if a.value.is_empty() { 0 } else { value_end as u16 };
-        let h = a.hash();
-        hashes.push(h);
-        let e = XattrEntry {
-            offset: pos,
-            name_index: a.index,
-            name: &a.name,
-            value_offs: offs,
-            value_inum: 0,
-            value_size: a.value.len() as u32,
-            hash: h,
-        };
-        write_entry(&mut b, pos, &e);
-        pos += entry_len(a.name.len());
-    }
+    let hashes = lay_out(&mut b, BLOCK_HEADER_SIZE, attrs);
     ext4_ondisk::put_u32(&mut b, 12, block_hash(hashes));
     Some(b)
 }
