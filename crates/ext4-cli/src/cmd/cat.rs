@@ -1,22 +1,22 @@
 //! `ext4 cat IMAGE PATH`: write a file's contents to stdout.
 
 use std::io::Write;
-use std::path::PathBuf;
 
-use crate::util::{CliResult, Context, open_ro, path_bytes};
+use ext4_fs::Filesystem;
+
+use crate::util::{CliResult, Context, path_bytes};
 
 /// Arguments of `ext4 cat`.
 #[derive(clap::Args)]
-pub struct Args {
-    /// The image or device.
-    image: PathBuf,
+pub struct Args<I: clap::Args> {
+    #[command(flatten)]
+    pub(crate) image: I,
     /// The file.
     path: String,
 }
 
 /// Runs the command.
-pub fn run(a: Args) -> CliResult {
-    let fs = open_ro(&a.image)?;
+pub fn exec<I: clap::Args>(a: &Args<I>, fs: &Filesystem) -> CliResult {
     let ino = fs.lookup(path_bytes(&a.path)).context(|| a.path.clone())?;
     let md = fs.stat(ino).context(|| a.path.clone())?;
     if md.is_dir() {

@@ -6,53 +6,70 @@ use std::path::PathBuf;
 
 use ext4_fs::{Error, FileType, Filesystem, NewNode, RenameMode, SetAttr, Timestamp};
 
-use crate::util::{CliResult, Context, close, fail, open_rw, parse_mode, path_bytes};
+use crate::util::{CliResult, Context, fail, parse_mode, path_bytes};
 
-/// `ext4 write IMAGE PATH`: the file's contents become standard input.
+/// `ext4 write IMAGE PATH [TEXT]`: the file's contents become TEXT, the
+/// host file given with `--from`, or standard input.
 #[derive(clap::Args)]
-pub struct WriteArgs {
-    /// The image or device.
-    image: PathBuf,
+pub struct WriteArgs<I: clap::Args> {
+    /// Read the contents from this host file.
+    #[arg(long, value_name = "FILE", conflicts_with = "text")]
+    from: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) image: I,
     /// The file in the image (created with mode 0644 if missing).
     path: String,
+    /// The new contents (default: standard input).
+    text: Option<String>,
+}
+
+impl<I: clap::Args> WriteArgs<I> {
+    /// Whether the contents come from standard input.
+    pub fn reads_stdin(&self) -> bool {
+        self.text.is_none() && self.from.is_none()
+    }
 }
 
 /// Runs `write`.
-pub fn write(a: WriteArgs) -> CliResult {
-    let mut fs = open_rw(&a.image)?;
-    let mut data = Vec::new();
-    std::io::stdin().read_to_end(&mut data).context(|| "reading standard input".into())?;
+pub fn write<I: clap::Args>(a: &WriteArgs<I>, fs: &mut Filesystem) -> CliResult {
+    let data = match (&a.text, &a.from) {
+        (Some(t), _) => t.clone().into_bytes(),
+        (None, Some(f)) => std::fs::read(f).context(|| format!("reading {}", f.display()))?,
+        (None, None) => {
+            let mut data = Vec::new();
+            std::io::stdin().read_to_end(&mut data).context(|| "reading standard input".into())?;
+            data
+        }
+    };
     fs.write_file(path_bytes(&a.path), &data).context(|| format!("writing {}", a.path))?;
-    close(fs, &a.image)
+    Ok(())
 }
 
 /// `ext4 rm [-r] [-f] IMAGE PATH...`.
 #[derive(clap::Args)]
-pub struct RmArgs {
+pub struct RmArgs<I: clap::Args> {
     /// Remove directories and their contents.
     #[arg(short = 'r', long)]
     recursive: bool,
     /// Ignore missing files.
     #[arg(short = 'f', long)]
     force: bool,
-    /// The image or device.
-    image: PathBuf,
+    #[command(flatten)]
+    pub(crate) image: I,
     /// What to remove.
     #[arg(required = true)]
     paths: Vec<String>,
 }
 
 /// Runs `rm`.
-pub fn rm(a: RmArgs) -> CliResult {
-    let mut fs = open_rw(&a.image)?;
+pub fn rm<I: clap::Args>(a: &RmArgs<I>, fs: &mut Filesystem) -> CliResult {
     for p in &a.paths {
-        let r = remove(&mut fs, &path_bytes(p), a.recursive);
-        match r {
+        match remove(fs, &path_bytes(p), a.recursive) {
             Err(Error::NotFound(_)) if a.force => {}
             r => r.context(|| format!("removing {p}"))?,
         }
     }
-    close(fs, &a.image)
+    Ok(())
 }
 
 /// Removes a file, or a tree with `recursive`.
@@ -84,23 +101,21 @@ fn remove_tree(fs: &mut Filesystem, dir: u32) -> ext4_fs::Result<()> {
 
 /// `ext4 truncate -s SIZE IMAGE PATH`.
 #[derive(clap::Args)]
-pub struct TruncateArgs {
+pub struct TruncateArgs<I: clap::Args> {
     /// New size in bytes (K/M/G/T suffixes allowed).
     #[arg(short = 's', long)]
     size: String,
-    /// The image or device.
-    image: PathBuf,
+    #[command(flatten)]
+    pub(crate) image: I,
     /// The file.
     path: String,
 }
 
 /// Runs `truncate`.
-pub fn truncate(a: TruncateArgs) -> CliResult {
+pub fn truncate<I: clap::Args>(a: &TruncateArgs<I>, fs: &mut Filesystem) -> CliResult {
     let size = parse_bytes(&a.size)?;
-    let mut fs = open_rw(&a.image)?;
     let ino = fs.lookup(path_bytes(&a.path)).context(|| a.path.clone())?;
-    fs.truncate(ino, size).context(|| format!("truncating {}", a.path))?;
-    close(fs, &a.image)
+    fs.truncate(ino, size).context(|| format!("truncating {}", a.path))
 }
 
 /// A byte count with an optional K/M/G/T suffix (powers of 1024).
@@ -117,61 +132,62 @@ pub fn parse_bytes(s: &str) -> CliResult<u64> {
 
 /// `ext4 mkdir [-p] [-m MODE] IMAGE PATH...`.
 #[derive(clap::Args)]
-pub struct MkdirArgs {
+pub struct MkdirArgs<I: clap::Args> {
     /// Create parents as needed; no error if it exists.
     #[arg(short = 'p', long)]
     parents: bool,
     /// Permissions (octal).
     #[arg(short = 'm', long, default_value = "755")]
     mode: String,
-    /// The image or device.
-    image: PathBuf,
+    #[command(flatten)]
+    pub(crate) image: I,
     /// Directories to create.
     #[arg(required = true)]
     paths: Vec<String>,
 }
 
 /// Runs `mkdir`.
-pub fn mkdir(a: MkdirArgs) -> CliResult {
+pub fn mkdir<I: clap::Args>(a: &MkdirArgs<I>, fs: &mut Filesystem) -> CliResult {
     let mode = parse_mode(&a.mode)?;
-    let mut fs = open_rw(&a.image)?;
     for p in &a.paths {
         let r = if a.parents { fs.create_dir_all(path_bytes(p), mode).map(|_| ()) } else { fs.mkdir(path_bytes(p), mode).map(|_| ()) };
         r.context(|| format!("mkdir {p}"))?;
     }
-    close(fs, &a.image)
+    Ok(())
 }
 
 /// `ext4 rmdir IMAGE PATH...`.
 #[derive(clap::Args)]
-pub struct RmdirArgs {
-    /// The image or device.
-    image: PathBuf,
+pub struct RmdirArgs<I: clap::Args> {
+    #[command(flatten)]
+    pub(crate) image: I,
     /// Empty directories to remove.
     #[arg(required = true)]
     paths: Vec<String>,
 }
 
 /// Runs `rmdir`.
-pub fn rmdir(a: RmdirArgs) -> CliResult {
-    let mut fs = open_rw(&a.image)?;
+pub fn rmdir<I: clap::Args>(a: &RmdirArgs<I>, fs: &mut Filesystem) -> CliResult {
     for p in &a.paths {
         fs.remove_dir(path_bytes(p)).context(|| format!("rmdir {p}"))?;
     }
-    close(fs, &a.image)
+    Ok(())
 }
 
 /// `ext4 mv [-n] [--exchange] IMAGE FROM TO`.
 #[derive(clap::Args)]
-pub struct MvArgs {
+pub struct MvArgs<I: clap::Args> {
     /// Do not replace an existing target.
     #[arg(short = 'n', long)]
     no_clobber: bool,
     /// Swap FROM and TO.
     #[arg(long, conflicts_with = "no_clobber")]
     exchange: bool,
-    /// The image or device.
-    image: PathBuf,
+    /// Treat TO as a plain name even if it is a directory (an empty one is replaced).
+    #[arg(short = 'T', long)]
+    no_target_directory: bool,
+    #[command(flatten)]
+    pub(crate) image: I,
     /// Source.
     from: String,
     /// Target (an existing directory receives the source by name).
@@ -179,10 +195,9 @@ pub struct MvArgs {
 }
 
 /// Runs `mv`.
-pub fn mv(a: MvArgs) -> CliResult {
-    let mut fs = open_rw(&a.image)?;
+pub fn mv<I: clap::Args>(a: &MvArgs<I>, fs: &mut Filesystem) -> CliResult {
     let mut to = path_bytes(&a.to);
-    if !a.exchange && fs.metadata(&to).is_ok_and(|m| m.is_dir()) {
+    if !a.exchange && !a.no_target_directory && fs.metadata(&to).is_ok_and(|m| m.is_dir()) {
         let name = a.from.trim_end_matches('/').rsplit('/').next().unwrap_or(&a.from);
         to = format!("{}/{name}", a.to.trim_end_matches('/')).into_bytes();
     }
@@ -193,18 +208,17 @@ pub fn mv(a: MvArgs) -> CliResult {
     } else {
         RenameMode::Replace
     };
-    fs.rename_with(path_bytes(&a.from), &to, mode).context(|| format!("mv {} {}", a.from, a.to))?;
-    close(fs, &a.image)
+    fs.rename_with(path_bytes(&a.from), &to, mode).context(|| format!("mv {} {}", a.from, a.to))
 }
 
 /// `ext4 ln [-s] IMAGE TARGET LINK`.
 #[derive(clap::Args)]
-pub struct LnArgs {
+pub struct LnArgs<I: clap::Args> {
     /// Make a symbolic link (TARGET is stored as given).
     #[arg(short = 's', long)]
     symbolic: bool,
-    /// The image or device.
-    image: PathBuf,
+    #[command(flatten)]
+    pub(crate) image: I,
     /// The existing file (or the symlink's target).
     target: String,
     /// The new name.
@@ -212,24 +226,23 @@ pub struct LnArgs {
 }
 
 /// Runs `ln`.
-pub fn ln(a: LnArgs) -> CliResult {
-    let mut fs = open_rw(&a.image)?;
+pub fn ln<I: clap::Args>(a: &LnArgs<I>, fs: &mut Filesystem) -> CliResult {
     if a.symbolic {
         fs.symlink(path_bytes(&a.target), path_bytes(&a.link)).context(|| format!("ln -s {} {}", a.target, a.link))?;
     } else {
         fs.hard_link(path_bytes(&a.target), path_bytes(&a.link)).context(|| format!("ln {} {}", a.target, a.link))?;
     }
-    close(fs, &a.image)
+    Ok(())
 }
 
 /// `ext4 mknod [-m MODE] IMAGE PATH TYPE [MAJOR MINOR]`.
 #[derive(clap::Args)]
-pub struct MknodArgs {
+pub struct MknodArgs<I: clap::Args> {
     /// Permissions (octal).
     #[arg(short = 'm', long, default_value = "644")]
     mode: String,
-    /// The image or device.
-    image: PathBuf,
+    #[command(flatten)]
+    pub(crate) image: I,
     /// The new node.
     path: String,
     /// `p` (FIFO), `s` (socket), `c` (character device) or `b` (block device).
@@ -241,7 +254,7 @@ pub struct MknodArgs {
 }
 
 /// Runs `mknod`.
-pub fn mknod(a: MknodArgs) -> CliResult {
+pub fn mknod<I: clap::Args>(a: &MknodArgs<I>, fs: &mut Filesystem) -> CliResult {
     let kind = match a.kind.as_str() {
         "p" => FileType::Fifo,
         "s" => FileType::Socket,
@@ -258,12 +271,11 @@ pub fn mknod(a: MknodArgs) -> CliResult {
     };
     let mut node = NewNode::new(kind, parse_mode(&a.mode)?);
     node.rdev = rdev;
-    let mut fs = open_rw(&a.image)?;
     let p = path_bytes(&a.path);
     let (parent, name) = split(&p);
     let parent_ino = fs.lookup(parent).context(|| String::from_utf8_lossy(parent).into_owned())?;
     fs.create_node(parent_ino, name, node, None).context(|| format!("mknod {}", a.path))?;
-    close(fs, &a.image)
+    Ok(())
 }
 
 fn split(p: &[u8]) -> (&[u8], &[u8]) {
@@ -274,38 +286,42 @@ fn split(p: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-/// `ext4 chmod MODE IMAGE PATH...`.
+/// `ext4 chmod MODE IMAGE PATH...` (a symbolic link is followed, as by
+/// chmod(1): Linux keeps a link's own mode at 0777).
 #[derive(clap::Args)]
-pub struct ChmodArgs {
+pub struct ChmodArgs<I: clap::Args> {
     /// Permissions (octal).
     mode: String,
-    /// The image or device.
-    image: PathBuf,
+    #[command(flatten)]
+    pub(crate) image: I,
     /// Files.
     #[arg(required = true)]
     paths: Vec<String>,
 }
 
 /// Runs `chmod`.
-pub fn chmod(a: ChmodArgs) -> CliResult {
+pub fn chmod<I: clap::Args>(a: &ChmodArgs<I>, fs: &mut Filesystem) -> CliResult {
     let perm = parse_mode(&a.mode)?;
-    set_each(&a.image, &a.paths, SetAttr { perm: Some(perm), ..SetAttr::default() }, "chmod")
+    set_each(fs, &a.paths, true, SetAttr { perm: Some(perm), ..SetAttr::default() }, "chmod")
 }
 
-/// `ext4 chown UID[:GID] IMAGE PATH...`.
+/// `ext4 chown [--no-dereference] UID[:GID] IMAGE PATH...`.
 #[derive(clap::Args)]
-pub struct ChownArgs {
+pub struct ChownArgs<I: clap::Args> {
+    /// Change a symbolic link itself instead of the file it points to.
+    #[arg(long)]
+    no_dereference: bool,
     /// Numeric owner, optionally with `:GID`.
     owner: String,
-    /// The image or device.
-    image: PathBuf,
+    #[command(flatten)]
+    pub(crate) image: I,
     /// Files.
     #[arg(required = true)]
     paths: Vec<String>,
 }
 
 /// Runs `chown`.
-pub fn chown(a: ChownArgs) -> CliResult {
+pub fn chown<I: clap::Args>(a: &ChownArgs<I>, fs: &mut Filesystem) -> CliResult {
     let (u, g) = match a.owner.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (a.owner.as_str(), None),
@@ -319,29 +335,28 @@ pub fn chown(a: ChownArgs) -> CliResult {
         },
         ..SetAttr::default()
     };
-    set_each(&a.image, &a.paths, attr, "chown")
+    set_each(fs, &a.paths, !a.no_dereference, attr, "chown")
 }
 
 /// `ext4 touch [-d TIME] IMAGE PATH...`: create empty files or set times.
 #[derive(clap::Args)]
-pub struct TouchArgs {
+pub struct TouchArgs<I: clap::Args> {
     /// The time to set, as seconds since the epoch (`@SECS[.NANOS]` or `SECS`); default now.
     #[arg(short = 'd', long)]
     date: Option<String>,
-    /// The image or device.
-    image: PathBuf,
+    #[command(flatten)]
+    pub(crate) image: I,
     /// Files.
     #[arg(required = true)]
     paths: Vec<String>,
 }
 
 /// Runs `touch`.
-pub fn touch(a: TouchArgs) -> CliResult {
+pub fn touch<I: clap::Args>(a: &TouchArgs<I>, fs: &mut Filesystem) -> CliResult {
     let t = match &a.date {
         Some(d) => Some(parse_time(d)?),
         None => None,
     };
-    let mut fs = open_rw(&a.image)?;
     for p in &a.paths {
         let pb = path_bytes(p);
         let ino = match fs.lookup(&pb) {
@@ -352,7 +367,7 @@ pub fn touch(a: TouchArgs) -> CliResult {
         let now = t.unwrap_or_else(ext4_fs::now);
         fs.set_attr(ino, SetAttr { atime: Some(now), mtime: Some(now), ..SetAttr::default() }).context(|| format!("touch {p}"))?;
     }
-    close(fs, &a.image)
+    Ok(())
 }
 
 /// Parses `@SECS[.NANOS]` or `SECS[.NANOS]`.
@@ -369,11 +384,10 @@ pub fn parse_time(s: &str) -> CliResult<Timestamp> {
     Ok(Timestamp { secs, nsec })
 }
 
-fn set_each(image: &PathBuf, paths: &[String], attr: SetAttr, what: &str) -> CliResult {
-    let mut fs = open_rw(image)?;
+fn set_each(fs: &mut Filesystem, paths: &[String], follow: bool, attr: SetAttr, what: &str) -> CliResult {
     for p in paths {
-        let ino = fs.lookup_nofollow(path_bytes(p)).context(|| p.clone())?;
+        let ino = if follow { fs.lookup(path_bytes(p)) } else { fs.lookup_nofollow(path_bytes(p)) }.context(|| p.clone())?;
         fs.set_attr(ino, attr).context(|| format!("{what} {p}"))?;
     }
-    close(fs, image)
+    Ok(())
 }

@@ -13,16 +13,16 @@ use ext4_fs::{FileType, Filesystem, Metadata};
 use filetime::FileTime;
 use indicatif::ProgressBar;
 
-use crate::util::{CliResult, Context, fail, open_ro, path_bytes};
+use crate::util::{CliResult, Context, fail, path_bytes};
 
 /// Arguments of `ext4 get`.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct Args<I: clap::Args> {
     /// Copy directories recursively.
     #[arg(short = 'r', long)]
     recursive: bool,
-    /// The image or device.
-    image: PathBuf,
+    #[command(flatten)]
+    pub(crate) image: I,
     /// The file or directory in the image.
     path: String,
     /// Where to put it on the host (an existing directory receives it by name).
@@ -30,8 +30,7 @@ pub struct Args {
 }
 
 /// Runs the command.
-pub fn run(a: Args) -> CliResult {
-    let fs = open_ro(&a.image)?;
+pub fn exec<I: clap::Args>(a: &Args<I>, fs: &Filesystem) -> CliResult {
     let src = path_bytes(&a.path);
     let ino = fs.lookup_nofollow(&src).context(|| a.path.clone())?;
     let md = fs.stat(ino).context(|| a.path.clone())?;
@@ -45,7 +44,7 @@ pub fn run(a: Args) -> CliResult {
     }
     let st = fs.statfs();
     let used = (st.blocks - st.free_blocks) * u64::from(st.block_size);
-    let mut x = Extractor { fs: &fs, links: HashMap::new(), pb: crate::progress::bytes(used, "extracting"), root: is_root() };
+    let mut x = Extractor { fs, links: HashMap::new(), pb: crate::progress::bytes(used, "extracting"), root: is_root() };
     x.extract(ino, &md, &dest, &a.path)?;
     x.pb.finish_and_clear();
     Ok(())

@@ -1,28 +1,27 @@
 //! `ext4 ls [-l] IMAGE [PATH]`: list a directory.
 
-use std::path::PathBuf;
+use ext4_fs::Filesystem;
 
-use crate::util::{CliResult, Context, format_time, mode_string, open_ro, path_bytes};
+use crate::util::{CliResult, Context, format_time, mode_string, path_bytes};
 
 /// Arguments of `ext4 ls`.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct Args<I: clap::Args> {
     /// Long listing: mode, links, owner, size, mtime, name (and symlink target).
     #[arg(short = 'l')]
     long: bool,
     /// Include `.` and `..`.
     #[arg(short = 'a')]
     all: bool,
-    /// The image or device.
-    image: PathBuf,
+    #[command(flatten)]
+    pub(crate) image: I,
     /// The directory (default: the root).
     #[arg(default_value = "/")]
     path: String,
 }
 
 /// Runs the command.
-pub fn run(a: Args) -> CliResult {
-    let fs = open_ro(&a.image)?;
+pub fn exec<I: clap::Args>(a: &Args<I>, fs: &Filesystem) -> CliResult {
     let p = path_bytes(&a.path);
     let ino = fs.lookup(&p).context(|| a.path.clone())?;
     let md = fs.stat(ino).context(|| a.path.clone())?;

@@ -3,21 +3,22 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use ext4_fs::Filesystem;
 use ext4_fs::populate::CopyOptions;
 
-use crate::util::{CliResult, Context, close, fail, open_rw, path_bytes};
+use crate::util::{CliResult, Context, fail, path_bytes};
 
 /// Arguments of `ext4 put`.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct Args<I: clap::Args> {
     /// Copy directories recursively.
     #[arg(short = 'r', long)]
     recursive: bool,
     /// Do not copy extended attributes.
     #[arg(long)]
     no_xattrs: bool,
-    /// The image or device.
-    image: PathBuf,
+    #[command(flatten)]
+    pub(crate) image: I,
     /// Host files (and, last, the destination in the image).
     #[arg(required = true, num_args = 2..)]
     paths: Vec<PathBuf>,
@@ -38,10 +39,9 @@ pub fn total_bytes(p: &Path) -> u64 {
 }
 
 /// Runs the command.
-pub fn run(a: Args) -> CliResult {
+pub fn exec<I: clap::Args>(a: &Args<I>, fs: &mut Filesystem) -> CliResult {
     let (dest, srcs) = a.paths.split_last().expect("at least two paths");
     let dest = path_bytes(&dest.to_string_lossy());
-    let mut fs = open_rw(&a.image)?;
     let dest_dir = fs.metadata(&dest).ok().filter(|m| m.is_dir());
     if srcs.len() > 1 && dest_dir.is_none() {
         return Err(fail(format!("{}: copying several files needs an existing directory", String::from_utf8_lossy(&dest))));
@@ -76,5 +76,5 @@ pub fn run(a: Args) -> CliResult {
         base += total_bytes(src);
     }
     pb.finish_and_clear();
-    close(fs, &a.image)
+    Ok(())
 }

@@ -1,14 +1,14 @@
 //! `ext4 stat IMAGE PATH`: everything about an inode.
 
-use std::path::PathBuf;
+use ext4_fs::Filesystem;
 
-use crate::util::{CliResult, Context, format_time, mode_string, open_ro, path_bytes};
+use crate::util::{CliResult, Context, format_time, mode_string, path_bytes};
 
 /// Arguments of `ext4 stat`.
 #[derive(clap::Args)]
-pub struct Args {
-    /// The image or device.
-    image: PathBuf,
+pub struct Args<I: clap::Args> {
+    #[command(flatten)]
+    pub(crate) image: I,
     /// The file (a final symbolic link is not followed).
     path: String,
     /// Print JSON.
@@ -17,8 +17,7 @@ pub struct Args {
 }
 
 /// Runs the command.
-pub fn run(a: Args) -> CliResult {
-    let fs = open_ro(&a.image)?;
+pub fn exec<I: clap::Args>(a: &Args<I>, fs: &Filesystem) -> CliResult {
     let ino = fs.lookup_nofollow(path_bytes(&a.path)).context(|| a.path.clone())?;
     let m = fs.stat(ino).context(|| a.path.clone())?;
     let xattrs = fs.xattrs_ino(ino).context(|| a.path.clone())?;

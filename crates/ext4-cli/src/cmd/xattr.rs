@@ -1,31 +1,29 @@
 //! `ext4 xattr get|set|list|rm IMAGE PATH [NAME [VALUE]]`.
 
-use std::path::PathBuf;
+use ext4_fs::{Filesystem, XattrMode};
 
-use ext4_fs::XattrMode;
-
-use crate::util::{CliResult, Context, close, open_ro, open_rw, path_bytes};
+use crate::util::{CliResult, Context, path_bytes};
 
 /// Arguments of `ext4 xattr`.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct Args<I: clap::Args> {
     #[command(subcommand)]
-    op: Op,
+    op: Op<I>,
 }
 
 #[derive(clap::Subcommand)]
-enum Op {
+enum Op<I: clap::Args> {
     /// List names and values.
     List {
-        /// The image or device.
-        image: PathBuf,
+        #[command(flatten)]
+        image: I,
         /// The file.
         path: String,
     },
     /// Print one value.
     Get {
-        /// The image or device.
-        image: PathBuf,
+        #[command(flatten)]
+        image: I,
         /// The file.
         path: String,
         /// Full name, e.g. `user.comment`.
@@ -33,8 +31,8 @@ enum Op {
     },
     /// Set a value.
     Set {
-        /// The image or device.
-        image: PathBuf,
+        #[command(flatten)]
+        image: I,
         /// The file.
         path: String,
         /// Full name, e.g. `user.comment`.
@@ -44,8 +42,8 @@ enum Op {
     },
     /// Remove an attribute.
     Rm {
-        /// The image or device.
-        image: PathBuf,
+        #[command(flatten)]
+        image: I,
         /// The file.
         path: String,
         /// Full name.
@@ -53,34 +51,42 @@ enum Op {
     },
 }
 
+impl<I: clap::Args> Args<I> {
+    /// The image argument.
+    pub(crate) fn image(&self) -> &I {
+        match &self.op {
+            Op::List { image, .. } | Op::Get { image, .. } | Op::Set { image, .. } | Op::Rm { image, .. } => image,
+        }
+    }
+
+    /// Whether the command changes the image.
+    pub(crate) fn writes(&self) -> bool {
+        matches!(self.op, Op::Set { .. } | Op::Rm { .. })
+    }
+}
+
 /// Runs the command.
-pub fn run(a: Args) -> CliResult {
-    match a.op {
-        Op::List { image, path } => {
-            let fs = open_ro(&image)?;
-            for x in fs.xattrs(path_bytes(&path)).context(|| path.clone())? {
+pub fn exec<I: clap::Args>(a: &Args<I>, fs: &mut Filesystem) -> CliResult {
+    match &a.op {
+        Op::List { path, .. } => {
+            for x in fs.xattrs(path_bytes(path)).context(|| path.clone())? {
                 println!("{}={:?}", String::from_utf8_lossy(&x.name), String::from_utf8_lossy(&x.value));
             }
             Ok(())
         }
-        Op::Get { image, path, name } => {
-            let fs = open_ro(&image)?;
-            let ino = fs.lookup_nofollow(path_bytes(&path)).context(|| path.clone())?;
+        Op::Get { path, name, .. } => {
+            let ino = fs.lookup_nofollow(path_bytes(path)).context(|| path.clone())?;
             let v = fs.get_xattr(ino, name.as_bytes()).context(|| format!("{path}: {name}"))?;
             println!("{}", String::from_utf8_lossy(&v));
             Ok(())
         }
-        Op::Set { image, path, name, value } => {
-            let mut fs = open_rw(&image)?;
-            let ino = fs.lookup_nofollow(path_bytes(&path)).context(|| path.clone())?;
-            fs.set_xattr(ino, name.as_bytes(), value.as_bytes(), XattrMode::Any).context(|| format!("{path}: setting {name}"))?;
-            close(fs, &image)
+        Op::Set { path, name, value, .. } => {
+            let ino = fs.lookup_nofollow(path_bytes(path)).context(|| path.clone())?;
+            fs.set_xattr(ino, name.as_bytes(), value.as_bytes(), XattrMode::Any).context(|| format!("{path}: setting {name}"))
         }
-        Op::Rm { image, path, name } => {
-            let mut fs = open_rw(&image)?;
-            let ino = fs.lookup_nofollow(path_bytes(&path)).context(|| path.clone())?;
-            fs.remove_xattr(ino, name.as_bytes()).context(|| format!("{path}: removing {name}"))?;
-            close(fs, &image)
+        Op::Rm { path, name, .. } => {
+            let ino = fs.lookup_nofollow(path_bytes(path)).context(|| path.clone())?;
+            fs.remove_xattr(ino, name.as_bytes()).context(|| format!("{path}: removing {name}"))
         }
     }
 }
