@@ -53,6 +53,8 @@ pub(crate) struct WriteState {
     pub(crate) data_cached: bool,
     /// The ranges freed by the transaction being committed (for revokes).
     pub(crate) freed_in_commit: Vec<(u64, u64)>,
+    /// Xattr blocks written in this session, by content hash, for sharing.
+    pub(crate) xattr_share: crate::xattr_write::ShareCache,
 }
 
 /// A block's cached state saved for undo: its bytes and whether they were dirty.
@@ -86,6 +88,7 @@ impl Default for WriteState {
             fresh: BTreeMap::new(),
             data_cached: false,
             freed_in_commit: Vec::new(),
+            xattr_share: Default::default(),
         }
     }
 }
@@ -182,6 +185,8 @@ impl Filesystem {
         self.write.pending_free.truncate(undo.pending_free);
         self.write.revoked = undo.revoked;
         self.write.orphans = undo.orphans;
+        // Blocks the failed operation wrote or freed may be registered: forget them all.
+        self.write.xattr_share.clear();
     }
 
     /// Saves block `block`'s state the first time the current operation touches it.

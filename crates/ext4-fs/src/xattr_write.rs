@@ -3,6 +3,14 @@
 //! in one external block sorted as the kernel's lookup requires (by name
 //! index, name length, name). A shared block (refcount > 1) is never
 //! changed in place: the inode gets its own copy.
+//!
+//! Like the kernel (`ext4_xattr_block_cache_find`, mbcache), a new block
+//! content that equals a block written earlier in this session is not
+//! written again: the inode takes a reference on that block instead, up to
+//! [`REFCOUNT_MAX`] sharers. Images where many files carry the same
+//! attributes (SELinux labels, ACLs) then use one block for all of them.
+
+use std::collections::HashMap;
 
 use ext4_ondisk::Structure;
 use ext4_ondisk::xattr::{
@@ -17,6 +25,52 @@ use crate::xattr::XattrPlace;
 
 /// Largest value the VFS accepts (`XATTR_SIZE_MAX`).
 pub const XATTR_SIZE_MAX: usize = 65536;
+
+/// Most inodes that share one xattr block (`EXT4_XATTR_REFCOUNT_MAX`).
+pub const REFCOUNT_MAX: u32 = 1024;
+
+/// Blocks registered before the cache starts over (bounds its memory).
+const SHARE_CACHE_LIMIT: usize = 1 << 16;
+
+/// Xattr blocks written in this session, by their `h_hash`: the candidates
+/// for sharing. An entry is only a hint; a candidate is read and compared
+/// before it is used.
+#[derive(Debug, Default)]
+pub(crate) struct ShareCache {
+    by_hash: HashMap<u32, Vec<u64>>,
+    hash_of: HashMap<u64, u32>,
+}
+
+impl ShareCache {
+    fn insert(&mut self, block: u64, hash: u32) {
+        self.remove(block);
+        if self.hash_of.len() >= SHARE_CACHE_LIMIT {
+            self.clear();
+        }
+        self.by_hash.entry(hash).or_default().push(block);
+        self.hash_of.insert(block, hash);
+    }
+
+    fn remove(&mut self, block: u64) {
+        if let Some(h) = self.hash_of.remove(&block) {
+            if let Some(v) = self.by_hash.get_mut(&h) {
+                v.retain(|&b| b != block);
+                if v.is_empty() {
+                    self.by_hash.remove(&h);
+                }
+            }
+        }
+    }
+
+    fn candidates(&self, hash: u32) -> Vec<u64> {
+        self.by_hash.get(&hash).cloned().unwrap_or_default()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.by_hash.clear();
+        self.hash_of.clear();
+    }
+}
 
 /// What `set_xattr` requires of an existing attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -159,6 +213,16 @@ impl Filesystem {
         attrs.sort_by(|a, b| a.key().cmp(&b.key()));
         let bs = self.block_size();
         let data = build_block(&attrs, bs).ok_or(Error::NoSpace)?;
+        let hash = ext4_ondisk::get_u32(&data, 12);
+        if let Some(shared) = self.find_shareable(ib.ino, old, &data, hash)? {
+            if shared != old {
+                self.release_xattrs(ib)?;
+                self.take_reference(ib.ino, shared)?;
+                self.add_blocks(ib, 1)?;
+                ib.inode.file_acl = shared;
+            }
+            return Ok(());
+        }
         let in_place = old != 0 && self.xattr_refcount(ib.ino, old)? == 1;
         let target = if in_place {
             old
@@ -174,7 +238,41 @@ impl Filesystem {
         if self.geo.metadata_csum() {
             set_xattr_block_checksum(self.geo.csum_seed, target, &mut data);
         }
-        self.write_meta(target, data)
+        self.write_meta(target, data)?;
+        self.write.xattr_share.insert(target, hash);
+        Ok(())
+    }
+
+    /// A block known to this session that holds exactly `data`'s attributes
+    /// (`old` itself included) and can take one more sharer.
+    fn find_shareable(&mut self, ino: u32, old: u64, data: &[u8], hash: u32) -> Result<Option<u64>> {
+        for b in self.write.xattr_share.candidates(hash) {
+            // Same entries and values; the header's refcount and checksum may differ.
+            let same = |d: &[u8]| d.len() == data.len() && d[8..16] == data[8..16] && d[BLOCK_HEADER_SIZE..] == data[BLOCK_HEADER_SIZE..];
+            match self.read_xattr_block(ino, b) {
+                Ok(d) if same(&d) => {
+                    let refs = ext4_ondisk::get_u32(&d, 4);
+                    if b == old || refs < REFCOUNT_MAX {
+                        return Ok(Some(b));
+                    }
+                }
+                // Changed or no longer an xattr block: not a candidate any more.
+                _ => self.write.xattr_share.remove(b),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Adds one reference to shared xattr block `block`.
+    fn take_reference(&mut self, ino: u32, block: u64) -> Result<()> {
+        let refs = self.xattr_refcount(ino, block)?;
+        let (seed, csum) = (self.geo.csum_seed, self.geo.metadata_csum());
+        self.modify_meta(block, |d| {
+            ext4_ondisk::put_u32(d, 4, refs + 1);
+            if csum {
+                set_xattr_block_checksum(seed, block, d);
+            }
+        })
     }
 
     fn xattr_refcount(&self, ino: u32, block: u64) -> Result<u32> {
@@ -195,6 +293,7 @@ impl Filesystem {
             return Err(Error::corrupt(Structure::XattrBlock, Location::InodeBlock { ino: ib.ino, block }, "reference count is zero"));
         }
         if refs == 1 {
+            self.write.xattr_share.remove(block);
             self.free_blocks(block, 1, true)?;
         } else {
             let seed = self.geo.csum_seed;

@@ -57,14 +57,49 @@ struct Model {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Chmod { f: u8, perm: u16 },
-    Chown { f: u8, uid: Option<u32>, gid: Option<u32> },
-    Utimes { f: u8, atime: Option<Timestamp>, mtime: Option<Timestamp> },
-    SetXattr { f: u8, name: u8, size: u16, seed: u8 },
-    RemoveXattr { f: u8, name: u8 },
-    WriteFile { f: u8, len: u16, seed: u8 },
-    Append { f: u8, len: u16, seed: u8 },
-    Truncate { f: u8, size: u16 },
+    Chmod {
+        f: u8,
+        perm: u16,
+    },
+    Chown {
+        f: u8,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    },
+    Utimes {
+        f: u8,
+        atime: Option<Timestamp>,
+        mtime: Option<Timestamp>,
+    },
+    SetXattr {
+        f: u8,
+        name: u8,
+        size: u16,
+        seed: u8,
+    },
+    RemoveXattr {
+        f: u8,
+        name: u8,
+    },
+    /// Gives `f` exactly the attributes of `from` (equal sets share a block).
+    CopyXattrs {
+        f: u8,
+        from: u8,
+    },
+    WriteFile {
+        f: u8,
+        len: u16,
+        seed: u8,
+    },
+    Append {
+        f: u8,
+        len: u16,
+        seed: u8,
+    },
+    Truncate {
+        f: u8,
+        size: u16,
+    },
     Reopen,
 }
 
@@ -97,6 +132,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0u8..4, proptest::option::of(timestamp()), proptest::option::of(timestamp())).prop_map(|(f, atime, mtime)| Op::Utimes { f, atime, mtime }),
         6 => (0u8..4, 0u8..24, value_size(), any::<u8>()).prop_map(|(f, name, size, seed)| Op::SetXattr { f, name, size, seed }),
         3 => (0u8..4, 0u8..24).prop_map(|(f, name)| Op::RemoveXattr { f, name }),
+        2 => (0u8..4, 0u8..4).prop_map(|(f, from)| Op::CopyXattrs { f, from }),
         3 => (0u8..3, 0u16..300, any::<u8>()).prop_map(|(f, len, seed)| Op::WriteFile { f, len, seed }),
         2 => (0u8..3, 0u16..100, any::<u8>()).prop_map(|(f, len, seed)| Op::Append { f, len, seed }),
         2 => (0u8..3, 0u16..300).prop_map(|(f, size)| Op::Truncate { f, size }),
@@ -155,6 +191,7 @@ impl Case<'_> {
             | Op::Utimes { f, .. }
             | Op::SetXattr { f, .. }
             | Op::RemoveXattr { f, .. }
+            | Op::CopyXattrs { f, .. }
             | Op::WriteFile { f, .. }
             | Op::Append { f, .. }
             | Op::Truncate { f, .. } => f,
@@ -162,6 +199,10 @@ impl Case<'_> {
         };
         let path = PATHS[usize::from(f)];
         let ino = fs.lookup(path).unwrap();
+        let source = match *op {
+            Op::CopyXattrs { from, .. } => self.models[usize::from(from)].xattrs.clone(),
+            _ => BTreeMap::new(),
+        };
         let m = &mut self.models[usize::from(f)];
         let fail = |what: &str, e: Error| TestCaseError::fail(format!("{what} {path}: {e}"));
         match *op {
@@ -209,6 +250,37 @@ impl Case<'_> {
                     return Ok(());
                 }
                 r.map_err(|e| fail("remove_xattr", e))?;
+            }
+            Op::CopyXattrs { .. } => {
+                if m.xattrs.is_empty() && source.is_empty() {
+                    return Ok(()); // no call made, ctime stays
+                }
+                // Attributes that differ go first, so that every step holds a
+                // subset of `from`'s set.
+                let stale: Vec<Vec<u8>> = m.xattrs.iter().filter(|(n, v)| source.get(*n) != Some(*v)).map(|(n, _)| n.clone()).collect();
+                for name in stale {
+                    fs.remove_xattr(ino, &name).map_err(|e| fail("remove_xattr", e))?;
+                    m.xattrs.remove(&name);
+                    m.ctime = stored(now, extra);
+                }
+                for (name, value) in &source {
+                    if m.xattrs.contains_key(name) {
+                        continue;
+                    }
+                    let mut after = m.xattrs.clone();
+                    after.insert(name.clone(), value.clone());
+                    match fs.set_xattr(ino, name, value, XattrMode::Any) {
+                        Ok(()) => m.xattrs = after,
+                        Err(Error::NoSpace) => {
+                            let need = block_need(&after);
+                            prop_assert!(need > bs - 36, "set_xattr refused {} bytes of attributes with ENOSPC", need);
+                            return Ok(());
+                        }
+                        Err(e) => return Err(fail("set_xattr", e)),
+                    }
+                    m.ctime = stored(now, extra);
+                }
+                return Ok(());
             }
             Op::WriteFile { len, seed, .. } => {
                 let data = pattern(seed, len.into());
