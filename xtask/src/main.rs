@@ -10,11 +10,14 @@
 //! * `crash [--quick | --reorders N]` — crash states of every workload,
 //!   recovered by the library and e2fsck (see `ext4_testkit::crash`).
 //! * `fuzz <smoke | run TARGET | list>` — the cargo-fuzz targets of `fuzz/`.
+//! * `fio [--size MIB] [--jobs N]` — fio --verify=crc32c through `ext4 mount`,
+//!   then verify-only through a fresh mount and the kernel, e2fsck between.
 
 use std::process::{Command, ExitCode};
 
 mod bench;
 mod crash;
+mod fio;
 mod fuzz;
 mod validate;
 
@@ -29,9 +32,10 @@ fn main() -> ExitCode {
         Some("crash") => crash::run(&rest),
         Some("bench") => bench::run(&rest),
         Some("fuzz") => fuzz::run(&rest),
+        Some("fio") => fio::run(&rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <fixtures [--medium] | validate [--medium] | demo | ci | crash [--quick | --reorders N] | bench [--medium] [--reps N] | fuzz <smoke | run TARGET | list>>"
+                "usage: cargo xtask <fixtures [--medium] | validate [--medium] | demo | ci | crash [--quick | --reorders N] | bench [--medium] [--reps N] | fuzz <smoke | run TARGET | list> | fio [--size MIB] [--jobs N]>"
             );
             return ExitCode::from(2);
         }
