@@ -95,12 +95,16 @@ impl Filesystem {
         self.write_inode(dir)
     }
 
-    /// Adds one link to a directory for a new subdirectory (`dir_nlink`: past
-    /// the limit the count becomes 1, meaning "many").
+    /// Adds one link to a directory for a new subdirectory. A count may reach
+    /// `LINK_MAX`; past it an indexed directory under `dir_nlink` counts 1,
+    /// meaning "many", and any other refuses (`EXT4_DIR_LINK_MAX`, `ext4_inc_count`).
     fn inc_dir_links(&mut self, dir: &mut InodeBuf) -> Result<()> {
         let n = dir.inode.links_count;
-        if n >= LINK_MAX - 1 || n == 1 {
-            if !self.geo.features.ro_compat.contains(RoCompat::DIR_NLINK) {
+        if n == 1 {
+            return Ok(());
+        }
+        if n >= LINK_MAX {
+            if !(self.geo.features.ro_compat.contains(RoCompat::DIR_NLINK) && self.is_indexed(dir)) {
                 return Err(Error::TooManyLinks);
             }
             dir.inode.links_count = 1;

@@ -445,8 +445,11 @@ fn many_subdirectories_count_as_one_link() {
     fs.mkdir("/many", 0o755).unwrap();
     for i in 0..n {
         fs.mkdir(format!("/many/{i}"), 0o755).unwrap_or_else(|e| panic!("mkdir {i}: {e}"));
-        if i == 64_990 {
-            assert_eq!(fs.metadata("/many").unwrap().nlink, 64_993, "exact below the limit");
+        match i {
+            64_990 => assert_eq!(fs.metadata("/many").unwrap().nlink, 64_993, "exact below the limit"),
+            64_997 => assert_eq!(fs.metadata("/many").unwrap().nlink, 65_000, "the limit itself is still exact"),
+            64_998 => assert_eq!(fs.metadata("/many").unwrap().nlink, 1, "one past the limit"),
+            _ => {}
         }
     }
     assert_eq!(fs.metadata("/many").unwrap().nlink, 1, "past the limit the count is 1");
