@@ -1,4 +1,4 @@
-//! `cargo xtask bench [mkfs] [--medium] [--reps N]`: each job side by side with
+//! `cargo xtask bench [mkfs | fuse] [--medium] [--reps N]`: each job side by side with
 //! its reference tool on the same input in the same run, on tmpfs; prints
 //! medians and the ratio (ours / reference; below 1 is faster).
 //!
@@ -6,6 +6,8 @@
 //! vs `debugfs rdump`), format of a 32 GiB sparse image (`ext4 mkfs` vs
 //! `mke2fs`), the cost of journaling (the same library workload with and
 //! without a journal), and htree inserts (10k vs 100k entries, per entry).
+//! `bench fuse`: `cp -a` of the medium tree into `ext4 mount`, `fuse2fs`
+//! and a kernel loop mount (`--small` for the small tree).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -85,11 +87,12 @@ fn mkfs_only(reps: usize) -> Result {
 
 pub fn run(args: &[&str]) -> Result {
     let medium = args.contains(&"--medium");
-    if args.first() == Some(&"mkfs") {
-        let reps = args.iter().position(|a| *a == "--reps").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(3);
-        return mkfs_only(reps);
-    }
     let reps = args.iter().position(|a| *a == "--reps").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(3);
+    match args.first() {
+        Some(&"mkfs") => return mkfs_only(reps),
+        Some(&"fuse") => return fuse(reps, args.contains(&"--small")),
+        _ => {}
+    }
     sh(crate::cargo().args(["build", "--release", "-q", "-p", "ext4-cli"]))?;
     let ext4 = target_dir().join("release/ext4");
     let size = if medium { ext4_testkit::fixtures::TreeSize::Medium } else { ext4_testkit::fixtures::TreeSize::Small };
@@ -234,4 +237,105 @@ fn htree_inserts(path: &Path, n: usize) -> std::result::Result<Duration, String>
     fs.close().map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(path);
     Ok(d)
+}
+
+/// Where `bench fuse` copies a tree to.
+#[derive(Clone, Copy, PartialEq)]
+enum Target {
+    Ext4Mount,
+    Fuse2fs,
+    Kernel,
+}
+
+impl Target {
+    fn name(self) -> &'static str {
+        match self {
+            Target::Ext4Mount => "ext4 mount",
+            Target::Fuse2fs => "fuse2fs",
+            Target::Kernel => "kernel",
+        }
+    }
+}
+
+/// Formats `img`, mounts it as `target`, and times `cp -a SRC/. MNT` plus the
+/// unmount (and, for FUSE servers, until the server has closed the image).
+fn copy_into(target: Target, ext4: &Path, src: &Path, img: &Path, mnt: &Path) -> std::result::Result<Duration, String> {
+    let _ = std::fs::remove_file(img);
+    quiet(Command::new("mke2fs").args(["-q", "-F", "-t", "ext4", "-E", "lazy_itable_init=0,nodiscard"]).arg(img).arg("2G"))?;
+    let cp = || quiet(Command::new("cp").arg("-a").arg(src.join(".")).arg(mnt));
+    match target {
+        Target::Ext4Mount | Target::Fuse2fs => {
+            let m = if target == Target::Ext4Mount {
+                crate::fio::FuseMount::new(ext4, img, mnt, "")?
+            } else {
+                let mut c = Command::new("fuse2fs");
+                c.arg("-f").arg(img).arg(mnt);
+                crate::fio::FuseMount::spawn(c, mnt)?
+            };
+            let t = Instant::now();
+            let copied = cp();
+            let unmounted = m.unmount();
+            copied?;
+            unmounted?;
+            Ok(t.elapsed())
+        }
+        Target::Kernel => {
+            quiet(Command::new("mount").args(["-t", "ext4", "-o", "loop"]).arg(img).arg(mnt))?;
+            let t = Instant::now();
+            let copied = cp();
+            let unmounted = crate::fio::umount(mnt);
+            copied?;
+            unmounted?;
+            Ok(t.elapsed())
+        }
+    }
+}
+
+/// `bench fuse`: `cp -a` of a make-tree.py tree into `ext4 mount`, fuse2fs and
+/// the kernel, repetitions interleaved so machine load spreads evenly.
+fn fuse(reps: usize, small: bool) -> Result {
+    if let Some(why) = crate::fio::missing().filter(|w| !w.starts_with("fio")) {
+        return Err(why.into());
+    }
+    if Command::new("fuse2fs").arg("--version").output().is_err() {
+        return Err("fuse2fs not installed (apt-get install fuse2fs)".into());
+    }
+    sh(crate::cargo().args(["build", "--release", "-q", "-p", "ext4-cli"]))?;
+    let ext4 = target_dir().join("release/ext4");
+    let size = if small { ext4_testkit::fixtures::TreeSize::Small } else { ext4_testkit::fixtures::TreeSize::Medium };
+    let tree = ext4_testkit::fixtures::tree(size).map_err(|e| e.to_string())?;
+    let work = Path::new("/dev/shm").join(format!("ext4-bench-fuse-{}", std::process::id()));
+    let (src, img, mnt) = (work.join("src"), work.join("img"), work.join("mnt"));
+    std::fs::create_dir_all(&mnt).map_err(|e| e.to_string())?;
+    let r = (|| {
+        quiet(Command::new("cp").arg("-a").arg(&tree).arg(&src))?;
+        let targets = [Target::Ext4Mount, Target::Fuse2fs, Target::Kernel];
+        println!(
+            "== cp -a of the {} tree ({}) into a fresh 2 GiB ext4 image on tmpfs, source on tmpfs; mount excluded, \
+             unmount and the server's close included; {reps} interleaved runs",
+            if small { "small" } else { "medium" },
+            tree.display()
+        );
+        let mut times: Vec<Vec<Duration>> = vec![Vec::new(); targets.len()];
+        for rep in 0..reps {
+            for (i, &t) in targets.iter().enumerate() {
+                let d = copy_into(t, &ext4, &src, &img, &mnt)?;
+                println!("   run {}: {:<10} {d:>9.2?}", rep + 1, t.name());
+                times[i].push(d);
+                let problems = if rep + 1 == reps { ext4_testkit::oracle::e2fsck_problems(&img) } else { None };
+                if let Some(p) = problems {
+                    println!("   e2fsck -fn after {} is not silent:\n{p}", t.name());
+                }
+            }
+        }
+        let medians: Vec<Duration> = times.into_iter().map(median).collect();
+        let ratio = |i: usize| medians[0].as_secs_f64() / medians[i].as_secs_f64().max(1e-9);
+        println!("{:<12} {:>10}  ext4 mount / target", "target", "median");
+        for (i, t) in targets.iter().enumerate() {
+            println!("{:<12} {:>10.2?}  {:.2}", t.name(), medians[i], ratio(i));
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&work);
+    r
 }

@@ -28,7 +28,8 @@ pub struct Options {
     pub work: PathBuf,
 }
 
-/// A running `ext4 mount -f`, ended by [`FuseMount::unmount`].
+/// A running FUSE server in the foreground (`ext4 mount -f`, `fuse2fs -f`),
+/// ended by [`FuseMount::unmount`].
 pub struct FuseMount {
     dir: PathBuf,
     server: Option<Child>,
@@ -42,15 +43,22 @@ impl FuseMount {
         if !options.is_empty() {
             cmd.arg("-o").arg(options);
         }
-        let server = cmd.arg(image).arg(dir).stdin(Stdio::null()).stderr(Stdio::piped()).spawn();
-        let server = server.map_err(|e| format!("starting {}: {e}", ext4.display()))?;
+        cmd.arg(image).arg(dir);
+        Self::spawn(cmd, dir)
+    }
+
+    /// Starts `server` (a foreground FUSE server mounting on `dir`) and waits until the mount is up.
+    pub fn spawn(mut server: Command, dir: &Path) -> Result<Self, String> {
+        let program = server.get_program().to_string_lossy().into_owned();
+        let server = server.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn();
+        let server = server.map_err(|e| format!("starting {program}: {e}"))?;
         let mut m = FuseMount { dir: dir.to_path_buf(), server: Some(server) };
         let start = Instant::now();
         while !is_mounted(dir) {
             let server = m.server.as_mut().expect("running");
             if let Ok(Some(status)) = server.try_wait() {
                 let out = m.server.take().expect("running").wait_with_output().map_err(|e| e.to_string())?;
-                return Err(format!("ext4 mount exited ({status}): {}", String::from_utf8_lossy(&out.stderr).trim()));
+                return Err(format!("{program} exited ({status}): {}", String::from_utf8_lossy(&out.stderr).trim()));
             }
             if start.elapsed() > Duration::from_secs(30) {
                 return Err(format!("{} did not appear as a mount point within 30 s", dir.display()));
@@ -67,7 +75,7 @@ impl FuseMount {
         if out.status.success() {
             Ok(())
         } else {
-            Err(format!("ext4 mount failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr)))
+            Err(format!("the FUSE server failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr)))
         }
     }
 }
@@ -134,7 +142,8 @@ fn job_file(o: &Options) -> String {
 /// Runs fio on `dir` (`extra` adds e.g. `--verify_only`); fails on any error or verify complaint.
 fn fio(job: &Path, dir: &Path, extra: &[&str], what: &str) -> Result<(), String> {
     let t = Instant::now();
-    let out = Command::new("fio").arg(format!("--directory={}", dir.display())).args(extra).arg(job).output();
+    // No verify state files dumped into the current directory.
+    let out = Command::new("fio").arg(format!("--directory={}", dir.display())).arg("--verify_state_save=0").args(extra).arg(job).output();
     let out = out.map_err(|e| format!("fio: {e}"))?;
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let complaint = text.lines().find(|l| l.contains("verify:") || l.contains("bad magic") || l.contains("crc32c"));

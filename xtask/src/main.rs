@@ -5,7 +5,8 @@
 //!   its source tree, entry by entry (add `--medium` for the medium tree too).
 //! * `demo` — the main job end to end on a built-in example.
 //! * `ci` — what CI runs: the whole test suite.
-//! * `bench [mkfs] [--medium] [--reps N]` — each job against its reference tool, as ratios.
+//! * `bench [mkfs | fuse] [--medium] [--reps N]` — each job against its reference tool, as ratios
+//!   (`fuse`: cp -a into ext4 mount, fuse2fs and the kernel).
 //! * `validate mkfs` — the whole formatter matrix against mke2fs.
 //! * `crash [--quick | --reorders N]` — crash states of every workload,
 //!   recovered by the library and e2fsck (see `ext4_testkit::crash`).
@@ -35,7 +36,7 @@ fn main() -> ExitCode {
         Some("fio") => fio::run(&rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <fixtures [--medium] | validate [--medium] | demo | ci | crash [--quick | --reorders N] | bench [--medium] [--reps N] | fuzz <smoke | run TARGET | list> | fio [--size MIB] [--jobs N]>"
+                "usage: cargo xtask <fixtures [--medium] | validate [--medium] | demo | ci | crash [--quick | --reorders N] | bench [mkfs | fuse [--small]] [--medium] [--reps N] | fuzz <smoke | run TARGET | list> | fio [--size MIB] [--jobs N]>"
             );
             return ExitCode::from(2);
         }
