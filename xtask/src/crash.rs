@@ -4,7 +4,7 @@
 //! flush epoch, and fails if any state recovers badly.
 //!
 //! Options: `--reorders N` (random subsets per epoch, default 48),
-//! `--quick` (4 reorders: a few minutes).
+//! `--quick` (4 reorders: a few minutes), `--workload NAME` (only that one).
 
 use std::time::Instant;
 
@@ -21,6 +21,10 @@ pub fn run(args: &[&str]) -> Result {
     if let Some(i) = args.iter().position(|a| *a == "--reorders") {
         reorders = args.get(i + 1).and_then(|v| v.parse().ok()).ok_or("--reorders needs a number")?;
     }
+    let only = match args.iter().position(|a| *a == "--workload") {
+        Some(i) => Some(*args.get(i + 1).ok_or("--workload needs a name")?),
+        None => None,
+    };
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let configs = [
         Config {
@@ -56,6 +60,9 @@ pub fn run(args: &[&str]) -> Result {
     let mut failures = Vec::new();
     for cfg in &configs {
         for w in workloads() {
+            if only.is_some_and(|n| n != w.name) {
+                continue;
+            }
             if w.needs_extents && cfg.fs_type != FsType::Ext4 {
                 continue;
             }

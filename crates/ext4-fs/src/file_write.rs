@@ -161,7 +161,17 @@ impl Filesystem {
             if size > fs.max_file_size(&ib) {
                 return Err(Error::FileTooLarge);
             }
-            fs.truncate_inode(&mut ib, size)?;
+            let bs = u64::from(fs.geo.block_size);
+            if size < ib.inode.size && fs.needs_steps(&ib, size.div_ceil(bs))? {
+                // Too big for one transaction: the new size and an orphan
+                // record now, the blocks past it in steps after this operation.
+                fs.zero_block_tail(&ib, size)?;
+                fs.set_size(&mut ib, size);
+                fs.orphan_add(&mut ib)?;
+                fs.write.deferred.push(crate::orphan::Deferred::Truncate(ino));
+            } else {
+                fs.truncate_inode(&mut ib, size)?;
+            }
             let now = fs.now();
             ib.inode.mtime = now;
             ib.inode.ctime = now;

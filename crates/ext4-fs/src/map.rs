@@ -56,6 +56,25 @@ impl Filesystem {
         ext4_extent::lookup(Self::map_kind(ib), &ib.inode.block, &ctx, &mut ReadMap { fs: self }, logical).in_inode(ib.ino)
     }
 
+    /// Calls `f(logical, len)` for every mapped run of a block-mapped inode, in logical order.
+    pub(crate) fn for_each_mapped_run(&self, ib: &InodeBuf, mut f: impl FnMut(u64, u64)) -> Result<()> {
+        let ctx = self.map_ctx(ib);
+        ext4_extent::for_each_run(Self::map_kind(ib), &ib.inode.block, &ctx, &mut ReadMap { fs: self }, |r| {
+            f(u64::from(r.logical), u64::from(r.len));
+            std::ops::ControlFlow::Continue(())
+        })
+        .in_inode(ib.ino)
+    }
+
+    /// Blocks an inode holds (`i_blocks` in filesystem blocks).
+    pub(crate) fn inode_fs_blocks(&self, ib: &InodeBuf) -> u64 {
+        if ib.inode.flags.contains(InodeFlags::HUGE_FILE) {
+            ib.inode.blocks
+        } else {
+            ib.inode.blocks / u64::from(self.geo.block_size / 512)
+        }
+    }
+
     /// Reads up to `buf.len()` bytes of a block-mapped inode's data at
     /// `offset`, stopping at `limit` (the file size). Holes and unwritten
     /// extents read as zeros. Returns the bytes read.

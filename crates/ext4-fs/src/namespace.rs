@@ -32,14 +32,25 @@ impl Filesystem {
         if self.geo.features.incompat.contains(Incompat::FILETYPE) { kind.dir_entry_code() } else { 0 }
     }
 
-    /// Reads a directory the caller is about to change.
+    /// Reads a directory the caller is about to remove or replace an entry
+    /// of: refused when immutable or append-only (`may_delete`).
     fn writable_dir(&self, dir: u32) -> Result<InodeBuf> {
+        let d = self.dir_for_adding(dir)?;
+        if d.inode.flags.contains(InodeFlags::APPEND) {
+            return Err(Error::NotPermitted("the directory is append-only"));
+        }
+        Ok(d)
+    }
+
+    /// Reads a directory the caller is about to add an entry to: refused
+    /// when immutable; an append-only directory takes new entries.
+    fn dir_for_adding(&self, dir: u32) -> Result<InodeBuf> {
         let d = self.read_inode(dir)?;
         if !d.is_dir() {
             return Err(Error::NotADirectory(format!("inode {dir}")));
         }
-        if d.inode.flags.intersects(InodeFlags::IMMUTABLE | InodeFlags::APPEND) {
-            return Err(Error::NotPermitted("the directory is immutable or append-only"));
+        if d.inode.flags.contains(InodeFlags::IMMUTABLE) {
+            return Err(Error::NotPermitted("the directory is immutable"));
         }
         Ok(d)
     }
@@ -127,7 +138,7 @@ impl Filesystem {
     pub fn create_node(&mut self, parent: u32, name: &[u8], node: NewNode, link_target: Option<&[u8]>) -> Result<u32> {
         Self::check_name(name)?;
         self.op(|fs| {
-            let mut dir = fs.writable_dir(parent)?;
+            let mut dir = fs.dir_for_adding(parent)?;
             if fs.lookup_entry(&dir, name)?.is_some() {
                 return Err(Error::Exists(show(name)));
             }
@@ -198,7 +209,7 @@ impl Filesystem {
         Self::check_name(name)?;
         self.op(|fs| {
             // An existing name wins over every other error, as in `do_linkat`.
-            let mut dir = fs.writable_dir(parent)?;
+            let mut dir = fs.dir_for_adding(parent)?;
             if fs.lookup_entry(&dir, name)?.is_some() {
                 return Err(Error::Exists(show(name)));
             }
@@ -283,24 +294,37 @@ impl Filesystem {
         c.inode.links_count = c.inode.links_count.saturating_sub(1);
         c.inode.ctime = self.now();
         if c.inode.links_count == 0 {
-            if !self.write.open.contains_key(&c.ino) {
+            if self.write.open.contains_key(&c.ino) {
+                // Open: it lives on, recorded as an orphan, until released.
+                self.write.orphans.insert(c.ino);
+                self.orphan_add(c)?;
+            } else if self.needs_steps(c, 0)? {
+                // Too big for one transaction: freed in steps after this operation.
+                self.orphan_add(c)?;
+                self.write.deferred.push(crate::orphan::Deferred::Release(c.ino));
+            } else {
                 return self.release_inode(c);
             }
-            self.write.orphans.insert(c.ino);
         }
         self.write_inode(c)
+    }
+
+    /// Whether `i_block` holds a block map (not inline data, a fast
+    /// symlink's target or a device number).
+    pub(crate) fn has_block_map(&self, c: &InodeBuf) -> bool {
+        !c.inode.has_inline_data()
+            && (c.file_type() != FileType::Symlink || !self.is_fast_symlink(c))
+            && !matches!(c.file_type(), FileType::CharDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket)
     }
 
     /// Frees an unlinked inode: its data, xattr block and record.
     pub(crate) fn release_inode(&mut self, c: &mut InodeBuf) -> Result<()> {
         let was_dir = c.is_dir();
-        let has_blocks = !c.inode.has_inline_data()
-            && (c.file_type() != FileType::Symlink || !self.is_fast_symlink(c))
-            && !matches!(c.file_type(), FileType::CharDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket);
-        if has_blocks {
+        if self.has_block_map(c) {
             self.unmap(c, 0, 1u64 << 32)?;
         }
         self.release_xattrs(c)?;
+        self.orphan_del(c)?;
         c.inode.size = 0;
         c.inode.links_count = 0;
         c.inode.dtime = self.now().secs as u32;
@@ -373,7 +397,7 @@ impl Filesystem {
 
     /// Moves `s` to a name that does not exist yet.
     fn move_to_new(&mut self, op: u32, on: &[u8], s: &mut InodeBuf, np: u32, nn: &[u8]) -> Result<()> {
-        let mut ndir = self.writable_dir(np)?;
+        let mut ndir = self.dir_for_adding(np)?;
         if s.is_dir() && op != np {
             self.inc_dir_links(&mut ndir)?;
         }

@@ -12,6 +12,7 @@ use ext4_ondisk::{Compat, RoCompat, Structure};
 
 use crate::error::{Error, Location, Result};
 use crate::fs::Filesystem;
+use crate::inode::InodeBuf;
 
 /// An orphan file block holding entries (its device block).
 struct OrphanBlock {
@@ -126,5 +127,216 @@ impl Filesystem {
             })?;
         }
         Ok(())
+    }
+}
+
+/// Where an inode's orphan record lives on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OrphanRecord {
+    /// Slot `index` of orphan file block `physical`.
+    File { physical: u64, index: usize },
+    /// On the list chained from `s_last_orphan` through `i_dtime`.
+    List,
+}
+
+/// Work left after an operation, done in steps of their own transactions
+/// while the inode's orphan record makes a crash finish it at the next open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Deferred {
+    /// Free the blocks past `i_size`, then drop the orphan record.
+    Truncate(u32),
+    /// Free the blocks of an inode without links, then the inode.
+    Release(u32),
+}
+
+/// Blocks freed per transaction when a big file is truncated or deleted.
+pub(crate) const DEFAULT_STEP_BLOCKS: u64 = 1 << 15;
+
+impl Filesystem {
+    /// Records inode `ib` as an orphan, as `ext4_orphan_add` does: in the
+    /// orphan file when it has a free slot, else at the head of the list
+    /// (`s_last_orphan`, the old head kept in `i_dtime`; the caller writes
+    /// `ib`). Without a journal the kernel keeps no orphans, nor does this.
+    pub(crate) fn orphan_add(&mut self, ib: &mut InodeBuf) -> Result<()> {
+        if !self.journal.is_journaling() || self.write.orphan_records.contains_key(&ib.ino) {
+            return Ok(());
+        }
+        if let Some((physical, index)) = self.orphan_file_free_slot()? {
+            let ino = self.sb.s_orphan_file_inum.get();
+            let generation = self.read_inode(ino)?.inode.generation;
+            let (seed, csum) = (self.geo.csum_seed, self.geo.metadata_csum());
+            let orphan = ib.ino;
+            self.modify_meta(physical, |d| {
+                ext4_ondisk::put_u32(d, index * 4, orphan);
+                orphan::set_orphan_block_tail(seed, ino, generation, physical, d, csum);
+            })?;
+            let mut f = self.sb.features();
+            if !f.ro_compat.contains(RoCompat::ORPHAN_PRESENT) {
+                f.ro_compat.insert(RoCompat::ORPHAN_PRESENT);
+                self.sb.set_features(f);
+            }
+            self.write.orphan_records.insert(ib.ino, OrphanRecord::File { physical, index });
+            return Ok(());
+        }
+        ib.inode.dtime = self.sb.s_last_orphan.get();
+        self.sb.s_last_orphan.set(ib.ino);
+        self.write.orphan_records.insert(ib.ino, OrphanRecord::List);
+        Ok(())
+    }
+
+    /// Drops inode `ib`'s orphan record, if it has one (`ext4_orphan_del`;
+    /// the caller writes `ib`).
+    pub(crate) fn orphan_del(&mut self, ib: &mut InodeBuf) -> Result<()> {
+        let Some(record) = self.write.orphan_records.remove(&ib.ino) else {
+            return Ok(());
+        };
+        match record {
+            OrphanRecord::File { physical, index } => {
+                let ino = self.sb.s_orphan_file_inum.get();
+                let generation = self.read_inode(ino)?.inode.generation;
+                let (seed, csum) = (self.geo.csum_seed, self.geo.metadata_csum());
+                self.modify_meta(physical, |d| {
+                    ext4_ondisk::put_u32(d, index * 4, 0);
+                    orphan::set_orphan_block_tail(seed, ino, generation, physical, d, csum);
+                })?;
+                if !self.write.orphan_records.values().any(|r| matches!(r, OrphanRecord::File { .. })) {
+                    let mut f = self.sb.features();
+                    f.ro_compat.remove(RoCompat::ORPHAN_PRESENT);
+                    self.sb.set_features(f);
+                }
+            }
+            OrphanRecord::List => {
+                let next = ib.inode.dtime;
+                if self.sb.s_last_orphan.get() == ib.ino {
+                    self.sb.s_last_orphan.set(next);
+                } else {
+                    // Find the inode whose link points at this one.
+                    let mut prev = self.sb.s_last_orphan.get();
+                    let mut steps = 0u32;
+                    loop {
+                        if prev == 0 || steps > self.geo.inodes_count {
+                            return Err(Error::corrupt(
+                                Structure::Superblock,
+                                Location::Inode(ib.ino),
+                                "inode missing from the orphan list",
+                            ));
+                        }
+                        let mut p = self.read_inode_raw(prev)?;
+                        if p.inode.dtime == ib.ino {
+                            p.inode.dtime = next;
+                            self.write_inode(&mut p)?;
+                            break;
+                        }
+                        prev = p.inode.dtime;
+                        steps += 1;
+                    }
+                }
+            }
+        }
+        ib.inode.dtime = 0;
+        Ok(())
+    }
+
+    /// A free slot of the orphan file: (block, slot index).
+    fn orphan_file_free_slot(&self) -> Result<Option<(u64, usize)>> {
+        let ino = self.sb.s_orphan_file_inum.get();
+        if !self.geo.features.compat.contains(Compat::ORPHAN_FILE) || ino == 0 {
+            return Ok(None);
+        }
+        let ib = self.read_inode(ino)?;
+        let bs = u64::from(self.geo.block_size);
+        let taken: BTreeSet<(u64, usize)> = self
+            .write
+            .orphan_records
+            .values()
+            .filter_map(|r| match *r {
+                OrphanRecord::File { physical, index } => Some((physical, index)),
+                OrphanRecord::List => None,
+            })
+            .collect();
+        for logical in 0..(ib.inode.size / bs).min(u64::from(u32::MAX)) as u32 {
+            let Lookup::Mapped(run) = self.lookup_block(&ib, logical)? else {
+                return Err(Error::corrupt(Structure::OrphanBlock, Location::Inode(ino), format!("orphan file block {logical} is a hole")));
+            };
+            let physical = run.physical;
+            let free = self.read_meta(physical, |d| {
+                d[..d.len() - orphan::TAIL_SIZE]
+                    .chunks_exact(4)
+                    .enumerate()
+                    .position(|(i, c)| ext4_ondisk::get_u32(c, 0) == 0 && !taken.contains(&(physical, i)))
+            })?;
+            if let Some(index) = free {
+                return Ok(Some((physical, index)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether freeing inode `ib`'s blocks from logical block `from` on is
+    /// big enough to be done in steps.
+    pub(crate) fn needs_steps(&self, ib: &InodeBuf, from: u64) -> Result<bool> {
+        if !self.has_block_map(ib) || !self.journal.is_journaling() {
+            return Ok(false);
+        }
+        let step = self.write.step_blocks;
+        // i_blocks bounds what is mapped (data and map blocks).
+        if self.inode_fs_blocks(ib) <= step {
+            return Ok(false);
+        }
+        Ok(self.step_cuts(ib, from)?.len() > 2)
+    }
+
+    /// Logical cut points `from = c0 < c1 < … < ck = 2^32` such that each
+    /// `[c(i), c(i+1))` maps at most one step of blocks.
+    fn step_cuts(&self, ib: &InodeBuf, from: u64) -> Result<Vec<u64>> {
+        let step = self.write.step_blocks.max(1);
+        let mut cuts = vec![from];
+        let mut count = 0u64;
+        self.for_each_mapped_run(ib, |logical, len| {
+            let (mut start, end) = (logical.max(from), logical + len);
+            while start < end {
+                let take = (end - start).min(step - count);
+                count += take;
+                start += take;
+                if count == step {
+                    cuts.push(start);
+                    count = 0;
+                }
+            }
+        })?;
+        if cuts.last() == Some(&(1 << 32)) {
+            cuts.pop();
+        }
+        cuts.push(1 << 32);
+        cuts.dedup();
+        Ok(cuts)
+    }
+
+    /// Frees inode `ino`'s blocks past `i_size` in steps (one transaction
+    /// each, the last one first), then finishes `what`.
+    pub(crate) fn finish_in_steps(&mut self, what: Deferred) -> Result<()> {
+        let (Deferred::Truncate(ino) | Deferred::Release(ino)) = what;
+        let ib = self.read_inode_raw(ino)?;
+        let bs = u64::from(self.geo.block_size);
+        let from = if matches!(what, Deferred::Release(_)) { 0 } else { ib.inode.size.div_ceil(bs).min(1 << 32) };
+        let cuts = if self.has_block_map(&ib) { self.step_cuts(&ib, from)? } else { Vec::new() };
+        for w in cuts.windows(2).rev() {
+            let (start, end) = (w[0] as u32, w[1]);
+            self.op(|fs| {
+                let mut ib = fs.read_inode_raw(ino)?;
+                fs.unmap(&mut ib, start, end)?;
+                fs.write_inode(&mut ib)
+            })?;
+        }
+        self.op(|fs| {
+            let mut ib = fs.read_inode_raw(ino)?;
+            match what {
+                Deferred::Release(_) => fs.release_inode(&mut ib),
+                Deferred::Truncate(_) => {
+                    fs.orphan_del(&mut ib)?;
+                    fs.write_inode(&mut ib)
+                }
+            }
+        })
     }
 }

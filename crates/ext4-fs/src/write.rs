@@ -55,6 +55,12 @@ pub(crate) struct WriteState {
     pub(crate) freed_in_commit: Vec<(u64, u64)>,
     /// Xattr blocks written in this session, by content hash, for sharing.
     pub(crate) xattr_share: crate::xattr_write::ShareCache,
+    /// Inodes with an orphan record on disk, and where it is.
+    pub(crate) orphan_records: HashMap<u32, crate::orphan::OrphanRecord>,
+    /// Work an operation left to be done in steps after it.
+    pub(crate) deferred: Vec<crate::orphan::Deferred>,
+    /// Blocks freed per transaction by big truncates and deletes.
+    pub(crate) step_blocks: u64,
 }
 
 /// A block's cached state saved for undo: its bytes and whether they were dirty.
@@ -69,6 +75,8 @@ pub(crate) struct Undo {
     pending_free: usize,
     revoked: BTreeSet<u64>,
     orphans: HashSet<u32>,
+    orphan_records: HashMap<u32, crate::orphan::OrphanRecord>,
+    deferred: usize,
 }
 
 impl Default for WriteState {
@@ -89,6 +97,9 @@ impl Default for WriteState {
             data_cached: false,
             freed_in_commit: Vec::new(),
             xattr_share: Default::default(),
+            orphan_records: HashMap::new(),
+            deferred: Vec::new(),
+            step_blocks: crate::orphan::DEFAULT_STEP_BLOCKS,
         }
     }
 }
@@ -129,6 +140,16 @@ impl Filesystem {
         self.write.fixed_time = t;
     }
 
+    /// Bounds the journal space one transaction takes: a commit at the next
+    /// operation boundary once `commit_blocks` metadata blocks are dirty
+    /// (only lowers the limit the journal's size sets), and big truncates
+    /// and deletes freeing `step_blocks` blocks per transaction, each step
+    /// covered by the inode's orphan record as in the kernel.
+    pub fn set_transaction_limits(&mut self, commit_blocks: usize, step_blocks: u64) {
+        self.write.commit_blocks = self.write.commit_blocks.min(commit_blocks.max(1));
+        self.write.step_blocks = step_blocks.max(1);
+    }
+
     /// A fresh inode generation number.
     pub(crate) fn new_generation(&mut self) -> u32 {
         self.write.next_generation = self.write.next_generation.wrapping_mul(1_103_515_245).wrapping_add(12345);
@@ -152,6 +173,8 @@ impl Filesystem {
                 pending_free: self.write.pending_free.len(),
                 revoked: self.write.revoked.clone(),
                 orphans: self.write.orphans.clone(),
+                orphan_records: self.write.orphan_records.clone(),
+                deferred: self.write.deferred.len(),
             });
         }
         let r = f(self);
@@ -162,6 +185,10 @@ impl Filesystem {
         match r {
             Ok(v) => {
                 self.maybe_commit()?;
+                // Big truncates and deletes continue in steps of their own.
+                while let Some(d) = self.write.deferred.pop() {
+                    self.finish_in_steps(d)?;
+                }
                 Ok(v)
             }
             Err(e) => {
@@ -185,6 +212,8 @@ impl Filesystem {
         self.write.pending_free.truncate(undo.pending_free);
         self.write.revoked = undo.revoked;
         self.write.orphans = undo.orphans;
+        self.write.orphan_records = undo.orphan_records;
+        self.write.deferred.truncate(undo.deferred);
         // Blocks the failed operation wrote or freed may be registered: forget them all.
         self.write.xattr_share.clear();
     }
@@ -423,10 +452,7 @@ impl Filesystem {
         }
         self.write.open.remove(&ino);
         if self.write.orphans.remove(&ino) {
-            self.op(|fs| {
-                let mut ib = fs.read_inode_raw(ino)?;
-                fs.release_inode(&mut ib)
-            })?;
+            self.finish_in_steps(crate::orphan::Deferred::Release(ino))?;
         }
         Ok(())
     }
@@ -439,10 +465,7 @@ impl Filesystem {
         let orphans: Vec<u32> = self.write.orphans.drain().collect();
         self.write.open.clear();
         for ino in orphans {
-            self.op(|fs| {
-                let mut ib = fs.read_inode_raw(ino)?;
-                fs.release_inode(&mut ib)
-            })?;
+            self.finish_in_steps(crate::orphan::Deferred::Release(ino))?;
         }
         let r = self.commit().and_then(|()| crate::journal::close(self)).and_then(|()| Ok(self.dev.flush()?));
         match r {

@@ -525,6 +525,42 @@ pub fn workloads() -> Vec<Workload> {
             },
         },
         Workload {
+            name: "orphans",
+            needs_extents: false,
+            run: |fs, point| {
+                let open = fs.write_file("/open", &data(5, 40_000)).unwrap();
+                let big = fs.write_file("/big", &data(7, 120_000)).unwrap();
+                fs.write_file("/big2", &data(8, 90_000)).unwrap();
+                fs.sync().unwrap();
+                point(fs, true);
+                // Tiny transactions and steps from here on, so that crashes
+                // land between the steps of big truncates and deletes.
+                fs.set_transaction_limits(2, 8);
+                // A file unlinked while open lives on, recorded as an orphan.
+                fs.pin(open);
+                fs.remove_file("/open").unwrap();
+                point(fs, false);
+                fs.sync().unwrap();
+                point(fs, true);
+                fs.write_at(open, 40_000, &data(6, 5000)).unwrap();
+                fs.sync().unwrap();
+                point(fs, true);
+                fs.release(open).unwrap();
+                point(fs, false);
+                fs.sync().unwrap();
+                point(fs, true);
+                // A big truncate and a big delete, in steps.
+                fs.truncate(big, 10_000).unwrap();
+                point(fs, false);
+                fs.sync().unwrap();
+                point(fs, true);
+                fs.remove_file("/big2").unwrap();
+                point(fs, false);
+                fs.sync().unwrap();
+                point(fs, true);
+            },
+        },
+        Workload {
             name: "fragmented",
             needs_extents: false,
             run: |fs, point| {
