@@ -97,8 +97,15 @@ impl Filesystem {
 
     /// Encodes `buf.inode` into its raw record, sets the checksum and stores
     /// the record in its inode table block (joining the running transaction).
+    /// A record that changed in more than its access time gets the next
+    /// `i_version`, as the kernel's `inode_inc_iversion` gives it.
     pub(crate) fn write_inode(&mut self, buf: &mut InodeBuf) -> Result<()> {
+        let before = buf.raw.clone();
         buf.inode.write(&mut buf.raw);
+        if changed_beyond_atime(&before, &buf.raw) {
+            buf.inode.version = buf.inode.version.wrapping_add(1);
+            buf.inode.write(&mut buf.raw);
+        }
         if self.geo.metadata_csum() {
             set_inode_checksum(self.geo.csum_seed, buf.ino, &mut buf.raw);
         }
@@ -106,4 +113,13 @@ impl Filesystem {
         let raw = buf.raw.clone();
         self.modify_meta(block, |d| d[off..off + raw.len()].copy_from_slice(&raw))
     }
+}
+
+/// Byte ranges of an inode record that do not count as a change: the
+/// access time, the version itself and the checksum.
+const NOT_A_CHANGE: [std::ops::Range<usize>; 6] = [0x08..0x0C, 0x24..0x28, 0x7C..0x7E, 0x82..0x84, 0x8C..0x90, 0x98..0x9C];
+
+/// Whether two encodings of an inode record differ outside [`NOT_A_CHANGE`].
+fn changed_beyond_atime(a: &[u8], b: &[u8]) -> bool {
+    a.len() != b.len() || a.iter().zip(b).enumerate().any(|(i, (x, y))| x != y && !NOT_A_CHANGE.iter().any(|r| r.contains(&i)))
 }
