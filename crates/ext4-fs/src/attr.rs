@@ -48,8 +48,11 @@ impl Filesystem {
             let mut ib = fs.read_inode(ino)?;
             // `chown_common` kills setuid/setgid whenever an owner is given, even an unchanged one.
             let owner_given = a.uid.is_some() || a.gid.is_some();
-            if ib.inode.flags.contains(InodeFlags::IMMUTABLE) && (a.perm.is_some() || a.uid.is_some() || a.gid.is_some()) {
-                return Err(Error::NotPermitted("the file is immutable"));
+            // `notify_change`: mode, owners and explicit times of an immutable
+            // or append-only inode do not change.
+            let explicit = a.perm.is_some() || owner_given || a.atime.is_some() || a.mtime.is_some() || a.crtime.is_some();
+            if explicit && ib.inode.flags.intersects(InodeFlags::IMMUTABLE | InodeFlags::APPEND) {
+                return Err(Error::NotPermitted("the file is immutable or append-only"));
             }
             if let Some(u) = a.uid {
                 ib.inode.uid = u;

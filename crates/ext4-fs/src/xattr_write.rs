@@ -110,7 +110,7 @@ impl Filesystem {
             return Err(Error::TooBig("xattr value larger than 64 KiB"));
         }
         self.op(|fs| {
-            let mut ib = fs.read_inode(ino)?;
+            let mut ib = fs.xattr_writable(ino)?;
             let (index, suffix) = encode_name(name);
             let mut attrs = fs.collect_attrs(&ib)?;
             let pos = attrs.iter().position(|a| a.index == index && a.name == suffix);
@@ -132,7 +132,7 @@ impl Filesystem {
     pub fn remove_xattr(&mut self, ino: u32, name: &[u8]) -> Result<()> {
         Self::check_xattr_name(name)?;
         self.op(|fs| {
-            let mut ib = fs.read_inode(ino)?;
+            let mut ib = fs.xattr_writable(ino)?;
             let (index, suffix) = encode_name(name);
             let mut attrs = fs.collect_attrs(&ib)?;
             let before = attrs.len();
@@ -144,6 +144,16 @@ impl Filesystem {
             ib.inode.ctime = fs.now();
             fs.write_inode(&mut ib)
         })
+    }
+
+    /// Reads an inode whose attributes are about to change: an immutable or
+    /// append-only inode's are not (`xattr_permission`).
+    fn xattr_writable(&self, ino: u32) -> Result<InodeBuf> {
+        let ib = self.read_inode(ino)?;
+        if ib.inode.flags.intersects(ext4_ondisk::InodeFlags::IMMUTABLE | ext4_ondisk::InodeFlags::APPEND) {
+            return Err(Error::NotPermitted("the file is immutable or append-only"));
+        }
+        Ok(ib)
     }
 
     fn check_xattr_name(name: &[u8]) -> Result<()> {
