@@ -13,6 +13,8 @@
 //! * `fuzz <smoke | run TARGET | list>` — the cargo-fuzz targets of `fuzz/`.
 //! * `fio [--size MIB] [--jobs N]` — fio --verify=crc32c through `ext4 mount`,
 //!   then verify-only through a fresh mount and the kernel, e2fsck between.
+//! * `pjdfstest [PATTERN...] [--keep]` — the POSIX suite pjdfstest on `ext4 mount`, against the
+//!   kernel's ext4; fails on any test that passes only on the kernel.
 
 use std::process::{Command, ExitCode};
 
@@ -20,6 +22,7 @@ mod bench;
 mod crash;
 mod fio;
 mod fuzz;
+mod pjdfstest;
 mod validate;
 
 fn main() -> ExitCode {
@@ -34,9 +37,10 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&rest),
         Some("fuzz") => fuzz::run(&rest),
         Some("fio") => fio::run(&rest),
+        Some("pjdfstest") => pjdfstest::run(&rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <fixtures [--medium] | validate [--medium] | demo | ci | crash [--quick | --reorders N] | bench [mkfs | fuse [--small]] [--medium] [--reps N] | fuzz <smoke | run TARGET | list> | fio [--size MIB] [--jobs N]>"
+                "usage: cargo xtask <fixtures [--medium] | validate [--medium] | demo | ci | crash [--quick | --reorders N] | bench [mkfs | fuse [--small]] [--medium] [--reps N] | fuzz <smoke | run TARGET | list> | fio [--size MIB] [--jobs N] | pjdfstest [PATTERN...] [--keep]>"
             );
             return ExitCode::from(2);
         }
