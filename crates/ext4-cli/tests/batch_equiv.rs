@@ -16,7 +16,8 @@
 //!
 //! A second test checks the error path: the first failing line stops the
 //! batch with its line number, command, path and errno name; the lines
-//! before it are applied, the ones after it are not.
+//! before it are applied, the ones after it are not; `--keep-going`; a
+//! line that does not parse changes nothing; reading commands print in order.
 
 mod common;
 
@@ -437,6 +438,12 @@ fn first_error_stops_the_batch_with_line_command_and_errno() {
     let fs = Filesystem::open_path(&img, OpenOptions::read_only()).unwrap();
     assert!(fs.metadata("/after").is_ok(), "nothing ran");
     drop(fs);
+
+    // Reading commands print in script order, seeing the lines before them (cat adds no newline).
+    let out =
+        run(&[&"batch", &img], Some(b"write '/r e' 'some text'\ncat '/r e'\nls /\nxattr set '/r e' user.k v\nxattr get '/r e' user.k\n"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "some texta\nafter\nlost+found\nr e\nv\n");
     assert_clean(&img, "after the batches");
     let _ = std::fs::remove_dir_all(&dir);
 }
