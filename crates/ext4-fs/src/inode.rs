@@ -102,7 +102,8 @@ impl Filesystem {
     pub(crate) fn write_inode(&mut self, buf: &mut InodeBuf) -> Result<()> {
         let before = buf.raw.clone();
         buf.inode.write(&mut buf.raw);
-        if changed_beyond_atime(&before, &buf.raw) {
+        // An EA inode's `i_version` is half of its reference count.
+        if !buf.inode.flags.contains(ext4_ondisk::InodeFlags::EA_INODE) && changed_beyond_atime(&before, &buf.raw) {
             buf.inode.version = buf.inode.version.wrapping_add(1);
             buf.inode.write(&mut buf.raw);
         }

@@ -23,6 +23,7 @@ mod api;
 mod attr;
 mod cache;
 mod dir;
+mod ea_inode;
 mod error;
 mod file_write;
 mod fs;

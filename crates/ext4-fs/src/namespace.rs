@@ -323,7 +323,9 @@ impl Filesystem {
         if self.has_block_map(c) {
             self.unmap(c, 0, 1u64 << 32)?;
         }
+        let ea_refs = if self.geo.features.incompat.contains(Incompat::EA_INODE) { self.held_ea_refs(c)? } else { Vec::new() };
         self.release_xattrs(c)?;
+        self.replace_ea_refs(&ea_refs, &[])?;
         self.orphan_del(c)?;
         c.inode.size = 0;
         c.inode.links_count = 0;

@@ -12,11 +12,11 @@
 
 use std::collections::HashMap;
 
-use ext4_ondisk::Structure;
 use ext4_ondisk::xattr::{
     BLOCK_HEADER_SIZE, XATTR_MAGIC, XattrEntry, block_hash, encode_name, entry_hash, entry_len, parse_block_header,
     set_xattr_block_checksum, value_len, write_entry,
 };
+use ext4_ondisk::{Incompat, Structure};
 
 use crate::error::{Error, Location, Result};
 use crate::fs::Filesystem;
@@ -90,15 +90,31 @@ struct Attr {
     index: u8,
     name: Vec<u8>,
     value: Vec<u8>,
+    /// The EA inode holding the value (`ea_inode`) and its value hash; 0 when
+    /// the value is stored beside the entry.
+    inum: u32,
+    ea_hash: u32,
 }
 
 impl Attr {
+    fn new(index: u8, name: &[u8], value: &[u8]) -> Self {
+        Self { index, name: name.to_vec(), value: value.to_vec(), inum: 0, ea_hash: 0 }
+    }
+
     fn key(&self) -> (u8, usize, &[u8]) {
         (self.index, self.name.len(), &self.name)
     }
 
+    /// `e_hash`: over the name and the value, or for a value in an EA inode
+    /// over the name and that inode's value hash (`ext4_xattr_hash_entry`).
     fn hash(&self) -> u32 {
-        entry_hash(&self.name, Some(&self.value))
+        if self.inum != 0 { entry_hash(&self.name, Some(&self.ea_hash.to_le_bytes())) } else { entry_hash(&self.name, Some(&self.value)) }
+    }
+
+    /// Bytes the attribute takes in an area: its entry, and its value unless
+    /// an EA inode holds it.
+    fn need(&self) -> usize {
+        entry_len(self.name.len()) + if self.inum != 0 { 0 } else { value_len(self.value.len()) }
     }
 }
 
@@ -119,10 +135,24 @@ impl Filesystem {
                     return Err(Error::Exists(String::from_utf8_lossy(name).into_owned()));
                 }
                 (None, XattrMode::Replace) => return Err(Error::NoAttribute),
-                (Some(i), _) => attrs[i].value = value.to_vec(),
-                (None, _) => attrs.push(Attr { index, name: suffix.to_vec(), value: value.to_vec() }),
+                (Some(i), _) => attrs[i] = Attr::new(index, suffix, value),
+                (None, _) => attrs.push(Attr::new(index, suffix, value)),
             }
-            fs.store_attrs(&mut ib, attrs)?;
+            let at = pos.unwrap_or(attrs.len() - 1);
+            if fs.geo.features.incompat.contains(Incompat::EA_INODE) && value_len(value.len()) > fs.block_size() - 56 {
+                // Too big for any block (`EXT4_XATTR_MIN_LARGE_EA_SIZE`): an EA inode holds it.
+                fs.move_to_ea_inode(&ib, &mut attrs[at])?;
+            }
+            match fs.store_attrs_counted(&mut ib, attrs.clone()) {
+                Err(Error::NoSpace)
+                    if fs.geo.features.incompat.contains(Incompat::EA_INODE) && attrs[at].inum == 0 && !value.is_empty() =>
+                {
+                    // As the kernel retries: the value goes to an EA inode.
+                    fs.move_to_ea_inode(&ib, &mut attrs[at])?;
+                    fs.store_attrs_counted(&mut ib, attrs)?;
+                }
+                r => r?,
+            }
             ib.inode.ctime = fs.now();
             fs.write_inode(&mut ib)
         })
@@ -140,7 +170,7 @@ impl Filesystem {
             if attrs.len() == before {
                 return Err(Error::NoAttribute);
             }
-            fs.store_attrs(&mut ib, attrs)?;
+            fs.store_attrs_counted(&mut ib, attrs)?;
             ib.inode.ctime = fs.now();
             fs.write_inode(&mut ib)
         })
@@ -178,13 +208,38 @@ impl Filesystem {
     fn collect_attrs(&self, ib: &InodeBuf) -> Result<Vec<Attr>> {
         let mut v = Vec::new();
         self.for_each_xattr(ib, |_, e: &XattrEntry<'_>, value| {
+            let mut a = Attr::new(e.name_index, e.name, value);
             if e.value_inum != 0 {
-                return Err(Error::Unsupported("changing attributes of an inode with EA-inode values".into()));
+                a.inum = e.value_inum;
+                a.ea_hash = self.ea_inode_hash_of(e.value_inum)?;
             }
-            v.push(Attr { index: e.name_index, name: e.name.to_vec(), value: value.to_vec() });
+            v.push(a);
             Ok(())
         })?;
         Ok(v)
+    }
+
+    /// [`Self::store_attrs`], keeping EA inode reference counts right: the
+    /// references the inode held before (its body, and its block unless
+    /// shared) are replaced by those it holds after.
+    fn store_attrs_counted(&mut self, ib: &mut InodeBuf, attrs: Vec<Attr>) -> Result<()> {
+        if !self.geo.features.incompat.contains(Incompat::EA_INODE) {
+            return self.store_attrs(ib, attrs);
+        }
+        let (before, charged) = (self.held_ea_refs(ib)?, self.ea_charge(ib)?);
+        self.store_attrs(ib, attrs)?;
+        let (after, charge) = (self.held_ea_refs(ib)?, self.ea_charge(ib)?);
+        self.add_blocks(ib, charge - charged)?;
+        self.replace_ea_refs(&before, &after)
+    }
+
+    /// Puts `a`'s value in a new EA inode (its reference is counted when the
+    /// entry is stored).
+    fn move_to_ea_inode(&mut self, owner: &InodeBuf, a: &mut Attr) -> Result<()> {
+        let (inum, hash) = self.create_ea_inode(owner, &a.value)?;
+        a.inum = inum;
+        a.ea_hash = hash;
+        Ok(())
     }
 
     /// Lays `attrs` out in the inode body and the external block;
@@ -197,7 +252,7 @@ impl Filesystem {
         let mut body = Vec::new();
         let mut block = Vec::new();
         for a in attrs {
-            let need = entry_len(a.name.len()) + value_len(a.value.len());
+            let need = a.need();
             let must_inline = is_inline_data(a.index, &a.name);
             if used + need <= cap || (must_inline && cap >= 8) {
                 used += need;
@@ -327,9 +382,9 @@ impl Filesystem {
         let mut attrs = self.collect_attrs(ib)?;
         attrs.retain(|a| !is_inline_data(a.index, &a.name));
         if let Some(v) = value {
-            attrs.insert(0, Attr { index: INLINE_DATA_INDEX, name: INLINE_DATA_NAME.to_vec(), value: v.to_vec() });
+            attrs.insert(0, Attr::new(INLINE_DATA_INDEX, INLINE_DATA_NAME, v));
         }
-        self.store_attrs(ib, attrs)
+        self.store_attrs_counted(ib, attrs)
     }
 
     /// The largest `system.data` value the inode body can hold while the
@@ -341,7 +396,8 @@ impl Filesystem {
         let mut used = 8 + entry_len(INLINE_DATA_NAME.len());
         self.for_each_xattr(ib, |place, e, _| {
             if place == XattrPlace::Inode && !is_inline_data(e.name_index, e.name) {
-                used += entry_len(e.name.len()) + value_len(e.value_size as usize);
+                let value = if e.value_inum != 0 { 0 } else { value_len(e.value_size as usize) };
+                used += entry_len(e.name.len()) + value;
             }
             Ok(())
         })?;
@@ -375,16 +431,19 @@ fn lay_out(region: &mut [u8], first_entry: usize, attrs: &[Attr]) -> Vec<u32> {
     let mut pos = first_entry;
     let mut hashes = Vec::with_capacity(attrs.len());
     for a in attrs {
-        value_end -= value_len(a.value.len());
-        region[value_end..value_end + a.value.len()].copy_from_slice(&a.value);
+        let in_area = a.inum == 0 && !a.value.is_empty();
+        if in_area {
+            value_end -= value_len(a.value.len());
+            region[value_end..value_end + a.value.len()].copy_from_slice(&a.value);
+        }
         let hash = a.hash();
         hashes.push(hash);
         let e = XattrEntry {
             offset: pos,
             name_index: a.index,
             name: &a.name,
-            value_offs: if a.value.is_empty() { 0 } else { value_end as u16 },
-            value_inum: 0,
+            value_offs: if in_area { value_end as u16 } else { 0 },
+            value_inum: a.inum,
             value_size: a.value.len() as u32,
             hash,
         };
@@ -396,9 +455,8 @@ fn lay_out(region: &mut [u8], first_entry: usize, attrs: &[Attr]) -> Vec<u32> {
 
 /// Builds an xattr block holding `attrs` (sorted), or `None` if they do not fit.
 fn build_block(attrs: &[Attr], bs: usize) -> Option<Vec<u8>> {
-    let entries: usize = attrs.iter().map(|a| entry_len(a.name.len())).sum();
-    let values: usize = attrs.iter().map(|a| value_len(a.value.len())).sum();
-    if BLOCK_HEADER_SIZE + entries + 4 + values > bs {
+    let need: usize = attrs.iter().map(Attr::need).sum();
+    if BLOCK_HEADER_SIZE + need + 4 > bs {
         return None;
     }
     let mut b = vec![0u8; bs];

@@ -1,6 +1,7 @@
 //! Random sequences of chmod / chown / utimes / xattr set and remove /
 //! inline-file growth and shrink against a model, on ext4 images with and
-//! without `inline_data` and with 128-, 256- and 512-byte inodes. After each
+//! without `inline_data`, with `ea_inode` (big values in EA inodes) and
+//! with 128-, 256- and 512-byte inodes. After each
 //! sequence a fresh open shows the model's permissions, owners, times
 //! (nanoseconds, past 2038, before 1970; clamped to 32-bit seconds where the
 //! inode has no `_extra` words), ctime of the last change, xattrs and file
@@ -29,6 +30,7 @@ const CONFS: &[Conf] = &[
     Conf { name: "1k-256", block_size: 1024, inode_size: 256, features: "" },
     Conf { name: "1k-256-inline", block_size: 1024, inode_size: 256, features: "inline_data" },
     Conf { name: "4k-512-inline", block_size: 4096, inode_size: 512, features: "inline_data,^metadata_csum" },
+    Conf { name: "1k-256-ea-inode", block_size: 1024, inode_size: 256, features: "ea_inode" },
 ];
 
 fn format_image(c: &Conf, tag: &str) -> Scratch {

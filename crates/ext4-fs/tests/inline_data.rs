@@ -292,7 +292,10 @@ fn inline_thresholds_match_the_kernel() {
     }
     let img = format_inline(&CONFS[0], "thresholds");
     let mut fs = open_rw(&img.path);
-    fs.write_file("/f128", &[7; 128]).unwrap();
+    let f128 = fs.write_file("/f128", &[7; 128]).unwrap();
+    // The inline bytes are no attribute (the kernel has no system.data handler).
+    assert!(matches!(fs.get_xattr(f128, b"system.data"), Err(Error::NoAttribute)));
+    assert!(fs.xattrs_ino(f128).unwrap().is_empty());
     fs.write_file("/f129", &[8; 129]).unwrap();
     fs.create("/empty", 0o644).unwrap();
     let grow = fs.write_file("/grow", &[1; 10]).unwrap();

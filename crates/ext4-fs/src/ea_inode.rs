@@ -1,0 +1,161 @@
+//! EA inodes (`ea_inode`): an attribute value too big for an xattr block
+//! lives in an inode of its own, flagged `EA_INODE`, referenced by the
+//! entry's `e_value_inum`. As in the kernel (`fs/ext4/xattr.c`), the inode
+//! keeps its reference count in `i_ctime` (high 32 bits) and `i_version`
+//! (low 32 bits), and the crc32c of the value, seeded with the filesystem's
+//! checksum seed, in `i_atime`. A reference is held by each entry in an
+//! inode body and each entry in an xattr block (however many inodes share
+//! the block); the last one frees the EA inode.
+
+use std::collections::BTreeMap;
+
+use ext4_ondisk::checksum::crc32c;
+use ext4_ondisk::xattr::{BLOCK_HEADER_SIZE, XATTR_MAGIC, XattrEntryIter};
+use ext4_ondisk::{FileType, Incompat, InodeFlags, Structure, Timestamp};
+
+use crate::error::{Error, Location, Result};
+use crate::fs::Filesystem;
+use crate::inode::InodeBuf;
+use crate::node::NewNode;
+
+impl Filesystem {
+    /// The value hash an EA inode carries (`ext4_xattr_inode_get_hash`).
+    pub(crate) fn ea_inode_hash_of(&self, inum: u32) -> Result<u32> {
+        let ea = self.read_inode(inum)?;
+        if !ea.inode.flags.contains(InodeFlags::EA_INODE) {
+            return Err(Error::corrupt(Structure::Inode, Location::Inode(inum), "referenced as an EA inode without the EA_INODE flag"));
+        }
+        Ok(ea.inode.atime.secs as u32)
+    }
+
+    /// Creates an EA inode holding `value`, with no reference yet; returns
+    /// its number and value hash.
+    pub(crate) fn create_ea_inode(&mut self, owner: &InodeBuf, value: &[u8]) -> Result<(u32, u32)> {
+        let node = NewNode { uid: owner.inode.uid, gid: owner.inode.gid, ..NewNode::new(FileType::Regular, 0o600) };
+        let mut ea = self.new_inode(owner, &node)?;
+        ea.inode.flags = InodeFlags::EA_INODE;
+        if self.geo.features.incompat.contains(Incompat::EXTENTS) {
+            ea.inode.flags.insert(InodeFlags::EXTENTS);
+        }
+        ea.inode.links_count = 1;
+        let hash = crc32c(self.geo.csum_seed, value);
+        ea.inode.atime = Timestamp { secs: i64::from(hash), nsec: 0 };
+        set_refs(&mut ea, 0);
+        self.write_blocks(&mut ea, 0, value)?;
+        ea.inode.size = value.len() as u64;
+        self.write_inode(&mut ea)?;
+        Ok((ea.ino, hash))
+    }
+
+    /// The EA inode references inode `ib` holds: one per entry of its body,
+    /// and one per entry of its xattr block unless other inodes share it.
+    pub(crate) fn held_ea_refs(&self, ib: &InodeBuf) -> Result<Vec<u32>> {
+        let mut refs = Vec::new();
+        let area = ib.xattr_area();
+        if area.len() >= 4 && ext4_ondisk::get_u32(area, 0) == XATTR_MAGIC {
+            for e in XattrEntryIter::new(&area[4..], 0, Structure::InodeXattrs) {
+                let e = e.map_err(|err| Error::format(&err, Location::Inode(ib.ino)))?;
+                refs.extend((e.value_inum != 0).then_some(e.value_inum));
+            }
+        }
+        let block = ib.inode.file_acl;
+        if block != 0 {
+            let data = self.read_xattr_block(ib.ino, block)?;
+            if ext4_ondisk::get_u32(&data, 4) == 1 {
+                refs.extend(block_ea_refs(&data, ib.ino, block)?);
+            }
+        }
+        Ok(refs)
+    }
+
+    /// Blocks an inode is charged for the values in EA inodes it sees (in
+    /// its body and its block, shared or not): each value's size rounded up
+    /// to blocks, as the kernel charges the owner's quota and `i_blocks`
+    /// (`ext4_xattr_inode_alloc_quota`).
+    pub(crate) fn ea_charge(&self, ib: &InodeBuf) -> Result<i64> {
+        let bs = u64::from(self.geo.block_size);
+        let mut blocks = 0u64;
+        self.for_each_xattr_entry(ib, |e| {
+            if e.value_inum != 0 {
+                blocks += u64::from(e.value_size).div_ceil(bs);
+            }
+        })?;
+        Ok(blocks as i64)
+    }
+
+    /// Calls `f` for every entry of the inode body and the xattr block,
+    /// without reading values.
+    fn for_each_xattr_entry(&self, ib: &InodeBuf, mut f: impl FnMut(&ext4_ondisk::xattr::XattrEntry<'_>)) -> Result<()> {
+        let area = ib.xattr_area();
+        if area.len() >= 4 && ext4_ondisk::get_u32(area, 0) == XATTR_MAGIC {
+            for e in XattrEntryIter::new(&area[4..], 0, Structure::InodeXattrs) {
+                f(&e.map_err(|err| Error::format(&err, Location::Inode(ib.ino)))?);
+            }
+        }
+        let block = ib.inode.file_acl;
+        if block != 0 {
+            let data = self.read_xattr_block(ib.ino, block)?;
+            for e in XattrEntryIter::new(&data, BLOCK_HEADER_SIZE, Structure::XattrBlock) {
+                f(&e.map_err(|err| Error::format(&err, Location::InodeBlock { ino: ib.ino, block }))?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves reference counts from the multiset `before` to `after`.
+    pub(crate) fn replace_ea_refs(&mut self, before: &[u32], after: &[u32]) -> Result<()> {
+        let mut delta: BTreeMap<u32, i64> = BTreeMap::new();
+        for &i in after {
+            *delta.entry(i).or_default() += 1;
+        }
+        for &i in before {
+            *delta.entry(i).or_default() -= 1;
+        }
+        for (inum, d) in delta {
+            if d != 0 {
+                self.add_ea_refs(inum, d)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes an EA inode's reference count by `delta`; at zero the inode
+    /// and its blocks are freed.
+    fn add_ea_refs(&mut self, inum: u32, delta: i64) -> Result<()> {
+        let mut ea = self.read_inode(inum)?;
+        if !ea.inode.flags.contains(InodeFlags::EA_INODE) {
+            return Err(Error::corrupt(Structure::Inode, Location::Inode(inum), "referenced as an EA inode without the EA_INODE flag"));
+        }
+        let refs = i64::try_from(get_refs(&ea)).unwrap_or(i64::MAX) + delta;
+        if refs < 0 {
+            return Err(Error::corrupt(Structure::Inode, Location::Inode(inum), "EA inode reference count below zero"));
+        }
+        if refs == 0 {
+            ea.inode.links_count = 0;
+            return self.release_inode(&mut ea);
+        }
+        set_refs(&mut ea, refs as u64);
+        self.write_inode(&mut ea)
+    }
+}
+
+/// The EA inodes an xattr block's entries reference.
+pub(crate) fn block_ea_refs(data: &[u8], ino: u32, block: u64) -> Result<Vec<u32>> {
+    let mut refs = Vec::new();
+    for e in XattrEntryIter::new(data, BLOCK_HEADER_SIZE, Structure::XattrBlock) {
+        let e = e.map_err(|err| Error::format(&err, Location::InodeBlock { ino, block }))?;
+        refs.extend((e.value_inum != 0).then_some(e.value_inum));
+    }
+    Ok(refs)
+}
+
+/// An EA inode's reference count (`ext4_xattr_inode_get_ref`).
+fn get_refs(ea: &InodeBuf) -> u64 {
+    (u64::from(ea.inode.ctime.secs as u32) << 32) | (ea.inode.version & 0xFFFF_FFFF)
+}
+
+/// Stores an EA inode's reference count (`ext4_xattr_inode_set_ref`).
+fn set_refs(ea: &mut InodeBuf, refs: u64) {
+    ea.inode.ctime = Timestamp { secs: i64::from((refs >> 32) as u32), nsec: 0 };
+    ea.inode.version = refs & 0xFFFF_FFFF;
+}
