@@ -13,7 +13,7 @@
 //! * `fuzz <smoke | run TARGET | list>` — the cargo-fuzz targets of `fuzz/`.
 //! * `fio [--size MIB] [--jobs N]` — fio --verify=crc32c through `ext4 mount`,
 //!   then verify-only through a fresh mount and the kernel, e2fsck between.
-//! * `pjdfstest [PATTERN...] [--keep]` — the POSIX suite pjdfstest on `ext4 mount`, against the
+//! * `pjdfstest [PATTERN...] [--keep] [--mkfs=ARGS]` — the POSIX suite pjdfstest on `ext4 mount`, against the
 //!   kernel's ext4; fails on any test that passes only on the kernel.
 
 use std::process::{Command, ExitCode};
@@ -40,7 +40,7 @@ fn main() -> ExitCode {
         Some("pjdfstest") => pjdfstest::run(&rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <fixtures [--medium] | validate [--medium] | demo | ci | crash [--quick | --reorders N] | bench [mkfs | fuse [--small]] [--medium] [--reps N] | fuzz <smoke | run TARGET | list> | fio [--size MIB] [--jobs N] | pjdfstest [PATTERN...] [--keep]>"
+                "usage: cargo xtask <fixtures [--medium] | validate [--medium] | demo | ci | crash [--quick | --reorders N] | bench [mkfs | fuse [--small]] [--medium] [--reps N] | fuzz <smoke | run TARGET | list> | fio [--size MIB] [--jobs N] | pjdfstest [PATTERN...] [--keep] [--mkfs=ARGS]>"
             );
             return ExitCode::from(2);
         }

@@ -1,4 +1,4 @@
-//! `cargo xtask pjdfstest [PATTERN...] [--keep]`: the POSIX conformance
+//! `cargo xtask pjdfstest [PATTERN...] [--keep] [--mkfs=ARGS]`: the POSIX conformance
 //! suite pjdfstest on `ext4 mount`, with the kernel's ext4 as the reference.
 //!
 //! Two fresh images from `ext4 mkfs -t ext4`: one loop-mounted by the
@@ -6,7 +6,8 @@
 //! both at once. Fails if a test fails on `ext4 mount` but passes on the
 //! kernel, or if `e2fsck -fn` is not silent on the FUSE image afterwards.
 //! Patterns are passed to pjdfstest (names to run); `--keep` keeps the work
-//! directory (images, configuration, both outputs).
+//! directory (images, configuration, both outputs); `--mkfs="-O inline_data -b 1024"`
+//! replaces `-t ext4` as the formatter's options.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -183,6 +184,8 @@ pub fn run(args: &[&str]) -> Result {
     }
     let keep = args.contains(&"--keep");
     let patterns: Vec<&str> = args.iter().copied().filter(|a| !a.starts_with("--")).collect();
+    let mkfs_args: Vec<&str> =
+        args.iter().find_map(|a| a.strip_prefix("--mkfs=")).map_or(vec!["-t", "ext4"], |m| m.split_whitespace().collect());
     sh(crate::cargo().args(["build", "--release", "-q", "-p", "ext4-cli"]))?;
     let ext4 = crate::bench::target_dir().join("release/ext4");
 
@@ -194,7 +197,7 @@ pub fn run(args: &[&str]) -> Result {
     std::fs::write(&config, CONFIG).map_err(|e| e.to_string())?;
     let (kernel_img, fuse_img) = (work.join("kernel.img"), work.join("fuse.img"));
     for img in [&kernel_img, &fuse_img] {
-        sh(Command::new(&ext4).args(["mkfs", "-q", "-t", "ext4"]).arg(img).arg("256M"))?;
+        sh(Command::new(&ext4).args(["mkfs", "-q"]).args(&mkfs_args).arg(img).arg("256M"))?;
     }
 
     let started = Instant::now();
