@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use ext4_ondisk::xattr::{
-    BLOCK_HEADER_SIZE, XATTR_MAGIC, XattrEntry, block_hash, encode_name, entry_hash, entry_len, parse_block_header,
+    BLOCK_HEADER_SIZE, XATTR_MAGIC, XattrEntry, block_hash, encode_name, entry_hash, entry_len, mix_ea_inode_hash, parse_block_header,
     set_xattr_block_checksum, value_len, write_entry,
 };
 use ext4_ondisk::{Incompat, Structure};
@@ -108,7 +108,11 @@ impl Attr {
     /// `e_hash`: over the name and the value, or for a value in an EA inode
     /// over the name and that inode's value hash (`ext4_xattr_hash_entry`).
     fn hash(&self) -> u32 {
-        if self.inum != 0 { entry_hash(&self.name, Some(&self.ea_hash.to_le_bytes())) } else { entry_hash(&self.name, Some(&self.value)) }
+        if self.inum != 0 {
+            mix_ea_inode_hash(entry_hash(&self.name, None), self.ea_hash)
+        } else {
+            entry_hash(&self.name, Some(&self.value))
+        }
     }
 
     /// Bytes the attribute takes in an area: its entry, and its value unless
