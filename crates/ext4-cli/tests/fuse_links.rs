@@ -7,10 +7,12 @@
 //! `pathconf(_PC_LINK_MAX)` knows no limit for FUSE's `f_type`, so the suite
 //! skips it; this test stands in for it.)
 
+mod common;
+
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use ext4_testkit::oracle::{LoopMount, can_loop_mount, e2fsck_problems, have_e2fsprogs};
 
@@ -63,37 +65,6 @@ fn limits(root: &Path) -> Limits {
     }
 }
 
-fn is_mounted(dir: &Path) -> bool {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    info.lines().any(|l| l.split_whitespace().nth(4) == dir.to_str())
-}
-
-/// Runs `f` on `image` served by `ext4 mount -f`, then unmounts and waits
-/// until the server has closed the image.
-fn with_fuse<R>(image: &Path, dir: &Path, f: impl FnOnce(&Path) -> R) -> R {
-    let mut server: Child = Command::new(env!("CARGO_BIN_EXE_ext4"))
-        .args(["mount", "-f"])
-        .arg(image)
-        .arg(dir)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("ext4 mount starts");
-    let start = Instant::now();
-    while !is_mounted(dir) {
-        assert!(server.try_wait().unwrap().is_none(), "ext4 mount exited early");
-        assert!(start.elapsed() < Duration::from_secs(30), "the FUSE mount did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let r = f(dir);
-    while is_mounted(dir) {
-        if !Command::new("umount").arg(dir).status().unwrap().success() {
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-    assert!(server.wait().unwrap().success(), "ext4 mount exits cleanly after the unmount");
-    r
-}
-
 fn mke2fs(image: &Path, features: &str) {
     let _ = std::fs::remove_file(image);
     let out = Command::new("mke2fs")
@@ -115,7 +86,7 @@ fn check(features: &str, dir: &Path) {
     m.unmount().unwrap();
     let mnt: PathBuf = dir.join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
-    let fuse = with_fuse(&fimg, &mnt, limits);
+    let fuse = common::with_fuse(&fimg, &mnt, "", limits);
     assert_eq!(kernel.file_links, (65_000, Some(EMLINK)), "-O {features}: the kernel's own limit");
     assert_eq!(fuse, kernel, "-O {features}: ext4 mount (left) against the kernel (right)");
     if let Some(p) = e2fsck_problems(&fimg) {

@@ -76,3 +76,33 @@ pub fn unmount(m: LoopMount) {
     }
     panic!("{}: still mounted after retries: {first}", dir.display());
 }
+
+fn is_mounted(dir: &Path) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines().any(|l| l.split_whitespace().nth(4) == dir.to_str())
+}
+
+/// Runs `f` on `image` served by `ext4 mount -f [-o OPTIONS]` on `dir`, then
+/// unmounts and waits until the server has closed the image.
+pub fn with_fuse<R>(image: &Path, dir: &Path, options: &str, f: impl FnOnce(&Path) -> R) -> R {
+    let mut c = Command::new(EXT4);
+    c.args(["mount", "-f"]);
+    if !options.is_empty() {
+        c.args(["-o", options]);
+    }
+    let mut server = c.arg(image).arg(dir).stdin(Stdio::null()).spawn().expect("ext4 mount starts");
+    let start = std::time::Instant::now();
+    while !is_mounted(dir) {
+        assert!(server.try_wait().unwrap().is_none(), "ext4 mount exited before mounting");
+        assert!(start.elapsed() < Duration::from_secs(30), "the FUSE mount did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = f(dir);
+    while is_mounted(dir) {
+        if !Command::new("umount").arg(dir).status().unwrap().success() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    assert!(server.wait().unwrap().success(), "ext4 mount exits cleanly after the unmount");
+    r
+}
