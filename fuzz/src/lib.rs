@@ -14,6 +14,9 @@ use ext4_fs::{Filesystem, MemoryDevice, OpenOptions, XattrMode};
 #[path = "../../crates/ext4-fs/tests/hostile/mod.rs"]
 pub mod hostile;
 
+#[path = "../../crates/ext4-fs/tests/fsops/mod.rs"]
+pub mod fsops;
+
 /// A formatted and populated image: ext4 (1k blocks, journal, metadata_csum,
 /// htree directory, extent tree of depth 1, xattr block, symlinks) or ext2
 /// (indirect maps).
