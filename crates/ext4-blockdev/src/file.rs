@@ -115,12 +115,56 @@ impl BlockDevice for FileDevice {
 
     /// Zeroes a range, writing only the chunks that do not read as zeros
     /// already: a fresh image file stays sparse (as mke2fs leaves it, which
-    /// zeroes with `fallocate`), and nothing is allocated on tmpfs.
+    /// zeroes with `fallocate`), and nothing is allocated on tmpfs. On Linux
+    /// the file's holes are skipped without reading them (`SEEK_DATA`).
     fn write_zeroes(&self, offset: u64, len: u64) -> Result<()> {
         if self.read_only {
             return Err(DeviceError::ReadOnly);
         }
         check_range(Op::Write, offset, usize::try_from(len).unwrap_or(usize::MAX), self.len)?;
+        #[cfg(target_os = "linux")]
+        if let Some(r) = self.write_zeroes_around_holes(offset, len) {
+            return r;
+        }
+        self.zero_where_not_zero(offset, len)
+    }
+}
+
+impl FileDevice {
+    /// Zeroes `[offset, offset + len)` by writing zeros over the file's data
+    /// regions only: holes already read as zeros and stay holes. `None` when
+    /// the filesystem cannot tell holes from data (`SEEK_DATA` unsupported).
+    #[cfg(target_os = "linux")]
+    fn write_zeroes_around_holes(&self, offset: u64, len: u64) -> Option<Result<()>> {
+        use rustix::fs::{SeekFrom, seek};
+        let end = offset + len;
+        let mut at = offset;
+        while at < end {
+            let data = match seek(&self.file, SeekFrom::Data(at)) {
+                Ok(d) => d,
+                // No data past `at`: the rest is a hole.
+                Err(rustix::io::Errno::NXIO) => break,
+                Err(_) if at == offset => return None,
+                Err(e) => return Some(Err(io(Op::Read, at)(e.into()))),
+            };
+            if data >= end {
+                break;
+            }
+            let hole = match seek(&self.file, SeekFrom::Hole(data)) {
+                Ok(h) => h.min(end),
+                Err(e) => return Some(Err(io(Op::Read, data)(e.into()))),
+            };
+            if let Err(e) = self.zero_where_not_zero(data, hole - data) {
+                return Some(Err(e));
+            }
+            at = hole;
+        }
+        Some(Ok(()))
+    }
+
+    /// Zeroes `[offset, offset + len)`, writing only the chunks that are not
+    /// zero already (so holes in a sparse file stay holes).
+    fn zero_where_not_zero(&self, offset: u64, len: u64) -> Result<()> {
         const CHUNK: u64 = 1 << 20;
         let zeros = vec![0u8; CHUNK.min(len) as usize];
         let mut buf = zeros.clone();

@@ -65,3 +65,27 @@ fn faults() {
     assert!(dev.flush().is_err());
     assert!(dev.flush().is_err());
 }
+
+/// Zeroing a sparse file clears its data regions and leaves its holes
+/// unallocated (a fresh image stays small on disk).
+#[cfg(unix)]
+#[test]
+fn file_write_zeroes_keeps_holes() {
+    use std::os::unix::fs::MetadataExt;
+    let path = std::env::temp_dir().join(format!("blockdev-sparse-{}", std::process::id()));
+    let mib = 1u64 << 20;
+    let dev = FileDevice::create(&path, 64 * mib).unwrap();
+    // Data at 3 MiB and at 40 MiB, holes elsewhere.
+    dev.write_at(3 * mib + 100, &[0xAB; 70_000]).unwrap();
+    dev.write_at(40 * mib, &[0xCD; 4096]).unwrap();
+    dev.write_zeroes(mib, 50 * mib).unwrap();
+    let mut buf = vec![0xFFu8; 80_000];
+    for at in [3 * mib, 40 * mib - 1000] {
+        dev.read_at(at, &mut buf).unwrap();
+        assert!(buf.iter().all(|&b| b == 0), "data left at {at}");
+    }
+    drop(dev);
+    let allocated = std::fs::metadata(&path).unwrap().blocks() * 512;
+    std::fs::remove_file(&path).unwrap();
+    assert!(allocated <= 2 * mib, "zeroing allocated {allocated} bytes of a sparse file");
+}
