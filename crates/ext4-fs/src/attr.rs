@@ -84,11 +84,19 @@ impl Filesystem {
     }
 
     /// Sets the user-settable inode flags (`chattr`); other flags are kept.
+    /// As the kernel's `ext4_mask_flags`, a regular file takes no directory
+    /// flags (dirsync, topdir, projinherit) and other non-directories only
+    /// nodump and noatime (e2fsck clears immutable or append-only on them).
     pub fn set_flags(&mut self, ino: u32, flags: InodeFlags) -> Result<()> {
         self.op(|fs| {
             let mut ib = fs.read_inode(ino)?;
             let keep = ib.inode.flags.difference(USER_SETTABLE_FLAGS);
-            ib.inode.flags = keep | (flags & USER_SETTABLE_FLAGS);
+            let fits = match ib.file_type() {
+                FileType::Directory => USER_SETTABLE_FLAGS,
+                FileType::Regular => USER_SETTABLE_FLAGS.difference(InodeFlags::DIRSYNC | InodeFlags::TOPDIR | InodeFlags::PROJINHERIT),
+                _ => InodeFlags::NODUMP | InodeFlags::NOATIME,
+            };
+            ib.inode.flags = keep | (flags & fits);
             ib.inode.ctime = fs.now();
             fs.write_inode(&mut ib)
         })

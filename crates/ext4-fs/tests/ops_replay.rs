@@ -73,6 +73,17 @@ fn seeds() -> Vec<(&'static str, u8, Vec<Op>)> {
                 Sync,
             ],
         ),
+        (
+            // Found by the corpus replay: chattr +ia on a symlink left flags e2fsck clears.
+            "flags-on-symlink",
+            0,
+            vec![
+                Symlink { target_len: 5, path: 0 },
+                SetAttr { path: 0, perm: None, uid: None, mtime: None, flags: Some(3) },
+                Mkdir { path: 3, perm: 0o755 },
+                SetAttr { path: 3, perm: None, uid: None, mtime: None, flags: Some(3) },
+            ],
+        ),
     ]
 }
 
