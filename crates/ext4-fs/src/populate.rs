@@ -158,7 +158,7 @@ impl Copier<'_, '_> {
             let mut i = 0;
             while i < n {
                 let end = (i + bs).min(n);
-                if chunk[i..end].iter().all(|&b| b == 0) {
+                if is_all_zero(&chunk[i..end]) {
                     i = end;
                     continue;
                 }
@@ -166,7 +166,7 @@ impl Copier<'_, '_> {
                 let mut j = end;
                 while j < n {
                     let e = (j + bs).min(n);
-                    if chunk[j..e].iter().all(|&b| b == 0) {
+                    if is_all_zero(&chunk[j..e]) {
                         break;
                     }
                     j = e;
@@ -202,6 +202,13 @@ impl Copier<'_, '_> {
             SetAttr { atime: Some(ts(md.atime(), md.atime_nsec())), mtime: Some(ts(md.mtime(), md.mtime_nsec())), ..SetAttr::default() };
         self.fs.set_attr(ino, a)
     }
+}
+
+/// Whether `b` holds only zero bytes: 64-byte chunks OR-ed together, which
+/// the compiler turns into vector instructions (a byte loop with an early
+/// exit was an eighth of an extraction's time).
+pub fn is_all_zero(b: &[u8]) -> bool {
+    b.chunks(64).all(|c| c.iter().fold(0u8, |a, &x| a | x) == 0)
 }
 
 fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
