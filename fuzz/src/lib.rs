@@ -56,7 +56,8 @@ fn populate(fs: &mut Filesystem) -> ext4_fs::Result<()> {
     fs.create_dir_all("/a/b/c", 0o755)?;
     fs.write_file("/a/b/c/deep", b"deep\n")?;
     fs.symlink("small", "/fast")?;
-    fs.symlink("a/b/c/".repeat(12) + "deep", "/slow")?;
+    // A slow symlink (over 60 bytes) resolving through 4 names, not 37.
+    fs.symlink("a/b/c/".to_string() + &"/".repeat(60) + "deep", "/slow")?;
     fs.mkdir("/big", 0o755)?;
     for i in 0..90 {
         fs.create(format!("/big/entry-{i:03}-with-a-long-name"), 0o644)?;
@@ -181,6 +182,18 @@ impl DirIo for MemDir {
         self.room -= 1;
         self.blocks.push(vec![0; self.block_size]);
         Ok(self.blocks.len() as u32 - 1)
+    }
+}
+
+/// [`apply_patches`] over a device (a copy-on-write [`fsops::Overlay`] of
+/// the template, so that a run copies no whole image).
+pub fn apply_patches_to(dev: &dyn ext4_fs::BlockDevice, mut patches: &[u8]) {
+    let size = dev.len() as usize;
+    while patches.len() >= 4 {
+        let off = (usize::from(patches[0]) | usize::from(patches[1]) << 8 | usize::from(patches[2]) << 16) % size;
+        let len = usize::from(patches[3]).min(patches.len() - 4).min(size - off);
+        let _ = dev.write_at(off as u64, &patches[4..4 + len]);
+        patches = &patches[4 + len..];
     }
 }
 

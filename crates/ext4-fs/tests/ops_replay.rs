@@ -105,7 +105,7 @@ fn e2fsck_available() -> bool {
 fn check(input: &Path, scratch: &Path) -> Option<String> {
     let data = std::fs::read(input).expect("read input");
     let (image, _) = fsops::run(&data);
-    std::fs::write(scratch, &image).expect("write image");
+    std::fs::write(scratch, image.to_vec()).expect("write image");
     ext4_testkit::oracle::e2fsck_problems(scratch).map(|p| format!("{}: {:?}\n{p}", input.display(), fsops::decode(&data)))
 }
 

@@ -11,12 +11,14 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use arbitrary::{Arbitrary, Unstructured};
+use ext4_fs::blockdev::{self, check_range};
 use ext4_fs::mkfs::{self, FormatOptions, FsType, Profile};
-use ext4_fs::{Error, Filesystem, InodeFlags, MemoryDevice, OpenOptions, RenameMode, SetAttr, Timestamp, XattrMode};
+use ext4_fs::{BlockDevice, Error, Filesystem, InodeFlags, MemoryDevice, OpenOptions, RenameMode, SetAttr, Timestamp, XattrMode};
 
 /// Operations decoded from one input at most.
 pub const MAX_OPS: usize = 64;
@@ -88,6 +90,80 @@ fn build_template(i: usize) -> Vec<u8> {
     let dev = MemoryDevice::new(size as usize);
     mkfs::format(&dev, &opts, &mut |_| ControlFlow::Continue(())).expect("format the ops template");
     dev.to_vec()
+}
+
+/// A copy-on-write device over a static image: written 4 KiB chunks are
+/// kept apart, everything else is read from the base, so a run neither
+/// allocates nor copies (nor page-faults in) the whole image.
+pub struct Overlay {
+    base: &'static [u8],
+    chunks: RwLock<HashMap<usize, Box<[u8]>>>,
+}
+
+const CHUNK: usize = 4096;
+
+impl Overlay {
+    /// A device reading `base` until written.
+    pub fn new(base: &'static [u8]) -> Self {
+        Self { base, chunks: RwLock::new(HashMap::new()) }
+    }
+
+    /// The current contents, whole.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = self.base.to_vec();
+        for (&c, b) in self.chunks.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            v[c * CHUNK..c * CHUNK + b.len()].copy_from_slice(b);
+        }
+        v
+    }
+
+    /// Bytes `[off, off + len)` split at chunk boundaries: (chunk, offset in it, offset in the buffer, length).
+    fn pieces(off: usize, len: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+        let mut done = 0;
+        std::iter::from_fn(move || {
+            (done < len).then(|| {
+                let at = off + done;
+                let n = (CHUNK - at % CHUNK).min(len - done);
+                let p = (at / CHUNK, at % CHUNK, done, n);
+                done += n;
+                p
+            })
+        })
+    }
+}
+
+impl BlockDevice for Overlay {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> blockdev::Result<()> {
+        check_range(blockdev::Op::Read, offset, buf.len(), self.len())?;
+        let chunks = self.chunks.read().unwrap_or_else(|e| e.into_inner());
+        for (c, at, pos, n) in Self::pieces(offset as usize, buf.len()) {
+            let src = match chunks.get(&c) {
+                Some(b) => &b[at..at + n],
+                None => &self.base[c * CHUNK + at..c * CHUNK + at + n],
+            };
+            buf[pos..pos + n].copy_from_slice(src);
+        }
+        Ok(())
+    }
+
+    fn write_at(&self, offset: u64, buf: &[u8]) -> blockdev::Result<()> {
+        check_range(blockdev::Op::Write, offset, buf.len(), self.len())?;
+        let mut chunks = self.chunks.write().unwrap_or_else(|e| e.into_inner());
+        for (c, at, pos, n) in Self::pieces(offset as usize, buf.len()) {
+            let base = self.base;
+            let b = chunks.entry(c).or_insert_with(|| base[c * CHUNK..((c + 1) * CHUNK).min(base.len())].into());
+            b[at..at + n].copy_from_slice(&buf[pos..pos + n]);
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> blockdev::Result<()> {
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        self.base.len() as u64
+    }
 }
 
 /// Decodes an input: the configuration byte and the operations.
@@ -263,13 +339,13 @@ pub fn apply(fs: &mut Filesystem, op: &Op, st: &mut RunStats) {
     }
 }
 
-/// Runs an input over a fresh copy of its template; returns the final image.
-/// Panics if an operation reports corruption, if the close fails, or if the
-/// read-only walk of the result reports corruption.
-pub fn run(data: &[u8]) -> (Vec<u8>, RunStats) {
+/// Runs an input over a copy-on-write view of its template; returns the
+/// final image. Panics if an operation reports corruption, if the close
+/// fails, or if the read-only walk of the result reports corruption.
+pub fn run(data: &[u8]) -> (Arc<Overlay>, RunStats) {
     let (config, ops) = decode(data);
-    let dev = Arc::new(MemoryDevice::from_vec(template(config).to_vec()));
-    let open = |dev: &Arc<MemoryDevice>| Filesystem::open(dev.clone(), OpenOptions { cache_blocks: 256, ..OpenOptions::read_write() });
+    let dev = Arc::new(Overlay::new(template(config)));
+    let open = |dev: &Arc<Overlay>| Filesystem::open(dev.clone(), OpenOptions { cache_blocks: 256, ..OpenOptions::read_write() });
     let mut fs = open(&dev).expect("open the ops template");
     fs.set_fixed_time(Some(Timestamp { secs: 1_700_000_100, nsec: 0 }));
     let mut st = RunStats::default();
@@ -288,5 +364,5 @@ pub fn run(data: &[u8]) -> (Vec<u8>, RunStats) {
     let walk = crate::hostile::walk(&ro, crate::hostile::Limits::default());
     assert_eq!(walk.corrupt, 0, "walk of the result after {ops:?}: {:?}", walk.first_corrupt);
     drop(ro);
-    (dev.to_vec(), st)
+    (dev, st)
 }
