@@ -4,7 +4,7 @@
 //! * `validate` — walk every fixture through the library and compare it with
 //!   its source tree, entry by entry (add `--medium` for the medium tree too).
 //! * `demo` — the main job end to end on a built-in example.
-//! * `ci` — what CI runs: the whole test suite.
+//! * `ci` — what CI runs: the whole test suite, then `fuzz smoke --secs 10`.
 //! * `bench [mkfs | fuse] [--medium] [--reps N]` — each job against its reference tool, as ratios
 //!   (`fuse`: cp -a into ext4 mount, fuse2fs and the kernel).
 //! * `validate mkfs` — the whole formatter matrix against mke2fs.
@@ -98,8 +98,10 @@ fn demo() -> Result {
     Ok(())
 }
 
-/// What CI runs.
+/// What CI runs: the test suite, the fixtures' validation, then every fuzz
+/// target briefly (after its regression inputs).
 fn ci() -> Result {
     sh(cargo().args(["test", "--workspace", "--release"]))?;
-    validate::run(&[])
+    validate::run(&[])?;
+    fuzz::run(&["smoke", "--secs", "10"])
 }
