@@ -27,11 +27,16 @@ pub struct OpenOptions {
     pub verify_checksums: bool,
     /// Clean metadata blocks kept in memory.
     pub cache_blocks: usize,
+    /// Filling a fresh image (`mkfs -d`): commits go home without the
+    /// journal, as mke2fs writes, and operations keep no undo copies. A
+    /// crash, or an operation that fails, leaves an image to be discarded:
+    /// after a failure the filesystem turns read-only.
+    pub bulk: bool,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        Self { write: false, replay_journal: true, verify_checksums: true, cache_blocks: 8192 }
+        Self { write: false, replay_journal: true, verify_checksums: true, cache_blocks: 8192, bulk: false }
     }
 }
 

@@ -133,7 +133,7 @@ pub(crate) fn open_journal(fs: &mut Filesystem) -> Result<()> {
             reload_metadata(fs)?;
         }
     }
-    if fs.is_writable() {
+    if fs.is_writable() && !fs.opts.bulk {
         let bs = fs.geo.block_size;
         let mut io = fs.journal.device(&*fs.dev, bs)?;
         let mut jsb = ext4_jbd2::read_superblock(&mut io, bs).map_err(journal_error)?;

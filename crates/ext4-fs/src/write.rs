@@ -77,6 +77,8 @@ pub(crate) struct Undo {
     orphans: HashSet<u32>,
     orphan_records: HashMap<u32, crate::orphan::OrphanRecord>,
     deferred: usize,
+    /// Bulk mode: nothing is saved, a failure cannot be undone.
+    bulk: bool,
 }
 
 impl Default for WriteState {
@@ -175,6 +177,7 @@ impl Filesystem {
                 orphans: self.write.orphans.clone(),
                 orphan_records: self.write.orphan_records.clone(),
                 deferred: self.write.deferred.len(),
+                bulk: self.opts.bulk,
             });
         }
         let r = f(self);
@@ -190,6 +193,10 @@ impl Filesystem {
                     self.finish_in_steps(d)?;
                 }
                 Ok(v)
+            }
+            Err(e) if undo.bulk => {
+                self.read_only_reason = Some(format!("an operation failed while filling the image in bulk mode ({e}); discard the image"));
+                Err(e)
             }
             Err(e) => {
                 self.rollback(undo);
@@ -221,6 +228,9 @@ impl Filesystem {
     /// Saves block `block`'s state the first time the current operation touches it.
     fn undo_save(&mut self, block: u64) {
         if let Some(u) = &mut self.write.undo {
+            if u.bulk {
+                return;
+            }
             if let std::collections::hash_map::Entry::Vacant(slot) = u.blocks.entry(block) {
                 slot.insert(self.cache.lock().unwrap_or_else(|e| e.into_inner()).save(block));
             }
@@ -229,7 +239,7 @@ impl Filesystem {
 
     /// Group `g`'s descriptor for modification (saved for undo, marked dirty).
     pub(crate) fn group_mut(&mut self, g: u32) -> &mut ext4_ondisk::GroupDesc {
-        if let Some(u) = &mut self.write.undo {
+        if let Some(u) = self.write.undo.as_mut().filter(|u| !u.bulk) {
             u.groups.entry(g).or_insert_with(|| self.groups[g as usize].clone());
         }
         &mut self.groups[g as usize]

@@ -190,7 +190,9 @@ pub fn run(a: Args) -> CliResult {
 /// Copies `dir` into the root of the fresh filesystem (`-d`).
 fn populate(dev: FileDevice, offset: u64, dir: &std::path::Path, quiet: bool) -> CliResult {
     let win = WindowDevice::new(dev, offset, None).context(|| "opening the new filesystem".into())?;
-    let mut fs = Filesystem::open(win, OpenOptions::read_write()).context(|| "opening the new filesystem".into())?;
+    // A fresh image: no journal traffic, no undo copies (mke2fs -d writes so too).
+    let opts = OpenOptions { bulk: true, ..OpenOptions::read_write() };
+    let mut fs = Filesystem::open(win, opts).context(|| "opening the new filesystem".into())?;
     let total = crate::cmd::put::total_bytes(dir);
     let pb = if quiet { indicatif::ProgressBar::hidden() } else { crate::progress::bytes(total, "copying") };
     let mut progress = |done: u64| pb.set_position(done);
