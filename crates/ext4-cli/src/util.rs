@@ -12,7 +12,7 @@ pub struct CliError {
     /// What was being done, e.g. "reading /etc/passwd".
     pub context: String,
     /// The cause.
-    pub cause: Box<dyn std::error::Error>,
+    pub cause: Box<dyn std::error::Error + Send + Sync>,
     /// errno of the cause, when it has one.
     pub errno: Option<i32>,
 }
