@@ -117,10 +117,15 @@ impl Filesystem {
         let Some((g, s, l)) = best else {
             return Err(self.counts_disagree("free block count is positive but every bitmap is full"));
         };
+        // A bitmap may show a longer free run than the counts allow (a damaged image).
+        let (Some(group_free), Some(free)) =
+            (self.groups[g as usize].free_blocks_count.checked_sub(l as u32), self.sb.free_blocks_count().checked_sub(l as u64))
+        else {
+            return Err(self.counts_disagree("the block bitmap has more free blocks than the free block count"));
+        };
         let bb = self.groups[g as usize].block_bitmap;
         self.modify_meta(bb, |d| bitmap::set_range(d, s, l))?;
-        self.group_mut(g).free_blocks_count -= l as u32;
-        let free = self.sb.free_blocks_count() - l as u64;
+        self.group_mut(g).free_blocks_count = group_free;
         self.sb.set_free_blocks_count(free);
         self.mark_group_dirty(g, true, false);
         let first = self.geo.group_first_block(g) + s as u64;
