@@ -5,6 +5,7 @@
 //! Replays the committed inputs of `fuzz/regressions/ops/` (hand-made seeds
 //! and minimized crashes), then the local corpus `fuzz/corpus/ops/` when a
 //! campaign left one (sorted, within a time budget).
+//! `OPS_REPLAY_SECS=N` gives the corpus N seconds (default 40).
 //! `OPS_WRITE_SEEDS=1` writes the hand-made seeds into `fuzz/regressions/ops/`.
 
 mod fsops;
@@ -15,8 +16,11 @@ use std::time::{Duration, Instant};
 
 use fsops::Op;
 
-/// Time the local corpus may take (the committed inputs always run whole).
-const CORPUS_BUDGET: Duration = Duration::from_secs(40);
+/// Time the local corpus may take (the committed inputs always run whole);
+/// `OPS_REPLAY_SECS` changes it (after a long campaign).
+fn corpus_budget() -> Duration {
+    Duration::from_secs(std::env::var("OPS_REPLAY_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(40))
+}
 
 fn seeds() -> Vec<(&'static str, u8, Vec<Op>)> {
     use Op::*;
@@ -155,7 +159,7 @@ fn replayed_inputs_leave_e2fsck_silent() {
     let start = Instant::now();
     let mut replayed = 0;
     for input in &corpus {
-        if start.elapsed() > CORPUS_BUDGET {
+        if start.elapsed() > corpus_budget() {
             break;
         }
         problems.extend(check(input, &scratch));
