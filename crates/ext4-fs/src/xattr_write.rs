@@ -147,11 +147,15 @@ impl Filesystem {
                 // Too big for any block (`EXT4_XATTR_MIN_LARGE_EA_SIZE`): an EA inode holds it.
                 fs.move_to_ea_inode(&ib, &mut attrs[at])?;
             }
+            // A layout that does not fit fails before anything is allocated,
+            // but after the body in `ib` was laid out: the retry starts over.
+            let unchanged = ib.clone();
             match fs.store_attrs_counted(&mut ib, attrs.clone()) {
                 Err(Error::NoSpace)
                     if fs.geo.features.incompat.contains(Incompat::EA_INODE) && attrs[at].inum == 0 && !value.is_empty() =>
                 {
                     // As the kernel retries: the value goes to an EA inode.
+                    ib = unchanged;
                     fs.move_to_ea_inode(&ib, &mut attrs[at])?;
                     fs.store_attrs_counted(&mut ib, attrs)?;
                 }

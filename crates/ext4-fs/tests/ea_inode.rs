@@ -139,3 +139,28 @@ fn values_the_kernel_put_in_ea_inodes_are_read_and_freed() {
     assert_clean(&img.path);
     assert_eq!(free(&img.path), baseline, "the kernel's EA inode was not freed with its file");
 }
+
+/// Setting again a value that went to an EA inode because the block was
+/// full (the retry after ENOSPC) frees the EA inode it replaces and charges
+/// the owner once. Found by `attrs_model`.
+#[test]
+fn replacing_a_value_moved_out_for_room_frees_the_old_ea_inode() {
+    if !have_fsck() {
+        return;
+    }
+    let img = common::format_ext4("ea-inode-retry", 16 << 20, 1024, 256, "ea_inode");
+    {
+        let mut fs = open_rw(&img.path);
+        let d = fs.mkdir("/d", 0o755).unwrap();
+        fs.set_xattr(d, b"user.a0", &value(0, 737), XattrMode::Any).unwrap();
+        for _ in 0..2 {
+            fs.set_xattr(d, b"security.a23mnopqrstu", &value(5, 201), XattrMode::Any).unwrap();
+        }
+        fs.close().unwrap();
+    }
+    assert_clean(&img.path);
+    let fs = open_ro(&img.path);
+    let x = xattrs(&fs, "/d");
+    assert_eq!(x[&b"security.a23mnopqrstu".to_vec()], value(5, 201));
+    assert_eq!(x[&b"user.a0".to_vec()], value(0, 737));
+}
