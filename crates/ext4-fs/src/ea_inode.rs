@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use ext4_ondisk::checksum::crc32c;
-use ext4_ondisk::xattr::{BLOCK_HEADER_SIZE, XATTR_MAGIC, XattrEntryIter};
+use ext4_ondisk::xattr::{BLOCK_HEADER_SIZE, XATTR_MAGIC, XattrEntry, XattrEntryIter};
 use ext4_ondisk::{FileType, Incompat, InodeFlags, Structure, Timestamp};
 
 use crate::error::{Error, Location, Result};
@@ -47,59 +47,40 @@ impl Filesystem {
         Ok((ea.ino, hash))
     }
 
-    /// The EA inode references inode `ib` holds: one per entry of its body,
-    /// and one per entry of its xattr block unless other inodes share it.
-    pub(crate) fn held_ea_refs(&self, ib: &InodeBuf) -> Result<Vec<u32>> {
-        let mut refs = Vec::new();
-        let area = ib.xattr_area();
-        if area.len() >= 4 && ext4_ondisk::get_u32(area, 0) == XATTR_MAGIC {
-            for e in XattrEntryIter::new(&area[4..], 0, Structure::InodeXattrs) {
-                let e = e.map_err(|err| Error::format(&err, Location::Inode(ib.ino)))?;
-                refs.extend((e.value_inum != 0).then_some(e.value_inum));
-            }
-        }
-        let block = ib.inode.file_acl;
-        if block != 0 {
-            let data = self.read_xattr_block(ib.ino, block)?;
-            if ext4_ondisk::get_u32(&data, 4) == 1 {
-                refs.extend(block_ea_refs(&data, ib.ino, block)?);
-            }
-        }
-        Ok(refs)
-    }
-
-    /// Blocks an inode is charged for the values in EA inodes it sees (in
-    /// its body and its block, shared or not): each value's size rounded up
-    /// to blocks, as the kernel charges the owner's quota and `i_blocks`
+    /// What inode `ib` has in EA inodes: the references it holds (one per
+    /// entry of its body, and one per entry of its xattr block unless other
+    /// inodes share it), and the blocks it is charged for the values it sees
+    /// (in its body and its block, shared or not): each value's size rounded
+    /// up to blocks, as the kernel charges the owner's quota and `i_blocks`
     /// (`ext4_xattr_inode_alloc_quota`).
-    pub(crate) fn ea_charge(&self, ib: &InodeBuf) -> Result<i64> {
+    pub(crate) fn ea_holdings(&self, ib: &InodeBuf) -> Result<(Vec<u32>, i64)> {
         let bs = u64::from(self.geo.block_size);
-        let mut blocks = 0u64;
-        self.for_each_xattr_entry(ib, |e| {
+        let (mut refs, mut blocks) = (Vec::new(), 0u64);
+        let mut visit = |e: &XattrEntry<'_>, holds: bool| {
             if e.value_inum != 0 {
                 blocks += u64::from(e.value_size).div_ceil(bs);
+                refs.extend(holds.then_some(e.value_inum));
             }
-        })?;
-        Ok(blocks as i64)
-    }
-
-    /// Calls `f` for every entry of the inode body and the xattr block,
-    /// without reading values.
-    fn for_each_xattr_entry(&self, ib: &InodeBuf, mut f: impl FnMut(&ext4_ondisk::xattr::XattrEntry<'_>)) -> Result<()> {
+        };
         let area = ib.xattr_area();
         if area.len() >= 4 && ext4_ondisk::get_u32(area, 0) == XATTR_MAGIC {
             for e in XattrEntryIter::new(&area[4..], 0, Structure::InodeXattrs) {
-                f(&e.map_err(|err| Error::format(&err, Location::Inode(ib.ino)))?);
+                visit(&e.map_err(|err| Error::format(&err, Location::Inode(ib.ino)))?, true);
             }
         }
         let block = ib.inode.file_acl;
         if block != 0 {
             let data = self.read_xattr_block(ib.ino, block)?;
+            let unshared = ext4_ondisk::xattr::parse_block_header(&data)
+                .map_err(|e| Error::format(&e, Location::InodeBlock { ino: ib.ino, block }))?
+                .h_refcount
+                .get()
+                == 1;
             for e in XattrEntryIter::new(&data, BLOCK_HEADER_SIZE, Structure::XattrBlock) {
-                f(&e.map_err(|err| Error::format(&err, Location::InodeBlock { ino: ib.ino, block }))?);
+                visit(&e.map_err(|err| Error::format(&err, Location::InodeBlock { ino: ib.ino, block }))?, unshared);
             }
         }
-        Ok(())
+        Ok((refs, blocks as i64))
     }
 
     /// Moves reference counts from the multiset `before` to `after`.
@@ -137,16 +118,6 @@ impl Filesystem {
         set_refs(&mut ea, refs as u64);
         self.write_inode(&mut ea)
     }
-}
-
-/// The EA inodes an xattr block's entries reference.
-pub(crate) fn block_ea_refs(data: &[u8], ino: u32, block: u64) -> Result<Vec<u32>> {
-    let mut refs = Vec::new();
-    for e in XattrEntryIter::new(data, BLOCK_HEADER_SIZE, Structure::XattrBlock) {
-        let e = e.map_err(|err| Error::format(&err, Location::InodeBlock { ino, block }))?;
-        refs.extend((e.value_inum != 0).then_some(e.value_inum));
-    }
-    Ok(refs)
 }
 
 /// An EA inode's reference count (`ext4_xattr_inode_get_ref`).

@@ -323,7 +323,7 @@ impl Filesystem {
         if self.has_block_map(c) {
             self.unmap(c, 0, 1u64 << 32)?;
         }
-        let ea_refs = if self.geo.features.incompat.contains(Incompat::EA_INODE) { self.held_ea_refs(c)? } else { Vec::new() };
+        let ea_refs = if self.geo.features.incompat.contains(Incompat::EA_INODE) { self.ea_holdings(c)?.0 } else { Vec::new() };
         self.release_xattrs(c)?;
         self.replace_ea_refs(&ea_refs, &[])?;
         self.orphan_del(c)?;

@@ -73,21 +73,34 @@ impl Filesystem {
         Ok(out)
     }
 
-    /// The orphan file's blocks that hold entries, and the entries.
-    fn orphan_file_entries(&self) -> Result<(Vec<OrphanBlock>, Vec<u32>)> {
+    /// The orphan file's inode and its blocks in order (`None` without the
+    /// feature); a hole is corruption.
+    fn orphan_file_blocks(&self) -> Result<Option<(InodeBuf, Vec<u64>)>> {
         let ino = self.sb.s_orphan_file_inum.get();
         if !self.geo.features.compat.contains(Compat::ORPHAN_FILE) || ino == 0 {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok(None);
         }
         let ib = self.read_inode(ino)?;
         let bs = u64::from(self.geo.block_size);
-        let csum = self.geo.metadata_csum();
-        let (mut blocks, mut inodes) = (Vec::new(), Vec::new());
+        let mut blocks = Vec::new();
         for logical in 0..(ib.inode.size / bs).min(u64::from(u32::MAX)) as u32 {
             let Lookup::Mapped(run) = self.lookup_block(&ib, logical)? else {
                 return Err(Error::corrupt(Structure::OrphanBlock, Location::Inode(ino), format!("orphan file block {logical} is a hole")));
             };
-            let physical = run.physical;
+            blocks.push(run.physical);
+        }
+        Ok(Some((ib, blocks)))
+    }
+
+    /// The orphan file's blocks that hold entries, and the entries.
+    fn orphan_file_entries(&self) -> Result<(Vec<OrphanBlock>, Vec<u32>)> {
+        let Some((ib, physicals)) = self.orphan_file_blocks()? else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let ino = ib.ino;
+        let csum = self.geo.metadata_csum();
+        let (mut blocks, mut inodes) = (Vec::new(), Vec::new());
+        for physical in physicals {
             let entries: Vec<u32> = self.read_meta(physical, |d| -> Result<Vec<u32>> {
                 orphan::verify_orphan_block(self.geo.csum_seed, ino, ib.inode.generation, physical, d, csum && self.opts.verify_checksums)
                     .map_err(|e| Error::format(&e, Location::InodeBlock { ino, block: physical }))?;
@@ -162,14 +175,7 @@ impl Filesystem {
             return Ok(());
         }
         if let Some((physical, index)) = self.orphan_file_free_slot()? {
-            let ino = self.sb.s_orphan_file_inum.get();
-            let generation = self.read_inode(ino)?.inode.generation;
-            let (seed, csum) = (self.geo.csum_seed, self.geo.metadata_csum());
-            let orphan = ib.ino;
-            self.modify_meta(physical, |d| {
-                ext4_ondisk::put_u32(d, index * 4, orphan);
-                orphan::set_orphan_block_tail(seed, ino, generation, physical, d, csum);
-            })?;
+            self.set_orphan_file_slot(physical, index, ib.ino)?;
             let mut f = self.sb.features();
             if !f.ro_compat.contains(RoCompat::ORPHAN_PRESENT) {
                 f.ro_compat.insert(RoCompat::ORPHAN_PRESENT);
@@ -192,13 +198,7 @@ impl Filesystem {
         };
         match record {
             OrphanRecord::File { physical, index } => {
-                let ino = self.sb.s_orphan_file_inum.get();
-                let generation = self.read_inode(ino)?.inode.generation;
-                let (seed, csum) = (self.geo.csum_seed, self.geo.metadata_csum());
-                self.modify_meta(physical, |d| {
-                    ext4_ondisk::put_u32(d, index * 4, 0);
-                    orphan::set_orphan_block_tail(seed, ino, generation, physical, d, csum);
-                })?;
+                self.set_orphan_file_slot(physical, index, 0)?;
                 if !self.write.orphan_records.values().any(|r| matches!(r, OrphanRecord::File { .. })) {
                     let mut f = self.sb.features();
                     f.ro_compat.remove(RoCompat::ORPHAN_PRESENT);
@@ -237,14 +237,23 @@ impl Filesystem {
         Ok(())
     }
 
+    /// Stores `orphan` (0: frees it) in slot `index` of orphan file block
+    /// `physical`, with a fresh tail.
+    fn set_orphan_file_slot(&mut self, physical: u64, index: usize, orphan: u32) -> Result<()> {
+        let ino = self.sb.s_orphan_file_inum.get();
+        let generation = self.read_inode(ino)?.inode.generation;
+        let (seed, csum) = (self.geo.csum_seed, self.geo.metadata_csum());
+        self.modify_meta(physical, |d| {
+            orphan::set_orphan_slot(d, index, orphan);
+            orphan::set_orphan_block_tail(seed, ino, generation, physical, d, csum);
+        })
+    }
+
     /// A free slot of the orphan file: (block, slot index).
     fn orphan_file_free_slot(&self) -> Result<Option<(u64, usize)>> {
-        let ino = self.sb.s_orphan_file_inum.get();
-        if !self.geo.features.compat.contains(Compat::ORPHAN_FILE) || ino == 0 {
+        let Some((_, physicals)) = self.orphan_file_blocks()? else {
             return Ok(None);
-        }
-        let ib = self.read_inode(ino)?;
-        let bs = u64::from(self.geo.block_size);
+        };
         let taken: BTreeSet<(u64, usize)> = self
             .write
             .orphan_records
@@ -254,16 +263,9 @@ impl Filesystem {
                 OrphanRecord::List => None,
             })
             .collect();
-        for logical in 0..(ib.inode.size / bs).min(u64::from(u32::MAX)) as u32 {
-            let Lookup::Mapped(run) = self.lookup_block(&ib, logical)? else {
-                return Err(Error::corrupt(Structure::OrphanBlock, Location::Inode(ino), format!("orphan file block {logical} is a hole")));
-            };
-            let physical = run.physical;
+        for physical in physicals {
             let free = self.read_meta(physical, |d| {
-                d[..d.len() - orphan::TAIL_SIZE]
-                    .chunks_exact(4)
-                    .enumerate()
-                    .position(|(i, c)| ext4_ondisk::get_u32(c, 0) == 0 && !taken.contains(&(physical, i)))
+                (0..orphan::inodes_per_block(d.len() as u32)).find(|&i| orphan::orphan_slot(d, i) == 0 && !taken.contains(&(physical, i)))
             })?;
             if let Some(index) = free {
                 return Ok(Some((physical, index)));

@@ -234,9 +234,9 @@ impl Filesystem {
         if !self.geo.features.incompat.contains(Incompat::EA_INODE) {
             return self.store_attrs(ib, attrs);
         }
-        let (before, charged) = (self.held_ea_refs(ib)?, self.ea_charge(ib)?);
+        let (before, charged) = self.ea_holdings(ib)?;
         self.store_attrs(ib, attrs)?;
-        let (after, charge) = (self.held_ea_refs(ib)?, self.ea_charge(ib)?);
+        let (after, charge) = self.ea_holdings(ib)?;
         self.add_blocks(ib, charge - charged)?;
         self.replace_ea_refs(&before, &after)
     }

@@ -167,6 +167,34 @@ fn block_need(x: &BTreeMap<Vec<u8>, Vec<u8>>) -> usize {
         .sum()
 }
 
+/// Sets one attribute and records it in `xattrs`; `false` when refused
+/// with ENOSPC, which is allowed only if the set cannot fit a block alone.
+fn set_checked(
+    fs: &mut Filesystem,
+    ino: u32,
+    xattrs: &mut BTreeMap<Vec<u8>, Vec<u8>>,
+    name: &[u8],
+    value: &[u8],
+    bs: usize,
+    path: &str,
+) -> Result<bool, TestCaseError> {
+    let mut after = xattrs.clone();
+    after.insert(name.to_vec(), value.to_vec());
+    match fs.set_xattr(ino, name, value, XattrMode::Any) {
+        Ok(()) => {
+            *xattrs = after;
+            Ok(true)
+        }
+        Err(Error::NoSpace) => {
+            // Whatever fits in the block alone must be accepted.
+            let need = block_need(&after);
+            prop_assert!(need > bs - 36, "set_xattr refused {} bytes of attributes with ENOSPC", need);
+            Ok(false)
+        }
+        Err(e) => Err(TestCaseError::fail(format!("set_xattr {path}: {e}"))),
+    }
+}
+
 /// What a time becomes on disk: without `_extra` words, whole seconds in 32
 /// signed bits; with them, 34 bits of seconds from 1901 and nanoseconds.
 fn stored(t: Timestamp, extra: bool) -> Timestamp {
@@ -229,19 +257,8 @@ impl Case<'_> {
                 m.mtime = mtime.map_or(m.mtime, |t| stored(t, extra));
             }
             Op::SetXattr { name, size, seed, .. } => {
-                let name = xattr_name(name);
-                let value = pattern(seed, size.into());
-                let mut after = m.xattrs.clone();
-                after.insert(name.clone(), value.clone());
-                match fs.set_xattr(ino, &name, &value, XattrMode::Any) {
-                    Ok(()) => m.xattrs = after,
-                    Err(Error::NoSpace) => {
-                        // Whatever fits in the block alone must be accepted.
-                        let need = block_need(&after);
-                        prop_assert!(need > bs - 36, "set_xattr refused {} bytes of attributes with ENOSPC", need);
-                        return Ok(());
-                    }
-                    Err(e) => return Err(fail("set_xattr", e)),
+                if !set_checked(fs, ino, &mut m.xattrs, &xattr_name(name), &pattern(seed, size.into()), bs, path)? {
+                    return Ok(());
                 }
             }
             Op::RemoveXattr { name, .. } => {
@@ -269,16 +286,8 @@ impl Case<'_> {
                     if m.xattrs.contains_key(name) {
                         continue;
                     }
-                    let mut after = m.xattrs.clone();
-                    after.insert(name.clone(), value.clone());
-                    match fs.set_xattr(ino, name, value, XattrMode::Any) {
-                        Ok(()) => m.xattrs = after,
-                        Err(Error::NoSpace) => {
-                            let need = block_need(&after);
-                            prop_assert!(need > bs - 36, "set_xattr refused {} bytes of attributes with ENOSPC", need);
-                            return Ok(());
-                        }
-                        Err(e) => return Err(fail("set_xattr", e)),
+                    if !set_checked(fs, ino, &mut m.xattrs, name, value, bs, path)? {
+                        return Ok(());
                     }
                     m.ctime = stored(now, extra);
                 }

@@ -48,3 +48,13 @@ pub fn set_orphan_block_tail(fs_seed: u32, ino: u32, generation: u32, block_nr: 
 pub fn orphan_inodes(block: &[u8]) -> impl Iterator<Item = u32> + '_ {
     block[..block.len() - TAIL_SIZE].chunks_exact(4).map(|c| crate::get_u32(c, 0)).filter(|&i| i != 0)
 }
+
+/// Slot `index`'s inode number (0 when free).
+pub fn orphan_slot(block: &[u8], index: usize) -> u32 {
+    crate::get_u32(block, index * 4)
+}
+
+/// Stores `ino` (0 frees the slot) in slot `index`; the tail is the caller's.
+pub fn set_orphan_slot(block: &mut [u8], index: usize, ino: u32) {
+    crate::put_u32(block, index * 4, ino);
+}
