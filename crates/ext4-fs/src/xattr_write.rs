@@ -321,10 +321,9 @@ impl Filesystem {
     fn find_shareable(&mut self, ino: u32, old: u64, data: &[u8], hash: u32) -> Result<Option<u64>> {
         for b in self.write.xattr_share.candidates(hash) {
             // Same entries and values; the header's refcount and checksum may differ.
-            let same = |d: &[u8]| d.len() == data.len() && d[8..16] == data[8..16] && d[BLOCK_HEADER_SIZE..] == data[BLOCK_HEADER_SIZE..];
             match self.read_xattr_block(ino, b) {
-                Ok(d) if same(&d) => {
-                    let refs = ext4_ondisk::get_u32(&d, 4);
+                Ok(d) if ext4_ondisk::xattr::same_block_content(&d, data) => {
+                    let refs = parse_block_header(&d).map_or(u32::MAX, |h| h.h_refcount.get());
                     if b == old || refs < REFCOUNT_MAX {
                         return Ok(Some(b));
                     }

@@ -272,6 +272,13 @@ pub fn set_xattr_block_checksum(fs_seed: u32, block_nr: u64, block: &mut [u8]) {
     crate::put_u32(block, H_CHECKSUM_OFFSET, c);
 }
 
+/// Whether two xattr blocks hold the same attributes: equal `h_blocks`,
+/// `h_hash`, entries and values; refcount and checksum may differ (a block
+/// that can be shared in place of the other).
+pub fn same_block_content(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.len() >= BLOCK_HEADER_SIZE && a[8..16] == b[8..16] && a[BLOCK_HEADER_SIZE..] == b[BLOCK_HEADER_SIZE..]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
