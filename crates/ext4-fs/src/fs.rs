@@ -64,6 +64,8 @@ pub struct Filesystem {
     /// Why the filesystem is read-only, if it is.
     pub(crate) read_only_reason: Option<String>,
     pub(crate) write: crate::write::WriteState,
+    /// The host file behind the device, when opened with [`Filesystem::open_path`].
+    pub(crate) host_file: Option<std::fs::File>,
 }
 
 impl std::fmt::Debug for Filesystem {
@@ -88,7 +90,10 @@ impl Filesystem {
     /// Opens the image file or device at `path`.
     pub fn open_path(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Self> {
         let dev = FileDevice::open(path, !opts.write)?;
-        Self::open(dev, opts)
+        let host = dev.file().try_clone().ok();
+        let mut fs = Self::open(dev, opts)?;
+        fs.host_file = host;
+        Ok(fs)
     }
 
     /// Opens the filesystem on `dev`: validates the superblock, refuses
@@ -143,6 +148,7 @@ impl Filesystem {
             journal: JournalState::default(),
             read_only_reason,
             write: Default::default(),
+            host_file: None,
         };
         fs.groups = fs.load_groups()?;
         crate::journal::open_journal(&mut fs)?;
@@ -227,6 +233,14 @@ impl Filesystem {
     /// The device.
     pub fn device(&self) -> &dyn BlockDevice {
         &*self.dev
+    }
+
+    /// The image file or device node the filesystem was opened from with
+    /// [`Filesystem::open_path`] (device offset = file offset), for copies
+    /// that bypass the library's reads, such as [`crate::DataRun::Device`]
+    /// runs through `copy_file_range`. `None` for other devices.
+    pub fn host_file(&self) -> Option<&std::fs::File> {
+        self.host_file.as_ref()
     }
 
     pub(crate) fn cache(&self) -> MutexGuard<'_, BlockCache> {

@@ -113,3 +113,91 @@ impl Filesystem {
         Ok(n)
     }
 }
+
+/// Where a stretch of a file's bytes is, for readers that copy without
+/// passing the data through the library (`copy_file_range`, `sendfile`
+/// from [`Filesystem::host_file`]). See [`Filesystem::data_run`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataRun {
+    /// The next `len` bytes of the file are the device's bytes at `device_offset`.
+    Device {
+        /// Byte offset on the device.
+        device_offset: u64,
+        /// Bytes in the run (never past the end of the file).
+        len: u64,
+    },
+    /// The next `len` bytes read as zeros (a hole or an unwritten extent).
+    Zeros {
+        /// Bytes in the run (never past the end of the file).
+        len: u64,
+    },
+    /// The next `len` bytes must be read with [`Filesystem::read_at`]: inline
+    /// data, or a filesystem whose newest copies of some blocks are not on
+    /// the device yet (a journal not replayed, journaled data in memory).
+    ReadThrough {
+        /// Bytes in the run (never past the end of the file).
+        len: u64,
+    },
+}
+
+impl DataRun {
+    /// Bytes in the run.
+    pub fn len(&self) -> u64 {
+        match *self {
+            DataRun::Device { len, .. } | DataRun::Zeros { len } | DataRun::ReadThrough { len } => len,
+        }
+    }
+
+    /// Whether the run is empty (never, for a run [`Filesystem::data_run`] returns).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Filesystem {
+    /// The run of regular-file data starting at byte `offset` of inode
+    /// `ino`, or `None` at or past the end of the file. A run describes the
+    /// file from `offset` up to the end of one extent (or hole), so a copy
+    /// loop calls this once per extent rather than once per block. The
+    /// device offsets are checked against the filesystem's size.
+    pub fn data_run(&self, ino: u32, offset: u64) -> Result<Option<DataRun>> {
+        let ib = self.read_inode(ino)?;
+        if ib.is_dir() {
+            return Err(Error::IsADirectory(format!("inode {ino}")));
+        }
+        let size = ib.inode.size;
+        if offset >= size {
+            return Ok(None);
+        }
+        let rest = size - offset;
+        if ib.inode.flags.contains(InodeFlags::ENCRYPT) {
+            return Err(Error::Unsupported(format!("inode {ino} is encrypted")));
+        }
+        if ib.inode.has_inline_data() {
+            return Ok(Some(DataRun::ReadThrough { len: rest }));
+        }
+        let bs = u64::from(self.geo.block_size);
+        let logical = u32::try_from(offset / bs).map_err(|_| corrupt_in(Structure::Inode, ino, "size beyond the addressable blocks"))?;
+        let in_block = offset % bs;
+        Ok(Some(match self.lookup_block(&ib, logical)? {
+            Lookup::Mapped(run) => {
+                let len = (u64::from(run.len) * bs - in_block).min(rest);
+                if run.unwritten {
+                    DataRun::Zeros { len }
+                } else if self.journal.has_overlay() || self.write.data_cached {
+                    DataRun::ReadThrough { len }
+                } else {
+                    let blocks = (in_block + len).div_ceil(bs);
+                    if run.physical.checked_add(blocks).is_none_or(|end| end > self.geo.blocks_count) {
+                        return Err(corrupt_in(Structure::ExtentNode, ino, "data block beyond the end of the filesystem"));
+                    }
+                    DataRun::Device { device_offset: run.physical * bs + in_block, len }
+                }
+            }
+            Lookup::Hole { next } => {
+                let end = next.map_or(u64::MAX, |nx| u64::from(nx) * bs);
+                DataRun::Zeros { len: end.saturating_sub(offset).clamp(1, rest) }
+            }
+        }))
+    }
+}

@@ -5,11 +5,10 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use ext4_fs::{FileType, Filesystem, Metadata};
+use ext4_fs::{DataRun, FileType, Filesystem, Metadata};
 use filetime::FileTime;
 use indicatif::ProgressBar;
 
@@ -138,14 +137,16 @@ fn copy_files(fs: &Filesystem, files: &[Item], pb: &ProgressBar, root: bool) -> 
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4).min(files.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicBool::new(false);
+    let kernel = KernelCopy::new();
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| -> CliResult {
                     let mut buf = Vec::new();
+                    let kernel = &kernel;
                     while !failed.load(std::sync::atomic::Ordering::Relaxed) {
                         let Some(item) = files.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) else { break };
-                        let r = copy_file(fs, item, &mut buf, pb).and_then(|f| attributes(fs, item, root, Some(&f)));
+                        let r = copy_file(fs, item, &mut buf, pb, kernel).and_then(|f| attributes(fs, item, root, Some(&f)));
                         if r.is_err() {
                             failed.store(true, std::sync::atomic::Ordering::Relaxed);
                             return r;
@@ -160,40 +161,137 @@ fn copy_files(fs: &Filesystem, files: &[Item], pb: &ProgressBar, root: bool) -> 
     Ok(())
 }
 
-/// Copies a file's data, leaving all-zero chunks as holes; returns the open
-/// file. `buf` is the caller's read buffer, reused from file to file (a
-/// fresh zeroed megabyte per file was nearly half of an extraction's time).
-fn copy_file(fs: &Filesystem, item: &Item, buf: &mut Vec<u8>, pb: &ProgressBar) -> CliResult<File> {
+/// Copies a file's data extent by extent; returns the open file. Holes
+/// and unwritten extents stay holes. Extents whose bytes are on the image
+/// file as they are go by `copy_file_range` (one copy inside the kernel,
+/// none through this process; `sendfile` where the kernel refuses copies
+/// between the two filesystems); the rest (inline data, journaled copies not
+/// yet home, or no kernel help) is read through the library into `buf`,
+/// the caller's buffer reused from file to file, with all-zero chunks left
+/// as holes.
+fn copy_file(fs: &Filesystem, item: &Item, buf: &mut Vec<u8>, pb: &ProgressBar, kernel: &KernelCopy) -> CliResult<File> {
+    use std::os::unix::fs::FileExt;
     let (ino, size, dest, shown) = (item.ino, item.md.size, &item.dest, &item.shown);
-    let mut f = File::create(dest).context(|| format!("creating {}", dest.display()))?;
-    let cap = usize::try_from(size).unwrap_or(usize::MAX).clamp(1, 1 << 20);
-    if buf.len() < cap {
-        buf.resize(cap, 0);
-    }
-    let buf = &mut buf[..cap];
+    let f = File::create(dest).context(|| format!("creating {}", dest.display()))?;
+    let reading = || format!("reading {shown}");
+    let writing = || format!("writing {}", dest.display());
     let mut off = 0u64;
-    let mut ends_in_hole = false;
-    while off < size {
-        let n = fs.read_at(ino, off, buf).context(|| format!("reading {shown}"))?;
-        if n == 0 {
-            break;
+    let mut end = 0u64;
+    while let Some(run) = fs.data_run(ino, off).context(reading)? {
+        let len = run.len();
+        match run {
+            DataRun::Zeros { .. } => {}
+            DataRun::Device { device_offset, len } if kernel.copy(fs, device_offset, &f, off, len).context(writing)? => end = off + len,
+            DataRun::Device { .. } | DataRun::ReadThrough { .. } => {
+                let cap = usize::try_from(len).unwrap_or(usize::MAX).clamp(1, 1 << 20);
+                if buf.len() < cap {
+                    buf.resize(cap, 0);
+                }
+                let mut pos = off;
+                while pos < off + len {
+                    let want = usize::try_from(off + len - pos).unwrap_or(usize::MAX).min(cap);
+                    let n = fs.read_at(ino, pos, &mut buf[..want]).context(reading)?;
+                    if n == 0 {
+                        return Err(fail(format!("{shown}: data ends before its size")));
+                    }
+                    let chunk = &buf[..n];
+                    if !ext4_fs::populate::is_all_zero(chunk) {
+                        f.write_all_at(chunk, pos).context(writing)?;
+                        end = pos + n as u64;
+                    }
+                    pos += n as u64;
+                }
+            }
         }
-        let chunk = &buf[..n];
-        if ext4_fs::populate::is_all_zero(chunk) {
-            f.seek(SeekFrom::Current(n as i64)).context(|| dest.display().to_string())?;
-            ends_in_hole = true;
-        } else {
-            f.write_all(chunk).context(|| format!("writing {}", dest.display()))?;
-            ends_in_hole = false;
-        }
-        off += n as u64;
-        pb.inc(n as u64);
+        off += len;
+        pb.inc(len);
     }
-    // Only a trailing hole (or a short read) leaves the size to set.
-    if ends_in_hole || off != size {
-        f.set_len(size).context(|| format!("writing {}", dest.display()))?;
+    // Only a trailing hole leaves the size to set.
+    if end != size {
+        f.set_len(size).context(writing)?;
     }
     Ok(f)
+}
+
+/// Which kernel copy still works between the image and the destination:
+/// tried in order, a refusal (EXDEV between filesystems, EINVAL or
+/// EOPNOTSUPP for files that cannot splice, ENOSYS) moves on to the next,
+/// for every later file too. `EXT4_KERNEL_COPY=sendfile` or `=none` in the
+/// environment starts further down (to compare, or to test every path).
+struct KernelCopy {
+    /// 0: copy_file_range, 1: sendfile, 2: none (read and write).
+    level: std::sync::atomic::AtomicU8,
+}
+
+impl KernelCopy {
+    fn new() -> Self {
+        let level = match std::env::var("EXT4_KERNEL_COPY").as_deref() {
+            Ok("sendfile") => 1,
+            Ok("none") => 2,
+            _ => 0,
+        };
+        Self { level: level.into() }
+    }
+
+    /// Copies `len` bytes at `src` of the image to `dst` of `f`; `false`
+    /// if no kernel copy works here (nothing was written then, or what was
+    /// is rewritten by the caller's read path).
+    #[cfg(target_os = "linux")]
+    fn copy(&self, fs: &Filesystem, src: u64, f: &File, dst: u64, len: u64) -> std::io::Result<bool> {
+        use rustix::io::Errno;
+        use std::io::{Seek, SeekFrom};
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(image) = fs.host_file() else { return Ok(false) };
+        let refused = |e: Errno| matches!(e, Errno::XDEV | Errno::INVAL | Errno::OPNOTSUPP | Errno::NOSYS | Errno::BADF);
+        loop {
+            let level = self.level.load(Relaxed);
+            let (mut s, mut d, mut left) = (src, dst, len);
+            let r = match level {
+                0 => loop {
+                    if left == 0 {
+                        break Ok(());
+                    }
+                    let want = usize::try_from(left).unwrap_or(usize::MAX).min(1 << 30);
+                    match rustix::fs::copy_file_range(image, Some(&mut s), f, Some(&mut d), want) {
+                        Ok(0) => break Err(Errno::INVAL),
+                        Ok(n) => left -= n as u64,
+                        Err(Errno::INTR) => {}
+                        Err(e) => break Err(e),
+                    }
+                },
+                1 => {
+                    let mut out = f;
+                    out.seek(SeekFrom::Start(d))?;
+                    loop {
+                        if left == 0 {
+                            break Ok(());
+                        }
+                        let want = usize::try_from(left).unwrap_or(usize::MAX).min(1 << 30);
+                        match rustix::fs::sendfile(f, image, Some(&mut s), want) {
+                            Ok(0) => break Err(Errno::INVAL),
+                            Ok(n) => left -= n as u64,
+                            Err(Errno::INTR) => {}
+                            Err(e) => break Err(e),
+                        }
+                    }
+                }
+                _ => return Ok(false),
+            };
+            match r {
+                Ok(()) => return Ok(true),
+                Err(e) if refused(e) && left == len => {
+                    let _ = self.level.compare_exchange(level, level + 1, Relaxed, Relaxed);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// No kernel copies here: every extent is read and written.
+    #[cfg(not(target_os = "linux"))]
+    fn copy(&self, _: &Filesystem, _: u64, _: &File, _: u64, _: u64) -> std::io::Result<bool> {
+        Ok(false)
+    }
 }
 
 /// Owner, permissions, xattrs and times, in an order where each survives

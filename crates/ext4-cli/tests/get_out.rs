@@ -1,0 +1,163 @@
+//! `ext4 get -r` against the kernel: trees the kernel wrote (extents,
+//! indirect maps, inline data, holes, unwritten extents, hard links,
+//! symlinks, device nodes, xattrs, owners, modes, times) come out exactly as
+//! the kernel showed them, through each way of copying data (the kernel's
+//! `copy_file_range` and `sendfile`, or reads through the library), into the
+//! image's filesystem and another one, holes staying holes; and an image
+//! whose journal still needs recovery comes out as the kernel last saw it.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ext4_testkit::oracle::{LoopMount, can_loop_mount, have_e2fsprogs};
+use ext4_testkit::snapshot::Snapshot;
+
+fn sh(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn mke2fs(image: &Path, args: &[&str], size: &str) {
+    sh(Command::new("mke2fs").args(["-q", "-F"]).args(args).arg(image).arg(size));
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(u32::from(seed % 31)) as u8 ^ seed).collect()
+}
+
+/// Fills a mounted filesystem with every kind of thing `get` must carry
+/// (unwritten extents where the filesystem has extents).
+fn populate(root: &Path, extents: bool) {
+    use std::os::unix::fs::FileExt;
+    let d = root.join("dir/sub");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(root.join("empty"), b"").unwrap();
+    std::fs::write(root.join("tiny"), b"fits inline").unwrap();
+    std::fs::write(d.join("small"), pattern(5000, 1)).unwrap();
+    std::fs::write(d.join("big"), pattern((1 << 20) + 3, 2)).unwrap();
+    // Holes at the start, in the middle and at the end.
+    let f = std::fs::File::create(root.join("holes")).unwrap();
+    f.write_all_at(&pattern(10_000, 3), 1 << 20).unwrap();
+    f.write_all_at(&pattern(7_000, 4), 3 << 20).unwrap();
+    f.set_len(9 << 20).unwrap();
+    drop(f);
+    if extents {
+        // Unwritten extents around a written one.
+        sh(Command::new("fallocate").args(["-l", "1M"]).arg(root.join("prealloc")));
+        let f = std::fs::OpenOptions::new().write(true).open(root.join("prealloc")).unwrap();
+        f.write_all_at(&pattern(4096, 5), 512 << 10).unwrap();
+    }
+    std::fs::hard_link(d.join("small"), root.join("small-link")).unwrap();
+    std::os::unix::fs::symlink("dir/sub/small", root.join("short-link")).unwrap();
+    std::os::unix::fs::symlink("x".repeat(300), root.join("long-link")).unwrap();
+    sh(Command::new("mkfifo").arg(root.join("fifo")));
+    sh(Command::new("mknod").arg(root.join("chr")).args(["c", "4", "64"]));
+    xattr::set(d.join("small"), "user.note", b"a value").unwrap();
+    xattr::set(root.join("dir"), "user.dir", &pattern(300, 6)).unwrap();
+    std::os::unix::fs::chown(d.join("big"), Some(1234), Some(5678)).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(root.join("tiny"), std::fs::Permissions::from_mode(0o4751)).unwrap();
+    std::fs::set_permissions(d.join("big"), std::fs::Permissions::from_mode(0o400)).unwrap();
+    let t = filetime::FileTime::from_unix_time(1_000_000_007, 123_456_789);
+    filetime::set_file_times(root.join("holes"), t, t).unwrap();
+    filetime::set_file_times(&d, t, t).unwrap();
+}
+
+fn snapshot(root: &Path) -> Snapshot {
+    let mut s = Snapshot::from_host(root).unwrap();
+    s.remove_tree(b"lost+found");
+    s
+}
+
+/// `ext4 get -r IMAGE / OUT` with the kernel-copy setting `mode`; returns OUT's tree.
+fn extract(image: &Path, out: &Path, mode: &str) -> Snapshot {
+    let _ = std::fs::remove_dir_all(out);
+    let mut c = Command::new(common::EXT4);
+    c.args(["get", "-r"]).arg(image).arg("/").arg(out).env("EXT4_KERNEL_COPY", mode);
+    sh(&mut c);
+    snapshot(out)
+}
+
+fn assert_same(got: &Snapshot, expected: &Snapshot, what: &str) {
+    let diff = expected.diff(got);
+    assert!(diff.is_empty(), "{what}: {} differences, first: {:?}", diff.len(), &diff[..diff.len().min(4)]);
+}
+
+/// A directory on another filesystem than `than`, if the machine has one.
+fn other_fs(than: &Path) -> Option<PathBuf> {
+    let dev = std::fs::metadata(than).ok()?.dev();
+    let shm = Path::new("/dev/shm");
+    (std::fs::metadata(shm).ok()?.dev() != dev).then(|| tempfile::tempdir_in(shm).ok().map(|t| t.keep())).flatten()
+}
+
+#[test]
+fn kernel_trees_come_out_exactly() {
+    if !ext4_testkit::require(have_e2fsprogs() && can_loop_mount(), "needs e2fsprogs, root and loop devices") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let elsewhere = other_fs(tmp.path());
+    let configs: &[(&str, &[&str])] = &[
+        ("ext4-4k", &["-t", "ext4", "-b", "4096"]),
+        ("ext4-1k-inline", &["-t", "ext4", "-b", "1024", "-O", "inline_data"]),
+        ("ext2", &["-t", "ext2"]),
+    ];
+    for (name, args) in configs {
+        let image = tmp.path().join(format!("{name}.img"));
+        mke2fs(&image, args, "64M");
+        let m = LoopMount::new(&image, "").expect("mount");
+        populate(m.path(), !name.starts_with("ext2"));
+        let expected = snapshot(m.path());
+        m.unmount().expect("umount");
+        let mut outs = vec![(tmp.path().join(format!("{name}-out")), "same filesystem")];
+        if let Some(e) = &elsewhere {
+            outs.push((e.join(format!("{name}-out")), "another filesystem"));
+        }
+        for (out, place) in &outs {
+            for mode in ["copy_file_range", "sendfile", "none"] {
+                let what = format!("{name}, {place}, {mode}");
+                let got = extract(&image, out, mode);
+                assert_same(&got, &expected, &what);
+                // Holes stay holes: 17,000 bytes of data in a 9 MiB file.
+                let blocks = std::fs::metadata(out.join("holes")).unwrap().blocks();
+                assert!(blocks * 512 < 1 << 20, "{what}: the holes were filled ({blocks} sectors)");
+                let sub = std::fs::metadata(out.join("dir/sub")).unwrap();
+                assert_eq!((sub.mtime(), sub.mtime_nsec()), (1_000_000_007, 123_456_789), "{what}: directory times");
+            }
+        }
+    }
+    if let Some(e) = elsewhere {
+        let _ = std::fs::remove_dir_all(e);
+    }
+}
+
+#[test]
+fn a_journal_needing_recovery_is_read_as_the_kernel_left_it() {
+    if !ext4_testkit::require(have_e2fsprogs() && can_loop_mount(), "needs e2fsprogs, root and loop devices") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("crashed.img");
+    mke2fs(&image, &["-t", "ext4"], "64M");
+    // Without delayed allocation, ordered mode writes file data before the
+    // commit the shutdown forces: the recovered tree is the one seen.
+    let m = LoopMount::new(&image, "nodelalloc").expect("mount");
+    populate(m.path(), true);
+    sh(Command::new("sync").arg("-f").arg(m.path()));
+    std::fs::write(m.path().join("dir/after-sync"), pattern(70_000, 9)).unwrap();
+    std::fs::rename(m.path().join("tiny"), m.path().join("dir/tiny-moved")).unwrap();
+    std::fs::remove_file(m.path().join("empty")).unwrap();
+    let expected = snapshot(m.path());
+    let py = "import fcntl,os,struct,sys; fd=os.open(sys.argv[1], os.O_RDONLY); fcntl.ioctl(fd, 0x8004587d, struct.pack('I', 1))";
+    sh(Command::new("python3").arg("-c").arg(py).arg(m.path()));
+    m.unmount().expect("umount");
+    let sb = std::fs::read(&image).unwrap();
+    assert!(u32::from_le_bytes(sb[1024 + 0x60..1024 + 0x64].try_into().unwrap()) & 0x4 != 0, "the shutdown left no journal to recover");
+    let before = std::fs::read(&image).unwrap();
+    let got = extract(&image, &tmp.path().join("out"), "copy_file_range");
+    assert_same(&got, &expected, "journal not replayed on the image");
+    assert!(std::fs::read(&image).unwrap() == before, "a read-only get changed the image");
+}
