@@ -129,8 +129,16 @@ pub(crate) fn write(
     }
     w.report(Phase::Contents)?;
 
+    let mut whole = vec![0u8; bs as usize];
     for (&blk, data) in &b.model.blocks {
-        w.write_block(blk, data)?;
+        if data.len() == whole.len() {
+            w.write_block(blk, data)?;
+        } else {
+            // Stored without trailing zeros: pad to the whole block.
+            whole[..data.len()].copy_from_slice(data);
+            whole[data.len()..].fill(0);
+            w.write_block(blk, &whole)?;
+        }
     }
     for (blk, bytes) in b.inode_table_blocks() {
         w.write_block(blk, &bytes)?;
