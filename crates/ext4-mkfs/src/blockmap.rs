@@ -5,6 +5,7 @@
 //! Invariant: extents are disjoint, non-adjacent (merged) and non-empty.
 
 use std::collections::BTreeMap;
+use std::ops::Bound::{Excluded, Included};
 
 /// Used blocks as `start -> end` (end exclusive).
 #[derive(Debug, Clone, Default)]
@@ -37,19 +38,19 @@ impl BlockMap {
         let mut s = start;
         let mut e = start + len;
         // Absorb an extent that starts before and reaches `s`.
-        if let Some((&ps, &pe)) = self.used.range(..=s).next_back() {
-            if pe >= s {
-                s = ps;
-                e = e.max(pe);
-            }
+        if let Some((&ps, &pe)) = self.used.range(..=s).next_back()
+            && pe >= s
+        {
+            s = ps;
+            e = e.max(pe);
         }
-        // Absorb every extent starting within [s, e].
-        let inside: Vec<u64> = self.used.range(s..=e).map(|(&k, _)| k).collect();
-        for k in inside {
-            if let Some(ke) = self.used.remove(&k) {
-                e = e.max(ke);
-            }
+        // Absorb every extent starting within (s, e] (rarely more than one:
+        // no collecting, mkfs marks hundreds of thousands of runs).
+        while let Some((&k, &ke)) = self.used.range((Excluded(s), Included(e))).next() {
+            self.used.remove(&k);
+            e = e.max(ke);
         }
+        // Replaces the value in place when an extent already starts at `s`.
         self.used.insert(s, e);
     }
 

@@ -83,14 +83,15 @@ impl Build {
         [bb, ib]
     }
 
-    /// Group `g`'s descriptor, with the given bitmap checksums but without its own.
-    pub fn group_desc(&self, g: u32, bitmap_csums: [u32; 2]) -> GroupDesc {
+    /// Group `g`'s descriptor, with the given bitmap checksums and free
+    /// block count, but without its own checksum.
+    pub fn group_desc(&self, g: u32, bitmap_csums: [u32; 2], free_blocks: u64) -> GroupDesc {
         let gs = &self.model.groups[g as usize];
         GroupDesc {
             block_bitmap: gs.block_bitmap,
             inode_bitmap: gs.inode_bitmap,
             inode_table: gs.inode_table,
-            free_blocks_count: self.model.group_free_blocks(g) as u32,
+            free_blocks_count: free_blocks as u32,
             free_inodes_count: self.model.group_free_inodes(g),
             used_dirs_count: gs.used_dirs,
             flags: gs.flags,
@@ -103,8 +104,9 @@ impl Build {
 
     /// Descriptor block `index` of the table (descriptors of groups
     /// `index * per_block ..`), checksummed with `geo`; `csums` holds every
-    /// group's bitmap checksums.
-    pub fn gdt_block(&self, geo: &Geometry, index: u32, csums: &[[u32; 2]]) -> Vec<u8> {
+    /// group's bitmap checksums and `free` its free block count
+    /// ([`crate::model::Model::free_blocks_per_group`]).
+    pub fn gdt_block(&self, geo: &Geometry, index: u32, csums: &[[u32; 2]], free: &[u64]) -> Vec<u8> {
         let s = &self.model.shape;
         let per = s.descs_per_block();
         let size = s.desc_size as usize;
@@ -115,7 +117,7 @@ impl Build {
                 break;
             }
             let raw = &mut buf[i as usize * size..(i as usize + 1) * size];
-            self.group_desc(g, csums[g as usize]).write(raw, size);
+            self.group_desc(g, csums[g as usize], free[g as usize]).write(raw, size);
             update_group_desc_checksum(geo, g, raw);
         }
         buf

@@ -107,6 +107,7 @@ impl Layout {
     /// The layout of a computed format.
     pub(crate) fn of(b: &Build) -> Layout {
         let s = &b.model.shape;
+        let free = b.model.free_blocks_per_group();
         let groups = (0..s.group_count)
             .map(|g| {
                 let m = s.group_meta(g);
@@ -125,7 +126,7 @@ impl Layout {
                     block_bitmap: gs.block_bitmap,
                     inode_bitmap: gs.inode_bitmap,
                     inode_table: gs.inode_table,
-                    free_blocks: b.model.group_free_blocks(g),
+                    free_blocks: free[g as usize],
                     free_inodes: b.model.group_free_inodes(g),
                     used_dirs: gs.used_dirs,
                     itable_unused: gs.itable_unused,

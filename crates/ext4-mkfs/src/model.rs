@@ -111,6 +111,25 @@ impl Model {
         (e - s) - self.map.count_used(s, e)
     }
 
+    /// Free blocks of every group now: one pass over the used extents
+    /// instead of a range query per group (131,072 groups at 16 TiB).
+    pub fn free_blocks_per_group(&self) -> Vec<u64> {
+        let s = &self.shape;
+        let (fdb, bpg) = (self.fdb(), u64::from(s.blocks_per_group));
+        let mut free: Vec<u64> = (0..s.group_count).map(|g| s.group_last(g) + 1 - s.group_first(g)).collect();
+        for (mut a, z) in self.map.extents_in(fdb, self.count()) {
+            while a < z {
+                let g = ((a - fdb) / bpg) as usize;
+                let end = z.min(fdb + (g as u64 + 1) * bpg);
+                if let Some(f) = free.get_mut(g) {
+                    *f = f.saturating_sub(end - a);
+                }
+                a = end;
+            }
+        }
+        free
+    }
+
     /// Free inodes in group `g` now.
     pub fn group_free_inodes(&self, g: u32) -> u32 {
         let ipg = self.shape.inodes_per_group;

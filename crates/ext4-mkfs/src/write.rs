@@ -193,7 +193,8 @@ fn write_descriptors(
     let s = &b.model.shape;
     let meta_bg = crate::features::has_incompat(&s.features, ext4_ondisk::Incompat::META_BG);
     let old_desc_blocks = if meta_bg { s.first_meta_bg.min(s.desc_blocks) } else { s.desc_blocks };
-    let table: Vec<Vec<u8>> = (0..s.desc_blocks).map(|i| b.gdt_block(geo, i, csums)).collect();
+    let free = b.model.free_blocks_per_group();
+    let table: Vec<Vec<u8>> = (0..s.desc_blocks).map(|i| b.gdt_block(geo, i, csums, &free)).collect();
     // The old-style copies are written in one request each, as mke2fs does.
     let old_copy: Vec<u8> = table.iter().take(old_desc_blocks as usize).flatten().copied().collect();
     for g in 0..s.group_count {
