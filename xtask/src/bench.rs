@@ -91,6 +91,7 @@ pub fn run(args: &[&str]) -> Result {
     match args.first() {
         Some(&"mkfs") => return mkfs_only(reps),
         Some(&"fuse") => return fuse(reps, args.contains(&"--small")),
+        Some(&"read") => return read_only(reps, medium),
         _ => {}
     }
     sh(crate::cargo().args(["build", "--release", "-q", "-p", "ext4-cli"]))?;
@@ -137,6 +138,16 @@ pub fn run(args: &[&str]) -> Result {
         peak_kb(Command::new(&ext4).args(["get", "-r"]).arg(&img).arg("/").arg(&out))
     };
     let _ = std::fs::remove_dir_all(&out);
+
+    // Read every file through a library: ours against the ext4-view crate
+    // (the image our populate made; both single-threaded, same buffer size).
+    let mut sums = Vec::new();
+    let ours = time(reps, || read_all_ours(&img).map(|s| sums.push(s)))?;
+    let reference = time(reps, || read_all_ext4_view(&img).map(|s| sums.push(s)))?;
+    if sums.windows(2).any(|w| w[0] != w[1]) {
+        return Err(format!("the two readers disagree on the files' contents: {sums:?}"));
+    }
+    rows.push(Row { job: "read every file (library)", ours, reference, reference_name: "ext4-view crate", target: "<= 1" });
 
     // Format a 32 GiB sparse image.
     let big = work.join("big");
@@ -186,6 +197,129 @@ pub fn run(args: &[&str]) -> Result {
     }
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
+}
+
+/// `bench read`: only the read-every-file job, on an image of the tree.
+fn read_only(reps: usize, medium: bool) -> Result {
+    sh(crate::cargo().args(["build", "--release", "-q", "-p", "ext4-cli"]))?;
+    let ext4 = target_dir().join("release/ext4");
+    let size = if medium { ext4_testkit::fixtures::TreeSize::Medium } else { ext4_testkit::fixtures::TreeSize::Small };
+    let src = ext4_testkit::fixtures::tree(size).map_err(|e| e.to_string())?;
+    let img = Path::new("/dev/shm").join(format!("ext4-bench-read-{}", std::process::id()));
+    quiet(Command::new(&ext4).args(["mkfs", "-q", "-F", "-t", "ext4", "-d"]).arg(&src).arg(&img).arg(if medium { "2G" } else { "256M" }))?;
+    let ours = time(reps, || read_all_ours(&img).map(drop));
+    let reference = time(reps, || read_all_ext4_view(&img).map(drop));
+    let (a, b) = (read_all_ours(&img), read_all_ext4_view(&img));
+    let _ = std::fs::remove_file(&img);
+    let (ours, reference) = (ours?, reference?);
+    if a != b {
+        return Err(format!("the two readers disagree: {a:?} / {b:?}"));
+    }
+    let a = a?;
+    println!(
+        "read every file ({} files, {} MB): library {ours:.3?}, ext4-view {reference:.3?}, ratio {:.2} (target <= 1)",
+        a.files,
+        a.bytes >> 20,
+        ours.as_secs_f64() / reference.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// What a reader saw: regular files, bytes, and an XOR of the data's
+/// 64-bit words (each file's words at their offsets), to check that both
+/// readers read the same.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct ReadSum {
+    files: u64,
+    bytes: u64,
+    xor: u64,
+}
+
+impl ReadSum {
+    fn add(&mut self, chunk: &[u8]) {
+        self.bytes += chunk.len() as u64;
+        let mut words = chunk.chunks_exact(8);
+        for w in &mut words {
+            self.xor ^= u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        }
+        for (i, &b) in words.remainder().iter().enumerate() {
+            self.xor ^= u64::from(b) << (8 * i);
+        }
+    }
+}
+
+/// Size of the read buffer of both readers.
+const READ_BUF: usize = 1 << 20;
+
+/// Opens `img` with the library and reads every regular file whole.
+fn read_all_ours(img: &Path) -> std::result::Result<ReadSum, String> {
+    fn walk(fs: &Filesystem, dir: u32, buf: &mut [u8], sum: &mut ReadSum) -> ext4_fs::Result<()> {
+        for e in fs.dir_entries(dir)? {
+            if e.name == b"." || e.name == b".." {
+                continue;
+            }
+            match e.file_type {
+                Some(ext4_fs::FileType::Directory) => walk(fs, e.ino, buf, sum)?,
+                Some(ext4_fs::FileType::Regular) => {
+                    sum.files += 1;
+                    let mut off = 0u64;
+                    loop {
+                        let n = fs.read_at(e.ino, off, buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        sum.add(&buf[..n]);
+                        off += n as u64;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+    let fs = Filesystem::open_path(img, OpenOptions::read_only()).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; READ_BUF];
+    let mut sum = ReadSum::default();
+    walk(&fs, ext4_fs::ondisk::ino::ROOT, &mut buf, &mut sum).map_err(|e| e.to_string())?;
+    Ok(sum)
+}
+
+/// The same with the `ext4-view` crate.
+fn read_all_ext4_view(img: &Path) -> std::result::Result<ReadSum, String> {
+    fn walk(
+        fs: &ext4_view::Ext4,
+        dir: ext4_view::PathBuf,
+        buf: &mut [u8],
+        sum: &mut ReadSum,
+    ) -> std::result::Result<(), ext4_view::Ext4Error> {
+        for e in fs.read_dir(&dir)? {
+            let e = e?;
+            let name = e.file_name();
+            if name.as_ref() == b"." || name.as_ref() == b".." {
+                continue;
+            }
+            let ft = e.file_type()?;
+            if ft.is_dir() {
+                walk(fs, e.path(), buf, sum)?;
+            } else if ft.is_regular_file() {
+                sum.files += 1;
+                let mut f = fs.open(&e.path())?;
+                loop {
+                    let n = f.read_bytes(buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    sum.add(&buf[..n]);
+                }
+            }
+        }
+        Ok(())
+    }
+    let fs = ext4_view::Ext4::load_from_path(img).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; READ_BUF];
+    let mut sum = ReadSum::default();
+    walk(&fs, ext4_view::PathBuf::new("/"), &mut buf, &mut sum).map_err(|e| e.to_string())?;
+    Ok(sum)
 }
 
 fn format_image(path: &Path, size: u64, journal: bool) -> Result {
