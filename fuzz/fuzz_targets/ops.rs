@@ -10,6 +10,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = ext4_fuzz::fsops::run(data);
-});
+fuzz_target!(|data: &[u8]| ext4_fuzz::targets::ops(data));

@@ -1,7 +1,10 @@
 //! Shared pieces of the fuzz targets: template images made once by the
 //! library's formatter, in-memory `MapIo`/`DirIo`/journal adapters over fuzz
 //! bytes, byte patches laid over a template, and the hostile-image walker
-//! shared with `crates/ext4-fs/tests/{corpus,mutation,faults}.rs`.
+//! shared with `crates/ext4-fs/tests/{corpus,mutation,faults}.rs`, and the
+//! targets' bodies ([`targets`]). `crates/ext4-fs/tests/fuzz_regressions.rs`
+//! includes this file as a module (so paths here go through `super::`/full
+//! crate names, never `crate::`).
 
 use std::ops::ControlFlow;
 use std::sync::{Arc, OnceLock};
@@ -16,6 +19,8 @@ pub mod hostile;
 
 #[path = "../../crates/ext4-fs/tests/fsops/mod.rs"]
 pub mod fsops;
+
+pub mod targets;
 
 /// A formatted and populated image: ext4 (1k blocks, journal, metadata_csum,
 /// htree directory, extent tree of depth 1, xattr block, symlinks) or ext2

@@ -361,7 +361,7 @@ pub fn run(data: &[u8]) -> (Arc<Overlay>, RunStats) {
     fs.close().expect("close");
     let ro =
         Filesystem::open(dev.clone(), OpenOptions { cache_blocks: 256, ..OpenOptions::read_only() }).expect("open the result read-only");
-    let walk = crate::hostile::walk(&ro, crate::hostile::Limits::default());
+    let walk = super::hostile::walk(&ro, super::hostile::Limits::default());
     assert_eq!(walk.corrupt, 0, "walk of the result after {ops:?}: {:?}", walk.first_corrupt);
     drop(ro);
     (dev, st)
