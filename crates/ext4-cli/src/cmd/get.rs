@@ -43,10 +43,16 @@ pub fn exec<I: clap::Args>(a: &Args<I>, fs: &Filesystem) -> CliResult {
     }
     let st = fs.statfs();
     let used = (st.blocks - st.free_blocks) * u64::from(st.block_size);
-    let mut x = Extractor { fs, links: HashMap::new(), files: Vec::new(), hard_links: Vec::new(), dirs: Vec::new() };
-    x.extract(ino, &md, &dest, &a.path)?;
     let pb = crate::progress::bytes(used, "extracting");
-    copy_files(fs, &x.files, &pb, is_root())?;
+    // The walk feeds the copying threads as it finds files.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut x = Extractor { fs, links: HashMap::new(), files: tx, hard_links: Vec::new(), dirs: Vec::new() };
+    copy_files(fs, rx, &pb, is_root(), || {
+        let r = x.extract(ino, &md, &dest, &a.path);
+        // Closing the channel tells the threads that the walk is over.
+        x.files = std::sync::mpsc::channel().0;
+        r
+    })?;
     for (first, link) in &x.hard_links {
         std::fs::hard_link(first, link).context(|| format!("linking {}", link.display()))?;
     }
@@ -72,13 +78,14 @@ struct Item {
 }
 
 /// The walk: directories, symbolic links and device nodes are made at once;
-/// regular files, hard links and directory attributes are collected for
-/// the phases after it.
+/// regular files go to the copying threads; hard links and directory
+/// attributes are collected for the phases after it.
 struct Extractor<'a> {
     fs: &'a Filesystem,
     /// Inode -> the first path extracted for it (hard links).
     links: HashMap<u32, PathBuf>,
-    files: Vec<Item>,
+    /// To the copying threads.
+    files: std::sync::mpsc::Sender<Item>,
     hard_links: Vec<(PathBuf, PathBuf)>,
     /// Directories in post-order (children before parents).
     dirs: Vec<Item>,
@@ -101,7 +108,8 @@ impl Extractor<'_> {
                 return Ok(());
             }
             FileType::Regular => {
-                self.files.push(item);
+                // The threads only stop listening after a failure, which they report.
+                let _ = self.files.send(item);
                 return Ok(());
             }
             FileType::Symlink => {
@@ -131,24 +139,33 @@ impl Extractor<'_> {
     }
 }
 
-/// Copies the regular files, data and attributes, on up to four threads
-/// (the library reads concurrently; each thread has its own buffer).
-fn copy_files(fs: &Filesystem, files: &[Item], pb: &ProgressBar, root: bool) -> CliResult {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4).min(files.len().max(1));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let failed = std::sync::atomic::AtomicBool::new(false);
+/// Copies the regular files `walk` sends, data and attributes, on up to
+/// four threads while it runs (the library reads concurrently; each thread
+/// has its own buffer). The first error, of the walk or of a copy, is
+/// returned.
+fn copy_files(
+    fs: &Filesystem,
+    files: std::sync::mpsc::Receiver<Item>,
+    pb: &ProgressBar,
+    root: bool,
+    walk: impl FnOnce() -> CliResult,
+) -> CliResult {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+    let files = std::sync::Mutex::new(files);
+    let failed = AtomicBool::new(false);
     let kernel = KernelCopy::new();
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| -> CliResult {
                     let mut buf = Vec::new();
-                    let kernel = &kernel;
-                    while !failed.load(std::sync::atomic::Ordering::Relaxed) {
-                        let Some(item) = files.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) else { break };
-                        let r = copy_file(fs, item, &mut buf, pb, kernel).and_then(|f| attributes(fs, item, root, Some(&f)));
+                    while !failed.load(Relaxed) {
+                        let next = files.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok(item) = next else { break };
+                        let r = copy_file(fs, &item, &mut buf, pb, &kernel).and_then(|f| attributes(fs, &item, root, Some(&f)));
                         if r.is_err() {
-                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                            failed.store(true, Relaxed);
                             return r;
                         }
                     }
@@ -156,9 +173,16 @@ fn copy_files(fs: &Filesystem, files: &[Item], pb: &ProgressBar, root: bool) -> 
                 })
             })
             .collect();
-        workers.into_iter().map(|w| w.join().unwrap_or_else(|_| Err(fail("an extraction thread panicked")))).collect::<CliResult<Vec<()>>>()
-    })?;
-    Ok(())
+        let walked = walk();
+        if walked.is_err() {
+            failed.store(true, Relaxed);
+        }
+        let copied = workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|_| Err(fail("an extraction thread panicked"))))
+            .collect::<CliResult<Vec<()>>>();
+        walked.and(copied.map(drop))
+    })
 }
 
 /// Copies a file's data extent by extent; returns the open file. Holes
