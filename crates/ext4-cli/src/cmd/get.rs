@@ -44,13 +44,14 @@ pub fn exec<I: clap::Args>(a: &Args<I>, fs: &Filesystem) -> CliResult {
     let st = fs.statfs();
     let used = (st.blocks - st.free_blocks) * u64::from(st.block_size);
     let pb = crate::progress::bytes(used, "extracting");
-    // The walk feeds the copying threads as it finds files.
-    let (tx, rx) = std::sync::mpsc::channel();
+    // The walk feeds the copying threads as it finds files (a bounded
+    // queue: a fast walk of millions of files holds no more than this).
+    let (tx, rx) = std::sync::mpsc::sync_channel(4096);
     let mut x = Extractor { fs, links: HashMap::new(), files: tx, hard_links: Vec::new(), dirs: Vec::new() };
     copy_files(fs, rx, &pb, is_root(), || {
         let r = x.extract(ino, &md, &dest, &a.path);
         // Closing the channel tells the threads that the walk is over.
-        x.files = std::sync::mpsc::channel().0;
+        x.files = std::sync::mpsc::sync_channel(0).0;
         r
     })?;
     for (first, link) in &x.hard_links {
@@ -85,7 +86,7 @@ struct Extractor<'a> {
     /// Inode -> the first path extracted for it (hard links).
     links: HashMap<u32, PathBuf>,
     /// To the copying threads.
-    files: std::sync::mpsc::Sender<Item>,
+    files: std::sync::mpsc::SyncSender<Item>,
     hard_links: Vec<(PathBuf, PathBuf)>,
     /// Directories in post-order (children before parents).
     dirs: Vec<Item>,
@@ -108,9 +109,8 @@ impl Extractor<'_> {
                 return Ok(());
             }
             FileType::Regular => {
-                // The threads only stop listening after a failure, which they report.
-                let _ = self.files.send(item);
-                return Ok(());
+                // The threads stop listening only after a failure, which they report.
+                return self.files.send(item).map_err(|_| fail("stopped after an error"));
             }
             FileType::Symlink => {
                 let t = self.fs.read_link_ino(ino).context(|| shown.to_string())?;
@@ -152,7 +152,8 @@ fn copy_files(
 ) -> CliResult {
     use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
-    let files = std::sync::Mutex::new(files);
+    // Dropped by the first thread that fails, which stops the walk.
+    let files = std::sync::Mutex::new(Some(files));
     let failed = AtomicBool::new(false);
     let kernel = KernelCopy::new();
     std::thread::scope(|scope| {
@@ -161,11 +162,12 @@ fn copy_files(
                 scope.spawn(|| -> CliResult {
                     let mut buf = Vec::new();
                     while !failed.load(Relaxed) {
-                        let next = files.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        let Ok(item) = next else { break };
+                        let next = files.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|rx| rx.recv());
+                        let Some(Ok(item)) = next else { break };
                         let r = copy_file(fs, &item, &mut buf, pb, &kernel).and_then(|f| attributes(fs, &item, root, Some(&f)));
                         if r.is_err() {
                             failed.store(true, Relaxed);
+                            *files.lock().unwrap_or_else(|e| e.into_inner()) = None;
                             return r;
                         }
                     }
@@ -181,7 +183,8 @@ fn copy_files(
             .into_iter()
             .map(|w| w.join().unwrap_or_else(|_| Err(fail("an extraction thread panicked"))))
             .collect::<CliResult<Vec<()>>>();
-        walked.and(copied.map(drop))
+        // A copy's error first: the walk then only stopped because of it.
+        copied.map(drop).and(walked)
     })
 }
 
