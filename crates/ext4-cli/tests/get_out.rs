@@ -161,3 +161,42 @@ fn a_journal_needing_recovery_is_read_as_the_kernel_left_it() {
     assert_same(&got, &expected, "journal not replayed on the image");
     assert!(std::fs::read(&image).unwrap() == before, "a read-only get changed the image");
 }
+
+#[test]
+fn a_corrupt_file_stops_the_extraction_with_its_error() {
+    if !ext4_testkit::require(have_e2fsprogs(), "needs e2fsprogs") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    for i in 0..3000 {
+        std::fs::write(src.join(format!("f{i}")), format!("file {i}\n")).unwrap();
+    }
+    std::fs::write(src.join("big"), pattern(100_000, 7)).unwrap();
+    let image = tmp.path().join("img");
+    sh(Command::new("mke2fs").args(["-q", "-F", "-t", "ext4", "-O", "^metadata_csum", "-d"]).arg(&src).arg(&image).arg("64M"));
+    // The first extent of /big now points past the end of the filesystem.
+    sh(Command::new("debugfs").args(["-w", "-R", "sif /big block[5] 99999999"]).arg(&image));
+    let mut child = Command::new(common::EXT4)
+        .args(["get", "-r"])
+        .arg(&image)
+        .arg("/")
+        .arg(tmp.path().join("out"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A hang would be the bug: give up after a minute.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ext4 get hangs after a failed copy");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a corrupt file was extracted without an error");
+    assert!(err.contains("/big") && err.contains("EUCLEAN"), "the error does not name the file and the corruption: {err}");
+}
