@@ -18,3 +18,14 @@ pub fn bytes(total: u64, what: &str) -> ProgressBar {
     pb.set_message(what.to_string());
     pb
 }
+
+/// Sets the length of a visible bar to the bytes of regular files under
+/// `paths`, on a thread of `scope`: sizing walks the trees, which the copy
+/// should not wait for (nor pay for at all when the bar is hidden).
+pub fn size_in_background<'s>(scope: &'s std::thread::Scope<'s, '_>, pb: &ProgressBar, paths: Vec<std::path::PathBuf>) {
+    if pb.is_hidden() {
+        return;
+    }
+    let pb = pb.clone();
+    scope.spawn(move || pb.set_length(paths.iter().map(|p| crate::cmd::put::total_bytes(p)).sum()));
+}

@@ -193,11 +193,13 @@ fn populate(dev: FileDevice, offset: u64, dir: &std::path::Path, quiet: bool) ->
     // A fresh image: no journal traffic, no undo copies (mke2fs -d writes so too).
     let opts = OpenOptions { bulk: true, ..OpenOptions::read_write() };
     let mut fs = Filesystem::open(win, opts).context(|| "opening the new filesystem".into())?;
-    let total = crate::cmd::put::total_bytes(dir);
-    let pb = if quiet { indicatif::ProgressBar::hidden() } else { crate::progress::bytes(total, "copying") };
+    let pb = if quiet { indicatif::ProgressBar::hidden() } else { crate::progress::bytes(0, "copying") };
     let mut progress = |done: u64| pb.set_position(done);
     let opts = ext4_fs::populate::CopyOptions::default();
-    fs.copy_dir_contents(dir, ext4_fs::ondisk::ino::ROOT, &opts, &mut progress).context(|| format!("copying {}", dir.display()))?;
+    std::thread::scope(|scope| {
+        crate::progress::size_in_background(scope, &pb, vec![dir.to_path_buf()]);
+        fs.copy_dir_contents(dir, ext4_fs::ondisk::ino::ROOT, &opts, &mut progress).context(|| format!("copying {}", dir.display()))
+    })?;
     pb.finish_and_clear();
     fs.close().context(|| "closing the new filesystem".into())
 }

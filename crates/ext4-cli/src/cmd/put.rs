@@ -47,34 +47,41 @@ pub fn exec<I: clap::Args>(a: &Args<I>, fs: &mut Filesystem) -> CliResult {
         return Err(fail(format!("{}: copying several files needs an existing directory", String::from_utf8_lossy(&dest))));
     }
     let opts = CopyOptions { no_xattrs: a.no_xattrs, ..CopyOptions::default() };
-    let total: u64 = srcs.iter().map(|s| total_bytes(s)).sum();
-    let pb = crate::progress::bytes(total, "copying");
-    let mut base = 0u64;
-    for src in srcs {
-        let md = std::fs::symlink_metadata(src).context(|| src.display().to_string())?;
-        if md.is_dir() && !a.recursive {
-            return Err(fail(format!("{}: is a directory (use -r)", src.display())));
+    let pb = crate::progress::bytes(0, "copying");
+    std::thread::scope(|scope| {
+        crate::progress::size_in_background(scope, &pb, srcs.to_vec());
+        let mut base = 0u64;
+        for src in srcs {
+            let md = std::fs::symlink_metadata(src).context(|| src.display().to_string())?;
+            if md.is_dir() && !a.recursive {
+                return Err(fail(format!("{}: is a directory (use -r)", src.display())));
+            }
+            let (parent, name) = match &dest_dir {
+                Some(d) => {
+                    let name =
+                        src.file_name().map(|n| n.as_bytes().to_vec()).ok_or_else(|| fail(format!("{}: no file name", src.display())))?;
+                    (d.ino, name)
+                }
+                None => {
+                    let t = dest.strip_suffix(b"/").unwrap_or(&dest);
+                    let (p, n) = match t.iter().rposition(|&c| c == b'/') {
+                        Some(i) => (&t[..i], &t[i + 1..]),
+                        None => (&b""[..], t),
+                    };
+                    let parent = fs.lookup(p).context(|| String::from_utf8_lossy(p).into_owned())?;
+                    (parent, n.to_vec())
+                }
+            };
+            let mut copied = 0u64;
+            let mut progress = |done: u64| {
+                copied = done;
+                pb.set_position(base + done);
+            };
+            fs.copy_in(src, parent, &name, &opts, &mut progress).context(|| format!("copying {}", src.display()))?;
+            base += copied;
         }
-        let (parent, name) = match &dest_dir {
-            Some(d) => {
-                let name =
-                    src.file_name().map(|n| n.as_bytes().to_vec()).ok_or_else(|| fail(format!("{}: no file name", src.display())))?;
-                (d.ino, name)
-            }
-            None => {
-                let t = dest.strip_suffix(b"/").unwrap_or(&dest);
-                let (p, n) = match t.iter().rposition(|&c| c == b'/') {
-                    Some(i) => (&t[..i], &t[i + 1..]),
-                    None => (&b""[..], t),
-                };
-                let parent = fs.lookup(p).context(|| String::from_utf8_lossy(p).into_owned())?;
-                (parent, n.to_vec())
-            }
-        };
-        let mut progress = |done: u64| pb.set_position(base + done);
-        fs.copy_in(src, parent, &name, &opts, &mut progress).context(|| format!("copying {}", src.display()))?;
-        base += total_bytes(src);
-    }
+        Ok(())
+    })?;
     pb.finish_and_clear();
     Ok(())
 }
