@@ -1,13 +1,17 @@
-//! `cargo xtask bench [mkfs | fuse] [--medium] [--reps N]`: each job side by side with
-//! its reference tool on the same input in the same run, on tmpfs; prints
+//! `cargo xtask bench [mkfs | fuse | read] [--medium] [--reps N]`: each job
+//! side by side with its reference on the same input in the same run,
+//! alternating repetitions so that load changes hit both, on tmpfs; prints
 //! medians and the ratio (ours / reference; below 1 is faster).
 //!
 //! Jobs: populate (`ext4 mkfs -d` vs `mke2fs -d`), extract (`ext4 get -r`
-//! vs `debugfs rdump`), format of a 32 GiB sparse image (`ext4 mkfs` vs
+//! vs `debugfs rdump`), reading every file through the library (vs the
+//! `ext4-view` crate), format of a 32 GiB sparse image (`ext4 mkfs` vs
 //! `mke2fs`), the cost of journaling (the same library workload with and
-//! without a journal), and htree inserts (10k vs 100k entries, per entry).
-//! `bench fuse`: `cp -a` of the medium tree into `ext4 mount`, `fuse2fs`
-//! and a kernel loop mount (`--small` for the small tree).
+//! without a journal), htree inserts (10k vs 100k entries, per entry), and
+//! with `--medium` the FUSE job too. `bench fuse`: `cp -a` of the medium
+//! tree into `ext4 mount`, `fuse2fs` and a kernel loop mount (`--small` for
+//! the small tree). `bench mkfs`: formatting alone, 64 MiB to 16 TiB.
+//! `bench read`: the read-every-file job alone.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,14 +31,23 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn time(reps: usize, mut f: impl FnMut() -> Result) -> std::result::Result<Duration, String> {
-    let mut v = Vec::new();
+/// Times `a` and `b` alternately (so that a change in the machine's load
+/// hits both alike) and returns their medians.
+fn time_pair(
+    reps: usize,
+    mut a: impl FnMut() -> Result,
+    mut b: impl FnMut() -> Result,
+) -> std::result::Result<(Duration, Duration), String> {
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
     for _ in 0..reps {
         let t = Instant::now();
-        f()?;
-        v.push(t.elapsed());
+        a()?;
+        ta.push(t.elapsed());
+        let t = Instant::now();
+        b()?;
+        tb.push(t.elapsed());
     }
-    Ok(median(v))
+    Ok((median(ta), median(tb)))
 }
 
 fn quiet(cmd: &mut Command) -> Result {
@@ -71,14 +84,17 @@ fn mkfs_only(reps: usize) -> Result {
     let common = ["-q", "-F", "-t", "ext4", "-U", "01234567-89ab-cdef-0123-456789abcdef"];
     println!("{:<10} {:>10} {:>10} {:>7}", "size", "ext4 mkfs", "mke2fs", "ratio");
     for size in ["64M", "1G", "32G", "1T", "16T"] {
-        let ours = time(reps, || {
-            let _ = std::fs::remove_file(&img);
-            quiet(Command::new(&ext4).arg("mkfs").args(common).arg(&img).arg(size))
-        })?;
-        let reference = time(reps, || {
-            let _ = std::fs::remove_file(&img);
-            quiet(Command::new("mke2fs").args(common).arg(&img).arg(size))
-        })?;
+        let (ours, reference) = time_pair(
+            reps,
+            || {
+                let _ = std::fs::remove_file(&img);
+                quiet(Command::new(&ext4).arg("mkfs").args(common).arg(&img).arg(size))
+            },
+            || {
+                let _ = std::fs::remove_file(&img);
+                quiet(Command::new("mke2fs").args(common).arg(&img).arg(size))
+            },
+        )?;
         println!("{size:<10} {ours:>10.3?} {reference:>10.3?} {:>7.2}", ours.as_secs_f64() / reference.as_secs_f64().max(1e-9));
     }
     let _ = std::fs::remove_file(&img);
@@ -107,14 +123,17 @@ pub fn run(args: &[&str]) -> Result {
     println!("== tree {} ({}), images on tmpfs, median of {reps}", src.display(), if medium { "medium" } else { "small" });
 
     // Populate.
-    let ours = time(reps, || {
-        let _ = std::fs::remove_file(&img);
-        quiet(Command::new(&ext4).arg("mkfs").args(common).arg("-d").arg(&src).arg(&img).arg(image_size))
-    })?;
-    let reference = time(reps, || {
-        let _ = std::fs::remove_file(&img);
-        quiet(Command::new("mke2fs").args(common).arg("-d").arg(&src).arg(&img).arg(image_size))
-    })?;
+    let (ours, reference) = time_pair(
+        reps,
+        || {
+            let _ = std::fs::remove_file(&img);
+            quiet(Command::new(&ext4).arg("mkfs").args(common).arg("-d").arg(&src).arg(&img).arg(image_size))
+        },
+        || {
+            let _ = std::fs::remove_file(&img);
+            quiet(Command::new("mke2fs").args(common).arg("-d").arg(&src).arg(&img).arg(image_size))
+        },
+    )?;
     rows.push(Row { job: "populate (mkfs -d)", ours, reference, reference_name: "mke2fs -d", target: "<= 0.33" });
     let populate_peak = {
         let _ = std::fs::remove_file(&img);
@@ -123,15 +142,18 @@ pub fn run(args: &[&str]) -> Result {
 
     // Extract (from the image our populate made last).
     let out = work.join("out");
-    let ours = time(reps, || {
-        let _ = std::fs::remove_dir_all(&out);
-        quiet(Command::new(&ext4).args(["get", "-r"]).arg(&img).arg("/").arg(&out))
-    })?;
-    let reference = time(reps, || {
-        let _ = std::fs::remove_dir_all(&out);
-        std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
-        quiet(Command::new("debugfs").arg("-R").arg(format!("rdump / {}", out.display())).arg(&img))
-    })?;
+    let (ours, reference) = time_pair(
+        reps,
+        || {
+            let _ = std::fs::remove_dir_all(&out);
+            quiet(Command::new(&ext4).args(["get", "-r"]).arg(&img).arg("/").arg(&out))
+        },
+        || {
+            let _ = std::fs::remove_dir_all(&out);
+            std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+            quiet(Command::new("debugfs").arg("-R").arg(format!("rdump / {}", out.display())).arg(&img))
+        },
+    )?;
     rows.push(Row { job: "extract (get -r)", ours, reference, reference_name: "debugfs rdump", target: "<= 0.5" });
     let extract_peak = {
         let _ = std::fs::remove_dir_all(&out);
@@ -141,9 +163,13 @@ pub fn run(args: &[&str]) -> Result {
 
     // Read every file through a library: ours against the ext4-view crate
     // (the image our populate made; both single-threaded, same buffer size).
-    let mut sums = Vec::new();
-    let ours = time(reps, || read_all_ours(&img).map(|s| sums.push(s)))?;
-    let reference = time(reps, || read_all_ext4_view(&img).map(|s| sums.push(s)))?;
+    let sums = std::cell::RefCell::new(Vec::new());
+    let (ours, reference) = time_pair(
+        reps,
+        || read_all_ours(&img).map(|s| sums.borrow_mut().push(s)),
+        || read_all_ext4_view(&img).map(|s| sums.borrow_mut().push(s)),
+    )?;
+    let sums = sums.into_inner();
     if sums.windows(2).any(|w| w[0] != w[1]) {
         return Err(format!("the two readers disagree on the files' contents: {sums:?}"));
     }
@@ -151,20 +177,22 @@ pub fn run(args: &[&str]) -> Result {
 
     // Format a 32 GiB sparse image.
     let big = work.join("big");
-    let ours = time(reps, || {
-        let _ = std::fs::remove_file(&big);
-        quiet(Command::new(&ext4).arg("mkfs").args(common).arg(&big).arg("32G"))
-    })?;
-    let reference = time(reps, || {
-        let _ = std::fs::remove_file(&big);
-        quiet(Command::new("mke2fs").args(common).arg(&big).arg("32G"))
-    })?;
+    let (ours, reference) = time_pair(
+        reps,
+        || {
+            let _ = std::fs::remove_file(&big);
+            quiet(Command::new(&ext4).arg("mkfs").args(common).arg(&big).arg("32G"))
+        },
+        || {
+            let _ = std::fs::remove_file(&big);
+            quiet(Command::new("mke2fs").args(common).arg(&big).arg("32G"))
+        },
+    )?;
     let _ = std::fs::remove_file(&big);
     rows.push(Row { job: "format 32 GiB sparse", ours, reference, reference_name: "mke2fs", target: "<= 1" });
 
     // The cost of journaling: one workload with and without a journal.
-    let journaled = time(reps, || journal_workload(&work.join("j"), true))?;
-    let plain = time(reps, || journal_workload(&work.join("j"), false))?;
+    let (journaled, plain) = time_pair(reps, || journal_workload(&work.join("j"), true), || journal_workload(&work.join("j"), false))?;
     rows.push(Row {
         job: "workload with journal",
         ours: journaled,
@@ -196,6 +224,12 @@ pub fn run(args: &[&str]) -> Result {
         println!("peak memory: extract {} MiB", kb / 1024);
     }
     let _ = std::fs::remove_dir_all(&work);
+    if medium {
+        // The FUSE target, on the same tree (as `bench fuse`).
+        if let Err(e) = fuse(reps, false) {
+            println!("FUSE copy-in: not measured: {e}");
+        }
+    }
     Ok(())
 }
 
@@ -207,11 +241,10 @@ fn read_only(reps: usize, medium: bool) -> Result {
     let src = ext4_testkit::fixtures::tree(size).map_err(|e| e.to_string())?;
     let img = Path::new("/dev/shm").join(format!("ext4-bench-read-{}", std::process::id()));
     quiet(Command::new(&ext4).args(["mkfs", "-q", "-F", "-t", "ext4", "-d"]).arg(&src).arg(&img).arg(if medium { "2G" } else { "256M" }))?;
-    let ours = time(reps, || read_all_ours(&img).map(drop));
-    let reference = time(reps, || read_all_ext4_view(&img).map(drop));
+    let timed = time_pair(reps, || read_all_ours(&img).map(drop), || read_all_ext4_view(&img).map(drop));
     let (a, b) = (read_all_ours(&img), read_all_ext4_view(&img));
     let _ = std::fs::remove_file(&img);
-    let (ours, reference) = (ours?, reference?);
+    let (ours, reference) = timed?;
     if a != b {
         return Err(format!("the two readers disagree: {a:?} / {b:?}"));
     }
