@@ -108,6 +108,7 @@ pub fn run(args: &[&str]) -> Result {
         Some(&"mkfs") => return mkfs_only(reps),
         Some(&"fuse") => return fuse(reps, args.contains(&"--small")),
         Some(&"read") => return read_only(reps, medium),
+        Some(&"layers") => return layers(),
         _ => {}
     }
     sh(crate::cargo().args(["build", "--release", "-q", "-p", "ext4-cli"]))?;
@@ -505,4 +506,50 @@ fn fuse(reps: usize, small: bool) -> Result {
     })();
     let _ = std::fs::remove_dir_all(&work);
     r
+}
+
+/// `bench layers`: the criterion micro-benchmarks of the layer crates (checksums and parsers,
+/// bitmap search, extent lookup, htree hash / lookup / insert, journal commit and recovery),
+/// short runs, then the median of each benchmark (from criterion's `estimates.json`).
+fn layers() -> Result {
+    let started = std::time::SystemTime::now();
+    let mut cmd = crate::cargo();
+    cmd.arg("bench");
+    for c in ["ext4-ondisk", "ext4-alloc", "ext4-extent", "ext4-htree", "ext4-jbd2"] {
+        cmd.args(["-p", c]);
+    }
+    // Only the criterion targets: libtest harnesses would refuse criterion's options.
+    cmd.args(["--bench", "*", "--", "--warm-up-time", "1", "--measurement-time", "2"]);
+    sh(&mut cmd)?;
+    let mut rows = Vec::new();
+    collect_medians(&target_dir().join("criterion"), started, &mut rows);
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    println!("{:<44} {:>12}", "benchmark", "median");
+    for (id, ns) in rows {
+        println!("{id:<44} {:>12.3?}", Duration::from_secs_f64(ns / 1e9));
+    }
+    Ok(())
+}
+
+/// The median point estimates (ns) of the benchmarks under `dir` measured since `since`,
+/// keyed by their id (`group/function/parameter`).
+fn collect_medians(dir: &Path, since: std::time::SystemTime, rows: &mut Vec<(String, f64)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let path = e.path();
+        let est = path.join("new/estimates.json");
+        let fresh = std::fs::metadata(&est).and_then(|m| m.modified()).is_ok_and(|t| t >= since);
+        if fresh {
+            let json = std::fs::read_to_string(&est).unwrap_or_default();
+            // {"mean":{...},"median":{"confidence_interval":{...},"point_estimate":N,...},...}
+            let median = json.split("\"median\":").nth(1).and_then(|m| m.split("\"point_estimate\":").nth(1));
+            let value = median.and_then(|v| v.split([',', '}']).next()).and_then(|v| v.trim().parse::<f64>().ok());
+            let root = target_dir().join("criterion");
+            if let (Some(ns), Ok(id)) = (value, path.strip_prefix(&root)) {
+                rows.push((id.display().to_string(), ns));
+            }
+        } else if path.is_dir() && path.file_name().is_some_and(|n| n != "report" && n != "base" && n != "new") {
+            collect_medians(&path, since, rows);
+        }
+    }
 }

@@ -7,6 +7,8 @@
 //! * `ci` — what CI runs: the whole test suite, then `fuzz smoke --secs 10`.
 //! * `bench [mkfs | fuse] [--medium] [--reps N]` — each job against its reference tool, as ratios
 //!   (`fuse`: cp -a into ext4 mount, fuse2fs and the kernel).
+//! * `bench layers` — criterion micro-benchmarks of the layer crates (checksums, bitmap search,
+//!   extent lookup, htree hash and insert, journal commit), short runs, medians.
 //! * `validate mkfs` — the whole formatter matrix against mke2fs.
 //! * `crash [--quick | --reorders N]` — crash states of every workload,
 //!   recovered by the library and e2fsck (see `ext4_testkit::crash`).
@@ -40,7 +42,7 @@ fn main() -> ExitCode {
         Some("pjdfstest") => pjdfstest::run(&rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <fixtures [--medium] | validate [--medium] | demo | ci | crash [--quick | --reorders N] | bench [mkfs | fuse [--small]] [--medium] [--reps N] | fuzz <smoke | run TARGET | list> | fio [--size MIB] [--jobs N] | pjdfstest [PATTERN...] [--keep] [--mkfs=ARGS]>"
+                "usage: cargo xtask <fixtures [--medium] | validate [--medium] | demo | ci | crash [--quick | --reorders N] | bench [mkfs | fuse [--small] | layers] [--medium] [--reps N] | fuzz <smoke | run TARGET | list> | fio [--size MIB] [--jobs N] | pjdfstest [PATTERN...] [--keep] [--mkfs=ARGS]>"
             );
             return ExitCode::from(2);
         }
