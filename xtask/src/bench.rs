@@ -524,9 +524,14 @@ fn layers() -> Result {
     let mut rows = Vec::new();
     collect_medians(&target_dir().join("criterion"), started, &mut rows);
     rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let fmt = |ns: f64| match ns {
+        n if n < 1e3 => format!("{n:.1} ns"),
+        n if n < 1e6 => format!("{:.2} µs", n / 1e3),
+        n => format!("{:.2} ms", n / 1e6),
+    };
     println!("{:<44} {:>12}", "benchmark", "median");
     for (id, ns) in rows {
-        println!("{id:<44} {:>12.3?}", Duration::from_secs_f64(ns / 1e9));
+        println!("{id:<44} {:>12}", fmt(ns));
     }
     Ok(())
 }
