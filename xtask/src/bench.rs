@@ -32,22 +32,34 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 /// Times `a` and `b` alternately (so that a change in the machine's load
-/// hits both alike) and returns their medians.
+/// hits both alike) and returns their medians; `clean` runs, untimed,
+/// before each (removing the last run's output).
 fn time_pair(
     reps: usize,
+    mut clean: impl FnMut() -> Result,
     mut a: impl FnMut() -> Result,
     mut b: impl FnMut() -> Result,
 ) -> std::result::Result<(Duration, Duration), String> {
     let (mut ta, mut tb) = (Vec::new(), Vec::new());
     for _ in 0..reps {
+        clean()?;
         let t = Instant::now();
         a()?;
         ta.push(t.elapsed());
+        clean()?;
         let t = Instant::now();
         b()?;
         tb.push(t.elapsed());
     }
     Ok((median(ta), median(tb)))
+}
+
+/// Removes a file if it is there.
+fn remove_file(p: &Path) -> Result {
+    match std::fs::remove_file(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("{}: {e}", p.display())),
+        _ => Ok(()),
+    }
 }
 
 fn quiet(cmd: &mut Command) -> Result {
@@ -86,14 +98,9 @@ fn mkfs_only(reps: usize) -> Result {
     for size in ["64M", "1G", "32G", "1T", "16T"] {
         let (ours, reference) = time_pair(
             reps,
-            || {
-                let _ = std::fs::remove_file(&img);
-                quiet(Command::new(&ext4).arg("mkfs").args(common).arg(&img).arg(size))
-            },
-            || {
-                let _ = std::fs::remove_file(&img);
-                quiet(Command::new("mke2fs").args(common).arg(&img).arg(size))
-            },
+            || remove_file(&img),
+            || quiet(Command::new(&ext4).arg("mkfs").args(common).arg(&img).arg(size)),
+            || quiet(Command::new("mke2fs").args(common).arg(&img).arg(size)),
         )?;
         println!("{size:<10} {ours:>10.3?} {reference:>10.3?} {:>7.2}", ours.as_secs_f64() / reference.as_secs_f64().max(1e-9));
     }
@@ -126,14 +133,9 @@ pub fn run(args: &[&str]) -> Result {
     // Populate.
     let (ours, reference) = time_pair(
         reps,
-        || {
-            let _ = std::fs::remove_file(&img);
-            quiet(Command::new(&ext4).arg("mkfs").args(common).arg("-d").arg(&src).arg(&img).arg(image_size))
-        },
-        || {
-            let _ = std::fs::remove_file(&img);
-            quiet(Command::new("mke2fs").args(common).arg("-d").arg(&src).arg(&img).arg(image_size))
-        },
+        || remove_file(&img),
+        || quiet(Command::new(&ext4).arg("mkfs").args(common).arg("-d").arg(&src).arg(&img).arg(image_size)),
+        || quiet(Command::new("mke2fs").args(common).arg("-d").arg(&src).arg(&img).arg(image_size)),
     )?;
     rows.push(Row { job: "populate (mkfs -d)", ours, reference, reference_name: "mke2fs -d", target: "<= 0.33" });
     let populate_peak = {
@@ -147,13 +149,10 @@ pub fn run(args: &[&str]) -> Result {
         reps,
         || {
             let _ = std::fs::remove_dir_all(&out);
-            quiet(Command::new(&ext4).args(["get", "-r"]).arg(&img).arg("/").arg(&out))
+            std::fs::create_dir_all(&out).map_err(|e| e.to_string())
         },
-        || {
-            let _ = std::fs::remove_dir_all(&out);
-            std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
-            quiet(Command::new("debugfs").arg("-R").arg(format!("rdump / {}", out.display())).arg(&img))
-        },
+        || quiet(Command::new(&ext4).args(["get", "-r"]).arg(&img).arg("/").arg(&out)),
+        || quiet(Command::new("debugfs").arg("-R").arg(format!("rdump / {}", out.display())).arg(&img)),
     )?;
     rows.push(Row { job: "extract (get -r)", ours, reference, reference_name: "debugfs rdump", target: "<= 0.5" });
     let extract_peak = {
@@ -167,6 +166,7 @@ pub fn run(args: &[&str]) -> Result {
     let sums = std::cell::RefCell::new(Vec::new());
     let (ours, reference) = time_pair(
         reps,
+        || Ok(()),
         || read_all_ours(&img).map(|s| sums.borrow_mut().push(s)),
         || read_all_ext4_view(&img).map(|s| sums.borrow_mut().push(s)),
     )?;
@@ -180,20 +180,16 @@ pub fn run(args: &[&str]) -> Result {
     let big = work.join("big");
     let (ours, reference) = time_pair(
         reps,
-        || {
-            let _ = std::fs::remove_file(&big);
-            quiet(Command::new(&ext4).arg("mkfs").args(common).arg(&big).arg("32G"))
-        },
-        || {
-            let _ = std::fs::remove_file(&big);
-            quiet(Command::new("mke2fs").args(common).arg(&big).arg("32G"))
-        },
+        || remove_file(&big),
+        || quiet(Command::new(&ext4).arg("mkfs").args(common).arg(&big).arg("32G")),
+        || quiet(Command::new("mke2fs").args(common).arg(&big).arg("32G")),
     )?;
     let _ = std::fs::remove_file(&big);
     rows.push(Row { job: "format 32 GiB sparse", ours, reference, reference_name: "mke2fs", target: "<= 1" });
 
     // The cost of journaling: one workload with and without a journal.
-    let (journaled, plain) = time_pair(reps, || journal_workload(&work.join("j"), true), || journal_workload(&work.join("j"), false))?;
+    let (journaled, plain) =
+        time_pair(reps, || Ok(()), || journal_workload(&work.join("j"), true), || journal_workload(&work.join("j"), false))?;
     rows.push(Row {
         job: "workload with journal",
         ours: journaled,
@@ -242,7 +238,7 @@ fn read_only(reps: usize, medium: bool) -> Result {
     let src = ext4_testkit::fixtures::tree(size).map_err(|e| e.to_string())?;
     let img = Path::new("/dev/shm").join(format!("ext4-bench-read-{}", std::process::id()));
     quiet(Command::new(&ext4).args(["mkfs", "-q", "-F", "-t", "ext4", "-d"]).arg(&src).arg(&img).arg(if medium { "2G" } else { "256M" }))?;
-    let timed = time_pair(reps, || read_all_ours(&img).map(drop), || read_all_ext4_view(&img).map(drop));
+    let timed = time_pair(reps, || Ok(()), || read_all_ours(&img).map(drop), || read_all_ext4_view(&img).map(drop));
     let (a, b) = (read_all_ours(&img), read_all_ext4_view(&img));
     let _ = std::fs::remove_file(&img);
     let (ours, reference) = timed?;
