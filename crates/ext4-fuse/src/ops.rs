@@ -141,7 +141,10 @@ fn set_acl(fuse: &Ext4Fuse, ino: u32, name: &[u8], value: &[u8], mode: XattrMode
             let g = perm_of(acl::MASK).or(perm_of(acl::GROUP_OBJ)).unwrap_or(0);
             let old = fs.stat(ino)?.permissions;
             let perm = (old & 0o7000) | (u << 6) | (g << 3) | o;
-            fs.set_attr(ino, SetAttr { perm: Some(perm), ..SetAttr::default() })?;
+            // As ext4_set_acl: the inode changes (and its ctime) only if the mode does.
+            if perm != old {
+                fs.set_attr(ino, SetAttr { perm: Some(perm), ..SetAttr::default() })?;
+            }
             if entries.len() <= 3 {
                 return match fs.remove_xattr(ino, name) {
                     Ok(()) | Err(Error::NoAttribute) => Ok(()),
