@@ -8,6 +8,9 @@
 //! the next `cargo test`; a directory naming no target fails the test.
 //! (`tests/ops_replay.rs` also runs e2fsck on the results of the `ops` inputs.)
 //!
+//! The fuzz builds have debug assertions and overflow checks (`-O -a`):
+//! run this test without `--release` to replay with them (a release build
+//! wraps an overflow that panics under the fuzzer; it says so when it runs).
 //! `FUZZ_REPLAY_CORPUS=1` also replays the local corpora `fuzz/corpus/TARGET/`
 //! (not committed; after a campaign).
 
@@ -56,19 +59,32 @@ fn replay(dir: &Path) -> (usize, Vec<String>) {
             continue;
         }
         let start = Instant::now();
+        let mut slowest = (Duration::ZERO, String::new());
         for file in files.iter().filter(|f| f.is_file()) {
             // A running campaign may replace a corpus input under us.
             let Ok(data) = std::fs::read(file) else { continue };
             let name = format!("{target}/{}", file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
             let (t, case) = (target.clone(), name.clone());
-            match hostile::run_case(&case, BUDGET, move || targets::run(&t, &data)) {
+            let one = Instant::now();
+            let outcome = hostile::run_case(&case, BUDGET, move || targets::run(&t, &data));
+            if one.elapsed() > slowest.0 {
+                slowest = (one.elapsed(), name.clone());
+            }
+            match outcome {
                 Outcome::Done(_) => {}
                 Outcome::Panicked(msg) => failures.push(format!("{name}: panicked: {msg}")),
                 Outcome::TimedOut => failures.push(format!("{name}: over {} s", BUDGET.as_secs())),
             }
             replayed += 1;
         }
-        println!("{target:<12} {:>5} inputs of {} in {} ms", files.len(), dir.display(), hostile::ms(start));
+        println!(
+            "{target:<12} {:>5} inputs of {} in {} ms (slowest {} ms: {})",
+            files.len(),
+            dir.display(),
+            hostile::ms(start),
+            slowest.0.as_millis(),
+            slowest.1
+        );
     }
     (replayed, failures)
 }
@@ -94,6 +110,9 @@ fn every_target_of_the_fuzz_crate_has_a_body_here() {
 
 #[test]
 fn committed_regression_inputs_replay_without_a_crash() {
+    if !cfg!(debug_assertions) {
+        println!("NOTE: no debug assertions here (--release): overflows wrap instead of panicking as under the fuzzer");
+    }
     let dir = fuzz_dir().join("regressions");
     let (replayed, failures) = replay(&dir);
     println!("{replayed} committed regression inputs replayed");
