@@ -4,7 +4,8 @@
 //! * `validate` — walk every fixture through the library and compare it with
 //!   its source tree, entry by entry (add `--medium` for the medium tree too).
 //! * `demo` — the main job end to end on a built-in example.
-//! * `ci` — what CI runs: the whole test suite, then `fuzz smoke --secs 10`.
+//! * `ci` — what CI runs: the whole test suite (and the fuzz regressions again
+//!   with overflow checks), `validate`, then `fuzz smoke --secs 10`.
 //! * `bench [mkfs | fuse] [--medium] [--reps N]` — each job against its reference tool, as ratios
 //!   (`fuse`: cp -a into ext4 mount, fuse2fs and the kernel).
 //! * `bench layers` — criterion micro-benchmarks of the layer crates (checksums, bitmap search,
@@ -104,6 +105,9 @@ fn demo() -> Result {
 /// target briefly (after its regression inputs).
 fn ci() -> Result {
     sh(cargo().args(["test", "--workspace", "--release"]))?;
+    // The fuzz regressions again with overflow checks, as the fuzz builds
+    // have them (release tests would let an overflow wrap).
+    sh(cargo().args(["test", "-p", "ext4-fs", "--test", "fuzz_regressions"]))?;
     validate::run(&[])?;
     fuzz::run(&["smoke", "--secs", "10"])
 }
