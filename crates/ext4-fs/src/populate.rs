@@ -54,15 +54,13 @@ struct Copier<'a, 'p> {
     /// The read buffer, reused from file to file (a fresh zeroed megabyte
     /// per file was a third of a populate's time).
     buf: Vec<u8>,
-    /// The second buffer of big files, read while the first is written.
-    ahead: Vec<u8>,
 }
 
 impl Filesystem {
     /// Copies the host path `src` (a file, link, device or a whole directory
     /// tree) into directory `parent` as `name`. Returns the new inode.
     pub fn copy_in(&mut self, src: &Path, parent: u32, name: &[u8], opts: &CopyOptions, progress: &mut ProgressFn<'_>) -> Result<u32> {
-        let mut c = Copier { fs: self, opts, links: HashMap::new(), progress, copied: 0, buf: Vec::new(), ahead: Vec::new() };
+        let mut c = Copier { fs: self, opts, links: HashMap::new(), progress, copied: 0, buf: Vec::new() };
         c.copy(src, parent, name)
     }
 
@@ -70,7 +68,7 @@ impl Filesystem {
     /// (which must exist) and gives `dir` the source directory's attributes.
     pub fn copy_dir_contents(&mut self, src: &Path, dir: u32, opts: &CopyOptions, progress: &mut ProgressFn<'_>) -> Result<()> {
         let md = std::fs::symlink_metadata(src).map_err(|e| host(src, e))?;
-        let mut c = Copier { fs: self, opts, links: HashMap::new(), progress, copied: 0, buf: Vec::new(), ahead: Vec::new() };
+        let mut c = Copier { fs: self, opts, links: HashMap::new(), progress, copied: 0, buf: Vec::new() };
         c.children(src, dir)?;
         c.attributes(src, &md, dir)
     }
@@ -136,95 +134,53 @@ impl Copier<'_, '_> {
     /// Copies file data, skipping holes (runs of zero blocks stay unallocated).
     fn data(&mut self, src: &Path, ino: u32, len: u64) -> Result<()> {
         let mut f = File::open(src).map_err(|e| host(src, e))?;
+        let bs = self.fs.block_size();
         // Reads of at most a megabyte, and no bigger than the file: a small
         // file takes one read, without a second one to find its end.
-        let cap = usize::try_from(len).unwrap_or(usize::MAX).clamp(1, CHUNK);
+        let cap = usize::try_from(len).unwrap_or(usize::MAX).clamp(1, 1 << 20);
         let mut buf = std::mem::take(&mut self.buf);
         if buf.len() < cap {
             buf.resize(cap, 0);
         }
-        let r = if len > 2 * CHUNK as u64 {
-            let mut ahead = std::mem::take(&mut self.ahead);
-            ahead.resize(CHUNK, 0);
-            let r = self.data_overlapped(&mut f, src, ino, len, &mut buf, &mut ahead);
-            self.ahead = ahead;
-            r
-        } else {
-            self.data_with(&mut f, src, ino, len, &mut buf[..cap])
-        };
+        let r = self.data_with(&mut f, src, ino, len, &mut buf[..cap], bs);
         self.buf = buf;
-        // A trailing hole: the size the writes did not reach.
-        let end = r?;
-        if self.fs.stat(ino)?.size < end {
-            self.fs.truncate(ino, end)?;
-        }
-        Ok(())
+        r
     }
 
-    /// Copies with one buffer; returns the bytes read.
-    fn data_with(&mut self, f: &mut File, src: &Path, ino: u32, len: u64, buf: &mut [u8]) -> Result<u64> {
+    fn data_with(&mut self, f: &mut File, src: &Path, ino: u32, len: u64, buf: &mut [u8], bs: usize) -> Result<()> {
         let mut off = 0u64;
         while off < len {
             let n = read_full(f, buf).map_err(|e| host(src, e))?;
             if n == 0 {
                 break;
             }
-            self.chunk(ino, off, &buf[..n])?;
-            off += n as u64;
-        }
-        Ok(off)
-    }
-
-    /// A big file: each chunk is read on a second thread while the one
-    /// before it is written (reading the sources was an eighth of a
-    /// populate, and the machine has more than one core). Returns the bytes
-    /// read.
-    fn data_overlapped(&mut self, f: &mut File, src: &Path, ino: u32, len: u64, cur: &mut Vec<u8>, next: &mut Vec<u8>) -> Result<u64> {
-        let cur_len = CHUNK.min(cur.len());
-        let mut n = read_full(f, &mut cur[..cur_len]).map_err(|e| host(src, e))?;
-        let mut off = 0u64;
-        while n > 0 && off < len {
-            let (written, read) = std::thread::scope(|scope| {
-                let reader = scope.spawn(|| read_full(f, next));
-                let written = self.chunk(ino, off, &cur[..n]);
-                (written, reader.join())
-            });
-            written?;
-            off += n as u64;
-            n = match read {
-                Ok(r) => r.map_err(|e| host(src, e))?,
-                Err(_) => return Err(Error::InvalidArgument(format!("{}: the reading thread panicked", src.display()))),
-            };
-            std::mem::swap(cur, next);
-        }
-        Ok(off)
-    }
-
-    /// Writes the non-zero blocks of `chunk`, read at `off` of the source.
-    fn chunk(&mut self, ino: u32, off: u64, chunk: &[u8]) -> Result<()> {
-        let bs = self.fs.block_size();
-        let n = chunk.len();
-        let mut i = 0;
-        while i < n {
-            let end = (i + bs).min(n);
-            if is_all_zero(&chunk[i..end]) {
-                i = end;
-                continue;
-            }
-            // Write the run of non-zero blocks in one call.
-            let mut j = end;
-            while j < n {
-                let e = (j + bs).min(n);
-                if is_all_zero(&chunk[j..e]) {
-                    break;
+            let chunk = &buf[..n];
+            let mut i = 0;
+            while i < n {
+                let end = (i + bs).min(n);
+                if is_all_zero(&chunk[i..end]) {
+                    i = end;
+                    continue;
                 }
-                j = e;
+                // Write the run of non-zero blocks in one call.
+                let mut j = end;
+                while j < n {
+                    let e = (j + bs).min(n);
+                    if is_all_zero(&chunk[j..e]) {
+                        break;
+                    }
+                    j = e;
+                }
+                self.fs.write_at(ino, off + i as u64, &chunk[i..j])?;
+                i = j;
             }
-            self.fs.write_at(ino, off + i as u64, &chunk[i..j])?;
-            i = j;
+            off += n as u64;
+            self.copied += n as u64;
+            (self.progress)(self.copied);
         }
-        self.copied += n as u64;
-        (self.progress)(self.copied);
+        if self.fs.stat(ino)?.size < off {
+            self.fs.truncate(ino, off)?;
+        }
         Ok(())
     }
 
@@ -254,9 +210,6 @@ impl Copier<'_, '_> {
 pub fn is_all_zero(b: &[u8]) -> bool {
     b.chunks(64).all(|c| c.iter().fold(0u8, |a, &x| a | x) == 0)
 }
-
-/// The size of source reads.
-const CHUNK: usize = 1 << 20;
 
 fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
