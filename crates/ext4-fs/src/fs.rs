@@ -306,15 +306,27 @@ impl Filesystem {
         self.read_meta(block, |d| buf.copy_from_slice(d))
     }
 
+    /// Whether file data on the device is the newest: no journal copies
+    /// to read instead (a journal not replayed) and no journaled data
+    /// overwrites waiting in the cache.
+    pub(crate) fn device_data_current(&self) -> bool {
+        !self.journal.has_overlay() && !self.write.data_cached
+    }
+
+    /// Checks that `count` data blocks from `block` lie inside the filesystem.
+    pub(crate) fn check_data_range(&self, block: u64, count: u64) -> Result<()> {
+        if block.checked_add(count).is_none_or(|end| end > self.geo.blocks_count) {
+            return Err(Error::corrupt(Structure::ExtentNode, Location::Block(block), "data block beyond the end of the filesystem"));
+        }
+        Ok(())
+    }
+
     /// Reads file data starting `offset` bytes into device block `block`,
     /// straight from the device (not through the cache).
     pub(crate) fn read_data(&self, block: u64, offset: u64, buf: &mut [u8]) -> Result<()> {
         let bs = u64::from(self.geo.block_size);
-        let end_block = (offset + buf.len() as u64).div_ceil(bs);
-        if block.checked_add(end_block).is_none_or(|end| end > self.geo.blocks_count) {
-            return Err(Error::corrupt(Structure::ExtentNode, Location::Block(block), "data block beyond the end of the filesystem"));
-        }
-        if !self.journal.has_overlay() && !self.write.data_cached {
+        self.check_data_range(block, (offset + buf.len() as u64).div_ceil(bs))?;
+        if self.device_data_current() {
             self.dev.read_at(block * bs + offset, buf)?;
             return Ok(());
         }

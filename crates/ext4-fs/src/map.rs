@@ -184,13 +184,10 @@ impl Filesystem {
                 let len = (u64::from(run.len) * bs - in_block).min(rest);
                 if run.unwritten {
                     DataRun::Zeros { len }
-                } else if self.journal.has_overlay() || self.write.data_cached {
+                } else if !self.device_data_current() {
                     DataRun::ReadThrough { len }
                 } else {
-                    let blocks = (in_block + len).div_ceil(bs);
-                    if run.physical.checked_add(blocks).is_none_or(|end| end > self.geo.blocks_count) {
-                        return Err(corrupt_in(Structure::ExtentNode, ino, "data block beyond the end of the filesystem"));
-                    }
+                    self.check_data_range(run.physical, (in_block + len).div_ceil(bs))?;
                     DataRun::Device { device_offset: run.physical * bs + in_block, len }
                 }
             }

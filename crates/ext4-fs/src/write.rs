@@ -292,9 +292,7 @@ impl Filesystem {
         self.check_writable(block)?;
         let bs = u64::from(self.geo.block_size);
         let end = (offset + data.len() as u64).div_ceil(bs);
-        if block + end > self.geo.blocks_count {
-            return Err(Error::corrupt(Structure::ExtentNode, Location::Block(block), "data block beyond the end of the filesystem"));
-        }
+        self.check_data_range(block, end)?;
         if !self.journal.is_journaling() || (block..block + end).all(|b| self.write.is_fresh(b)) {
             self.dev.write_at(block * bs + offset, data)?;
             return Ok(());

@@ -328,35 +328,16 @@ impl KernelCopy {
         let refused = |e: Errno| matches!(e, Errno::XDEV | Errno::INVAL | Errno::OPNOTSUPP | Errno::NOSYS | Errno::BADF);
         loop {
             let level = self.level.load(Relaxed);
-            let (mut s, mut d, mut left) = (src, dst, len);
-            let r = match level {
-                0 => loop {
-                    if left == 0 {
-                        break Ok(());
-                    }
-                    let want = usize::try_from(left).unwrap_or(usize::MAX).min(1 << 30);
-                    match rustix::fs::copy_file_range(image, Some(&mut s), f, Some(&mut d), want) {
-                        Ok(0) => break Err(Errno::INVAL),
-                        Ok(n) => left -= n as u64,
-                        Err(Errno::INTR) => {}
-                        Err(e) => break Err(e),
-                    }
-                },
+            let mut s = src;
+            let (r, left) = match level {
+                0 => {
+                    let mut d = dst;
+                    pump(len, |want| rustix::fs::copy_file_range(image, Some(&mut s), f, Some(&mut d), want))
+                }
                 1 => {
                     let mut out = f;
-                    out.seek(SeekFrom::Start(d))?;
-                    loop {
-                        if left == 0 {
-                            break Ok(());
-                        }
-                        let want = usize::try_from(left).unwrap_or(usize::MAX).min(1 << 30);
-                        match rustix::fs::sendfile(f, image, Some(&mut s), want) {
-                            Ok(0) => break Err(Errno::INVAL),
-                            Ok(n) => left -= n as u64,
-                            Err(Errno::INTR) => {}
-                            Err(e) => break Err(e),
-                        }
-                    }
+                    out.seek(SeekFrom::Start(dst))?;
+                    pump(len, |want| rustix::fs::sendfile(f, image, Some(&mut s), want))
                 }
                 _ => return Ok(false),
             };
@@ -375,6 +356,23 @@ impl KernelCopy {
     fn copy(&self, _: &Filesystem, _: u64, _: &File, _: u64, _: u64) -> std::io::Result<bool> {
         Ok(false)
     }
+}
+
+/// Calls `step(at most this many bytes)` until `len` bytes are through (a
+/// call that moves nothing is an error: the image ended); returns the
+/// result and the bytes left.
+#[cfg(target_os = "linux")]
+fn pump(len: u64, mut step: impl FnMut(usize) -> rustix::io::Result<usize>) -> (rustix::io::Result<()>, u64) {
+    let mut left = len;
+    while left > 0 {
+        match step(usize::try_from(left).unwrap_or(usize::MAX).min(1 << 30)) {
+            Ok(0) => return (Err(rustix::io::Errno::INVAL), left),
+            Ok(n) => left -= n as u64,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return (Err(e), left),
+        }
+    }
+    (Ok(()), 0)
 }
 
 /// Owner, permissions, xattrs and times, in an order where each survives
