@@ -175,9 +175,18 @@ impl Filesystem {
                         format!("freeing block {b}+{n} that is already free"),
                     ));
                 }
+                // Counts that would pass the group's or the volume's size
+                // are corrupt; checked before anything changes.
+                let group_free = self.groups[g as usize].free_blocks_count.checked_add(n as u32);
+                let free = self.sb.free_blocks_count().checked_add(n);
+                let (Some(group_free), Some(free)) = (group_free, free) else {
+                    return Err(self.counts_disagree("a free block count overflows"));
+                };
+                if group_free > self.geo.blocks_in_group(g) || free > self.sb.blocks_count() {
+                    return Err(self.counts_disagree("a free block count exceeds the blocks it counts"));
+                }
                 self.modify_meta(bb, |d| bitmap::clear_range(d, idx as usize, n as usize))?;
-                self.group_mut(g).free_blocks_count += n as u32;
-                let free = self.sb.free_blocks_count() + n;
+                self.group_mut(g).free_blocks_count = group_free;
                 self.sb.set_free_blocks_count(free);
                 self.mark_group_dirty(g, true, false);
                 b += n;
@@ -239,7 +248,7 @@ impl Filesystem {
         let gd = self.group_mut(g);
         gd.free_inodes_count -= 1;
         if is_dir {
-            gd.used_dirs_count += 1;
+            gd.used_dirs_count = gd.used_dirs_count.saturating_add(1);
         }
         let free = self.sb.s_free_inodes_count.get() - 1;
         self.sb.s_free_inodes_count.set(free);
@@ -279,13 +288,17 @@ impl Filesystem {
         if !used {
             return Err(Error::corrupt(Structure::InodeBitmap, Location::Inode(ino), "freeing an inode that is already free"));
         }
+        let group_free = self.groups[g as usize].free_inodes_count.checked_add(1).filter(|&f| f <= self.geo.inodes_per_group);
+        let free = self.sb.s_free_inodes_count.get().checked_add(1).filter(|&f| f <= self.sb.s_inodes_count.get());
+        let (Some(group_free), Some(free)) = (group_free, free) else {
+            return Err(self.counts_disagree("a free inode count exceeds the inodes it counts"));
+        };
         self.modify_meta(ib, |d| bitmap::clear_range(d, idx as usize, 1))?;
         let gd = self.group_mut(g);
-        gd.free_inodes_count += 1;
+        gd.free_inodes_count = group_free;
         if was_dir {
             gd.used_dirs_count = gd.used_dirs_count.saturating_sub(1);
         }
-        let free = self.sb.s_free_inodes_count.get() + 1;
         self.sb.s_free_inodes_count.set(free);
         self.mark_group_dirty(g, false, true);
         Ok(())
