@@ -31,7 +31,7 @@ pub(crate) struct WriteState {
     /// open lives on until its last handle is released.
     pub(crate) orphans: HashSet<u32>,
     /// Handle counts of open inodes.
-    pub(crate) open: HashMap<u32, u32>,
+    pub(crate) open: HashMap<u32, u64>,
     /// Whether allocations may use the blocks reserved for root.
     pub(crate) use_reserved: bool,
     /// Source of generation numbers and directory spreading.
@@ -443,7 +443,8 @@ impl Filesystem {
     }
 
     /// Takes a handle on inode `ino`: if its last link is removed while a
-    /// handle is held, the inode lives on until [`Filesystem::release`].
+    /// handle is held, the inode lives on (an orphan) until its last handle
+    /// is dropped by [`Filesystem::release`] or [`Filesystem::release_n`].
     pub fn pin(&mut self, ino: u32) {
         *self.write.open.entry(ino).or_insert(0) += 1;
     }
@@ -451,11 +452,17 @@ impl Filesystem {
     /// Drops a handle taken by [`Filesystem::pin`]; the last handle of an
     /// unlinked inode frees it.
     pub fn release(&mut self, ino: u32) -> Result<()> {
-        let Some(n) = self.write.open.get_mut(&ino) else {
+        self.release_n(ino, 1)
+    }
+
+    /// Drops `n` handles at once (a FUSE `FORGET` of `n` lookups); more than
+    /// are held drops them all. The last handle of an unlinked inode frees it.
+    pub fn release_n(&mut self, ino: u32, n: u64) -> Result<()> {
+        let Some(held) = self.write.open.get_mut(&ino) else {
             return Ok(());
         };
-        *n -= 1;
-        if *n > 0 {
+        *held = held.saturating_sub(n);
+        if *held > 0 {
             return Ok(());
         }
         self.write.open.remove(&ino);

@@ -8,6 +8,12 @@
 //! the caller, with the group (and setgid bit for directories) of a setgid
 //! parent. Requests are served one at a time, under one lock.
 //!
+//! Open and create are left to the kernel (OPEN and CREATE answer ENOSYS:
+//! files are made with MKNOD and opened without a handle, so no RELEASE
+//! follows a close). An inode the kernel has been given (by a lookup or a
+//! creation) is pinned until it FORGETs it: one unlinked meanwhile is kept
+//! as an orphan and freed at the FORGET, as ext4 frees it at eviction.
+//!
 //! Architecture invariant: no unsafe code; `fuser` mounts through
 //! `/dev/fuse` directly as root, or through `fusermount3` otherwise.
 
@@ -46,13 +52,15 @@ impl Ext4Fuse {
     }
 }
 
-fn config(opts: &MountOptions) -> Config {
+/// `read_only`: asked for, or forced by a filesystem that cannot be written
+/// (the VFS then refuses writes at open: files are opened without OPEN).
+fn config(opts: &MountOptions, read_only: bool) -> Config {
     let mut mount_options = vec![
         MountOption::FSName(if opts.fs_name.is_empty() { "ext4-rs".into() } else { opts.fs_name.clone() }),
         MountOption::Subtype("ext4".into()),
         MountOption::DefaultPermissions,
     ];
-    if opts.read_only {
+    if read_only {
         mount_options.push(MountOption::RO);
     }
     let mut c = Config::default();
@@ -64,11 +72,15 @@ fn config(opts: &MountOptions) -> Config {
 /// Mounts `fs` on `mountpoint` and serves requests until it is unmounted;
 /// the filesystem is then committed and closed.
 pub fn mount(fs: Filesystem, mountpoint: &Path, opts: &MountOptions) -> std::io::Result<()> {
-    fuser::mount(Ext4Fuse::new(fs, opts.read_only), mountpoint, &config(opts))
+    let fuse = Ext4Fuse::new(fs, opts.read_only);
+    let config = config(opts, fuse.read_only);
+    fuser::mount(fuse, mountpoint, &config)
 }
 
 /// Mounts `fs` on `mountpoint` and serves requests in a background thread;
 /// dropping the returned session unmounts.
 pub fn spawn_mount(fs: Filesystem, mountpoint: &Path, opts: &MountOptions) -> std::io::Result<fuser::BackgroundSession> {
-    fuser::spawn_mount(Ext4Fuse::new(fs, opts.read_only), mountpoint, &config(opts))
+    let fuse = Ext4Fuse::new(fs, opts.read_only);
+    let config = config(opts, fuse.read_only);
+    fuser::spawn_mount(fuse, mountpoint, &config)
 }

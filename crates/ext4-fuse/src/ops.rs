@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ext4_fs::ondisk::acl;
 use ext4_fs::{Error, FileType, Filesystem, Metadata, NewNode, RenameMode, SetAttr, Timestamp, XattrMode};
 use fuser::{
-    Errno, FileAttr, FileHandle, FopenFlags, Generation, INodeNo, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, Generation, INodeNo, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::Ext4Fuse;
@@ -121,6 +121,7 @@ impl Ext4Fuse {
             node.rdev = ((rdev >> 8) & 0xfff, (rdev & 0xff) | ((rdev >> 12) & 0xfff00));
             let ino = fs.create_node(parent, name.as_bytes(), node, target)?;
             let (a, g) = Self::entry(fs, ino)?;
+            fs.pin(ino);
             Ok((a, g, ino))
         })
     }
@@ -176,7 +177,11 @@ impl fuser::Filesystem for Ext4Fuse {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let r = self.with(|fs| match fs.lookup_in(to_ext4(parent), name.as_bytes())? {
-            Some(ino) => Self::entry(fs, ino).map(Some),
+            Some(ino) => {
+                let e = Self::entry(fs, ino)?;
+                fs.pin(ino);
+                Ok(Some(e))
+            }
             None => Ok(None),
         });
         match r {
@@ -333,7 +338,9 @@ impl fuser::Filesystem for Ext4Fuse {
         let r = self.writable().and_then(|()| {
             self.with(|fs| {
                 fs.link_in(to_ext4(ino), to_ext4(newparent), newname.as_bytes())?;
-                Self::entry(fs, to_ext4(ino))
+                let e = Self::entry(fs, to_ext4(ino))?;
+                fs.pin(to_ext4(ino));
+                Ok(e)
             })
         });
         match r {
@@ -342,19 +349,13 @@ impl fuser::Filesystem for Ext4Fuse {
         }
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let write = flags.0 & 3 != 0;
-        if write && self.read_only {
-            return reply.error(Errno::EROFS);
-        }
-        match self.with(|fs| {
-            fs.stat(to_ext4(ino))?;
-            fs.pin(to_ext4(ino));
-            Ok(())
-        }) {
-            Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
-            Err(e) => reply.error(e),
-        }
+    /// ENOSYS: the kernel then opens files without asking (`no_open`) and
+    /// sends no RELEASE at their close, one request less per file. Nothing is
+    /// lost: an inode's lifetime is its lookup count (see `forget`), READ and
+    /// WRITE need no handle, and a read-only mount is refused writes by the
+    /// VFS (`MountOption::RO`).
+    fn open(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        reply.error(Errno::ENOSYS);
     }
 
     fn read(
@@ -407,19 +408,14 @@ impl fuser::Filesystem for Ext4Fuse {
         reply.error(Errno::ENOSYS);
     }
 
-    fn release(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        _fh: FileHandle,
-        _flags: OpenFlags,
-        _lock: Option<fuser::LockOwner>,
-        _flush: bool,
-        reply: ReplyEmpty,
-    ) {
-        match self.with(|fs| fs.release(to_ext4(ino))) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
+    /// The kernel forgets `nlookup` of the lookups it was given (LOOKUP,
+    /// MKNOD, MKDIR, SYMLINK, LINK replies; fuser's BATCH_FORGET comes here
+    /// once per inode): an inode it forgets entirely
+    /// and that has no link left (unlinked while open or cached) is freed.
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        let mut guard = self.fs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(Err(e)) = guard.as_mut().map(|fs| fs.release_n(to_ext4(ino), nlookup)) {
+            eprintln!("ext4: freeing unlinked inode {} failed: {e}", to_ext4(ino));
         }
     }
 
@@ -526,18 +522,11 @@ impl fuser::Filesystem for Ext4Fuse {
         }
     }
 
-    fn create(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, _flags: i32, reply: ReplyCreate) {
-        let ft = mode_kind(mode).unwrap_or(FileType::Regular);
-        match self.make(req, parent, name, Spec { ft, mode, rdev: 0, target: None }) {
-            Ok((a, g, ino)) => {
-                let _ = self.with(|fs| {
-                    fs.pin(ino);
-                    Ok(())
-                });
-                reply.created(&TTL, &a, g, FileHandle(0), FopenFlags::empty());
-            }
-            Err(e) => reply.error(e),
-        }
+    /// ENOSYS: the kernel then creates regular files with MKNOD and opens
+    /// them without OPEN (see `open`), which saves the RELEASE a CREATE's
+    /// open file handle would cost at its close.
+    fn create(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, _mode: u32, _umask: u32, _flags: i32, reply: ReplyCreate) {
+        reply.error(Errno::ENOSYS);
     }
 
     fn fallocate(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {

@@ -97,12 +97,15 @@ pub fn with_fuse<R>(image: &Path, dir: &Path, options: &str, f: impl FnOnce(&Pat
         assert!(start.elapsed() < Duration::from_secs(30), "the FUSE mount did not come up");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let r = f(dir);
+    // A failing `f` still unmounts (and its panic is re-raised after).
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(dir)));
     while is_mounted(dir) {
         if !Command::new("umount").arg(dir).status().unwrap().success() {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    assert!(server.wait().unwrap().success(), "ext4 mount exits cleanly after the unmount");
+    let exited = server.wait().unwrap();
+    let r = r.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    assert!(exited.success(), "ext4 mount exits cleanly after the unmount");
     r
 }
