@@ -139,7 +139,8 @@ impl Filesystem {
         Self::check_name(name)?;
         self.op(|fs| {
             let mut dir = fs.dir_for_adding(parent)?;
-            if fs.lookup_entry(&dir, name)?.is_some() {
+            // A lookup just before (FUSE's LOOKUP, then MKNOD) already searched.
+            if !fs.write.known_absent(parent, name) && fs.lookup_entry(&dir, name)?.is_some() {
                 return Err(Error::Exists(show(name)));
             }
             let mut child = fs.new_inode(&dir, &node)?;

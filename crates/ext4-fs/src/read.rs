@@ -31,7 +31,11 @@ impl Filesystem {
             return Err(Error::NameTooLong(name.len()));
         }
         let d = self.read_inode(dir)?;
-        Ok(self.lookup_entry(&d, name)?.map(|(ino, _)| ino))
+        let found = self.lookup_entry(&d, name)?.map(|(ino, _)| ino);
+        if found.is_none() && self.is_writable() {
+            self.write.note_absent(dir, name);
+        }
+        Ok(found)
     }
 
     /// Metadata of what `path` leads to, following symbolic links.

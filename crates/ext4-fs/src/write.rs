@@ -61,6 +61,13 @@ pub(crate) struct WriteState {
     pub(crate) deferred: Vec<crate::orphan::Deferred>,
     /// Blocks freed per transaction by big truncates and deletes.
     pub(crate) step_blocks: u64,
+    /// Operations finished (committed or undone) since opening: what a
+    /// lookup saw stays true while this is unchanged.
+    pub(crate) ops_done: u64,
+    /// The last name a lookup found absent: (`ops_done` then, directory,
+    /// name). A create of that name right after (FUSE sends LOOKUP, then
+    /// MKNOD) needs no second search of the directory.
+    pub(crate) absent: std::sync::Mutex<Option<(u64, u32, Vec<u8>)>>,
 }
 
 /// A block's cached state saved for undo: its bytes and whether they were dirty.
@@ -102,6 +109,8 @@ impl Default for WriteState {
             orphan_records: HashMap::new(),
             deferred: Vec::new(),
             step_blocks: crate::orphan::DEFAULT_STEP_BLOCKS,
+            ops_done: 0,
+            absent: std::sync::Mutex::new(None),
         }
     }
 }
@@ -115,6 +124,28 @@ impl WriteState {
     /// Whether `block` was allocated in the running transaction.
     pub(crate) fn is_fresh(&self, block: u64) -> bool {
         self.fresh.range(..=block).next_back().is_some_and(|(_, &end)| block < end)
+    }
+
+    /// Remembers that a lookup found no `name` in `dir`.
+    pub(crate) fn note_absent(&self, dir: u32, name: &[u8]) {
+        let mut memo = self.absent.lock().unwrap_or_else(|e| e.into_inner());
+        match memo.as_mut() {
+            Some(m) => {
+                m.0 = self.ops_done;
+                m.1 = dir;
+                m.2.clear();
+                m.2.extend_from_slice(name);
+            }
+            None => *memo = Some((self.ops_done, dir, name.to_vec())),
+        }
+    }
+
+    /// Whether a lookup found no `name` in `dir` and no operation has
+    /// finished since (the operation in progress has changed nothing yet
+    /// when it asks first).
+    pub(crate) fn known_absent(&self, dir: u32, name: &[u8]) -> bool {
+        let memo = self.absent.lock().unwrap_or_else(|e| e.into_inner());
+        memo.as_ref().is_some_and(|(at, d, n)| *at == self.ops_done && *d == dir && n == name)
     }
 
     /// Whether `ino` is an orphan kept alive by an open handle.
@@ -185,6 +216,7 @@ impl Filesystem {
             return r;
         }
         let undo = self.write.undo.take().expect("set above");
+        self.write.ops_done += 1;
         match r {
             Ok(v) => {
                 self.maybe_commit()?;

@@ -585,3 +585,51 @@ fn rename_edge_cases_match_linux() {
     drop(fs);
     common::assert_clean(&img.path);
 }
+
+/// A create right after a lookup that found nothing skips its own search
+/// of the directory (FUSE sends LOOKUP, then MKNOD); whatever happens in
+/// between makes it search again, so an existing name is still refused.
+#[test]
+fn a_create_after_a_failed_lookup_still_refuses_existing_names() {
+    use ext4_fs::{Error, NewNode};
+    let file = || NewNode::new(FileType::Regular, 0o644);
+    for kind in KINDS {
+        let img = format(kind, 8 << 20, "absent-memo");
+        let mut fs = open_rw(&img.path);
+        let root = 2;
+        assert_eq!(fs.lookup_in(root, b"a").unwrap(), None);
+        let a = fs.create_node(root, b"a", file(), None).unwrap();
+        assert_eq!(fs.lookup_in(root, b"a").unwrap(), Some(a));
+        let again = fs.create_node(root, b"a", file(), None);
+        assert!(matches!(again, Err(Error::Exists(_))), "{}: the name made after the lookup: {again:?}", kind.name);
+
+        // Absent, then made by another operation before the create.
+        assert_eq!(fs.lookup_in(root, b"b").unwrap(), None);
+        fs.rename_in(root, b"a", root, b"b", RenameMode::NoReplace).unwrap();
+        let again = fs.create_node(root, b"b", file(), None);
+        assert!(matches!(again, Err(Error::Exists(_))), "{}: renamed in after the lookup: {again:?}", kind.name);
+
+        // Absent in one directory says nothing about another.
+        let d = fs.create_node(root, b"d", NewNode::new(FileType::Directory, 0o755), None).unwrap();
+        assert_eq!(fs.lookup_in(d, b"b").unwrap(), None);
+        let again = fs.create_node(root, b"b", file(), None);
+        assert!(matches!(again, Err(Error::Exists(_))), "{}: absent elsewhere: {again:?}", kind.name);
+        let made = fs.create_node(d, b"b", file(), None).unwrap();
+        assert_eq!(fs.lookup_in(d, b"b").unwrap(), Some(made));
+
+        // A failed operation in between (undone) leaves the answer stale too.
+        assert_eq!(fs.lookup_in(root, b"c").unwrap(), None);
+        assert!(fs.create_node(root, b"c/x", file(), None).is_err());
+        fs.create_node(root, b"c", file(), None).unwrap();
+        fs.close().unwrap();
+        if have_fsck() {
+            common::assert_clean(&img.path);
+        }
+        let fs = open_ro(&img.path);
+        let names: Vec<Vec<u8>> = fs.read_dir("/").unwrap().into_iter().map(|e| e.name).collect();
+        for n in [&b"b"[..], b"c", b"d"] {
+            assert_eq!(names.iter().filter(|x| x.as_slice() == n).count(), 1, "{}: {names:?}", kind.name);
+        }
+        assert!(!names.iter().any(|x| x == b"a"));
+    }
+}
