@@ -56,6 +56,9 @@ struct Writer<'a> {
 /// The largest zeroing request made at once, so that progress moves.
 const ZERO_CHUNK: u64 = 256 << 20;
 
+/// The most bytes of adjacent blocks written at once.
+const BATCH: usize = 1 << 20;
+
 impl Writer<'_> {
     fn report(&mut self, phase: Phase) -> Result<(), MkfsError> {
         let p = Progress { phase, bytes_done: self.done.min(self.total), bytes_total: self.total };
@@ -129,16 +132,25 @@ pub(crate) fn write(
     }
     w.report(Phase::Contents)?;
 
-    let mut whole = vec![0u8; bs as usize];
+    // Blocks come in order; adjacent ones (the reserved GDT blocks, a
+    // directory's blocks) go out in one write of up to BATCH bytes. Each is
+    // stored without its trailing zeros and padded here.
+    let mut batch: Vec<u8> = Vec::new();
+    let mut batch_start = 0u64;
     for (&blk, data) in &b.model.blocks {
-        if data.len() == whole.len() {
-            w.write_block(blk, data)?;
-        } else {
-            // Stored without trailing zeros: pad to the whole block.
-            whole[..data.len()].copy_from_slice(data);
-            whole[data.len()..].fill(0);
-            w.write_block(blk, &whole)?;
+        let next = batch_start + batch.len() as u64 / bs;
+        if !batch.is_empty() && (blk != next || batch.len() >= BATCH) {
+            w.write_block(batch_start, &batch)?;
+            batch.clear();
         }
+        if batch.is_empty() {
+            batch_start = blk;
+        }
+        batch.extend_from_slice(data);
+        batch.resize(batch.len() + (bs as usize - data.len()), 0);
+    }
+    if !batch.is_empty() {
+        w.write_block(batch_start, &batch)?;
     }
     for (blk, bytes) in b.inode_table_blocks() {
         w.write_block(blk, &bytes)?;
