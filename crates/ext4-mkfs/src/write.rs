@@ -57,7 +57,7 @@ struct Writer<'a> {
 const ZERO_CHUNK: u64 = 256 << 20;
 
 /// The most bytes of adjacent blocks written at once.
-const BATCH: usize = 1 << 20;
+const BATCH: usize = 64 << 10;
 
 impl Writer<'_> {
     fn report(&mut self, phase: Phase) -> Result<(), MkfsError> {
