@@ -177,16 +177,13 @@ impl Filesystem {
                 }
                 // Counts that would pass the group's or the volume's size
                 // are corrupt; checked before anything changes.
-                let group_free = self.groups[g as usize].free_blocks_count.checked_add(n as u32);
-                let free = self.sb.free_blocks_count().checked_add(n);
+                let group_free = add_within(self.groups[g as usize].free_blocks_count.into(), n, self.geo.blocks_in_group(g).into());
+                let free = add_within(self.sb.free_blocks_count(), n, self.sb.blocks_count());
                 let (Some(group_free), Some(free)) = (group_free, free) else {
-                    return Err(self.counts_disagree("a free block count overflows"));
-                };
-                if group_free > self.geo.blocks_in_group(g) || free > self.sb.blocks_count() {
                     return Err(self.counts_disagree("a free block count exceeds the blocks it counts"));
-                }
+                };
                 self.modify_meta(bb, |d| bitmap::clear_range(d, idx as usize, n as usize))?;
-                self.group_mut(g).free_blocks_count = group_free;
+                self.group_mut(g).free_blocks_count = group_free as u32;
                 self.sb.set_free_blocks_count(free);
                 self.mark_group_dirty(g, true, false);
                 b += n;
@@ -288,18 +285,18 @@ impl Filesystem {
         if !used {
             return Err(Error::corrupt(Structure::InodeBitmap, Location::Inode(ino), "freeing an inode that is already free"));
         }
-        let group_free = self.groups[g as usize].free_inodes_count.checked_add(1).filter(|&f| f <= self.geo.inodes_per_group);
-        let free = self.sb.s_free_inodes_count.get().checked_add(1).filter(|&f| f <= self.sb.s_inodes_count.get());
+        let group_free = add_within(self.groups[g as usize].free_inodes_count.into(), 1, self.geo.inodes_per_group.into());
+        let free = add_within(self.sb.s_free_inodes_count.get().into(), 1, self.sb.s_inodes_count.get().into());
         let (Some(group_free), Some(free)) = (group_free, free) else {
             return Err(self.counts_disagree("a free inode count exceeds the inodes it counts"));
         };
         self.modify_meta(ib, |d| bitmap::clear_range(d, idx as usize, 1))?;
         let gd = self.group_mut(g);
-        gd.free_inodes_count = group_free;
+        gd.free_inodes_count = group_free as u32;
         if was_dir {
             gd.used_dirs_count = gd.used_dirs_count.saturating_sub(1);
         }
-        self.sb.s_free_inodes_count.set(free);
+        self.sb.s_free_inodes_count.set(free as u32);
         self.mark_group_dirty(g, false, true);
         Ok(())
     }
@@ -315,4 +312,10 @@ impl Filesystem {
     fn counts_disagree(&self, what: &str) -> Error {
         Error::corrupt(Structure::GroupDesc, Location::Superblock, what.to_string())
     }
+}
+
+/// `count + n` when it stays within `limit` (what a free count may reach
+/// when things are freed); `None` means the count was corrupt.
+fn add_within(count: u64, n: u64, limit: u64) -> Option<u64> {
+    count.checked_add(n).filter(|&c| c <= limit)
 }

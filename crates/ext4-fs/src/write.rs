@@ -128,16 +128,7 @@ impl WriteState {
 
     /// Remembers that a lookup found no `name` in `dir`.
     pub(crate) fn note_absent(&self, dir: u32, name: &[u8]) {
-        let mut memo = self.absent.lock().unwrap_or_else(|e| e.into_inner());
-        match memo.as_mut() {
-            Some(m) => {
-                m.0 = self.ops_done;
-                m.1 = dir;
-                m.2.clear();
-                m.2.extend_from_slice(name);
-            }
-            None => *memo = Some((self.ops_done, dir, name.to_vec())),
-        }
+        *self.absent.lock().unwrap_or_else(|e| e.into_inner()) = Some((self.ops_done, dir, name.to_vec()));
     }
 
     /// Whether a lookup found no `name` in `dir` and no operation has

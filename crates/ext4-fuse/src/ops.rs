@@ -104,6 +104,14 @@ impl Ext4Fuse {
         Ok((attr(&m), Generation(u64::from(m.generation))))
     }
 
+    /// The entry of `ino` for a reply that hands the inode to the kernel
+    /// (one lookup more for it): pinned until the kernel's FORGET.
+    fn handed_out(fs: &mut Filesystem, ino: u32) -> Result<(FileAttr, Generation), Error> {
+        let e = Self::entry(fs, ino)?;
+        fs.pin(ino);
+        Ok(e)
+    }
+
     /// Creates a node owned by the caller, inheriting a setgid parent's group.
     fn make(&self, req: &Request, parent: INodeNo, name: &OsStr, spec: Spec<'_>) -> Result<(FileAttr, Generation, u32), Errno> {
         let Spec { ft, mode, rdev, target } = spec;
@@ -120,8 +128,7 @@ impl Ext4Fuse {
             }
             node.rdev = ((rdev >> 8) & 0xfff, (rdev & 0xff) | ((rdev >> 12) & 0xfff00));
             let ino = fs.create_node(parent, name.as_bytes(), node, target)?;
-            let (a, g) = Self::entry(fs, ino)?;
-            fs.pin(ino);
+            let (a, g) = Self::handed_out(fs, ino)?;
             Ok((a, g, ino))
         })
     }
@@ -177,11 +184,7 @@ impl fuser::Filesystem for Ext4Fuse {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let r = self.with(|fs| match fs.lookup_in(to_ext4(parent), name.as_bytes())? {
-            Some(ino) => {
-                let e = Self::entry(fs, ino)?;
-                fs.pin(ino);
-                Ok(Some(e))
-            }
+            Some(ino) => Self::handed_out(fs, ino).map(Some),
             None => Ok(None),
         });
         match r {
@@ -338,9 +341,7 @@ impl fuser::Filesystem for Ext4Fuse {
         let r = self.writable().and_then(|()| {
             self.with(|fs| {
                 fs.link_in(to_ext4(ino), to_ext4(newparent), newname.as_bytes())?;
-                let e = Self::entry(fs, to_ext4(ino))?;
-                fs.pin(to_ext4(ino));
-                Ok(e)
+                Self::handed_out(fs, to_ext4(ino))
             })
         });
         match r {
