@@ -94,22 +94,28 @@ impl Filesystem {
     }
 
     /// Calls `f` for every entry of directory `dir`, `.` and `..` included.
-    pub(crate) fn for_each_dir_entry(&self, dir: &InodeBuf, mut f: impl FnMut(DirEntry) -> ControlFlow<()>) -> Result<()> {
+    pub(crate) fn for_each_dir_entry(&self, dir: &InodeBuf, f: impl FnMut(DirEntry) -> ControlFlow<()>) -> Result<()> {
+        self.for_each_dir_entry_from(dir, 0, f)
+    }
+
+    /// [`Self::for_each_dir_entry`] for the entries at positions `from` and
+    /// beyond; the blocks before `from` are not read.
+    pub(crate) fn for_each_dir_entry_from(&self, dir: &InodeBuf, from: u64, mut f: impl FnMut(DirEntry) -> ControlFlow<()>) -> Result<()> {
         if !dir.is_dir() {
             return Err(Error::NotADirectory(format!("inode {}", dir.ino)));
         }
         if dir.inode.has_inline_data() {
-            return self.for_each_inline_entry(dir, f);
+            return self.for_each_inline_entry(dir, |e| if e.pos < from { ControlFlow::Continue(()) } else { f(e) });
         }
-        let ctx = self.dir_ctx(dir);
         let bits = self.geo.block_bits;
-        ext4_htree::for_each_entry(&ctx, &mut ReadDir { fs: self, dir }, self.is_indexed(dir), |e| {
-            f(DirEntry {
-                name: e.name.to_vec(),
-                ino: e.inode,
-                file_type: FileType::from_dir_entry_code(e.file_type),
-                pos: (u64::from(e.block) << bits) | u64::from(e.offset),
-            })
+        let Ok(first) = u32::try_from(from >> bits) else { return Ok(()) };
+        let ctx = self.dir_ctx(dir);
+        ext4_htree::for_each_entry_from(&ctx, &mut ReadDir { fs: self, dir }, self.is_indexed(dir), first, |e| {
+            let pos = (u64::from(e.block) << bits) | u64::from(e.offset);
+            if pos < from {
+                return ControlFlow::Continue(());
+            }
+            f(DirEntry { name: e.name.to_vec(), ino: e.inode, file_type: FileType::from_dir_entry_code(e.file_type), pos })
         })
         .in_inode(dir.ino)
     }

@@ -70,13 +70,21 @@ impl Filesystem {
 
     /// Every entry of directory `ino`, `.` and `..` included, in on-disk order.
     pub fn dir_entries(&self, ino: u32) -> Result<Vec<DirEntry>> {
-        let dir = self.read_inode(ino)?;
         let mut v = Vec::new();
-        self.for_each_dir_entry(&dir, |e| {
+        self.dir_entries_from(ino, 0, |e| {
             v.push(e);
             ControlFlow::Continue(())
         })?;
         Ok(v)
+    }
+
+    /// Calls `f` for the entries of directory `ino` at positions `from` and
+    /// beyond ([`DirEntry::pos`]), in on-disk order, until it breaks. A
+    /// listing handed out in pieces resumes with `from` = the last entry's
+    /// `pos + 1` and reads only what it has not returned yet.
+    pub fn dir_entries_from(&self, ino: u32, from: u64, f: impl FnMut(DirEntry) -> ControlFlow<()>) -> Result<()> {
+        let dir = self.read_inode(ino)?;
+        self.for_each_dir_entry_from(&dir, from, f)
     }
 
     /// The whole contents of the file at `path`.

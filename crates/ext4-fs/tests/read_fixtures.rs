@@ -87,3 +87,61 @@ fn data_runs_describe_every_file() {
         assert!(device > 0, "{}: no device runs at all", p.name);
     }
 }
+
+/// A listing resumed at any entry (`dir_entries_from` with that entry's
+/// position, or the position after it) returns exactly the rest of the
+/// whole listing, in every directory of every fixture: linear, htree and
+/// inline directories; a callback that breaks stops it.
+#[test]
+fn resumed_listings_return_the_rest() {
+    use std::ops::ControlFlow;
+    fn from(fs: &Filesystem, dir: u32, pos: u64) -> Vec<ext4_fs::DirEntry> {
+        let mut v = Vec::new();
+        fs.dir_entries_from(dir, pos, |e| {
+            v.push(e);
+            ControlFlow::Continue(())
+        })
+        .expect("lists");
+        v
+    }
+    fn check(fs: &Filesystem, dir: u32, multi_block: &mut usize) {
+        let all = fs.dir_entries(dir).expect("lists");
+        assert_eq!(from(fs, dir, 0), all, "dir {dir} from 0");
+        if all.iter().any(|e| e.pos >= u64::from(fs.statfs().block_size)) {
+            *multi_block += 1;
+        }
+        // Up to 64 resumption points spread over the listing.
+        let step = (all.len() / 64).max(1);
+        for i in (0..all.len()).step_by(step) {
+            assert_eq!(from(fs, dir, all[i].pos), all[i..], "dir {dir} from entry {i}");
+            assert_eq!(from(fs, dir, all[i].pos + 1), all[i + 1..], "dir {dir} after entry {i}");
+        }
+        let last = all.last().expect("has . and ..").pos;
+        assert!(from(fs, dir, last + 1).is_empty());
+        assert!(from(fs, dir, u64::MAX).is_empty());
+        let mut two = Vec::new();
+        fs.dir_entries_from(dir, 0, |e| {
+            two.push(e);
+            if two.len() == 2 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        })
+        .expect("lists");
+        assert_eq!(two, all[..2]);
+        for e in &all {
+            if e.name != b"." && e.name != b".." && fs.stat(e.ino).expect("stats").file_type == ext4_fs::FileType::Directory {
+                check(fs, e.ino, multi_block);
+            }
+        }
+    }
+    let mut multi_block = 0;
+    for p in PROFILES {
+        if let Some(why) = fixtures::unavailable(p) {
+            println!("SKIPPED: {}: {why}", p.name);
+            continue;
+        }
+        let (img, _) = fixtures::image(p).expect("fixture builds");
+        let fs = Filesystem::open_path(&img, OpenOptions::read_only()).expect("opens");
+        check(&fs, 2, &mut multi_block);
+    }
+    println!("{multi_block} directories span more than one block");
+    assert!(multi_block > 0, "no fixture directory spans blocks: resumption across blocks untested");
+}

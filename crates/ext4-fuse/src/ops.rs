@@ -1,6 +1,7 @@
 //! The FUSE operations, each mapped onto the facade's inode-based API.
 
 use std::ffi::OsStr;
+use std::ops::ControlFlow;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -429,18 +430,21 @@ impl fuser::Filesystem for Ext4Fuse {
 
     fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
         // Each entry's cookie is its on-disk position + 1: positions only grow
-        // along a directory, so a listing resumes after the last entry returned.
-        let r = self.with(|fs| fs.dir_entries(to_ext4(ino)));
-        match r {
-            Ok(entries) => {
-                for e in entries.into_iter().filter(|e| e.pos + 1 > offset) {
-                    let ft = e.file_type.map_or(fuser::FileType::RegularFile, kind);
-                    if reply.add(to_fuse(e.ino), e.pos + 1, ft, OsStr::from_bytes(&e.name)) {
-                        break;
-                    }
+        // along a directory, so a listing resumes after the last entry
+        // returned, reading from its block on (a whole listing is linear in
+        // the directory's size, not quadratic).
+        let r = self.with(|fs| {
+            fs.dir_entries_from(to_ext4(ino), offset, |e| {
+                let ft = e.file_type.map_or(fuser::FileType::RegularFile, kind);
+                if reply.add(to_fuse(e.ino), e.pos + 1, ft, OsStr::from_bytes(&e.name)) {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
                 }
-                reply.ok();
-            }
+            })
+        });
+        match r {
+            Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }

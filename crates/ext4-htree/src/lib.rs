@@ -229,12 +229,24 @@ pub fn for_each_entry<I: DirIo>(
     ctx: &DirCtx,
     io: &mut I,
     indexed: bool,
+    f: impl FnMut(Entry<'_>) -> ControlFlow<()>,
+) -> Result<(), I::Error> {
+    for_each_entry_from(ctx, io, indexed, 0, f)
+}
+
+/// [`for_each_entry`] from logical block `first` on: a listing resumed
+/// after the blocks it has already returned reads only the rest.
+pub fn for_each_entry_from<I: DirIo>(
+    ctx: &DirCtx,
+    io: &mut I,
+    indexed: bool,
+    first: u32,
     mut f: impl FnMut(Entry<'_>) -> ControlFlow<()>,
 ) -> Result<(), I::Error> {
     let interior = if indexed { Index::interior_blocks(ctx, io)? } else { Vec::new() };
     let mut buf = vec![0u8; ctx.block_size as usize];
     let region = ctx.region();
-    for logical in 0..io.block_count() {
+    for logical in first..io.block_count() {
         if interior.binary_search(&logical).is_ok() {
             if logical == 0 && list_dots(ctx, io, &mut buf, &mut f)?.is_break() {
                 return Ok(());
