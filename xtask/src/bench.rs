@@ -31,12 +31,12 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Times `a` and `b` alternately (so that a change in the machine's load
-/// hits both alike) and returns their medians; `clean` runs, untimed,
-/// before each (removing the last run's output).
 /// The fewest repetitions of the 32 GiB format (milliseconds each).
 const FORMAT_REPS: usize = 41;
 
+/// Times `a` and `b` alternately (so that a change in the machine's load
+/// hits both alike) and returns their medians; `clean` runs, untimed,
+/// before each (removing the last run's output).
 fn time_pair(
     reps: usize,
     mut clean: impl FnMut() -> Result,

@@ -339,7 +339,7 @@ fn through_kernel(img: &Path, script: &[Vec<String>]) {
 
 #[test]
 fn batch_fuse_and_kernel_make_the_same_tree() {
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let root = common::is_root();
     if !have_fsck()
         || !ext4_testkit::require(root && can_loop_mount(), "needs root and loop devices for kernel mounts")
         || !ext4_testkit::require(Path::new("/dev/fuse").exists(), "needs /dev/fuse for ext4 mount")

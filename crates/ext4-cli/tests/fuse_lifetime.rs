@@ -40,7 +40,7 @@ fn wait_for_counts(mnt: &Path, commit: &std::fs::File, want: (u64, u64), what: &
 
 #[test]
 fn unlinked_open_files_live_until_closed() {
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let root = common::is_root();
     if !(root && Path::new("/dev/fuse").exists() && common::have_fsck()) {
         println!("SKIPPED: needs root, /dev/fuse and e2fsprogs");
         return;

@@ -25,7 +25,7 @@ fn assert_lists(dir: &Path, want: &BTreeSet<String>, when: &str) {
 
 #[test]
 fn big_directories_list_every_name_once() {
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let root = common::is_root();
     if !(root && Path::new("/dev/fuse").exists() && common::have_fsck()) {
         println!("SKIPPED: needs root, /dev/fuse and e2fsprogs");
         return;

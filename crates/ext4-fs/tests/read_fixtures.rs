@@ -7,9 +7,9 @@ use ext4_fs::{Filesystem, OpenOptions};
 use ext4_testkit::fixtures::{self, PROFILES};
 use ext4_testkit::snapshot::Snapshot;
 
-#[test]
-fn fixtures_equal_their_sources() {
-    let mut failures = Vec::new();
+/// Calls `f` with every buildable fixture profile, its image opened
+/// read-only and its source tree; prints a skip line for the others.
+fn each_fixture(mut f: impl FnMut(&fixtures::Profile, &Filesystem, &std::path::Path)) {
     for p in PROFILES {
         if let Some(why) = fixtures::unavailable(p) {
             println!("SKIPPED: {}: {why}", p.name);
@@ -17,15 +17,23 @@ fn fixtures_equal_their_sources() {
         }
         let (img, src) = fixtures::image(p).expect("fixture builds");
         let fs = Filesystem::open_path(&img, OpenOptions::read_only()).expect("opens");
-        let mut actual = Snapshot::from_image(&fs, b"/").expect("walks");
+        f(p, &fs, &src);
+    }
+}
+
+#[test]
+fn fixtures_equal_their_sources() {
+    let mut failures = Vec::new();
+    each_fixture(|p, fs, src| {
+        let mut actual = Snapshot::from_image(fs, b"/").expect("walks");
         actual.remove_tree(b"lost+found");
-        let expected = Snapshot::from_host(&src).expect("source walks");
+        let expected = Snapshot::from_host(src).expect("source walks");
         let diff = expected.diff(&actual);
         if !diff.is_empty() {
             failures.push(format!("{}: {} differences, first: {:?}", p.name, diff.len(), &diff[..diff.len().min(5)]));
         }
         println!("{}: {} entries compared", p.name, expected.nodes.len());
-    }
+    });
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -47,16 +55,10 @@ fn data_runs_describe_every_file() {
             }
         }
     }
-    for p in PROFILES {
-        if let Some(why) = fixtures::unavailable(p) {
-            println!("SKIPPED: {}: {why}", p.name);
-            continue;
-        }
-        let (img, _) = fixtures::image(p).expect("fixture builds");
-        let fs = Filesystem::open_path(&img, OpenOptions::read_only()).expect("opens");
+    each_fixture(|p, fs, _| {
         let host = fs.host_file().expect("opened from a path");
         let mut files = Vec::new();
-        walk(&fs, 2, &mut files);
+        walk(fs, 2, &mut files);
         let (mut device, mut zeros, mut through) = (0u64, 0u64, 0u64);
         for ino in files {
             let size = fs.stat(ino).unwrap().size;
@@ -85,7 +87,7 @@ fn data_runs_describe_every_file() {
         }
         println!("{}: {device} bytes on the device, {zeros} zeros, {through} read through", p.name);
         assert!(device > 0, "{}: no device runs at all", p.name);
-    }
+    });
 }
 
 /// A listing resumed at any entry (`dir_entries_from` with that entry's
@@ -133,15 +135,7 @@ fn resumed_listings_return_the_rest() {
         }
     }
     let mut multi_block = 0;
-    for p in PROFILES {
-        if let Some(why) = fixtures::unavailable(p) {
-            println!("SKIPPED: {}: {why}", p.name);
-            continue;
-        }
-        let (img, _) = fixtures::image(p).expect("fixture builds");
-        let fs = Filesystem::open_path(&img, OpenOptions::read_only()).expect("opens");
-        check(&fs, 2, &mut multi_block);
-    }
+    each_fixture(|_, fs, _| check(fs, 2, &mut multi_block));
     println!("{multi_block} directories span more than one block");
     assert!(multi_block > 0, "no fixture directory spans blocks: resumption across blocks untested");
 }

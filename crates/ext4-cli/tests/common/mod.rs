@@ -44,6 +44,11 @@ pub fn have_fsck() -> bool {
     ext4_testkit::require(ext4_testkit::oracle::have_e2fsprogs(), "e2fsprogs not installed")
 }
 
+/// Whether the tests run as root (FUSE and loop mounts need it).
+pub fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
 /// Panics unless `e2fsck -fn` is silent on `image`.
 pub fn assert_clean(image: &Path, when: &str) {
     if let Some(p) = ext4_testkit::oracle::e2fsck_problems(image) {
