@@ -14,6 +14,7 @@
 
 mod fault;
 mod file;
+mod iobuf;
 mod memory;
 mod recording;
 mod window;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 pub use fault::{FaultDevice, FaultPlan, Op};
 pub use file::FileDevice;
+pub use iobuf::{IO_ALIGN, IoBuf};
 pub use memory::MemoryDevice;
 pub use recording::{RecordedOp, RecordingDevice, replay as recording_replay};
 pub use window::WindowDevice;

@@ -5,7 +5,7 @@
 
 use std::ops::ControlFlow;
 
-use ext4_blockdev::BlockDevice;
+use ext4_blockdev::{BlockDevice, IO_ALIGN, IoBuf};
 use ext4_ondisk::Geometry;
 use ext4_ondisk::superblock::{SUPERBLOCK_OFFSET, Superblock};
 use zerocopy::IntoBytes;
@@ -51,6 +51,8 @@ struct Writer<'a> {
     done: u64,
     total: u64,
     progress: &'a mut dyn FnMut(Progress) -> ControlFlow<()>,
+    /// Where blocks from unaligned buffers are copied before being written.
+    scratch: IoBuf,
 }
 
 /// The largest zeroing request made at once, so that progress moves.
@@ -69,7 +71,19 @@ impl Writer<'_> {
     }
 
     fn write_block(&mut self, block: u64, data: &[u8]) -> Result<(), MkfsError> {
-        self.dev.write_at(self.offset + block * self.bs, data)?;
+        self.write_bytes(self.offset + block * self.bs, data)
+    }
+
+    /// Writes from a page-aligned buffer, copying `data` into one if it is
+    /// not (see [`IoBuf`]: the kernel's copy is slower from a misaligned one).
+    fn write_bytes(&mut self, at: u64, data: &[u8]) -> Result<(), MkfsError> {
+        if data.as_ptr() as usize % IO_ALIGN == 0 {
+            self.dev.write_at(at, data)?;
+        } else {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(data);
+            self.dev.write_at(at, &self.scratch)?;
+        }
         self.done += data.len() as u64;
         Ok(())
     }
@@ -115,7 +129,7 @@ pub(crate) fn write(
     let zero_total: u64 = b.model.zero_ranges.iter().map(|&(_, n)| n * bs).sum();
     let groups = u64::from(s.group_count);
     let total = 3072 + zero_total + (content_blocks(b) + 2 * groups + u64::from(s.desc_blocks)) * bs + 1024;
-    let mut w = Writer { dev, offset: b.params.offset, bs, done: 0, total, progress };
+    let mut w = Writer { dev, offset: b.params.offset, bs, done: 0, total, progress, scratch: IoBuf::new() };
 
     // The old superblock is already gone (zap_superblock).
     w.done += 3072;
@@ -135,7 +149,7 @@ pub(crate) fn write(
     // Blocks come in order; adjacent ones (the reserved GDT blocks, a
     // directory's blocks) go out in one write of up to BATCH bytes. Each is
     // stored without its trailing zeros and padded here.
-    let mut batch: Vec<u8> = Vec::new();
+    let mut batch = IoBuf::new();
     let mut batch_start = 0u64;
     for (&blk, data) in &b.model.blocks {
         let next = batch_start + batch.len() as u64 / bs;
@@ -147,7 +161,7 @@ pub(crate) fn write(
             batch_start = blk;
         }
         batch.extend_from_slice(data);
-        batch.resize(batch.len() + (bs as usize - data.len()), 0);
+        batch.resize(batch.len() + (bs as usize - data.len()));
     }
     if !batch.is_empty() {
         w.write_block(batch_start, &batch)?;
@@ -208,13 +222,15 @@ fn write_descriptors(
     let free = b.model.free_blocks_per_group();
     let table: Vec<Vec<u8>> = (0..s.desc_blocks).map(|i| b.gdt_block(geo, i, csums, &free)).collect();
     // The old-style copies are written in one request each, as mke2fs does.
-    let old_copy: Vec<u8> = table.iter().take(old_desc_blocks as usize).flatten().copied().collect();
+    let mut old_copy = IoBuf::new();
+    for block in table.iter().take(old_desc_blocks as usize) {
+        old_copy.extend_from_slice(block);
+    }
     for g in 0..s.group_count {
         let m = s.group_meta(g);
         if let (Some(sb_blk), true) = (m.super_blk, g > 0) {
             let copy = backup_superblock(primary, g);
-            w.dev.write_at(w.offset + sb_blk * w.bs, copy.as_bytes())?;
-            w.done += 1024;
+            w.write_bytes(w.offset + sb_blk * w.bs, copy.as_bytes())?;
         }
         if let (Some(d), false) = (m.old_desc_blk, old_copy.is_empty()) {
             w.write_block(d, &old_copy)?;

@@ -19,6 +19,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use rustix::fs::{AtFlags, Dir, Mode, OFlags};
 use xattr::FileExt;
 
+use ext4_blockdev::{IO_ALIGN, IoBuf};
 use ext4_ondisk::{FileType, Timestamp};
 
 use crate::error::Error;
@@ -126,7 +127,7 @@ pub(super) struct Batch {
     pub msgs: Vec<Msg>,
     /// [`CHUNK`] bytes, zeroed once when first made: batches go back and
     /// forth between the threads and are refilled in place.
-    pub data: Vec<u8>,
+    pub data: IoBuf,
 }
 
 /// A host error while copying, with the path.
@@ -174,7 +175,7 @@ impl Walker {
 
     fn batch(&mut self) -> &mut Batch {
         self.batch.get_or_insert_with(|| {
-            self.spent.try_recv().unwrap_or_else(|_| Batch { msgs: Vec::with_capacity(BATCH_MSGS), data: vec![0; CHUNK] })
+            self.spent.try_recv().unwrap_or_else(|_| Batch { msgs: Vec::with_capacity(BATCH_MSGS), data: IoBuf::zeroed(CHUNK) })
         })
     }
 
@@ -242,10 +243,13 @@ impl Walker {
         let cap = usize::try_from(len).unwrap_or(usize::MAX).clamp(1, CHUNK);
         let mut off = 0u64;
         while off < len {
-            if self.fill + cap > CHUNK {
+            // Each file's data starts on a page boundary of the batch (see
+            // `IoBuf`: the kernel copies faster from aligned buffers).
+            let mut start = self.fill.next_multiple_of(IO_ALIGN);
+            if start + cap > CHUNK {
                 self.flush()?;
+                start = 0;
             }
-            let start = self.fill;
             let buf = &mut self.batch().data[start..start + cap];
             let n = read_full(&mut f, buf);
             let n = self.check(n.map_err(|e| host(path, e)))?;
@@ -253,7 +257,7 @@ impl Walker {
                 break;
             }
             off += n as u64;
-            self.fill += n;
+            self.fill = start + n;
             self.send(Msg::Data(start..start + n))?;
         }
         self.send(Msg::FileEnd)
