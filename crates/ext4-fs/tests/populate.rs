@@ -146,3 +146,40 @@ fn running_out_of_space_midway_stops_the_walk() {
         assert_clean(&img.path);
     }
 }
+
+/// A tree deeper than a path can name (900 levels of 200-byte names: paths
+/// of 180 KB against PATH_MAX 4,096): the walk opens each level relative to
+/// the one above, and neither side recurses per level. (One descriptor per
+/// level stays open: under the usual limit of 1,024.)
+#[test]
+fn a_tree_deeper_than_path_max_is_copied_whole() {
+    use rustix::fs::{Mode, OFlags, mkdirat, openat};
+    const DEPTH: usize = 900;
+    let name = "d".repeat(200);
+    let src = tempfile::tempdir().unwrap();
+    let mut dir = openat(rustix::fs::CWD, src.path(), OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+    for _ in 0..DEPTH {
+        mkdirat(&dir, name.as_str(), Mode::from_raw_mode(0o755)).unwrap();
+        dir = openat(&dir, name.as_str(), OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+    }
+    let bottom = openat(&dir, "bottom", OFlags::WRONLY | OFlags::CREATE, Mode::from_raw_mode(0o644)).unwrap();
+    rustix::io::write(&bottom, b"at the bottom").unwrap();
+    drop((bottom, dir));
+
+    let img = fresh_image("populate-deep");
+    let mut fs = open_bulk(&img.path);
+    let top = fs.copy_in(src.path(), 2, b"deep", &CopyOptions::default(), &mut |_| {}).unwrap();
+    fs.close().unwrap();
+    if have_fsck() {
+        assert_clean(&img.path);
+    }
+    let fs = open_ro(&img.path);
+    let mut ino = top;
+    for level in 0..DEPTH {
+        ino = fs.lookup_in(ino, name.as_bytes()).unwrap().unwrap_or_else(|| panic!("level {level} is missing"));
+    }
+    let file = fs.lookup_in(ino, b"bottom").unwrap().expect("the file at the bottom");
+    let mut buf = [0; 32];
+    let n = fs.read_at(file, 0, &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"at the bottom");
+}

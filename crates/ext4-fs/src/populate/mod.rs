@@ -46,10 +46,7 @@ impl Filesystem {
     /// Copies the contents of host directory `src` into directory `dir`
     /// (which must exist) and gives `dir` the source directory's attributes.
     pub fn copy_dir_contents(&mut self, src: &Path, dir: u32, opts: &CopyOptions, progress: &mut ProgressFn<'_>) -> Result<()> {
-        Copier::run(self, opts, progress, src, true, |c, e| {
-            c.children(dir)?;
-            c.attributes(&e, dir)
-        })
+        Copier::run(self, opts, progress, src, true, |c, e| c.fill_dir(dir, e))
     }
 }
 
@@ -88,7 +85,10 @@ impl<'a, 'p> Copier<'a, 'p> {
         let (spent, spent_rx) = channel();
         let walker = Walker { tx, spent: spent_rx, xattrs: !opts.no_xattrs, seen: HashSet::new(), batch: None, fill: 0 };
         std::thread::scope(|s| {
-            let reader = s.spawn(move || walker.run(src, contents));
+            let reader = std::thread::Builder::new()
+                .name("ext4-copy-walk".into())
+                .spawn_scoped(s, move || walker.run(src, contents))
+                .map_err(|e| Error::InvalidArgument(format!("starting the host tree walk: {e}")))?;
             let mut c = Copier { fs, opts, rx, spent, batch: None, links: HashMap::new(), progress, copied: 0 };
             let r = c.next_entry().and_then(|e| top(&mut c, e));
             // Dropping the receiver stops a walker that is still reading.
@@ -126,6 +126,16 @@ impl<'a, 'p> Copier<'a, 'p> {
 
     /// Makes `e` in `parent` as `name`, with what follows it in the stream.
     fn create(&mut self, e: Entry, parent: u32, name: &[u8]) -> Result<u32> {
+        let ino = self.make(&e, parent, name)?;
+        if e.st.kind == FileType::Directory && !e.link {
+            self.fill_dir(ino, e)?;
+        }
+        Ok(ino)
+    }
+
+    /// Makes `e` whole, unless it is a directory: that is only created
+    /// (its entries follow in the stream, its attributes after them).
+    fn make(&mut self, e: &Entry, parent: u32, name: &[u8]) -> Result<u32> {
         let st = &e.st;
         if e.link {
             let ino = *self.links.get(&(st.dev, st.ino)).ok_or_else(ended)?;
@@ -136,30 +146,40 @@ impl<'a, 'p> Copier<'a, 'p> {
         let mut node = NewNode::new(st.kind, st.perm).owner(uid, gid);
         node.rdev = st.rdev;
         let ino = self.fs.create_node(parent, name, node, e.target.as_deref())?;
-        match st.kind {
-            FileType::Directory => self.children(ino)?,
-            FileType::Regular => self.data(ino)?,
-            _ => {}
+        if st.kind == FileType::Directory {
+            return Ok(ino);
+        }
+        if st.kind == FileType::Regular {
+            self.data(ino)?;
         }
         if st.shared() {
             self.links.insert((st.dev, st.ino), ino);
         }
-        self.attributes(&e, ino)?;
+        self.attributes(e, ino)?;
         Ok(ino)
     }
 
-    /// The entries of a directory, up to its `DirEnd`.
-    fn children(&mut self, dir: u32) -> Result<()> {
-        loop {
+    /// The entries of directory `dir` (host entry `e`) up to its `DirEnd`,
+    /// then its attributes. Depth-first with a stack of directories rather
+    /// than recursion, so that no tree is too deep for the caller's stack.
+    fn fill_dir(&mut self, dir: u32, e: Entry) -> Result<()> {
+        let mut open = vec![(dir, e)];
+        while let Some(&(parent, _)) = open.last() {
             match self.recv()? {
                 Msg::Entry(e) => {
-                    let name = e.name.clone();
-                    self.create(*e, dir, name.as_bytes())?;
+                    let ino = self.make(&e, parent, e.name.as_bytes())?;
+                    if e.st.kind == FileType::Directory && !e.link {
+                        open.push((ino, *e));
+                    }
                 }
-                Msg::DirEnd => return Ok(()),
+                Msg::DirEnd => {
+                    let (ino, e) = open.pop().ok_or_else(ended)?;
+                    self.attributes(&e, ino)?;
+                }
                 _ => return Err(ended()),
             }
         }
+        Ok(())
     }
 
     /// File data up to its `FileEnd`, skipping holes (runs of zero blocks

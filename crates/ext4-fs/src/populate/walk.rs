@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender};
 
 use rustix::fs::{AtFlags, Dir, Mode, OFlags};
@@ -135,6 +135,14 @@ pub(super) fn host(path: &Path, e: impl Into<std::io::Error>) -> Error {
     Error::InvalidArgument(format!("{}: {}", path.display(), e.into()))
 }
 
+/// A directory being walked: its open listing and the names not yet sent.
+struct Level {
+    listing: Dir,
+    /// In reverse name order: the next one is last.
+    names: Vec<OsString>,
+    path: PathBuf,
+}
+
 /// The image side stopped listening: stop reading.
 struct Hangup;
 
@@ -157,20 +165,38 @@ impl Walker {
     /// directory, followed even if it is a symbolic link, whose entry
     /// stands for the image directory that receives its contents).
     pub fn run(mut self, top: &Path, contents: bool) {
-        if self.top(top, contents).is_ok() {
+        if self.walk(top, contents).is_ok() {
             let _ = self.flush();
         }
     }
 
-    fn top(&mut self, top: &Path, contents: bool) -> Sent {
+    /// Depth-first with a stack of open directories rather than recursion,
+    /// so that no tree is too deep for the thread's stack (opening each
+    /// level relative to its parent, a tree can be deeper than any path).
+    fn walk(&mut self, top: &Path, contents: bool) -> Sent {
         let cwd = rustix::fs::CWD;
-        if !contents {
-            return self.entry(cwd, top.as_os_str(), top);
+        let first = if contents {
+            let opened = rustix::fs::openat(cwd, top, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+                .and_then(|fd| Ok((HostStat::new(&rustix::fs::fstat(&fd)?), fd)));
+            let (st, fd) = self.check(opened.map_err(|e| host(top, e)))?;
+            Some(self.directory(fd, top.as_os_str(), top, st)?)
+        } else {
+            self.entry(cwd, top.as_os_str(), top)?
+        };
+        let mut stack: Vec<Level> = first.into_iter().collect();
+        while let Some(level) = stack.last_mut() {
+            let Some(name) = level.names.pop() else {
+                stack.pop();
+                self.send(Msg::DirEnd)?;
+                continue;
+            };
+            let path = level.path.join(&name);
+            let dir = self.check(level.listing.fd().map_err(|e| host(&level.path, e)))?;
+            if let Some(sub) = self.entry(dir, &name, &path)? {
+                stack.push(sub);
+            }
         }
-        let opened = rustix::fs::openat(cwd, top, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .and_then(|fd| Ok((HostStat::new(&rustix::fs::fstat(&fd)?), fd)));
-        let (st, fd) = self.check(opened.map_err(|e| host(top, e)))?;
-        self.directory(fd, top.as_os_str(), top, st)
+        Ok(())
     }
 
     fn batch(&mut self) -> &mut Batch {
@@ -202,22 +228,24 @@ impl Walker {
         })
     }
 
-    fn entry(&mut self, dir: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Sent {
+    /// Sends one entry, whole unless it is a directory: then its `Entry`
+    /// is sent and its listing returned, to be walked.
+    fn entry(&mut self, dir: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Result<Option<Level>, Hangup> {
         let st =
             self.check(rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map(|s| HostStat::new(&s)).map_err(|e| host(path, e)))?;
         if st.shared() && !self.seen.insert((st.dev, st.ino)) {
             let e = Entry { name: name.to_os_string(), st, link: true, target: None, xattrs: Vec::new() };
-            return self.send(Msg::Entry(Box::new(e)));
+            return self.send(Msg::Entry(Box::new(e))).map(|()| None);
         }
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         match st.kind {
             FileType::Directory => {
                 let fd = self.check(rustix::fs::openat(dir, name, flags | OFlags::DIRECTORY, Mode::empty()).map_err(|e| host(path, e)))?;
-                self.directory(fd, name, path, st)
+                self.directory(fd, name, path, st).map(Some)
             }
             FileType::Regular => {
                 let fd = self.check(rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(|e| host(path, e)))?;
-                self.file(File::from(fd), name, path, st)
+                self.file(File::from(fd), name, path, st).map(|()| None)
             }
             kind => {
                 let target = if kind == FileType::Symlink {
@@ -229,7 +257,7 @@ impl Walker {
                 // one could block or reach a device); none on a symlink.
                 let xattrs = if kind == FileType::Symlink { Vec::new() } else { self.xattrs(None, path) };
                 let e = Entry { name: name.to_os_string(), st, link: false, target, xattrs };
-                self.send(Msg::Entry(Box::new(e)))
+                self.send(Msg::Entry(Box::new(e))).map(|()| None)
             }
         }
     }
@@ -263,7 +291,9 @@ impl Walker {
         self.send(Msg::FileEnd)
     }
 
-    fn directory(&mut self, fd: OwnedFd, name: &OsStr, path: &Path, st: HostStat) -> Sent {
+    /// Lists a directory and sends its `Entry`; its children are walked
+    /// from the returned level.
+    fn directory(&mut self, fd: OwnedFd, name: &OsStr, path: &Path, st: HostStat) -> Result<Level, Hangup> {
         let listed = Dir::new(fd).and_then(|mut d| {
             let mut names = Vec::new();
             for e in d.by_ref() {
@@ -276,15 +306,14 @@ impl Walker {
         });
         let (listing, mut names) = self.check(listed.map_err(|e| host(path, e)))?;
         // Name order, so that images are reproducible whatever order the
-        // host lists.
-        names.sort();
-        let dfd = self.check(listing.fd().map_err(|e| host(path, e)))?;
-        let xattrs = self.xattrs_fd(dfd, path);
+        // host lists; reversed, to be taken from the end.
+        names.sort_by(|a, b| b.cmp(a));
+        let xattrs = match listing.fd() {
+            Ok(fd) => self.xattrs_fd(fd, path),
+            Err(_) => self.xattrs(None, path),
+        };
         self.send(Msg::Entry(Box::new(Entry { name: name.to_os_string(), st, link: false, target: None, xattrs })))?;
-        for n in &names {
-            self.entry(dfd, n, &path.join(n))?;
-        }
-        self.send(Msg::DirEnd)
+        Ok(Level { listing, names, path: path.to_path_buf() })
     }
 
     /// Xattrs of a directory through a duplicate of its listing's
