@@ -44,7 +44,20 @@ enum Command {
     Mount(cmd::mount::Args),
 }
 
+/// Lets a copy hold one descriptor per level of a deep host tree (`mkfs -d`,
+/// `put -r`: trees can be deeper than the usual soft limit of 1,024): the
+/// soft limit on open files goes up to the hard one, as Go's runtime does.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+}
+
 fn main() -> ExitCode {
+    raise_open_file_limit();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Mkfs(a) => cmd::mkfs::run(*a),

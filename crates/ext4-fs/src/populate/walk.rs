@@ -130,9 +130,19 @@ pub(super) struct Batch {
     pub data: IoBuf,
 }
 
-/// A host error while copying, with the path.
+/// A host error while copying, with the path (its middle left out past a
+/// few hundred bytes: a deep tree's paths can be longer than any message
+/// should be).
 pub(super) fn host(path: &Path, e: impl Into<std::io::Error>) -> Error {
-    Error::InvalidArgument(format!("{}: {}", path.display(), e.into()))
+    let shown = path.display().to_string();
+    let chars: Vec<char> = shown.chars().collect();
+    let shown = if chars.len() > 400 {
+        let (head, tail): (String, String) = (chars[..100].iter().collect(), chars[chars.len() - 200..].iter().collect());
+        format!("{head}...{tail}")
+    } else {
+        shown
+    };
+    Error::InvalidArgument(format!("{shown}: {}", e.into()))
 }
 
 /// A directory being walked: its open listing and the names not yet sent.
