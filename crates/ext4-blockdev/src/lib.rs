@@ -9,6 +9,8 @@
 //!
 //! The trait is positional (`pread`/`pwrite` style) and takes `&self`, so one
 //! device can serve several readers; implementations synchronize internally.
+//! [`IoBuf`] is a page-aligned byte buffer for data written out in bulk
+//! (the kernel copies faster from some alignments than from others).
 
 #![forbid(unsafe_code)]
 
