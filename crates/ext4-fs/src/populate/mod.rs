@@ -127,7 +127,7 @@ impl<'a, 'p> Copier<'a, 'p> {
     /// Makes `e` in `parent` as `name`, with what follows it in the stream.
     fn create(&mut self, e: Entry, parent: u32, name: &[u8]) -> Result<u32> {
         let ino = self.make(&e, parent, name)?;
-        if e.st.kind == FileType::Directory && !e.link {
+        if e.opens_dir() {
             self.fill_dir(ino, e)?;
         }
         Ok(ino)
@@ -168,7 +168,7 @@ impl<'a, 'p> Copier<'a, 'p> {
             match self.recv()? {
                 Msg::Entry(e) => {
                     let ino = self.make(&e, parent, e.name.as_bytes())?;
-                    if e.st.kind == FileType::Directory && !e.link {
+                    if e.opens_dir() {
                         open.push((ino, *e));
                     }
                 }

@@ -66,16 +66,8 @@ fn ts(secs: i64, nsec: i64) -> Timestamp {
 
 impl HostStat {
     fn new(s: &rustix::fs::Stat) -> Self {
-        use rustix::fs::FileType as Host;
-        let kind = match Host::from_raw_mode(s.st_mode) {
-            Host::Directory => FileType::Directory,
-            Host::Symlink => FileType::Symlink,
-            Host::CharacterDevice => FileType::CharDevice,
-            Host::BlockDevice => FileType::BlockDevice,
-            Host::Fifo => FileType::Fifo,
-            Host::Socket => FileType::Socket,
-            _ => FileType::Regular,
-        };
+        // The S_IF* values are the same on every Unix: ext4's own decoding.
+        let kind = FileType::from_mode(unsigned(s.st_mode) as u16).unwrap_or(FileType::Regular);
         Self {
             kind,
             perm: (unsigned(s.st_mode) & 0o7777) as u16,
@@ -94,6 +86,13 @@ impl HostStat {
     /// Whether other names may lead to the same inode.
     pub fn shared(&self) -> bool {
         self.kind != FileType::Directory && self.nlink > 1
+    }
+}
+
+impl Entry {
+    /// A directory whose entries follow it in the stream, up to a `DirEnd`.
+    pub fn opens_dir(&self) -> bool {
+        self.st.kind == FileType::Directory && !self.link
     }
 }
 
@@ -318,24 +317,12 @@ impl Walker {
         // Name order, so that images are reproducible whatever order the
         // host lists; reversed, to be taken from the end.
         names.sort_by(|a, b| b.cmp(a));
-        let xattrs = match listing.fd() {
-            Ok(fd) => self.xattrs_fd(fd, path),
-            Err(_) => self.xattrs(None, path),
-        };
+        // Xattrs through a duplicate of the listing's descriptor (a `File`
+        // closes the descriptor it owns), by path if that fails.
+        let file = self.xattrs.then(|| listing.fd().ok().and_then(|fd| fd.try_clone_to_owned().ok())).flatten().map(File::from);
+        let xattrs = self.xattrs(file.as_ref(), path);
         self.send(Msg::Entry(Box::new(Entry { name: name.to_os_string(), st, link: false, target: None, xattrs })))?;
         Ok(Level { listing, names, path: path.to_path_buf() })
-    }
-
-    /// Xattrs of a directory through a duplicate of its listing's
-    /// descriptor (a `File` closes the descriptor it owns).
-    fn xattrs_fd(&self, fd: BorrowedFd<'_>, path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
-        if !self.xattrs {
-            return Vec::new();
-        }
-        match fd.try_clone_to_owned() {
-            Ok(own) => self.xattrs(Some(&File::from(own)), path),
-            Err(_) => self.xattrs(None, path),
-        }
     }
 
     /// The entry's xattrs other than `system.*` (the host's ACLs are not
