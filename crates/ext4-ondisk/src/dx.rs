@@ -221,12 +221,15 @@ pub fn verify_dx_block(inode_seed: u32, block: &[u8], e: &DxEntries<'_>) -> Resu
 }
 
 /// Computes and stores the tail checksum of a dx block.
+///
+/// `dt_reserved` is covered by the checksum and kept as found, as
+/// `ext4_dx_csum_set` keeps it: a root the kernel converted from a linear
+/// block holds the old entry tail's bytes there (`0c 00 00 de`).
 pub fn set_dx_block_checksum(inode_seed: u32, block: &mut [u8], count_offset: usize) {
     let limit = crate::get_u16(block, count_offset);
     let count = crate::get_u16(block, count_offset + 2);
     let tail = count_offset + usize::from(limit) * DX_ENTRY_SIZE;
     let c = dx_checksum(inode_seed, block, count_offset, count, limit);
-    crate::put_u32(block, tail, 0);
     crate::put_u32(block, tail + 4, c);
 }
 
@@ -253,6 +256,24 @@ mod tests {
         b[ROOT_COUNT_OFFSET + 12] ^= 1;
         let (_, e) = parse_root(&b, true).unwrap();
         assert!(matches!(verify_dx_block(3, &b, &e), Err(FormatError::Checksum { structure: Structure::DxNode, .. })));
+    }
+
+    #[test]
+    fn stale_tail_reserved_bytes_are_kept_and_covered() {
+        // A root converted by the kernel keeps the linear block's tail in `dt_reserved`.
+        let mut b = vec![0u8; 4096];
+        let limit = root_limit(4096, true);
+        write_root_info(&mut b, DxRootInfo { hash_version: 1, info_length: 8, indirect_levels: 0, unused_flags: 0 });
+        write_count_limit(&mut b, ROOT_COUNT_OFFSET, limit, 1);
+        write_entry(&mut b, ROOT_COUNT_OFFSET, 0, 0, 1);
+        b[4088..4092].copy_from_slice(&[0x0c, 0, 0, 0xde]);
+        set_dx_block_checksum(7, &mut b, ROOT_COUNT_OFFSET);
+        assert_eq!(&b[4088..4092], &[0x0c, 0, 0, 0xde]);
+        let (_, e) = parse_root(&b, true).unwrap();
+        verify_dx_block(7, &b, &e).unwrap();
+        let mut changed = b.clone();
+        changed[4089] = 1;
+        assert!(verify_dx_block(7, &changed, &e).is_err(), "dt_reserved is under the checksum");
     }
 
     #[test]
