@@ -36,9 +36,17 @@ pub fn cache_dir() -> PathBuf {
     std::env::var_os("EXT4_FIXTURES_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target").join("fixtures"))
 }
 
-/// Prints the standard skip line and returns `false` if `cond` is false.
+/// Whether a missing oracle must fail the test (`EXT4_REQUIRE_ORACLES` set
+/// to anything but `0`, as `.ci/run` does) instead of skipping it.
+pub fn oracles_required() -> bool {
+    std::env::var_os("EXT4_REQUIRE_ORACLES").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Returns `false` and prints the standard skip line if `cond` is false;
+/// panics instead when [`oracles_required`], so CI cannot pass by skipping.
 pub fn require(cond: bool, what: &str) -> bool {
     if !cond {
+        assert!(!oracles_required(), "required oracle missing (EXT4_REQUIRE_ORACLES is set): {what}");
         println!("SKIPPED: {what}");
     }
     cond
