@@ -11,6 +11,9 @@
 //! * `bench layers` — criterion micro-benchmarks of the layer crates (checksums, bitmap search,
 //!   extent lookup, htree hash and insert, journal commit), short runs, medians.
 //! * `validate mkfs` — the whole formatter matrix against mke2fs.
+//! * `aging [--config NAME]... [--rounds N] [--ops N] [--deep] [--seed S]` — kernel-aging
+//!   differential runs: the kernel and the library take turns on one image
+//!   while a reference copy gets every step through the kernel.
 //! * `crash [--quick | --reorders N]` — crash states of every workload,
 //!   recovered by the library and e2fsck (see `ext4_testkit::crash`).
 //! * `fuzz <smoke | run TARGET | list>` — the cargo-fuzz targets of `fuzz/`.
@@ -21,6 +24,7 @@
 
 use std::process::{Command, ExitCode};
 
+mod aging;
 mod bench;
 mod crash;
 mod fio;
@@ -37,13 +41,14 @@ fn main() -> ExitCode {
         Some("demo") => demo(),
         Some("ci") => ci(),
         Some("crash") => crash::run(&rest),
+        Some("aging") => aging::run(&rest),
         Some("bench") => bench::run(&rest),
         Some("fuzz") => fuzz::run(&rest),
         Some("fio") => fio::run(&rest),
         Some("pjdfstest") => pjdfstest::run(&rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <fixtures [--medium] | validate [--medium] | demo | ci | crash [--quick | --reorders N] | bench [mkfs | fuse [--small] | layers] [--medium] [--reps N] | fuzz <smoke | run TARGET | list> | fio [--size MIB] [--jobs N] | pjdfstest [PATTERN...] [--keep] [--mkfs=ARGS]>"
+                "usage: cargo xtask <fixtures [--medium] | validate [--medium] | demo | ci | crash [--quick | --reorders N] | aging [--config NAME]... [--rounds N] [--ops N] [--deep] [--seed S] | bench [mkfs | fuse [--small] | layers] [--medium] [--reps N] | fuzz <smoke | run TARGET | list> | fio [--size MIB] [--jobs N] | pjdfstest [PATTERN...] [--keep] [--mkfs=ARGS]>"
             );
             return ExitCode::from(2);
         }

@@ -1,5 +1,8 @@
 //! Test support shared by the integration tests and `cargo xtask`.
 //!
+//! * [`aging`]: kernel-aging differential runs: the kernel and the library
+//!   take turns on one image while a reference copy gets every step
+//!   through the kernel; e2fsck and three views of the tree judge.
 //! * [`crash`]: crash-state exploration of workloads on a recording device
 //!   (every write boundary and reorderings within flush epochs), judged by
 //!   recovery with the library and e2fsck.
@@ -8,15 +11,18 @@
 //!   demand into a cache directory and reused.
 //! * [`oracle`]: the independent judges: `e2fsck -fn`, `dumpe2fs`,
 //!   `debugfs`, kernel loop mounts.
+//! * [`rng`]: the deterministic generator and the printed run seeds.
 //! * [`snapshot`]: a tree's names, types, modes, owners, sizes, times,
 //!   link targets, xattrs, hard-link structure and content hashes, taken
 //!   from a host directory or from an image through `ext4-fs`, and compared.
 
 #![forbid(unsafe_code)]
 
+pub mod aging;
 pub mod crash;
 pub mod fixtures;
 pub mod oracle;
+pub mod rng;
 pub mod snapshot;
 
 use std::path::{Path, PathBuf};
