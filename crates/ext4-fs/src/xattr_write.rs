@@ -427,13 +427,17 @@ fn write_body(area: &mut [u8], attrs: &[Attr]) {
         return;
     }
     ext4_ondisk::put_u32(area, 0, XATTR_MAGIC);
-    lay_out(&mut area[4..], 0, attrs);
+    lay_out(&mut area[4..], 0, attrs, true);
 }
 
 /// Writes `attrs`' entries from `first_entry` on and their values packed at
 /// the end of `region` (value offsets count from the region's start, as
 /// both the in-inode area and the block want); returns the entry hashes.
-fn lay_out(region: &mut [u8], first_entry: usize, attrs: &[Attr]) -> Vec<u32> {
+///
+/// In the inode body `e_hash` is 0 unless the value lives in an EA inode,
+/// as `ext4_xattr_set_entry` leaves it: the kernel drops a body entry that
+/// carries a hash when it later grows an inline directory's `system.data`.
+fn lay_out(region: &mut [u8], first_entry: usize, attrs: &[Attr], in_body: bool) -> Vec<u32> {
     let mut value_end = region.len();
     let mut pos = first_entry;
     let mut hashes = Vec::with_capacity(attrs.len());
@@ -452,7 +456,7 @@ fn lay_out(region: &mut [u8], first_entry: usize, attrs: &[Attr]) -> Vec<u32> {
             value_offs: if in_area { value_end as u16 } else { 0 },
             value_inum: a.inum,
             value_size: a.value.len() as u32,
-            hash,
+            hash: if in_body && a.inum == 0 { 0 } else { hash },
         };
         write_entry(region, pos, &e);
         pos += entry_len(a.name.len());
@@ -470,7 +474,7 @@ fn build_block(attrs: &[Attr], bs: usize) -> Option<Vec<u8>> {
     ext4_ondisk::put_u32(&mut b, 0, XATTR_MAGIC);
     ext4_ondisk::put_u32(&mut b, 4, 1);
     ext4_ondisk::put_u32(&mut b, 8, 1);
-    let hashes = lay_out(&mut b, BLOCK_HEADER_SIZE, attrs);
+    let hashes = lay_out(&mut b, BLOCK_HEADER_SIZE, attrs, false);
     ext4_ondisk::put_u32(&mut b, 12, block_hash(hashes));
     Some(b)
 }

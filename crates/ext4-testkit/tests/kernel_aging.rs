@@ -69,31 +69,6 @@ fn kernel_aging_sample() {
     }
 }
 
-/// A sample of the matrix: the 1 KiB configuration (two index levels) and
-/// two more chosen by the seed, three library rounds each.
-#[test]
-fn kernel_aging_sample() {
-    if !oracles() {
-        return;
-    }
-    let seed = ext4_testkit::rng::seed_from_env("EXT4_AGING_SEED");
-    let all = matrix();
-    let mut rng = ext4_testkit::rng::Rng::new(seed);
-    let mut names = vec!["ext4-1k"];
-    while names.len() < 3 {
-        let c = rng.pick(&all).name;
-        if !names.contains(&c) {
-            names.push(c);
-        }
-    }
-    let dir = work_dir();
-    for name in names {
-        let opts = RunOptions { seed, rounds: 3, round_ops: 300, scale: Scale::Quick, work_dir: dir.path().to_path_buf() };
-        let r = aging::run(&config(name), &opts).unwrap_or_else(|e| panic!("{name} (EXT4_AGING_SEED={seed:#x}): {e}"));
-        println!("{name}: {} library ops, {} kernel ops; {}", r.library_ops, r.kernel_ops, r.structures);
-    }
-}
-
 /// An inline directory the library grew into `system.data`, then grown by
 /// the kernel: with a hash in the body entry (as e2fsprogs writes, not the
 /// kernel) the kernel lost the entry and e2fsck aborted.
