@@ -1,6 +1,11 @@
 //! `cargo xtask aging`: kernel-aging differential runs over the
 //! configuration matrix (see `ext4_testkit::aging`).
 //!
+//! `cargo xtask aging --cli [--config NAME]... [--ops N] [--long] [--seed S]`: one
+//! random command script per configuration through `ext4 batch`, `ext4
+//! mount` and the kernel (`ext4_testkit::aging::cli`); `--long` writes files
+//! of 4-8 MiB often enough to write well over ten times the 64 MiB image.
+//!
 //! `cargo xtask aging [--config NAME]... [--rounds N] [--ops N] [--deep] [--seed S]`:
 //! every configuration (or the named ones), `--rounds` library rounds of
 //! `--ops` operations each, each followed by a kernel round of half as many;
@@ -10,7 +15,8 @@
 
 use std::time::Instant;
 
-use ext4_testkit::aging::{self, RunOptions, config::Scale};
+use ext4_testkit::aging::cli::{self, CliOptions};
+use ext4_testkit::aging::{self, Report, RunOptions, config::Scale};
 
 use crate::Result;
 
@@ -39,25 +45,26 @@ pub fn run(args: &[&str]) -> Result {
     if configs.is_empty() {
         return Err(format!("no configuration named {names:?}"));
     }
+    let cli_mode = args.contains(&"--cli");
+    let long = args.contains(&"--long");
+    let ext4 = cli::ext4_binary();
+    if cli_mode {
+        crate::sh(crate::cargo().args(["build", "--release", "-q", "-p", "ext4-cli"]))?;
+    }
     let mut failed = Vec::new();
     for cfg in &configs {
-        let opts = RunOptions { seed, rounds, round_ops, scale, work_dir: work_dir.clone() };
         let t = Instant::now();
-        match aging::run(cfg, &opts) {
+        let result = if cli_mode {
+            let ops = value(args, "--ops")?.unwrap_or(2000);
+            let (max_len, big_percent) = if long { (8 << 20, 30) } else { (1 << 20, 3) };
+            let o = CliOptions { seed, ops, max_len, big_percent, budget: 40 << 20, work_dir: work_dir.clone(), ext4: ext4.clone() };
+            cli::run(cfg, &o)
+        } else {
+            aging::run(cfg, &RunOptions { seed, rounds, round_ops, scale, work_dir: work_dir.clone() })
+        };
+        match result {
             Ok(r) => {
-                println!(
-                    "{:<18} ok: {} library ops, {} kernel ops ({} refused alike), {} entries, {:.0} s",
-                    cfg.name,
-                    r.library_ops,
-                    r.kernel_ops,
-                    r.refused_alike,
-                    r.entries,
-                    t.elapsed().as_secs_f64()
-                );
-                println!("  {}", r.structures);
-                for n in r.reference_notes {
-                    println!("  note: {n}");
-                }
+                print_report(cfg.name, &r, t.elapsed().as_secs_f64());
             }
             Err(e) => {
                 println!("{:<18} FAILED (seed {seed:#x}): {e}", cfg.name);
@@ -76,5 +83,19 @@ pub fn run(args: &[&str]) -> Result {
             configs.len(),
             work_dir.display()
         ))
+    }
+}
+
+fn print_report(name: &str, r: &Report, secs: f64) {
+    let written = if r.bytes_written > 0 { format!(", {} MiB of file data", r.bytes_written >> 20) } else { String::new() };
+    println!(
+        "{name:<18} ok: {} library ops, {} kernel ops ({} refused alike), {} entries{written}, {secs:.0} s",
+        r.library_ops, r.kernel_ops, r.refused_alike, r.entries
+    );
+    if !r.structures.is_empty() {
+        println!("  {}", r.structures);
+    }
+    for n in &r.reference_notes {
+        println!("  note: {n}");
     }
 }

@@ -128,3 +128,84 @@ pub fn unique() -> u64 {
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)
 }
+
+/// An `ext4 mount -f` (FUSE) of an image, served by a child process;
+/// unmounted (and the child waited for, so the image is closed) on
+/// [`FuseMount::unmount`] or drop.
+pub struct FuseMount {
+    dir: PathBuf,
+    server: Option<std::process::Child>,
+}
+
+fn is_mounted(dir: &Path) -> bool {
+    let want = dir.to_string_lossy();
+    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| m.lines().any(|l| l.split_whitespace().nth(4) == Some(&want)))
+}
+
+impl FuseMount {
+    /// Mounts `image` with `ext4 mount -f` (the binary at `ext4`) on a fresh directory.
+    pub fn new(ext4: &Path, image: &Path) -> std::io::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("ext4-fuse-{}-{}", std::process::id(), unique()));
+        std::fs::create_dir_all(&dir)?;
+        let dir = dir.canonicalize()?;
+        let server = Command::new(ext4).arg("mount").arg("-f").arg(image).arg(&dir).stderr(std::process::Stdio::piped()).spawn()?;
+        let mut m = Self { dir, server: Some(server) };
+        let start = std::time::Instant::now();
+        while !is_mounted(&m.dir) {
+            let server = m.server.as_mut().expect("running");
+            if let Some(status) = server.try_wait()? {
+                let mut err = String::new();
+                if let Some(mut e) = server.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                m.server = None;
+                return Err(std::io::Error::other(format!("ext4 mount exited ({status}): {err}")));
+            }
+            if start.elapsed() > std::time::Duration::from_secs(30) {
+                return Err(std::io::Error::other("ext4 mount did not come up in 30 s"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(m)
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Unmounts and waits for the server; reports its failure.
+    pub fn unmount(mut self) -> std::io::Result<()> {
+        self.do_unmount()
+    }
+
+    fn do_unmount(&mut self) -> std::io::Result<()> {
+        let Some(server) = self.server.take() else { return Ok(()) };
+        let mut tries = 0;
+        while is_mounted(&self.dir) {
+            let out = Command::new("umount").arg(&self.dir).output()?;
+            if out.status.success() {
+                break;
+            }
+            tries += 1;
+            if tries >= 100 {
+                return Err(std::io::Error::other(format!("umount failed: {}", String::from_utf8_lossy(&out.stderr))));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let out = server.wait_with_output()?;
+        let _ = std::fs::remove_dir(&self.dir);
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!("ext4 mount failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr))))
+        }
+    }
+}
+
+impl Drop for FuseMount {
+    fn drop(&mut self) {
+        let _ = self.do_unmount();
+    }
+}

@@ -48,6 +48,8 @@ pub enum Scale {
     Quick,
     /// Two index levels on every block size, three with `large_dir`.
     Deep,
+    /// A 64 MiB image with mke2fs's inode count (command-line runs).
+    Small,
 }
 
 impl Config {
@@ -69,7 +71,7 @@ impl Config {
             _ => 26_000,
         };
         match scale {
-            Scale::Quick => two_levels.min(1_800),
+            Scale::Quick | Scale::Small => two_levels.min(1_800),
             Scale::Deep if self.large_dir => 180_000,
             Scale::Deep => two_levels,
         }
@@ -87,8 +89,11 @@ impl Config {
         }
     }
 
-    /// Image size in MiB and inode count for `mke2fs -N`.
+    /// Image size in MiB and inode count for `mke2fs -N` (0: mke2fs's choice).
     pub fn size(&self, scale: Scale) -> (u64, u64) {
+        if scale == Scale::Small {
+            return (64, 0);
+        }
         let entries = self.big_entries(scale) as u64;
         let inodes = entries + entries / 2 + 8_000;
         let mib = (inodes * 2 * self.block_size.max(2048)) / (1 << 20) + 256;

@@ -35,6 +35,10 @@ pub fn apply(root: &Path, op: &Op) -> Result<(), Errno> {
             let f = OpenOptions::new().write(true).create_new(true).mode(u32::from(*perm)).open(at(path)).map_err(io)?;
             write_at(&f, 0, *len, *seed)
         }
+        Op::Replace { path, len, seed } => {
+            let f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(at(path)).map_err(io)?;
+            write_at(&f, 0, *len, *seed)
+        }
         Op::Write { path, offset, len, seed, sync } => {
             let f = OpenOptions::new().write(true).open(at(path)).map_err(io)?;
             write_at(&f, *offset, *len, *seed)?;

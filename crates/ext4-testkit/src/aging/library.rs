@@ -37,6 +37,10 @@ fn run(fs: &mut Filesystem, op: &Op) -> ext4_fs::Result<()> {
             let ino = fs.create(abs(path), *perm)?;
             write_at(fs, ino, 0, *len, *seed)
         }
+        Op::Replace { path, len, seed } => {
+            let ino = fs.write_file(abs(path), &[])?;
+            write_at(fs, ino, 0, *len, *seed)
+        }
         Op::Write { path, offset, len, seed, .. } => {
             let ino = fs.lookup(abs(path))?;
             write_at(fs, ino, *offset, *len, *seed)

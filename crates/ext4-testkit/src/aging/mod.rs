@@ -15,11 +15,13 @@
 //! library's own view equals the kernel's (times compared where the round
 //! set them explicitly).
 
+pub mod cli;
 pub mod config;
 pub mod host;
 pub mod library;
 pub mod model;
 pub mod ops;
+pub mod script;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -62,6 +64,8 @@ pub struct Report {
     pub entries: usize,
     /// What the kernel's build round made (index levels, extent depth, shared xattr blocks).
     pub structures: String,
+    /// File data the run wrote (command-line runs).
+    pub bytes_written: u64,
     /// Complaints of e2fsck about the kernel-only reference image (the
     /// kernel's business, reported, not failed).
     pub reference_notes: Vec<String>,
@@ -73,7 +77,8 @@ fn mke2fs(cfg: &Config, scale: Scale, seed: u64, image: &Path) -> Result<(), Str
     let uuid = format!("{:08x}-0000-4000-8000-{:012x}", seed as u32, seed >> 16 & 0xffff_ffff_ffff);
     let hash_seed = format!("{:08x}-1111-4111-8111-{:012x}", (seed >> 32) as u32, seed & 0xffff_ffff_ffff);
     let out = Command::new("mke2fs")
-        .args(["-q", "-F", "-t", cfg.fs_type, "-b", &cfg.block_size.to_string(), "-N", &inodes.to_string()])
+        .args(["-q", "-F", "-t", cfg.fs_type, "-b", &cfg.block_size.to_string()])
+        .args(if inodes > 0 { vec!["-N".to_string(), inodes.to_string()] } else { Vec::new() })
         .args(cfg.args)
         .args(["-U", &uuid, "-E", &format!("hash_seed={hash_seed},lazy_itable_init=0,lazy_journal_init=0,nodiscard")])
         .arg(image)
@@ -212,19 +217,25 @@ fn check(aged: &Path, reference: &Path, timed: &BTreeSet<Vec<u8>>, report: &mut 
     if let Some(p) = reference_fsck {
         report.reference_notes.push(format!("{when}: e2fsck on the kernel-only reference:\n{p}"));
     }
+    check_views(aged, reference, timed, report, when)
+}
+
+/// The kernel's view of `image` equals its view of `reference`, and the
+/// library's view of `image` equals the kernel's.
+fn check_views(image: &Path, reference: &Path, timed: &BTreeSet<Vec<u8>>, report: &mut Report, when: &str) -> Result<(), String> {
     let snap = |image: &Path| -> Result<Snapshot, String> {
         let m = mount(image, "ro")?;
         let s = Snapshot::from_host(m.path()).map_err(|e| format!("walking the kernel's view of {}: {e}", image.display()))?;
         unmount(m)?;
         Ok(masked(s, timed))
     };
-    let kernel_aged = snap(aged)?;
+    let kernel_image = snap(image)?;
     let kernel_reference = snap(reference)?;
-    diff_text(&format!("{when}: kernel view of the aged image vs the reference"), &kernel_reference, &kernel_aged)?;
-    let fs = Filesystem::open_path(aged, OpenOptions::read_only()).map_err(|e| format!("{when}: library open: {e}"))?;
+    diff_text(&format!("{when}: kernel view of {} vs the reference", image.display()), &kernel_reference, &kernel_image)?;
+    let fs = Filesystem::open_path(image, OpenOptions::read_only()).map_err(|e| format!("{when}: library open: {e}"))?;
     let lib = Snapshot::from_image(&fs, b"/").map_err(|e| format!("{when}: library walk: {e}"))?;
-    diff_text(&format!("{when}: library view vs kernel view of the aged image"), &kernel_aged, &masked(lib, timed))?;
-    report.entries = kernel_aged.nodes.len();
+    diff_text(&format!("{when}: library view vs kernel view of {}", image.display()), &kernel_image, &masked(lib, timed))?;
+    report.entries = kernel_image.nodes.len();
     Ok(())
 }
 
@@ -357,10 +368,16 @@ pub fn replay(cfg: &Config, work_dir: &Path, rounds: &[(Writer, Vec<Op>)]) -> Re
     Ok(report)
 }
 
+/// A number from a configuration's name, so that configurations run with
+/// one seed draw different operations.
+fn name_seed(name: &str) -> u64 {
+    name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+}
+
 /// Runs one configuration.
 pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Report, String> {
     rustix::process::umask(rustix::fs::Mode::empty());
-    let mut rng = Rng::new(opts.seed ^ cfg.name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))));
+    let mut rng = Rng::new(opts.seed ^ name_seed(cfg.name));
     std::fs::create_dir_all(&opts.work_dir).map_err(|e| e.to_string())?;
     let aged = opts.work_dir.join(format!("{}-aged.img", cfg.name));
     let reference = opts.work_dir.join(format!("{}-reference.img", cfg.name));

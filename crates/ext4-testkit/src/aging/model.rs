@@ -117,6 +117,18 @@ impl Model {
         self.entries.len()
     }
 
+    /// Bytes of all regular files by their sizes (holes included).
+    pub fn live_bytes(&self) -> u64 {
+        self.entries
+            .values()
+            .filter(|e| e.kind == Kind::File)
+            .map(|e| e.ino)
+            .collect::<std::collections::BTreeSet<_>>()
+            .iter()
+            .map(|i| self.inodes[i].size)
+            .sum()
+    }
+
     /// Whether the model is empty.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
@@ -198,6 +210,10 @@ impl Model {
         match op {
             Op::Mkdir { path, .. } => self.add(path, Kind::Dir, None, 0),
             Op::Create { path, len, .. } => self.add(path, Kind::File, None, *len),
+            Op::Replace { path, len, .. } => match self.inode(path) {
+                Some(i) => i.size = *len,
+                None => self.add(path, Kind::File, None, *len),
+            },
             Op::Write { path, offset, len, .. } => {
                 if let Some(i) = self.inode(path) {
                     i.size = i.size.max(offset + len);
@@ -608,6 +624,76 @@ impl Model {
                 Op::Rename { from: d.clone(), to: format!("{d}/inside"), kind: RenameKind::Replace }
             }
         })
+    }
+
+    /// The directories a command-line run starts from.
+    pub fn cli_setup(&self) -> Vec<Op> {
+        BIG_DIRS.iter().chain(&["d0", "d1", "d1/s"]).map(|d| Op::Mkdir { path: d.to_string(), perm: 0o755 }).collect()
+    }
+
+    /// One random operation that `ext4 batch` can express (see
+    /// [`super::script::line`]); files up to `max_len` bytes.
+    pub fn random_cli_op(&mut self, rng: &mut Rng, max_len: u64, big_percent: u64) -> Op {
+        loop {
+            if let Some(op) = self.try_cli_op(rng, max_len, big_percent) {
+                return op;
+            }
+        }
+    }
+
+    fn try_cli_op(&mut self, rng: &mut Rng, max_len: u64, big_percent: u64) -> Option<Op> {
+        let len = |rng: &mut Rng, m: &Self| {
+            if rng.chance(big_percent) { rng.range(max_len / 2, max_len) } else { m.data_len(rng).min(max_len) }
+        };
+        Some(match rng.below(100) {
+            0..=24 => {
+                let dir = self.some_dir(rng, true);
+                let long = rng.chance(50);
+                let name = self.fresh_name(rng, long);
+                Op::Replace { path: Self::child(&dir, &name), len: len(rng, self), seed: rng.next_u64() }
+            }
+            25..=34 => Op::Replace { path: self.some_file(rng)?, len: len(rng, self), seed: rng.next_u64() },
+            35..=46 => Op::Unlink { path: if rng.chance(70) { self.some_file(rng)? } else { self.others.pick(rng)?.to_string() } },
+            47..=54 => match self.random_rename(rng)? {
+                Op::Rename { kind: RenameKind::NoReplace, .. } => return None,
+                op => op,
+            },
+            55..=62 => {
+                let path = self.some_file(rng)?;
+                let size = self.inodes[&self.entries[&path].ino].size;
+                Op::Truncate { path, size: if rng.chance(50) { rng.below(size + 1) } else { size + rng.below(max_len / 4 + 1) } }
+            }
+            63..=70 => self.random_xattr_op(rng)?,
+            71..=84 => match self.random_namespace_op(rng)? {
+                Op::Mknod { path, kind: NodeKind::Char, perm, major, minor } if rng.chance(30) => {
+                    Op::Mknod { path, kind: NodeKind::Block, perm, major, minor }
+                }
+                op => op,
+            },
+            85..=91 => {
+                let path = self.entries.keys().nth(rng.index(self.entries.len().max(1)))?.clone();
+                if rng.chance(50) && self.kind(&path) != Some(Kind::Symlink) {
+                    Op::Chmod { perm: Self::perm(rng, self.kind(&path) == Some(Kind::Dir)), path }
+                } else {
+                    Op::Chown { path, uid: rng.below(3) as u32 * 1000, gid: rng.below(3) as u32 * 100 }
+                }
+            }
+            _ => match self.invalid_op(rng)? {
+                Op::Create { .. } => return None,
+                op => op,
+            },
+        })
+    }
+
+    /// Times that `touch -d` sets (access and modification alike) on `n` random entries.
+    pub fn touch_times(&mut self, rng: &mut Rng, n: usize) -> Vec<Op> {
+        self.set_times(rng, n)
+            .into_iter()
+            .map(|op| match op {
+                Op::SetTimes { path, mtime, .. } => Op::SetTimes { path, atime: mtime, mtime },
+                op => op,
+            })
+            .collect()
     }
 
     /// Explicit times on `n` random entries (the end of a round: the times

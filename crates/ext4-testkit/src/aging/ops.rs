@@ -39,6 +39,8 @@ pub enum Op {
     Mkdir { path: String, perm: u16 },
     /// `open(path, O_CREAT|O_EXCL, perm)` and `len` bytes written.
     Create { path: String, perm: u16, len: u64, seed: u64 },
+    /// `open(path, O_CREAT|O_TRUNC, 0644)` and `len` bytes written (`ext4 write`).
+    Replace { path: String, len: u64, seed: u64 },
     /// `pwrite` of `len` bytes at `offset`; `sync` adds an fsync (the kernel
     /// allocates at once, so interleaved appends fragment).
     Write { path: String, offset: u64, len: u64, seed: u64, sync: bool },
@@ -73,9 +75,11 @@ pub enum Op {
 }
 
 /// The value of an xattr written with `seed` and `len` (equal arguments,
-/// equal values: the kernel shares equal sets in one block).
+/// equal values: the kernel shares equal sets in one block); letters and
+/// digits, so that a command line can carry it.
 pub fn xattr_value(seed: u64, len: usize) -> Vec<u8> {
-    stream_bytes(seed ^ 0x5eed_a77e, 0, len)
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    stream_bytes(seed ^ 0x5eed_a77e, 0, len).into_iter().map(|b| ALPHABET[usize::from(b) % ALPHABET.len()]).collect()
 }
 
 /// Splits `a/b/c` into `("a/b", "c")` (`("", "c")` at the top).
@@ -91,6 +95,7 @@ impl fmt::Display for Op {
         match self {
             Op::Mkdir { path, perm } => write!(f, "mkdir {path} {perm:o}"),
             Op::Create { path, perm, len, seed } => write!(f, "create {path} {perm:o} len={len} seed={seed:#x}"),
+            Op::Replace { path, len, seed } => write!(f, "replace {path} len={len} seed={seed:#x}"),
             Op::Write { path, offset, len, seed, sync } => {
                 write!(f, "write {path} @{offset} len={len} seed={seed:#x}{}", if *sync { " +fsync" } else { "" })
             }
