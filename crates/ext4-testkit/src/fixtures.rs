@@ -2,31 +2,20 @@
 //! demand into [`crate::cache_dir`] and reused by later runs.
 //!
 //! Every image is made by an independent tool (mke2fs -d, or the kernel
-//! through a loop mount) from a tree made by `shared/bench/make-tree.py`,
-//! with the reproducible flags of `shared/docs/oracles.md`.
+//! through a loop mount) from a tree made by [`crate::tree`], with the
+//! reproducible flags of `shared/docs/oracles.md`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::oracle::{LoopMount, can_loop_mount, have_e2fsprogs};
 
-/// Which make-tree.py profile a fixture uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TreeSize {
-    /// ~2,000 entries, ~40 MB.
-    Small,
-    /// ~26,500 entries, ~630 MB.
-    Medium,
-}
+/// Which tree a fixture uses.
+pub type TreeSize = crate::tree::TreeProfile;
 
-impl TreeSize {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Small => "small",
-            Self::Medium => "medium",
-        }
-    }
-}
+/// Bumped whenever the tree generator changes what it makes, so that cached
+/// trees and the images made from them are rebuilt.
+const TREE_VERSION: &str = "v2";
 
 /// Who writes the tree into the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,15 +131,14 @@ pub const HASH_SEED: &str = "11111111-2222-3333-4444-555555555555";
 
 /// The source tree of a size, built if missing.
 pub fn tree(size: TreeSize) -> std::io::Result<PathBuf> {
-    let dest = crate::cache_dir().join("trees").join(size.name());
+    let dest = crate::cache_dir().join("trees").join(format!("{TREE_VERSION}-{}", size.name()));
     if dest.exists() {
         return Ok(dest);
     }
     std::fs::create_dir_all(dest.parent().expect("has parent"))?;
     let tmp = unique_tmp(&dest);
     let _ = std::fs::remove_dir_all(&tmp);
-    let script = crate::shared_dir().join("bench").join("make-tree.py");
-    run(Command::new("python3").arg(&script).arg(&tmp).arg("--profile").arg(size.name()))?;
+    crate::tree::make(&tmp, crate::tree::TreeOptions::new(size))?;
     publish_dir(&tmp, &dest)?;
     Ok(dest)
 }
@@ -178,7 +166,7 @@ pub fn unavailable(p: &Profile) -> Option<&'static str> {
 /// The image of a profile and its source tree, built if missing.
 pub fn image(p: &Profile) -> std::io::Result<(PathBuf, PathBuf)> {
     let src = tree(p.tree)?;
-    let dest = crate::cache_dir().join("images").join(format!("{}.img", p.name));
+    let dest = crate::cache_dir().join("images").join(format!("{TREE_VERSION}-{}.img", p.name));
     if dest.exists() {
         return Ok((dest, src));
     }

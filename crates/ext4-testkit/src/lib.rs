@@ -6,12 +6,13 @@
 //! * [`crash`]: crash-state exploration of workloads on a recording device
 //!   (every write boundary and reorderings within flush epochs), judged by
 //!   recovery with the library and e2fsck.
-//! * [`fixtures`]: deterministic source trees (`shared/bench/make-tree.py`)
+//! * [`fixtures`]: deterministic source trees ([`tree`])
 //!   and images made from them by `mke2fs -d` or by the kernel, built on
 //!   demand into a cache directory and reused.
 //! * [`oracle`]: the independent judges: `e2fsck -fn`, `dumpe2fs`,
 //!   `debugfs`, kernel loop mounts.
 //! * [`rng`]: the deterministic generator and the printed run seeds.
+//! * [`tree`]: the deterministic tree generator (small, medium, large).
 //! * [`snapshot`]: a tree's names, types, modes, owners, sizes, times,
 //!   link targets, xattrs, hard-link structure and content hashes, taken
 //!   from a host directory or from an image through `ext4-fs`, and compared.
@@ -24,6 +25,7 @@ pub mod fixtures;
 pub mod oracle;
 pub mod rng;
 pub mod snapshot;
+pub mod tree;
 
 use std::path::{Path, PathBuf};
 
