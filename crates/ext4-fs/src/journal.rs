@@ -324,7 +324,7 @@ fn journaled_commit(
 fn write_home(fs: &Filesystem, blocks: &[(u64, Box<[u8]>)]) -> Result<()> {
     let bs = u64::from(fs.geo.block_size);
     let bitmaps: HashSet<u64> = fs.groups.iter().flat_map(|g| [g.block_bitmap, g.inode_bitmap]).collect();
-    let gdt_end = u64::from(fs.geo.first_data_block) + 1 + u64::from(fs.geo.gdt_blocks());
+    let gdt_end = fs.geo.superblock_block() + 1 + u64::from(fs.geo.gdt_blocks());
     let class = |b: u64| {
         if bitmaps.contains(&b) {
             0

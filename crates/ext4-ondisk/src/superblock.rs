@@ -648,16 +648,26 @@ impl Geometry {
         self.features.incompat.contains(Incompat::META_BG)
     }
 
-    /// Block number holding the descriptor of group `g` in the primary copy.
+    /// The block holding the primary superblock: 1 with 1 KiB blocks (even
+    /// when `s_first_data_block` is 0, as with bigalloc), else 0.
+    pub fn superblock_block(&self) -> u64 {
+        SUPERBLOCK_OFFSET / u64::from(self.block_size)
+    }
+
+    /// Block number holding the descriptor of group `g` in the primary copy
+    /// (`descriptor_loc`).
     pub fn group_desc_block(&self, g: u32) -> u64 {
         let desc_block = g / self.descs_per_block;
         if self.meta_bg() && desc_block >= self.first_meta_bg {
-            // Each meta group's descriptors are in its first group.
+            // Each meta group's descriptors are in its first group, after
+            // its superblock copy (and after the boot block when 1 KiB
+            // blocks start at block 0).
             let meta_group_first = desc_block * self.descs_per_block;
-            let has_super = u64::from(self.group_has_super(meta_group_first));
+            let boot = self.superblock_block() > u64::from(self.first_data_block) && desc_block == 0;
+            let has_super = u64::from(self.group_has_super(meta_group_first)) + u64::from(boot);
             self.group_first_block(meta_group_first) + has_super
         } else {
-            u64::from(self.first_data_block) + 1 + u64::from(desc_block)
+            self.superblock_block() + 1 + u64::from(desc_block)
         }
     }
 

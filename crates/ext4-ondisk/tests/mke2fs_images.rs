@@ -115,3 +115,19 @@ fn ext2_and_ext3() {
     };
     check_image(&img);
 }
+
+/// Bigalloc with 1 KiB blocks starts at block 0 (`s_first_data_block` 0),
+/// but the superblock stays at block 1 and the descriptors follow it;
+/// with `meta_bg` the first meta group's descriptors also skip the boot block.
+#[test]
+fn bigalloc_1k_descriptors_follow_the_superblock() {
+    for args in [
+        &["-t", "ext4", "-b", "1024", "-O", "bigalloc", "-C", "16384"][..],
+        &["-t", "ext4", "-b", "1024", "-O", "bigalloc,meta_bg,^resize_inode", "-C", "16384"],
+    ] {
+        let Some(img) = mke2fs(args, "256M") else {
+            return;
+        };
+        check_image(&img);
+    }
+}
