@@ -11,8 +11,8 @@ use std::sync::{Arc, OnceLock};
 
 use ext4_fs::extent::{MapError, MapIo};
 use ext4_fs::htree::{DirError, DirIo};
-use ext4_fs::mkfs::{self, FormatOptions, FsType, Profile};
 use ext4_fs::{Filesystem, MemoryDevice, OpenOptions, XattrMode};
+use ext4_mkfs::{self as mkfs, FormatOptions, FsType, Profile};
 
 #[path = "../../crates/ext4-fs/tests/hostile/mod.rs"]
 pub mod hostile;

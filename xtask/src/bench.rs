@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ext4_fs::mkfs::{self, FormatOptions, FsType, Profile};
 use ext4_fs::{FileDevice, Filesystem, OpenOptions};
+use ext4_mkfs::{self as mkfs, FormatOptions, FsType, Profile};
 
 use crate::{Result, sh};
 

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use ext4_fs::mkfs::FsType;
+use ext4_mkfs::FsType;
 use ext4_testkit::crash::{Config, explore, workloads};
 
 use crate::Result;

@@ -63,4 +63,4 @@ pub use xattr_write::{XATTR_SIZE_MAX, XattrMode};
 
 pub use ext4_blockdev::{self as blockdev, BlockDevice, FileDevice, MemoryDevice, WindowDevice};
 pub use ext4_ondisk::{self as ondisk, FileType, InodeFlags, Timestamp};
-pub use {ext4_alloc as alloc, ext4_extent as extent, ext4_htree as htree, ext4_jbd2 as jbd2, ext4_mkfs as mkfs};
+pub use {ext4_alloc as alloc, ext4_extent as extent, ext4_htree as htree, ext4_jbd2 as jbd2};

@@ -220,7 +220,7 @@ fn library_to_kernel(kind: &Kind, image_size: u64, ranges: &[Range], expected_sh
         panic!("{}: e2fsck -fn after library writes:\n{p}", kind.name);
     }
     let want_runs = block_runs(ranges, bs);
-    if kind.fs_type == ext4_fs::mkfs::FsType::Ext4 {
+    if kind.fs_type == ext4_mkfs::FsType::Ext4 {
         let (runs, n) = debugfs_extents(&img.path, "/big");
         assert_eq!(runs, want_runs, "{}: debugfs ex logical runs", kind.name);
         assert!(n >= want_runs.len(), "{}: {n} leaf extents for {} runs", kind.name, want_runs.len());

@@ -130,7 +130,7 @@ fn other_operations_on_a_full_filesystem(fs: &mut Filesystem, kind: &Kind, model
     let before = fs.stat(ino).unwrap();
     let r = fs.fallocate(ino, len, 1 << 20, false);
     match (kind.fs_type, r) {
-        (ext4_fs::mkfs::FsType::Ext4, r) => assert_no_space(r, "fallocate of 1 MiB on a full filesystem"),
+        (ext4_mkfs::FsType::Ext4, r) => assert_no_space(r, "fallocate of 1 MiB on a full filesystem"),
         (_, r) => assert!(matches!(r, Err(Error::Unsupported(_))), "fallocate on an indirect-mapped file: {r:?}"),
     }
     assert_eq!(fs.stat(ino).unwrap().blocks, before.blocks, "a failed fallocate kept blocks");

@@ -257,7 +257,7 @@ fn kernel_replays_journals_the_library_left() {
     if !ext4_testkit::require(have_e2fsprogs() && can_loop_mount(), "needs e2fsprogs, root and loop devices") {
         return;
     }
-    for kind in common::KINDS.iter().filter(|k| k.fs_type != ext4_fs::mkfs::FsType::Ext2) {
+    for kind in common::KINDS.iter().filter(|k| k.fs_type != ext4_mkfs::FsType::Ext2) {
         let img = common::format(kind, 8 << 20, "crash");
         let base = std::fs::read(&img.path).unwrap();
         let dev = Arc::new(RecordingDevice::new(MemoryDevice::from_vec(base.clone())));

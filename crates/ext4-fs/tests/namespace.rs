@@ -16,8 +16,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use common::{Scratch, have_fsck, open_ro, open_rw};
-use ext4_fs::mkfs::{self, FormatOptions, FsType, Profile};
 use ext4_fs::{FileDevice, FileType, Filesystem};
+use ext4_mkfs::{self as mkfs, FormatOptions, FsType, Profile};
 use ext4_testkit::oracle::{LoopMount, can_loop_mount, debugfs, e2fsck_problems};
 
 /// One image shape of the test.

@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 
 use common::{Kind, have_fsck, open_ro, open_rw};
-use ext4_fs::mkfs::{FsType, Profile};
+use ext4_mkfs::{FsType, Profile};
 use ext4_testkit::oracle::{LoopMount, can_loop_mount, dumpe2fs};
 
 const KINDS: [Kind; 2] = [

@@ -51,7 +51,7 @@ fn run_case(kind: &Kind, ops: &[Op], case: usize) -> Result<(), TestCaseError> {
     let img = format(kind, 24 << 20, &format!("model{case}"));
     let mut fs = Some(open_rw(&img.path));
     fs.as_mut().unwrap().mkdir("/sub", 0o755).unwrap();
-    let extents = kind.fs_type == ext4_fs::mkfs::FsType::Ext4;
+    let extents = kind.fs_type == ext4_mkfs::FsType::Ext4;
     let mut model: BTreeMap<u8, Vec<u8>> = BTreeMap::new();
     for op in ops {
         let f = fs.as_mut().unwrap();

@@ -16,8 +16,8 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use ext4_fs::blockdev::{MemoryDevice, RecordedOp, RecordingDevice};
-use ext4_fs::mkfs::{self, FormatOptions, FsType, Profile};
 use ext4_fs::{Filesystem, OpenOptions, Timestamp};
+use ext4_mkfs::{self as mkfs, FormatOptions, FsType, Profile};
 
 use crate::oracle::e2fsck_problems;
 use crate::snapshot::Snapshot;

@@ -2,7 +2,7 @@
 //! boundary and a few reorderings per flush epoch, on journaled ext4 (with
 //! and without metadata_csum's journal checksums) and ext3.
 
-use ext4_fs::mkfs::FsType;
+use ext4_mkfs::FsType;
 use ext4_testkit::crash::{Config, explore, workloads};
 use ext4_testkit::oracle::have_e2fsprogs;
 

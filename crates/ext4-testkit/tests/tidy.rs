@@ -15,11 +15,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("ext4-htree", &["ext4-ondisk"]),
     ("ext4-jbd2", &["ext4-ondisk", "ext4-blockdev"]),
     ("ext4-mkfs", &["ext4-ondisk", "ext4-blockdev", "ext4-alloc", "ext4-extent", "ext4-htree", "ext4-jbd2"]),
-    ("ext4-fs", &["ext4-ondisk", "ext4-blockdev", "ext4-alloc", "ext4-extent", "ext4-htree", "ext4-jbd2", "ext4-mkfs"]),
+    ("ext4-fs", &["ext4-ondisk", "ext4-blockdev", "ext4-alloc", "ext4-extent", "ext4-htree", "ext4-jbd2"]),
     ("ext4-fuse", &["ext4-fs"]),
-    ("ext4-cli", &["ext4-fs", "ext4-fuse"]),
-    ("ext4-testkit", &["ext4-fs"]),
-    ("xtask", &["ext4-fs", "ext4-testkit"]),
+    ("ext4-cli", &["ext4-fs", "ext4-mkfs", "ext4-fuse"]),
+    ("ext4-testkit", &["ext4-fs", "ext4-mkfs"]),
+    ("xtask", &["ext4-fs", "ext4-mkfs", "ext4-testkit"]),
 ];
 
 fn metadata() -> serde_json::Value {

@@ -5,8 +5,8 @@ use std::io::IsTerminal;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use ext4_fs::mkfs::{self, FormatOptions, FsSize, FsType, Profile};
 use ext4_fs::{BlockDevice, FileDevice, Filesystem, OpenOptions, WindowDevice};
+use ext4_mkfs::{self as mkfs, FormatOptions, FsSize, FsType, Profile};
 
 use crate::util::{CliError, CliResult, Context, fail};
 

@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use ext4_fs::mkfs::{self, FormatOptions, FsType, Profile};
 use ext4_fs::{FileDevice, Filesystem, OpenOptions};
+use ext4_mkfs::{self as mkfs, FormatOptions, FsType, Profile};
 
 /// A scratch image file, removed on drop.
 pub struct Scratch {

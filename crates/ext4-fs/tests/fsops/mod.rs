@@ -17,8 +17,8 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use arbitrary::{Arbitrary, Unstructured};
 use ext4_fs::blockdev::{self, check_range};
-use ext4_fs::mkfs::{self, FormatOptions, FsType, Profile};
 use ext4_fs::{BlockDevice, Error, Filesystem, InodeFlags, MemoryDevice, OpenOptions, RenameMode, SetAttr, Timestamp, XattrMode};
+use ext4_mkfs::{self as mkfs, FormatOptions, FsType, Profile};
 
 /// Operations decoded from one input at most.
 pub const MAX_OPS: usize = 64;
