@@ -125,3 +125,27 @@ fn no_unfinished_markers() {
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
+
+/// Every normal dependency of a workspace crate is used by its sources (a
+/// dependency nothing names only costs build time and misleads readers).
+#[test]
+fn no_unused_dependencies() {
+    let md = metadata();
+    let mut bad = Vec::new();
+    for p in md["packages"].as_array().unwrap() {
+        let manifest = Path::new(p["manifest_path"].as_str().unwrap());
+        let mut files = Vec::new();
+        rust_files(&manifest.parent().unwrap().join("src"), &mut files);
+        let text: String = files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
+        for d in p["dependencies"].as_array().unwrap() {
+            if !d["kind"].is_null() {
+                continue;
+            }
+            let name = d["rename"].as_str().unwrap_or(d["name"].as_str().unwrap()).replace('-', "_");
+            if !text.contains(&format!("{name}::")) && !text.contains(&format!("{name} as ")) && !text.contains(&format!("use {name}")) {
+                bad.push(format!("{}: depends on {name} but no source names it", p["name"].as_str().unwrap()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}

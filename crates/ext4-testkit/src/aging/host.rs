@@ -14,7 +14,7 @@ use crate::rng::stream_bytes;
 pub type Errno = i32;
 
 fn io(e: std::io::Error) -> Errno {
-    e.raw_os_error().unwrap_or(libc::EIO)
+    e.raw_os_error().unwrap_or(rustix::io::Errno::IO.raw_os_error())
 }
 
 fn sys(e: rustix::io::Errno) -> Errno {
