@@ -103,7 +103,7 @@ impl Filesystem {
         let before = buf.raw.clone();
         buf.inode.write(&mut buf.raw);
         // An EA inode's `i_version` is half of its reference count.
-        if !buf.inode.flags.contains(ext4_ondisk::InodeFlags::EA_INODE) && changed_beyond_atime(&before, &buf.raw) {
+        if !buf.inode.flags.contains(ext4_ondisk::InodeFlags::EA_INODE) && ext4_ondisk::inode::changed_beyond_atime(&before, &buf.raw) {
             buf.inode.version = buf.inode.version.wrapping_add(1);
             buf.inode.write(&mut buf.raw);
         }
@@ -113,58 +113,5 @@ impl Filesystem {
         let (block, off) = self.inode_location(buf.ino)?;
         let raw = &buf.raw;
         self.modify_meta(block, |d| d[off..off + raw.len()].copy_from_slice(raw))
-    }
-}
-
-/// Byte ranges of an inode record that do not count as a change: the
-/// access time, the version itself and the checksum.
-const NOT_A_CHANGE: [std::ops::Range<usize>; 6] = [0x08..0x0C, 0x24..0x28, 0x7C..0x7E, 0x82..0x84, 0x8C..0x90, 0x98..0x9C];
-
-/// Whether two encodings of an inode record differ outside [`NOT_A_CHANGE`]
-/// (compared a stretch between two of its ranges at a time).
-fn changed_beyond_atime(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return true;
-    }
-    let mut from = 0;
-    for r in NOT_A_CHANGE.iter().chain(std::iter::once(&(a.len()..a.len()))) {
-        let (start, end) = (r.start.min(a.len()), r.end.min(a.len()));
-        if from < start && a[from..start] != b[from..start] {
-            return true;
-        }
-        from = from.max(end);
-    }
-    false
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The definition: some byte differs outside every [`NOT_A_CHANGE`] range.
-    fn naive(a: &[u8], b: &[u8]) -> bool {
-        a.len() != b.len() || a.iter().zip(b).enumerate().any(|(i, (x, y))| x != y && !NOT_A_CHANGE.iter().any(|r| r.contains(&i)))
-    }
-
-    #[test]
-    fn changed_beyond_atime_matches_its_definition_at_every_byte() {
-        for len in [128usize, 160, 256, 1024] {
-            let a: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
-            assert!(!changed_beyond_atime(&a, &a));
-            for i in 0..len {
-                let mut b = a.clone();
-                b[i] ^= 0x5a;
-                assert_eq!(changed_beyond_atime(&a, &b), naive(&a, &b), "record of {len} bytes, byte {i:#x} changed");
-            }
-            // Every ignored range changed at once is still no change.
-            let mut b = a.clone();
-            for r in NOT_A_CHANGE {
-                for x in b.iter_mut().take(r.end.min(len)).skip(r.start) {
-                    *x = !*x;
-                }
-            }
-            assert!(!changed_beyond_atime(&a, &b));
-            assert!(changed_beyond_atime(&a, &a[..len - 1]));
-        }
     }
 }

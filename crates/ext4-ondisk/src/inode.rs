@@ -553,6 +553,28 @@ pub fn set_inode_checksum(fs_seed: u32, ino: u32, raw: &mut [u8]) {
     }
 }
 
+/// Byte ranges of an inode record that do not count as a change for
+/// `i_version`: `i_atime`, `i_version` (`l_i_version`, `i_version_hi`),
+/// `i_atime_extra` and the checksum (`l_i_checksum_lo`, `i_checksum_hi`).
+pub const NOT_A_CHANGE: [std::ops::Range<usize>; 6] = [0x08..0x0C, 0x24..0x28, 0x7C..0x7E, 0x82..0x84, 0x8C..0x90, 0x98..0x9C];
+
+/// Whether two encodings of an inode record differ outside [`NOT_A_CHANGE`]
+/// (compared a stretch between two of its ranges at a time).
+pub fn changed_beyond_atime(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return true;
+    }
+    let mut from = 0;
+    for r in NOT_A_CHANGE.iter().chain(std::iter::once(&(a.len()..a.len()))) {
+        let (start, end) = (r.start.min(a.len()), r.end.min(a.len()));
+        if from < start && a[from..start] != b[from..start] {
+            return true;
+        }
+        from = from.max(end);
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -633,6 +655,38 @@ mod tests {
         for (ma, mi) in [(8, 1), (259, 0), (1, 300), (4095, 1048575)] {
             i.set_device_number(ma, mi);
             assert_eq!(i.device_number(), (ma, mi));
+        }
+    }
+}
+
+#[cfg(test)]
+mod change_tests {
+    use super::*;
+
+    /// The definition: some byte differs outside every [`NOT_A_CHANGE`] range.
+    fn naive(a: &[u8], b: &[u8]) -> bool {
+        a.len() != b.len() || a.iter().zip(b).enumerate().any(|(i, (x, y))| x != y && !NOT_A_CHANGE.iter().any(|r| r.contains(&i)))
+    }
+
+    #[test]
+    fn changed_beyond_atime_matches_its_definition_at_every_byte() {
+        for len in [128usize, 160, 256, 1024] {
+            let a: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            assert!(!changed_beyond_atime(&a, &a));
+            for i in 0..len {
+                let mut b = a.clone();
+                b[i] ^= 0x5a;
+                assert_eq!(changed_beyond_atime(&a, &b), naive(&a, &b), "record of {len} bytes, byte {i:#x} changed");
+            }
+            // Every ignored range changed at once is still no change.
+            let mut b = a.clone();
+            for r in NOT_A_CHANGE {
+                for x in b.iter_mut().take(r.end.min(len)).skip(r.start) {
+                    *x = !*x;
+                }
+            }
+            assert!(!changed_beyond_atime(&a, &b));
+            assert!(changed_beyond_atime(&a, &a[..len - 1]));
         }
     }
 }
