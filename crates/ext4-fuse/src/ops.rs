@@ -171,28 +171,26 @@ fn proc_groups(pid: u32) -> Vec<u32> {
 /// stored at all.
 fn set_acl(fs: &mut Filesystem, ino: u32, name: &[u8], value: &[u8], mode: XattrMode) -> Result<(), Error> {
     let entries = acl::parse_xattr(value).map_err(|_| Error::InvalidArgument("malformed ACL".into()))?;
-    {
-        if name == b"system.posix_acl_access" {
-            let perm_of = |tag| entries.iter().find(|e| e.tag == tag).map(|e| e.perm & 7);
-            let (Some(u), Some(o)) = (perm_of(acl::USER_OBJ), perm_of(acl::OTHER)) else {
-                return Err(Error::InvalidArgument("ACL without owner or other entry".into()));
-            };
-            let g = perm_of(acl::MASK).or(perm_of(acl::GROUP_OBJ)).unwrap_or(0);
-            let old = fs.stat(ino)?.permissions;
-            let perm = (old & 0o7000) | (u << 6) | (g << 3) | o;
-            // As ext4_set_acl: the inode changes (and its ctime) only if the mode does.
-            if perm != old {
-                fs.set_attr(ino, SetAttr { perm: Some(perm), ..SetAttr::default() })?;
-            }
-            if entries.len() <= 3 {
-                return match fs.remove_xattr(ino, name) {
-                    Ok(()) | Err(Error::NoAttribute) => Ok(()),
-                    Err(e) => Err(e),
-                };
-            }
+    if name == b"system.posix_acl_access" {
+        let perm_of = |tag| entries.iter().find(|e| e.tag == tag).map(|e| e.perm & 7);
+        let (Some(u), Some(o)) = (perm_of(acl::USER_OBJ), perm_of(acl::OTHER)) else {
+            return Err(Error::InvalidArgument("ACL without owner or other entry".into()));
+        };
+        let g = perm_of(acl::MASK).or(perm_of(acl::GROUP_OBJ)).unwrap_or(0);
+        let old = fs.stat(ino)?.permissions;
+        let perm = (old & 0o7000) | (u << 6) | (g << 3) | o;
+        // As ext4_set_acl: the inode changes (and its ctime) only if the mode does.
+        if perm != old {
+            fs.set_attr(ino, SetAttr { perm: Some(perm), ..SetAttr::default() })?;
         }
-        fs.set_xattr(ino, name, &acl::to_disk(&entries), mode)
+        if entries.len() <= 3 {
+            return match fs.remove_xattr(ino, name) {
+                Ok(()) | Err(Error::NoAttribute) => Ok(()),
+                Err(e) => Err(e),
+            };
+        }
     }
+    fs.set_xattr(ino, name, &acl::to_disk(&entries), mode)
 }
 
 /// What to create: type, mode bits, device number, symlink target.
