@@ -79,9 +79,20 @@ impl Filesystem {
     /// Maps `[run.logical, +run.len)` of an inode to `run.physical`, growing
     /// its map (map blocks counted in `i_blocks`; the data blocks are the caller's).
     pub(crate) fn map_run(&mut self, ib: &mut InodeBuf, run: Run) -> Result<()> {
+        self.map_run_from(ib, run, Pool::Normal)
+    }
+
+    /// [`Self::map_run`] for file data, whose map blocks may come from the
+    /// reserve: the kernel maps written data at writeback with
+    /// `EXT4_GET_BLOCKS_METADATA_NOFAIL`, the data itself counted earlier.
+    pub(crate) fn map_data_run(&mut self, ib: &mut InodeBuf, run: Run) -> Result<()> {
+        self.map_run_from(ib, run, Pool::NoFail)
+    }
+
+    fn map_run_from(&mut self, ib: &mut InodeBuf, run: Run, pool: Pool) -> Result<()> {
         let ctx = self.map_ctx(ib);
         let kind = Self::map_kind(ib);
-        let mut io = WriteMap { fs: self, goal: run.physical, delta: 0, pool: Pool::Normal };
+        let mut io = WriteMap { fs: self, goal: run.physical, delta: 0, pool };
         let mut root = ib.inode.block;
         let r = ext4_extent::map_range(kind, &mut root, &ctx, &mut io, run);
         let delta = io.delta;
@@ -105,11 +116,12 @@ impl Filesystem {
         r.in_inode(ib.ino)
     }
 
-    /// Marks `[start, start + len)` of an extent-mapped inode written.
+    /// Marks `[start, start + len)` of an extent-mapped inode written (its
+    /// splits may take map blocks from the reserve, as at writeback).
     pub(crate) fn mark_written(&mut self, ib: &mut InodeBuf, start: u32, len: u32) -> Result<()> {
         let ctx = self.map_ctx(ib);
         let goal = self.geo.group_first_block(self.geo.inode_group(ib.ino).0);
-        let mut io = WriteMap { fs: self, goal, delta: 0, pool: Pool::Normal };
+        let mut io = WriteMap { fs: self, goal, delta: 0, pool: Pool::NoFail };
         let mut root = ib.inode.block;
         let r = ext4_extent::tree::mark_written(&mut root, &ctx, &mut io, start, len);
         let delta = io.delta;

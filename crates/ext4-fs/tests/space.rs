@@ -301,3 +301,37 @@ fn no_space_where_the_kernel_gives_it() {
         }
     }
 }
+
+/// Written data takes ordinary blocks, but the extent blocks that map it
+/// may come from the reserve, as the kernel maps written data at writeback
+/// (`EXT4_GET_BLOCKS_METADATA_NOFAIL`): with one ordinary block left, a
+/// write into a hole of a file whose inode holds no more extents succeeds,
+/// taking one block for the data and one from the reserve for a leaf.
+#[test]
+fn the_map_of_written_data_may_take_the_reserve() {
+    if !have_fsck() {
+        return;
+    }
+    let img = mke2fs("leaf", &["-t", "ext4", "-b", "4096"], "32M");
+    let mut fs = open_rw(&img.0);
+    let frag = fs.create("/frag", 0o644).unwrap();
+    for i in 0..4u64 {
+        fs.write_at(frag, i * 2 * 4096, &data(i, 4096)).unwrap();
+    }
+    assert_eq!(fs.stat(frag).unwrap().blocks, 4 * 8, "four extents in the inode, no leaf yet");
+    let reserve = kernel_reserve(&fs);
+    let filler = fs.create("/filler", 0o644).unwrap();
+    let spare = |fs: &Filesystem| fs.statfs().free_blocks - reserve;
+    fs.write_at(filler, 0, &data(9, (spare(&fs) as usize - 4) * 4096)).unwrap();
+    while spare(&fs) > 1 {
+        let end = fs.stat(filler).unwrap().size;
+        fs.write_at(filler, end, &data(end, 4096)).unwrap();
+    }
+    assert_eq!(spare(&fs), 1);
+    fs.write_at(frag, 100 * 4096, &data(100, 4096)).unwrap();
+    assert_eq!(fs.statfs().free_blocks, reserve - 1, "the data took the last ordinary block, the leaf one of the reserve");
+    assert!(matches!(fs.write_at(frag, 200 * 4096, &data(200, 4096)), Err(Error::NoSpace)), "no ordinary block is left");
+    fs.close().unwrap();
+    assert_clean(&img.0);
+    assert!(open_ro(&img.0).read("/frag").unwrap()[100 * 4096..] == data(100, 4096)[..]);
+}
