@@ -29,21 +29,9 @@ use std::time::{Duration, Instant};
 
 use common::{EXT4, assert_clean, have_fsck, run, run_with_umask, unmount};
 use ext4_fs::{Filesystem, InodeFlags, OpenOptions};
+use ext4_testkit::noise as data;
 use ext4_testkit::oracle::{LoopMount, can_loop_mount};
 use ext4_testkit::snapshot::Snapshot;
-
-/// Deterministic bytes.
-fn data(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// The script as words (rendered for `ext4 batch`, interpreted for mounts).
 fn script(host: &Path) -> Vec<Vec<String>> {

@@ -17,21 +17,9 @@ use std::time::{Duration, Instant};
 
 use common::{assert_clean, have_fsck, is_root, ok, run, with_fuse};
 use ext4_fs::{Filesystem, OpenOptions};
+use ext4_testkit::noise as blob;
 
 const MIB: usize = 1 << 20;
-
-/// Bytes that do not compress or repeat.
-fn blob(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
 
 fn mke2fs(img: &Path, args: &[&str]) {
     let out = Command::new("mke2fs").args(["-q", "-F"]).args(args).arg(img).arg("64M").output().expect("mke2fs runs");

@@ -26,22 +26,10 @@ use std::process::Command;
 
 use common::{assert_clean, have_fsck, open_ro, open_rw};
 use ext4_fs::{Caller, Error, Filesystem, StatFs};
+use ext4_testkit::noise as data;
 use ext4_testkit::oracle::{LoopMount, can_loop_mount, debugfs};
 
 const MIB: usize = 1 << 20;
-
-/// Deterministic bytes, different per seed.
-fn data(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
 
 /// A scratch image made by mke2fs, removed on drop.
 struct Image(PathBuf);
