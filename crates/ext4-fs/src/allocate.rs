@@ -22,7 +22,8 @@ pub(crate) enum Pool {
     /// must not fail, root's reserved blocks only if it may use them.
     Normal,
     /// Every free block: map blocks needed to free space (extent splits of
-    /// truncates and hole punches, `EXT4_GET_BLOCKS_METADATA_NOFAIL`).
+    /// truncates and hole punches) or to map written data, which the kernel
+    /// takes with `EXT4_GET_BLOCKS_METADATA_NOFAIL`.
     NoFail,
 }
 
