@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use ext4_fs::{Error, FileType, Filesystem, OpenOptions, Timestamp, errno_name};
+use ext4_fs::{Caller, Error, FileType, Filesystem, OpenOptions, Timestamp, errno_name};
 
 /// A command's error: what failed, on which path, and why (with the errno name).
 #[derive(Debug)]
@@ -39,7 +39,29 @@ pub trait Context<T> {
 
 impl<T> Context<T> for Result<T, Error> {
     fn context(self, what: impl FnOnce() -> String) -> CliResult<T> {
-        self.map_err(|e| CliError { context: what(), errno: Some(e.errno()), cause: Box::new(e) })
+        self.map_err(|e| {
+            let context = what();
+            let errno = Some(e.errno());
+            // The library's message names the path; say it once when the context names it already.
+            let cause: Box<dyn std::error::Error + Send + Sync> = match error_path(&e).filter(|p| context.contains(p.as_str())) {
+                Some(p) => e.to_string().strip_prefix(&format!("{p}: ")).map_or_else(|| e.to_string(), str::to_string).into(),
+                None => Box::new(e),
+            };
+            CliError { context, errno, cause }
+        })
+    }
+}
+
+/// The path (or name) a library error names, if any.
+fn error_path(e: &Error) -> Option<&String> {
+    match e {
+        Error::NotFound(p)
+        | Error::Exists(p)
+        | Error::NotEmpty(p)
+        | Error::NotADirectory(p)
+        | Error::IsADirectory(p)
+        | Error::SymlinkLoop(p) => Some(p),
+        _ => None,
     }
 }
 
@@ -65,9 +87,26 @@ pub fn open_ro(image: &PathBuf) -> CliResult<Filesystem> {
     Filesystem::open_path(image, OpenOptions::read_only()).context(|| format!("opening {}", image.display()))
 }
 
-/// Opens an image for writing.
+/// Opens an image for writing, acting with this process's credentials.
 pub fn open_rw(image: &PathBuf) -> CliResult<Filesystem> {
-    Filesystem::open_path(image, OpenOptions::read_write()).context(|| format!("opening {} for writing", image.display()))
+    let mut fs = Filesystem::open_path(image, OpenOptions::read_write()).context(|| format!("opening {} for writing", image.display()))?;
+    fs.set_caller(process_caller());
+    Ok(fs)
+}
+
+/// This process's credentials as the kernel would take them for a file it
+/// creates: effective ids, supplementary groups, root's privileges when
+/// root, and the umask.
+pub fn process_caller() -> Caller {
+    use rustix::fs::Mode;
+    use rustix::process::{getegid, geteuid, getgroups, umask};
+    let mut c = Caller::user(geteuid().as_raw(), getegid().as_raw());
+    c.groups = getgroups().map(|g| g.into_iter().map(|g| g.as_raw()).collect()).unwrap_or_default();
+    // The only way to read the umask is to set it: put it straight back.
+    let mask = umask(Mode::empty());
+    umask(mask);
+    c.umask = (mask.bits() & 0o777) as u16;
+    c
 }
 
 /// Commits and closes a filesystem opened for writing, reporting errors.

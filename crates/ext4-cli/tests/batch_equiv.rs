@@ -27,23 +27,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{EXT4, assert_clean, have_fsck, run, unmount};
+use common::{EXT4, assert_clean, have_fsck, run, run_with_umask, unmount};
 use ext4_fs::{Filesystem, InodeFlags, OpenOptions};
+use ext4_testkit::noise as data;
 use ext4_testkit::oracle::{LoopMount, can_loop_mount};
 use ext4_testkit::snapshot::Snapshot;
-
-/// Deterministic bytes.
-fn data(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// The script as words (rendered for `ext4 batch`, interpreted for mounts).
 fn script(host: &Path) -> Vec<Vec<String>> {
@@ -149,8 +137,8 @@ fn set_mode(p: &Path, mode: u32) {
 }
 
 /// Applies one script command as shell operations under `root`, with the
-/// standalone commands' defaults (mkdir 755, new files 644, mknod 644)
-/// whatever the umask.
+/// modes the standalone commands give under umask 022 (mkdir 755, new
+/// files 644, mknod 644) whatever the umask.
 fn apply(root: &Path, words: &[String]) {
     let w: Vec<&str> = words.iter().map(String::as_str).collect();
     let p = |s: &str| root.join(s.trim_start_matches('/'));
@@ -364,7 +352,8 @@ fn three_ways(geometry: &[&str]) {
     for img in &imgs {
         mkfs(img, geometry);
     }
-    let out = run(&[&"batch", &imgs[0]], Some(text.as_bytes()));
+    // The commands make what GNU tools would under umask 022 (mkdir 755, new files and nodes 644).
+    let out = run_with_umask(&[&"batch", &imgs[0]], Some(text.as_bytes()), "022");
     assert!(out.status.success(), "ext4 batch: {}", String::from_utf8_lossy(&out.stderr));
     let mnt = dir.join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();

@@ -6,6 +6,7 @@ use ext4_extent::{Lookup, MapIo, Run};
 use ext4_htree::DirIo;
 use ext4_ondisk::Structure;
 
+use crate::allocate::Pool;
 use crate::error::{Error, Location, Result};
 use crate::fs::Filesystem;
 use crate::inode::InodeBuf;
@@ -18,6 +19,8 @@ pub(crate) struct WriteMap<'a> {
     pub(crate) goal: u64,
     /// Blocks allocated minus blocks freed through this adapter.
     pub(crate) delta: i64,
+    /// Where new map blocks come from.
+    pub(crate) pool: Pool,
 }
 
 impl MapIo for WriteMap<'_> {
@@ -33,7 +36,7 @@ impl MapIo for WriteMap<'_> {
 
     fn alloc_block(&mut self, goal: u64) -> Result<u64, LayerError> {
         let goal = if goal == 0 { self.goal } else { goal };
-        let (b, _) = self.fs.alloc_blocks(goal, 1)?;
+        let (b, _) = self.fs.alloc_blocks_from(goal, 1, self.pool)?;
         self.delta += 1;
         self.goal = b + 1;
         Ok(b)
@@ -76,9 +79,20 @@ impl Filesystem {
     /// Maps `[run.logical, +run.len)` of an inode to `run.physical`, growing
     /// its map (map blocks counted in `i_blocks`; the data blocks are the caller's).
     pub(crate) fn map_run(&mut self, ib: &mut InodeBuf, run: Run) -> Result<()> {
+        self.map_run_from(ib, run, Pool::Normal)
+    }
+
+    /// [`Self::map_run`] for file data, whose map blocks may come from the
+    /// reserve: the kernel maps written data at writeback with
+    /// `EXT4_GET_BLOCKS_METADATA_NOFAIL`, the data itself counted earlier.
+    pub(crate) fn map_data_run(&mut self, ib: &mut InodeBuf, run: Run) -> Result<()> {
+        self.map_run_from(ib, run, Pool::NoFail)
+    }
+
+    fn map_run_from(&mut self, ib: &mut InodeBuf, run: Run, pool: Pool) -> Result<()> {
         let ctx = self.map_ctx(ib);
         let kind = Self::map_kind(ib);
-        let mut io = WriteMap { fs: self, goal: run.physical, delta: 0 };
+        let mut io = WriteMap { fs: self, goal: run.physical, delta: 0, pool };
         let mut root = ib.inode.block;
         let r = ext4_extent::map_range(kind, &mut root, &ctx, &mut io, run);
         let delta = io.delta;
@@ -92,7 +106,8 @@ impl Filesystem {
         let ctx = self.map_ctx(ib);
         let kind = Self::map_kind(ib);
         let goal = self.geo.group_first_block(self.geo.inode_group(ib.ino).0);
-        let mut io = WriteMap { fs: self, goal, delta: 0 };
+        // Freeing space must not fail for want of a map block (`EXT4_EX_NOFAIL`).
+        let mut io = WriteMap { fs: self, goal, delta: 0, pool: Pool::NoFail };
         let mut root = ib.inode.block;
         let r = ext4_extent::unmap_range(kind, &mut root, &ctx, &mut io, start, end);
         let delta = io.delta;
@@ -101,11 +116,12 @@ impl Filesystem {
         r.in_inode(ib.ino)
     }
 
-    /// Marks `[start, start + len)` of an extent-mapped inode written.
+    /// Marks `[start, start + len)` of an extent-mapped inode written (its
+    /// splits may take map blocks from the reserve, as at writeback).
     pub(crate) fn mark_written(&mut self, ib: &mut InodeBuf, start: u32, len: u32) -> Result<()> {
         let ctx = self.map_ctx(ib);
         let goal = self.geo.group_first_block(self.geo.inode_group(ib.ino).0);
-        let mut io = WriteMap { fs: self, goal, delta: 0 };
+        let mut io = WriteMap { fs: self, goal, delta: 0, pool: Pool::NoFail };
         let mut root = ib.inode.block;
         let r = ext4_extent::tree::mark_written(&mut root, &ctx, &mut io, start, len);
         let delta = io.delta;

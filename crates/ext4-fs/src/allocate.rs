@@ -15,6 +15,18 @@ use ext4_ondisk::{GroupDescFlags, Structure};
 use crate::error::{Error, Location, Result};
 use crate::fs::Filesystem;
 
+/// Which free blocks an allocation may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pool {
+    /// What the caller may have: never the reserve for allocations that
+    /// must not fail, root's reserved blocks only if it may use them.
+    Normal,
+    /// Every free block: map blocks needed to free space (extent splits of
+    /// truncates and hole punches) or to map written data, which the kernel
+    /// takes with `EXT4_GET_BLOCKS_METADATA_NOFAIL`.
+    NoFail,
+}
+
 impl Filesystem {
     /// Makes sure group `g`'s block bitmap is initialized on disk (clearing
     /// `BLOCK_UNINIT`), and returns its block number.
@@ -74,19 +86,45 @@ impl Filesystem {
         Ok(block)
     }
 
-    /// Blocks (clusters) that may be allocated now, keeping the reserve for root.
-    fn allocatable_blocks(&self) -> u64 {
-        let free = self.sb.free_blocks_count();
-        if self.write.use_reserved { free } else { free.saturating_sub(self.sb.r_blocks_count()) }
+    /// Blocks kept back for allocations that must not fail, as the
+    /// kernel's `s_resv_clusters` after `ext4_calculate_resv_clusters`: 2 %
+    /// of the clusters, at most 4096 (none without extents, whose estimates
+    /// are exact).
+    pub(crate) fn resv_blocks(&self) -> u64 {
+        if !self.geo.features.incompat.contains(ext4_ondisk::Incompat::EXTENTS) {
+            return 0;
+        }
+        let ratio = u64::from(self.geo.cluster_ratio.max(1));
+        (self.geo.blocks_count / ratio / 50).min(4096) * ratio
     }
 
-    /// Allocates up to `want` contiguous blocks near `goal`; returns the
-    /// first block and the count (at least 1). `NoSpace` if none is free.
+    /// Blocks that may be allocated now from `pool` (`ext4_has_free_clusters`):
+    /// a normal allocation leaves the reserve for allocations that must not
+    /// fail, and root's reserved blocks unless the caller may use them.
+    /// Filling a fresh image in bulk takes every free block, as mke2fs -d does.
+    fn allocatable_blocks(&self, pool: Pool) -> u64 {
+        let free = self.sb.free_blocks_count();
+        if pool == Pool::NoFail || self.opts.bulk {
+            return free;
+        }
+        let root = if self.caller_may_use_root_reserve() { 0 } else { self.sb.r_blocks_count() };
+        free.saturating_sub(self.resv_blocks() + root)
+    }
+
+    /// Allocates up to `want` contiguous blocks near `goal` for file data,
+    /// directories, xattrs or map growth; returns the first block and the
+    /// count (at least 1). `NoSpace` if none may be taken.
     pub(crate) fn alloc_blocks(&mut self, goal: u64, want: u32) -> Result<(u64, u32)> {
-        if self.allocatable_blocks() == 0 {
+        self.alloc_blocks_from(goal, want, Pool::Normal)
+    }
+
+    /// Allocates up to `want` contiguous blocks near `goal` from `pool`.
+    pub(crate) fn alloc_blocks_from(&mut self, goal: u64, want: u32, pool: Pool) -> Result<(u64, u32)> {
+        let allocatable = self.allocatable_blocks(pool);
+        if allocatable == 0 {
             return Err(Error::NoSpace);
         }
-        let want = want.max(1).min(u32::try_from(self.allocatable_blocks()).unwrap_or(u32::MAX));
+        let want = want.max(1).min(u32::try_from(allocatable).unwrap_or(u32::MAX));
         let geo = &self.geo;
         let goal = goal.clamp(u64::from(geo.first_data_block), geo.blocks_count - 1);
         let (goal_group, goal_idx) = geo.block_group(goal);

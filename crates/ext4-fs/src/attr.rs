@@ -103,15 +103,21 @@ impl Filesystem {
     }
 }
 
-/// Limits each time to what its fields can hold (`EXT4_INODE_SET_XTIME`):
-/// without its `_extra` word (128-byte inodes) a time keeps whole seconds
-/// within 32 signed bits, clamped, not wrapped.
+/// Latest time an inode with `_extra` words holds (`EXT4_EXTRA_TIMESTAMP_MAX`, in 2446).
+const EXTRA_TIMESTAMP_MAX: i64 = (1 << 34) - 1 + i32::MIN as i64;
+
+/// Limits each time to what its fields can hold, as the kernel's
+/// `timestamp_truncate` and `EXT4_INODE_SET_XTIME` do: seconds clamped to
+/// 1901..2446 (32 signed bits without the `_extra` word, which 128-byte
+/// inodes lack), and no nanoseconds at a limit or without `_extra`.
 fn fit_times(inode: &mut ext4_ondisk::Inode) {
     // Bytes of `i_extra_isize` that reach the end of each `_extra` word.
     let x = inode.extra_isize;
     for (t, extra_end) in [(&mut inode.ctime, 8), (&mut inode.mtime, 12), (&mut inode.atime, 16), (&mut inode.crtime, 24)] {
-        if x < extra_end {
-            *t = Timestamp { secs: t.secs.clamp(i64::from(i32::MIN), i64::from(i32::MAX)), nsec: 0 };
-        }
+        let extra = x >= extra_end;
+        let (min, max) = (i64::from(i32::MIN), if extra { EXTRA_TIMESTAMP_MAX } else { i64::from(i32::MAX) });
+        let secs = t.secs.clamp(min, max);
+        let nsec = if !extra || secs == min || secs == max { 0 } else { t.nsec };
+        *t = Timestamp { secs, nsec };
     }
 }

@@ -31,7 +31,7 @@ impl Filesystem {
     /// Creates an EA inode holding `value`, with no reference yet; returns
     /// its number and value hash.
     pub(crate) fn create_ea_inode(&mut self, owner: &InodeBuf, value: &[u8]) -> Result<(u32, u32)> {
-        let node = NewNode { uid: owner.inode.uid, gid: owner.inode.gid, ..NewNode::new(FileType::Regular, 0o600) };
+        let node = NewNode::new(FileType::Regular, 0o600).owner(owner.inode.uid, owner.inode.gid);
         let mut ea = self.new_inode(owner, &node)?;
         ea.inode.flags = InodeFlags::EA_INODE;
         if self.geo.features.incompat.contains(Incompat::EXTENTS) {

@@ -108,7 +108,7 @@ impl Filesystem {
                     let n = self.fill_blocks(physical, got, pos % bs, left)?;
                     self.add_blocks(ib, i64::from(got))?;
                     // On failure the whole operation is rolled back, these blocks included.
-                    self.map_run(ib, Run { logical, physical, len: got, unwritten: false })?;
+                    self.map_data_run(ib, Run { logical, physical, len: got, unwritten: false })?;
                     n
                 }
             };

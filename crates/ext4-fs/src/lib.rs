@@ -22,6 +22,7 @@ mod allocate;
 mod api;
 mod attr;
 mod cache;
+mod caller;
 mod dir;
 mod ea_inode;
 mod error;
@@ -48,6 +49,7 @@ mod xattr;
 mod xattr_write;
 
 pub use attr::{SetAttr, USER_SETTABLE_FLAGS};
+pub use caller::Caller;
 pub use dir::DirEntry;
 pub use error::{Corruption, Error, Location, Result, errno_name};
 pub use fs::{Filesystem, OpenOptions, read_superblock};

@@ -122,18 +122,42 @@ impl Filesystem {
         }
     }
 
-    /// Filesystem-wide counts.
+    /// Filesystem-wide counts, as the kernel's `ext4_statfs` reports them:
+    /// the blocks outside the filesystem's own structures (`s_overhead_clusters`),
+    /// free blocks counting those freed by the running transaction (free
+    /// once it commits; the kernel counts them at once too), and available
+    /// blocks without root's reserve and the reserve for allocations that
+    /// must not fail.
     pub fn statfs(&self) -> StatFs {
-        let free = self.sb.free_blocks_count();
+        let pending: u64 = self.write.pending_free.iter().map(|&(_, n)| n).sum();
+        let free = self.sb.free_blocks_count() + pending;
         StatFs {
             block_size: self.geo.block_size,
-            blocks: self.geo.blocks_count,
+            blocks: self.geo.blocks_count.saturating_sub(self.overhead_blocks()),
             free_blocks: free,
-            available_blocks: free.saturating_sub(self.sb.r_blocks_count()),
+            available_blocks: free.saturating_sub(self.sb.r_blocks_count() + self.resv_blocks()),
             inodes: u64::from(self.geo.inodes_count),
             free_inodes: u64::from(self.sb.s_free_inodes_count.get()),
             name_max: crate::path::NAME_MAX as u32,
             uuid: self.sb.s_uuid,
         }
+    }
+
+    /// Blocks taken by the filesystem's own structures: `s_overhead_clusters`
+    /// when the superblock has a plausible one, else counted as
+    /// `ext4_calculate_overhead` does (blocks before the first group,
+    /// superblock and descriptor copies, reserved GDT blocks, bitmaps, inode
+    /// tables, the internal journal).
+    fn overhead_blocks(&self) -> u64 {
+        let ratio = u64::from(self.geo.cluster_ratio.max(1));
+        let stored = u64::from(self.sb.s_overhead_clusters.get()) * ratio;
+        if stored != 0 && stored < self.geo.blocks_count {
+            return stored;
+        }
+        let geo = &self.geo;
+        let per_group = 2 + u64::from(geo.inode_table_blocks);
+        let groups: u64 = (0..geo.group_count).map(|g| u64::from(geo.group_overhead_blocks(g)) + per_group).sum();
+        let journal: u64 = self.journal_extents().iter().map(|&(_, n)| n).sum();
+        u64::from(geo.first_data_block) + groups + journal
     }
 }

@@ -13,12 +13,13 @@ use crate::inode::InodeBuf;
 pub struct NewNode {
     /// Its type.
     pub kind: FileType,
-    /// Permission bits (`0o7777` at most).
+    /// Permission bits asked for (`0o7777` at most).
     pub perm: u16,
-    /// Owner.
-    pub uid: u32,
-    /// Group.
-    pub gid: u32,
+    /// `Some((uid, gid))`: exactly this owner, and `perm` exactly as given,
+    /// as a restore makes them (`mke2fs -d`, `tar -p`); `None`: the
+    /// filesystem's [`Caller`](crate::Caller) owns it, with the group, mode
+    /// and setgid bit the kernel gives (`inode_init_owner`).
+    pub owner: Option<(u32, u32)>,
     /// Device number for character and block devices.
     pub rdev: (u32, u32),
     /// Every timestamp of the new inode; `None` uses the filesystem's clock.
@@ -26,15 +27,14 @@ pub struct NewNode {
 }
 
 impl NewNode {
-    /// A node of `kind` with permissions `perm`, owned by root.
+    /// A node of `kind` asking for permissions `perm`, owned by the caller.
     pub fn new(kind: FileType, perm: u16) -> Self {
-        Self { kind, perm: perm & 0o7777, uid: 0, gid: 0, rdev: (0, 0), time: None }
+        Self { kind, perm: perm & 0o7777, owner: None, rdev: (0, 0), time: None }
     }
 
-    /// Sets the owner.
+    /// Gives it exactly this owner and the permissions as asked for (a restore).
     pub fn owner(mut self, uid: u32, gid: u32) -> Self {
-        self.uid = uid;
-        self.gid = gid;
+        self.owner = Some((uid, gid));
         self
     }
 }
@@ -65,9 +65,13 @@ impl Filesystem {
         let ino = self.alloc_inode(parent.ino, node.kind == FileType::Directory)?;
         let now = node.time.unwrap_or_else(|| self.now());
         let mut inode = Inode::empty(self.new_extra_isize());
-        inode.mode = node.kind.mode_bits() | (node.perm & 0o7777);
-        inode.uid = node.uid;
-        inode.gid = node.gid;
+        let (uid, gid, perm) = match node.owner {
+            Some((uid, gid)) => (uid, gid, node.perm & 0o7777),
+            None => crate::caller::init_owner(&self.write.caller, parent, node.kind, node.perm),
+        };
+        inode.mode = node.kind.mode_bits() | perm;
+        inode.uid = uid;
+        inode.gid = gid;
         inode.atime = now;
         inode.ctime = now;
         inode.mtime = now;

@@ -32,8 +32,8 @@ pub(crate) struct WriteState {
     pub(crate) orphans: HashSet<u32>,
     /// Handle counts of open inodes.
     pub(crate) open: HashMap<u32, u64>,
-    /// Whether allocations may use the blocks reserved for root.
-    pub(crate) use_reserved: bool,
+    /// Who performs the operations.
+    pub(crate) caller: crate::caller::Caller,
     /// Source of generation numbers and directory spreading.
     pub(crate) next_generation: u32,
     /// Commit once this many metadata blocks are dirty.
@@ -96,7 +96,7 @@ impl Default for WriteState {
             revoked: BTreeSet::new(),
             orphans: HashSet::new(),
             open: HashMap::new(),
-            use_reserved: true,
+            caller: crate::caller::Caller::root(),
             next_generation: 0,
             commit_blocks: DEFAULT_COMMIT_BLOCKS,
             fixed_time: None,
@@ -183,40 +183,55 @@ impl Filesystem {
     /// Runs one mutating operation: on success it may commit (at this
     /// boundary only); on failure everything it changed in memory is put back,
     /// so the running transaction holds only whole operations.
-    pub(crate) fn op<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
+    ///
+    /// An operation that finds no space while blocks freed by earlier
+    /// operations wait for the commit (they may not be reused before it) is
+    /// undone, the running transaction committed, and the operation run
+    /// again, as the kernel retries after `ext4_should_retry_alloc` forced a
+    /// commit. The commit holds only whole operations, and the blocks it
+    /// frees are reused only after it is durable.
+    pub(crate) fn op<R>(&mut self, mut f: impl FnMut(&mut Self) -> Result<R>) -> Result<R> {
         if !self.is_writable() {
             return Err(Error::ReadOnly);
         }
-        let nested = self.write.undo.is_some();
-        if !nested {
-            self.write.undo = Some(Undo {
-                blocks: HashMap::new(),
-                groups: HashMap::new(),
-                dirty_groups: self.write.dirty_groups.clone(),
-                sb: self.sb.clone(),
-                pending_free: self.write.pending_free.len(),
-                revoked: self.write.revoked.clone(),
-                orphans: self.write.orphans.clone(),
-                orphan_records: self.write.orphan_records.clone(),
-                deferred: self.write.deferred.len(),
-                bulk: self.opts.bulk,
-            });
+        if self.write.undo.is_some() {
+            // Nested: part of the operation in progress.
+            return f(self);
         }
+        let v = match self.attempt(&mut f) {
+            Err(Error::NoSpace) if self.commit_frees_space() => {
+                self.commit()?;
+                self.attempt(&mut f)?
+            }
+            r => r?,
+        };
+        self.maybe_commit()?;
+        // Big truncates and deletes continue in steps of their own.
+        while let Some(d) = self.write.deferred.pop() {
+            self.finish_in_steps(d)?;
+        }
+        Ok(v)
+    }
+
+    /// Runs `f` as one operation: undone if it fails.
+    fn attempt<R>(&mut self, f: &mut impl FnMut(&mut Self) -> Result<R>) -> Result<R> {
+        self.write.undo = Some(Undo {
+            blocks: HashMap::new(),
+            groups: HashMap::new(),
+            dirty_groups: self.write.dirty_groups.clone(),
+            sb: self.sb.clone(),
+            pending_free: self.write.pending_free.len(),
+            revoked: self.write.revoked.clone(),
+            orphans: self.write.orphans.clone(),
+            orphan_records: self.write.orphan_records.clone(),
+            deferred: self.write.deferred.len(),
+            bulk: self.opts.bulk,
+        });
         let r = f(self);
-        if nested {
-            return r;
-        }
         let undo = self.write.undo.take().expect("set above");
         self.write.ops_done += 1;
         match r {
-            Ok(v) => {
-                self.maybe_commit()?;
-                // Big truncates and deletes continue in steps of their own.
-                while let Some(d) = self.write.deferred.pop() {
-                    self.finish_in_steps(d)?;
-                }
-                Ok(v)
-            }
+            Ok(v) => Ok(v),
             Err(e) if undo.bulk => {
                 self.read_only_reason = Some(format!("an operation failed while filling the image in bulk mode ({e}); discard the image"));
                 Err(e)
@@ -226,6 +241,13 @@ impl Filesystem {
                 Err(e)
             }
         }
+    }
+
+    /// Whether a commit would give the allocator blocks it may not use now:
+    /// ones freed by earlier operations of the running transaction (the
+    /// kernel's `s_mb_free_pending`).
+    fn commit_frees_space(&self) -> bool {
+        self.is_writable() && !self.opts.bulk && !self.write.pending_free.is_empty()
     }
 
     fn rollback(&mut self, undo: Undo) {

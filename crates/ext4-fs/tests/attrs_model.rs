@@ -4,7 +4,8 @@
 //! with 128-, 256- and 512-byte inodes. After each
 //! sequence a fresh open shows the model's permissions, owners, times
 //! (nanoseconds, past 2038, before 1970; clamped to 32-bit seconds where the
-//! inode has no `_extra` words), ctime of the last change, xattrs and file
+//! inode has no `_extra` words, to 1901..2446 without nanoseconds at the
+//! limits where it has them), ctime of the last change, xattrs and file
 //! contents, and `e2fsck -fn` is silent. `EXT4_PROPTEST_CASES` raises the
 //! case count.
 
@@ -113,7 +114,13 @@ fn timestamp() -> impl Strategy<Value = Timestamp> {
         1_500_000_000i64..1_900_000_000,
         (1i64 << 31)..(5i64 << 31),
         -(1i64 << 31)..0,
-        prop_oneof![Just(i64::from(i32::MIN) - 1), Just(i64::from(i32::MIN)), Just(i64::from(i32::MAX))],
+        prop_oneof![
+            Just(i64::from(i32::MIN) - 1),
+            Just(i64::from(i32::MIN)),
+            Just(i64::from(i32::MAX)),
+            Just(EXTRA_MAX),
+            Just(EXTRA_MAX + 1)
+        ],
     ];
     (secs, 0u32..1_000_000_000).prop_map(|(secs, nsec)| Timestamp { secs, nsec })
 }
@@ -195,14 +202,16 @@ fn set_checked(
     }
 }
 
+/// The last second `_extra` words can hold (in 2446).
+const EXTRA_MAX: i64 = i32::MAX as i64 + (3 << 32);
+
 /// What a time becomes on disk: without `_extra` words, whole seconds in 32
 /// signed bits; with them, 34 bits of seconds from 1901 and nanoseconds.
+/// A time at either limit has no nanoseconds (the kernel's `timestamp_truncate`).
 fn stored(t: Timestamp, extra: bool) -> Timestamp {
-    if extra {
-        Timestamp { secs: t.secs.clamp(i64::from(i32::MIN), i64::from(i32::MAX) + (3 << 32)), nsec: t.nsec }
-    } else {
-        Timestamp { secs: t.secs.clamp(i64::from(i32::MIN), i64::from(i32::MAX)), nsec: 0 }
-    }
+    let (min, max) = (i64::from(i32::MIN), if extra { EXTRA_MAX } else { i64::from(i32::MAX) });
+    let secs = t.secs.clamp(min, max);
+    Timestamp { secs, nsec: if extra && secs != min && secs != max { t.nsec } else { 0 } }
 }
 
 struct Case<'a> {

@@ -183,3 +183,40 @@ fn a_tree_deeper_than_path_max_is_copied_whole() {
     let n = fs.read_at(file, 0, &mut buf).unwrap();
     assert_eq!(&buf[..n], b"at the bottom");
 }
+
+/// A copy keeps the source's owners and modes unless asked to make the
+/// inodes the caller's: then a setgid directory's group and setgid bit,
+/// the umask, and no setgid for an outsider's group-executable file, as
+/// `cp` without `-p` would get from the kernel.
+#[test]
+fn copies_as_the_caller_when_asked() {
+    use std::os::unix::fs::PermissionsExt;
+    let src = tempfile::tempdir().unwrap();
+    let root = src.path().join("tree");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("sub/tool"), b"#!/bin/sh\n").unwrap();
+    for (p, mode) in [("sub/tool", 0o2775), ("sub", 0o770), ("", 0o755)] {
+        std::fs::set_permissions(root.join(p), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let img = fresh_image("populate-caller");
+    let mut fs = common::open_rw(&img.path);
+    let s = fs.mkdir("/s", 0o777).unwrap();
+    fs.set_attr(s, ext4_fs::SetAttr { gid: Some(100), ..Default::default() }).unwrap();
+    fs.set_attr(s, ext4_fs::SetAttr { perm: Some(0o2777), ..Default::default() }).unwrap();
+    fs.copy_in(&root, s, b"kept", &CopyOptions::default(), &mut |_| {}).unwrap();
+    fs.set_caller(ext4_fs::Caller { umask: 0o027, ..ext4_fs::Caller::user(1000, 1000) });
+    fs.copy_in(&root, s, b"mine", &CopyOptions { as_caller: true, ..CopyOptions::default() }, &mut |_| {}).unwrap();
+    fs.close().unwrap();
+    if have_fsck() {
+        assert_clean(&img.path);
+    }
+    let fs = open_ro(&img.path);
+    let owner_mode = |p: &str| fs.metadata(p).map(|m| (m.uid, m.gid, m.permissions)).unwrap();
+    let host = std::fs::metadata(root.join("sub/tool")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(owner_mode("/s/kept/sub/tool"), (host.uid(), host.gid(), 0o2775), "a restore keeps owner and mode");
+    assert_eq!(owner_mode("/s/kept/sub"), (host.uid(), host.gid(), 0o770));
+    assert_eq!(owner_mode("/s/mine"), (1000, 100, 0o2750), "a directory takes the group and setgid bit, less the umask");
+    assert_eq!(owner_mode("/s/mine/sub"), (1000, 100, 0o2750));
+    assert_eq!(owner_mode("/s/mine/sub/tool"), (1000, 100, 0o750), "an outsider's setgid executable loses setgid");
+}

@@ -3,10 +3,11 @@
 //! image where no kernel driver is available.
 //!
 //! Inode numbers are ext4's, except that FUSE's root (1) is ext4's root (2).
-//! Permission checks are left to the kernel (`default_permissions`); the
-//! adapter applies what the VFS leaves to a filesystem: new inodes belong to
-//! the caller, with the group (and setgid bit for directories) of a setgid
-//! parent. Requests are served one at a time, under one lock.
+//! Permission checks are left to the kernel (`default_permissions`); every
+//! change runs with the credentials of the process that asked for it
+//! ([`ext4_fs::Caller`]), so the library gives new inodes the owner, group
+//! and setgid bit the kernel's ext4 would, and keeps root's reserved blocks
+//! from other users. Requests are served one at a time, under one lock.
 //!
 //! Open and create are left to the kernel (OPEN and CREATE answer ENOSYS:
 //! files are made with MKNOD and opened without a handle, so no RELEASE

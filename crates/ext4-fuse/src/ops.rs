@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ext4_fs::ondisk::acl;
-use ext4_fs::{Error, FileType, Filesystem, Metadata, NewNode, RenameMode, SetAttr, Timestamp, XattrMode};
+use ext4_fs::{Caller, Error, FileType, Filesystem, Metadata, NewNode, RenameMode, SetAttr, Timestamp, XattrMode};
 use fuser::{
     Errno, FileAttr, FileHandle, Generation, INodeNo, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
     ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
@@ -100,6 +100,23 @@ impl Ext4Fuse {
         if self.read_only { Err(Errno::EROFS) } else { Ok(()) }
     }
 
+    /// Runs a change on the filesystem (under the lock) with the
+    /// credentials of the process that asked for it.
+    fn change<R>(&self, req: &Request, f: impl FnOnce(&mut Filesystem) -> Result<R, Error>) -> Result<R, Errno> {
+        self.change_as(req, false, f)
+    }
+
+    /// [`Self::change`]; `groups_matter`: the request's supplementary
+    /// groups may decide the outcome besides the reserved-blocks group.
+    fn change_as<R>(&self, req: &Request, groups_matter: bool, f: impl FnOnce(&mut Filesystem) -> Result<R, Error>) -> Result<R, Errno> {
+        self.writable()?;
+        self.with(|fs| {
+            let resgid = fs.superblock().s_def_resgid.get() != 0;
+            fs.set_caller(caller(req, groups_matter || resgid));
+            f(fs)
+        })
+    }
+
     fn entry(fs: &Filesystem, ino: u32) -> Result<(FileAttr, Generation), Error> {
         let m = fs.stat(ino)?;
         Ok((attr(&m), Generation(u64::from(m.generation))))
@@ -113,56 +130,67 @@ impl Ext4Fuse {
         Ok(e)
     }
 
-    /// Creates a node owned by the caller, inheriting a setgid parent's group.
+    /// Creates a node owned by the caller, as the library decides owners
+    /// and modes (the kernel has applied the umask and stripped setgid
+    /// where the caller may not have it already; the supplementary groups
+    /// only matter to a setgid mode).
     fn make(&self, req: &Request, parent: INodeNo, name: &OsStr, spec: Spec<'_>) -> Result<(FileAttr, Generation, u32), Errno> {
         let Spec { ft, mode, rdev, target } = spec;
-        self.writable()?;
-        self.with(|fs| {
-            let parent = to_ext4(parent);
-            let pm = fs.stat(parent)?;
-            let mut node = NewNode::new(ft, (mode & 0o7777) as u16).owner(req.uid(), req.gid());
-            if pm.permissions & 0o2000 != 0 {
-                node.gid = pm.gid;
-                if ft == FileType::Directory {
-                    node.perm |= 0o2000;
-                }
-            }
+        self.change_as(req, mode & 0o2000 != 0, |fs| {
+            let mut node = NewNode::new(ft, (mode & 0o7777) as u16);
             node.rdev = ((rdev >> 8) & 0xfff, (rdev & 0xff) | ((rdev >> 12) & 0xfff00));
-            let ino = fs.create_node(parent, name.as_bytes(), node, target)?;
+            let ino = fs.create_node(to_ext4(parent), name.as_bytes(), node, target)?;
             let (a, g) = Self::handed_out(fs, ino)?;
             Ok((a, g, ino))
         })
     }
 }
 
+/// The credentials of the process behind a request: fsuid and fsgid
+/// (privileged as root), no umask (the kernel has applied it), and its
+/// supplementary groups from `/proc` when `groups` says they can matter
+/// (reading them costs a file read per request).
+fn caller(req: &Request, groups: bool) -> Caller {
+    let mut c = Caller::user(req.uid(), req.gid());
+    if groups {
+        c.groups = proc_groups(req.pid());
+    }
+    c
+}
+
+/// The supplementary groups of process `pid` (none if it is gone).
+fn proc_groups(pid: u32) -> Vec<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let line = status.lines().find_map(|l| l.strip_prefix("Groups:")).unwrap_or("");
+    line.split_whitespace().filter_map(|g| g.parse().ok()).collect()
+}
+
 /// Sets a POSIX ACL given in the user-space form, as the kernel's
 /// `ext4_set_acl` does: stored in the on-disk form; an access ACL also sets
 /// the permission bits, and one that says no more than they do is not
 /// stored at all.
-fn set_acl(fuse: &Ext4Fuse, ino: u32, name: &[u8], value: &[u8], mode: XattrMode) -> Result<(), Errno> {
-    let entries = acl::parse_xattr(value).map_err(|_| Errno::EINVAL)?;
-    fuse.with(|fs| {
-        if name == b"system.posix_acl_access" {
-            let perm_of = |tag| entries.iter().find(|e| e.tag == tag).map(|e| e.perm & 7);
-            let (Some(u), Some(o)) = (perm_of(acl::USER_OBJ), perm_of(acl::OTHER)) else {
-                return Err(Error::InvalidArgument("ACL without owner or other entry".into()));
-            };
-            let g = perm_of(acl::MASK).or(perm_of(acl::GROUP_OBJ)).unwrap_or(0);
-            let old = fs.stat(ino)?.permissions;
-            let perm = (old & 0o7000) | (u << 6) | (g << 3) | o;
-            // As ext4_set_acl: the inode changes (and its ctime) only if the mode does.
-            if perm != old {
-                fs.set_attr(ino, SetAttr { perm: Some(perm), ..SetAttr::default() })?;
-            }
-            if entries.len() <= 3 {
-                return match fs.remove_xattr(ino, name) {
-                    Ok(()) | Err(Error::NoAttribute) => Ok(()),
-                    Err(e) => Err(e),
-                };
-            }
+fn set_acl(fs: &mut Filesystem, ino: u32, name: &[u8], value: &[u8], mode: XattrMode) -> Result<(), Error> {
+    let entries = acl::parse_xattr(value).map_err(|_| Error::InvalidArgument("malformed ACL".into()))?;
+    if name == b"system.posix_acl_access" {
+        let perm_of = |tag| entries.iter().find(|e| e.tag == tag).map(|e| e.perm & 7);
+        let (Some(u), Some(o)) = (perm_of(acl::USER_OBJ), perm_of(acl::OTHER)) else {
+            return Err(Error::InvalidArgument("ACL without owner or other entry".into()));
+        };
+        let g = perm_of(acl::MASK).or(perm_of(acl::GROUP_OBJ)).unwrap_or(0);
+        let old = fs.stat(ino)?.permissions;
+        let perm = (old & 0o7000) | (u << 6) | (g << 3) | o;
+        // As ext4_set_acl: the inode changes (and its ctime) only if the mode does.
+        if perm != old {
+            fs.set_attr(ino, SetAttr { perm: Some(perm), ..SetAttr::default() })?;
         }
-        fs.set_xattr(ino, name, &acl::to_disk(&entries), mode)
-    })
+        if entries.len() <= 3 {
+            return match fs.remove_xattr(ino, name) {
+                Ok(()) | Err(Error::NoAttribute) => Ok(()),
+                Err(e) => Err(e),
+            };
+        }
+    }
+    fs.set_xattr(ino, name, &acl::to_disk(&entries), mode)
 }
 
 /// What to create: type, mode bits, device number, symlink target.
@@ -204,7 +232,7 @@ impl fuser::Filesystem for Ext4Fuse {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -220,10 +248,7 @@ impl fuser::Filesystem for Ext4Fuse {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        if let Err(e) = self.writable() {
-            return reply.error(e);
-        }
-        let r = self.with(|fs| {
+        let r = self.change(req, |fs| {
             let ino = to_ext4(ino);
             if let Some(s) = size {
                 fs.truncate(ino, s)?;
@@ -282,16 +307,16 @@ impl fuser::Filesystem for Ext4Fuse {
         }
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let r = self.writable().and_then(|()| self.with(|fs| fs.unlink_in(to_ext4(parent), name.as_bytes())));
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let r = self.change(req, |fs| fs.unlink_in(to_ext4(parent), name.as_bytes()));
         match r {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let r = self.writable().and_then(|()| self.with(|fs| fs.rmdir_in(to_ext4(parent), name.as_bytes())));
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let r = self.change(req, |fs| fs.rmdir_in(to_ext4(parent), name.as_bytes()));
         match r {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
@@ -312,7 +337,7 @@ impl fuser::Filesystem for Ext4Fuse {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -329,21 +354,17 @@ impl fuser::Filesystem for Ext4Fuse {
         } else {
             return reply.error(Errno::EINVAL);
         };
-        let r = self
-            .writable()
-            .and_then(|()| self.with(|fs| fs.rename_in(to_ext4(parent), name.as_bytes(), to_ext4(newparent), newname.as_bytes(), mode)));
+        let r = self.change(req, |fs| fs.rename_in(to_ext4(parent), name.as_bytes(), to_ext4(newparent), newname.as_bytes(), mode));
         match r {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }
 
-    fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
-        let r = self.writable().and_then(|()| {
-            self.with(|fs| {
-                fs.link_in(to_ext4(ino), to_ext4(newparent), newname.as_bytes())?;
-                Self::handed_out(fs, to_ext4(ino))
-            })
+    fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        let r = self.change(req, |fs| {
+            fs.link_in(to_ext4(ino), to_ext4(newparent), newname.as_bytes())?;
+            Self::handed_out(fs, to_ext4(ino))
         });
         match r {
             Ok((a, g)) => reply.entry(&TTL, &a, g),
@@ -385,7 +406,7 @@ impl fuser::Filesystem for Ext4Fuse {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -395,7 +416,7 @@ impl fuser::Filesystem for Ext4Fuse {
         _lock: Option<fuser::LockOwner>,
         reply: ReplyWrite,
     ) {
-        let r = self.writable().and_then(|()| self.with(|fs| fs.write_at(to_ext4(ino), offset, data)));
+        let r = self.change(req, |fs| fs.write_at(to_ext4(ino), offset, data));
         match r {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(e),
@@ -465,7 +486,7 @@ impl fuser::Filesystem for Ext4Fuse {
         }
     }
 
-    fn setxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, value: &[u8], flags: i32, _position: u32, reply: ReplyEmpty) {
+    fn setxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, value: &[u8], flags: i32, _position: u32, reply: ReplyEmpty) {
         let mode = match flags {
             0 => XattrMode::Any,
             1 => XattrMode::Create,
@@ -473,11 +494,13 @@ impl fuser::Filesystem for Ext4Fuse {
             _ => return reply.error(Errno::EINVAL),
         };
         let name = name.as_bytes();
-        let r = if acl::is_acl_name(name) {
-            self.writable().and_then(|()| set_acl(self, to_ext4(ino), name, value, mode))
-        } else {
-            self.writable().and_then(|()| self.with(|fs| fs.set_xattr(to_ext4(ino), name, value, mode)))
-        };
+        let r = self.change(req, |fs| {
+            if acl::is_acl_name(name) {
+                set_acl(fs, to_ext4(ino), name, value, mode)
+            } else {
+                fs.set_xattr(to_ext4(ino), name, value, mode)
+            }
+        });
         match r {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
@@ -519,8 +542,8 @@ impl fuser::Filesystem for Ext4Fuse {
         }
     }
 
-    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let r = self.writable().and_then(|()| self.with(|fs| fs.remove_xattr(to_ext4(ino), name.as_bytes())));
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let r = self.change(req, |fs| fs.remove_xattr(to_ext4(ino), name.as_bytes()));
         match r {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
@@ -534,16 +557,14 @@ impl fuser::Filesystem for Ext4Fuse {
         reply.error(Errno::ENOSYS);
     }
 
-    fn fallocate(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
+    fn fallocate(&self, req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
         const KEEP_SIZE: i32 = 1;
         const PUNCH_HOLE: i32 = 2;
-        let r = self.writable().and_then(|()| {
-            self.with(|fs| match mode {
-                0 => fs.fallocate(to_ext4(ino), offset, length, false),
-                KEEP_SIZE => fs.fallocate(to_ext4(ino), offset, length, true),
-                m if m == PUNCH_HOLE | KEEP_SIZE => fs.punch_hole(to_ext4(ino), offset, length),
-                _ => Err(Error::Unsupported("fallocate mode".into())),
-            })
+        let r = self.change(req, |fs| match mode {
+            0 => fs.fallocate(to_ext4(ino), offset, length, false),
+            KEEP_SIZE => fs.fallocate(to_ext4(ino), offset, length, true),
+            m if m == PUNCH_HOLE | KEEP_SIZE => fs.punch_hole(to_ext4(ino), offset, length),
+            _ => Err(Error::Unsupported("fallocate mode".into())),
         });
         match r {
             Ok(()) => reply.ok(),

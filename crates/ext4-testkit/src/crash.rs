@@ -561,6 +561,46 @@ pub fn workloads() -> Vec<Workload> {
             },
         },
         Workload {
+            name: "reuse-after-commit",
+            needs_extents: false,
+            run: |fs, point| {
+                // Most of the room in one file: a second copy fits only in
+                // the blocks the first one frees, which an allocation may
+                // take only after the transaction freeing them commits
+                // (the retry commits it, between two operations).
+                let bs = u64::from(fs.geometry().block_size);
+                let len = (fs.statfs().free_blocks * bs * 55 / 100) as usize;
+                let ino = fs.create("/big", 0o644).unwrap();
+                fs.write_at(ino, 0, &data(1, len)).unwrap();
+                fs.sync().unwrap();
+                point(fs, true);
+                // Blocks free outside the running transaction's frees.
+                let committed_free = |fs: &Filesystem| fs.superblock().free_blocks_count() * bs;
+                for i in 0..3 {
+                    fs.truncate(ino, 0).unwrap();
+                    point(fs, false);
+                    assert!(len as u64 > committed_free(fs), "the write must need the blocks the truncate freed");
+                    fs.write_at(ino, 0, &data(i + 2, len)).unwrap();
+                    point(fs, false);
+                }
+                fs.sync().unwrap();
+                point(fs, true);
+                fs.remove_file("/big").unwrap();
+                point(fs, false);
+                for i in 0..2 {
+                    let other = fs.create("/other", 0o644).unwrap();
+                    point(fs, false);
+                    assert!((len + len / 2) as u64 > committed_free(fs), "the write must need the blocks removed before");
+                    fs.write_at(other, 0, &data(i + 10, len + len / 2)).unwrap();
+                    point(fs, false);
+                    fs.remove_file("/other").unwrap();
+                    point(fs, false);
+                }
+                fs.sync().unwrap();
+                point(fs, true);
+            },
+        },
+        Workload {
             name: "fragmented",
             needs_extents: false,
             run: |fs, point| {

@@ -16,6 +16,7 @@
 //! * [`snapshot`]: a tree's names, types, modes, owners, sizes, times,
 //!   link targets, xattrs, hard-link structure and content hashes, taken
 //!   from a host directory or from an image through `ext4-fs`, and compared.
+//! * [`noise`]: file data that neither repeats nor compresses.
 
 #![forbid(unsafe_code)]
 
@@ -58,4 +59,18 @@ pub fn require(cond: bool, what: &str) -> bool {
         println!("SKIPPED: {what}");
     }
     cond
+}
+
+/// `len` bytes that neither repeat nor compress, the same for the same
+/// `seed` (xorshift), for file contents that must not match by chance.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
 }

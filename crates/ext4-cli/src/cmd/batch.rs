@@ -97,7 +97,13 @@ fn execute(fs: &mut Filesystem, commands: &[Command], ops: &[Op<Open>], keep_goi
         let Err(e) = op.exec(fs) else {
             continue;
         };
-        let e = CliError { context: format!("line {}: {}: {}", c.line, c.text, e.context), ..e };
+        // A context that only repeats the end of the line (`cat /a/x`: `/a/x`) is left out.
+        let context = if c.text.ends_with(&e.context) {
+            format!("line {}: {}", c.line, c.text)
+        } else {
+            format!("line {}: {}: {}", c.line, c.text, e.context)
+        };
+        let e = CliError { context, ..e };
         if !keep_going {
             return Err(e);
         }

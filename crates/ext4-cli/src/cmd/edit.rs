@@ -17,7 +17,7 @@ pub struct WriteArgs<I: clap::Args> {
     from: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) image: I,
-    /// The file in the image (created with mode 0644 if missing).
+    /// The file in the image (created with mode 0666 less the umask if missing).
     path: String,
     /// The new contents (default: standard input).
     text: Option<String>,
@@ -41,9 +41,45 @@ pub fn write<I: clap::Args>(a: &WriteArgs<I>, fs: &mut Filesystem) -> CliResult 
             data
         }
     };
-    fs.write_file(path_bytes(&a.path), &data).context(|| format!("writing {}", a.path))?;
+    // As a shell's `>`: open with O_CREAT|O_TRUNC, then write.
+    let writing = || format!("writing {}", a.path);
+    let (ino, created) = open_or_create(fs, &path_bytes(&a.path)).context(writing)?;
+    if !created {
+        fs.truncate(ino, 0).context(writing)?;
+    }
+    fs.write_at(ino, 0, &data).context(writing)?;
     Ok(())
 }
+
+/// Opens `path` as `open(2)` with `O_CREAT` does: an existing file (through
+/// symbolic links), else a new file with 0666 less the umask, made where
+/// the path leads, at the target of a dangling symbolic link too. Returns
+/// the inode and whether it is new.
+fn open_or_create(fs: &mut Filesystem, path: &[u8]) -> ext4_fs::Result<(u32, bool)> {
+    let mut path = path.to_vec();
+    for _ in 0..=ext4_fs::MAX_SYMLINK_HOPS {
+        match fs.lookup(&path) {
+            Ok(ino) => return Ok((ino, false)),
+            Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let Ok(md) = fs.symlink_metadata(&path) else {
+            return Ok((fs.create(&path, NEW_FILE_MODE)?, true));
+        };
+        if !md.is_symlink() {
+            return Err(Error::NotFound(String::from_utf8_lossy(&path).into_owned()));
+        }
+        // A dangling link: the file is made at its target, relative to the link's directory.
+        let target = fs.read_link(&path)?;
+        path = if target.first() == Some(&b'/') { target } else { [split(&path).0, b"/", &target].concat() };
+    }
+    Err(Error::SymlinkLoop(String::from_utf8_lossy(&path).into_owned()))
+}
+
+/// The mode new files ask for (`open(2)` from a shell or `touch`); the umask applies.
+const NEW_FILE_MODE: u16 = 0o666;
+/// The mode new directories ask for (`mkdir` without `-m`); the umask applies.
+const NEW_DIR_MODE: u16 = 0o777;
 
 /// `ext4 rm [-r] [-f] IMAGE PATH...`.
 #[derive(clap::Args)]
@@ -130,15 +166,18 @@ pub fn parse_bytes(s: &str) -> CliResult<u64> {
     num.parse::<u64>().ok().and_then(|n| n.checked_mul(mult)).ok_or_else(|| fail(format!("invalid size {s:?}")))
 }
 
-/// `ext4 mkdir [-p] [-m MODE] IMAGE PATH...`.
+/// `ext4 mkdir [-p] [-m MODE] IMAGE PATH...`, as GNU mkdir: without `-m` a
+/// directory gets 0777 less the umask; `-m` sets the mode of the last
+/// component only, parents made by `-p` get 0777 less the umask, plus
+/// owner write and search.
 #[derive(clap::Args)]
 pub struct MkdirArgs<I: clap::Args> {
     /// Create parents as needed; no error if it exists.
     #[arg(short = 'p', long)]
     parents: bool,
-    /// Permissions (octal).
-    #[arg(short = 'm', long, default_value = "755")]
-    mode: String,
+    /// Permissions (octal; the umask does not apply).
+    #[arg(short = 'm', long)]
+    mode: Option<String>,
     #[command(flatten)]
     pub(crate) image: I,
     /// Directories to create.
@@ -148,12 +187,74 @@ pub struct MkdirArgs<I: clap::Args> {
 
 /// Runs `mkdir`.
 pub fn mkdir<I: clap::Args>(a: &MkdirArgs<I>, fs: &mut Filesystem) -> CliResult {
-    let mode = parse_mode(&a.mode)?;
+    let mode = a.mode.as_deref().map(OctalMode::parse).transpose()?;
     for p in &a.paths {
-        let r = if a.parents { fs.create_dir_all(path_bytes(p), mode).map(|_| ()) } else { fs.mkdir(path_bytes(p), mode).map(|_| ()) };
-        r.context(|| format!("mkdir {p}"))?;
+        let pb = path_bytes(p);
+        if a.parents {
+            make_parents(fs, &pb).context(|| format!("mkdir {p}"))?;
+            if fs.metadata(&pb).is_ok_and(|m| m.is_dir()) {
+                continue;
+            }
+        }
+        let ino = fs.mkdir(&pb, NEW_DIR_MODE).context(|| format!("mkdir {p}"))?;
+        if let Some(m) = mode {
+            m.apply(fs, ino).context(|| format!("mkdir {p}"))?;
+        }
     }
     Ok(())
+}
+
+/// Makes the missing parents of `path` (not `path` itself) as `mkdir -p`
+/// does: 0777 less the umask, with owner write and search always kept.
+fn make_parents(fs: &mut Filesystem, path: &[u8]) -> ext4_fs::Result<()> {
+    let caller = fs.caller().clone();
+    fs.set_caller(ext4_fs::Caller { umask: caller.umask & !0o300, ..caller.clone() });
+    let r = make_parents_as_set(fs, path);
+    fs.set_caller(caller);
+    r
+}
+
+fn make_parents_as_set(fs: &mut Filesystem, path: &[u8]) -> ext4_fs::Result<()> {
+    let trimmed = path.strip_suffix(b"/").unwrap_or(path);
+    for (i, _) in trimmed.iter().enumerate().filter(|&(i, &c)| c == b'/' && i > 0) {
+        let prefix = &trimmed[..i];
+        match fs.metadata(prefix) {
+            Ok(_) => {}
+            Err(Error::NotFound(_)) => {
+                fs.mkdir(prefix, NEW_DIR_MODE)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// An octal `-m MODE` of GNU mkdir and mknod: the bits it sets, and the bits
+/// it speaks for (with at most four digits, a setuid or setgid bit it leaves
+/// out is left as the kernel made it, as GNU's `mode_compile` decides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OctalMode {
+    bits: u16,
+    mentioned: u16,
+}
+
+impl OctalMode {
+    fn parse(s: &str) -> CliResult<Self> {
+        let bits = parse_mode(s)?;
+        let digits = s.trim_start_matches("0o").len();
+        let mentioned = if digits < 5 { 0o1777 | (bits & 0o6000) } else { 0o7777 };
+        Ok(Self { bits, mentioned })
+    }
+
+    /// Gives the new inode `ino` the mode asked for where it differs.
+    fn apply(self, fs: &mut Filesystem, ino: u32) -> ext4_fs::Result<()> {
+        let made = fs.stat(ino)?.permissions;
+        let want = (made & !self.mentioned) | (self.bits & self.mentioned);
+        if want != made {
+            fs.set_attr(ino, SetAttr { perm: Some(want), ..SetAttr::default() })?;
+        }
+        Ok(())
+    }
 }
 
 /// `ext4 rmdir IMAGE PATH...`.
@@ -235,12 +336,13 @@ pub fn ln<I: clap::Args>(a: &LnArgs<I>, fs: &mut Filesystem) -> CliResult {
     Ok(())
 }
 
-/// `ext4 mknod [-m MODE] IMAGE PATH TYPE [MAJOR MINOR]`.
+/// `ext4 mknod [-m MODE] IMAGE PATH TYPE [MAJOR MINOR]`, as GNU mknod:
+/// 0666 less the umask, or exactly MODE.
 #[derive(clap::Args)]
 pub struct MknodArgs<I: clap::Args> {
-    /// Permissions (octal).
-    #[arg(short = 'm', long, default_value = "644")]
-    mode: String,
+    /// Permissions (octal, at most 777; the umask does not apply).
+    #[arg(short = 'm', long)]
+    mode: Option<String>,
     #[command(flatten)]
     pub(crate) image: I,
     /// The new node.
@@ -269,12 +371,19 @@ pub fn mknod<I: clap::Args>(a: &MknodArgs<I>, fs: &mut Filesystem) -> CliResult 
         (false, None, None) => (0, 0),
         (false, _, _) => return Err(fail("only devices take MAJOR and MINOR")),
     };
-    let mut node = NewNode::new(kind, parse_mode(&a.mode)?);
+    let mode = a.mode.as_deref().map(OctalMode::parse).transpose()?;
+    if mode.is_some_and(|m| m.bits > 0o777) {
+        return Err(fail("mode must specify only file permission bits"));
+    }
+    let mut node = NewNode::new(kind, NEW_FILE_MODE);
     node.rdev = rdev;
     let p = path_bytes(&a.path);
     let (parent, name) = split(&p);
     let parent_ino = fs.lookup(parent).context(|| String::from_utf8_lossy(parent).into_owned())?;
-    fs.create_node(parent_ino, name, node, None).context(|| format!("mknod {}", a.path))?;
+    let ino = fs.create_node(parent_ino, name, node, None).context(|| format!("mknod {}", a.path))?;
+    if let Some(m) = mode {
+        m.apply(fs, ino).context(|| format!("mknod {}", a.path))?;
+    }
     Ok(())
 }
 
@@ -338,12 +447,21 @@ pub fn chown<I: clap::Args>(a: &ChownArgs<I>, fs: &mut Filesystem) -> CliResult 
     set_each(fs, &a.paths, !a.no_dereference, attr, "chown")
 }
 
-/// `ext4 touch [-d TIME] IMAGE PATH...`: create empty files or set times.
+/// `ext4 touch [-h] [-d TIME] IMAGE PATH...`: create empty files (0666
+/// less the umask) or set times, as GNU touch.
 #[derive(clap::Args)]
+#[command(disable_help_flag = true)]
 pub struct TouchArgs<I: clap::Args> {
-    /// The time to set, as seconds since the epoch (`@SECS[.NANOS]` or `SECS`); default now.
-    #[arg(short = 'd', long)]
+    /// Print help (`-h` is `--no-dereference`, as in GNU touch).
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+    /// The time to set, as seconds since the epoch (`@SECS[.FRACTION]` or
+    /// `SECS[.FRACTION]`, negative ones too); default now.
+    #[arg(short = 'd', long, allow_hyphen_values = true)]
     date: Option<String>,
+    /// Change a symbolic link's own times (creates nothing).
+    #[arg(short = 'h', long)]
+    no_dereference: bool,
     #[command(flatten)]
     pub(crate) image: I,
     /// Files.
@@ -359,29 +477,35 @@ pub fn touch<I: clap::Args>(a: &TouchArgs<I>, fs: &mut Filesystem) -> CliResult 
     };
     for p in &a.paths {
         let pb = path_bytes(p);
-        let ino = match fs.lookup(&pb) {
-            Ok(i) => i,
-            Err(Error::NotFound(_)) => fs.create(&pb, 0o644).context(|| format!("creating {p}"))?,
-            Err(e) => return Err(e).context(|| p.clone()),
-        };
+        let found = if a.no_dereference { fs.lookup_nofollow(&pb) } else { open_or_create(fs, &pb).map(|(ino, _)| ino) };
+        let ino = found.context(|| format!("touch {p}"))?;
         let now = t.unwrap_or_else(ext4_fs::now);
         fs.set_attr(ino, SetAttr { atime: Some(now), mtime: Some(now), ..SetAttr::default() }).context(|| format!("touch {p}"))?;
     }
     Ok(())
 }
 
-/// Parses `@SECS[.NANOS]` or `SECS[.NANOS]`.
+/// Parses `@SECS[.FRACTION]` or `SECS[.FRACTION]`; a negative time with a
+/// fraction lies that much further before the epoch (`@-1.5` is 1.5 s before).
 pub fn parse_time(s: &str) -> CliResult<Timestamp> {
-    let s = s.trim_start_matches('@');
-    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    let secs: i64 = secs.parse().map_err(|_| fail(format!("invalid time {s:?} (seconds since the epoch)")))?;
-    let nsec = if frac.is_empty() {
-        0
-    } else {
-        let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
-        digits.parse::<u32>().map_err(|_| fail(format!("invalid fraction in {s:?}")))?
+    let bad = || fail(format!("invalid time {s:?} (seconds since the epoch)"));
+    let t = s.strip_prefix('@').unwrap_or(s);
+    let (negative, digits) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
     };
-    Ok(Timestamp { secs, nsec })
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty() && frac.is_empty() || !whole.bytes().chain(frac.bytes()).all(|c| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let whole: i64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+    // Nanoseconds, the digits past the ninth dropped (GNU truncates them too).
+    let nsec: u32 = frac.chars().chain(std::iter::repeat('0')).take(9).collect::<String>().parse().map_err(|_| bad())?;
+    Ok(match (negative, nsec) {
+        (false, _) => Timestamp { secs: whole, nsec },
+        (true, 0) => Timestamp { secs: -whole, nsec: 0 },
+        (true, n) => Timestamp { secs: -whole - 1, nsec: 1_000_000_000 - n },
+    })
 }
 
 fn set_each(fs: &mut Filesystem, paths: &[String], follow: bool, attr: SetAttr, what: &str) -> CliResult {
@@ -390,4 +514,34 @@ fn set_each(fs: &mut Filesystem, paths: &[String], follow: bool, attr: SetAttr, 
         fs.set_attr(ino, attr).context(|| format!("{what} {p}"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_as_gnu_touch_reads_them() {
+        let check = |s: &str, secs: i64, nsec: u32| assert_eq!(parse_time(s).ok(), Some(Timestamp { secs, nsec }), "{s}");
+        check("@-1.5", -2, 500_000_000);
+        check("@-0.5", -1, 500_000_000);
+        check("-1", -1, 0);
+        check("@1.25", 1, 250_000_000);
+        check("@+7.000000001", 7, 1);
+        check("@.5", 0, 500_000_000);
+        check("@1.1234567899", 1, 123_456_789);
+        for bad in ["", "@", "@-", "@1.x", "@--1", "@1e3", "@ 1", "@99999999999999999999"] {
+            assert!(parse_time(bad).is_err(), "{bad:?} parses");
+        }
+    }
+
+    #[test]
+    fn octal_modes_speak_for_the_bits_gnu_lets_them() {
+        let m = |s: &str| OctalMode::parse(s).map(|m| (m.bits, m.mentioned)).ok();
+        assert_eq!(m("700"), Some((0o700, 0o1777)));
+        assert_eq!(m("0700"), Some((0o700, 0o1777)));
+        assert_eq!(m("2700"), Some((0o2700, 0o3777)));
+        assert_eq!(m("00700"), Some((0o700, 0o7777)));
+        assert_eq!(m("17777"), None);
+    }
 }

@@ -42,7 +42,7 @@ pub fn exec<I: clap::Args>(a: &Args<I>, fs: &Filesystem) -> CliResult {
         dest = dest.join(OsStr::from_bytes(name));
     }
     let st = fs.statfs();
-    let used = (st.blocks - st.free_blocks) * u64::from(st.block_size);
+    let used = st.blocks.saturating_sub(st.free_blocks) * u64::from(st.block_size);
     let pb = crate::progress::bytes(used, "extracting");
     // The walk feeds the copying threads batches of files as it finds them
     // (a bounded queue: a fast walk of millions of files holds no more

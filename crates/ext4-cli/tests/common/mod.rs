@@ -15,9 +15,19 @@ pub const EXT4: &str = env!("CARGO_BIN_EXE_ext4");
 /// Runs `ext4 ARGS` (with `stdin` as standard input) and returns its output.
 pub fn run(args: &[&dyn AsRef<std::ffi::OsStr>], stdin: Option<&[u8]>) -> Output {
     let mut c = Command::new(EXT4);
-    for a in args {
-        c.arg(a);
-    }
+    c.args(args);
+    output(c, stdin)
+}
+
+/// Runs `ext4 ARGS` as [`run`] does, with `umask` (octal) as the process's umask.
+pub fn run_with_umask(args: &[&dyn AsRef<std::ffi::OsStr>], stdin: Option<&[u8]>, umask: &str) -> Output {
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(format!("umask {umask}; exec \"$0\" \"$@\"")).arg(EXT4).args(args);
+    output(c, stdin)
+}
+
+/// Runs `c` with `stdin` as standard input and returns its output.
+fn output(mut c: Command, stdin: Option<&[u8]>) -> Output {
     c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = c.spawn().expect("ext4 runs");
     if let Some(data) = stdin {

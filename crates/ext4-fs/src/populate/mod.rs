@@ -31,6 +31,10 @@ pub struct CopyOptions {
     pub force_owner: Option<(u32, u32)>,
     /// Skip extended attributes.
     pub no_xattrs: bool,
+    /// Make new inodes the filesystem's [`Caller`](crate::Caller)'s, with
+    /// the group, setgid bit and umask the kernel applies (as `cp` without
+    /// `-p` makes them), instead of the source's owner and exact mode.
+    pub as_caller: bool,
 }
 
 /// Progress of a copy: bytes of file data copied so far.
@@ -142,8 +146,11 @@ impl<'a, 'p> Copier<'a, 'p> {
             self.fs.link_in(ino, parent, name)?;
             return Ok(ino);
         }
-        let (uid, gid) = self.opts.force_owner.unwrap_or((st.uid, st.gid));
-        let mut node = NewNode::new(st.kind, st.perm).owner(uid, gid);
+        let mut node = NewNode::new(st.kind, st.perm);
+        if !self.opts.as_caller {
+            let (uid, gid) = self.opts.force_owner.unwrap_or((st.uid, st.gid));
+            node = node.owner(uid, gid);
+        }
         node.rdev = st.rdev;
         let ino = self.fs.create_node(parent, name, node, e.target.as_deref())?;
         if st.kind == FileType::Directory {
