@@ -39,14 +39,14 @@ fn time(t: Timestamp) -> SystemTime {
     }
 }
 
-fn timestamp(t: SystemTime) -> Timestamp {
+/// The time a SETATTR carried. fuser 0.18 turns the request's `(secs,
+/// nsec)` with `secs < 0` into `UNIX_EPOCH - (|secs| s + nsec ns)` (its
+/// `system_time_from_time`) instead of `secs + nsec / 1e9`, so `touch -d
+/// @-1.5` (`(-2, 500000000)`) arrives as -2.5 s: undo that mapping here.
+fn setattr_time(t: SystemTime) -> Timestamp {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => Timestamp { secs: d.as_secs() as i64, nsec: d.subsec_nanos() },
-        Err(e) => {
-            let d = e.duration();
-            let (s, n) = (d.as_secs() as i64, d.subsec_nanos());
-            if n == 0 { Timestamp { secs: -s, nsec: 0 } } else { Timestamp { secs: -s - 1, nsec: 1_000_000_000 - n } }
-        }
+        Err(e) => Timestamp { secs: -(e.duration().as_secs() as i64), nsec: e.duration().subsec_nanos() },
     }
 }
 
@@ -257,7 +257,7 @@ impl fuser::Filesystem for Ext4Fuse {
             let t = |x: Option<TimeOrNow>| {
                 x.map(|v| match v {
                     TimeOrNow::Now => now,
-                    TimeOrNow::SpecificTime(s) => timestamp(s),
+                    TimeOrNow::SpecificTime(s) => setattr_time(s),
                 })
             };
             let a = SetAttr {
@@ -266,7 +266,7 @@ impl fuser::Filesystem for Ext4Fuse {
                 gid,
                 atime: t(atime),
                 mtime: t(mtime),
-                ctime: ctime.map(timestamp),
+                ctime: ctime.map(setattr_time),
                 crtime: None,
             };
             if a != SetAttr::default() {
@@ -570,5 +570,29 @@ impl fuser::Filesystem for Ext4Fuse {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What fuser 0.18 hands over for a request's `(secs, nsec)`.
+    fn as_fuser_builds_it(secs: i64, nsec: u32) -> SystemTime {
+        if secs >= 0 { UNIX_EPOCH + Duration::new(secs as u64, nsec) } else { UNIX_EPOCH - Duration::new(secs.unsigned_abs(), nsec) }
+    }
+
+    #[test]
+    fn setattr_times_come_back_as_the_request_sent_them() {
+        for (secs, nsec) in [(0, 0), (5, 7), (-1, 0), (-2, 500_000_000), (-1, 1), (-1_886_558_416, 436_654_549)] {
+            let t = setattr_time(as_fuser_builds_it(secs, nsec));
+            assert_eq!((t.secs, t.nsec), (secs, nsec));
+        }
+    }
+
+    #[test]
+    fn reply_times_are_the_real_instant() {
+        let t = time(Timestamp { secs: -2, nsec: 500_000_000 });
+        assert_eq!(UNIX_EPOCH.duration_since(t).unwrap(), Duration::from_millis(1500));
     }
 }

@@ -36,7 +36,7 @@ pub fn apply(root: &Path, op: &Op) -> Result<(), Errno> {
             write_at(&f, 0, *len, *seed)
         }
         Op::Replace { path, len, seed } => {
-            let f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(at(path)).map_err(io)?;
+            let f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o666).open(at(path)).map_err(io)?;
             write_at(&f, 0, *len, *seed)
         }
         Op::Write { path, offset, len, seed, sync } => {

@@ -301,8 +301,7 @@ impl Model {
     }
 
     fn perm(rng: &mut Rng, dir: bool) -> u16 {
-        // Setgid directories (0o2755) join once the library inherits their group (issue 18).
-        if dir { *rng.pick(&[0o755, 0o700, 0o775, 0o1777, 0o1775]) } else { *rng.pick(&[0o644, 0o600, 0o755, 0o640, 0o444]) }
+        if dir { *rng.pick(&[0o755, 0o700, 0o775, 0o1777, 0o2755, 0o2775]) } else { *rng.pick(&[0o644, 0o600, 0o755, 0o640, 0o444]) }
     }
 
     fn time(&self, rng: &mut Rng) -> Time {
@@ -668,6 +667,9 @@ impl Model {
                 Op::Mknod { path, kind: NodeKind::Char, perm, major, minor } if rng.chance(30) => {
                     Op::Mknod { path, kind: NodeKind::Block, perm, major, minor }
                 }
+                // `mkdir -m 2755` sets the setgid bit (GNU: mkdir, then
+                // chmod); mkdir(2) drops it. Setgid directories come from chmod.
+                Op::Mkdir { path, perm } => Op::Mkdir { path, perm: perm & 0o1777 },
                 op => op,
             },
             85..=91 => {

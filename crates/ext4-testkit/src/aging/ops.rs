@@ -39,7 +39,7 @@ pub enum Op {
     Mkdir { path: String, perm: u16 },
     /// `open(path, O_CREAT|O_EXCL, perm)` and `len` bytes written.
     Create { path: String, perm: u16, len: u64, seed: u64 },
-    /// `open(path, O_CREAT|O_TRUNC, 0644)` and `len` bytes written (`ext4 write`).
+    /// `open(path, O_CREAT|O_TRUNC, 0666)` and `len` bytes written (`ext4 write`, a shell redirection).
     Replace { path: String, len: u64, seed: u64 },
     /// `pwrite` of `len` bytes at `offset`; `sync` adds an fsync (the kernel
     /// allocates at once, so interleaved appends fragment).
