@@ -12,7 +12,7 @@ use ext4_ondisk::{Incompat, Structure};
 
 use crate::cache::BlockCache;
 use crate::error::{Error, Location, Result};
-use crate::journal::JournalState;
+use crate::journal::{JournalOpen, JournalState};
 
 /// How to open a filesystem.
 #[derive(Debug, Clone)]
@@ -101,6 +101,11 @@ impl Filesystem {
     /// ro_compat features cannot be written, loads and checks the group
     /// descriptors, and replays the journal if needed.
     pub fn open(dev: impl BlockDevice + 'static, opts: OpenOptions) -> Result<Self> {
+        Self::open_with(dev, opts, JournalOpen::Normal)
+    }
+
+    /// [`Filesystem::open`], with the journal treated as `mode` says.
+    pub(crate) fn open_with(dev: impl BlockDevice + 'static, opts: OpenOptions, mode: JournalOpen) -> Result<Self> {
         let dev: Box<dyn BlockDevice> = Box::new(dev);
         let (sb, geo) = read_superblock(&*dev)?;
         if opts.verify_checksums {
@@ -151,8 +156,8 @@ impl Filesystem {
             host_file: None,
         };
         fs.groups = fs.load_groups()?;
-        crate::journal::open_journal(&mut fs)?;
-        if fs.is_writable() {
+        crate::journal::open_journal(&mut fs, mode)?;
+        if fs.is_writable() && mode == JournalOpen::Normal {
             crate::write::start(&mut fs)?;
             fs.process_orphans()?;
         }

@@ -52,6 +52,7 @@ pub use dir::DirEntry;
 pub use error::{Corruption, Error, Location, Result, errno_name};
 pub use fs::{Filesystem, OpenOptions, read_superblock};
 pub use inode::InodeBuf;
+pub use journal::ClearedJournal;
 pub use map::DataRun;
 pub use metadata::{Metadata, StatFs};
 pub use namespace::{LINK_MAX, RenameMode};
