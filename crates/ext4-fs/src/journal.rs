@@ -24,7 +24,9 @@ use std::collections::{BTreeSet, HashSet};
 
 use ext4_blockdev::BlockDevice;
 use ext4_extent::Lookup;
-use ext4_jbd2::{CommitTime, DeviceJournal, JournalError, JournalGeometry, JournalIo, JournalRun, JournalWriter, LogProblem, Recovery};
+use ext4_jbd2::{
+    CommitTime, DeviceJournal, JournalError, JournalGeometry, JournalIo, JournalRun, JournalWriter, LogProblem, Recovery, RecoveryWarning,
+};
 use ext4_ondisk::superblock::{ERROR_INFO, ErrorRecord, Geometry, STATE_ERROR, STATE_VALID, SUPERBLOCK_OFFSET, Superblock, errcode};
 use ext4_ondisk::{Compat, Incompat, RoCompat, Structure};
 use zerocopy::IntoBytes;
@@ -261,7 +263,8 @@ pub(crate) fn open_journal(fs: &mut Filesystem, mode: JournalOpen) -> Result<()>
             replay(fs, ino)?;
         } else {
             let mut io = fs.journal.device(&*fs.dev, fs.geo.block_size)?;
-            let rec = ext4_jbd2::scan(&mut io, fs.geo.block_size).map_err(journal_error)?;
+            let mut rec = ext4_jbd2::scan(&mut io, fs.geo.block_size).map_err(journal_error)?;
+            rec.exclude_beyond(fs.geo.blocks_count);
             fs.journal.overlay = Some(rec);
             // The superblock and descriptors may have newer copies in the log.
             reload_metadata(fs)?;
@@ -382,10 +385,8 @@ fn replay(fs: &mut Filesystem, ino: u32) -> Result<()> {
     let blocks_count = fs.geo.blocks_count;
     let dev = &*fs.dev;
     let mut io = fs.journal.device(dev, bs)?;
-    let rec = ext4_jbd2::scan(&mut io, bs).map_err(journal_error)?;
-    if let Some(b) = rec.blocks().find(|&b| b >= blocks_count) {
-        return Err(Error::corrupt(Structure::Journal, Location::Block(b), "the journal holds a block beyond the end of the filesystem"));
-    }
+    let mut rec = ext4_jbd2::scan(&mut io, bs).map_err(journal_error)?;
+    rec.exclude_beyond(blocks_count);
     // The kernel keeps the error information it found over the journal's
     // older copy of the superblock (ext4_load_journal).
     let (before, _) = crate::fs::read_superblock(dev)?;
@@ -426,14 +427,15 @@ fn replay(fs: &mut Filesystem, ino: u32) -> Result<()> {
 
 /// The error a recovery records on the filesystem, if it met one: a bad
 /// commit block (the kernel's `j_failed_commit`, -EFSCORRUPTED), damage
-/// that ended the log, or data blocks that failed their checksum
-/// (-EFSBADCRC).
+/// that ended the log, data blocks that failed their checksum
+/// (-EFSBADCRC), or tags naming blocks past the end of the filesystem.
 fn recovery_error(rec: &Recovery, now: i64, ino: u32) -> Option<ErrorRecord<'static>> {
     let code = match rec.damage().map(|d| &d.problem) {
         Some(LogProblem::TransactionChecksum | LogProblem::DescriptorChecksum) => errcode::EFSBADCRC,
         Some(_) => errcode::EFSCORRUPTED,
         None if rec.failed_commit().is_some() => errcode::EFSCORRUPTED,
-        None if rec.has_block_errors() => errcode::EFSBADCRC,
+        None if rec.warnings().iter().any(|w| matches!(w, RecoveryWarning::DataChecksum { .. })) => errcode::EFSBADCRC,
+        None if rec.has_block_errors() => errcode::EFSCORRUPTED,
         None => return None,
     };
     Some(ErrorRecord { time: now, ino, block: 0, func: "jbd2_journal_recover", line: 0, errcode: code })

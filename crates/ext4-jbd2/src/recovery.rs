@@ -72,6 +72,17 @@ pub enum RecoveryWarning {
         /// Journal block of the commit block.
         jblock: u64,
     },
+    /// A tag names a block past the end of the filesystem: its copy is not
+    /// replayed (e2fsck writes it past the end of the image; the kernel's
+    /// write fails and so does the mount).
+    BeyondEnd {
+        /// Home block named by the tag.
+        fs_block: u64,
+        /// Journal block of the copy.
+        jblock: u64,
+        /// Transaction.
+        sequence: u32,
+    },
     /// The journal has a fast-commit area; it is not replayed (fast commits
     /// after the last full commit are lost, as with a kernel that lacks them).
     FastCommitIgnored,
@@ -236,7 +247,16 @@ impl Recovery {
     /// recovery (`-EIO`) after replaying the rest, e2fsck then forces a full
     /// check. The caller should not consider the filesystem clean.
     pub fn has_block_errors(&self) -> bool {
-        self.warnings.iter().any(|w| matches!(w, RecoveryWarning::DataChecksum { .. }))
+        self.warnings.iter().any(|w| matches!(w, RecoveryWarning::DataChecksum { .. } | RecoveryWarning::BeyondEnd { .. }))
+    }
+
+    /// Leaves out the copies of blocks at or past `blocks_count` (a damaged
+    /// tag), each with a [`RecoveryWarning::BeyondEnd`].
+    pub fn exclude_beyond(&mut self, blocks_count: u64) {
+        let beyond = self.copies.split_off(&blocks_count);
+        for (fs_block, c) in beyond {
+            self.warnings.push(RecoveryWarning::BeyondEnd { fs_block, jblock: c.jblock, sequence: c.sequence });
+        }
     }
 
     /// Number of tagged blocks skipped because a later (or the same)
