@@ -35,6 +35,7 @@ mod layer;
 mod layer_errors;
 mod map;
 mod metadata;
+mod mmp;
 mod namespace;
 mod node;
 mod orphan;

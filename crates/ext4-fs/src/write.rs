@@ -372,6 +372,7 @@ impl Filesystem {
         if self.cache().dirty_count() == 0 && self.write.dirty_groups.is_empty() {
             return Ok(());
         }
+        crate::mmp::update(self)?;
         crate::journal::before_commit(self)?;
         self.flush_group_descs()?;
         self.flush_superblock()?;
@@ -498,7 +499,7 @@ impl Filesystem {
     /// What `close` and `Drop` do.
     pub(crate) fn shutdown(&mut self) -> Result<()> {
         if !self.is_writable() {
-            return Ok(());
+            return crate::mmp::stop(self);
         }
         let orphans: Vec<u32> = self.write.orphans.drain().collect();
         self.write.open.clear();
@@ -519,7 +520,7 @@ impl Filesystem {
             }
             Ok(()) => {
                 self.read_only_reason = Some("closed".into());
-                Ok(())
+                crate::mmp::stop(self)
             }
         }
     }
