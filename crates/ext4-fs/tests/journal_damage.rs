@@ -572,3 +572,97 @@ fn damaged_journals_recover_like_e2fsck() {
         println!("{count:4} {outcome:?} ({cfg})");
     }
 }
+
+/// A `dumpe2fs -h` field ("Filesystem state:", "FS Error count:", ...), if shown.
+fn dumpe2fs_field(img: &Path, field: &str) -> Option<String> {
+    let out = ext4_testkit::oracle::dumpe2fs(img, true);
+    out.lines().find_map(|l| l.strip_prefix(field)).map(|v| v.trim().to_string())
+}
+
+#[test]
+fn a_damaged_journal_opens_with_the_error_recorded() {
+    if !ext4_testkit::require(have_e2fsprogs() && can_loop_mount(), "needs e2fsprogs, root and loop devices") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = &CONFIGS[3];
+    let base = base_image(cfg, dir.path());
+    let map = LogMap::read(&base);
+    let last = map.blocks.values().map(|(_, s)| *s).max().unwrap();
+    let commit = map.blocks.iter().find(|(_, (r, s))| *r == Role::Commit && *s == last).map(|(b, _)| *b).unwrap();
+    let first_descriptor = map.blocks.iter().find(|(_, (r, s))| *r == Role::Descriptor && *s == last).map(|(b, _)| *b).unwrap();
+    // A bad commit block, then a descriptor whose checksum fails under a good commit.
+    let cases =
+        [("commit", Role::Commit, commit, 300, "EFSCORRUPTED"), ("descriptor", Role::Descriptor, first_descriptor, 40, "EFSBADCRC")];
+    for (what, role, jblock, offset, code) in cases {
+        let img = dir.path().join(format!("{what}.img"));
+        damage_copy(&base, &img, &map, &Damage { role, jblock, seq: last, offset, xor: 0x40 });
+        let mut fs =
+            Filesystem::open_path(&img, OpenOptions::read_write()).unwrap_or_else(|e| panic!("{what}: the filesystem must open: {e}"));
+        let rec = fs.journal_recovery().expect("a log").clone();
+        assert_eq!(rec.end_sequence(), last, "{what}: the log ends before the last transaction");
+        assert!(rec.has_errors(), "{what}: {rec:?}");
+        fs.write_file(b"/written-after", b"the filesystem is usable").unwrap();
+        fs.close().unwrap();
+        assert_eq!(dumpe2fs_field(&img, "Filesystem state:").as_deref(), Some("clean with errors"), "{what}");
+        assert_eq!(dumpe2fs_field(&img, "FS Error count:").as_deref(), Some("1"), "{what}");
+        assert_eq!(dumpe2fs_field(&img, "First error function:").as_deref(), Some("jbd2_journal_recover"), "{what}");
+        assert_eq!(dumpe2fs_field(&img, "First error err:").as_deref(), Some(code), "{what}");
+        assert_eq!(dumpe2fs_field(&img, "Journal errno:"), None, "{what}: nothing left in the journal");
+        let m = LoopMount::new(&img, "").unwrap_or_else(|e| panic!("{what}: the kernel mounts it after: {e}"));
+        assert_eq!(std::fs::read(m.path().join("written-after")).unwrap(), b"the filesystem is usable");
+        m.unmount().unwrap();
+    }
+}
+
+#[test]
+fn a_journal_error_left_by_the_kernel_moves_to_the_filesystem() {
+    if !ext4_testkit::require(have_e2fsprogs() && can_loop_mount(), "needs e2fsprogs, root and loop devices") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("errno.img");
+    mke2fs(&img, &["-t", "ext4"]);
+    {
+        // errors=remount-ro aborts the journal on an error: jbd2 stores -EIO in s_errno.
+        let m = LoopMount::new(&img, "errors=remount-ro").expect("mount");
+        std::fs::write(m.path().join("f"), b"data").unwrap();
+        run(Command::new("sync").arg("-f").arg(m.path()));
+        let dev = String::from_utf8(Command::new("findmnt").args(["-n", "-o", "SOURCE"]).arg(m.path()).output().unwrap().stdout).unwrap();
+        let name = Path::new(dev.trim()).file_name().unwrap().to_string_lossy().into_owned();
+        std::fs::write(format!("/sys/fs/ext4/{name}/trigger_fs_error"), b"1").unwrap();
+        m.unmount().unwrap();
+    }
+    assert_eq!(dumpe2fs_field(&img, "Journal errno:").as_deref(), Some("-5"), "the kernel left an error in the journal");
+    // Only the journal's record is left to carry the error.
+    run(Command::new("debugfs").args(["-w", "-R", "ssv state 1"]).arg(&img));
+    let kernel = dir.path().join("kernel.img");
+    std::fs::copy(&img, &kernel).unwrap();
+    LoopMount::new(&kernel, "").expect("the kernel mounts it").unmount().unwrap();
+    Filesystem::open_path(&img, OpenOptions::read_write()).and_then(Filesystem::close).expect("the library opens it");
+    for (who, i) in [("kernel", &kernel), ("library", &img)] {
+        assert_eq!(dumpe2fs_field(i, "Filesystem state:").as_deref(), Some("clean with errors"), "{who}");
+        assert_eq!(dumpe2fs_field(i, "Journal errno:"), None, "{who}: the journal's error is cleared");
+    }
+}
+
+#[test]
+fn an_unreadable_journal_superblock_refuses_writes_and_says_what_to_do() {
+    if !ext4_testkit::require(have_e2fsprogs() && can_loop_mount(), "needs e2fsprogs, root and loop devices") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let base = base_image(&CONFIGS[0], dir.path());
+    let map = LogMap::read(&base);
+    let img = dir.path().join("bad-jsb.img");
+    damage_copy(&base, &img, &map, &Damage { role: Role::Superblock, jblock: 0, seq: 0, offset: 0x18, xor: 1 });
+    match Filesystem::open_path(&img, OpenOptions::read_write()) {
+        Ok(_) => panic!("a writable open must refuse a journal whose superblock fails its checksum"),
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(msg.contains("s_checksum") && msg.contains("read-only") && msg.contains("ext4 journal clear --force"), "{msg}");
+        }
+    }
+    let fs = Filesystem::open_path(&img, OpenOptions::read_only()).expect("a read-only open ignores the journal");
+    assert!(fs.journal_ignored().is_some_and(|w| w.contains("s_checksum")));
+}

@@ -243,9 +243,10 @@ impl Recovery {
         &self.warnings
     }
 
-    /// Whether a data block failed its checksum: the kernel fails such a
-    /// recovery (`-EIO`) after replaying the rest, e2fsck then forces a full
-    /// check. The caller should not consider the filesystem clean.
+    /// Whether a data block failed its checksum (the kernel fails such a
+    /// recovery after replaying the rest, e2fsck then forces a full check)
+    /// or was left out as lying past the end of the filesystem. The caller
+    /// should not consider the filesystem clean.
     pub fn has_block_errors(&self) -> bool {
         self.warnings.iter().any(|w| matches!(w, RecoveryWarning::DataChecksum { .. } | RecoveryWarning::BeyondEnd { .. }))
     }
