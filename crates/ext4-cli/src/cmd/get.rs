@@ -69,7 +69,7 @@ pub fn exec<I: clap::Args>(a: &Args<I>, fs: &Filesystem) -> CliResult {
         // Closing the channel tells the threads that the walk is over.
         x.files = std::sync::mpsc::sync_channel(0).0;
         r
-    })?;
+    });
     for (first, link) in &x.hard_links {
         problems.note(std::fs::hard_link(first, link).context(|| format!("linking {}", link.display())));
     }
@@ -211,8 +211,8 @@ impl Extractor<'_> {
 
 /// Copies the regular files `walk` sends, data and attributes, on up to
 /// four threads while it runs (the library reads concurrently; each thread
-/// has its own buffer). A file that fails goes to `problems` and the
-/// others go on; the walk's own error is returned.
+/// has its own buffer). A file that fails, or the walk, goes to
+/// `problems`, and the others go on.
 fn copy_files(
     fs: &Filesystem,
     files: std::sync::mpsc::Receiver<Vec<Item>>,
@@ -220,7 +220,7 @@ fn copy_files(
     root: bool,
     problems: &Problems,
     walk: impl FnOnce() -> CliResult,
-) -> CliResult {
+) {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
     // Reading the mask means setting it: set it back at once.
     let umask = rustix::process::umask(rustix::fs::Mode::empty());
@@ -252,8 +252,7 @@ fn copy_files(
                 problems.note(Err(fail("an extraction thread panicked")));
             }
         }
-        Ok(())
-    })
+    });
 }
 
 /// Copies a file's data extent by extent; returns the open file. Holes
