@@ -17,7 +17,9 @@
 //!   records the error;
 //! * where e2fsck rejects the journal superblock, the library refuses a
 //!   writable open too, a read-only open works without the journal, and
-//!   `clear_journal` leaves a journal a writable open accepts.
+//!   `clear_journal` leaves a journal a writable open accepts;
+//! * a read-only open of the damaged image, reading through the log, sees
+//!   the tree the replay wrote.
 //!
 //! Which log blocks are which comes from `debugfs logdump -a` and the
 //! journal inode's extents from `debugfs stat <8>`, not from the library.
@@ -448,6 +450,13 @@ fn check_case(dir: &Path, base: &Path, map: &LogMap, d: &Damage, what: &str) -> 
     assert_ne!(verdict, Verdict::BadSuperblock, "{what}: the library accepted a journal superblock e2fsck rejects:\n{out}");
     let errors = rec.as_ref().is_some_and(|r| r.has_errors());
     let lib_sb = superblock(&ours);
+    // A read-only open of the damaged image reads through the same log.
+    let through = Filesystem::open_path(&damaged, OpenOptions::read_only()).ok().and_then(|fs| Snapshot::from_image(&fs, b"/").ok());
+    let replayed = Filesystem::open_path(&ours, OpenOptions::read_only()).ok().and_then(|fs| Snapshot::from_image(&fs, b"/").ok());
+    if let (Some(a), Some(b)) = (through, replayed) {
+        let diff = b.diff(&a);
+        assert!(diff.is_empty(), "{what}: the read-only view differs from the replay: {:?}", &diff[..diff.len().min(4)]);
+    }
     // A damaged s_errno (journals without checksums) is moved to the
     // filesystem as the kernel does; e2fsck does the same.
     let expect_mark = errors || prior_error.is_some();
