@@ -25,6 +25,8 @@ enum Command {
     Mkfs(Box<cmd::mkfs::Args>),
     /// Show the superblock summary of an image.
     Info(cmd::info::Args),
+    /// Show, replay or clear the journal.
+    Journal(cmd::journal::Args),
     #[command(flatten)]
     Op(cmd::Op<cmd::Image>),
     /// Run many commands (one a line, from standard input) on one open image.
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Mkfs(a) => cmd::mkfs::run(*a),
         Command::Info(a) => cmd::info::run(a),
+        Command::Journal(a) => cmd::journal::run(a),
         Command::Op(op) => op.run(),
         Command::Batch(a) => cmd::batch::run(a),
         Command::Mount(a) => cmd::mount::run(a),

@@ -82,9 +82,14 @@ pub fn fail(msg: impl Into<String>) -> CliError {
     CliError { context: msg.into(), cause: "invalid".into(), errno: None }
 }
 
-/// Opens an image read-only.
+/// Opens an image read-only; warns when its journal cannot be read and
+/// is ignored (reads then see the filesystem as last checkpointed).
 pub fn open_ro(image: &PathBuf) -> CliResult<Filesystem> {
-    Filesystem::open_path(image, OpenOptions::read_only()).context(|| format!("opening {}", image.display()))
+    let fs = Filesystem::open_path(image, OpenOptions::read_only()).context(|| format!("opening {}", image.display()))?;
+    if let Some(why) = fs.journal_ignored() {
+        eprintln!("ext4: warning: {}: the journal is ignored ({why}); what it holds is not seen", image.display());
+    }
+    Ok(fs)
 }
 
 /// Opens an image for writing, acting with this process's credentials.

@@ -5,6 +5,10 @@
 //! `copy_file_range` and `sendfile`, or reads through the library), into the
 //! image's filesystem and another one, holes staying holes; and an image
 //! whose journal still needs recovery comes out as the kernel last saw it.
+//! Every xattr namespace root may set comes out (`trusted.*`, `security.*`,
+//! ACLs) as the kernel shows it; a host error on one entry is reported
+//! with every other and the rest is copied; data the kernel cannot copy
+//! (past the destination's size limit) goes by read and write.
 
 mod common;
 
@@ -163,7 +167,7 @@ fn a_journal_needing_recovery_is_read_as_the_kernel_left_it() {
 }
 
 #[test]
-fn a_corrupt_file_stops_the_extraction_with_its_error() {
+fn a_corrupt_file_is_reported_and_the_rest_copied() {
     if !ext4_testkit::require(have_e2fsprogs(), "needs e2fsprogs") {
         return;
     }
@@ -199,4 +203,128 @@ fn a_corrupt_file_stops_the_extraction_with_its_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a corrupt file was extracted without an error");
     assert!(err.contains("/big") && err.contains("EUCLEAN"), "the error does not name the file and the corruption: {err}");
+    for i in [0, 1234, 2999] {
+        let got = std::fs::read_to_string(tmp.path().join(format!("out/f{i}"))).unwrap();
+        assert_eq!(got, format!("file {i}\n"), "the other files are copied");
+    }
+}
+
+/// An ACL in the form `setxattr` takes (`posix_acl_xattr`): owner rw-,
+/// user 1000 r--, group r--, mask r--, other ---.
+fn acl_xattr() -> Vec<u8> {
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in [(1u16, 6u16, u32::MAX), (2, 4, 1000), (4, 4, u32::MAX), (0x10, 4, u32::MAX), (0x20, 0, u32::MAX)] {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&id.to_le_bytes());
+    }
+    v
+}
+
+/// Every xattr of every entry below `root`, read without following links.
+fn all_xattrs(root: &Path) -> std::collections::BTreeMap<String, Vec<(String, Vec<u8>)>> {
+    let mut out = std::collections::BTreeMap::new();
+    for name in ["file", "dir", "dir/inner", "link", "fifo"] {
+        let p = root.join(name);
+        let mut v: Vec<(String, Vec<u8>)> =
+            xattr::list(&p).unwrap().map(|n| (n.to_string_lossy().into_owned(), xattr::get(&p, &n).unwrap().unwrap_or_default())).collect();
+        v.sort();
+        out.insert(name.to_string(), v);
+    }
+    out
+}
+
+#[test]
+fn every_xattr_namespace_comes_out_as_root() {
+    if !ext4_testkit::require(have_e2fsprogs() && can_loop_mount(), "needs e2fsprogs, root and loop devices") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("x.img");
+    mke2fs(&image, &["-t", "ext4"], "64M");
+    let m = LoopMount::new(&image, "").expect("mount");
+    let r = m.path();
+    std::fs::write(r.join("file"), b"data").unwrap();
+    std::fs::create_dir_all(r.join("dir/inner")).unwrap();
+    std::os::unix::fs::symlink("file", r.join("link")).unwrap();
+    sh(Command::new("mkfifo").arg(r.join("fifo")));
+    xattr::set(r.join("file"), "user.u", b"user value").unwrap();
+    xattr::set(r.join("file"), "trusted.t", b"trusted value").unwrap();
+    xattr::set(r.join("file"), "security.s", b"security value").unwrap();
+    xattr::set(r.join("file"), "system.posix_acl_access", &acl_xattr()).unwrap();
+    xattr::set(r.join("dir"), "system.posix_acl_default", &acl_xattr()).unwrap();
+    xattr::set(r.join("dir"), "trusted.big", &pattern(700, 8)).unwrap();
+    xattr::set(r.join("dir/inner"), "user.inner", b"i").unwrap();
+    xattr::set(r.join("link"), "trusted.on-the-link", b"l").unwrap();
+    xattr::set(r.join("fifo"), "security.on-the-fifo", b"f").unwrap();
+    let expected = all_xattrs(r);
+    m.unmount().unwrap();
+    assert!(expected["file"].len() == 4 && expected["link"].len() == 1, "the kernel kept them: {expected:?}");
+    let out = tmp.path().join("out");
+    sh(Command::new(common::EXT4).args(["get", "-r"]).arg(&image).arg("/").arg(&out));
+    assert_eq!(all_xattrs(&out), expected, "xattrs as the kernel showed them");
+}
+
+#[test]
+fn host_errors_are_reported_and_the_rest_copied() {
+    if !ext4_testkit::require(have_e2fsprogs(), "needs e2fsprogs") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("d/deeper")).unwrap();
+    for (name, data) in [("a", "file a"), ("d/x", "file x"), ("d/deeper/y", "file y"), ("z", "file z")] {
+        std::fs::write(src.join(name), data).unwrap();
+    }
+    let image = tmp.path().join("img");
+    sh(Command::new("mke2fs").args(["-q", "-F", "-t", "ext4", "-d"]).arg(&src).arg(&image).arg("16M"));
+    // The host has a directory where the image has file a, and a file where it has directory d.
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(out.join("a")).unwrap();
+    std::fs::write(out.join("d"), b"in the way").unwrap();
+    let r = Command::new(common::EXT4).args(["get", "-r"]).arg(&image).arg("/").arg(&out).output().unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success(), "the problems must fail the command:\n{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines.iter().any(|l| l.contains(&*out.join("a").to_string_lossy()) && l.contains("EISDIR")), "file a:\n{err}");
+    assert!(lines.iter().any(|l| l.contains(&*out.join("d").to_string_lossy()) && l.contains("EEXIST")), "directory d:\n{err}");
+    assert!(err.contains("2 problem(s)"), "{err}");
+    assert_eq!(std::fs::read_to_string(out.join("z")).unwrap(), "file z", "the rest is copied");
+    assert_eq!(std::fs::read(out.join("d")).unwrap(), b"in the way", "what was in the way is left alone");
+}
+
+#[test]
+fn data_past_the_destination_size_limit_is_copied() {
+    if !ext4_testkit::require(have_e2fsprogs() && can_loop_mount(), "needs e2fsprogs, root and loop devices") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // A 3 TiB sparse image whose one file's data lies at 2.5 TiB (its
+    // extent pointed there by debugfs, the data written there by hand).
+    let image = tmp.path().join("big.img");
+    mke2fs(&image, &["-t", "ext4", "-O", "^has_journal,^resize_inode", "-N", "4096", "-E", "lazy_itable_init=1,nodiscard"], "3T");
+    let data = pattern(8192, 11);
+    let local = tmp.path().join("local");
+    std::fs::write(&local, &data).unwrap();
+    // 2.5 TiB in 4 KiB blocks, half-way into a group that holds no metadata.
+    let far: u64 = (5 << 27) + 32768 + 16384;
+    sh(Command::new("debugfs").arg("-w").arg("-R").arg(format!("write {} data", local.display())).arg(&image));
+    sh(Command::new("debugfs").arg("-w").arg("-R").arg(format!("sif /data block[5] {far}")).arg(&image));
+    std::os::unix::fs::FileExt::write_all_at(&std::fs::OpenOptions::new().write(true).open(&image).unwrap(), &data, far * 4096).unwrap();
+    let ex = ext4_testkit::oracle::debugfs(&image, "stat /data");
+    assert!(ex.contains(&far.to_string()), "the extent points at 2.5 TiB:\n{ex}");
+    // Copied onto ext2 with 1 KiB blocks, whose files end at 2 TiB: the
+    // kernel's sendfile refuses offsets past that (EOVERFLOW), as it does
+    // past 16 TiB of an image copied onto ext4 with 4 KiB blocks.
+    let small = tmp.path().join("small.img");
+    mke2fs(&small, &["-t", "ext2", "-b", "1024"], "64M");
+    let dest = LoopMount::new(&small, "").expect("mount the destination");
+    for mode in ["copy_file_range", "sendfile"] {
+        let out = dest.path().join(mode);
+        let mut c = Command::new(common::EXT4);
+        c.args(["get", "-r"]).arg(&image).arg("/").arg(&out).env("EXT4_KERNEL_COPY", mode);
+        sh(&mut c);
+        assert!(std::fs::read(out.join("data")).unwrap() == data, "{mode}: the data at 2.5 TiB");
+    }
+    dest.unmount().unwrap();
 }

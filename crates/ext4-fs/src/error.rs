@@ -131,6 +131,10 @@ pub enum Error {
     /// The filesystem uses a feature this library does not support (`EOPNOTSUPP`).
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// The filesystem is in use elsewhere: another node holds its
+    /// multi-mount protection block (`EBUSY`).
+    #[error("{0}")]
+    Busy(String),
     /// On-disk corruption (`EUCLEAN`, reported as `EIO` by most tools).
     #[error("{0}")]
     Corrupt(Box<Corruption>),
@@ -172,6 +176,7 @@ impl Error {
             Self::NoAttribute => 61,        // ENODATA
             Self::TooBig(_) => 34,          // ERANGE
             Self::Unsupported(_) => 95,     // EOPNOTSUPP
+            Self::Busy(_) => 16,            // EBUSY
             Self::Corrupt(_) => 117,        // EUCLEAN
             Self::Device(e) => e.errno(),
         }
@@ -199,6 +204,7 @@ pub fn errno_name(errno: i32) -> &'static str {
         1 => "EPERM",
         2 => "ENOENT",
         5 => "EIO",
+        16 => "EBUSY",
         17 => "EEXIST",
         20 => "ENOTDIR",
         21 => "EISDIR",
@@ -212,6 +218,7 @@ pub fn errno_name(errno: i32) -> &'static str {
         39 => "ENOTEMPTY",
         40 => "ELOOP",
         61 => "ENODATA",
+        75 => "EOVERFLOW",
         95 => "EOPNOTSUPP",
         117 => "EUCLEAN",
         _ => "E?",

@@ -12,7 +12,7 @@ use ext4_ondisk::{Incompat, Structure};
 
 use crate::cache::BlockCache;
 use crate::error::{Error, Location, Result};
-use crate::journal::JournalState;
+use crate::journal::{JournalOpen, JournalState};
 
 /// How to open a filesystem.
 #[derive(Debug, Clone)]
@@ -66,6 +66,8 @@ pub struct Filesystem {
     pub(crate) write: crate::write::WriteState,
     /// The host file behind the device, when opened with [`Filesystem::open_path`].
     pub(crate) host_file: Option<std::fs::File>,
+    /// The multi-mount protection block a writable open holds.
+    pub(crate) mmp: Option<crate::mmp::Mmp>,
 }
 
 impl std::fmt::Debug for Filesystem {
@@ -99,8 +101,16 @@ impl Filesystem {
     /// Opens the filesystem on `dev`: validates the superblock, refuses
     /// unsupported incompat features (naming them), opens read-only when
     /// ro_compat features cannot be written, loads and checks the group
-    /// descriptors, and replays the journal if needed.
+    /// descriptors, takes the multi-mount protection block of an `mmp`
+    /// filesystem for a writable open (waiting its check interval, about
+    /// 11 s, and refusing with [`crate::Error::Busy`] if another node uses
+    /// it; not for [`OpenOptions::bulk`]), and replays the journal if needed.
     pub fn open(dev: impl BlockDevice + 'static, opts: OpenOptions) -> Result<Self> {
+        Self::open_with(dev, opts, JournalOpen::Normal)
+    }
+
+    /// [`Filesystem::open`], with the journal treated as `mode` says.
+    pub(crate) fn open_with(dev: impl BlockDevice + 'static, opts: OpenOptions, mode: JournalOpen) -> Result<Self> {
         let dev: Box<dyn BlockDevice> = Box::new(dev);
         let (sb, geo) = read_superblock(&*dev)?;
         if opts.verify_checksums {
@@ -149,10 +159,15 @@ impl Filesystem {
             read_only_reason,
             write: Default::default(),
             host_file: None,
+            mmp: None,
         };
         fs.groups = fs.load_groups()?;
-        crate::journal::open_journal(&mut fs)?;
-        if fs.is_writable() {
+        // Before anything is written (the journal's replay included).
+        if fs.is_writable() && !fs.opts.bulk {
+            fs.mmp = crate::mmp::start(&fs)?;
+        }
+        crate::journal::open_journal(&mut fs, mode)?;
+        if fs.is_writable() && mode == JournalOpen::Normal {
             crate::write::start(&mut fs)?;
             fs.process_orphans()?;
         }

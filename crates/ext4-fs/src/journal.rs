@@ -9,20 +9,45 @@
 //! a log whose replay restores the last committed transaction. The
 //! superblock's `needs_recovery` is set (and flushed) before the first
 //! journaled commit and cleared after the final checkpoint at close.
+//!
+//! Damage, as the kernel and e2fsck meet it: recovery that ends at a bad
+//! commit block, at a damaged transaction, or skips a data block that
+//! fails its checksum replays what it can and records the error on the
+//! filesystem as the kernel's `ext4_error` does (`EXT4_ERROR_FS`, the error
+//! count, first and last error), so that a full check follows. An error
+//! the kernel left in the journal (`s_errno`) moves to the filesystem at
+//! a writable open (`ext4_clear_journal_err`). A journal superblock that
+//! cannot be read refuses a writable open; a read-only open ignores the
+//! journal; [`Filesystem::clear_journal`] empties it.
 
 use std::collections::{BTreeSet, HashSet};
 
 use ext4_blockdev::BlockDevice;
 use ext4_extent::Lookup;
-use ext4_jbd2::{CommitTime, DeviceJournal, JournalError, JournalIo, JournalRun, JournalWriter, Recovery};
-use ext4_ondisk::superblock::{Geometry, STATE_ERROR, SUPERBLOCK_OFFSET, Superblock};
+use ext4_jbd2::{
+    CommitTime, DeviceJournal, JournalError, JournalGeometry, JournalIo, JournalRun, JournalWriter, LogProblem, Recovery, RecoveryWarning,
+};
+use ext4_ondisk::superblock::{ERROR_INFO, ErrorRecord, Geometry, STATE_ERROR, STATE_VALID, SUPERBLOCK_OFFSET, Superblock, errcode};
 use ext4_ondisk::{Compat, Incompat, RoCompat, Structure};
+use zerocopy::IntoBytes;
 
 use crate::error::{Error, Location, Result};
 use crate::fs::Filesystem;
 
 /// Inode number of the internal journal (`s_journal_inum` is normally 8).
 const JOURNAL_INO_DEFAULT: u32 = 8;
+
+/// How an open treats the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JournalOpen {
+    /// Replay (writable) or read through it (read-only), then journal commits.
+    Normal,
+    /// Replay only, as `e2fsck -E journal_only`: no journal writer, no
+    /// orphan processing; the filesystem is read-only afterwards.
+    RecoverOnly,
+    /// Leave the journal alone (to clear it).
+    Skip,
+}
 
 /// Journal state kept by an open filesystem.
 #[derive(Default)]
@@ -40,6 +65,12 @@ pub(crate) struct JournalState {
     /// one must revoke it, or a replay would write the old copy over the
     /// block's next use.
     logged: HashSet<u64>,
+    /// The log replayed at this open.
+    replayed: Option<Recovery>,
+    /// Why a read-only open ignores the journal (its superblock cannot be read).
+    ignored: Option<String>,
+    /// The error the kernel left in the journal (`s_errno`), moved to the filesystem at this open.
+    prior_errno: Option<i32>,
 }
 
 impl JournalState {
@@ -74,12 +105,106 @@ impl JournalState {
     }
 }
 
+/// What [`Filesystem::clear_journal`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClearedJournal {
+    /// Whether the log held transactions (or `needs_recovery` was set):
+    /// they are discarded and the filesystem is marked for a full check.
+    pub discarded: bool,
+    /// Why the journal superblock was written anew, if it could not be read.
+    pub rebuilt: Option<String>,
+}
+
 impl Filesystem {
     /// Where the internal journal lives: runs of (first device block,
     /// length), in journal order (empty without an internal journal).
     pub fn journal_extents(&self) -> Vec<(u64, u64)> {
         self.journal.runs.iter().map(|r| (r.device_block, r.len)).collect()
     }
+
+    /// The log found at this open: replayed (a writable open) or read
+    /// through (a read-only one); `None` when the journal was clean.
+    pub fn journal_recovery(&self) -> Option<&Recovery> {
+        self.journal.replayed.as_ref().or(self.journal.overlay.as_ref())
+    }
+
+    /// Why a read-only open ignores the journal: its superblock cannot be
+    /// read, so reads see the filesystem as last checkpointed.
+    pub fn journal_ignored(&self) -> Option<&str> {
+        self.journal.ignored.as_deref()
+    }
+
+    /// The error (a negative errno) the kernel had recorded in the journal
+    /// (`s_errno`) and this writable open moved to the filesystem.
+    pub fn journal_prior_error(&self) -> Option<i32> {
+        self.journal.prior_errno
+    }
+
+    /// Replays the journal of the filesystem on `dev` and changes nothing
+    /// else (as `e2fsck -E journal_only`: no orphan processing, no journal
+    /// features set); the journal's recorded error moves to the filesystem.
+    /// Returns the filesystem, read-only, to read the result.
+    pub fn recover_journal(dev: impl BlockDevice + 'static) -> Result<Filesystem> {
+        let mut fs = Filesystem::open_with(dev, crate::OpenOptions::read_write(), JournalOpen::RecoverOnly)?;
+        fs.read_only_reason = Some("opened to recover the journal only".into());
+        Ok(fs)
+    }
+
+    /// Empties the journal of the filesystem on `dev` without replaying it,
+    /// as e2fsck does when told not to replay (or when the journal
+    /// superblock is invalid, which is then written anew): the log starts
+    /// empty, `needs_recovery` is cleared, and if transactions were
+    /// discarded the filesystem is marked not clean (`EXT4_VALID_FS`
+    /// cleared), so that a full check follows.
+    pub fn clear_journal(dev: impl BlockDevice + 'static) -> Result<ClearedJournal> {
+        let mut fs = Filesystem::open_with(dev, crate::OpenOptions::read_write(), JournalOpen::Skip)?;
+        let r = clear(&mut fs);
+        fs.read_only_reason = Some("journal cleared".into());
+        r
+    }
+}
+
+/// The work of [`Filesystem::clear_journal`].
+fn clear(fs: &mut Filesystem) -> Result<ClearedJournal> {
+    if fs.journal.runs.is_empty() {
+        return Err(Error::InvalidArgument("the filesystem has no internal journal".into()));
+    }
+    let bs = fs.geo.block_size;
+    let mut io = fs.journal.device(&*fs.dev, bs)?;
+    let len = io.len_blocks();
+    let found = ext4_jbd2::read_superblock(&mut io, bs).and_then(|sb| JournalGeometry::new(&sb, bs, len).map(|g| (sb, g)));
+    let needs_recovery = fs.geo.features.incompat.contains(Incompat::RECOVER);
+    let (jsb, discarded, rebuilt) = match found {
+        Ok((mut jsb, geo)) => {
+            let discarded = geo.start != 0 || needs_recovery;
+            // Stale transactions stay in the log: start past any of them.
+            let next = geo.sequence.wrapping_add(geo.log_blocks() as u32).wrapping_add(1);
+            jsb.s_start.set(0);
+            jsb.s_errno.set(0);
+            jsb.s_sequence.set(if discarded { next } else { geo.sequence });
+            jsb.update_checksum();
+            (jsb, discarded, None)
+        }
+        Err(e @ JournalError::Io { .. }) => return Err(journal_error(e)),
+        Err(e) => {
+            let now = fs.now();
+            // As e2fsck: a sequence no stale block is likely to carry.
+            let seq = (now.secs as u32) ^ now.nsec.rotate_left(16) ^ 0x9E37_79B9;
+            let maxlen = u32::try_from(len).map_err(|_| Error::Unsupported("a journal of 2^32 blocks or more".into()))?;
+            (ext4_jbd2::fresh_superblock(bs, maxlen, fs.sb.s_uuid, seq), true, Some(e.to_string()))
+        }
+    };
+    ext4_jbd2::write_superblock(&mut io, bs, &jsb).map_err(journal_error)?;
+    fs.dev.flush()?;
+    fs.patch_superblock_on_disk(|sb| {
+        let mut f = sb.features();
+        f.incompat.remove(Incompat::RECOVER);
+        sb.set_features(f);
+        if discarded {
+            sb.s_state.set(sb.s_state.get() & !STATE_VALID);
+        }
+    })?;
+    Ok(ClearedJournal { discarded, rebuilt })
 }
 
 /// A journal error as the facade reports it.
@@ -98,12 +223,13 @@ pub(crate) fn journal_error(e: JournalError) -> Error {
 
 /// Opens the journal of `fs` (group descriptors loaded): replays it when
 /// it needs recovery and the open is writable, or builds the read overlay
-/// otherwise; then prepares the writer for a writable open.
-pub(crate) fn open_journal(fs: &mut Filesystem) -> Result<()> {
+/// otherwise; then moves an error the kernel left in it to the filesystem
+/// and prepares the writer for a writable open.
+pub(crate) fn open_journal(fs: &mut Filesystem, mode: JournalOpen) -> Result<()> {
     let features = fs.geo.features;
     let needs_recovery = features.incompat.contains(Incompat::RECOVER);
     if !features.compat.contains(Compat::HAS_JOURNAL) {
-        if needs_recovery && fs.is_writable() {
+        if needs_recovery && fs.is_writable() && mode != JournalOpen::Skip {
             return Err(Error::corrupt(Structure::Superblock, Location::Superblock, "needs_recovery is set but there is no journal"));
         }
         return Ok(());
@@ -119,48 +245,111 @@ pub(crate) fn open_journal(fs: &mut Filesystem) -> Result<()> {
         return Ok(());
     }
     fs.journal.runs = journal_runs(fs, ino)?;
+    if mode == JournalOpen::Skip {
+        return Ok(());
+    }
     if needs_recovery && fs.is_writable() && !fs.opts.replay_journal {
         fs.read_only_reason = Some("the journal needs recovery and replay is off".into());
     }
+    if let Err(e) = check_superblock(fs) {
+        if fs.is_writable() || matches!(e, JournalError::Io { .. }) {
+            return Err(unusable(e, ino));
+        }
+        fs.journal.ignored = Some(e.to_string());
+        return Ok(());
+    }
     if needs_recovery {
         if fs.is_writable() {
-            replay(fs)?;
+            replay(fs, ino)?;
         } else {
             let mut io = fs.journal.device(&*fs.dev, fs.geo.block_size)?;
-            let rec = ext4_jbd2::scan(&mut io, fs.geo.block_size).map_err(journal_error)?;
+            let mut rec = ext4_jbd2::scan(&mut io, fs.geo.block_size).map_err(journal_error)?;
+            rec.exclude_beyond(fs.geo.blocks_count);
             fs.journal.overlay = Some(rec);
             // The superblock and descriptors may have newer copies in the log.
             reload_metadata(fs)?;
         }
     }
-    if fs.is_writable() && !fs.opts.bulk {
-        let bs = fs.geo.block_size;
-        let mut io = fs.journal.device(&*fs.dev, bs)?;
-        let mut jsb = ext4_jbd2::read_superblock(&mut io, bs).map_err(journal_error)?;
-        if jsb.s_start.get() != 0 {
-            // A log with data but no needs_recovery: stale, as the kernel
-            // decides (jbd2_journal_skip_recovery) — skip it, moving the
-            // sequence past everything in it.
-            let rec = ext4_jbd2::scan(&mut io, bs).map_err(journal_error)?;
-            if rec.needs_recovery() {
-                rec.finish(&mut jsb);
-            } else {
-                jsb.s_start.set(0);
-                jsb.update_checksum();
-            }
-            ext4_jbd2::write_superblock(&mut io, bs, &jsb).map_err(journal_error)?;
-        }
-        let bit64 = fs.geo.features.incompat.contains(Incompat::BIT64);
-        let csum = fs.geo.features.ro_compat.contains(RoCompat::METADATA_CSUM);
-        if ext4_jbd2::set_mount_features(&mut jsb, bit64, csum) {
-            ext4_jbd2::write_superblock(&mut io, bs, &jsb).map_err(journal_error)?;
-        }
-        let writer = JournalWriter::new(jsb, bs, io.len_blocks()).map_err(journal_error)?;
-        // Commit well before a transaction could outgrow the log.
-        let quarter = usize::try_from(writer.geometry().log_blocks() / 4).unwrap_or(usize::MAX);
-        fs.write.commit_blocks = fs.write.commit_blocks.min(quarter.max(64));
-        fs.journal.writer = Some(writer);
+    if !fs.is_writable() || fs.opts.bulk {
+        return Ok(());
     }
+    clear_journal_err(fs)?;
+    if mode == JournalOpen::Normal {
+        start_writer(fs)?;
+    }
+    Ok(())
+}
+
+/// Reads and validates the journal superblock (`journal_load`'s checks).
+fn check_superblock(fs: &Filesystem) -> std::result::Result<(), JournalError> {
+    let bs = fs.geo.block_size;
+    let mut io = DeviceJournal::new(&*fs.dev, bs, fs.journal.runs.clone())?;
+    let jsb = ext4_jbd2::read_superblock(&mut io, bs)?;
+    JournalGeometry::new(&jsb, bs, io.len_blocks()).map(drop)
+}
+
+/// The error of a writable open whose journal superblock cannot be used:
+/// what is wrong, and what to do.
+fn unusable(e: JournalError, ino: u32) -> Error {
+    if let JournalError::Io { .. } = e {
+        return journal_error(e);
+    }
+    let what = format!(
+        "the journal cannot be used ({e}): open the filesystem read-only to read it without the journal, or clear the journal \
+         (`ext4 journal clear --force`, or e2fsck -fy), which discards any transactions it holds"
+    );
+    Error::corrupt(Structure::Journal, Location::Inode(ino), what)
+}
+
+/// `ext4_clear_journal_err`: an error the kernel recorded in the journal
+/// (`jbd2_journal_abort` stores it in `s_errno`) marks the filesystem as
+/// having errors, then is cleared from the journal.
+fn clear_journal_err(fs: &mut Filesystem) -> Result<()> {
+    let bs = fs.geo.block_size;
+    let mut io = fs.journal.device(&*fs.dev, bs)?;
+    let mut jsb = ext4_jbd2::read_superblock(&mut io, bs).map_err(journal_error)?;
+    let errno = jsb.s_errno.get() as i32;
+    if errno == 0 {
+        return Ok(());
+    }
+    fs.sb.s_state.set(fs.sb.s_state.get() | STATE_ERROR);
+    fs.patch_superblock_on_disk(|sb| sb.s_state.set(sb.s_state.get() | STATE_ERROR))?;
+    jsb.s_errno.set(0);
+    jsb.update_checksum();
+    ext4_jbd2::write_superblock(&mut io, bs, &jsb).map_err(journal_error)?;
+    fs.journal.prior_errno = Some(errno);
+    Ok(())
+}
+
+/// Prepares the transaction writer of a writable open: skips a stale log,
+/// sets the journal features the filesystem needs, bounds the transactions.
+fn start_writer(fs: &mut Filesystem) -> Result<()> {
+    let bs = fs.geo.block_size;
+    let mut io = fs.journal.device(&*fs.dev, bs)?;
+    let mut jsb = ext4_jbd2::read_superblock(&mut io, bs).map_err(journal_error)?;
+    if jsb.s_start.get() != 0 {
+        // A log with data but no needs_recovery: stale, as the kernel
+        // decides (jbd2_journal_skip_recovery) — skip it, moving the
+        // sequence past everything in it.
+        let rec = ext4_jbd2::scan(&mut io, bs).map_err(journal_error)?;
+        if rec.needs_recovery() {
+            rec.finish(&mut jsb);
+        } else {
+            jsb.s_start.set(0);
+            jsb.update_checksum();
+        }
+        ext4_jbd2::write_superblock(&mut io, bs, &jsb).map_err(journal_error)?;
+    }
+    let bit64 = fs.geo.features.incompat.contains(Incompat::BIT64);
+    let csum = fs.geo.features.ro_compat.contains(RoCompat::METADATA_CSUM);
+    if ext4_jbd2::set_mount_features(&mut jsb, bit64, csum) {
+        ext4_jbd2::write_superblock(&mut io, bs, &jsb).map_err(journal_error)?;
+    }
+    let writer = JournalWriter::new(jsb, bs, io.len_blocks()).map_err(journal_error)?;
+    // Commit well before a transaction could outgrow the log.
+    let quarter = usize::try_from(writer.geometry().log_blocks() / 4).unwrap_or(usize::MAX);
+    fs.write.commit_blocks = fs.write.commit_blocks.min(quarter.max(64));
+    fs.journal.writer = Some(writer);
     Ok(())
 }
 
@@ -189,17 +378,18 @@ fn journal_runs(fs: &Filesystem, ino: u32) -> Result<Vec<JournalRun>> {
     Ok(runs)
 }
 
-/// Replays the log home (writable open), clears `needs_recovery`, and
-/// reloads what the replay may have changed.
-fn replay(fs: &mut Filesystem) -> Result<()> {
+/// Replays the log home (writable open), clears `needs_recovery`, records
+/// any error recovery met, and reloads what the replay may have changed.
+fn replay(fs: &mut Filesystem, ino: u32) -> Result<()> {
     let bs = fs.geo.block_size;
     let blocks_count = fs.geo.blocks_count;
     let dev = &*fs.dev;
     let mut io = fs.journal.device(dev, bs)?;
-    let rec = ext4_jbd2::scan(&mut io, bs).map_err(journal_error)?;
-    if let Some(b) = rec.blocks().find(|&b| b >= blocks_count) {
-        return Err(Error::corrupt(Structure::Journal, Location::Block(b), "the journal holds a block beyond the end of the filesystem"));
-    }
+    let mut rec = ext4_jbd2::scan(&mut io, bs).map_err(journal_error)?;
+    rec.exclude_beyond(blocks_count);
+    // The kernel keeps the error information it found over the journal's
+    // older copy of the superblock (ext4_load_journal).
+    let (before, _) = crate::fs::read_superblock(dev)?;
     rec.replay(&mut io, |b, data: &[u8]| dev.write_at(b * u64::from(bs), data)).map_err(journal_error)?;
     dev.flush()?;
     let mut jsb = ext4_jbd2::read_superblock(&mut io, bs).map_err(journal_error)?;
@@ -207,13 +397,15 @@ fn replay(fs: &mut Filesystem) -> Result<()> {
     ext4_jbd2::write_superblock(&mut io, bs, &jsb).map_err(journal_error)?;
     // The replay may have rewritten the superblock and descriptors.
     fs.reset_cache();
-    let errors = rec.failed_commit().is_some() || rec.has_block_errors();
+    let error = recovery_error(&rec, fs.now().secs, ino);
     fs.patch_superblock_on_disk(|sb| {
         let mut f = sb.features();
         f.incompat.remove(Incompat::RECOVER);
         sb.set_features(f);
-        if errors {
-            sb.s_state.set(sb.s_state.get() | STATE_ERROR);
+        sb.as_mut_bytes()[ERROR_INFO].copy_from_slice(&before.as_bytes()[ERROR_INFO]);
+        sb.s_state.set(sb.s_state.get() | (before.s_state.get() & STATE_ERROR));
+        if let Some(e) = &error {
+            sb.record_error(e);
         }
     })?;
     reload_metadata(fs)?;
@@ -229,7 +421,24 @@ fn replay(fs: &mut Filesystem) -> Result<()> {
             sb.s_free_inodes_count.set(free_inodes as u32);
         })?;
     }
+    fs.journal.replayed = Some(rec);
     Ok(())
+}
+
+/// The error a recovery records on the filesystem, if it met one: a bad
+/// commit block (the kernel's `j_failed_commit`, -EFSCORRUPTED), damage
+/// that ended the log, data blocks that failed their checksum
+/// (-EFSBADCRC), or tags naming blocks past the end of the filesystem.
+fn recovery_error(rec: &Recovery, now: i64, ino: u32) -> Option<ErrorRecord<'static>> {
+    let code = match rec.damage().map(|d| &d.problem) {
+        Some(LogProblem::TransactionChecksum | LogProblem::DescriptorChecksum) => errcode::EFSBADCRC,
+        Some(_) => errcode::EFSCORRUPTED,
+        None if rec.failed_commit().is_some() => errcode::EFSCORRUPTED,
+        None if rec.warnings().iter().any(|w| matches!(w, RecoveryWarning::DataChecksum { .. })) => errcode::EFSBADCRC,
+        None if rec.has_block_errors() => errcode::EFSCORRUPTED,
+        None => return None,
+    };
+    Some(ErrorRecord { time: now, ino, block: 0, func: "jbd2_journal_recover", line: 0, errcode: code })
 }
 
 /// Re-reads the superblock (through the overlay, if any) and the group descriptors.

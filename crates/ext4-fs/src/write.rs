@@ -394,6 +394,7 @@ impl Filesystem {
         if self.cache().dirty_count() == 0 && self.write.dirty_groups.is_empty() {
             return Ok(());
         }
+        crate::mmp::update(self)?;
         crate::journal::before_commit(self)?;
         self.flush_group_descs()?;
         self.flush_superblock()?;
@@ -520,7 +521,7 @@ impl Filesystem {
     /// What `close` and `Drop` do.
     pub(crate) fn shutdown(&mut self) -> Result<()> {
         if !self.is_writable() {
-            return Ok(());
+            return crate::mmp::stop(self);
         }
         let orphans: Vec<u32> = self.write.orphans.drain().collect();
         self.write.open.clear();
@@ -541,7 +542,7 @@ impl Filesystem {
             }
             Ok(()) => {
                 self.read_only_reason = Some("closed".into());
-                Ok(())
+                crate::mmp::stop(self)
             }
         }
     }

@@ -15,6 +15,9 @@
 //!   `fs/jbd2/recovery.c` without writing; the resulting [`Recovery`] serves
 //!   reads from the journal (read-only open), replays the blocks home, and
 //!   finishes the journal superblock as e2fsck does. [`recover`] does all of it.
+//! * [`logdump`]: [`logdump::dump`] walks the log for display, as debugfs
+//!   `logdump` does (blocks, tags, revokes, commits, checksums, and the
+//!   fast-commit area's records).
 //! * [`writer`]: [`JournalWriter`] encodes transactions as the kernel lays
 //!   them out (revoke blocks, descriptors with tags and escapes, data,
 //!   commit block with checksums), writes them in a crash-safe order, and
@@ -27,11 +30,12 @@ pub mod error;
 pub mod format;
 pub mod geometry;
 pub mod io;
+pub mod logdump;
 pub mod recovery;
 pub mod writer;
 
 pub use error::{BoxError, IoOp, JournalError, LogProblem};
 pub use geometry::{JournalFeatures, JournalGeometry};
 pub use io::{DeviceJournal, JournalIo, JournalRun, MemoryJournal, read_superblock, write_superblock};
-pub use recovery::{JournalCopy, Recovery, RecoveryWarning, recover, scan};
-pub use writer::{CommitTime, EncodedTransaction, JournalWriter, set_mount_features};
+pub use recovery::{JournalCopy, LogDamage, Recovery, RecoveryWarning, recover, scan};
+pub use writer::{CommitTime, EncodedTransaction, JournalWriter, fresh_superblock, set_mount_features};

@@ -6,6 +6,17 @@
 //! [`Recovery`], then serves reads from the journal (read-only open),
 //! replays ([`Recovery::replay`]) and gives the superblock to write
 //! afterwards ([`Recovery::finish`]).
+//!
+//! The checks, and what ends the log, are those of e2fsck 1.47's copy of
+//! `recovery.c` (the oracle every test compares with). One decision
+//! differs, on purpose: a transaction whose descriptor or revoke block
+//! fails its checksum while its commit block is newer than the last one
+//! (`-EFSBADCRC` in PASS_SCAN), or whose revoke block counts past its end
+//! (`-EINVAL`), is damage ([`LogDamage`]) that ends the log before that
+//! transaction, and the transactions before it are replayed. The kernel
+//! refuses to mount such a journal and e2fsck discards the whole log;
+//! replaying the valid prefix keeps every transaction that was committed
+//! whole, and the caller records the error so that a full check follows.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -61,6 +72,17 @@ pub enum RecoveryWarning {
         /// Journal block of the commit block.
         jblock: u64,
     },
+    /// A tag names a block past the end of the filesystem: its copy is not
+    /// replayed (e2fsck writes it past the end of the image; the kernel's
+    /// write fails and so does the mount).
+    BeyondEnd {
+        /// Home block named by the tag.
+        fs_block: u64,
+        /// Journal block of the copy.
+        jblock: u64,
+        /// Transaction.
+        sequence: u32,
+    },
     /// The journal has a fast-commit area; it is not replayed (fast commits
     /// after the last full commit are lost, as with a kernel that lacks them).
     FastCommitIgnored,
@@ -69,6 +91,24 @@ pub enum RecoveryWarning {
         /// Journal block where the scan stopped.
         jblock: u64,
     },
+}
+
+/// Damage that ended the log before its last transaction: the transactions
+/// before `sequence` are replayed, the rest of the log is not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDamage {
+    /// The first transaction not replayed.
+    pub sequence: u32,
+    /// Journal block where the damage was found.
+    pub jblock: u64,
+    /// What is wrong.
+    pub problem: LogProblem,
+}
+
+impl std::fmt::Display for LogDamage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "transaction {} (journal block {}): {}", self.sequence, self.jblock, self.problem)
+    }
 }
 
 /// What recovery found in the log: the blocks to write home and the
@@ -81,6 +121,7 @@ pub struct Recovery {
     end_sequence: u32,
     copies: BTreeMap<u64, JournalCopy>,
     failed_commit: Option<u32>,
+    damage: Option<LogDamage>,
     warnings: Vec<RecoveryWarning>,
     revoke_hits: u64,
 }
@@ -102,6 +143,7 @@ pub fn scan_with(io: &mut impl JournalIo, geo: JournalGeometry) -> Result<Recove
         geo: None,
         copies: BTreeMap::new(),
         failed_commit: None,
+        damage: None,
         warnings: Vec::new(),
         revoke_hits: 0,
     };
@@ -119,6 +161,7 @@ pub fn scan_with(io: &mut impl JournalIo, geo: JournalGeometry) -> Result<Recove
     rec.end_sequence = state.end.unwrap_or(geo.sequence);
     rec.copies = state.copies;
     rec.failed_commit = state.failed_commit;
+    rec.damage = state.damage;
     rec.warnings = state.warnings;
     rec.revoke_hits = state.revoke_hits;
     rec.geo = Some(geo);
@@ -161,10 +204,20 @@ impl Recovery {
         self.end_sequence.wrapping_sub(self.start_sequence)
     }
 
-    /// The sequence the journal superblock gets after replay
-    /// (`end_transaction + 1`, so stale commit blocks can never match).
+    /// The sequence the journal superblock gets after replay:
+    /// `end_transaction + 1`, as the kernel and e2fsck restart the log, so
+    /// that stale commit blocks can never match. When the log ended early
+    /// (a bad commit block or [`LogDamage`]), committed transactions may
+    /// lie beyond the end, with numbers up to one per log block past the
+    /// start: the sequence moves past all of them.
     pub fn next_sequence(&self) -> u32 {
-        if self.needs_recovery() { self.end_sequence.wrapping_add(1) } else { self.start_sequence }
+        let Some(geo) = &self.geo else { return self.start_sequence };
+        let next = self.end_sequence.wrapping_add(1);
+        if self.failed_commit.is_none() && self.damage.is_none() {
+            return next;
+        }
+        let past_log = self.start_sequence.wrapping_add(geo.log_blocks() as u32).wrapping_add(1);
+        if tid_gt(past_log, next) { past_log } else { next }
     }
 
     /// The transaction whose commit block failed its checksum, if any.
@@ -172,16 +225,39 @@ impl Recovery {
         self.failed_commit
     }
 
+    /// The damage that ended the log early, if any.
+    pub fn damage(&self) -> Option<&LogDamage> {
+        self.damage.as_ref()
+    }
+
+    /// Whether recovery met anything the kernel treats as an error (a bad
+    /// commit block, damage, a data block that failed its checksum): the
+    /// caller records an error on the filesystem so that a full check
+    /// follows, as e2fsck does after such a replay.
+    pub fn has_errors(&self) -> bool {
+        self.failed_commit.is_some() || self.damage.is_some() || self.has_block_errors()
+    }
+
     /// What was skipped or ignored.
     pub fn warnings(&self) -> &[RecoveryWarning] {
         &self.warnings
     }
 
-    /// Whether a data block failed its checksum: the kernel fails such a
-    /// recovery (`-EIO`) after replaying the rest, e2fsck then forces a full
-    /// check. The caller should not consider the filesystem clean.
+    /// Whether a data block failed its checksum (the kernel fails such a
+    /// recovery after replaying the rest, e2fsck then forces a full check)
+    /// or was left out as lying past the end of the filesystem. The caller
+    /// should not consider the filesystem clean.
     pub fn has_block_errors(&self) -> bool {
-        self.warnings.iter().any(|w| matches!(w, RecoveryWarning::DataChecksum { .. }))
+        self.warnings.iter().any(|w| matches!(w, RecoveryWarning::DataChecksum { .. } | RecoveryWarning::BeyondEnd { .. }))
+    }
+
+    /// Leaves out the copies of blocks at or past `blocks_count` (a damaged
+    /// tag), each with a [`RecoveryWarning::BeyondEnd`].
+    pub fn exclude_beyond(&mut self, blocks_count: u64) {
+        let beyond = self.copies.split_off(&blocks_count);
+        for (fs_block, c) in beyond {
+            self.warnings.push(RecoveryWarning::BeyondEnd { fs_block, jblock: c.jblock, sequence: c.sequence });
+        }
     }
 
     /// Number of tagged blocks skipped because a later (or the same)
@@ -271,6 +347,7 @@ enum Pass {
 struct PassState {
     end: Option<u32>,
     failed_commit: Option<u32>,
+    damage: Option<LogDamage>,
     revoked: HashMap<u64, u32>,
     copies: BTreeMap<u64, JournalCopy>,
     warnings: Vec<RecoveryWarning>,
@@ -474,48 +551,52 @@ impl<I: JournalIo> Walk<'_, I> {
         Ok(())
     }
 
+    /// A commit block. Checksums are checked in PASS_SCAN only; where
+    /// e2fsck's code leaves its `switch` with `break` (a failed commit),
+    /// the walk goes on to the next block with the same transaction
+    /// number, which then normally ends the log.
     fn commit(&mut self, pass: Pass, st: &mut PassState, c: &mut Cursor, cur: u64) -> Result<Step, JournalError> {
+        if pass != Pass::Scan {
+            c.next_id = c.next_id.wrapping_add(1);
+            return Ok(Step::Continue);
+        }
         let commit_time = be64_at(&self.buf, COMMIT_SEC_OFFSET);
         if c.need_check_commit_time {
-            // A bad checksum earlier in this transaction: corruption if the
-            // commit is newer than the last one, else stale blocks.
+            // A bad checksum earlier in this transaction: damage if the
+            // commit is not older than the last one, else stale blocks.
             if commit_time >= c.last_commit_time {
-                let problem = LogProblem::TransactionChecksum;
-                return Err(JournalError::Corrupt { jblock: cur, sequence: c.next_id, problem });
+                st.damaged(c.next_id, cur, LogProblem::TransactionChecksum);
+            } else {
+                st.warnings.push(RecoveryWarning::StaleBlocks { sequence: c.next_id, jblock: cur });
             }
-            st.warnings.push(RecoveryWarning::StaleBlocks { sequence: c.next_id, jblock: cur });
             return Ok(Step::Done);
         }
-        if pass == Pass::Scan {
-            let mut bad = false;
-            if self.geo.features.checksum_v1 {
-                if let Some(end) = st.end {
-                    st.failed_commit = Some(end);
-                    return Ok(Step::Done);
-                }
-                bad = !self.v1_commit_checksum_ok(c.crc32_sum);
-                if !bad {
-                    c.crc32_sum = !0;
-                }
+        let good = if self.geo.features.checksum_v1 {
+            if let Some(end) = st.end {
+                st.failed_commit = Some(end);
+                return Ok(Step::Continue);
             }
-            if !bad && self.geo.features.csum_v2_or_v3() {
-                let found = be32_at(&self.buf, COMMIT_CHKSUM_OFFSET);
-                bad = found != commit_block_checksum(self.geo.csum_seed, &self.buf);
-            }
-            if bad {
-                if commit_time < c.last_commit_time {
-                    st.warnings.push(RecoveryWarning::StaleBlocks { sequence: c.next_id, jblock: cur });
-                    return Ok(Step::Done);
-                }
-                st.end = Some(c.next_id);
-                st.warnings.push(RecoveryWarning::CommitChecksum { sequence: c.next_id, jblock: cur });
-                if !self.geo.features.async_commit {
-                    st.failed_commit = Some(c.next_id);
-                    return Ok(Step::Done);
-                }
-            }
-            c.last_commit_time = commit_time;
+            self.v1_commit_checksum_ok(c.crc32_sum)
+        } else {
+            !self.geo.features.csum_v2_or_v3()
+                || be32_at(&self.buf, COMMIT_CHKSUM_OFFSET) == commit_block_checksum(self.geo.csum_seed, &self.buf)
+        };
+        if good && self.geo.features.checksum_v1 {
+            c.crc32_sum = !0;
         }
+        if !good {
+            if commit_time < c.last_commit_time {
+                st.warnings.push(RecoveryWarning::StaleBlocks { sequence: c.next_id, jblock: cur });
+                return Ok(Step::Done);
+            }
+            st.end = Some(c.next_id);
+            st.warnings.push(RecoveryWarning::CommitChecksum { sequence: c.next_id, jblock: cur });
+            if !self.geo.features.async_commit {
+                st.failed_commit = Some(c.next_id);
+                return Ok(Step::Continue);
+            }
+        }
+        c.last_commit_time = commit_time;
         c.next_id = c.next_id.wrapping_add(1);
         Ok(Step::Continue)
     }
@@ -528,28 +609,49 @@ impl<I: JournalIo> Walk<'_, I> {
         (found == crc32_sum && kind == CHECKSUM_CRC32 && size == CRC32_CHKSUM_SIZE) || (kind == 0 && size == 0 && found == 0)
     }
 
+    /// A revoke block: its checksum and record count are checked in
+    /// PASS_SCAN, its records collected in PASS_REVOKE.
     fn revoke(&mut self, pass: Pass, st: &mut PassState, c: &mut Cursor, cur: u64) -> Result<Step, JournalError> {
-        if pass == Pass::Scan && !self.tail_checksum_ok() {
-            c.need_check_commit_time = true;
-        }
-        if pass != Pass::Revoke {
-            return Ok(Step::Continue);
-        }
         let count = be32_at(&self.buf, REVOKE_COUNT_OFFSET);
-        if count as usize > self.buf.len() - self.geo.features.tail_bytes() {
-            let problem = LogProblem::RevokeCount { count };
-            return Err(JournalError::Corrupt { jblock: cur, sequence: c.next_id, problem });
-        }
-        let rec = self.geo.features.revoke_record_bytes();
-        let mut off = REVOKE_HEADER_SIZE;
-        while off + rec <= count as usize {
-            let blocknr = if rec == 4 { u64::from(be32_at(&self.buf, off)) } else { be64_at(&self.buf, off) };
-            off += rec;
-            let seq = st.revoked.entry(blocknr).or_insert(c.next_id);
-            if tid_gt(c.next_id, *seq) {
-                *seq = c.next_id;
+        let count_ok = count as usize <= self.buf.len() - self.geo.features.tail_bytes();
+        match pass {
+            Pass::Scan if !self.tail_checksum_ok() => c.need_check_commit_time = true,
+            Pass::Scan if !count_ok => {
+                // e2fsck fails in PASS_REVOKE (-EINVAL), newer kernels in
+                // PASS_SCAN: the log ends before this transaction.
+                st.damaged(c.next_id, cur, LogProblem::RevokeCount { count });
+                return Ok(Step::Done);
             }
+            Pass::Revoke if !count_ok => {
+                let problem = LogProblem::RevokeCount { count };
+                return Err(JournalError::Corrupt { jblock: cur, sequence: c.next_id, problem });
+            }
+            Pass::Revoke => self.revoke_records(st, c.next_id, count as usize),
+            _ => {}
         }
         Ok(Step::Continue)
+    }
+
+    /// Records the revoke records of the block in `self.buf` (`scan_revoke_records`).
+    fn revoke_records(&self, st: &mut PassState, sequence: u32, count: usize) {
+        let rec = self.geo.features.revoke_record_bytes();
+        let mut off = REVOKE_HEADER_SIZE;
+        while off + rec <= count {
+            let blocknr = if rec == 4 { u64::from(be32_at(&self.buf, off)) } else { be64_at(&self.buf, off) };
+            off += rec;
+            let seq = st.revoked.entry(blocknr).or_insert(sequence);
+            if tid_gt(sequence, *seq) {
+                *seq = sequence;
+            }
+        }
+    }
+}
+
+impl PassState {
+    /// Ends the log before transaction `sequence` because of damage found
+    /// at `jblock` (an end already known from a bad commit stays).
+    fn damaged(&mut self, sequence: u32, jblock: u64, problem: LogProblem) {
+        self.end.get_or_insert(sequence);
+        self.damage.get_or_insert(LogDamage { sequence, jblock, problem });
     }
 }

@@ -310,6 +310,21 @@ pub fn set_mount_features(sb: &mut JournalSuperblock, fs_64bit: bool, metadata_c
     true
 }
 
+/// A fresh, empty v2 journal superblock, as `ext2fs_create_journal_superblock2`
+/// writes one for an internal journal (one user, the log from block 1),
+/// starting at transaction `sequence`; for rebuilding one that cannot be read.
+pub fn fresh_superblock(block_size: u32, maxlen: u32, uuid: [u8; 16], sequence: u32) -> JournalSuperblock {
+    let mut sb = JournalSuperblock::zeroed();
+    sb.s_header = Header::new(BlockType::SuperblockV2, 0);
+    sb.s_blocksize.set(block_size);
+    sb.s_maxlen.set(maxlen);
+    sb.s_nr_users.set(1);
+    sb.s_first.set(1);
+    sb.s_sequence.set(sequence);
+    sb.s_uuid = uuid;
+    sb
+}
+
 /// Lays out the blocks of one transaction.
 struct Encoder<'a> {
     w: &'a JournalWriter,

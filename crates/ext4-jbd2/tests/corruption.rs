@@ -7,7 +7,8 @@ use ext4_jbd2::format::{
     INCOMPAT_CSUM_V3, INCOMPAT_REVOKE, JournalSuperblock, commit_block_checksum, descriptor_block_checksum,
 };
 use ext4_jbd2::{
-    CommitTime, EncodedTransaction, JournalError, JournalWriter, LogProblem, MemoryJournal, RecoveryWarning, scan, write_superblock,
+    CommitTime, EncodedTransaction, JournalError, JournalWriter, LogDamage, LogProblem, MemoryJournal, RecoveryWarning, scan,
+    write_superblock,
 };
 use zerocopy::IntoBytes;
 
@@ -117,7 +118,10 @@ fn bad_commit_checksum_ends_the_log_before_the_transaction() {
     assert_eq!(rec.warnings(), &[RecoveryWarning::CommitChecksum { sequence: 12, jblock: txs[1].commit.0 }]);
     assert_eq!(rec.copy_of(2).unwrap().sequence, 11);
     assert!(rec.copy_of(9).is_none());
-    assert_eq!(rec.next_sequence(), 13, "one past the failed transaction 12");
+    assert!(rec.has_errors());
+    // Transaction 13 is still in the log: the sequence moves past any
+    // transaction the 63-block log can hold.
+    assert_eq!(rec.next_sequence(), 11 + 63 + 1);
 }
 
 #[test]
@@ -141,12 +145,18 @@ fn v1_commit_checksum_covers_descriptor_and_data() {
 }
 
 #[test]
-fn bad_descriptor_checksum_with_a_newer_commit_is_corruption() {
+fn bad_descriptor_checksum_with_a_newer_commit_is_damage_that_ends_the_log() {
     let (mut j, txs) = three(0, INCOMPAT_CSUM_V3);
     let desc = txs[2].body[0].0;
     block_mut(&mut j, desc)[40] ^= 1;
-    let err = scan(&mut j, BS).unwrap_err();
-    assert!(matches!(err, JournalError::Corrupt { sequence: 13, problem: LogProblem::TransactionChecksum, .. }), "{err}");
+    let rec = scan(&mut j, BS).unwrap();
+    assert_eq!(rec.transactions(), 2, "the transactions before the damage are replayed");
+    let damage = LogDamage { sequence: 13, jblock: txs[2].commit.0, problem: LogProblem::TransactionChecksum };
+    assert_eq!(rec.damage(), Some(&damage));
+    assert!(rec.copy_of(9).is_none());
+    assert_eq!(rec.copy_of(2).unwrap().sequence, 12);
+    assert!(rec.has_errors());
+    assert_eq!(rec.next_sequence(), 11 + 63 + 1);
 }
 
 #[test]
@@ -160,22 +170,36 @@ fn bad_descriptor_checksum_with_an_older_commit_is_a_stale_log() {
 }
 
 #[test]
-fn bad_revoke_checksum_with_a_newer_commit_is_corruption() {
+fn bad_revoke_checksum_with_a_newer_commit_is_damage_that_ends_the_log() {
     let (mut j, txs) = three(0, INCOMPAT_CSUM_V2);
     let revoke = txs[1].body[0].0;
     assert_eq!(&block_mut(&mut j, revoke)[4..8], &(BlockType::Revoke as u32).to_be_bytes());
     block_mut(&mut j, revoke)[20] ^= 1;
-    let err = scan(&mut j, BS).unwrap_err();
-    assert!(matches!(err, JournalError::Corrupt { problem: LogProblem::TransactionChecksum, .. }), "{err}");
+    let rec = scan(&mut j, BS).unwrap();
+    assert_eq!(rec.transactions(), 1);
+    assert!(matches!(rec.damage(), Some(LogDamage { sequence: 12, problem: LogProblem::TransactionChecksum, .. })), "{rec:?}");
+    assert_eq!(rec.blocks().collect::<Vec<_>>(), vec![1, 2, 3, 4], "no revoke of transaction 12 applies");
 }
 
 #[test]
-fn revoke_count_beyond_the_block_is_an_error() {
+fn revoke_count_beyond_the_block_is_damage_that_ends_the_log() {
     let (mut j, txs) = three(0, 0);
     let revoke = txs[1].body[0].0;
     block_mut(&mut j, revoke)[12..16].copy_from_slice(&(BS + 4).to_be_bytes());
-    let err = scan(&mut j, BS).unwrap_err();
-    assert!(matches!(err, JournalError::Corrupt { problem: LogProblem::RevokeCount { count: 1028 }, .. }), "{err}");
+    let rec = scan(&mut j, BS).unwrap();
+    assert_eq!(rec.transactions(), 1);
+    let damage = LogDamage { sequence: 12, jblock: revoke, problem: LogProblem::RevokeCount { count: 1028 } };
+    assert_eq!(rec.damage(), Some(&damage));
+}
+
+#[test]
+fn a_clean_end_is_no_error() {
+    let (mut j, txs) = three(0, INCOMPAT_CSUM_V3);
+    block_mut(&mut j, txs[2].body[0].0)[0] ^= 1;
+    let rec = scan(&mut j, BS).unwrap();
+    assert!(!rec.has_errors());
+    assert_eq!(rec.end_sequence(), 13);
+    assert_eq!(rec.next_sequence(), 14, "one past the end, as the kernel and e2fsck restart the log");
 }
 
 #[test]

@@ -138,7 +138,13 @@ fn check(case: &Case) {
     if case.failed.is_none() {
         assert!(rec.warnings().is_empty(), "{}: {:?}", case.name, rec.warnings());
     }
-    compare_images(case.name, &img, &other, bs, EXT4_SB_ALLOWED);
+    // After a bad commit block the library moves the journal's sequence
+    // past every transaction the log can hold (later ones may still be in
+    // it); e2fsck restarts at one past the bad transaction.
+    let (runs, _) = journal_runs(&img);
+    let s_sequence = runs[0].device_block * u64::from(bs) + 0x18;
+    let extra: &[(u64, u64, &str)] = if case.failed.is_some() { &[(s_sequence, 4, "journal s_sequence")] } else { &[] };
+    compare_images_except(case.name, &img, &other, bs, EXT4_SB_ALLOWED, extra);
     let (code, out) = fsck_n(&img);
     assert_eq!(code, 0, "{}: e2fsck -fn after the library's recovery:\n{out}\n(e2fsck -E journal_only said:\n{fsck})", case.name);
 }

@@ -269,6 +269,45 @@ const _: () = assert!(core::mem::offset_of!(Superblock, s_jnl_blocks) == 0x10C);
 /// Byte offset of `s_checksum` within the superblock.
 pub const SB_CHECKSUM_OFFSET: usize = core::mem::offset_of!(Superblock, s_checksum);
 
+/// The error information the kernel keeps across a journal replay
+/// (`EXT4_S_ERR_START..EXT4_S_ERR_END`: `s_error_count` up to, not
+/// including, `s_mount_opts`).
+pub const ERROR_INFO: core::ops::Range<usize> =
+    core::mem::offset_of!(Superblock, s_error_count)..core::mem::offset_of!(Superblock, s_mount_opts);
+
+/// `s_first_error_errcode` / `s_last_error_errcode` values (`EXT4_ERR_*`):
+/// errno numbers are architecture specific, these are not.
+pub mod errcode {
+    /// Anything else.
+    pub const UNKNOWN: u8 = 1;
+    /// `EIO`.
+    pub const EIO: u8 = 2;
+    /// `EFSBADCRC` (a checksum mismatch).
+    pub const EFSBADCRC: u8 = 4;
+    /// `EFSCORRUPTED`.
+    pub const EFSCORRUPTED: u8 = 5;
+    /// `EBUSY`.
+    pub const EBUSY: u8 = 13;
+}
+
+/// One error to record in the superblock, as the kernel's
+/// `save_error_info` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorRecord<'a> {
+    /// When (seconds since the epoch).
+    pub time: i64,
+    /// Inode concerned (0: none).
+    pub ino: u32,
+    /// Block concerned (0: none).
+    pub block: u64,
+    /// The function that found it (at most 32 bytes are kept).
+    pub func: &'a str,
+    /// Source line (0: none).
+    pub line: u32,
+    /// [`errcode`] value.
+    pub errcode: u8,
+}
+
 fn hi_lo(hi: u32, lo: u32) -> u64 {
     (u64::from(hi) << 32) | u64::from(lo)
 }
@@ -372,6 +411,35 @@ impl Superblock {
             let c = self.compute_checksum();
             self.s_checksum.set(c);
         }
+    }
+
+    /// Records an error as the kernel's `ext4_update_super` does after
+    /// `save_error_info`: `EXT4_ERROR_FS` in `s_state`, one more in
+    /// `s_error_count`, the first error's fields if none is recorded yet,
+    /// and the last error's fields.
+    pub fn record_error(&mut self, e: &ErrorRecord<'_>) {
+        self.s_state.set(self.s_state.get() | STATE_ERROR);
+        let mut func = [0u8; 32];
+        let n = e.func.len().min(func.len());
+        func[..n].copy_from_slice(&e.func.as_bytes()[..n]);
+        let (lo, hi) = (e.time as u32, (e.time >> 32) as u8);
+        if self.s_first_error_time.get() == 0 && self.s_first_error_time_hi == 0 {
+            self.s_first_error_time.set(lo);
+            self.s_first_error_time_hi = hi;
+            self.s_first_error_func = func;
+            self.s_first_error_line.set(e.line);
+            self.s_first_error_ino.set(e.ino);
+            self.s_first_error_block.set(e.block);
+            self.s_first_error_errcode = e.errcode;
+        }
+        self.s_last_error_time.set(lo);
+        self.s_last_error_time_hi = hi;
+        self.s_last_error_func = func;
+        self.s_last_error_line.set(e.line);
+        self.s_last_error_ino.set(e.ino);
+        self.s_last_error_block.set(e.block);
+        self.s_last_error_errcode = e.errcode;
+        self.s_error_count.set(self.s_error_count.get().saturating_add(1));
     }
 
     /// The volume label, up to the first NUL.

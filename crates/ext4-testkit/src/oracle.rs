@@ -76,6 +76,7 @@ impl LoopMount {
         }
         let out = Command::new("mount").arg("-t").arg("ext4").arg("-o").arg(&opts).arg(image).arg(&dir).output()?;
         if !out.status.success() {
+            let _ = std::fs::remove_dir(&dir);
             return Err(std::io::Error::other(format!("mount failed: {}", String::from_utf8_lossy(&out.stderr))));
         }
         Ok(Self { dir, mounted: true })

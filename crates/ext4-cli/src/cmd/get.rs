@@ -1,18 +1,24 @@
 //! `ext4 get [-r] IMAGE PATH DEST`: copy a file or a whole tree out of an
 //! image, keeping modes, owners (where permitted), times, symbolic links,
-//! hard links (as hard links), device nodes and `user.*` xattrs.
+//! hard links (as hard links), device nodes and the xattrs the process may
+//! set: `user.*` and POSIX ACLs, and `trusted.*` and `security.*` as root.
+//! An entry that cannot be made or read goes into the report and the copy
+//! goes on (a directory's subtree is skipped with it); every problem is
+//! printed at the end and the command fails.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
+use ext4_fs::ondisk::acl;
 use ext4_fs::{DataRun, FileType, Filesystem, Metadata};
 use filetime::FileTime;
 use indicatif::ProgressBar;
 
-use crate::util::{CliResult, Context, fail, path_bytes};
+use crate::util::{CliError, CliResult, Context, fail, path_bytes};
 
 /// Arguments of `ext4 get`.
 #[derive(clap::Args)]
@@ -44,26 +50,60 @@ pub fn exec<I: clap::Args>(a: &Args<I>, fs: &Filesystem) -> CliResult {
     let st = fs.statfs();
     let used = st.blocks.saturating_sub(st.free_blocks) * u64::from(st.block_size);
     let pb = crate::progress::bytes(used, "extracting");
+    let problems = Problems::default();
     // The walk feeds the copying threads batches of files as it finds them
     // (a bounded queue: a fast walk of millions of files holds no more
     // than this; batches: one hand-over per file was 70,000 futex calls).
     let (tx, rx) = std::sync::mpsc::sync_channel(64);
-    let mut x = Extractor { fs, links: HashMap::new(), files: tx, batch: Batch::default(), hard_links: Vec::new(), dirs: Vec::new() };
-    copy_files(fs, rx, &pb, is_root(), || {
+    let mut x = Extractor {
+        fs,
+        problems: &problems,
+        links: HashMap::new(),
+        files: tx,
+        batch: Batch::default(),
+        hard_links: Vec::new(),
+        dirs: Vec::new(),
+    };
+    copy_files(fs, rx, &pb, is_root(), &problems, || {
         let r = x.extract(ino, &md, &dest, &a.path).and_then(|()| x.flush());
         // Closing the channel tells the threads that the walk is over.
         x.files = std::sync::mpsc::sync_channel(0).0;
         r
-    })?;
+    });
     for (first, link) in &x.hard_links {
-        std::fs::hard_link(first, link).context(|| format!("linking {}", link.display()))?;
+        problems.note(std::fs::hard_link(first, link).context(|| format!("linking {}", link.display())));
     }
     // Deepest first, so that creating entries no longer moves a directory's times.
     for d in &x.dirs {
-        attributes(fs, d, is_root(), None, false)?;
+        attributes(fs, d, is_root(), None, false, &problems);
     }
     pb.finish_and_clear();
-    Ok(())
+    problems.finish(&a.path)
+}
+
+/// The problems met on single entries, reported together at the end.
+#[derive(Default)]
+struct Problems(Mutex<Vec<CliError>>);
+
+impl Problems {
+    /// Keeps the error of `r`, if any.
+    fn note(&self, r: CliResult) {
+        if let Err(e) = r {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(e);
+        }
+    }
+
+    /// Prints every problem; fails if there was one.
+    fn finish(self, what: &str) -> CliResult {
+        let all = self.0.into_inner().unwrap_or_else(|e| e.into_inner());
+        for e in &all {
+            eprintln!("ext4: {e}");
+        }
+        match all.len() {
+            0 => Ok(()),
+            n => Err(fail(format!("{what}: {n} problem(s), listed above; everything else was copied"))),
+        }
+    }
 }
 
 /// Whether we may set owners (only root may give files away).
@@ -93,6 +133,8 @@ struct Batch {
 /// attributes are collected for the phases after it.
 struct Extractor<'a> {
     fs: &'a Filesystem,
+    /// Where the problems of single entries go.
+    problems: &'a Problems,
     /// Inode -> the first path extracted for it (hard links).
     links: HashMap<u32, PathBuf>,
     /// To the copying threads.
@@ -134,7 +176,8 @@ impl Extractor<'_> {
             }
             other => special(other, md, dest)?,
         }
-        attributes(self.fs, &item, is_root(), None, false)
+        attributes(self.fs, &item, is_root(), None, false, self.problems);
+        Ok(())
     }
 
     /// Hands the batch of files found to the copying threads.
@@ -158,8 +201,9 @@ impl Extractor<'_> {
                 continue;
             }
             let child_shown = format!("{}/{}", shown.trim_end_matches('/'), e.name_lossy());
-            let md = self.fs.stat(e.ino).context(|| child_shown.clone())?;
-            self.extract(e.ino, &md, &dest.join(OsStr::from_bytes(&e.name)), &child_shown)?;
+            let child = self.fs.stat(e.ino).context(|| child_shown.clone());
+            let r = child.and_then(|md| self.extract(e.ino, &md, &dest.join(OsStr::from_bytes(&e.name)), &child_shown));
+            self.problems.note(r);
         }
         Ok(())
     }
@@ -167,58 +211,48 @@ impl Extractor<'_> {
 
 /// Copies the regular files `walk` sends, data and attributes, on up to
 /// four threads while it runs (the library reads concurrently; each thread
-/// has its own buffer). The first error, of the walk or of a copy, is
-/// returned.
+/// has its own buffer). A file that fails, or the walk, goes to
+/// `problems`, and the others go on.
 fn copy_files(
     fs: &Filesystem,
     files: std::sync::mpsc::Receiver<Vec<Item>>,
     pb: &ProgressBar,
     root: bool,
+    problems: &Problems,
     walk: impl FnOnce() -> CliResult,
-) -> CliResult {
-    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+) {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
     // Reading the mask means setting it: set it back at once.
     let umask = rustix::process::umask(rustix::fs::Mode::empty());
     rustix::process::umask(umask);
     let umask = umask.bits();
-    // Dropped by the first thread that fails, which stops the walk.
-    let files = std::sync::Mutex::new(Some(files));
-    let failed = AtomicBool::new(false);
+    let files = Mutex::new(files);
     let kernel = KernelCopy::new();
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
-                scope.spawn(|| -> CliResult {
+                scope.spawn(|| {
                     let mut buf = Vec::new();
-                    while !failed.load(Relaxed) {
-                        let next = files.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|rx| rx.recv());
-                        let Some(Ok(batch)) = next else { break };
-                        let r = batch.iter().try_for_each(|item| {
-                            copy_file(fs, item, &mut buf, pb, &kernel, umask)
-                                .and_then(|(f, mode_set)| attributes(fs, item, root, Some(&f), mode_set))
-                        });
-                        if r.is_err() {
-                            failed.store(true, Relaxed);
-                            *files.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                            return r;
+                    loop {
+                        let next = files.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok(batch) = next else { break };
+                        for item in &batch {
+                            match copy_file(fs, item, &mut buf, pb, &kernel, umask) {
+                                Ok((f, mode_set)) => attributes(fs, item, root, Some(&f), mode_set, problems),
+                                Err(e) => problems.note(Err(e)),
+                            }
                         }
                     }
-                    Ok(())
                 })
             })
             .collect();
-        let walked = walk();
-        if walked.is_err() {
-            failed.store(true, Relaxed);
+        problems.note(walk());
+        for w in workers {
+            if w.join().is_err() {
+                problems.note(Err(fail("an extraction thread panicked")));
+            }
         }
-        let copied = workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or_else(|_| Err(fail("an extraction thread panicked"))))
-            .collect::<CliResult<Vec<()>>>();
-        // A copy's error first: the walk then only stopped because of it.
-        copied.map(drop).and(walked)
-    })
+    });
 }
 
 /// Copies a file's data extent by extent; returns the open file. Holes
@@ -250,29 +284,32 @@ fn copy_file(
     let mut end = 0u64;
     while let Some(run) = fs.data_run(ino, off).context(reading)? {
         let len = run.len();
-        match run {
-            DataRun::Zeros { .. } => {}
-            DataRun::Device { device_offset, len } if kernel.copy(fs, device_offset, &f, off, len).context(writing)? => end = off + len,
-            DataRun::Device { .. } | DataRun::ReadThrough { .. } => {
-                let cap = usize::try_from(len).unwrap_or(usize::MAX).clamp(1, 1 << 20);
-                if buf.len() < cap {
-                    buf.resize(cap, 0);
-                }
-                let mut pos = off;
-                while pos < off + len {
-                    let want = usize::try_from(off + len - pos).unwrap_or(usize::MAX).min(cap);
-                    let n = fs.read_at(ino, pos, &mut buf[..want]).context(reading)?;
-                    if n == 0 {
-                        return Err(fail(format!("{shown}: data ends before its size")));
-                    }
-                    let chunk = &buf[..n];
-                    if !ext4_fs::populate::is_all_zero(chunk) {
-                        f.write_all_at(chunk, pos).context(writing)?;
-                        end = pos + n as u64;
-                    }
-                    pos += n as u64;
-                }
+        // The bytes the kernel copied; the rest of the run goes through the library.
+        let copied = match run {
+            DataRun::Zeros { .. } => len,
+            DataRun::Device { device_offset, len } => kernel.copy(fs, device_offset, &f, off, len).context(writing)?,
+            DataRun::ReadThrough { .. } => 0,
+        };
+        if copied > 0 && !matches!(run, DataRun::Zeros { .. }) {
+            end = off + copied;
+        }
+        let mut pos = off + copied;
+        let cap = usize::try_from(len - copied).unwrap_or(usize::MAX).clamp(1, 1 << 20);
+        if pos < off + len && buf.len() < cap {
+            buf.resize(cap, 0);
+        }
+        while pos < off + len {
+            let want = usize::try_from(off + len - pos).unwrap_or(usize::MAX).min(cap);
+            let n = fs.read_at(ino, pos, &mut buf[..want]).context(reading)?;
+            if n == 0 {
+                return Err(fail(format!("{shown}: data ends before its size")));
             }
+            let chunk = &buf[..n];
+            if !ext4_fs::populate::is_all_zero(chunk) {
+                f.write_all_at(chunk, pos).context(writing)?;
+                end = pos + n as u64;
+            }
+            pos += n as u64;
         }
         off += len;
         pb.inc(len);
@@ -316,15 +353,18 @@ impl KernelCopy {
         Self { level: level.into() }
     }
 
-    /// Copies `len` bytes at `src` of the image to `dst` of `f`; `false`
-    /// if no kernel copy works here (nothing was written then, or what was
-    /// is rewritten by the caller's read path).
+    /// Copies `len` bytes at `src` of the image to `dst` of `f` and
+    /// returns how many the kernel copied: all of them, or fewer where no
+    /// kernel copy works here (the caller reads and writes the rest). The
+    /// kernel copies only below the smaller of the two files' size limits:
+    /// past them (an image over 16 TiB into ext4: `EOVERFLOW`, `EFBIG`) the
+    /// rest of the run goes by read and write, and the next run tries again.
     #[cfg(target_os = "linux")]
-    fn copy(&self, fs: &Filesystem, src: u64, f: &File, dst: u64, len: u64) -> std::io::Result<bool> {
+    fn copy(&self, fs: &Filesystem, src: u64, f: &File, dst: u64, len: u64) -> std::io::Result<u64> {
         use rustix::io::Errno;
         use std::io::{Seek, SeekFrom};
         use std::sync::atomic::Ordering::Relaxed;
-        let Some(image) = fs.host_file() else { return Ok(false) };
+        let Some(image) = fs.host_file() else { return Ok(0) };
         let refused = |e: Errno| matches!(e, Errno::XDEV | Errno::INVAL | Errno::OPNOTSUPP | Errno::NOSYS | Errno::BADF);
         loop {
             let level = self.level.load(Relaxed);
@@ -339,13 +379,14 @@ impl KernelCopy {
                     out.seek(SeekFrom::Start(dst))?;
                     pump(len, |want| rustix::fs::sendfile(f, image, Some(&mut s), want))
                 }
-                _ => return Ok(false),
+                _ => return Ok(0),
             };
             match r {
-                Ok(()) => return Ok(true),
+                Ok(()) => return Ok(len),
                 Err(e) if refused(e) && left == len => {
                     let _ = self.level.compare_exchange(level, level + 1, Relaxed, Relaxed);
                 }
+                Err(e) if refused(e) || matches!(e, Errno::OVERFLOW | Errno::FBIG) => return Ok(len - left),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -353,8 +394,8 @@ impl KernelCopy {
 
     /// No kernel copies here: every extent is read and written.
     #[cfg(not(target_os = "linux"))]
-    fn copy(&self, _: &Filesystem, _: u64, _: &File, _: u64, _: u64) -> std::io::Result<bool> {
-        Ok(false)
+    fn copy(&self, _: &Filesystem, _: u64, _: &File, _: u64, _: u64) -> std::io::Result<u64> {
+        Ok(0)
     }
 }
 
@@ -377,39 +418,30 @@ fn pump(len: u64, mut step: impl FnMut(usize) -> rustix::io::Result<usize>) -> (
 
 /// Owner, permissions, xattrs and times, in an order where each survives
 /// the next; through `file` when the destination is open; no chmod when
-/// `mode_set` (the file was created with its permissions).
-fn attributes(fs: &Filesystem, item: &Item, root: bool, file: Option<&File>, mode_set: bool) -> CliResult {
+/// `mode_set` (the file was created with its permissions). A step that
+/// fails goes to `problems` and the others are still done.
+fn attributes(fs: &Filesystem, item: &Item, root: bool, file: Option<&File>, mode_set: bool, problems: &Problems) {
     use std::os::unix::fs::PermissionsExt;
-    let (ino, md, dest, shown) = (item.ino, &item.md, &item.dest, &item.shown);
-    let is_link = md.file_type == FileType::Symlink;
+    let (md, dest) = (&item.md, &item.dest);
     let owner = || format!("chown {}", dest.display());
     if root {
-        match file {
-            Some(f) => std::os::unix::fs::fchown(f, Some(md.uid), Some(md.gid)).context(owner)?,
-            None => std::os::unix::fs::lchown(dest, Some(md.uid), Some(md.gid)).context(owner)?,
-        }
+        problems.note(match file {
+            Some(f) => std::os::unix::fs::fchown(f, Some(md.uid), Some(md.gid)).context(owner),
+            None => std::os::unix::fs::lchown(dest, Some(md.uid), Some(md.gid)).context(owner),
+        });
     }
-    if !is_link {
+    if md.file_type != FileType::Symlink {
         let perm = std::fs::Permissions::from_mode(u32::from(md.permissions));
         let chmod = || format!("chmod {}", dest.display());
-        match file {
-            Some(_) if mode_set => {}
-            Some(f) => f.set_permissions(perm).context(chmod)?,
-            None => std::fs::set_permissions(dest, perm).context(chmod)?,
-        }
-        for x in fs.xattrs_ino(ino).context(|| shown.to_string())? {
-            if x.name.starts_with(b"user.") {
-                let name = OsStr::from_bytes(&x.name);
-                let r = match file {
-                    Some(f) => xattr::FileExt::set_xattr(f, name, &x.value),
-                    None => xattr::set(dest, name, &x.value),
-                };
-                r.context(|| format!("setting xattrs of {}", dest.display()))?;
-            }
-        }
+        problems.note(match file {
+            Some(_) if mode_set => Ok(()),
+            Some(f) => f.set_permissions(perm).context(chmod),
+            None => std::fs::set_permissions(dest, perm).context(chmod),
+        });
     }
+    xattrs(fs, item, root, file, problems);
     let times = || format!("setting times of {}", dest.display());
-    match file {
+    problems.note(match file {
         Some(f) => {
             let t = std::fs::FileTimes::new().set_accessed(system_time(md.atime)).set_modified(system_time(md.mtime));
             f.set_times(t).context(times)
@@ -419,6 +451,49 @@ fn attributes(fs: &Filesystem, item: &Item, root: bool, file: Option<&File>, mod
             let mt = FileTime::from_unix_time(md.mtime.secs, md.mtime.nsec);
             filetime::set_symlink_file_times(dest, at, mt).context(times)
         }
+    });
+}
+
+/// Whether this process may set xattr `name` on a host file of type `ft`:
+/// `user.*` on regular files and directories, POSIX ACLs on anything but
+/// symbolic links (the files are its own), and `trusted.*` and
+/// `security.*` on anything as root.
+fn settable(name: &[u8], ft: FileType, root: bool) -> bool {
+    if name.starts_with(b"trusted.") || name.starts_with(b"security.") {
+        return root;
+    }
+    if acl::is_acl_name(name) {
+        return ft != FileType::Symlink;
+    }
+    name.starts_with(b"user.") && matches!(ft, FileType::Regular | FileType::Directory)
+}
+
+/// Sets the xattrs of `item` the process may set; ACLs go from the
+/// on-disk form to the one `setxattr` takes.
+fn xattrs(fs: &Filesystem, item: &Item, root: bool, file: Option<&File>, problems: &Problems) {
+    let all = match fs.xattrs_ino(item.ino).context(|| format!("reading the xattrs of {}", item.shown)) {
+        Ok(all) => all,
+        Err(e) => return problems.note(Err(e)),
+    };
+    for x in all.into_iter().filter(|x| settable(&x.name, item.md.file_type, root)) {
+        let name = OsStr::from_bytes(&x.name);
+        let what = || format!("setting xattr {} of {}", name.to_string_lossy(), item.dest.display());
+        let value = if acl::is_acl_name(&x.name) {
+            match acl::parse_disk(&x.value) {
+                Ok(entries) => acl::to_xattr(&entries),
+                Err(e) => {
+                    problems.note(Err(fail(format!("{}: {e}", what()))));
+                    continue;
+                }
+            }
+        } else {
+            x.value
+        };
+        let r = match file {
+            Some(f) => xattr::FileExt::set_xattr(f, name, &value),
+            None => xattr::set(&item.dest, name, &value),
+        };
+        problems.note(r.context(what));
     }
 }
 

@@ -8,6 +8,7 @@ pub mod cat;
 pub mod edit;
 pub mod get;
 pub mod info;
+pub mod journal;
 pub mod ls;
 pub mod mkfs;
 pub mod mount;

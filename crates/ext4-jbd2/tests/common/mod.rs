@@ -170,6 +170,12 @@ pub const EXT4_SB_ALLOWED: Allowed = &[
 /// Compares two images block by block; differences outside `allowed`
 /// (ext4 superblock fields) fail the test with a list.
 pub fn compare_images(what: &str, a: &Path, b: &Path, block_size: u32, allowed: Allowed) {
+    compare_images_except(what, a, b, block_size, allowed, &[]);
+}
+
+/// [`compare_images`], with more byte ranges `(device offset, length,
+/// name)` allowed to differ.
+pub fn compare_images_except(what: &str, a: &Path, b: &Path, block_size: u32, allowed: Allowed, extra: &[(u64, u64, &str)]) {
     let x = std::fs::read(a).unwrap();
     let y = std::fs::read(b).unwrap();
     assert_eq!(x.len(), y.len());
@@ -181,7 +187,8 @@ pub fn compare_images(what: &str, a: &Path, b: &Path, block_size: u32, allowed: 
         let base = i * block_size as usize;
         for off in (0..p.len()).filter(|&o| p[o] != q[o]) {
             let abs = base + off;
-            let ok = abs >= 1024 && allowed.iter().any(|&(o, l, _, _)| (1024 + o..1024 + o + l).contains(&abs));
+            let ok = (abs >= 1024 && allowed.iter().any(|&(o, l, _, _)| (1024 + o..1024 + o + l).contains(&abs)))
+                || extra.iter().any(|&(o, l, _)| (o..o + l).contains(&(abs as u64)));
             if !ok {
                 bad.push(format!("block {i} byte {off}: library {:#04x}, e2fsck {:#04x}", p[off], q[off]));
             }

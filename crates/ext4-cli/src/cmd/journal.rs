@@ -1,0 +1,271 @@
+//! `ext4 journal show|replay|clear IMAGE`: the journal's superblock and log
+//! (as debugfs `logdump`), its replay alone (as `e2fsck -E journal_only`),
+//! and emptying it without replay (as e2fsck offers when the journal
+//! cannot be used).
+
+use std::path::PathBuf;
+
+use ext4_fs::jbd2::format::{
+    COMPAT_CHECKSUM, FLAG_ESCAPE, INCOMPAT_64BIT, INCOMPAT_ASYNC_COMMIT, INCOMPAT_CSUM_V2, INCOMPAT_CSUM_V3, INCOMPAT_FAST_COMMIT,
+    INCOMPAT_REVOKE, JournalSuperblock,
+};
+use ext4_fs::jbd2::logdump::{self, DumpBlock, DumpEnd, LogDump};
+use ext4_fs::jbd2::{DeviceJournal, JournalGeometry, JournalRun, Recovery, RecoveryWarning};
+use ext4_fs::{FileDevice, Filesystem, Timestamp};
+
+use crate::util::{CliResult, Context, fail, format_time, format_uuid, open_ro};
+
+/// Arguments of `ext4 journal`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    op: Op,
+}
+
+#[derive(clap::Subcommand)]
+enum Op {
+    /// Print the journal superblock and every transaction of the log
+    /// (blocks, revokes, commits, checksums) and the fast-commit records.
+    Show {
+        /// The image or device.
+        image: PathBuf,
+    },
+    /// Replay the journal and change nothing else (no orphan processing).
+    Replay {
+        /// The image or device.
+        image: PathBuf,
+    },
+    /// Empty the journal without replaying it: the transactions it holds
+    /// are lost, and the filesystem is marked for a full check.
+    Clear {
+        /// The image or device.
+        image: PathBuf,
+        /// Really discard what the journal holds.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Runs the command.
+pub fn run(a: Args) -> CliResult {
+    match a.op {
+        Op::Show { image } => show(&image),
+        Op::Replay { image } => replay(&image),
+        Op::Clear { image, force } => clear(&image, force),
+    }
+}
+
+fn show(image: &PathBuf) -> CliResult {
+    let fs = open_ro(image)?;
+    let runs: Vec<JournalRun> = fs
+        .journal_extents()
+        .into_iter()
+        .scan(0, |j, (device_block, len)| {
+            let run = JournalRun { jblock: *j, device_block, len };
+            *j += len;
+            Some(run)
+        })
+        .collect();
+    if runs.is_empty() {
+        return Err(fail(format!("{}: no internal journal", image.display())));
+    }
+    let bs = fs.geometry().block_size;
+    let what = || format!("reading the journal of {}", image.display());
+    let mut io = DeviceJournal::new(fs.device(), bs, runs).map_err(journal).context(what)?;
+    let jsb = ext4_fs::jbd2::read_superblock(&mut io, bs).map_err(journal).context(what)?;
+    let len = ext4_fs::jbd2::JournalIo::len_blocks(&io);
+    print_superblock(&jsb, fs.superblock().s_journal_inum.get(), len);
+    let geo = match JournalGeometry::new(&jsb, bs, len) {
+        Ok(g) => g,
+        Err(e) => {
+            println!("The journal superblock is invalid: {e}");
+            println!("The log cannot be walked; `ext4 journal clear --force` empties it.");
+            return Ok(());
+        }
+    };
+    let dump = logdump::dump(&mut io, &geo).map_err(journal).context(what)?;
+    print_log(&dump, &geo);
+    Ok(())
+}
+
+/// A journal error as an I/O error, for the context helper.
+fn journal(e: ext4_fs::jbd2::JournalError) -> std::io::Error {
+    std::io::Error::other(e)
+}
+
+fn print_superblock(sb: &JournalSuperblock, ino: u32, len: u64) {
+    let version = if sb.s_header.h_blocktype.get() == 4 { 2 } else { 1 };
+    println!("Journal superblock (inode {ino}, {len} blocks):");
+    println!("  version {version}, block size {}, {} blocks, log from block {}", sb.s_blocksize.get(), sb.s_maxlen.get(), sb.s_first.get());
+    let start = sb.s_start.get();
+    let state = if start == 0 { "empty".to_string() } else { format!("starts at block {start}") };
+    println!("  sequence {}, log {state}, errno {}", sb.s_sequence.get(), sb.s_errno.get() as i32);
+    let names = [
+        (INCOMPAT_REVOKE, "revoke"),
+        (INCOMPAT_64BIT, "64bit"),
+        (INCOMPAT_ASYNC_COMMIT, "async_commit"),
+        (INCOMPAT_CSUM_V2, "csum_v2"),
+        (INCOMPAT_CSUM_V3, "csum_v3"),
+        (INCOMPAT_FAST_COMMIT, "fast_commit"),
+    ];
+    let mut features: Vec<String> =
+        names.iter().filter(|(b, _)| sb.s_feature_incompat.get() & b != 0).map(|(_, n)| n.to_string()).collect();
+    if sb.s_feature_compat.get() & COMPAT_CHECKSUM != 0 {
+        features.push("checksum_v1".into());
+    }
+    let unknown = sb.s_feature_incompat.get() & !names.iter().fold(0, |a, (b, _)| a | b);
+    if unknown != 0 {
+        features.push(format!("incompat {unknown:#x}"));
+    }
+    println!("  features: {}", if features.is_empty() { "none".to_string() } else { features.join(" ") });
+    if sb.csum_v2_or_v3() {
+        let ok = if sb.compute_checksum() == sb.s_checksum.get() { "valid" } else { "INVALID" };
+        println!("  checksum {:#010x} ({ok})", sb.s_checksum.get());
+    }
+    println!("  uuid {}, {} user(s)", format_uuid(&sb.s_uuid), sb.s_nr_users.get());
+    if sb.has_incompat(INCOMPAT_FAST_COMMIT) {
+        println!("  fast-commit blocks: {}", sb.s_num_fc_blks.get());
+    }
+}
+
+fn checksum(ok: Option<bool>) -> &'static str {
+    match ok {
+        None => "",
+        Some(true) => ", checksum ok",
+        Some(false) => ", CHECKSUM MISMATCH",
+    }
+}
+
+fn print_log(dump: &LogDump, geo: &JournalGeometry) {
+    let mut current = None;
+    for b in &dump.blocks {
+        let seq = match b {
+            DumpBlock::Descriptor { sequence, .. } | DumpBlock::Revoke { sequence, .. } | DumpBlock::Commit { sequence, .. } => *sequence,
+        };
+        if current != Some(seq) {
+            println!("Transaction {seq}:");
+            current = Some(seq);
+        }
+        match b {
+            DumpBlock::Descriptor { jblock, checksum_ok, tags, .. } => {
+                println!("  descriptor at block {jblock}{}", checksum(*checksum_ok));
+                for t in tags {
+                    let escaped = if t.flags & FLAG_ESCAPE != 0 { ", escaped" } else { "" };
+                    println!(
+                        "    fs block {} logged at journal block {} (flags {:#x}{escaped}{})",
+                        t.fs_block,
+                        t.jblock,
+                        t.flags,
+                        checksum(t.checksum_ok)
+                    );
+                }
+            }
+            DumpBlock::Revoke { jblock, checksum_ok, blocks, .. } => {
+                println!("  revoke at block {jblock}{}", checksum(*checksum_ok));
+                for b in blocks {
+                    println!("    revoke fs block {b}");
+                }
+            }
+            DumpBlock::Commit { jblock, sec, nsec, checksum_ok, .. } => {
+                let t = Timestamp { secs: i64::try_from(*sec).unwrap_or(i64::MAX), nsec: *nsec };
+                println!("  commit at block {jblock}, {} UTC{}", format_time(t), checksum(*checksum_ok));
+            }
+        }
+    }
+    match &dump.end {
+        DumpEnd::Empty => println!("The log is empty."),
+        DumpEnd::NoMagic { jblock } => println!("No magic number at block {jblock}: end of the log."),
+        DumpEnd::Sequence { jblock, found, expected } => {
+            println!("Found transaction {found} (not {expected}) at block {jblock}: end of the log.")
+        }
+        DumpEnd::UnknownType { jblock, kind } => println!("Block type {kind} at block {jblock}: end of the log."),
+        DumpEnd::Lap { jblock } => println!("The log went once around the journal without ending (block {jblock})."),
+    }
+    if geo.features.fast_commit {
+        println!("Fast-commit area: blocks {}-{}", geo.last + 1, geo.maxlen - 1);
+        for r in &dump.fast_commit {
+            let words: Vec<String> = [r.first_word, r.second_word].iter().flatten().map(|w| w.to_string()).collect();
+            println!(
+                "  block {} offset {}: {} ({}), {} bytes{}",
+                r.jblock,
+                r.offset,
+                logdump::fc_tag_name(r.tag),
+                r.tag,
+                r.len,
+                if words.is_empty() { String::new() } else { format!(", words {}", words.join(" ")) }
+            );
+        }
+    }
+}
+
+fn replay(image: &PathBuf) -> CliResult {
+    let dev = FileDevice::open(image, false).context(|| format!("opening {}", image.display()))?;
+    let fs = Filesystem::recover_journal(dev).context(|| format!("recovering the journal of {}", image.display()))?;
+    if let Some(errno) = fs.journal_prior_error() {
+        println!("The journal recorded an error (errno {}): the filesystem is now marked as having errors.", -errno);
+    }
+    match fs.journal_recovery() {
+        None => println!("The journal is clean: nothing to replay."),
+        Some(rec) => report(rec),
+    }
+    Ok(())
+}
+
+fn report(rec: &Recovery) {
+    println!(
+        "Replayed {} transaction(s) ({} to {}): {} block(s) written home, {} revoked cop(ies) skipped.",
+        rec.transactions(),
+        rec.start_sequence(),
+        rec.end_sequence().wrapping_sub(1),
+        rec.block_count(),
+        rec.revoke_hits()
+    );
+    for w in rec.warnings() {
+        match w {
+            RecoveryWarning::DataChecksum { fs_block, jblock, sequence } => {
+                println!(
+                    "Not replayed: the copy of block {fs_block} at journal block {jblock} (transaction {sequence}) fails its checksum."
+                )
+            }
+            RecoveryWarning::CommitChecksum { sequence, jblock } => {
+                println!(
+                    "Transaction {sequence} was corrupt (its commit block at journal block {jblock} fails its checksum): the log ends before it."
+                )
+            }
+            RecoveryWarning::StaleBlocks { sequence, jblock } => {
+                println!("Stale blocks of an older log (transaction {sequence}, journal block {jblock}) end the log.")
+            }
+            RecoveryWarning::BeyondEnd { fs_block, jblock, sequence } => {
+                println!(
+                    "Not replayed: block {fs_block} (journal block {jblock}, transaction {sequence}) lies past the end of the filesystem."
+                )
+            }
+            RecoveryWarning::FastCommitIgnored => println!("The fast-commit area was not replayed."),
+            RecoveryWarning::EndlessLog { jblock } => println!("The log went once around the journal (block {jblock}) without ending."),
+            other => println!("{other:?}"),
+        }
+    }
+    if let Some(d) = rec.damage() {
+        println!("The log is damaged at {d}: the transactions before it were replayed, the rest was not.");
+    }
+    if rec.has_errors() {
+        println!("The error is recorded on the filesystem (EXT4_ERROR_FS): run e2fsck -f.");
+    }
+}
+
+fn clear(image: &PathBuf, force: bool) -> CliResult {
+    if !force {
+        return Err(fail("clearing the journal discards the transactions it holds; add --force to do it"));
+    }
+    let dev = FileDevice::open(image, false).context(|| format!("opening {}", image.display()))?;
+    let done = Filesystem::clear_journal(dev).context(|| format!("clearing the journal of {}", image.display()))?;
+    if let Some(why) = &done.rebuilt {
+        println!("The journal superblock could not be used ({why}) and was written anew.");
+    }
+    if done.discarded {
+        println!("The log is empty; its transactions were discarded and the filesystem is marked for a full check (e2fsck -f).");
+    } else {
+        println!("The log was already empty.");
+    }
+    Ok(())
+}
