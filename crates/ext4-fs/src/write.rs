@@ -327,6 +327,17 @@ impl Filesystem {
         self.cache().forget(block);
     }
 
+    /// Drops cached copies of blocks whose data was just written to the
+    /// device: a block that once held a journaled overwrite or metadata and
+    /// was freed and reused would otherwise shadow its new data (reads
+    /// consult the cache first once journaled data is cached).
+    fn forget_cached_data(&mut self, blocks: std::ops::Range<u64>) {
+        let mut cache = self.cache();
+        for b in blocks {
+            cache.forget(b);
+        }
+    }
+
     /// Writes file data at byte `offset` of device block `block`. Blocks
     /// allocated in the running transaction (and every block without a
     /// journal) are written straight to the device: the data reaches the
@@ -340,6 +351,7 @@ impl Filesystem {
         self.check_data_range(block, end)?;
         if !self.journal.is_journaling() || (block..block + end).all(|b| self.write.is_fresh(b)) {
             self.dev.write_at(block * bs + offset, data)?;
+            self.forget_cached_data(block..block + end);
             return Ok(());
         }
         let mut pos = block * bs + offset;
@@ -350,6 +362,7 @@ impl Filesystem {
             let piece = &data[done..done + n];
             if self.write.is_fresh(b) {
                 self.dev.write_at(pos, piece)?;
+                self.forget_cached_data(b..b + 1);
             } else {
                 self.write.data_cached = true;
                 if n == bs as usize {

@@ -6,6 +6,13 @@
 //! the kernel's views of the three images agree, and the library's own
 //! view of the batch image equals the kernel's (times compared where the
 //! script set them last).
+//!
+//! The file contents a script writes are known exactly (the model follows
+//! every whole-file write and truncate), which judges the judge: on
+//! `inline_data` filesystems Linux 6.18 now and then loses part of a file
+//! written in 1 MiB `pwrite`s under this workload (a different file each
+//! run of one seed, while the library's images hold what was written); such
+//! a file is reported as the kernel's, not failed.
 
 use std::path::{Path, PathBuf};
 
@@ -77,7 +84,7 @@ pub fn run(cfg: &Config, o: &CliOptions) -> Result<Report, String> {
     }
     for _ in 0..o.ops {
         let room = o.budget.saturating_sub(model.live_bytes());
-        let op = model.random_cli_op(&mut rng, o.max_len.min(room), o.big_percent);
+        let op = model.random_cli_op(&mut rng, o.max_len, room, o.big_percent);
         if let Op::Replace { len, .. } = op {
             report.bytes_written += len;
         }
@@ -90,7 +97,6 @@ pub fn run(cfg: &Config, o: &CliOptions) -> Result<Report, String> {
     fm.unmount().map_err(|e| format!("ext4 mount: {e}"))?;
 
     let failed = script::run_batch(&o.ext4, &batch, &lines)?;
-    let _ = std::fs::remove_dir_all(&data);
     for (i, (k, op)) in outcomes.iter().zip(&done).enumerate() {
         let b = failed.get(&(i + 1)).map(String::as_str);
         let want = k.as_ref().err().map(|e| ext4_fs::errno_name(*e));
@@ -111,8 +117,11 @@ pub fn run(cfg: &Config, o: &CliOptions) -> Result<Report, String> {
         report.reference_notes.push(format!("e2fsck on the kernel-written reference:\n{p}"));
     }
     let timed = timed_paths(&done);
-    check_views(&batch, &kernel, &timed, &mut report, "ext4 batch vs the kernel")?;
-    check_views(&fuse, &kernel, &timed, &mut report, "ext4 mount vs the kernel")?;
+    check_views(&batch, &kernel, &timed, Some(&model), &mut report, "ext4 batch vs the kernel")?;
+    check_views(&fuse, &kernel, &timed, Some(&model), &mut report, "ext4 mount vs the kernel")?;
+    // Only a passing run cleans up: a failing one keeps its images, its
+    // script and the data files the script names.
+    let _ = std::fs::remove_dir_all(&data);
     for f in [&batch, &fuse, &kernel, &batch.with_extension("batch")] {
         let _ = std::fs::remove_file(f);
     }

@@ -43,6 +43,10 @@ struct Entry {
 #[derive(Debug, Clone, Default)]
 struct Inode {
     size: u64,
+    /// What a regular file holds when only whole-file writes and truncates
+    /// made it: `stream_bytes(seed)` for `data_len` bytes, zeros to `size`.
+    /// `None` once an operation the model does not follow touched it.
+    content: Option<(u64, u64)>,
     nlink: u32,
     /// name -> (length, seed)
     xattrs: BTreeMap<String, (usize, u64)>,
@@ -117,6 +121,24 @@ impl Model {
         self.entries.len()
     }
 
+    /// The SHA-256 of what the regular file at `path` must hold, when the
+    /// model followed every change of it (see `Inode::content`).
+    pub fn expected_sha256(&self, path: &str) -> Option<[u8; 32]> {
+        use sha2::Digest;
+        let i = &self.inodes[&self.entries.get(path)?.ino];
+        let (seed, data_len) = i.content?;
+        let mut h = sha2::Sha256::new();
+        let mut pos = 0;
+        while pos < i.size {
+            let n = (i.size - pos).min(1 << 20);
+            let data = if pos < data_len { crate::rng::stream_bytes(seed, pos, n.min(data_len - pos) as usize) } else { Vec::new() };
+            h.update(&data);
+            h.update(vec![0u8; n as usize - data.len()]);
+            pos += n;
+        }
+        Some(h.finalize().into())
+    }
+
     /// Bytes of all regular files by their sizes (holes included).
     pub fn live_bytes(&self) -> u64 {
         self.entries
@@ -145,7 +167,7 @@ impl Model {
     fn add(&mut self, path: &str, kind: Kind, ino: Option<u64>, size: u64) {
         let ino = ino.unwrap_or_else(|| {
             self.next_ino += 1;
-            self.inodes.insert(self.next_ino, Inode { size, nlink: 0, xattrs: BTreeMap::new() });
+            self.inodes.insert(self.next_ino, Inode { size, content: None, nlink: 0, xattrs: BTreeMap::new() });
             self.next_ino
         });
         self.inodes.get_mut(&ino).expect("inode exists").nlink += 1;
@@ -209,19 +231,27 @@ impl Model {
     pub fn apply(&mut self, op: &Op) {
         match op {
             Op::Mkdir { path, .. } => self.add(path, Kind::Dir, None, 0),
-            Op::Create { path, len, .. } => self.add(path, Kind::File, None, *len),
-            Op::Replace { path, len, .. } => match self.inode(path) {
-                Some(i) => i.size = *len,
-                None => self.add(path, Kind::File, None, *len),
-            },
+            Op::Create { path, len, seed, .. } => {
+                self.add(path, Kind::File, None, *len);
+                self.inode(path).expect("added").content = Some((*seed, *len));
+            }
+            Op::Replace { path, len, seed } => {
+                if self.inode(path).is_none() {
+                    self.add(path, Kind::File, None, 0);
+                }
+                let i = self.inode(path).expect("present");
+                (i.size, i.content) = (*len, Some((*seed, *len)));
+            }
             Op::Write { path, offset, len, .. } => {
                 if let Some(i) = self.inode(path) {
                     i.size = i.size.max(offset + len);
+                    i.content = None;
                 }
             }
             Op::Truncate { path, size } => {
                 if let Some(i) = self.inode(path) {
                     i.size = *size;
+                    i.content = i.content.map(|(seed, data_len)| (seed, data_len.min(*size)));
                 }
             }
             Op::Fallocate { path, offset, len, keep_size } => {
@@ -229,7 +259,12 @@ impl Model {
                     i.size = i.size.max(offset + len);
                 }
             }
-            Op::Punch { .. } | Op::Chmod { .. } | Op::Chown { .. } | Op::SetTimes { .. } => {}
+            Op::Punch { path, .. } => {
+                if let Some(i) = self.inode(path) {
+                    i.content = None;
+                }
+            }
+            Op::Chmod { .. } | Op::Chown { .. } | Op::SetTimes { .. } => {}
             Op::Unlink { path } | Op::Rmdir { path } => {
                 self.drop_entry(path);
             }
@@ -327,6 +362,11 @@ impl Model {
     /// A regular file; `big` prefers files in the big directories' neighbourhood.
     fn some_file(&self, rng: &mut Rng) -> Option<String> {
         self.files.pick(rng).map(str::to_string)
+    }
+
+    /// A file of at least `min` bytes (a few tries).
+    fn big_file(&self, rng: &mut Rng, min: u64) -> Option<String> {
+        (0..40).filter_map(|_| self.some_file(rng)).find(|p| self.inodes[&self.entries[p].ino].size >= min)
     }
 
     /// A file inside a big directory (several tries, then any file).
@@ -631,8 +671,16 @@ impl Model {
     }
 
     /// One random operation that `ext4 batch` can express (see
-    /// [`super::script::line`]); files up to `max_len` bytes.
-    pub fn random_cli_op(&mut self, rng: &mut Rng, max_len: u64, big_percent: u64) -> Op {
+    /// [`super::script::line`]): files up to `max_len` bytes, `big_percent`
+    /// of them at least half that; with less than half of it left in
+    /// `room`, big files are removed as often as big ones are written.
+    pub fn random_cli_op(&mut self, rng: &mut Rng, max_len: u64, room: u64, big_percent: u64) -> Op {
+        if room < max_len / 2 && rng.chance(big_percent) {
+            if let Some(path) = self.big_file(rng, max_len / 4) {
+                return Op::Unlink { path };
+            }
+        }
+        let max_len = max_len.min(room);
         loop {
             if let Some(op) = self.try_cli_op(rng, max_len, big_percent) {
                 return op;
@@ -651,7 +699,13 @@ impl Model {
                 let name = self.fresh_name(rng, long);
                 Op::Replace { path: Self::child(&dir, &name), len: len(rng, self), seed: rng.next_u64() }
             }
-            25..=34 => Op::Replace { path: self.some_file(rng)?, len: len(rng, self), seed: rng.next_u64() },
+            25..=34 => {
+                // Rewriting a file frees what it held: that room is its own to take.
+                let path = self.some_file(rng)?;
+                let old = self.inodes[&self.entries[&path].ino].size;
+                let len = if rng.chance(big_percent) { rng.range(max_len / 2, max_len + old.min(max_len)) } else { len(rng, self) };
+                Op::Replace { path, len, seed: rng.next_u64() }
+            }
             35..=46 => Op::Unlink { path: if rng.chance(70) { self.some_file(rng)? } else { self.others.pick(rng)?.to_string() } },
             47..=54 => match self.random_rename(rng)? {
                 Op::Rename { kind: RenameKind::NoReplace, .. } => return None,
