@@ -1,7 +1,10 @@
 //! The metadata block cache: clean blocks evicted by a CLOCK sweep, dirty
 //! blocks pinned until the transaction that changed them is written.
 //!
-//! File data never enters this cache; it goes straight to the device.
+//! File data enters it only as a journaled overwrite (a block already part
+//! of a file, changed in a journaled transaction); every other data write
+//! goes straight to the device and drops the block's cached copy, so that a
+//! freed and reused block never reads back its old contents.
 
 use std::collections::{BTreeSet, HashMap};
 

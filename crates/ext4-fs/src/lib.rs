@@ -8,12 +8,13 @@
 //!
 //! This crate is the only one with caches and interior state: the metadata
 //! block cache ([`cache`](crate::cache) module), the in-memory superblock and group
-//! descriptors, and the running transaction. The layer crates are
-//! re-exported so a user needs a single dependency.
+//! descriptors, and the running transaction. The layer crates it
+//! builds on are re-exported; formatting is `ext4-mkfs`, a sibling crate.
 //!
 //! Architecture invariants: every metadata change goes through
-//! `Filesystem::modify_meta` (the transaction point); file data never enters
-//! the metadata cache.
+//! `Filesystem::modify_meta` (the transaction point); file data enters the
+//! block cache only as a journaled overwrite of a block already in a file,
+//! and a direct write of a block drops any cached copy of it.
 
 #![forbid(unsafe_code)]
 
