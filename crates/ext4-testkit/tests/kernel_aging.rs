@@ -44,6 +44,24 @@ fn inline_files_of_the_kernel_grow_out_of_the_inode() {
     aging::replay(&config("inline"), dir.path(), &rounds).unwrap();
 }
 
+/// Issue 17's reproduction: the kernel converts /d to an htree (leaving the
+/// old entry tail in the root's `dt_reserved`), the library then splits
+/// its first leaf; the root's checksum must stay valid for e2fsck and the
+/// kernel.
+#[test]
+fn library_splits_a_kernel_converted_htree_root() {
+    if !oracles() {
+        return;
+    }
+    let dir = work_dir();
+    let kernel: Vec<Op> = std::iter::once(Op::Mkdir { path: "d".into(), perm: 0o755 })
+        .chain((1..=300).map(|i| create(&format!("d/file_with_a_fairly_long_name_number_{i}.txt"), 4, i)))
+        .collect();
+    let library: Vec<Op> = (0..100).map(|i| create(&format!("d/bulk_insert_{i}_with_some_padding_to_fill_blocks.txt"), 3, i)).collect();
+    let rounds = vec![(Writer::Kernel, kernel), (Writer::Library, library), (Writer::Kernel, vec![create("d/after", 1, 1)])];
+    aging::replay(&config("ext4-4k"), dir.path(), &rounds).unwrap();
+}
+
 /// A sample of the matrix: the 1 KiB configuration (two index levels) and
 /// two more chosen by the seed, three library rounds each.
 #[test]

@@ -52,6 +52,17 @@ pub fn apply(root: &Path, op: &Op) -> Result<(), Errno> {
         Op::Punch { path, offset, len } => fallocate(&at(path), FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE, *offset, *len),
         Op::Unlink { path } => std::fs::remove_file(at(path)).map_err(io),
         Op::Rmdir { path } => std::fs::remove_dir(at(path)).map_err(io),
+        Op::RemoveTree { path } => std::fs::remove_dir_all(at(path)).map_err(io),
+        Op::MkdirAll { path, perm } => {
+            let p = at(path);
+            if let Some(parent) = p.parent() {
+                std::fs::DirBuilder::new().recursive(true).mode(0o777).create(parent).map_err(io)?;
+            }
+            match std::fs::DirBuilder::new().mode(u32::from(*perm)).create(&p) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && p.is_dir() => Ok(()),
+                r => r.map_err(io),
+            }
+        }
         Op::Rename { from, to, kind } => {
             let flags = match kind {
                 RenameKind::Replace => RenameFlags::empty(),
@@ -67,6 +78,7 @@ pub fn apply(root: &Path, op: &Op) -> Result<(), Errno> {
                 NodeKind::Fifo => rustix::fs::FileType::Fifo,
                 NodeKind::Char => rustix::fs::FileType::CharacterDevice,
                 NodeKind::Block => rustix::fs::FileType::BlockDevice,
+                NodeKind::Socket => rustix::fs::FileType::Socket,
             };
             let dev = rustix::fs::makedev(*major, *minor);
             rustix::fs::mknodat(CWD, at(path), ft, Mode::from_raw_mode(u32::from(*perm)), dev).map_err(sys)

@@ -59,6 +59,17 @@ fn run(fs: &mut Filesystem, op: &Op) -> ext4_fs::Result<()> {
         }
         Op::Unlink { path } => fs.remove_file(abs(path)),
         Op::Rmdir { path } => fs.remove_dir(abs(path)),
+        Op::RemoveTree { path } => remove_tree(fs, &abs(path)),
+        Op::MkdirAll { path, perm } => {
+            let (parent, _) = split_parent(path);
+            if !parent.is_empty() {
+                fs.create_dir_all(abs(parent), 0o777)?;
+            }
+            match fs.mkdir(abs(path), *perm) {
+                Err(ext4_fs::Error::Exists(_)) if fs.metadata(abs(path))?.is_dir() => Ok(()),
+                r => r.map(drop),
+            }
+        }
         Op::Rename { from, to, kind } => {
             let mode = match kind {
                 RenameKind::Replace => RenameMode::Replace,
@@ -74,11 +85,12 @@ fn run(fs: &mut Filesystem, op: &Op) -> ext4_fs::Result<()> {
                 NodeKind::Fifo => ext4_fs::FileType::Fifo,
                 NodeKind::Char => ext4_fs::FileType::CharDevice,
                 NodeKind::Block => ext4_fs::FileType::BlockDevice,
+                NodeKind::Socket => ext4_fs::FileType::Socket,
             };
             let (parent, name) = split_parent(path);
             let dir = fs.lookup(abs(parent))?;
             let mut node = NewNode::new(ft, *perm);
-            if ft != ext4_fs::FileType::Fifo {
+            if matches!(ft, ext4_fs::FileType::CharDevice | ext4_fs::FileType::BlockDevice) {
                 node.rdev = (*major, *minor);
             }
             fs.create_node(dir, name.as_bytes(), node, None).map(drop)
@@ -104,4 +116,21 @@ fn run(fs: &mut Filesystem, op: &Op) -> ext4_fs::Result<()> {
             fs.set_attr(ino, SetAttr { atime: Some(ts(*atime)), mtime: Some(ts(*mtime)), ..SetAttr::default() })
         }
     }
+}
+
+/// Removes `path` and everything below it, deepest first (`rm -r`).
+fn remove_tree(fs: &mut Filesystem, path: &[u8]) -> ext4_fs::Result<()> {
+    if !fs.metadata(path)?.is_dir() {
+        return fs.remove_file(path);
+    }
+    for e in fs.read_dir(path)? {
+        if e.name == b"." || e.name == b".." {
+            continue;
+        }
+        let mut child = path.to_vec();
+        child.push(b'/');
+        child.extend_from_slice(&e.name);
+        remove_tree(fs, &child)?;
+    }
+    fs.remove_dir(path)
 }

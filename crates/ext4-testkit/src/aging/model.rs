@@ -268,6 +268,23 @@ impl Model {
             Op::Unlink { path } | Op::Rmdir { path } => {
                 self.drop_entry(path);
             }
+            Op::RemoveTree { path } => {
+                let mut gone = self.below(path);
+                gone.reverse();
+                gone.push(path.clone());
+                for p in gone {
+                    self.drop_entry(&p);
+                }
+            }
+            Op::MkdirAll { path, .. } => {
+                let mut at = String::new();
+                for part in path.split('/') {
+                    at = Self::child(&at, part);
+                    if self.kind(&at).is_none() {
+                        self.add(&at, Kind::Dir, None, 0);
+                    }
+                }
+            }
             Op::Rename { from, to, kind } => self.rename(from, to, *kind),
             Op::Link { from, to } => {
                 if let Some(e) = self.entries.get(from).cloned() {
@@ -721,18 +738,37 @@ impl Model {
                 Op::Mknod { path, kind: NodeKind::Char, perm, major, minor } if rng.chance(30) => {
                     Op::Mknod { path, kind: NodeKind::Block, perm, major, minor }
                 }
+                Op::Mknod { path, kind: NodeKind::Fifo, perm, .. } if rng.chance(40) => {
+                    Op::Mknod { path, kind: NodeKind::Socket, perm, major: 0, minor: 0 }
+                }
                 // `mkdir -m 2755` sets the setgid bit (GNU: mkdir, then
                 // chmod); mkdir(2) drops it. Setgid directories come from chmod.
                 Op::Mkdir { path, perm } => Op::Mkdir { path, perm: perm & 0o1777 },
                 op => op,
             },
-            85..=91 => {
+            85..=88 => {
                 let path = self.entries.keys().nth(rng.index(self.entries.len().max(1)))?.clone();
                 if rng.chance(50) && self.kind(&path) != Some(Kind::Symlink) {
                     Op::Chmod { perm: Self::perm(rng, self.kind(&path) == Some(Kind::Dir)), path }
                 } else {
                     Op::Chown { path, uid: rng.below(3) as u32 * 1000, gid: rng.below(3) as u32 * 100 }
                 }
+            }
+            89 | 90 => {
+                let d = self.dirs.pick(rng)?.to_string();
+                if BIG_DIRS.contains(&d.as_str()) || ["d0", "d1"].contains(&d.as_str()) {
+                    return None;
+                }
+                Op::RemoveTree { path: d }
+            }
+            91 | 92 => {
+                let mut path = self.some_dir(rng, false);
+                for _ in 0..rng.range(1, 3) {
+                    let long = rng.chance(30);
+                    let name = self.fresh_name(rng, long);
+                    path = Self::child(&path, &name);
+                }
+                Op::MkdirAll { path, perm: Self::perm(rng, true) & 0o1777 }
             }
             _ => match self.invalid_op(rng)? {
                 Op::Create { .. } => return None,

@@ -25,6 +25,8 @@ pub enum NodeKind {
     Char,
     /// A block device.
     Block,
+    /// A Unix socket's inode.
+    Socket,
 }
 
 /// A timestamp: seconds since the epoch and nanoseconds.
@@ -54,6 +56,11 @@ pub enum Op {
     Unlink { path: String },
     /// `rmdir(path)`.
     Rmdir { path: String },
+    /// `rm -r path`: a directory and everything below it, deepest first.
+    RemoveTree { path: String },
+    /// `mkdir -p -m perm path`: missing parents with mode 0777 (the umask
+    /// is 0), the last one with `perm`.
+    MkdirAll { path: String, perm: u16 },
     /// `renameat2(from, to, flags)`.
     Rename { from: String, to: String, kind: RenameKind },
     /// `link(from, to)`.
@@ -106,6 +113,8 @@ impl fmt::Display for Op {
             Op::Punch { path, offset, len } => write!(f, "punch {path} @{offset} len={len}"),
             Op::Unlink { path } => write!(f, "unlink {path}"),
             Op::Rmdir { path } => write!(f, "rmdir {path}"),
+            Op::RemoveTree { path } => write!(f, "rm -r {path}"),
+            Op::MkdirAll { path, perm } => write!(f, "mkdir -p {path} {perm:o}"),
             Op::Rename { from, to, kind } => write!(f, "rename({kind:?}) {from} {to}"),
             Op::Link { from, to } => write!(f, "link {from} {to}"),
             Op::Symlink { target, path } => write!(f, "symlink {path} -> {} bytes", target.len()),

@@ -24,11 +24,14 @@ pub fn line(op: &Op, data_dir: &Path, n: usize) -> std::io::Result<Option<String
         Op::Truncate { path, size } => format!("truncate -s {size} {}", abs(path)),
         Op::Unlink { path } => format!("rm {}", abs(path)),
         Op::Rmdir { path } => format!("rmdir {}", abs(path)),
+        Op::RemoveTree { path } => format!("rm -r {}", abs(path)),
+        Op::MkdirAll { path, perm } => format!("mkdir -p -m {perm:o} {}", abs(path)),
         Op::Rename { from, to, kind: RenameKind::Replace } => format!("mv -T {} {}", abs(from), abs(to)),
         Op::Rename { from, to, kind: RenameKind::Exchange } => format!("mv --exchange {} {}", abs(from), abs(to)),
         Op::Link { from, to } => format!("ln {} {}", abs(from), abs(to)),
         Op::Symlink { target, path } => format!("ln -s '{target}' {}", abs(path)),
         Op::Mknod { path, kind: NodeKind::Fifo, perm, .. } => format!("mknod -m {perm:o} {} p", abs(path)),
+        Op::Mknod { path, kind: NodeKind::Socket, perm, .. } => format!("mknod -m {perm:o} {} s", abs(path)),
         Op::Mknod { path, kind, perm, major, minor } => {
             let k = if *kind == NodeKind::Char { "c" } else { "b" };
             format!("mknod -m {perm:o} {} {k} {major} {minor}", abs(path))
