@@ -61,8 +61,8 @@ pub enum RecoveryWarning {
         /// Journal block of the commit block.
         jblock: u64,
     },
-    /// The journal has a fast-commit area; it is not replayed (fast commits
-    /// after the last full commit are lost, as with a kernel that lacks them).
+    /// Not produced any more: the fast-commit area is read by
+    /// [`crate::fast_commit::scan`] for [`Recovery::fast_commit_tid`].
     FastCommitIgnored,
     /// The log ran once around the journal without ending; the scan stopped.
     EndlessLog {
@@ -113,9 +113,6 @@ pub fn scan_with(io: &mut impl JournalIo, geo: JournalGeometry) -> Result<Recove
     for pass in [Pass::Scan, Pass::Revoke, Pass::Replay] {
         walk.pass(pass, &mut state)?;
     }
-    if geo.features.fast_commit {
-        state.warnings.push(RecoveryWarning::FastCommitIgnored);
-    }
     rec.end_sequence = state.end.unwrap_or(geo.sequence);
     rec.copies = state.copies;
     rec.failed_commit = state.failed_commit;
@@ -149,6 +146,18 @@ impl Recovery {
     /// The first transaction of the log (`s_sequence`).
     pub fn start_sequence(&self) -> u32 {
         self.start_sequence
+    }
+
+    /// The validated journal superblock of a log that needs recovery.
+    pub fn geometry(&self) -> Option<&JournalGeometry> {
+        self.geo.as_ref()
+    }
+
+    /// The transaction whose fast commits recovery must replay after the
+    /// log (`info->end_transaction`), when the journal has a fast-commit
+    /// area and the log needs recovery.
+    pub fn fast_commit_tid(&self) -> Option<u32> {
+        self.geo.as_ref().filter(|g| g.features.fast_commit).map(|_| self.end_sequence)
     }
 
     /// The first transaction not replayed (`info.end_transaction`).
