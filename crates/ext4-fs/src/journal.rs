@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use ext4_blockdev::BlockDevice;
 use ext4_extent::Lookup;
-use ext4_jbd2::{CommitTime, DeviceJournal, JournalError, JournalIo, JournalRun, JournalWriter, Recovery};
+use ext4_jbd2::{CommitTime, DeviceJournal, FastCommits, JournalError, JournalIo, JournalRun, JournalWriter, Recovery};
 use ext4_ondisk::superblock::{Geometry, STATE_ERROR, SUPERBLOCK_OFFSET, Superblock};
 use ext4_ondisk::{Compat, Incompat, RoCompat, Structure};
 
@@ -40,6 +40,10 @@ pub(crate) struct JournalState {
     /// one must revoke it, or a replay would write the old copy over the
     /// block's next use.
     logged: HashSet<u64>,
+    /// For a read-only open whose recovery has fast commits: the whole
+    /// recovery was applied to an in-memory overlay of the device, whose
+    /// reads the filesystem now sees.
+    replayed_in_memory: bool,
 }
 
 impl JournalState {
@@ -55,7 +59,7 @@ impl JournalState {
     }
 
     pub(crate) fn has_overlay(&self) -> bool {
-        self.overlay.as_ref().is_some_and(|r| r.block_count() > 0)
+        self.replayed_in_memory || self.overlay.as_ref().is_some_and(|r| r.block_count() > 0)
     }
 
     /// The journal as block I/O on `dev`.
@@ -128,9 +132,14 @@ pub(crate) fn open_journal(fs: &mut Filesystem) -> Result<()> {
         } else {
             let mut io = fs.journal.device(&*fs.dev, fs.geo.block_size)?;
             let rec = ext4_jbd2::scan(&mut io, fs.geo.block_size).map_err(journal_error)?;
-            fs.journal.overlay = Some(rec);
-            // The superblock and descriptors may have newer copies in the log.
-            reload_metadata(fs)?;
+            let fc = fast_commits(&mut io, &rec, fs.geo.inode_size)?;
+            if fc.is_empty() {
+                fs.journal.overlay = Some(rec);
+                // The superblock and descriptors may have newer copies in the log.
+                reload_metadata(fs)?;
+            } else {
+                replay_in_memory(fs)?;
+            }
         }
     }
     if fs.is_writable() && !fs.opts.bulk {
@@ -189,8 +198,33 @@ fn journal_runs(fs: &Filesystem, ino: u32) -> Result<Vec<JournalRun>> {
     Ok(runs)
 }
 
-/// Replays the log home (writable open), clears `needs_recovery`, and
-/// reloads what the replay may have changed.
+/// The fast commits recovery must replay after the log of `rec` (none
+/// when the journal has no fast-commit area or it is stale); an area the
+/// kernel would refuse is an error.
+fn fast_commits(io: &mut DeviceJournal<'_>, rec: &Recovery, inode_size: u32) -> Result<FastCommits> {
+    match (rec.geometry(), rec.fast_commit_tid()) {
+        (Some(geo), Some(tid)) => ext4_jbd2::fast_commit::scan(io, geo, tid, inode_size as usize).map_err(journal_error),
+        _ => Ok(FastCommits::default()),
+    }
+}
+
+/// A read-only open of a journal with fast commits to replay: the whole
+/// recovery (log and fast commits) is applied to an in-memory overlay of
+/// the device, which the image never sees; reads go through it.
+fn replay_in_memory(fs: &mut Filesystem) -> Result<()> {
+    let base = std::mem::replace(&mut fs.dev, Box::new(ext4_blockdev::MemoryDevice::new(0)));
+    fs.dev = Box::new(ext4_blockdev::OverlayDevice::new(base));
+    fs.journal.replayed_in_memory = true;
+    let reason = fs.read_only_reason.take();
+    let r = crate::write::start(fs).and_then(|()| replay(fs));
+    fs.read_only_reason = reason;
+    r
+}
+
+/// Replays the log home (writable open), then the fast commits after it,
+/// clears `needs_recovery`, and reloads what the replay may have changed.
+/// The journal superblock is finished last, so that a crash before
+/// replays everything again, as the kernel's recovery would.
 fn replay(fs: &mut Filesystem) -> Result<()> {
     let bs = fs.geo.block_size;
     let blocks_count = fs.geo.blocks_count;
@@ -200,8 +234,17 @@ fn replay(fs: &mut Filesystem) -> Result<()> {
     if let Some(b) = rec.blocks().find(|&b| b >= blocks_count) {
         return Err(Error::corrupt(Structure::Journal, Location::Block(b), "the journal holds a block beyond the end of the filesystem"));
     }
+    // As the kernel's PASS_SCAN: a fast-commit area it refuses fails the
+    // recovery before anything is written.
+    let fc = fast_commits(&mut io, &rec, fs.geo.inode_size)?;
     rec.replay(&mut io, |b, data: &[u8]| dev.write_at(b * u64::from(bs), data)).map_err(journal_error)?;
     dev.flush()?;
+    if !fc.is_empty() {
+        // Without a journal writer yet, its commits go home directly.
+        reload_metadata(fs)?;
+        fs.replay_fast_commits(&fc)?;
+    }
+    let mut io = fs.journal.device(&*fs.dev, bs)?;
     let mut jsb = ext4_jbd2::read_superblock(&mut io, bs).map_err(journal_error)?;
     rec.finish(&mut jsb);
     ext4_jbd2::write_superblock(&mut io, bs, &jsb).map_err(journal_error)?;

@@ -25,6 +25,7 @@ mod cache;
 mod dir;
 mod ea_inode;
 mod error;
+mod fast_commit;
 mod file_write;
 mod fs;
 mod inline;

@@ -1,0 +1,359 @@
+//! Fast-commit replay: after the log replay, the records of the journal's
+//! fast-commit area ([`ext4_jbd2::fast_commit`]) are applied as the kernel's
+//! `ext4_fc_replay` applies them, through the library's own inode, extent,
+//! directory and allocation code.
+//!
+//! The tree that results is the kernel's: inode records copied from INODE
+//! records (all but the block map), ranges mapped and unmapped, names
+//! created, linked and unlinked, directories touched by a name change
+//! stamped with the replay's time. The counters are right where the
+//! kernel's are not: a second pass marks every block of the replayed
+//! inodes in use and recomputes their `i_blocks`, and the link counts of
+//! the directories whose entries changed are counted again (the kernel
+//! leaves new directories at one link, their parents one short, and
+//! removed directories allocated).
+
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+
+use ext4_extent::{Lookup, MapKind, Run};
+use ext4_jbd2::FastCommits;
+use ext4_ondisk::extent::{EXTENT_MAGIC, Extent};
+use ext4_ondisk::fast_commit::{FcDentry, FcTag};
+use ext4_ondisk::inode::I_BLOCK_SIZE;
+use ext4_ondisk::{FileType, Inode, InodeFlags, RoCompat, Structure};
+
+use crate::error::{Error, Location, Result};
+use crate::fs::Filesystem;
+use crate::inode::InodeBuf;
+use crate::layer::LayerResultExt;
+use crate::map::ReadMap;
+use crate::namespace::LINK_MAX;
+
+/// Offset of `i_block` in an inode record.
+const I_BLOCK_OFFSET: usize = 40;
+
+/// What the replay touched, for the counting pass (`fc_modified_inodes`).
+#[derive(Default)]
+struct Touched {
+    /// Inodes whose record or map a record changed, in order.
+    inodes: Vec<u32>,
+    /// Directories whose entries changed, and directories created.
+    dirs: BTreeSet<u32>,
+}
+
+impl Touched {
+    fn inode(&mut self, ino: u32) {
+        if !self.inodes.contains(&ino) {
+            self.inodes.push(ino);
+        }
+    }
+}
+
+impl Filesystem {
+    /// Applies `fc` (complete fast commits) and commits: one transaction
+    /// with the records, one with the counts made right. The blocks the
+    /// records map are kept from the allocator meanwhile.
+    pub(crate) fn replay_fast_commits(&mut self, fc: &FastCommits) -> Result<()> {
+        let isz = self.geo.inode_size as usize;
+        let mut tags = Vec::with_capacity(fc.records.len());
+        for r in &fc.records {
+            let tag = r.decode(isz).map_err(|e| Error::format(&e, Location::Block(r.jblock)))?;
+            tags.push(tag);
+        }
+        self.write.excluded = tags
+            .iter()
+            .filter_map(|t| match t {
+                FcTag::AddRange { extent, .. } => Some((extent.start, u64::from(extent.len))),
+                _ => None,
+            })
+            .collect();
+        let r = self.apply_fast_commits(&tags);
+        self.write.excluded.clear();
+        r
+    }
+
+    fn apply_fast_commits(&mut self, tags: &[FcTag<'_>]) -> Result<()> {
+        let mut touched = Touched::default();
+        self.op(|fs| tags.iter().try_for_each(|t| fs.fc_record(t, &mut touched)))?;
+        self.commit()?;
+        self.op(|fs| fs.fc_fix_counts(&touched))?;
+        self.commit()
+    }
+
+    /// One record (`ext4_fc_replay`'s switch).
+    fn fc_record(&mut self, tag: &FcTag<'_>, touched: &mut Touched) -> Result<()> {
+        match *tag {
+            FcTag::Inode { ino, raw } => self.fc_inode(ino, raw, touched),
+            FcTag::AddRange { ino, extent } => self.fc_add_range(ino, extent, touched),
+            FcTag::DelRange { ino, lblk, len } => self.fc_del_range(ino, lblk, len, touched),
+            FcTag::Create(d) => self.fc_create(d, touched),
+            FcTag::Link(d) => self.fc_link(d, touched),
+            FcTag::Unlink(d) => self.fc_unlink(d, touched),
+            FcTag::Pad | FcTag::Tail { .. } | FcTag::Head { .. } => Ok(()),
+        }
+    }
+
+    /// An inode the replay may change, or `None` where the kernel's
+    /// `ext4_iget` fails and the record is skipped (free, or corrupt).
+    fn fc_iget(&self, ino: u32) -> Result<Option<InodeBuf>> {
+        match self.read_inode(ino) {
+            Ok(ib) => Ok(Some(ib)),
+            Err(Error::Device(e)) => Err(Error::Device(e)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The raw record of `ino` as the inode table holds it, unchecked
+    /// (`ext4_get_fc_inode_loc`).
+    fn fc_raw_record(&self, ino: u32) -> Result<Vec<u8>> {
+        let (block, off) = self.inode_location(ino)?;
+        let isz = self.geo.inode_size as usize;
+        let (g, idx) = self.geo.inode_group(ino);
+        let gd = &self.groups[g as usize];
+        if self.geo.has_group_csum() && idx >= self.geo.inodes_per_group.saturating_sub(gd.itable_unused) {
+            return Ok(vec![0; isz]);
+        }
+        self.read_meta(block, |d| d[off..off + isz].to_vec())
+    }
+
+    /// INODE (`ext4_fc_replay_inode`): the record is copied but for its
+    /// block map, the inode marked in use.
+    fn fc_inode(&mut self, ino: u32, src: &[u8], touched: &mut Touched) -> Result<()> {
+        if ino == 0 || ino > self.geo.inodes_count {
+            return Ok(());
+        }
+        touched.inode(ino);
+        let mut raw = self.fc_raw_record(ino)?;
+        let n = src.len().min(raw.len());
+        let map_end = I_BLOCK_OFFSET + I_BLOCK_SIZE;
+        raw[..I_BLOCK_OFFSET].copy_from_slice(&src[..I_BLOCK_OFFSET]);
+        raw[map_end..n].copy_from_slice(&src[map_end..n]);
+        let mut inode = Inode::parse(&raw).map_err(|e| Error::format(&e, Location::Inode(ino)))?;
+        if inode.flags.contains(InodeFlags::EXTENTS) && ext4_ondisk::get_u16(&inode.block, 0) != EXTENT_MAGIC {
+            ext4_extent::tree::init(&mut inode.block);
+        } else if inode.flags.contains(InodeFlags::INLINE_DATA) {
+            inode.block.copy_from_slice(&src[I_BLOCK_OFFSET..map_end]);
+        }
+        if inode.links_count == 0 || inode.file_type().is_none() {
+            // `ext4_iget` refuses the record just written: the kernel fails the recovery.
+            let why = "a fast-commit INODE record without links or with an invalid mode (the kernel fails this recovery)";
+            return Err(Error::corrupt(Structure::FastCommit, Location::Inode(ino), why));
+        }
+        self.claim_inode(ino, inode.file_type() == Some(FileType::Directory))?;
+        inode.write(&mut raw);
+        let mut ib = InodeBuf { ino, inode, raw };
+        self.write_inode(&mut ib)
+    }
+
+    /// ADD_RANGE (`ext4_fc_replay_add_range`): each part of the extent is
+    /// mapped where it was a hole, moved where it pointed elsewhere, and
+    /// given the record's written state where it already matched.
+    fn fc_add_range(&mut self, ino: u32, ex: Extent, touched: &mut Touched) -> Result<()> {
+        let Some(mut ib) = self.fc_iget(ino)? else { return Ok(()) };
+        touched.inode(ino);
+        if Self::map_kind(&ib) != MapKind::Extents {
+            return Err(Error::Unsupported(format!("fast-commit ADD_RANGE for inode {ino}, which has no extent tree")));
+        }
+        let mut cur = ex.logical;
+        let end = ex.logical_end();
+        while u64::from(cur) < end {
+            let want = (end - u64::from(cur)) as u32;
+            let physical = ex.start + u64::from(cur - ex.logical);
+            let len = match self.lookup_block(&ib, cur)? {
+                Lookup::Hole { next } => next.map_or(want, |n| (n - cur).min(want)),
+                Lookup::Mapped(run) => {
+                    let len = run.len.min(want);
+                    if run.physical == physical && run.unwritten && !ex.unwritten {
+                        self.mark_written(&mut ib, cur, len)?;
+                        cur += len;
+                        continue;
+                    }
+                    if run.physical == physical && run.unwritten == ex.unwritten {
+                        cur += len;
+                        continue;
+                    }
+                    self.unmap(&mut ib, cur, u64::from(cur) + u64::from(len))?;
+                    len
+                }
+            };
+            self.map_run(&mut ib, Run { logical: cur, physical, len, unwritten: ex.unwritten })?;
+            self.claim_blocks(physical, u64::from(len))?;
+            cur += len;
+        }
+        self.write_inode(&mut ib)
+    }
+
+    /// DEL_RANGE (`ext4_fc_replay_del_range`): the range is unmapped and its blocks freed.
+    fn fc_del_range(&mut self, ino: u32, lblk: u32, len: u32, touched: &mut Touched) -> Result<()> {
+        let Some(mut ib) = self.fc_iget(ino)? else { return Ok(()) };
+        touched.inode(ino);
+        if len == 0 || !self.has_block_map(&ib) {
+            return Ok(());
+        }
+        self.unmap(&mut ib, lblk, u64::from(lblk) + u64::from(len))?;
+        self.write_inode(&mut ib)
+    }
+
+    /// CREAT (`ext4_fc_replay_create`): a directory gets its first block,
+    /// then the name is linked and the inode left with one link.
+    fn fc_create(&mut self, d: FcDentry<'_>, touched: &mut Touched) -> Result<()> {
+        if d.ino == 0 || d.ino > self.geo.inodes_count {
+            return Err(Error::corrupt(Structure::FastCommit, Location::Inode(d.ino), "CREAT of an inode number out of range"));
+        }
+        let raw = self.fc_raw_record(d.ino)?;
+        let is_dir = Inode::parse(&raw).is_ok_and(|i| i.file_type() == Some(FileType::Directory));
+        self.claim_inode(d.ino, is_dir)?;
+        let Some(mut ib) = self.fc_iget(d.ino)? else {
+            let why = "CREAT of an inode whose record is not in use (the kernel fails this recovery)";
+            return Err(Error::corrupt(Structure::FastCommit, Location::Inode(d.ino), why));
+        };
+        if ib.is_dir() {
+            if self.fc_iget(d.parent)?.is_none() {
+                return Ok(());
+            }
+            if !matches!(self.lookup_block(&ib, 0)?, Lookup::Hole { .. }) {
+                // `ext4_append` finds block 0 mapped: the kernel skips the name.
+                return Ok(());
+            }
+            self.init_dir(&mut ib, d.parent)?;
+            self.write_inode(&mut ib)?;
+            touched.dirs.insert(d.ino);
+            touched.inode(d.ino);
+        }
+        self.fc_link_name(d, &mut ib, touched)?;
+        ib.inode.links_count = 1;
+        self.write_inode(&mut ib)
+    }
+
+    /// LINK (`ext4_fc_replay_link`).
+    fn fc_link(&mut self, d: FcDentry<'_>, touched: &mut Touched) -> Result<()> {
+        let Some(mut ib) = self.fc_iget(d.ino)? else { return Ok(()) };
+        self.fc_link_name(d, &mut ib, touched)?;
+        self.write_inode(&mut ib)
+    }
+
+    /// `ext4_fc_replay_link_internal`: adds `d.name` in `d.parent` unless
+    /// the parent is gone or the name exists; the inode gains a link.
+    fn fc_link_name(&mut self, d: FcDentry<'_>, ib: &mut InodeBuf, touched: &mut Touched) -> Result<()> {
+        let Some(mut dir) = self.fc_iget(d.parent)? else { return Ok(()) };
+        if !dir.is_dir() || self.lookup_entry(&dir, d.name)?.is_some() {
+            return Ok(());
+        }
+        self.add_entry(&mut dir, d.name, ib.ino, ib.file_type())?;
+        touched.dirs.insert(d.parent);
+        ib.inode.links_count = ib.inode.links_count.saturating_add(1);
+        ib.inode.ctime = self.now();
+        Ok(())
+    }
+
+    /// UNLINK (`ext4_fc_replay_unlink`): the name goes, the inode loses a
+    /// link, and an inode left without links is freed (the kernel's orphan
+    /// cleanup at mount does it there).
+    fn fc_unlink(&mut self, d: FcDentry<'_>, touched: &mut Touched) -> Result<()> {
+        let Some(mut ib) = self.fc_iget(d.ino)? else { return Ok(()) };
+        let Some(mut dir) = self.fc_iget(d.parent)? else { return Ok(()) };
+        match self.lookup_entry(&dir, d.name)? {
+            None => return Ok(()),
+            Some((found, _)) if found != d.ino => {
+                let why = format!("UNLINK of a name that points at inode {found}, not {} (the kernel fails this recovery)", d.ino);
+                return Err(Error::corrupt(Structure::FastCommit, Location::Inode(d.parent), why));
+            }
+            Some(_) => {}
+        }
+        self.remove_entry(&mut dir, d.name)?;
+        touched.dirs.insert(d.parent);
+        ib.inode.ctime = dir.inode.ctime;
+        if ib.is_dir() || ib.inode.links_count <= 1 {
+            return self.release_inode(&mut ib);
+        }
+        ib.inode.links_count -= 1;
+        self.write_inode(&mut ib)
+    }
+
+    /// The counting pass (`ext4_fc_set_bitmaps_and_counters`, made exact):
+    /// the blocks of every replayed inode in use, its `i_blocks` counted,
+    /// and the link counts of the directories that changed.
+    fn fc_fix_counts(&mut self, touched: &Touched) -> Result<()> {
+        for &ino in &touched.inodes {
+            let Some(mut ib) = self.fc_iget(ino)? else { continue };
+            let blocks = self.fc_claim_map(&ib)?;
+            let unit = if ib.inode.flags.contains(InodeFlags::HUGE_FILE) { 1 } else { u64::from(self.geo.block_size / 512) };
+            let acl = u64::from(ib.inode.file_acl != 0);
+            if ib.inode.blocks != (blocks + acl) * unit {
+                ib.inode.blocks = (blocks + acl) * unit;
+                self.write_inode(&mut ib)?;
+            }
+        }
+        for &dir in &touched.dirs {
+            let Some(mut d) = self.fc_iget(dir)? else { continue };
+            if !d.is_dir() {
+                continue;
+            }
+            let links = self.fc_dir_links(&d)?;
+            if d.inode.links_count != links {
+                d.inode.links_count = links;
+                self.write_inode(&mut d)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks the data and map blocks of an inode in use; returns their number.
+    fn fc_claim_map(&mut self, ib: &InodeBuf) -> Result<u64> {
+        if !self.has_block_map(ib) {
+            return Ok(0);
+        }
+        let ctx = self.map_ctx(ib);
+        let kind = Self::map_kind(ib);
+        let mut runs = Vec::new();
+        ext4_extent::for_each_run(kind, &ib.inode.block, &ctx, &mut ReadMap { fs: self }, |r| {
+            runs.push((r.physical, u64::from(r.len)));
+            ControlFlow::Continue(())
+        })
+        .in_inode(ib.ino)?;
+        ext4_extent::for_each_map_block(kind, &ib.inode.block, &ctx, &mut ReadMap { fs: self }, |b| {
+            runs.push((b, 1));
+            ControlFlow::Continue(())
+        })
+        .in_inode(ib.ino)?;
+        let mut total = 0;
+        for (start, len) in runs {
+            self.claim_blocks(start, len)?;
+            total += len;
+        }
+        Ok(total)
+    }
+
+    /// A directory's link count: two, plus one per subdirectory; one when
+    /// that passes `LINK_MAX` under `dir_nlink`.
+    fn fc_dir_links(&self, d: &InodeBuf) -> Result<u16> {
+        let mut subdirs = 0u32;
+        let mut err = None;
+        self.for_each_dir_entry(d, |e| {
+            if e.name == b"." || e.name == b".." {
+                return ControlFlow::Continue(());
+            }
+            let is_dir = match e.file_type {
+                Some(t) => t == FileType::Directory,
+                None => match self.read_inode(e.ino) {
+                    Ok(c) => c.is_dir(),
+                    Err(x) => {
+                        err = Some(x);
+                        return ControlFlow::Break(());
+                    }
+                },
+            };
+            subdirs += u32::from(is_dir);
+            ControlFlow::Continue(())
+        })?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        let links = 2 + subdirs;
+        if links >= u32::from(LINK_MAX) && self.geo.features.ro_compat.contains(RoCompat::DIR_NLINK) {
+            return Ok(1);
+        }
+        Ok(links.min(u32::from(LINK_MAX)) as u16)
+    }
+}
