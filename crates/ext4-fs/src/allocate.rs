@@ -164,7 +164,11 @@ impl Filesystem {
     pub(crate) fn claim_blocks(&mut self, start: u64, count: u64) -> Result<u64> {
         let end = start.checked_add(count).filter(|&e| e <= self.geo.blocks_count && start >= u64::from(self.geo.first_data_block));
         let Some(end) = end else {
-            return Err(Error::corrupt(Structure::BlockBitmap, Location::Block(start), format!("claiming {count} blocks outside the filesystem")));
+            return Err(Error::corrupt(
+                Structure::BlockBitmap,
+                Location::Block(start),
+                format!("claiming {count} blocks outside the filesystem"),
+            ));
         };
         let mut claimed = 0;
         let mut b = start;
@@ -172,7 +176,8 @@ impl Filesystem {
             let (g, idx) = self.geo.block_group(b);
             let n = (end - b).min(u64::from(self.geo.blocks_in_group(g) - idx));
             let bb = self.block_bitmap(g)?;
-            let clear = self.read_meta(bb, |d| (idx as usize..(idx + n as u32) as usize).filter(|&i| !bitmap::bits(d)[i]).collect::<Vec<_>>())?;
+            let clear =
+                self.read_meta(bb, |d| (idx as usize..(idx + n as u32) as usize).filter(|&i| !bitmap::bits(d)[i]).collect::<Vec<_>>())?;
             if !clear.is_empty() {
                 let k = clear.len() as u64;
                 let (Some(group_free), Some(free)) =

@@ -216,7 +216,7 @@ fn replay_in_memory(fs: &mut Filesystem) -> Result<()> {
     fs.dev = Box::new(ext4_blockdev::OverlayDevice::new(base));
     fs.journal.replayed_in_memory = true;
     let reason = fs.read_only_reason.take();
-    let r = crate::write::start(fs).and_then(|()| replay(fs));
+    let r = replay(fs);
     fs.read_only_reason = reason;
     r
 }
@@ -241,6 +241,7 @@ fn replay(fs: &mut Filesystem) -> Result<()> {
     dev.flush()?;
     if !fc.is_empty() {
         // Without a journal writer yet, its commits go home directly.
+        crate::write::start(fs)?;
         reload_metadata(fs)?;
         fs.replay_fast_commits(&fc)?;
     }
