@@ -212,3 +212,35 @@ fn kernel_fast_commit_crashes_recover_as_the_kernel_does() {
     println!("{} cases from seed {base}: {} failed {failures:?}", cases, failures.len());
     assert!(failures.is_empty(), "failing seeds {failures:?} (rerun one with EXT4_FC_SEED=<seed> EXT4_FC_CASES=1)");
 }
+
+/// A fast commit holding a file that was unlinked while open: the kernel's
+/// replay copies the inode record without links, then fails to read it
+/// back and refuses to mount. The library refuses both opens and says why.
+#[test]
+fn kernel_refusal_of_an_open_unlinked_inode_is_mirrored() {
+    if !ext4_testkit::require(
+        have_e2fsprogs() && can_loop_mount() && ext4_testkit::oracle::have_tool("python3"),
+        "e2fsprogs, python3 and loop mounts (root)",
+    ) {
+        return;
+    }
+    let dir = Scratch(std::env::temp_dir().join(format!("ext4fs-fc-refuse-{}-{}", std::process::id(), ext4_testkit::oracle::unique())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let crash = dir.0.join("crash.img");
+    let out = Command::new("mke2fs").args(["-q", "-F", "-t", "ext4", "-O", "fast_commit"]).arg(&crash).arg("32M").output().unwrap();
+    assert!(out.status.success());
+    let m = LoopMount::new(&crash, "").unwrap();
+    let py = "import fcntl,os,struct,sys; os.chdir(sys.argv[1]); open('a','w').write('a'); os.sync(); \
+              fd=os.open('a',os.O_WRONLY|os.O_APPEND); os.unlink('a'); os.write(fd,b'more'); os.fsync(fd); \
+              fcntl.ioctl(fd, 0x8004587d, struct.pack('I', 2))";
+    let out = Command::new("python3").arg("-c").arg(py).arg(m.path()).output().unwrap();
+    m.unmount().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(kernel_recovery(&crash, &dir.0.join("kernel.img")).is_err(), "this kernel now recovers such images: drop this test");
+    for opts in [OpenOptions::read_only(), OpenOptions::read_write()] {
+        let ours = dir.0.join("ours.img");
+        std::fs::copy(&crash, &ours).unwrap();
+        let e = Filesystem::open_path(&ours, opts).expect_err("the library must refuse too").to_string();
+        assert!(e.contains("fast-commit") && e.contains("without links"), "{e}");
+    }
+}
