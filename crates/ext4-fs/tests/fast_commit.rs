@@ -10,7 +10,9 @@
 //! refuse to open it too.
 //!
 //! Cases: `EXT4_FC_CASES` workloads (4 by default), seeds from
-//! `EXT4_FC_SEED` onward (the clock by default); every seed is printed.
+//! `EXT4_FC_SEED` onward (the clock by default); every seed is printed
+//! with the fast-commit records its recovery replays. The seed also picks
+//! the block size (1 KiB or 4 KiB) and whether `metadata_csum` is on.
 //!
 //! Directory times: the kernel's replay stamps the directories whose
 //! entries it changes with the time of the recovery, as the library does
@@ -44,8 +46,9 @@ fn env_u64(name: &str) -> Option<u64> {
 /// The kernel's crash image for `seed`; returns the shutdown time (ns).
 fn kernel_crash_image(image: &Path, seed: u64) -> Result<i128, String> {
     let bs = if seed % 2 == 0 { "4096" } else { "1024" };
+    let features = if seed % 3 == 2 { "fast_commit,^metadata_csum" } else { "fast_commit" };
     let out = Command::new("mke2fs")
-        .args(["-q", "-F", "-t", "ext4", "-O", "fast_commit", "-b", bs])
+        .args(["-q", "-F", "-t", "ext4", "-O", features, "-b", bs])
         .arg(image)
         .arg("64M")
         .output()
@@ -153,7 +156,11 @@ fn run_case(seed: u64) -> Result<String, String> {
     let crash = dir.0.join("crash.img");
     let crash_ns = kernel_crash_image(&crash, seed)?;
     let kernel = kernel_recovery(&crash, &dir.0.join("kernel.img"));
+    let before = std::fs::read(&crash).map_err(|e| e.to_string())?;
     let read_only = Filesystem::open_path(&crash, OpenOptions::read_only());
+    if std::fs::read(&crash).map_err(|e| e.to_string())? != before {
+        return Err("the read-only open changed the image".into());
+    }
     let ours = dir.0.join("ours.img");
     std::fs::copy(&crash, &ours).map_err(|e| e.to_string())?;
     let writable = Filesystem::open_path(&ours, OpenOptions::read_write());

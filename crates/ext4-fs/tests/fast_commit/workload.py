@@ -203,6 +203,9 @@ if rng.random() < 0.7:
         ops = [(f, w) for f, w, ok in OPS if f in fast and ok()]
         op = rng.choices([f for f, _ in ops], [w for _, w in ops])[0]
         touched = op()
+        # An fsync of a directory is a full commit: sync a file instead.
+        if os.path.isdir(touched) and files:
+            touched = rng.choice(files)
         if rng.random() < 0.8:
             fsync(touched)
 if files:
