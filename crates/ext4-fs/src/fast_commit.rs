@@ -21,7 +21,7 @@ use ext4_jbd2::FastCommits;
 use ext4_ondisk::extent::{EXTENT_MAGIC, Extent};
 use ext4_ondisk::fast_commit::{FcDentry, FcTag};
 use ext4_ondisk::inode::I_BLOCK_SIZE;
-use ext4_ondisk::{FileType, Inode, InodeFlags, RoCompat, Structure};
+use ext4_ondisk::{FileType, Incompat, Inode, InodeFlags, RoCompat, Structure};
 
 use crate::error::{Error, Location, Result};
 use crate::fs::Filesystem;
@@ -51,10 +51,25 @@ impl Touched {
 }
 
 impl Filesystem {
+    /// Refuses fast commits this replay does not follow the kernel on:
+    /// `inline_data` (the kernel's replay reads inline inodes' data as
+    /// block maps) and `bigalloc` (bitmaps of clusters).
+    pub(crate) fn check_fast_commit_replay(&self, fc: &FastCommits) -> Result<()> {
+        let f = &self.geo.features;
+        if !fc.is_empty() && (f.incompat.contains(Incompat::INLINE_DATA) || f.ro_compat.contains(RoCompat::BIGALLOC)) {
+            return Err(Error::Unsupported(format!(
+                "replaying {} fast commits on a filesystem with inline_data or bigalloc; let the kernel recover it (mount it)",
+                fc.commits
+            )));
+        }
+        Ok(())
+    }
+
     /// Applies `fc` (complete fast commits) and commits: one transaction
     /// with the records, one with the counts made right. The blocks the
     /// records map are kept from the allocator meanwhile.
     pub(crate) fn replay_fast_commits(&mut self, fc: &FastCommits) -> Result<()> {
+        self.check_fast_commit_replay(fc)?;
         let isz = self.geo.inode_size as usize;
         let mut tags = Vec::with_capacity(fc.records.len());
         for r in &fc.records {

@@ -237,6 +237,7 @@ fn replay(fs: &mut Filesystem) -> Result<()> {
     // As the kernel's PASS_SCAN: a fast-commit area it refuses fails the
     // recovery before anything is written.
     let fc = fast_commits(&mut io, &rec, fs.geo.inode_size)?;
+    fs.check_fast_commit_replay(&fc)?;
     rec.replay(&mut io, |b, data: &[u8]| dev.write_at(b * u64::from(bs), data)).map_err(journal_error)?;
     dev.flush()?;
     if !fc.is_empty() {

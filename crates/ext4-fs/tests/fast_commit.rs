@@ -251,3 +251,35 @@ fn kernel_refusal_of_an_open_unlinked_inode_is_mirrored() {
         assert!(e.contains("fast-commit") && e.contains("without links"), "{e}");
     }
 }
+
+/// Fast commits on an `inline_data` filesystem: the kernel's replay reads
+/// inline inodes' data as block maps, so the library does not follow it
+/// there and refuses both opens, saying so, rather than drop fsync'd data.
+#[test]
+fn fast_commits_with_inline_data_are_refused() {
+    if !ext4_testkit::require(
+        have_e2fsprogs() && can_loop_mount() && ext4_testkit::oracle::have_tool("python3"),
+        "e2fsprogs, python3 and loop mounts (root)",
+    ) {
+        return;
+    }
+    let dir = Scratch(std::env::temp_dir().join(format!("ext4fs-fc-inline-{}-{}", std::process::id(), ext4_testkit::oracle::unique())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let crash = dir.0.join("crash.img");
+    let out =
+        Command::new("mke2fs").args(["-q", "-F", "-t", "ext4", "-O", "fast_commit,inline_data"]).arg(&crash).arg("32M").output().unwrap();
+    assert!(out.status.success());
+    let m = LoopMount::new(&crash, "").unwrap();
+    let py = "import fcntl,os,struct,sys; os.chdir(sys.argv[1]); open('a','w').write('a'); os.sync(); \
+              fd=os.open('b',os.O_WRONLY|os.O_CREAT); os.write(fd,b'fsynced'); os.fsync(fd); \
+              fcntl.ioctl(fd, 0x8004587d, struct.pack('I', 2))";
+    let out = Command::new("python3").arg("-c").arg(py).arg(m.path()).output().unwrap();
+    m.unmount().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for opts in [OpenOptions::read_only(), OpenOptions::read_write()] {
+        let ours = dir.0.join("ours.img");
+        std::fs::copy(&crash, &ours).unwrap();
+        let e = Filesystem::open_path(&ours, opts).expect_err("fast commits to replay on inline_data").to_string();
+        assert!(e.contains("fast commits") && e.contains("inline_data"), "{e}");
+    }
+}
