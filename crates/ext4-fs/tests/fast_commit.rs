@@ -14,11 +14,18 @@
 //! with the fast-commit records its recovery replays. The seed also picks
 //! the block size (1 KiB or 4 KiB) and whether `metadata_csum` is on.
 //!
+//! Beyond the snapshot (names, types, modes, owners, sizes, contents,
+//! modification times, links), the change time of every entry but the
+//! directories is compared exactly.
+//!
 //! Directory times: the kernel's replay stamps the directories whose
 //! entries it changes with the time of the recovery, as the library does
 //! with its own; a directory whose time is after the crash in both trees is
 //! compared without it.
 
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -65,21 +72,38 @@ fn kernel_crash_image(image: &Path, seed: u64) -> Result<i128, String> {
     String::from_utf8_lossy(&out.stdout).trim().parse().map_err(|e| format!("workload output: {e}"))
 }
 
+/// A tree and the change times of its entries other than directories
+/// (the snapshot compares modification times only).
+type Tree = (Snapshot, BTreeMap<Vec<u8>, (i64, u32)>);
+
 /// The kernel's recovery of a copy of `crash`: its tree, or why it refused.
-fn kernel_recovery(crash: &Path, copy: &Path) -> Result<Snapshot, String> {
+fn kernel_recovery(crash: &Path, copy: &Path) -> Result<Tree, String> {
     std::fs::copy(crash, copy).map_err(|e| e.to_string())?;
     let m = LoopMount::new(copy, "").map_err(|e| e.to_string())?;
-    let snap = Snapshot::from_host(m.path()).map_err(|e| e.to_string());
+    let tree = Snapshot::from_host(m.path()).map_err(|e| e.to_string()).and_then(|mut snap| {
+        snap.remove_tree(b"lost+found");
+        let mut ctimes = BTreeMap::new();
+        for path in snap.nodes.iter().filter(|(_, n)| n.kind != FileType::Directory).map(|(p, _)| p) {
+            let md = std::fs::symlink_metadata(m.path().join(std::ffi::OsStr::from_bytes(path))).map_err(|e| e.to_string())?;
+            ctimes.insert(path.clone(), (md.ctime(), md.ctime_nsec() as u32));
+        }
+        Ok((snap, ctimes))
+    });
     m.unmount().map_err(|e| e.to_string())?;
-    let mut snap = snap?;
-    snap.remove_tree(b"lost+found");
-    Ok(snap)
+    tree
 }
 
-fn library_tree(fs: &Filesystem) -> Result<Snapshot, String> {
-    let mut s = Snapshot::from_image(fs, b"/").map_err(|e| e.to_string())?;
-    s.remove_tree(b"lost+found");
-    Ok(s)
+fn library_tree(fs: &Filesystem) -> Result<Tree, String> {
+    let mut snap = Snapshot::from_image(fs, b"/").map_err(|e| e.to_string())?;
+    snap.remove_tree(b"lost+found");
+    let mut ctimes = BTreeMap::new();
+    for path in snap.nodes.iter().filter(|(_, n)| n.kind != FileType::Directory).map(|(p, _)| p) {
+        let mut abs = b"/".to_vec();
+        abs.extend_from_slice(path);
+        let md = fs.symlink_metadata(&abs).map_err(|e| e.to_string())?;
+        ctimes.insert(path.clone(), (md.ctime.secs, md.ctime.nsec));
+    }
+    Ok((snap, ctimes))
 }
 
 /// Clears the time of directories stamped after the crash in both trees.
@@ -98,10 +122,15 @@ fn forget_replay_stamps(expected: &mut Snapshot, got: &mut Snapshot, crash_ns: i
     }
 }
 
-fn same(expected: &Snapshot, mut got: Snapshot, crash_ns: i128, what: &str) -> Result<(), String> {
-    let mut expected = expected.clone();
-    forget_replay_stamps(&mut expected, &mut got, crash_ns);
-    let diff = expected.diff(&got);
+fn same(expected: &Tree, got: Tree, crash_ns: i128, what: &str) -> Result<(), String> {
+    let (mut expected, mut got) = ((expected.0.clone(), &expected.1), got);
+    forget_replay_stamps(&mut expected.0, &mut got.0, crash_ns);
+    let mut diff = expected.0.diff(&got.0);
+    for (path, t) in expected.1 {
+        if got.1.get(path).is_some_and(|g| g != t) {
+            diff.push(format!("{}: ctime {t:?} != {:?}", String::from_utf8_lossy(path), got.1[path]));
+        }
+    }
     if diff.is_empty() { Ok(()) } else { Err(format!("{what}: {} differences, first: {:?}", diff.len(), &diff[..diff.len().min(6)])) }
 }
 
@@ -191,7 +220,7 @@ fn run_case(seed: u64) -> Result<String, String> {
     }
     let again = kernel_recovery(&ours, &dir.0.join("again.img")).map_err(|e| format!("the kernel mounting the library's recovery: {e}"))?;
     same(&expected, again, crash_ns, "the kernel reading the library's recovery")?;
-    Ok(format!("{} entries; {records}", expected.nodes.len()))
+    Ok(format!("{} entries; {records}", expected.0.nodes.len()))
 }
 
 #[test]

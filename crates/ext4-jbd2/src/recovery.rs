@@ -252,6 +252,11 @@ impl Recovery {
 /// Scans, replays through `write_home`, then writes the finished journal
 /// superblock and flushes the journal. The caller flushes its device inside
 /// `write_home`'s last call or before, and clears `needs_recovery` after.
+///
+/// Only the log's blocks are written: fast commits after it (see
+/// [`Recovery::fast_commit_tid`] and [`crate::fast_commit::scan`]) are the
+/// filesystem's to apply, before the superblock is finished; a caller that
+/// cannot apply them should use [`scan`] and refuse a journal that has them.
 pub fn recover<E: Into<BoxError>>(
     io: &mut impl JournalIo,
     block_size: u32,
