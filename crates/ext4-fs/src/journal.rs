@@ -251,8 +251,14 @@ fn replay(fs: &mut Filesystem) -> Result<()> {
     rec.finish(&mut jsb);
     ext4_jbd2::write_superblock(&mut io, bs, &jsb).map_err(journal_error)?;
     // The replay may have rewritten the superblock and descriptors.
-    fs.reset_cache();
+    reload_metadata(fs)?;
     let errors = rec.failed_commit().is_some() || rec.has_block_errors();
+    // As e2fsck does after a replay: the superblock's free counts from the
+    // group descriptors (the kernel keeps only the descriptors exact), in
+    // the same write that clears `needs_recovery`, so that no crash leaves
+    // a recovered filesystem with the log's stale counts.
+    let free_blocks: u64 = fs.groups.iter().map(|g| u64::from(g.free_blocks_count)).sum::<u64>() * u64::from(fs.geo.cluster_ratio);
+    let free_inodes: u64 = fs.groups.iter().map(|g| u64::from(g.free_inodes_count)).sum();
     fs.patch_superblock_on_disk(|sb| {
         let mut f = sb.features();
         f.incompat.remove(Incompat::RECOVER);
@@ -260,21 +266,10 @@ fn replay(fs: &mut Filesystem) -> Result<()> {
         if errors {
             sb.s_state.set(sb.s_state.get() | STATE_ERROR);
         }
+        sb.set_free_blocks_count(free_blocks);
+        sb.s_free_inodes_count.set(free_inodes as u32);
     })?;
-    reload_metadata(fs)?;
-    // As e2fsck does after a replay: the superblock's free counts from the
-    // group descriptors (the kernel keeps only the descriptors exact).
-    let free_blocks: u64 = fs.groups.iter().map(|g| u64::from(g.free_blocks_count)).sum::<u64>() * u64::from(fs.geo.cluster_ratio);
-    let free_inodes: u64 = fs.groups.iter().map(|g| u64::from(g.free_inodes_count)).sum();
-    if free_blocks != fs.sb.free_blocks_count() || free_inodes != u64::from(fs.sb.s_free_inodes_count.get()) {
-        fs.sb.set_free_blocks_count(free_blocks);
-        fs.sb.s_free_inodes_count.set(free_inodes as u32);
-        fs.patch_superblock_on_disk(|sb| {
-            sb.set_free_blocks_count(free_blocks);
-            sb.s_free_inodes_count.set(free_inodes as u32);
-        })?;
-    }
-    Ok(())
+    reload_metadata(fs)
 }
 
 /// Re-reads the superblock (through the overlay, if any) and the group descriptors.

@@ -249,30 +249,63 @@ fn kernel_fast_commit_crashes_recover_as_the_kernel_does() {
     assert!(failures.is_empty(), "failing seeds {failures:?} (rerun one with EXT4_FC_SEED=<seed> EXT4_FC_CASES=1)");
 }
 
+/// Python that fsyncs through a full commit of this filesystem only
+/// (`sync()` would commit every mounted filesystem, other tests' too).
+const PY_PRELUDE: &str = "import ctypes,fcntl,os,struct,sys,time\n\
+    os.chdir(sys.argv[1])\n\
+    def syncfs():\n    fd = os.open('.', os.O_RDONLY); ctypes.CDLL(None).syncfs(fd); os.close(fd)\n\
+    def put(p, d, mode='wb'):\n    f = open(p, mode); f.write(d); f.flush(); os.fsync(f.fileno()); f.close()\n\
+    def crash(fd):\n    print(time.time_ns()); fcntl.ioctl(fd, 0x8004587d, struct.pack('I', 2))\n";
+
+/// A crash image made by the Python `script` (after [`PY_PRELUDE`]) on a
+/// fresh filesystem with `features`, and the time it printed.
+fn scripted_crash(dir: &Path, features: &str, script: &str) -> (PathBuf, i128) {
+    let crash = dir.join(format!("crash-{}.img", ext4_testkit::oracle::unique()));
+    let out =
+        Command::new("mke2fs").args(["-q", "-F", "-t", "ext4", "-b", "1024", "-O", features]).arg(&crash).arg("16M").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m = LoopMount::new(&crash, "").unwrap();
+    let out = Command::new("python3").arg("-c").arg(format!("{PY_PRELUDE}{script}")).arg(m.path()).output().unwrap();
+    m.unmount().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (crash, String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0))
+}
+
+/// The first of up to five attempts that gives `Some`: a full commit
+/// forced from outside (another process's `sync`, the commit timer) can
+/// overtake the fast commits a scripted crash is after.
+fn until<T>(what: &str, mut attempt: impl FnMut() -> Option<T>) -> T {
+    (0..5).find_map(|_| attempt()).unwrap_or_else(|| panic!("five crash images without {what}"))
+}
+
+fn scratch(tag: &str) -> Scratch {
+    let dir = Scratch(std::env::temp_dir().join(format!("ext4fs-fc-{tag}-{}-{}", std::process::id(), ext4_testkit::oracle::unique())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    dir
+}
+
+fn have_oracles() -> bool {
+    ext4_testkit::require(
+        have_e2fsprogs() && can_loop_mount() && ext4_testkit::oracle::have_tool("python3"),
+        "e2fsprogs, python3 and loop mounts (root)",
+    )
+}
+
 /// A fast commit holding a file that was unlinked while open: the kernel's
 /// replay copies the inode record without links, then fails to read it
 /// back and refuses to mount. The library refuses both opens and says why.
 #[test]
 fn kernel_refusal_of_an_open_unlinked_inode_is_mirrored() {
-    if !ext4_testkit::require(
-        have_e2fsprogs() && can_loop_mount() && ext4_testkit::oracle::have_tool("python3"),
-        "e2fsprogs, python3 and loop mounts (root)",
-    ) {
+    if !have_oracles() {
         return;
     }
-    let dir = Scratch(std::env::temp_dir().join(format!("ext4fs-fc-refuse-{}-{}", std::process::id(), ext4_testkit::oracle::unique())));
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let crash = dir.0.join("crash.img");
-    let out = Command::new("mke2fs").args(["-q", "-F", "-t", "ext4", "-O", "fast_commit"]).arg(&crash).arg("32M").output().unwrap();
-    assert!(out.status.success());
-    let m = LoopMount::new(&crash, "").unwrap();
-    let py = "import fcntl,os,struct,sys; os.chdir(sys.argv[1]); open('a','w').write('a'); os.sync(); \
-              fd=os.open('a',os.O_WRONLY|os.O_APPEND); os.unlink('a'); os.write(fd,b'more'); os.fsync(fd); \
-              fcntl.ioctl(fd, 0x8004587d, struct.pack('I', 2))";
-    let out = Command::new("python3").arg("-c").arg(py).arg(m.path()).output().unwrap();
-    m.unmount().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(kernel_recovery(&crash, &dir.0.join("kernel.img")).is_err(), "this kernel now recovers such images: drop this test");
+    let dir = scratch("refuse");
+    let script = "open('a','w').write('a'); syncfs()\n\
+                  fd = os.open('a', os.O_WRONLY | os.O_APPEND); os.unlink('a'); os.write(fd, b'more'); os.fsync(fd); crash(fd)\n";
+    let crash = until("a kernel refusal", || {
+        let (crash, _) = scripted_crash(&dir.0, "fast_commit", script);
+        kernel_recovery(&crash, &dir.0.join("kernel.img")).is_err().then_some(crash)
+    });
     for opts in [OpenOptions::read_only(), OpenOptions::read_write()] {
         let ours = dir.0.join("ours.img");
         std::fs::copy(&crash, &ours).unwrap();
@@ -286,29 +319,68 @@ fn kernel_refusal_of_an_open_unlinked_inode_is_mirrored() {
 /// there and refuses both opens, saying so, rather than drop fsync'd data.
 #[test]
 fn fast_commits_with_inline_data_are_refused() {
-    if !ext4_testkit::require(
-        have_e2fsprogs() && can_loop_mount() && ext4_testkit::oracle::have_tool("python3"),
-        "e2fsprogs, python3 and loop mounts (root)",
-    ) {
+    if !have_oracles() {
         return;
     }
-    let dir = Scratch(std::env::temp_dir().join(format!("ext4fs-fc-inline-{}-{}", std::process::id(), ext4_testkit::oracle::unique())));
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let crash = dir.0.join("crash.img");
-    let out =
-        Command::new("mke2fs").args(["-q", "-F", "-t", "ext4", "-O", "fast_commit,inline_data"]).arg(&crash).arg("32M").output().unwrap();
-    assert!(out.status.success());
-    let m = LoopMount::new(&crash, "").unwrap();
-    let py = "import fcntl,os,struct,sys; os.chdir(sys.argv[1]); open('a','w').write('a'); os.sync(); \
-              fd=os.open('b',os.O_WRONLY|os.O_CREAT); os.write(fd,b'fsynced'); os.fsync(fd); \
-              fcntl.ioctl(fd, 0x8004587d, struct.pack('I', 2))";
-    let out = Command::new("python3").arg("-c").arg(py).arg(m.path()).output().unwrap();
-    m.unmount().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for opts in [OpenOptions::read_only(), OpenOptions::read_write()] {
-        let ours = dir.0.join("ours.img");
-        std::fs::copy(&crash, &ours).unwrap();
-        let e = Filesystem::open_path(&ours, opts).expect_err("fast commits to replay on inline_data").to_string();
+    let dir = scratch("inline");
+    let script = "open('a','w').write('a'); syncfs()\n\
+                  fd = os.open('b', os.O_WRONLY | os.O_CREAT); os.write(fd, b'fsynced'); os.fsync(fd); crash(fd)\n";
+    let errors = until("fast commits to replay", || {
+        let (crash, _) = scripted_crash(&dir.0, "fast_commit,inline_data", script);
+        let open = |opts| {
+            let ours = dir.0.join("ours.img");
+            std::fs::copy(&crash, &ours).unwrap();
+            Filesystem::open_path(&ours, opts).err().map(|e| e.to_string())
+        };
+        // Without fast commits to replay, both opens succeed: try again.
+        Some([open(OpenOptions::read_only())?, open(OpenOptions::read_write()).expect("refused read-only, so refused writable")])
+    });
+    for e in errors {
         assert!(e.contains("fast commits") && e.contains("inline_data"), "{e}");
+    }
+}
+
+/// A crash while the library recovers: the writes of a writable open that
+/// replays fast commits are recorded, and the image as it was after each
+/// of them is opened again. Every such image must recover to the kernel's
+/// tree, and e2fsck must find it clean after the open that recovered it
+/// closed.
+#[test]
+fn a_crash_during_fast_commit_replay_replays_again() {
+    use ext4_fs::blockdev::{MemoryDevice, RecordedOp, RecordingDevice, recording_replay};
+    if !have_oracles() {
+        return;
+    }
+    let dir = scratch("again");
+    let script = "os.mkdir('d'); put('d/old', b'o' * 5000); put('gone', b'g' * 3000); syncfs()\n\
+                  put('new', os.urandom(20000)); put('d/old', b'more' * 1000, 'ab')\n\
+                  os.link('new', 'd/linked'); os.unlink('gone'); os.rename('d/old', 'moved'); os.mkdir('e')\n\
+                  put('e/f', b'f' * 100); os.truncate('new', 1500); put('last', b'l')\n\
+                  crash(os.open('.', os.O_RDONLY))\n";
+    let (crash, crash_ns, base, log, records) = until("fast commits with CREAT and ADD_RANGE", || {
+        let (crash, crash_ns) = scripted_crash(&dir.0, "fast_commit", script);
+        let base = std::fs::read(&crash).unwrap();
+        let rec = std::sync::Arc::new(RecordingDevice::new(MemoryDevice::from_vec(base.clone())));
+        let fs = Filesystem::open(std::sync::Arc::clone(&rec), OpenOptions::read_write()).unwrap();
+        let records = fast_commit_records(&fs, &crash).unwrap();
+        // The open's writes (the recovery); the crash is just after one of them.
+        let log = rec.log();
+        drop(fs);
+        (records.contains("CREAT") && records.contains("ADD_RANGE")).then_some((crash, crash_ns, base, log, records))
+    });
+    let expected = kernel_recovery(&crash, &dir.0.join("kernel.img")).expect("the kernel recovers it");
+    let writes: Vec<usize> = log.iter().enumerate().filter(|(_, op)| matches!(op, RecordedOp::Write { .. })).map(|(i, _)| i + 1).collect();
+    println!("{records}; the recovery writes {} times", writes.len());
+    assert!(writes.len() > 10, "the recovery writes {} times", writes.len());
+    for &end in &writes {
+        let state = recording_replay(&base, &log[..end]);
+        let image = dir.0.join("state.img");
+        std::fs::write(&image, &state).unwrap();
+        let fs = Filesystem::open_path(&image, OpenOptions::read_write()).unwrap_or_else(|e| panic!("after write {end}: {e}"));
+        same(&expected, library_tree(&fs).unwrap(), crash_ns, &format!("recovered again after write {end}")).unwrap();
+        fs.close().unwrap();
+        if let Some(p) = e2fsck_problems(&image) {
+            panic!("after write {end} of {}: e2fsck -fn:\n{p}", log.len());
+        }
     }
 }
