@@ -61,9 +61,6 @@ pub enum RecoveryWarning {
         /// Journal block of the commit block.
         jblock: u64,
     },
-    /// Not produced any more: the fast-commit area is read by
-    /// [`crate::fast_commit::scan`] for [`Recovery::fast_commit_tid`].
-    FastCommitIgnored,
     /// The log ran once around the journal without ending; the scan stopped.
     EndlessLog {
         /// Journal block where the scan stopped.
