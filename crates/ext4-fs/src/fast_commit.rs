@@ -170,33 +170,43 @@ impl Filesystem {
         if Self::map_kind(&ib) != MapKind::Extents {
             return Err(Error::Unsupported(format!("fast-commit ADD_RANGE for inode {ino}, which has no extent tree")));
         }
-        let mut cur = ex.logical;
         let end = ex.logical_end();
-        while u64::from(cur) < end {
-            let want = (end - u64::from(cur)) as u32;
-            let physical = ex.start + u64::from(cur - ex.logical);
-            let len = match self.lookup_block(&ib, cur)? {
-                Lookup::Hole { next } => next.map_or(want, |n| (n - cur).min(want)),
+        if end > 1 << 32 || ex.start.checked_add(u64::from(ex.len)).is_none_or(|e| e > self.geo.blocks_count) {
+            let why = format!("ADD_RANGE of blocks {}+{} at logical block {} is outside the filesystem", ex.start, ex.len, ex.logical);
+            return Err(Error::corrupt(Structure::FastCommit, Location::Inode(ino), why));
+        }
+        let mut cur = u64::from(ex.logical);
+        while cur < end {
+            // Below `end`, so within u32; `len` likewise.
+            let (at, want) = (cur as u32, (end - cur).min(u64::from(u32::MAX)) as u32);
+            let physical = ex.start + (cur - u64::from(ex.logical));
+            let len = match self.lookup_block(&ib, at)? {
+                Lookup::Hole { next } => {
+                    let len = next.map_or(want, |n| (n - at).min(want));
+                    self.fc_map(&mut ib, Run { logical: at, physical, len, unwritten: ex.unwritten })?;
+                    len
+                }
                 Lookup::Mapped(run) => {
                     let len = run.len.min(want);
                     if run.physical == physical && run.unwritten && !ex.unwritten {
-                        self.mark_written(&mut ib, cur, len)?;
-                        cur += len;
-                        continue;
+                        self.mark_written(&mut ib, at, len)?;
+                    } else if run.physical != physical || run.unwritten != ex.unwritten {
+                        // The old blocks are freed (`ext4_mb_mark_bb(.., 0)`).
+                        self.unmap(&mut ib, at, cur + u64::from(len))?;
+                        self.fc_map(&mut ib, Run { logical: at, physical, len, unwritten: ex.unwritten })?;
                     }
-                    if run.physical == physical && run.unwritten == ex.unwritten {
-                        cur += len;
-                        continue;
-                    }
-                    self.unmap(&mut ib, cur, u64::from(cur) + u64::from(len))?;
                     len
                 }
             };
-            self.map_run(&mut ib, Run { logical: cur, physical, len, unwritten: ex.unwritten })?;
-            self.claim_blocks(physical, u64::from(len))?;
-            cur += len;
+            cur += u64::from(len);
         }
         self.write_inode(&mut ib)
+    }
+
+    /// Maps `run` in `ib` and marks its blocks in use.
+    fn fc_map(&mut self, ib: &mut InodeBuf, run: Run) -> Result<()> {
+        self.map_run(ib, run)?;
+        self.claim_blocks(run.physical, u64::from(run.len)).map(drop)
     }
 
     /// DEL_RANGE (`ext4_fc_replay_del_range`): the range is unmapped and its blocks freed.
@@ -206,7 +216,7 @@ impl Filesystem {
         if len == 0 || !self.has_block_map(&ib) {
             return Ok(());
         }
-        self.unmap(&mut ib, lblk, u64::from(lblk) + u64::from(len))?;
+        self.unmap(&mut ib, lblk, (u64::from(lblk) + u64::from(len)).min(1 << 32))?;
         self.write_inode(&mut ib)
     }
 
