@@ -432,3 +432,128 @@ fn the_kernel_replays_the_library_log_after_a_fast_commit_recovery() {
         panic!("e2fsck -fn after the kernel replayed the library's log:\n{p}");
     }
 }
+
+/// Damaged fast commits never panic: one to four bits of a kernel's
+/// fast-commit area are flipped at random, the tail checksums are made right again (so
+/// the damage reaches the replay, not just the scan), and both opens must
+/// answer with a filesystem or an error. `EXT4_FC_FUZZ` sets the number
+/// of damaged images (100 by default); the seed is printed.
+#[test]
+fn damaged_fast_commits_give_errors_not_panics() {
+    use ext4_fs::blockdev::MemoryDevice;
+    use ext4_fs::jbd2::{DeviceJournal, JournalGeometry, JournalRun};
+    if !have_oracles() {
+        return;
+    }
+    let dir = scratch("fuzz");
+    let script = "os.mkdir('d'); put('d/x', b'x' * 3000); put('y', b'y' * 100); syncfs()\n\
+                  put('d/x', b'more' * 900, 'ab'); put('n', os.urandom(7000)); os.link('n', 'd/m'); os.unlink('y')\n\
+                  os.mkdir('e'); put('e/f', b'f'); os.rename('d/x', 'e/x'); os.truncate('n', 10); put('z', b'z')\n\
+                  crash(os.open('.', os.O_RDONLY))\n";
+    let (base, area) = until("fast commits to replay", || {
+        let (crash, _) = scripted_crash(&dir.0, "fast_commit", script);
+        let fs = Filesystem::open_path(&crash, OpenOptions::read_only()).unwrap();
+        if !fast_commit_records(&fs, &crash).unwrap().contains("CREAT") {
+            return None;
+        }
+        let dev = ext4_fs::FileDevice::open(&crash, true).unwrap();
+        let bs = fs.geometry().block_size;
+        let extents = fs.journal_extents();
+        let runs: Vec<JournalRun> = extents
+            .iter()
+            .scan(0, |j, &(device_block, len)| {
+                let r = JournalRun { jblock: *j, device_block, len };
+                *j += len;
+                Some(r)
+            })
+            .collect();
+        let mut io = DeviceJournal::new(&dev, bs, runs.clone()).unwrap();
+        let jsb = ext4_fs::jbd2::read_superblock(&mut io, bs).unwrap();
+        let geo = JournalGeometry::new(&jsb, bs, extents.iter().map(|e| e.1).sum()).unwrap();
+        // Device byte offsets of the area's blocks, in order.
+        let device_block = |j: u64| runs.iter().find(|r| (r.jblock..r.jblock + r.len).contains(&j)).map(|r| r.device_block + j - r.jblock);
+        let area: Vec<u64> = (geo.last + 1..geo.maxlen).filter_map(device_block).map(|b| b * u64::from(bs)).collect();
+        Some((std::fs::read(&crash).unwrap(), (area, bs as usize)))
+    });
+    let (area, bs) = area;
+    let used: Vec<u64> = area.iter().copied().take_while(|&o| base[o as usize..o as usize + bs].iter().any(|&b| b != 0)).collect();
+    let cases = env_u64("EXT4_FC_FUZZ").unwrap_or(100);
+    let seed = env_u64("EXT4_FC_SEED").unwrap_or_else(|| std::process::id().into());
+    println!("fuzzing {} bytes of fast commits, {cases} images from seed {seed}", used.len() * bs);
+    let mut rng = seed | 1;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let (mut opened, mut refused) = (0, 0);
+    for _ in 0..cases {
+        let mut img = base.clone();
+        for _ in 0..1 + next() % 4 {
+            let block = used[(next() % used.len() as u64) as usize] as usize;
+            img[block + (next() % bs as u64) as usize] ^= 1 << (next() % 8);
+        }
+        fix_tail_crcs(&mut img, &used, bs);
+        for opts in [OpenOptions::read_only(), OpenOptions::read_write()] {
+            match Filesystem::open(MemoryDevice::from_vec(img.clone()), opts) {
+                Ok(fs) => {
+                    opened += 1;
+                    look_around(&fs);
+                }
+                Err(_) => refused += 1,
+            }
+        }
+    }
+    println!("{opened} opens succeeded, {refused} refused");
+}
+
+/// Reads what an open filesystem shows, errors allowed: every entry's
+/// metadata, link targets and the first 64 KiB of files (a damaged size
+/// may claim terabytes of holes), at most 10 000 entries.
+fn look_around(fs: &Filesystem) {
+    let mut dirs = vec![ext4_fs::ondisk::ino::ROOT];
+    let mut seen = std::collections::HashSet::new();
+    let mut buf = vec![0u8; 65536];
+    while let Some(d) = dirs.pop() {
+        let Ok(entries) = fs.dir_entries(d) else { continue };
+        for e in entries.into_iter().filter(|e| e.name != b"." && e.name != b"..") {
+            if !seen.insert(e.ino) || seen.len() > 10_000 {
+                continue;
+            }
+            let Ok(md) = fs.stat(e.ino) else { continue };
+            match md.file_type {
+                FileType::Directory => dirs.push(e.ino),
+                FileType::Symlink => drop(fs.read_link_ino(e.ino)),
+                FileType::Regular => drop(fs.read_at(e.ino, 0, &mut buf)),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Recomputes the crc of every tail in the fast-commit blocks at `blocks`
+/// (device offsets) of `img`, walking the records as the scan does.
+fn fix_tail_crcs(img: &mut [u8], blocks: &[u64], bs: usize) {
+    use ext4_fs::ondisk::fast_commit::{TAG_TAIL, TAIL_CRC_COVERED, TL_SIZE, fc_crc, read_tl};
+    let mut crc = 0;
+    for &b in blocks {
+        let block = &mut img[b as usize..b as usize + bs];
+        let mut pos = 0;
+        while let Some((tag, len)) = read_tl(block, pos) {
+            let end = pos + TL_SIZE + usize::from(len);
+            if end > bs {
+                break;
+            }
+            if tag == TAG_TAIL && usize::from(len) >= 8 {
+                crc = fc_crc(crc, &block[pos..pos + TL_SIZE + TAIL_CRC_COVERED]);
+                let at = pos + TL_SIZE + TAIL_CRC_COVERED;
+                block[at..at + 4].copy_from_slice(zerocopy::IntoBytes::as_bytes(&ext4_fs::ondisk::le::U32::new(crc)));
+                crc = 0;
+            } else {
+                crc = fc_crc(crc, &block[pos..end]);
+            }
+            pos = end;
+        }
+    }
+}
