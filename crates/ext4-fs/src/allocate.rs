@@ -221,6 +221,20 @@ impl Filesystem {
         Ok(true)
     }
 
+    /// Counts inode `ino` (in use) as a directory in its group's
+    /// `bg_used_dirs_count` if `is_dir`, else not, when its record changed
+    /// type in place (a fast-commit replay writing a reused number).
+    pub(crate) fn recount_dir(&mut self, ino: u32, was_dir: bool, is_dir: bool) {
+        let (g, _) = self.geo.inode_group(ino);
+        let gd = self.group_mut(g);
+        match (was_dir, is_dir) {
+            (false, true) => gd.used_dirs_count = gd.used_dirs_count.saturating_add(1),
+            (true, false) => gd.used_dirs_count = gd.used_dirs_count.saturating_sub(1),
+            _ => return,
+        }
+        self.mark_group_dirty(g, false, false);
+    }
+
     /// Frees `count` blocks from `start` when the running transaction
     /// commits. `meta` marks former metadata blocks: their cached copies are
     /// dropped and the journal revokes them.

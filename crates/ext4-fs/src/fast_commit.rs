@@ -40,6 +40,10 @@ struct Touched {
     inodes: Vec<u32>,
     /// Directories whose entries changed, and directories created.
     dirs: BTreeSet<u32>,
+    /// Inodes the kernel's replay leaves allocated without a name:
+    /// directories it unlinked (one link less, not freed) and inodes whose
+    /// CREAT linked no name. Freed after the records if still nameless.
+    nameless: BTreeSet<u32>,
 }
 
 impl Touched {
@@ -90,7 +94,10 @@ impl Filesystem {
 
     fn apply_fast_commits(&mut self, tags: &[FcTag<'_>]) -> Result<()> {
         let mut touched = Touched::default();
-        self.op(|fs| tags.iter().try_for_each(|t| fs.fc_record(t, &mut touched)))?;
+        self.op(|fs| {
+            tags.iter().try_for_each(|t| fs.fc_record(t, &mut touched))?;
+            fs.fc_free_nameless(&touched)
+        })?;
         self.commit()?;
         self.op(|fs| fs.fc_fix_counts(&touched))?;
         self.commit()
@@ -140,6 +147,7 @@ impl Filesystem {
         }
         touched.inode(ino);
         let mut raw = self.fc_raw_record(ino)?;
+        let was_dir = Inode::parse(&raw).is_ok_and(|i| i.links_count > 0 && i.file_type() == Some(FileType::Directory));
         let n = src.len().min(raw.len());
         let map_end = I_BLOCK_OFFSET + I_BLOCK_SIZE;
         raw[..I_BLOCK_OFFSET].copy_from_slice(&src[..I_BLOCK_OFFSET]);
@@ -155,7 +163,11 @@ impl Filesystem {
             let why = "a fast-commit INODE record without links or with an invalid mode (the kernel fails this recovery)";
             return Err(Error::corrupt(Structure::FastCommit, Location::Inode(ino), why));
         }
-        self.claim_inode(ino, inode.file_type() == Some(FileType::Directory))?;
+        let is_dir = inode.file_type() == Some(FileType::Directory);
+        if !self.claim_inode(ino, is_dir)? {
+            // Already in use: a number reused in place may change type.
+            self.recount_dir(ino, was_dir, is_dir);
+        }
         inode.write(&mut raw);
         let mut ib = InodeBuf { ino, inode, raw };
         self.write_inode(&mut ib)
@@ -170,6 +182,9 @@ impl Filesystem {
         if Self::map_kind(&ib) != MapKind::Extents {
             return Err(Error::Unsupported(format!("fast-commit ADD_RANGE for inode {ino}, which has no extent tree")));
         }
+        // The record's `i_blocks` may not match the map yet; the map
+        // changes below count from the exact value.
+        self.fc_count_blocks(&mut ib)?;
         let end = ex.logical_end();
         if end > 1 << 32 || ex.start.checked_add(u64::from(ex.len)).is_none_or(|e| e > self.geo.blocks_count) {
             let why = format!("ADD_RANGE of blocks {}+{} at logical block {} is outside the filesystem", ex.start, ex.len, ex.logical);
@@ -216,6 +231,7 @@ impl Filesystem {
         if len == 0 || !self.has_block_map(&ib) {
             return Ok(());
         }
+        self.fc_count_blocks(&mut ib)?;
         self.unmap(&mut ib, lblk, (u64::from(lblk) + u64::from(len)).min(1 << 32))?;
         self.write_inode(&mut ib)
     }
@@ -234,11 +250,11 @@ impl Filesystem {
             return Err(Error::corrupt(Structure::FastCommit, Location::Inode(d.ino), why));
         };
         if ib.is_dir() {
-            if self.fc_iget(d.parent)?.is_none() {
-                return Ok(());
-            }
-            if !matches!(self.lookup_block(&ib, 0)?, Lookup::Hole { .. }) {
-                // `ext4_append` finds block 0 mapped: the kernel skips the name.
+            // Without its parent, or with block 0 already mapped (an inode
+            // number reused after an unlinked directory: `ext4_append`
+            // fails), the kernel links no name.
+            if self.fc_iget(d.parent)?.is_none() || !matches!(self.lookup_block(&ib, 0)?, Lookup::Hole { .. }) {
+                touched.nameless.insert(d.ino);
                 return Ok(());
             }
             self.init_dir(&mut ib, d.parent)?;
@@ -246,7 +262,9 @@ impl Filesystem {
             touched.dirs.insert(d.ino);
             touched.inode(d.ino);
         }
-        self.fc_link_name(d, &mut ib, touched)?;
+        if !self.fc_link_name(d, &mut ib, touched)? {
+            touched.nameless.insert(d.ino);
+        }
         ib.inode.links_count = 1;
         self.write_inode(&mut ib)
     }
@@ -260,16 +278,18 @@ impl Filesystem {
 
     /// `ext4_fc_replay_link_internal`: adds `d.name` in `d.parent` unless
     /// the parent is gone or the name exists; the inode gains a link.
-    fn fc_link_name(&mut self, d: FcDentry<'_>, ib: &mut InodeBuf, touched: &mut Touched) -> Result<()> {
-        let Some(mut dir) = self.fc_iget(d.parent)? else { return Ok(()) };
+    /// Returns whether the name was added.
+    fn fc_link_name(&mut self, d: FcDentry<'_>, ib: &mut InodeBuf, touched: &mut Touched) -> Result<bool> {
+        let Some(mut dir) = self.fc_iget(d.parent)? else { return Ok(false) };
         if !dir.is_dir() || self.lookup_entry(&dir, d.name)?.is_some() {
-            return Ok(());
+            return Ok(false);
         }
         self.add_entry(&mut dir, d.name, ib.ino, ib.file_type())?;
         touched.dirs.insert(d.parent);
+        touched.nameless.remove(&ib.ino);
         ib.inode.links_count = ib.inode.links_count.saturating_add(1);
         ib.inode.ctime = self.now();
-        Ok(())
+        Ok(true)
     }
 
     /// UNLINK (`ext4_fc_replay_unlink`): the name goes, the inode loses a
@@ -289,11 +309,45 @@ impl Filesystem {
         self.remove_entry(&mut dir, d.name)?;
         touched.dirs.insert(d.parent);
         ib.inode.ctime = dir.inode.ctime;
-        if ib.is_dir() || ib.inode.links_count <= 1 {
-            return self.release_inode(&mut ib);
+        if ib.inode.links_count <= 1 {
+            // The last link: the kernel's `iput` evicts and deletes it.
+            return self.fc_release(&mut ib);
         }
         ib.inode.links_count -= 1;
+        if ib.is_dir() {
+            // One link less, still allocated: an INODE record for a reused
+            // number finds its block map (see `fc_create`).
+            touched.nameless.insert(d.ino);
+        }
         self.write_inode(&mut ib)
+    }
+
+    /// Frees an inode the records left without links, its `i_blocks`
+    /// first made exact (a copied record's may be behind its map).
+    fn fc_release(&mut self, ib: &mut InodeBuf) -> Result<()> {
+        self.fc_count_blocks(ib)?;
+        self.release_inode(ib)
+    }
+
+    /// Frees what the records left allocated without a name (the kernel
+    /// leaves them for e2fsck), so that the counts stay right; a directory
+    /// that took entries meanwhile is left as the kernel leaves it. A
+    /// directory whose blocks no longer match its record (a reused number
+    /// keeps the old block map under a new generation) holds nothing.
+    fn fc_free_nameless(&mut self, touched: &Touched) -> Result<()> {
+        for &ino in &touched.nameless {
+            let Some(mut ib) = self.fc_iget(ino)? else { continue };
+            let empty = !ib.is_dir()
+                || match self.dir_is_empty(&ib) {
+                    Ok(empty) => empty,
+                    Err(Error::Device(e)) => return Err(Error::Device(e)),
+                    Err(_) => true,
+                };
+            if empty {
+                self.fc_release(&mut ib)?;
+            }
+        }
+        Ok(())
     }
 
     /// The counting pass (`ext4_fc_set_bitmaps_and_counters`, made exact):
@@ -302,11 +356,10 @@ impl Filesystem {
     fn fc_fix_counts(&mut self, touched: &Touched) -> Result<()> {
         for &ino in &touched.inodes {
             let Some(mut ib) = self.fc_iget(ino)? else { continue };
-            let blocks = self.fc_claim_map(&ib)?;
-            let unit = if ib.inode.flags.contains(InodeFlags::HUGE_FILE) { 1 } else { u64::from(self.geo.block_size / 512) };
-            let acl = u64::from(ib.inode.file_acl != 0);
-            if ib.inode.blocks != (blocks + acl) * unit {
-                ib.inode.blocks = (blocks + acl) * unit;
+            for (start, len) in self.fc_map_blocks(&ib)? {
+                self.claim_blocks(start, len)?;
+            }
+            if self.fc_count_blocks(&mut ib)? {
                 self.write_inode(&mut ib)?;
             }
         }
@@ -324,14 +377,14 @@ impl Filesystem {
         Ok(())
     }
 
-    /// Marks the data and map blocks of an inode in use; returns their number.
-    fn fc_claim_map(&mut self, ib: &InodeBuf) -> Result<u64> {
+    /// The data and map blocks of an inode, as (start, count) runs.
+    fn fc_map_blocks(&self, ib: &InodeBuf) -> Result<Vec<(u64, u64)>> {
+        let mut runs = Vec::new();
         if !self.has_block_map(ib) {
-            return Ok(0);
+            return Ok(runs);
         }
         let ctx = self.map_ctx(ib);
         let kind = Self::map_kind(ib);
-        let mut runs = Vec::new();
         ext4_extent::for_each_run(kind, &ib.inode.block, &ctx, &mut ReadMap { fs: self }, |r| {
             runs.push((r.physical, u64::from(r.len)));
             ControlFlow::Continue(())
@@ -342,12 +395,18 @@ impl Filesystem {
             ControlFlow::Continue(())
         })
         .in_inode(ib.ino)?;
-        let mut total = 0;
-        for (start, len) in runs {
-            self.claim_blocks(start, len)?;
-            total += len;
-        }
-        Ok(total)
+        Ok(runs)
+    }
+
+    /// Sets `i_blocks` from what the inode holds: its data and map blocks
+    /// and its xattr block (`ext4_ext_replay_set_iblocks` leaves the xattr
+    /// block out). Returns whether it changed.
+    fn fc_count_blocks(&self, ib: &mut InodeBuf) -> Result<bool> {
+        let blocks: u64 = self.fc_map_blocks(ib)?.iter().map(|r| r.1).sum::<u64>() + u64::from(ib.inode.file_acl != 0);
+        let unit = if ib.inode.flags.contains(InodeFlags::HUGE_FILE) { 1 } else { u64::from(self.geo.block_size / 512) };
+        let changed = ib.inode.blocks != blocks * unit;
+        ib.inode.blocks = blocks * unit;
+        Ok(changed)
     }
 
     /// A directory's link count: two, plus one per subdirectory; one when

@@ -12,7 +12,9 @@
 //! Cases: `EXT4_FC_CASES` workloads (4 by default), seeds from
 //! `EXT4_FC_SEED` onward (the clock by default); every seed is printed
 //! with the fast-commit records its recovery replays. The seed also picks
-//! the block size (1 KiB or 4 KiB) and whether `metadata_csum` is on.
+//! the block size (1 KiB or 4 KiB) and the features besides `fast_commit`
+//! (mke2fs's defaults; without `metadata_csum`; with `orphan_file` and
+//! `metadata_csum_seed`; without `flex_bg` and `64bit`).
 //!
 //! Beyond the snapshot (names, types, modes, owners, sizes, contents,
 //! modification times, links), the change time of every entry but the
@@ -53,7 +55,12 @@ fn env_u64(name: &str) -> Option<u64> {
 /// The kernel's crash image for `seed`; returns the shutdown time (ns).
 fn kernel_crash_image(image: &Path, seed: u64) -> Result<i128, String> {
     let bs = if seed % 2 == 0 { "4096" } else { "1024" };
-    let features = if seed % 3 == 2 { "fast_commit,^metadata_csum" } else { "fast_commit" };
+    let features = match seed % 6 {
+        2 => "fast_commit,^metadata_csum",
+        3 => "fast_commit,orphan_file,metadata_csum_seed",
+        5 => "fast_commit,^flex_bg,^64bit",
+        _ => "fast_commit",
+    };
     let out = Command::new("mke2fs")
         .args(["-q", "-F", "-t", "ext4", "-O", features, "-b", bs])
         .arg(image)

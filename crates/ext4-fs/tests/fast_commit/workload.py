@@ -2,7 +2,8 @@
 
 usage: workload.py MOUNTPOINT SEED
 
-Builds a small tree, makes it durable with a full commit (syncfs), then runs
+Builds a small tree (for one seed in seven with a directory of a few
+hundred entries, indexed), makes it durable with a full commit (syncfs), then runs
 random operations (creates, appends, overwrites, truncates, links, unlinks,
 renames, mkdir, rmdir, symlinks, chmod, utime, fallocate), each followed by
 an fsync with some probability, and most often a last stretch after a
@@ -193,6 +194,15 @@ OPS = [
 
 for _ in range(rng.randrange(3, 12)):
     rng.choice([create, create, mkdir])()
+if seed % 7 == 6:
+    # A directory big enough for an htree index, whose entries the
+    # operations below pick most of the time.
+    os.mkdir("big")
+    dirs.append("big")
+    for i in range(rng.randrange(200, 500)):
+        p = "big/a-file-with-a-longer-name-%04d" % i
+        write(p, "wb", rng.randbytes(rng.randrange(0, 100)))
+        files.append(p)
 syncfs()
 for _ in range(rng.randrange(15, 60)):
     ops = [(f, w) for f, w, ok in OPS if ok()]
