@@ -7,11 +7,12 @@
 //! records (all but the block map), ranges mapped and unmapped, names
 //! created, linked and unlinked, directories touched by a name change
 //! stamped with the replay's time. The counters are right where the
-//! kernel's are not: a second pass marks every block of the replayed
+//! kernel's are not: inodes the kernel leaves allocated without a name
+//! (directories it unlinked, inodes whose CREAT linked nothing) are freed
+//! after the records; a second pass marks every block of the replayed
 //! inodes in use and recomputes their `i_blocks`, and the link counts of
 //! the directories whose entries changed are counted again (the kernel
-//! leaves new directories at one link, their parents one short, and
-//! removed directories allocated).
+//! leaves new directories at one link and their parents one short).
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;

@@ -127,12 +127,13 @@ pub enum LogProblem {
         /// `fc_features`.
         features: u32,
     },
-    /// A block opening with a fast-commit head where the area's first block
-    /// should be (`-EFSCORRUPTED`).
-    #[error("fast-commit head in block {offset} of the area, after a block without one")]
-    FastCommitHeadMisplaced {
-        /// Block offset in the fast-commit area.
-        offset: u64,
+    /// Fast commits valid to the last block of the area: the kernel's scan
+    /// then reads the block after it, past a journal that ends there
+    /// ("JBD2: corrupted journal superblock", `-EFSCORRUPTED`).
+    #[error("fast commits fill the area to the journal's end ({len} blocks): the kernel's recovery reads past it and fails")]
+    FastCommitPastJournal {
+        /// Journal length in blocks.
+        len: u64,
     },
     /// Two recovery passes ended at different transactions.
     #[error("recovery pass ended at transaction {found}, expected {expected}")]

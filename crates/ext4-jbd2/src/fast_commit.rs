@@ -8,10 +8,12 @@
 //!   passes, and holds fast commits for exactly one transaction: the first
 //!   one not found in the log (`info->end_transaction`).
 //! * The first used block (`j_fc_first`, one past the main log's end) must
-//!   open with a HEAD record whose tid is that transaction; a head for
-//!   another tid means the area is stale and nothing is replayed. Blocks
-//!   are consumed in order while records stay valid; a block opening with
-//!   a head anywhere but first is corruption.
+//!   open with a HEAD record whose tid is that transaction; without a head
+//!   the area is empty, and a head for another tid means it is stale:
+//!   nothing is replayed. Blocks are consumed in order while records stay
+//!   valid; an area valid to its last block makes the kernel read the
+//!   block after it (`j_fc_last` is `s_maxlen`), which fails the recovery
+//!   when the journal ends there.
 //! * Records are checked for length ([`FcTag::parse`]); the crc of each
 //!   fast commit covers its records since the previous tail and the tail's
 //!   header and tid. Records up to the last tail whose tid and crc match are
@@ -75,12 +77,16 @@ pub fn scan(io: &mut impl JournalIo, geo: &JournalGeometry, tid: u32, inode_size
         return Ok(scan.finish());
     }
     let mut buf = vec![0u8; geo.block_size as usize];
-    // The kernel's area starts one past the main log's end (`j_fc_first`);
-    // reading past the journal ends it.
-    let end = geo.maxlen.min(io.len_blocks());
-    for (off, jblock) in (geo.last + 1..end).enumerate() {
+    // The kernel's area runs from one past the main log's end
+    // (`j_fc_first`) to `s_maxlen` itself (`j_fc_last`), a block past the
+    // area: a scan that gets there reads beyond a journal of `s_maxlen`
+    // blocks, and `jread` fails the recovery.
+    for jblock in geo.last + 1..=geo.maxlen {
+        if jblock >= io.len_blocks() {
+            return Err(corrupt(jblock, tid, LogProblem::FastCommitPastJournal { len: io.len_blocks() }));
+        }
         read_block(io, jblock, &mut buf)?;
-        if let Step::Stop = scan.block(off as u64, jblock, &buf)? {
+        if let Step::Stop = scan.block(jblock, &buf)? {
             break;
         }
     }
@@ -99,7 +105,7 @@ struct Scan {
     tid: u32,
     inode_size: usize,
     /// Blocks consumed since the head (`fc_replay_expected_off`).
-    expected_off: u64,
+    blocks: u64,
     /// The running crc since the last tail.
     crc: u32,
     /// Records seen, and records up to the last valid tail.
@@ -109,15 +115,14 @@ struct Scan {
 }
 
 impl Scan {
-    /// `ext4_fc_replay_scan` for one block at offset `off` in the area.
-    fn block(&mut self, off: u64, jblock: u64, buf: &[u8]) -> Result<Step, JournalError> {
-        if self.expected_off == 0 && read_tl(buf, 0).is_none_or(|(tag, _)| tag != TAG_HEAD) {
-            return Ok(Step::Next);
+    /// `ext4_fc_replay_scan` for the next block of the area.
+    fn block(&mut self, jblock: u64, buf: &[u8]) -> Result<Step, JournalError> {
+        // An area whose first block opens with no head holds nothing
+        // (`JBD2_FC_REPLAY_STOP` is 0).
+        if self.blocks == 0 && read_tl(buf, 0).is_none_or(|(tag, _)| tag != TAG_HEAD) {
+            return Ok(Step::Stop);
         }
-        if off != self.expected_off {
-            return Err(corrupt(jblock, self.tid, LogProblem::FastCommitHeadMisplaced { offset: off }));
-        }
-        self.expected_off += 1;
+        self.blocks += 1;
         let mut pos = 0;
         while let Some((tag, len)) = read_tl(buf, pos) {
             let value = &buf[pos + TL_SIZE..];

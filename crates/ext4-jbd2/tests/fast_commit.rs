@@ -201,8 +201,36 @@ fn a_head_with_unknown_features_fails() {
 }
 
 #[test]
-fn a_head_after_a_block_without_one_fails() {
-    check(one_commit(), FC_FIRST + 1, Err(LogProblem::FastCommitHeadMisplaced { offset: 1 }));
+fn a_head_after_a_block_without_one_is_not_read() {
+    check(one_commit(), FC_FIRST + 1, Ok((0, vec![])));
+}
+
+#[test]
+fn fast_commits_up_to_the_journal_end_fail() {
+    let mut a = Area::new(TID);
+    a.tail(TID, true);
+    for _ in FC_FIRST + 1..MAXLEN {
+        a.inode(12);
+        a.tail(TID, true);
+    }
+    check(a, FC_FIRST, Err(LogProblem::FastCommitPastJournal { len: MAXLEN }));
+}
+
+#[test]
+fn fast_commits_up_to_the_area_end_read_the_block_after() {
+    // A journal inode longer than `s_maxlen`: the kernel reads block
+    // `s_maxlen` as part of the area.
+    let mut j = journal(false);
+    j.data.resize((MAXLEN as usize + 1) * BS, 0);
+    let mut a = Area::new(TID);
+    a.tail(TID, true);
+    for _ in FC_FIRST + 1..=MAXLEN {
+        a.inode(12);
+        a.tail(TID, true);
+    }
+    a.write(&mut j, FC_FIRST);
+    let fc = read(&mut j).unwrap();
+    assert_eq!(fc.commits, (MAXLEN - FC_FIRST + 1) as usize);
 }
 
 #[test]
