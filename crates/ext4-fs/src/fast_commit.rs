@@ -19,9 +19,8 @@ use std::ops::ControlFlow;
 
 use ext4_extent::{Lookup, MapKind, Run};
 use ext4_jbd2::FastCommits;
-use ext4_ondisk::extent::{EXTENT_MAGIC, Extent};
+use ext4_ondisk::extent::Extent;
 use ext4_ondisk::fast_commit::{FcDentry, FcTag};
-use ext4_ondisk::inode::I_BLOCK_SIZE;
 use ext4_ondisk::{FileType, Incompat, Inode, InodeFlags, RoCompat, Structure};
 
 use crate::error::{Error, Location, Result};
@@ -30,9 +29,6 @@ use crate::inode::InodeBuf;
 use crate::layer::LayerResultExt;
 use crate::map::ReadMap;
 use crate::namespace::LINK_MAX;
-
-/// Offset of `i_block` in an inode record.
-const I_BLOCK_OFFSET: usize = 40;
 
 /// What the replay touched, for the counting pass (`fc_modified_inodes`).
 #[derive(Default)]
@@ -149,16 +145,8 @@ impl Filesystem {
         touched.inode(ino);
         let mut raw = self.fc_raw_record(ino)?;
         let was_dir = Inode::parse(&raw).is_ok_and(|i| i.links_count > 0 && i.file_type() == Some(FileType::Directory));
-        let n = src.len().min(raw.len());
-        let map_end = I_BLOCK_OFFSET + I_BLOCK_SIZE;
-        raw[..I_BLOCK_OFFSET].copy_from_slice(&src[..I_BLOCK_OFFSET]);
-        raw[map_end..n].copy_from_slice(&src[map_end..n]);
-        let mut inode = Inode::parse(&raw).map_err(|e| Error::format(&e, Location::Inode(ino)))?;
-        if inode.flags.contains(InodeFlags::EXTENTS) && ext4_ondisk::get_u16(&inode.block, 0) != EXTENT_MAGIC {
-            ext4_extent::tree::init(&mut inode.block);
-        } else if inode.flags.contains(InodeFlags::INLINE_DATA) {
-            inode.block.copy_from_slice(&src[I_BLOCK_OFFSET..map_end]);
-        }
+        ext4_ondisk::fast_commit::apply_inode_record(&mut raw, src);
+        let inode = Inode::parse(&raw).map_err(|e| Error::format(&e, Location::Inode(ino)))?;
         if inode.links_count == 0 || inode.file_type().is_none() {
             // `ext4_iget` refuses the record just written: the kernel fails the recovery.
             let why = "a fast-commit INODE record without links or with an invalid mode (the kernel fails this recovery)";
@@ -169,7 +157,6 @@ impl Filesystem {
             // Already in use: a number reused in place may change type.
             self.recount_dir(ino, was_dir, is_dir);
         }
-        inode.write(&mut raw);
         let mut ib = InodeBuf { ino, inode, raw };
         self.write_inode(&mut ib)
     }

@@ -11,10 +11,12 @@
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::checksum::crc32c;
-use crate::extent::{ENTRY_SIZE, Extent, decode_extent};
-use crate::inode::GOOD_OLD_INODE_SIZE;
+use core::mem::offset_of;
+
+use crate::extent::{ENTRY_SIZE, EXTENT_MAGIC, Extent, NodeHeader, decode_extent, write_header};
+use crate::inode::{GOOD_OLD_INODE_SIZE, I_BLOCK_SIZE, InodeFlags, InodeRaw};
 use crate::le::{U16, U32};
-use crate::{FormatError, Structure};
+use crate::{FormatError, Structure, get_u16, get_u32};
 
 /// `EXT4_FC_TAG_ADD_RANGE`: blocks mapped into an inode.
 pub const TAG_ADD_RANGE: u16 = 0x0001;
@@ -174,6 +176,30 @@ pub enum FcTag<'a> {
     },
 }
 
+/// Lays the value of an INODE record (`record`, the inode's first bytes)
+/// over the inode's bytes in its table (`disk`) as `ext4_fc_replay_inode`
+/// does: everything but `i_block` comes from the record, up to its
+/// length; `i_block` stays, unless the record is of an inline-data inode
+/// (then it comes from the record too) or an extent-mapped one whose kept
+/// `i_block` has no extent header (then it gets an empty one). The
+/// checksum is left to the caller.
+pub fn apply_inode_record(disk: &mut [u8], record: &[u8]) {
+    let map = offset_of!(InodeRaw, i_block)..offset_of!(InodeRaw, i_generation);
+    let n = record.len().min(disk.len());
+    disk[..map.start].copy_from_slice(&record[..map.start]);
+    if n > map.end {
+        disk[map.end..n].copy_from_slice(&record[map.end..n]);
+    }
+    let flags = InodeFlags::from_bits_retain(get_u32(disk, offset_of!(InodeRaw, i_flags)));
+    let block = &mut disk[map.clone()];
+    if flags.contains(InodeFlags::INLINE_DATA) {
+        block.copy_from_slice(&record[map]);
+    } else if flags.contains(InodeFlags::EXTENTS) && get_u16(block, 0) != EXTENT_MAGIC {
+        // Only the header is reset, as the kernel resets it.
+        write_header(block, NodeHeader { entries: 0, max: ((I_BLOCK_SIZE - ENTRY_SIZE) / ENTRY_SIZE) as u16, depth: 0, generation: 0 });
+    }
+}
+
 /// Reads the record header at `off` of `block`: `(tag, len)`, or `None`
 /// when fewer than [`TL_SIZE`] bytes remain.
 pub fn read_tl(block: &[u8], off: usize) -> Option<(u16, u16)> {
@@ -291,6 +317,32 @@ mod tests {
         check(TAG_HEAD, &[0; 9], Err("fc_len = 9"));
         check(0x000A, &[], Err("fc_tag = 10"));
         check(0, &[], Err("fc_tag = 0"));
+    }
+
+    #[test]
+    fn inode_records_keep_the_block_map() {
+        let extents = InodeFlags::EXTENTS.bits();
+        let mut record = vec![0xAB; 160];
+        record[offset_of!(InodeRaw, i_flags)..][..4].copy_from_slice(&extents.to_le_bytes());
+        let mut disk = vec![0x11; 256];
+        disk[40..42].copy_from_slice(&EXTENT_MAGIC.to_le_bytes());
+        apply_inode_record(&mut disk, &record);
+        assert_eq!(&disk[..32], &record[..32]);
+        assert_eq!(disk[40..42], EXTENT_MAGIC.to_le_bytes(), "a valid map is kept");
+        assert!(disk[42..100].iter().all(|&b| b == 0x11));
+        assert_eq!(&disk[100..160], &record[100..160]);
+        assert!(disk[160..].iter().all(|&b| b == 0x11), "bytes past the record stay");
+        // A kept map without a header becomes an empty tree.
+        let mut disk = vec![0x11; 256];
+        apply_inode_record(&mut disk, &record);
+        assert_eq!(&disk[40..52], &[0x0A, 0xF3, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(disk[52..100].iter().all(|&b| b == 0x11));
+        // Inline data comes from the record.
+        let inline = InodeFlags::INLINE_DATA.bits();
+        record[offset_of!(InodeRaw, i_flags)..][..4].copy_from_slice(&inline.to_le_bytes());
+        let mut disk = vec![0x11; 256];
+        apply_inode_record(&mut disk, &record);
+        assert_eq!(&disk[..160], &record[..]);
     }
 
     #[test]
