@@ -41,6 +41,15 @@ struct Touched {
     /// directories it unlinked (one link less, not freed) and inodes whose
     /// CREAT linked no name. Freed after the records if still nameless.
     nameless: BTreeSet<u32>,
+    /// Directories a CREAT gave their first block without counting it in
+    /// `i_blocks` (the kernel's replay leaves 0 there): the kernel's
+    /// eviction truncates only inodes with blocks, so deleting one keeps
+    /// its block map.
+    uncounted: BTreeSet<u32>,
+    /// Inodes deleted with their block map kept. An INODE record reusing
+    /// the number takes the map over; otherwise it is freed after the
+    /// records.
+    kept_maps: BTreeSet<u32>,
 }
 
 impl Touched {
@@ -93,6 +102,7 @@ impl Filesystem {
         let mut touched = Touched::default();
         self.op(|fs| {
             tags.iter().try_for_each(|t| fs.fc_record(t, &mut touched))?;
+            fs.fc_free_kept_maps(&touched)?;
             fs.fc_free_nameless(&touched)
         })?;
         self.commit()?;
@@ -143,6 +153,8 @@ impl Filesystem {
             return Ok(());
         }
         touched.inode(ino);
+        touched.uncounted.remove(&ino);
+        touched.kept_maps.remove(&ino);
         let mut raw = self.fc_raw_record(ino)?;
         let was_dir = Inode::parse(&raw).is_ok_and(|i| i.links_count > 0 && i.file_type() == Some(FileType::Directory));
         ext4_ondisk::fast_commit::apply_inode_record(&mut raw, src);
@@ -246,6 +258,7 @@ impl Filesystem {
                 return Ok(());
             }
             self.init_dir(&mut ib, d.parent)?;
+            touched.uncounted.insert(d.ino);
             self.write_inode(&mut ib)?;
             touched.dirs.insert(d.ino);
             touched.inode(d.ino);
@@ -299,6 +312,9 @@ impl Filesystem {
         ib.inode.ctime = dir.inode.ctime;
         if ib.inode.links_count <= 1 {
             // The last link: the kernel's `iput` evicts and deletes it.
+            if touched.uncounted.remove(&d.ino) {
+                return self.fc_delete_keeping_map(&mut ib, touched);
+            }
             return self.fc_release(&mut ib);
         }
         ib.inode.links_count -= 1;
@@ -315,6 +331,35 @@ impl Filesystem {
     fn fc_release(&mut self, ib: &mut InodeBuf) -> Result<()> {
         self.fc_count_blocks(ib)?;
         self.release_inode(ib)
+    }
+
+    /// The kernel's eviction of an inode whose `i_blocks` is 0: the
+    /// inode is freed, its record (size 0, no links) keeps its block map
+    /// and the blocks stay allocated.
+    fn fc_delete_keeping_map(&mut self, ib: &mut InodeBuf, touched: &mut Touched) -> Result<()> {
+        let was_dir = ib.is_dir();
+        self.orphan_del(ib)?;
+        ib.inode.size = 0;
+        ib.inode.links_count = 0;
+        ib.inode.dtime = self.now().secs as u32;
+        self.write_inode(ib)?;
+        self.free_inode(ib.ino, was_dir)?;
+        touched.kept_maps.insert(ib.ino);
+        Ok(())
+    }
+
+    /// Frees the blocks of inodes deleted with their map kept that no
+    /// INODE record reused (the kernel leaves them allocated, unowned).
+    fn fc_free_kept_maps(&mut self, touched: &Touched) -> Result<()> {
+        for &ino in &touched.kept_maps {
+            let mut ib = self.read_inode_raw(ino)?;
+            if ib.inode.links_count == 0 && self.has_block_map(&ib) {
+                self.fc_count_blocks(&mut ib)?;
+                self.unmap(&mut ib, 0, 1 << 32)?;
+                self.write_inode(&mut ib)?;
+            }
+        }
+        Ok(())
     }
 
     /// Frees what the records left allocated without a name (the kernel
