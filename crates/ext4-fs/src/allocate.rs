@@ -138,7 +138,17 @@ impl Filesystem {
             let bb = self.block_bitmap(g)?;
             let limit = self.geo.blocks_in_group(g) as usize;
             let start = if i == 0 { goal_idx as usize } else { 0 };
-            let found = self.read_meta(bb, |d| bitmap::find_free_run(d, limit, start, want as usize))?;
+            let excluded = self.excluded_in_group(g);
+            let found = self.read_meta(bb, |d| {
+                if excluded.is_empty() {
+                    return bitmap::find_free_run(d, limit, start, want as usize);
+                }
+                let mut d = d.to_vec();
+                for &(s, l) in &excluded {
+                    bitmap::set_range(&mut d, s, l);
+                }
+                bitmap::find_free_run(&d, limit, start, want as usize)
+            })?;
             match found {
                 Some((s, l)) if l == want as usize => {
                     best = Some((g, s, l));
@@ -169,6 +179,98 @@ impl Filesystem {
         let first = self.geo.group_first_block(g) + s as u64;
         self.write.add_fresh(first, l as u64);
         Ok((first, l as u32))
+    }
+
+    /// The parts of [`crate::write::WriteState::excluded`] inside group `g`,
+    /// as (bit index, length).
+    fn excluded_in_group(&self, g: u32) -> Vec<(usize, usize)> {
+        let first = self.geo.group_first_block(g);
+        let end = first + u64::from(self.geo.blocks_in_group(g));
+        self.write
+            .excluded
+            .iter()
+            .filter_map(|&(s, l)| {
+                let (a, b) = (s.max(first), s.saturating_add(l).min(end));
+                (a < b).then(|| ((a - first) as usize, (b - a) as usize))
+            })
+            .collect()
+    }
+
+    /// Marks blocks `start .. start + count` in use where their bits are
+    /// clear, with the counts (for blocks a replay finds mapped, as the
+    /// kernel's `ext4_mb_mark_bb`). Returns how many were clear.
+    pub(crate) fn claim_blocks(&mut self, start: u64, count: u64) -> Result<u64> {
+        let end = start.checked_add(count).filter(|&e| e <= self.geo.blocks_count && start >= u64::from(self.geo.first_data_block));
+        let Some(end) = end else {
+            return Err(Error::corrupt(
+                Structure::BlockBitmap,
+                Location::Block(start),
+                format!("claiming {count} blocks outside the filesystem"),
+            ));
+        };
+        let mut claimed = 0;
+        let mut b = start;
+        while b < end {
+            let (g, idx) = self.geo.block_group(b);
+            let n = (end - b).min(u64::from(self.geo.blocks_in_group(g) - idx));
+            let bb = self.block_bitmap(g)?;
+            let clear =
+                self.read_meta(bb, |d| (idx as usize..(idx + n as u32) as usize).filter(|&i| !bitmap::bits(d)[i]).collect::<Vec<_>>())?;
+            if !clear.is_empty() {
+                let k = clear.len() as u64;
+                let (Some(group_free), Some(free)) =
+                    (self.groups[g as usize].free_blocks_count.checked_sub(k as u32), self.sb.free_blocks_count().checked_sub(k))
+                else {
+                    return Err(self.counts_disagree("the block bitmap has more free blocks than the free block count"));
+                };
+                self.modify_meta(bb, |d| clear.iter().for_each(|&i| bitmap::set_range(d, i, 1)))?;
+                self.group_mut(g).free_blocks_count = group_free;
+                self.sb.set_free_blocks_count(free);
+                self.mark_group_dirty(g, true, false);
+                claimed += k;
+            }
+            b += n;
+        }
+        Ok(claimed)
+    }
+
+    /// Marks inode `ino` in use if its bit is clear, with the counts
+    /// (`ext4_mark_inode_used`). Returns whether it was free.
+    pub(crate) fn claim_inode(&mut self, ino: u32, is_dir: bool) -> Result<bool> {
+        let (g, idx) = self.geo.inode_group(ino);
+        let ib = self.inode_bitmap(g)?;
+        if self.read_meta(ib, |d| bitmap::bits(d)[idx as usize])? {
+            return Ok(false);
+        }
+        let (Some(group_free), Some(free)) =
+            (self.groups[g as usize].free_inodes_count.checked_sub(1), self.sb.s_free_inodes_count.get().checked_sub(1))
+        else {
+            return Err(self.counts_disagree("the inode bitmap has more free inodes than the free inode count"));
+        };
+        self.modify_meta(ib, |d| bitmap::set_range(d, idx as usize, 1))?;
+        self.claim_inode_table(g, idx)?;
+        let gd = self.group_mut(g);
+        gd.free_inodes_count = group_free;
+        if is_dir {
+            gd.used_dirs_count = gd.used_dirs_count.saturating_add(1);
+        }
+        self.sb.s_free_inodes_count.set(free);
+        self.mark_group_dirty(g, false, true);
+        Ok(true)
+    }
+
+    /// Counts inode `ino` (in use) as a directory in its group's
+    /// `bg_used_dirs_count` if `is_dir`, else not, when its record changed
+    /// type in place (a fast-commit replay writing a reused number).
+    pub(crate) fn recount_dir(&mut self, ino: u32, was_dir: bool, is_dir: bool) {
+        let (g, _) = self.geo.inode_group(ino);
+        let gd = self.group_mut(g);
+        match (was_dir, is_dir) {
+            (false, true) => gd.used_dirs_count = gd.used_dirs_count.saturating_add(1),
+            (true, false) => gd.used_dirs_count = gd.used_dirs_count.saturating_sub(1),
+            _ => return,
+        }
+        self.mark_group_dirty(g, false, false);
     }
 
     /// Frees `count` blocks from `start` when the running transaction

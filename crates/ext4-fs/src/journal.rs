@@ -25,7 +25,8 @@ use std::collections::{BTreeSet, HashSet};
 use ext4_blockdev::BlockDevice;
 use ext4_extent::Lookup;
 use ext4_jbd2::{
-    CommitTime, DeviceJournal, JournalError, JournalGeometry, JournalIo, JournalRun, JournalWriter, LogProblem, Recovery, RecoveryWarning,
+    CommitTime, DeviceJournal, FastCommits, JournalError, JournalGeometry, JournalIo, JournalRun, JournalWriter, LogProblem, Recovery,
+    RecoveryWarning,
 };
 use ext4_ondisk::superblock::{ERROR_INFO, ErrorRecord, Geometry, STATE_ERROR, STATE_VALID, SUPERBLOCK_OFFSET, Superblock, errcode};
 use ext4_ondisk::{Compat, Incompat, RoCompat, Structure};
@@ -71,6 +72,10 @@ pub(crate) struct JournalState {
     ignored: Option<String>,
     /// The error the kernel left in the journal (`s_errno`), moved to the filesystem at this open.
     prior_errno: Option<i32>,
+    /// For a read-only open whose recovery has fast commits: the whole
+    /// recovery was applied to an in-memory overlay of the device, whose
+    /// reads the filesystem now sees.
+    replayed_in_memory: bool,
 }
 
 impl JournalState {
@@ -86,7 +91,7 @@ impl JournalState {
     }
 
     pub(crate) fn has_overlay(&self) -> bool {
-        self.overlay.as_ref().is_some_and(|r| r.block_count() > 0)
+        self.replayed_in_memory || self.overlay.as_ref().is_some_and(|r| r.block_count() > 0)
     }
 
     /// The journal as block I/O on `dev`.
@@ -265,9 +270,14 @@ pub(crate) fn open_journal(fs: &mut Filesystem, mode: JournalOpen) -> Result<()>
             let mut io = fs.journal.device(&*fs.dev, fs.geo.block_size)?;
             let mut rec = ext4_jbd2::scan(&mut io, fs.geo.block_size).map_err(journal_error)?;
             rec.exclude_beyond(fs.geo.blocks_count);
-            fs.journal.overlay = Some(rec);
-            // The superblock and descriptors may have newer copies in the log.
-            reload_metadata(fs)?;
+            let fc = fast_commits(&mut io, &rec, fs.geo.inode_size)?;
+            if fc.is_empty() {
+                fs.journal.overlay = Some(rec);
+                // The superblock and descriptors may have newer copies in the log.
+                reload_metadata(fs)?;
+            } else {
+                replay_in_memory(fs, ino)?;
+            }
         }
     }
     if !fs.is_writable() || fs.opts.bulk {
@@ -378,8 +388,34 @@ fn journal_runs(fs: &Filesystem, ino: u32) -> Result<Vec<JournalRun>> {
     Ok(runs)
 }
 
-/// Replays the log home (writable open), clears `needs_recovery`, records
-/// any error recovery met, and reloads what the replay may have changed.
+/// The fast commits recovery must replay after the log of `rec` (none
+/// when the journal has no fast-commit area or it is stale); an area the
+/// kernel would refuse is an error.
+fn fast_commits(io: &mut DeviceJournal<'_>, rec: &Recovery, inode_size: u32) -> Result<FastCommits> {
+    match (rec.geometry(), rec.fast_commit_tid()) {
+        (Some(geo), Some(tid)) => ext4_jbd2::fast_commit::scan(io, geo, tid, inode_size as usize).map_err(journal_error),
+        _ => Ok(FastCommits::default()),
+    }
+}
+
+/// A read-only open of a journal with fast commits to replay: the whole
+/// recovery (log and fast commits) is applied to an in-memory overlay of
+/// the device, which the image never sees; reads go through it.
+fn replay_in_memory(fs: &mut Filesystem, ino: u32) -> Result<()> {
+    let base = std::mem::replace(&mut fs.dev, Box::new(ext4_blockdev::MemoryDevice::new(0)));
+    fs.dev = Box::new(ext4_blockdev::OverlayDevice::new(base));
+    fs.journal.replayed_in_memory = true;
+    let reason = fs.read_only_reason.take();
+    let r = replay(fs, ino);
+    fs.read_only_reason = reason;
+    r
+}
+
+/// Replays the log home (writable open), then the fast commits after it,
+/// clears `needs_recovery`, records any error recovery met, and reloads
+/// what the replay may have changed. The journal superblock is finished
+/// last, so that a crash before replays everything again, as the kernel's
+/// recovery would.
 fn replay(fs: &mut Filesystem, ino: u32) -> Result<()> {
     let bs = fs.geo.block_size;
     let blocks_count = fs.geo.blocks_count;
@@ -387,17 +423,35 @@ fn replay(fs: &mut Filesystem, ino: u32) -> Result<()> {
     let mut io = fs.journal.device(dev, bs)?;
     let mut rec = ext4_jbd2::scan(&mut io, bs).map_err(journal_error)?;
     rec.exclude_beyond(blocks_count);
+    // As the kernel's PASS_SCAN: a fast-commit area it refuses fails the
+    // recovery before anything is written.
+    let fc = fast_commits(&mut io, &rec, fs.geo.inode_size)?;
+    fs.check_fast_commit_replay(&fc)?;
     // The kernel keeps the error information it found over the journal's
     // older copy of the superblock (ext4_load_journal).
     let (before, _) = crate::fs::read_superblock(dev)?;
     rec.replay(&mut io, |b, data: &[u8]| dev.write_at(b * u64::from(bs), data)).map_err(journal_error)?;
     dev.flush()?;
+    if !fc.is_empty() {
+        // Without a journal writer yet, its commits go home directly.
+        crate::write::start(fs)?;
+        reload_metadata(fs)?;
+        fs.replay_fast_commits(&fc)?;
+    }
+    let mut io = fs.journal.device(&*fs.dev, bs)?;
     let mut jsb = ext4_jbd2::read_superblock(&mut io, bs).map_err(journal_error)?;
     rec.finish(&mut jsb);
     ext4_jbd2::write_superblock(&mut io, bs, &jsb).map_err(journal_error)?;
     // The replay may have rewritten the superblock and descriptors.
     fs.reset_cache();
+    reload_metadata(fs)?;
     let error = recovery_error(&rec, fs.now().secs, ino);
+    // As e2fsck does after a replay: the superblock's free counts from the
+    // group descriptors (the kernel keeps only the descriptors exact), in
+    // the same write that clears `needs_recovery`, so that no crash leaves
+    // a recovered filesystem with the log's stale counts.
+    let free_blocks: u64 = fs.groups.iter().map(|g| u64::from(g.free_blocks_count)).sum::<u64>() * u64::from(fs.geo.cluster_ratio);
+    let free_inodes: u64 = fs.groups.iter().map(|g| u64::from(g.free_inodes_count)).sum();
     fs.patch_superblock_on_disk(|sb| {
         let mut f = sb.features();
         f.incompat.remove(Incompat::RECOVER);
@@ -407,20 +461,10 @@ fn replay(fs: &mut Filesystem, ino: u32) -> Result<()> {
         if let Some(e) = &error {
             sb.record_error(e);
         }
+        sb.set_free_blocks_count(free_blocks);
+        sb.s_free_inodes_count.set(free_inodes as u32);
     })?;
     reload_metadata(fs)?;
-    // As e2fsck does after a replay: the superblock's free counts from the
-    // group descriptors (the kernel keeps only the descriptors exact).
-    let free_blocks: u64 = fs.groups.iter().map(|g| u64::from(g.free_blocks_count)).sum::<u64>() * u64::from(fs.geo.cluster_ratio);
-    let free_inodes: u64 = fs.groups.iter().map(|g| u64::from(g.free_inodes_count)).sum();
-    if free_blocks != fs.sb.free_blocks_count() || free_inodes != u64::from(fs.sb.s_free_inodes_count.get()) {
-        fs.sb.set_free_blocks_count(free_blocks);
-        fs.sb.s_free_inodes_count.set(free_inodes as u32);
-        fs.patch_superblock_on_disk(|sb| {
-            sb.set_free_blocks_count(free_blocks);
-            sb.s_free_inodes_count.set(free_inodes as u32);
-        })?;
-    }
     fs.journal.replayed = Some(rec);
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Read and write ext2/ext3/ext4 filesystems: the facade over every layer.
 //!
 //! [`Filesystem`] opens a [`BlockDevice`] (an image file, a raw device, a
-//! partition window, memory), validates it, replays its journal, and offers a
+//! partition window, memory), validates it, replays its journal and the
+//! fast commits after it (as the kernel's recovery does), and offers a
 //! std::fs-like API over byte paths (`read`, `read_dir`, `metadata`,
 //! `read_link`, `xattrs`, ...) plus an inode-based API for adapters such as
 //! FUSE (`stat`, `lookup_in`, `read_at`, `dir_entries`, ...).
@@ -27,6 +28,7 @@ mod caller;
 mod dir;
 mod ea_inode;
 mod error;
+mod fast_commit;
 mod file_write;
 mod fs;
 mod inline;

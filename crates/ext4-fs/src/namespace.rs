@@ -56,7 +56,7 @@ impl Filesystem {
     }
 
     /// Adds entry `name -> child` to directory `dir` (written back, times updated).
-    fn add_entry(&mut self, dir: &mut InodeBuf, name: &[u8], child: u32, kind: FileType) -> Result<()> {
+    pub(crate) fn add_entry(&mut self, dir: &mut InodeBuf, name: &[u8], child: u32, kind: FileType) -> Result<()> {
         let ft = self.entry_type(kind);
         // An inline directory that is full moves to a block, then takes the entry there.
         if dir.inode.has_inline_data() && self.inline_add_entry(dir, name, child, ft)? {
@@ -71,7 +71,7 @@ impl Filesystem {
     }
 
     /// Removes entry `name` from `dir`; returns the inode it pointed to.
-    fn remove_entry(&mut self, dir: &mut InodeBuf, name: &[u8]) -> Result<u32> {
+    pub(crate) fn remove_entry(&mut self, dir: &mut InodeBuf, name: &[u8]) -> Result<u32> {
         let removed = if dir.inode.has_inline_data() {
             self.inline_remove_entry(dir, name)?
         } else {
@@ -163,7 +163,7 @@ impl Filesystem {
     }
 
     /// The first block of a new directory: `.` and `..`.
-    fn init_dir(&mut self, child: &mut InodeBuf, parent: u32) -> Result<()> {
+    pub(crate) fn init_dir(&mut self, child: &mut InodeBuf, parent: u32) -> Result<()> {
         if self.init_inline_dir(child, parent)? {
             return Ok(());
         }

@@ -177,7 +177,7 @@ impl<'a> ExtentNode<'a> {
     }
 }
 
-fn decode_extent(b: &[u8]) -> Extent {
+pub(crate) fn decode_extent(b: &[u8]) -> Extent {
     let r = ExtentRaw::read_from_bytes(b).expect("12 bytes");
     let raw_len = u32::from(r.ee_len.get());
     let (len, unwritten) = if raw_len > INIT_MAX_LEN { (raw_len - INIT_MAX_LEN, true) } else { (raw_len, false) };

@@ -240,7 +240,6 @@ fn report(rec: &Recovery) {
                     "Not replayed: block {fs_block} (journal block {jblock}, transaction {sequence}) lies past the end of the filesystem."
                 )
             }
-            RecoveryWarning::FastCommitIgnored => println!("The fast-commit area was not replayed."),
             RecoveryWarning::EndlessLog { jblock } => println!("The log went once around the journal (block {jblock}) without ending."),
             other => println!("{other:?}"),
         }
