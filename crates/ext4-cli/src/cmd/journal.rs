@@ -84,7 +84,7 @@ fn show(image: &PathBuf) -> CliResult {
         }
     };
     let dump = logdump::dump(&mut io, &geo).map_err(journal).context(what)?;
-    print_log(&dump, &geo);
+    print_log(&dump, &geo, fs.geometry().inode_size as usize);
     Ok(())
 }
 
@@ -136,7 +136,7 @@ fn checksum(ok: Option<bool>) -> &'static str {
     }
 }
 
-fn print_log(dump: &LogDump, geo: &JournalGeometry) {
+fn print_log(dump: &LogDump, geo: &JournalGeometry, inode_size: usize) {
     let mut current = None;
     for b in &dump.blocks {
         let seq = match b {
@@ -184,15 +184,14 @@ fn print_log(dump: &LogDump, geo: &JournalGeometry) {
     if geo.features.fast_commit {
         println!("Fast-commit area: blocks {}-{}", geo.last + 1, geo.maxlen - 1);
         for r in &dump.fast_commit {
-            let words: Vec<String> = [r.first_word, r.second_word].iter().flatten().map(|w| w.to_string()).collect();
             println!(
-                "  block {} offset {}: {} ({}), {} bytes{}",
+                "  block {} offset {}: {} ({}), {} bytes: {}",
                 r.jblock,
                 r.offset,
                 logdump::fc_tag_name(r.tag),
                 r.tag,
                 r.len,
-                if words.is_empty() { String::new() } else { format!(", words {}", words.join(" ")) }
+                describe_fc(r.tag, &r.value, inode_size)
             );
         }
     }
@@ -267,4 +266,25 @@ fn clear(image: &PathBuf, force: bool) -> CliResult {
         println!("The log was already empty.");
     }
     Ok(())
+}
+
+/// One fast-commit record's value in words (as debugfs `logdump` prints them).
+fn describe_fc(tag: u16, value: &[u8], inode_size: usize) -> String {
+    use ext4_fs::ondisk::fast_commit::{FcDentry, FcTag};
+    let dentry = |d: FcDentry<'_>| format!("parent {}, inode {}, name {:?}", d.parent, d.ino, String::from_utf8_lossy(d.name));
+    match FcTag::parse(tag, value, inode_size) {
+        Ok(FcTag::AddRange { ino, extent: e }) => {
+            let unwritten = if e.unwritten { ", unwritten" } else { "" };
+            format!("inode {ino}, logical {}+{} at block {}{unwritten}", e.logical, e.len, e.start)
+        }
+        Ok(FcTag::DelRange { ino, lblk, len }) => format!("inode {ino}, logical {lblk}+{len}"),
+        Ok(FcTag::Create(d)) => dentry(d),
+        Ok(FcTag::Link(d)) => dentry(d),
+        Ok(FcTag::Unlink(d)) => dentry(d),
+        Ok(FcTag::Inode { ino, raw }) => format!("inode {ino}, {} bytes of its record", raw.len()),
+        Ok(FcTag::Pad) => "padding to the end of the block".into(),
+        Ok(FcTag::Tail { tid, crc }) => format!("transaction {tid}, crc {crc:#010x}"),
+        Ok(FcTag::Head { features, tid }) => format!("features {features:#x}, transaction {tid}"),
+        Err(e) => format!("undecodable ({e})"),
+    }
 }
