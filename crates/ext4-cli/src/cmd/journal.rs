@@ -55,7 +55,7 @@ pub fn run(a: Args) -> CliResult {
     }
 }
 
-fn show(image: &PathBuf) -> CliResult {
+fn show(image: &std::path::Path) -> CliResult {
     let fs = open_ro(image)?;
     let runs: Vec<JournalRun> = fs
         .journal_extents()
