@@ -216,10 +216,13 @@ impl<I: clap::Args> Lister<'_, I> {
         self.out.line("")
     }
 
-    /// The entries of a directory, and with `-R` each subdirectory's after a `\nPATH:` heading.
+    /// The regular files and directories of a directory (others have no
+    /// flags to show, as lsattr skips them), and with `-R` each
+    /// subdirectory's after a `\nPATH:` heading.
     fn dir(&mut self, ino: u32, path: &[u8]) -> CliResult {
         let mut entries = self.fs.read_dir_ino(ino).context(|| crate::out::escape(path).into_owned())?;
         entries.retain(|e| self.a.all || !e.name.starts_with(b"."));
+        entries.retain(|e| self.fs.stat(e.ino).is_ok_and(|m| m.is_dir() || m.is_file()));
         entries.sort_by(|x, y| x.name.cmp(&y.name));
         for e in &entries {
             self.one(e.ino, &child(path, &e.name))?;

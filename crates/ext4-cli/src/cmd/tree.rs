@@ -86,7 +86,8 @@ impl<I: clap::Args> Drawing<'_, I> {
             }
             self.out.line("")?;
             if md.is_dir() {
-                let inner = format!("{prefix}{}", if last { "    " } else { "│   " });
+                // tree(1)'s continuation bar is followed by two no-break spaces.
+                let inner = format!("{prefix}{}", if last { "    " } else { "│\u{a0}\u{a0} " });
                 self.dir(e.ino, &full, &inner, depth + 1)?;
             }
         }
