@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{EXT4, have_fsck, is_root, ok};
+use common::{have_fsck, is_root, ok};
 use ext4_testkit::oracle::{LoopMount, can_loop_mount, debugfs, have_tool};
 use serde_json::Value;
 
@@ -43,9 +43,13 @@ fn kernel_image(img: &Path) {
     common::unmount(m);
 }
 
-/// debugfs `ex PATH` as (level, logical, physical, length, unwritten) for
-/// leaves and (level, logical, node block) for index entries.
-fn debugfs_extents(img: &Path, path: &str) -> (Vec<(u64, u64, u64, u64, bool)>, Vec<(u64, u64, u64)>) {
+/// A leaf as (level, logical, physical, length, unwritten).
+type Leaf = (u64, u64, u64, u64, bool);
+/// An index entry as (level, logical, node block).
+type Index = (u64, u64, u64);
+
+/// debugfs `ex PATH`: its leaves and index entries.
+fn debugfs_extents(img: &Path, path: &str) -> (Vec<Leaf>, Vec<Index>) {
     let (mut leaves, mut nodes) = (Vec::new(), Vec::new());
     for line in debugfs(img, &format!("ex {path}")).lines().skip(1) {
         let t: Vec<&str> = line.split(['/', ' ']).filter(|w| !w.is_empty()).collect();
