@@ -107,3 +107,24 @@ fn fs_config_sets_owners_modes_and_capabilities() {
     assert_eq!(seen, [(0, 0, 0o755), (0, 2000, 0o751), (0, 2000, 0o755), (0, 0, 0o4755), (1000, 1000, 0o644)]);
     assert_eq!(caps.as_deref(), Some(&[1u8, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0][..]), "CAP_NET_RAW, effective");
 }
+
+#[test]
+fn put_r_takes_the_build_options_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("sub/f"), "f").unwrap();
+    let img = dir.path().join("img");
+    common::ok(&[&"mkfs", &"-q", &img, &"16M"], None);
+    common::ok(&[&"put", &"-r", &"--owner", &"5:6", &"--mtime", &"1970-01-01T00:16:40Z", &img, &src, &"/"], None);
+    for p in ["/src", "/src/sub", "/src/sub/f"] {
+        let v: serde_json::Value = serde_json::from_slice(&common::ok(&[&"stat", &"--json", &img, &p], None).stdout).unwrap();
+        assert_eq!(
+            (v["uid"].as_u64(), v["gid"].as_u64(), v["mtime"]["epoch"].as_i64(), v["ctime"]["epoch"].as_i64()),
+            (Some(5), Some(6), Some(1000), Some(1000)),
+            "{p}"
+        );
+    }
+    let out = common::run(&[&"put", &"-r", &"--owner", &"root", &img, &src, &"/again"], None);
+    assert_eq!(out.status.code(), Some(2), "a bad owner is a usage error");
+}
