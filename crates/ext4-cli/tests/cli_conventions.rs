@@ -251,3 +251,44 @@ fn completions_and_man_pages_come_from_the_definitions() {
     let page = std::fs::read_to_string(dir.path().join("ext4-chmod.1")).unwrap();
     assert!(page.contains(".TH") && page.contains("MODE"), "{page}");
 }
+
+#[test]
+fn every_editing_command_takes_names_that_are_not_utf8() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(dir.path());
+    let p = |s: &[u8]| os(&[b"/".as_slice(), s].concat());
+    let (a, b, c) = (p(&[RAW, b"-dir"].concat()), p(&[RAW, b"-file"].concat()), p(&[RAW, b"-node"].concat()));
+    ok(&[&"mkdir", &img, &a], None);
+    ok(&[&"write", &img, &b, &os(b"data \xff")], None);
+    ok(&[&"mknod", &img, &c, &"p"], None);
+    ok(&[&"chmod", &img, &"600", &b], None);
+    ok(&[&"chown", &img, &"7:8", &b], None);
+    ok(&[&"truncate", &img, &"-s", &"3", &b], None);
+    ok(&[&"touch", &img, &"-d", &"@1000", &b], None);
+    ok(&[&"ln", &img, &b, &os(&[a.as_encoded_bytes(), b"/hard"].concat())], None);
+    ok(&[&"ln", &img, &"-s", &os(RAW), &os(&[a.as_encoded_bytes(), b"/soft"].concat())], None);
+    ok(&[&"mv", &img, &c, &a], None);
+    ok(&[&"xattr", &"set", &img, &b, &os(b"user.\xff"), &"v"], None);
+    ok(&[&"chattr", &img, &"+d", &b], None);
+    let st = json(&[&"stat", &"--json", &img, &b]);
+    assert_eq!(
+        (st["uid"].as_u64(), st["permissions"].as_u64(), st["size"].as_u64(), st["mtime"]["epoch"].as_i64()),
+        (Some(7), Some(0o600), Some(3), Some(1000))
+    );
+    assert_eq!(name_of(&st["xattrs"][0], "name"), b"user.\xff");
+    assert!(st["attributes"].as_str().unwrap().contains('d'));
+    assert_eq!(ok(&[&"cat", &img, &b], None).stdout, b"dat");
+    let listing = json(&[&"ls", &"--json", &img, &a]);
+    let mut names: Vec<Vec<u8>> = listing.as_array().unwrap().iter().map(|e| name_of(e, "name")).collect();
+    names.sort();
+    assert_eq!(names, vec![[RAW, b"-node"].concat(), b"hard".to_vec(), b"soft".to_vec()]);
+    let soft = json(&[&"stat", &"--json", &img, &os(&[a.as_encoded_bytes(), b"/soft"].concat())]);
+    assert_eq!(name_of(&soft, "target"), RAW);
+    ok(&[&"rm", &img, &b, &os(&[a.as_encoded_bytes(), b"/hard"].concat())], None);
+    ok(&[&"rm", &"-r", &img, &a], None);
+    let left: Vec<Vec<u8>> = json(&[&"ls", &"--json", &img, &"/"]).as_array().unwrap().iter().map(|e| name_of(e, "name")).collect();
+    assert!(!left.iter().any(|n| n.starts_with(RAW) && n != RAW), "{left:?}");
+    if have_fsck() {
+        common::assert_clean(&img, "after editing names that are not UTF-8");
+    }
+}
