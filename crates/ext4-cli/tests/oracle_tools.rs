@@ -2,7 +2,7 @@
 //! filesystem the kernel made and wrote: `ext4 extents` against debugfs
 //! `ex`, `icheck`/`ncheck` against debugfs', `lsattr`/`chattr` against
 //! e2fsprogs' on a kernel mount (flags set by either side), `du` against
-//! coreutils on the mount, and `tree` against tree(1).
+//! coreutils on the mount, `ls -R` against GNU ls, and `tree` against tree(1).
 
 mod common;
 
@@ -144,6 +144,7 @@ fn lsattr_chattr_du_and_tree_agree_with_the_kernel_mount() {
     let du_files = ours(&["du", "-a", "/d/e"]);
     let du_bytes = ours(&["du", "-ab", "/d/e"]);
     let tree = ours(&["tree", "-a", "/"]);
+    let ls = ours(&["ls", "-R", "/"]);
 
     let m = LoopMount::new(&img, "ro").unwrap();
     let root = m.path().to_str().unwrap().to_string();
@@ -152,6 +153,7 @@ fn lsattr_chattr_du_and_tree_agree_with_the_kernel_mount() {
     let k_du = theirs(Command::new("du").arg(&root));
     let k_du_files = theirs(Command::new("du").arg("-a").arg(format!("{root}/d/e")));
     let k_du_bytes = theirs(Command::new("du").arg("-ab").arg(format!("{root}/d/e")));
+    let k_ls = theirs(Command::new("ls").args(["-A", "-R"]).arg(&root).env("LC_ALL", "C"));
     let k_tree =
         if tree_here { Some(theirs(Command::new("tree").args(["-a", "--charset=UTF-8"]).arg(&root).env("LC_ALL", "C"))) } else { None };
     common::unmount(m);
@@ -168,6 +170,7 @@ fn lsattr_chattr_du_and_tree_agree_with_the_kernel_mount() {
     assert_eq!(lines(&du), lines(&k_du));
     assert_eq!(lines(&du_files), lines(&k_du_files));
     assert_eq!(lines(&du_bytes), lines(&k_du_bytes));
+    assert_eq!(ls, k_ls, "ls -R (GNU's -A -R: dot names, not . and ..)");
     if let Some(k) = k_tree {
         assert_eq!(tree.lines().skip(1).collect::<Vec<_>>(), k.lines().skip(1).collect::<Vec<_>>(), "ours:\n{tree}\ntree(1):\n{k}");
     }
