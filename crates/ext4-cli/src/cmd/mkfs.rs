@@ -52,7 +52,8 @@ pub struct Args {
     /// Last-mounted directory.
     #[arg(short = 'M')]
     last_mounted: Option<String>,
-    /// UUID (or `random`, `time`, `clear`).
+    /// UUID (or `random`, `time`, `clear`). With -d and SOURCE_DATE_EPOCH,
+    /// an absent UUID and hash seed are derived from it (and the label).
     #[arg(short = 'U')]
     uuid: Option<String>,
     /// Feature edits, e.g. `^has_journal,inline_data` (may repeat).
@@ -96,8 +97,17 @@ pub struct Args {
     size: Option<String>,
 }
 
+/// A formatter error: words of the command line it cannot read are usage
+/// errors (status 2), a device error keeps its errno, the rest are EINVAL.
 fn err(e: mkfs::MkfsError) -> CliError {
-    CliError::new("mkfs", e, Some(22))
+    use mkfs::MkfsError as E;
+    let errno = match &e {
+        E::InvalidOption { .. } | E::UnknownExtendedOption { .. } | E::UnknownFeature { .. } => None,
+        E::Device(d) => Some(d.errno()),
+        E::NoSpace { .. } => Some(28),
+        _ => Some(22),
+    };
+    CliError::new("mkfs", e, errno)
 }
 
 /// Builds the format options from the command line.
