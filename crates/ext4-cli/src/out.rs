@@ -97,6 +97,31 @@ fn escape_bytes(name: &[u8]) -> String {
     out
 }
 
+/// The bytes [`escape`] was given back from its text (`\\` and `\xNN` undone).
+pub fn unescape(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |j: usize| b.get(j).and_then(|&c| char::from(c).to_digit(16));
+        match (b[i], b.get(i + 1)) {
+            (b'\\', Some(b'\\')) => {
+                out.push(b'\\');
+                i += 2;
+            }
+            (b'\\', Some(b'x')) if hex(i + 2).is_some() && hex(i + 3).is_some() => {
+                out.push((hex(i + 2).unwrap_or(0) * 16 + hex(i + 3).unwrap_or(0)) as u8);
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// A time as every `--json` gives it: `{"rfc3339": "...Z", "epoch": secs, "nsec": n}`.
 pub fn json_time(t: Timestamp) -> Value {
     json!({ "rfc3339": rfc3339(t), "epoch": t.secs, "nsec": t.nsec })
@@ -128,6 +153,9 @@ mod tests {
         assert_eq!(escape("caf\u{e9}".as_bytes()), "caf\u{e9}");
         assert_eq!(escape(b"a\xffb"), "a\\xffb");
         assert_eq!(escape(b"tab\there\\"), "tab\\x09here\\\\");
+        for name in [&b"a\xffb\\x"[..], b"plain", b"\x01\\\\"] {
+            assert_eq!(unescape(&escape(name)), name);
+        }
     }
 
     #[test]

@@ -108,7 +108,9 @@ impl<T> Context<T> for Result<T, Error> {
             let context = what();
             let errno = Some(e.errno());
             // The library's message names the path; say it once when the context names it already.
-            let cause: Box<dyn std::error::Error + Send + Sync> = match error_path(&e).filter(|p| context.contains(p.as_str())) {
+            let named =
+                |p: &&String| context.contains(p.as_str()) || String::from_utf8_lossy(&crate::out::unescape(&context)).contains(p.as_str());
+            let cause: Box<dyn std::error::Error + Send + Sync> = match error_path(&e).filter(named) {
                 Some(p) => e.to_string().strip_prefix(&format!("{p}: ")).map_or_else(|| e.to_string(), str::to_string).into(),
                 None => Box::new(e),
             };

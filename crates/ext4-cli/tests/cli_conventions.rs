@@ -156,6 +156,9 @@ fn errors_exit_statuses_and_pipes() {
     assert!(err.trim_end().ends_with("(ENOENT)"), "{err}");
     let (code, err) = status(&[&"cat", &img, &"/d/none"]);
     assert_eq!(code, Some(3), "{err}");
+    let (code, err) = status(&[&"cat", &img, &os(b"/d/\xffnone")]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("/d/\\xffnone") && err.matches("none").count() == 1, "a non-UTF-8 path, escaped, once: {err}");
     assert_eq!(status(&[&"chmod", &img, &"999", &"/d/f"]).0, Some(2), "a bad mode is a usage error");
     assert_eq!(status(&[&"frobnicate"]).0, Some(2));
     let (code, err) = status(&[&"batch", &"-k", &img, &"--help"]);
