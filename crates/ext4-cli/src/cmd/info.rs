@@ -5,16 +5,17 @@ use std::path::PathBuf;
 use ext4_fs::ondisk::superblock::CsumKind;
 use serde_json::json;
 
+use crate::out::{Out, json_time};
 use crate::util::{CliResult, format_time, format_uuid, open_ro};
 
 /// Arguments of `ext4 info`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The image or device.
-    image: PathBuf,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// The image or device.
+    image: PathBuf,
 }
 
 /// Runs the command.
@@ -23,7 +24,6 @@ pub fn run(a: Args) -> CliResult {
     let sb = fs.superblock();
     let geo = fs.geometry();
     let st = fs.statfs();
-    let label = String::from_utf8_lossy(sb.volume_name()).into_owned();
     let features = geo.features.names();
     let csum = match geo.csum {
         CsumKind::None => "none",
@@ -32,9 +32,8 @@ pub fn run(a: Args) -> CliResult {
     };
     let mkfs_time = ext4_fs::Timestamp::from_secs(i64::from(sb.s_mkfs_time.get()) | i64::from(sb.s_mkfs_time_hi) << 32);
     if a.json {
-        let v = json!({
+        let mut v = json!({
             "uuid": format_uuid(&sb.s_uuid),
-            "label": label,
             "block_size": geo.block_size,
             "blocks": geo.blocks_count,
             "free_blocks": st.free_blocks,
@@ -50,22 +49,27 @@ pub fn run(a: Args) -> CliResult {
             "features": features,
             "checksums": csum,
             "journal_inode": sb.s_journal_inum.get(),
-            "created": mkfs_time.secs,
+            "created": json_time(mkfs_time),
             "state": sb.s_state.get(),
             "read_only_reason": fs.read_only_reason(),
         });
-        println!("{}", serde_json::to_string_pretty(&v).expect("serializable"));
-        return Ok(());
+        crate::out::json_name(v.as_object_mut().expect("an object"), "label", sb.volume_name());
+        let mut out = Out::new();
+        out.json(&v)?;
+        return out.finish();
     }
-    println!("UUID:              {}", format_uuid(&sb.s_uuid));
-    println!("Label:             {label}");
-    println!("Features:          {}", features.join(" "));
-    println!("Checksums:         {csum}");
-    println!("Block size:        {}", geo.block_size);
-    println!("Blocks:            {} ({} free, {} reserved)", geo.blocks_count, st.free_blocks, sb.r_blocks_count());
-    println!("Inodes:            {} ({} free), {} bytes each", geo.inodes_count, st.free_inodes, geo.inode_size);
-    println!("Groups:            {} ({} blocks, {} inodes each)", geo.group_count, geo.blocks_per_group, geo.inodes_per_group);
-    println!("Journal inode:     {}", sb.s_journal_inum.get());
-    println!("Created:           {} UTC", format_time(mkfs_time));
-    Ok(())
+    let mut out = Out::new();
+    out.line(&format!("UUID:              {}", format_uuid(&sb.s_uuid)))?;
+    out.text("Label:             ")?;
+    out.name(sb.volume_name())?;
+    out.line("")?;
+    out.line(&format!("Features:          {}", features.join(" ")))?;
+    out.line(&format!("Checksums:         {csum}"))?;
+    out.line(&format!("Block size:        {}", geo.block_size))?;
+    out.line(&format!("Blocks:            {} ({} free, {} reserved)", geo.blocks_count, st.free_blocks, sb.r_blocks_count()))?;
+    out.line(&format!("Inodes:            {} ({} free), {} bytes each", geo.inodes_count, st.free_inodes, geo.inode_size))?;
+    out.line(&format!("Groups:            {} ({} blocks, {} inodes each)", geo.group_count, geo.blocks_per_group, geo.inodes_per_group))?;
+    out.line(&format!("Journal inode:     {}", sb.s_journal_inum.get()))?;
+    out.line(&format!("Created:           {} UTC", format_time(mkfs_time)))?;
+    out.finish()
 }

@@ -15,6 +15,14 @@ use ext4_fs::{FileDevice, Filesystem, Timestamp};
 
 use crate::util::{CliResult, Context, fail, format_time, format_uuid, open_ro};
 
+/// Appends a formatted line to a `String` (formatting into memory cannot fail).
+macro_rules! w {
+    ($o:expr, $($t:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($o, $($t)*);
+    }};
+}
+
 /// Arguments of `ext4 journal`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -55,7 +63,7 @@ pub fn run(a: Args) -> CliResult {
     }
 }
 
-fn show(image: &PathBuf) -> CliResult {
+fn show(image: &std::path::Path) -> CliResult {
     let fs = open_ro(image)?;
     let runs: Vec<JournalRun> = fs
         .journal_extents()
@@ -74,18 +82,27 @@ fn show(image: &PathBuf) -> CliResult {
     let mut io = DeviceJournal::new(fs.device(), bs, runs).map_err(journal).context(what)?;
     let jsb = ext4_fs::jbd2::read_superblock(&mut io, bs).map_err(journal).context(what)?;
     let len = ext4_fs::jbd2::JournalIo::len_blocks(&io);
-    print_superblock(&jsb, fs.superblock().s_journal_inum.get(), len);
+    let mut o = String::new();
+    let o = &mut o;
+    print_superblock(o, &jsb, fs.superblock().s_journal_inum.get(), len);
     let geo = match JournalGeometry::new(&jsb, bs, len) {
         Ok(g) => g,
         Err(e) => {
-            println!("The journal superblock is invalid: {e}");
-            println!("The log cannot be walked; `ext4 journal clear --force` empties it.");
-            return Ok(());
+            w!(o, "The journal superblock is invalid: {e}");
+            w!(o, "The log cannot be walked; `ext4 journal clear --force` empties it.");
+            return emit(o);
         }
     };
     let dump = logdump::dump(&mut io, &geo).map_err(journal).context(what)?;
-    print_log(&dump, &geo, fs.geometry().inode_size as usize);
-    Ok(())
+    print_log(o, &dump, &geo, fs.geometry().inode_size as usize);
+    emit(o)
+}
+
+/// Writes the text built up to standard output.
+fn emit(o: &str) -> CliResult {
+    let mut out = crate::out::Out::new();
+    out.text(o)?;
+    out.finish()
 }
 
 /// A journal error as an I/O error, for the context helper.
@@ -93,13 +110,13 @@ fn journal(e: ext4_fs::jbd2::JournalError) -> std::io::Error {
     std::io::Error::other(e)
 }
 
-fn print_superblock(sb: &JournalSuperblock, ino: u32, len: u64) {
+fn print_superblock(o: &mut String, sb: &JournalSuperblock, ino: u32, len: u64) {
     let version = if sb.s_header.h_blocktype.get() == 4 { 2 } else { 1 };
-    println!("Journal superblock (inode {ino}, {len} blocks):");
-    println!("  version {version}, block size {}, {} blocks, log from block {}", sb.s_blocksize.get(), sb.s_maxlen.get(), sb.s_first.get());
+    w!(o, "Journal superblock (inode {ino}, {len} blocks):");
+    w!(o, "  version {version}, block size {}, {} blocks, log from block {}", sb.s_blocksize.get(), sb.s_maxlen.get(), sb.s_first.get());
     let start = sb.s_start.get();
     let state = if start == 0 { "empty".to_string() } else { format!("starts at block {start}") };
-    println!("  sequence {}, log {state}, errno {}", sb.s_sequence.get(), sb.s_errno.get() as i32);
+    w!(o, "  sequence {}, log {state}, errno {}", sb.s_sequence.get(), sb.s_errno.get() as i32);
     let names = [
         (INCOMPAT_REVOKE, "revoke"),
         (INCOMPAT_64BIT, "64bit"),
@@ -117,14 +134,14 @@ fn print_superblock(sb: &JournalSuperblock, ino: u32, len: u64) {
     if unknown != 0 {
         features.push(format!("incompat {unknown:#x}"));
     }
-    println!("  features: {}", if features.is_empty() { "none".to_string() } else { features.join(" ") });
+    w!(o, "  features: {}", if features.is_empty() { "none".to_string() } else { features.join(" ") });
     if sb.csum_v2_or_v3() {
         let ok = if sb.compute_checksum() == sb.s_checksum.get() { "valid" } else { "INVALID" };
-        println!("  checksum {:#010x} ({ok})", sb.s_checksum.get());
+        w!(o, "  checksum {:#010x} ({ok})", sb.s_checksum.get());
     }
-    println!("  uuid {}, {} user(s)", format_uuid(&sb.s_uuid), sb.s_nr_users.get());
+    w!(o, "  uuid {}, {} user(s)", format_uuid(&sb.s_uuid), sb.s_nr_users.get());
     if sb.has_incompat(INCOMPAT_FAST_COMMIT) {
-        println!("  fast-commit blocks: {}", sb.s_num_fc_blks.get());
+        w!(o, "  fast-commit blocks: {}", sb.s_num_fc_blks.get());
     }
 }
 
@@ -136,22 +153,23 @@ fn checksum(ok: Option<bool>) -> &'static str {
     }
 }
 
-fn print_log(dump: &LogDump, geo: &JournalGeometry, inode_size: usize) {
+fn print_log(o: &mut String, dump: &LogDump, geo: &JournalGeometry, inode_size: usize) {
     let mut current = None;
     for b in &dump.blocks {
         let seq = match b {
             DumpBlock::Descriptor { sequence, .. } | DumpBlock::Revoke { sequence, .. } | DumpBlock::Commit { sequence, .. } => *sequence,
         };
         if current != Some(seq) {
-            println!("Transaction {seq}:");
+            w!(o, "Transaction {seq}:");
             current = Some(seq);
         }
         match b {
             DumpBlock::Descriptor { jblock, checksum_ok, tags, .. } => {
-                println!("  descriptor at block {jblock}{}", checksum(*checksum_ok));
+                w!(o, "  descriptor at block {jblock}{}", checksum(*checksum_ok));
                 for t in tags {
                     let escaped = if t.flags & FLAG_ESCAPE != 0 { ", escaped" } else { "" };
-                    println!(
+                    w!(
+                        o,
                         "    fs block {} logged at journal block {} (flags {:#x}{escaped}{})",
                         t.fs_block,
                         t.jblock,
@@ -161,30 +179,31 @@ fn print_log(dump: &LogDump, geo: &JournalGeometry, inode_size: usize) {
                 }
             }
             DumpBlock::Revoke { jblock, checksum_ok, blocks, .. } => {
-                println!("  revoke at block {jblock}{}", checksum(*checksum_ok));
+                w!(o, "  revoke at block {jblock}{}", checksum(*checksum_ok));
                 for b in blocks {
-                    println!("    revoke fs block {b}");
+                    w!(o, "    revoke fs block {b}");
                 }
             }
             DumpBlock::Commit { jblock, sec, nsec, checksum_ok, .. } => {
                 let t = Timestamp { secs: i64::try_from(*sec).unwrap_or(i64::MAX), nsec: *nsec };
-                println!("  commit at block {jblock}, {} UTC{}", format_time(t), checksum(*checksum_ok));
+                w!(o, "  commit at block {jblock}, {} UTC{}", format_time(t), checksum(*checksum_ok));
             }
         }
     }
     match &dump.end {
-        DumpEnd::Empty => println!("The log is empty."),
-        DumpEnd::NoMagic { jblock } => println!("No magic number at block {jblock}: end of the log."),
+        DumpEnd::Empty => w!(o, "The log is empty."),
+        DumpEnd::NoMagic { jblock } => w!(o, "No magic number at block {jblock}: end of the log."),
         DumpEnd::Sequence { jblock, found, expected } => {
-            println!("Found transaction {found} (not {expected}) at block {jblock}: end of the log.")
+            w!(o, "Found transaction {found} (not {expected}) at block {jblock}: end of the log.")
         }
-        DumpEnd::UnknownType { jblock, kind } => println!("Block type {kind} at block {jblock}: end of the log."),
-        DumpEnd::Lap { jblock } => println!("The log went once around the journal without ending (block {jblock})."),
+        DumpEnd::UnknownType { jblock, kind } => w!(o, "Block type {kind} at block {jblock}: end of the log."),
+        DumpEnd::Lap { jblock } => w!(o, "The log went once around the journal without ending (block {jblock})."),
     }
     if geo.features.fast_commit {
-        println!("Fast-commit area: blocks {}-{}", geo.last + 1, geo.maxlen - 1);
+        w!(o, "Fast-commit area: blocks {}-{}", geo.last + 1, geo.maxlen - 1);
         for r in &dump.fast_commit {
-            println!(
+            w!(
+                o,
                 "  block {} offset {}: {} ({}), {} bytes: {}",
                 r.jblock,
                 r.offset,

@@ -37,8 +37,9 @@ pub fn line(op: &Op, data_dir: &Path, n: usize) -> std::io::Result<Option<String
             format!("mknod -m {perm:o} {} {k} {major} {minor}", abs(path))
         }
         Op::SetXattr { path, name, len, seed } => {
-            let value = String::from_utf8(xattr_value(*seed, *len)).expect("letters and digits");
-            format!("xattr set {} {name} {value}", abs(path))
+            // Hex, as setfattr's `0x` prefix: a value that starts with `0s` or `0x` is no text.
+            let hex: String = xattr_value(*seed, *len).iter().map(|b| format!("{b:02x}")).collect();
+            format!("xattr set {} {name} 0x{hex}", abs(path))
         }
         Op::RemoveXattr { path, name } => format!("xattr rm {} {name}", abs(path)),
         Op::Chmod { path, perm } => format!("chmod {perm:o} {}", abs(path)),
