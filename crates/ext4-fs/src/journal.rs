@@ -85,6 +85,11 @@ impl JournalState {
         self.writer.is_some()
     }
 
+    /// The internal journal's runs (empty without one).
+    pub(crate) fn runs(&self) -> Vec<JournalRun> {
+        self.runs.clone()
+    }
+
     pub(crate) fn has_overlay(&self) -> bool {
         self.overlay.as_ref().is_some_and(|r| r.block_count() > 0)
     }

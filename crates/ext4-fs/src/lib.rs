@@ -44,6 +44,7 @@ mod path;
 #[cfg(unix)]
 pub mod populate;
 mod read;
+mod report;
 mod time;
 mod write;
 mod xattr;
@@ -61,6 +62,7 @@ pub use metadata::{Metadata, StatFs};
 pub use namespace::{LINK_MAX, RenameMode};
 pub use node::NewNode;
 pub use path::{MAX_SYMLINK_HOPS, NAME_MAX};
+pub use report::GroupReport;
 pub use time::now;
 pub use xattr::Xattr;
 pub use xattr_write::{XATTR_SIZE_MAX, XattrMode};

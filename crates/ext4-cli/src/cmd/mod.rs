@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod cat;
+pub mod dump;
 pub mod edit;
 pub mod get;
 pub mod info;
