@@ -29,6 +29,8 @@ enum Command {
     Journal(cmd::journal::Args),
     /// Show the superblock and every group, as dumpe2fs does (-h: superblock only).
     Dump(cmd::dump::Args),
+    /// Change an unmounted filesystem's parameters and features, as tune2fs does.
+    Tune(Box<cmd::tune::Args>),
     #[command(flatten)]
     Op(cmd::Op<cmd::Image>),
     /// Run many commands (one a line, from standard input) on one open image.
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::Info(a) => cmd::info::run(a),
         Command::Journal(a) => cmd::journal::run(a),
         Command::Dump(a) => cmd::dump::run(a),
+        Command::Tune(a) => cmd::tune::run(*a),
         Command::Op(op) => op.run(),
         Command::Batch(a) => cmd::batch::run(a),
         Command::Mount(a) => cmd::mount::run(a),

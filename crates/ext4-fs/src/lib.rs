@@ -46,6 +46,7 @@ pub mod populate;
 mod read;
 mod report;
 mod time;
+pub mod tune;
 mod write;
 mod xattr;
 mod xattr_write;

@@ -71,6 +71,17 @@ impl From<ext4_fs::Error> for Failure {
 
 type DumpResult = Result<(), Failure>;
 
+/// The superblock alone, as `tune2fs -l` prints it.
+pub(crate) fn list_header(image: &std::path::Path) -> CliResult {
+    let fs = open_ro(&image.to_path_buf())?;
+    let sb = fs.stored_superblock().context(|| format!("reading {}", image.display()))?;
+    let mut out = std::io::stdout().lock();
+    match list_super(&mut out, &sb) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context(|| "writing the superblock".to_string()),
+        _ => Ok(()),
+    }
+}
+
 /// The text report, as dumpe2fs prints it.
 fn dump_text(fs: &Filesystem, a: &Args, w: &mut impl Write) -> DumpResult {
     let sb = fs.stored_superblock()?;

@@ -15,6 +15,7 @@ pub mod mkfs;
 pub mod mount;
 pub mod put;
 pub mod stat;
+pub mod tune;
 pub mod xattr;
 
 use std::path::PathBuf;
