@@ -10,9 +10,14 @@
 //! a new block); tune2fs leaves such a directory for `e2fsck -fD`. A full
 //! index block still does (a new index level is e2fsck's rebuild).
 
+use std::collections::HashSet;
+
 use ext4_extent::MapKind;
 use ext4_ondisk::dir::{TAIL_SIZE, parse_entry, rec_len_for, set_dir_block_checksum, set_rec_len, verify_dir_block, write_tail};
-use ext4_ondisk::dx::{DX_ENTRY_SIZE, DX_TAIL_SIZE, count_limit_offset, set_dx_block_checksum, verify_dx_block};
+use ext4_ondisk::dx::{
+    DX_ENTRY_SIZE, DX_TAIL_SIZE, MAX_LEVELS_LARGEDIR, NODE_COUNT_OFFSET, ROOT_COUNT_OFFSET, ROOT_INFO_OFFSET, count_limit_offset,
+    set_dx_block_checksum, verify_dx_block,
+};
 use ext4_ondisk::{Compat, InodeFlags};
 
 use super::csum::Pass;
@@ -46,11 +51,14 @@ impl Session<'_> {
         let clear_htree = !self.fs.sb.features().compat.contains(Compat::DIR_INDEX);
         let seed = self.inode_block_seed(ib, pass);
         let mut evicted = Vec::new();
-        for (logical, block) in self.dir_blocks(ib)? {
+        let blocks = self.dir_blocks(ib)?;
+        let index = if is_htree { self.index_blocks(&blocks)? } else { HashSet::new() };
+        for &(logical, block) in &blocks {
             let at = Location::DirBlock { ino: ib.ino, logical };
             let mut data = self.fs.read_meta(block, <[u8]>::to_vec)?;
             // The old layout is checked as it was: with its index blocks.
-            let dx = if is_htree && (!clear_htree || pass == Pass::Verify) { count_limit_offset(&data) } else { None };
+            let indexed = is_htree && (!clear_htree || pass == Pass::Verify) && index.contains(&logical);
+            let dx = if indexed { count_limit_offset(&data) } else { None };
             if pass == Pass::Verify {
                 if let Some(seed) = seed {
                     verify_block(seed, &data, dx, at)?;
@@ -104,6 +112,34 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// The logical blocks of an htree's index: the root and the nodes its
+    /// levels point to. (tune2fs guesses index nodes from their look, and
+    /// takes an emptied leaf for one.)
+    fn index_blocks(&self, blocks: &[(u32, u64)]) -> Result<HashSet<u32>> {
+        let physical = |l: u32| blocks.iter().find(|b| b.0 == l).map(|b| b.1);
+        let mut set = HashSet::new();
+        let Some(root) = physical(0) else { return Ok(set) };
+        let data = self.fs.read_meta(root, <[u8]>::to_vec)?;
+        if count_limit_offset(&data) != Some(ROOT_COUNT_OFFSET) {
+            return Ok(set);
+        }
+        set.insert(0);
+        let levels = data[ROOT_INFO_OFFSET + 6];
+        let mut frontier = children(&data, ROOT_COUNT_OFFSET);
+        for _ in 0..levels.min(MAX_LEVELS_LARGEDIR) {
+            let mut next = Vec::new();
+            for l in frontier {
+                let Some(p) = physical(l).filter(|_| set.insert(l)) else { continue };
+                let node = self.fs.read_meta(p, <[u8]>::to_vec)?;
+                if count_limit_offset(&node) == Some(NODE_COUNT_OFFSET) {
+                    next.extend(children(&node, NODE_COUNT_OFFSET));
+                }
+            }
+            frontier = next;
+        }
+        Ok(set)
+    }
+
     /// The directory's mapped blocks: (logical, device block), in order.
     fn dir_blocks(&self, ib: &InodeBuf) -> Result<Vec<(u32, u64)>> {
         let ctx = self.raw_map_ctx(ib);
@@ -139,6 +175,85 @@ impl Session<'_> {
     }
 }
 
+impl Session<'_> {
+    /// `filetype` on or off: every live entry of every directory gets its
+    /// inode's type, or none (what e2fsck would otherwise do after
+    /// tune2fs); each changed block gets its checksum again. Inline
+    /// directories are left to e2fsck, which is asked for.
+    pub(super) fn set_entry_types(&mut self, on: bool) -> Result<()> {
+        let geo = self.fs.geo.clone();
+        for g in 0..geo.group_count {
+            let d = self.fs.groups[g as usize].clone();
+            if geo.has_group_csum() && d.flags.contains(ext4_ondisk::GroupDescFlags::INODE_UNINIT) {
+                continue;
+            }
+            let ipg = geo.inodes_per_group as usize;
+            let used: Vec<bool> = self.fs.read_meta(d.inode_bitmap, |b| (0..ipg).map(|i| b[i / 8] & (1 << (i % 8)) != 0).collect())?;
+            for i in (0..ipg).filter(|&i| used[i]) {
+                let ib = self.fs.read_inode_raw(g * geo.inodes_per_group + i as u32 + 1)?;
+                if !ib.is_dir() || ib.inode.links_count == 0 {
+                    continue;
+                }
+                if ib.inode.flags.contains(InodeFlags::INLINE_DATA) {
+                    self.request_check(CheckRequest::Full);
+                    continue;
+                }
+                self.set_dir_entry_types(&ib, on)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One directory's entries (see [`Session::set_entry_types`]).
+    fn set_dir_entry_types(&mut self, ib: &InodeBuf, on: bool) -> Result<()> {
+        let bs = self.fs.geo.block_size;
+        let seed = self.inode_block_seed(ib, Pass::Write);
+        let blocks = self.dir_blocks(ib)?;
+        let index = if ib.inode.flags.contains(InodeFlags::INDEX) { self.index_blocks(&blocks)? } else { HashSet::new() };
+        for &(logical, block) in &blocks {
+            let at = Location::DirBlock { ino: ib.ino, logical };
+            let mut data = self.fs.read_meta(block, <[u8]>::to_vec)?;
+            let dx = if index.contains(&logical) { count_limit_offset(&data) } else { None };
+            // An index node's only entry is empty; a root's are `.` and `..`.
+            let end = match dx {
+                Some(NODE_COUNT_OFFSET) => continue,
+                Some(_) => 24,
+                None => data.len() - if seed.is_some() { TAIL_SIZE } else { 0 },
+            };
+            let mut pos = 0;
+            let mut changed = false;
+            while pos < end {
+                let e = parse_entry(&data, pos, bs, true).map_err(|e| Error::format(&e, at))?;
+                let (child, old, len) = (e.inode, e.file_type, e.rec_len as usize);
+                if child != 0 {
+                    let ft = if on { self.fs.read_inode_raw(child)?.file_type().dir_entry_code() } else { 0 };
+                    if ft != old {
+                        data[pos + 7] = ft;
+                        changed = true;
+                    }
+                }
+                pos += len;
+            }
+            if !changed {
+                continue;
+            }
+            match (seed, dx) {
+                (Some(seed), Some(off)) => set_dx_block_checksum(seed, &mut data, off),
+                (Some(seed), None) => set_dir_block_checksum(seed, &mut data),
+                (None, _) => {}
+            }
+            self.fs.write_meta(block, data)?;
+        }
+        Ok(())
+    }
+}
+
+/// The logical blocks an index block's entries point to.
+fn children(data: &[u8], off: usize) -> Vec<u32> {
+    let count = usize::from(ext4_ondisk::get_u16(data, off + 2)).min((data.len() - off) / DX_ENTRY_SIZE);
+    (0..count).map(|i| ext4_ondisk::get_u32(data, off + i * DX_ENTRY_SIZE + 4)).collect()
+}
+
 /// Checks a block's old checksum: an index block's tail, or a leaf's.
 fn verify_block(seed: u32, data: &[u8], dx: Option<usize>, at: Location) -> Result<()> {
     let bad = |e: ext4_ondisk::FormatError| Error::format(&e, at);
@@ -146,7 +261,7 @@ fn verify_block(seed: u32, data: &[u8], dx: Option<usize>, at: Location) -> Resu
         Some(off) => {
             let limit = ext4_ondisk::get_u16(data, off);
             let count = ext4_ondisk::get_u16(data, off + 2);
-            let entries = if off == ext4_ondisk::dx::ROOT_COUNT_OFFSET {
+            let entries = if off == ROOT_COUNT_OFFSET {
                 ext4_ondisk::dx::parse_root(data, true).map(|(_, e)| e)
             } else {
                 ext4_ondisk::dx::parse_node(data, true)

@@ -35,6 +35,7 @@ const SET_OK: FeatureWords = FeatureWords {
         .union(Incompat::EXTENTS)
         .union(Incompat::FLEX_BG)
         .union(Incompat::EA_INODE)
+        .union(Incompat::MMP)
         .union(Incompat::ENCRYPT)
         .union(Incompat::CSUM_SEED)
         .union(Incompat::LARGEDIR),
@@ -49,10 +50,12 @@ const SET_OK: FeatureWords = FeatureWords {
         .union(RoCompat::VERITY),
 };
 
-/// Features a tune can turn off.
+/// Features a tune can turn off. (tune2fs also clears `resize_inode`,
+/// leaving the inode and the reserved GDT blocks for e2fsck to take back;
+/// that is refused here.)
 const CLEAR_OK: FeatureWords = FeatureWords {
-    compat: Compat::HAS_JOURNAL.union(Compat::RESIZE_INODE).union(Compat::DIR_INDEX).union(Compat::FAST_COMMIT).union(Compat::ORPHAN_FILE),
-    incompat: Incompat::FILETYPE.union(Incompat::FLEX_BG).union(Incompat::CSUM_SEED),
+    compat: Compat::HAS_JOURNAL.union(Compat::DIR_INDEX).union(Compat::FAST_COMMIT).union(Compat::ORPHAN_FILE),
+    incompat: Incompat::FILETYPE.union(Incompat::FLEX_BG).union(Incompat::MMP).union(Incompat::CSUM_SEED),
     ro_compat: RoCompat::LARGE_FILE
         .union(RoCompat::HUGE_FILE)
         .union(RoCompat::DIR_NLINK)
@@ -174,6 +177,12 @@ impl Session<'_> {
         if self.turned_on(&old, R, RoCompat::SPARSE_SUPER.bits()) && self.fs.sb.features().incompat.contains(Incompat::META_BG) {
             return Err(Error::InvalidArgument("setting sparse_super is not supported with meta_bg".into()));
         }
+        if self.turned_on(&old, I, Incompat::MMP.bits()) {
+            self.enable_mmp()?;
+        }
+        if self.turned_off(&old, I, Incompat::MMP.bits()) {
+            self.disable_mmp()?;
+        }
         if self.turned_on(&old, C, Compat::HAS_JOURNAL.bits()) {
             // Set again once the journal exists (add_journal).
             self.journal_blocks.get_or_insert(super::JournalSize::Default);
@@ -188,6 +197,11 @@ impl Session<'_> {
         if self.turned_off(&old, I, Incompat::FLEX_BG.bits()) {
             self.check_tables_in_groups()?;
         }
+        let (large_off, huge_off) =
+            (self.turned_off(&old, R, RoCompat::LARGE_FILE.bits()), self.turned_off(&old, R, RoCompat::HUGE_FILE.bits()));
+        if large_off || huge_off {
+            self.check_no_inode_needs(large_off, huge_off)?;
+        }
         self.update_csum_features(&mut old, spec)?;
         if self.turned_on(&old, I, Incompat::ENCRYPT.bits()) {
             // EXT4_ENCRYPTION_MODE_AES_256_XTS, EXT4_ENCRYPTION_MODE_AES_256_CTS.
@@ -199,9 +213,11 @@ impl Session<'_> {
             self.update_dynamic_rev();
         }
         let changed = |set, bit| has(&old, set, bit) != has(&self.fs.sb.features(), set, bit);
+        if changed(I, Incompat::FILETYPE.bits()) {
+            self.entry_types = Some(self.fs.sb.features().incompat.contains(Incompat::FILETYPE));
+        }
         let needs_check = changed(R, RoCompat::SPARSE_SUPER.bits())
             || self.turned_off(&old, R, RoCompat::HUGE_FILE.bits())
-            || changed(I, Incompat::FILETYPE.bits())
             || changed(C, Compat::RESIZE_INODE.bits())
             || self.turned_off(&old, R, RoCompat::LARGE_FILE.bits());
         if needs_check {
@@ -347,6 +363,35 @@ impl Session<'_> {
                 return Err(Error::InvalidArgument(format!(
                     "clearing flex_bg would leave group {g}'s bitmaps or inode table outside it: the filesystem would be inconsistent"
                 )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Clearing `large_file` or `huge_file` while an inode needs it would
+    /// leave what e2fsck sets back (tune2fs asks for that check; this
+    /// refuses instead): a regular file of 2 GiB or more (the resize
+    /// inode is one), an inode counting its blocks in filesystem blocks or
+    /// beyond 32 bits.
+    fn check_no_inode_needs(&self, large: bool, huge: bool) -> Result<()> {
+        let geo = &self.fs.geo;
+        for g in 0..geo.group_count {
+            let d = &self.fs.groups[g as usize];
+            if geo.has_group_csum() && d.flags.contains(ext4_ondisk::GroupDescFlags::INODE_UNINIT) {
+                continue;
+            }
+            let ipg = geo.inodes_per_group as usize;
+            let used: Vec<bool> = self.fs.read_meta(d.inode_bitmap, |b| (0..ipg).map(|i| b[i / 8] & (1 << (i % 8)) != 0).collect())?;
+            for i in (0..ipg).filter(|&i| used[i]) {
+                let ino = g * geo.inodes_per_group + i as u32 + 1;
+                let ib = self.fs.read_inode_raw(ino)?;
+                let regular = ib.inode.mode & ext4_ondisk::inode::S_IFMT == 0x8000;
+                if large && regular && ib.inode.size >= 1 << 31 {
+                    return Err(Error::InvalidArgument(format!("clearing large_file: inode {ino} is a file of 2 GiB or more")));
+                }
+                if huge && (ib.inode.flags.contains(ext4_ondisk::InodeFlags::HUGE_FILE) || ib.inode.blocks >> 32 != 0) {
+                    return Err(Error::InvalidArgument(format!("clearing huge_file: inode {ino} needs it")));
+                }
             }
         }
         Ok(())

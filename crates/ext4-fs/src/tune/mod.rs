@@ -29,6 +29,7 @@ mod features;
 mod fields;
 mod flush;
 mod journal;
+mod mmp;
 mod orphan_file;
 mod uninit;
 
@@ -243,6 +244,8 @@ pub(crate) struct Session<'t> {
     pub(crate) orphan_file_blocks: Option<u64>,
     /// `dir_index` went without checksums: directories lose their htree flag.
     pub(crate) clear_index_flags: bool,
+    /// `filetype` went on (true) or off: directory entries follow.
+    pub(crate) entry_types: Option<bool>,
     /// Whether the on-disk superblock was marked not clean for a long change.
     marked_busy: bool,
     /// Whether anything is to be written (an edit that changes nothing
@@ -268,6 +271,7 @@ impl<'t> Session<'t> {
             journal_blocks: t.journal,
             orphan_file_blocks: None,
             clear_index_flags: false,
+            entry_types: None,
             marked_busy: false,
             final_state,
             dirty: *t != Tune { features: t.features.clone(), force: t.force, ..Tune::default() },
@@ -301,6 +305,10 @@ impl<'t> Session<'t> {
         }
         if self.clear_index_flags {
             self.clear_htree_flags()?;
+        }
+        if let Some(on) = self.entry_types {
+            self.refresh_geometry(false)?;
+            self.set_entry_types(on)?;
         }
         self.set_late_fields();
         Ok(())
