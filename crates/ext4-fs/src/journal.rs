@@ -47,6 +47,9 @@ pub(crate) enum JournalOpen {
     RecoverOnly,
     /// Leave the journal alone (to clear it).
     Skip,
+    /// A read-only open for reports: incompatible features this library
+    /// does not handle are shown rather than refused.
+    Inspect,
 }
 
 /// Journal state kept by an open filesystem.

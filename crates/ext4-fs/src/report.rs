@@ -32,6 +32,15 @@ pub struct GroupReport {
 }
 
 impl Filesystem {
+    /// Opens the image or device at `path` read-only for a report: as
+    /// [`Filesystem::open_path`], but incompatible features this library
+    /// cannot read files with (`casefold`, `encrypt`, ...) do not refuse
+    /// the open; the structures a report shows do not depend on them.
+    pub fn open_for_report(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let dev = ext4_blockdev::FileDevice::open(path, true)?;
+        Self::open_with(dev, crate::OpenOptions::read_only(), crate::journal::JournalOpen::Inspect)
+    }
+
     /// The primary superblock as stored on the device.
     pub fn stored_superblock(&self) -> Result<Superblock> {
         crate::fs::read_superblock(&*self.dev).map(|(sb, _)| sb)

@@ -12,7 +12,7 @@ use ext4_fs::ondisk::{Compat, GroupDescFlags, Incompat, RoCompat};
 use ext4_fs::{Filesystem, GroupReport};
 use serde_json::{Value, json};
 
-use crate::util::{CliResult, Context, civil_from_days, format_uuid, open_ro};
+use crate::util::{CliResult, Context, civil_from_days, format_uuid};
 
 /// Arguments of `ext4 dump`.
 #[derive(clap::Args)]
@@ -36,7 +36,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(a: Args) -> CliResult {
-    let fs = open_ro(&a.image)?;
+    let fs = Filesystem::open_for_report(&a.image).context(|| format!("opening {}", a.image.display()))?;
     let what = || format!("dumping {}", a.image.display());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let r = if a.json { dump_json(&fs, a.header_only, &mut out) } else { dump_text(&fs, &a, &mut out) };
@@ -73,7 +73,7 @@ type DumpResult = Result<(), Failure>;
 
 /// The superblock alone, as `tune2fs -l` prints it.
 pub(crate) fn list_header(image: &std::path::Path) -> CliResult {
-    let fs = open_ro(&image.to_path_buf())?;
+    let fs = Filesystem::open_for_report(image).context(|| format!("opening {}", image.display()))?;
     let sb = fs.stored_superblock().context(|| format!("reading {}", image.display()))?;
     let mut out = std::io::stdout().lock();
     match list_super(&mut out, &sb) {

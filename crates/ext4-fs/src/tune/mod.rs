@@ -31,6 +31,7 @@ mod flush;
 mod journal;
 mod mmp;
 mod orphan_file;
+mod raw;
 mod uninit;
 
 use std::path::Path;
@@ -135,6 +136,11 @@ pub fn tune_path(path: impl AsRef<Path>, t: &Tune) -> Result<Tuned> {
 
 /// Changes the filesystem on `dev` as `t` says, in tune2fs' order.
 pub fn tune(dev: impl BlockDevice + 'static, t: &Tune) -> Result<Tuned> {
+    let (sb, geo) = crate::fs::read_superblock(&dev)?;
+    let writable = geo.features.unsupported_incompat().is_empty() && geo.features.unwritable_ro_compat().is_empty();
+    if !writable && !geo.features.incompat.contains(ext4_ondisk::Incompat::JOURNAL_DEV) && raw::superblock_only(t, &sb) {
+        return raw::tune_superblock(&dev, t);
+    }
     let written = Arc::new(AtomicU64::new(0));
     let dev = Counted { inner: dev, written: written.clone() };
     let opts = OpenOptions { bulk: true, ..OpenOptions::read_write() };
@@ -280,8 +286,12 @@ impl<'t> Session<'t> {
     }
 
     /// The steps, in tune2fs' order.
+    fn fields(&mut self) -> fields::Fields<'_> {
+        fields::Fields { sb: &mut self.fs.sb, t: self.t, notes: &mut self.out.notes }
+    }
+
     fn run(&mut self) -> Result<()> {
-        self.set_fields()?;
+        self.fields().set_fields()?;
         if let Some(spec) = &self.t.default_mount_options {
             let opts =
                 edit_mount_options(self.fs.sb.s_default_mount_opts.get(), spec).map_err(|e| Error::InvalidArgument(e.to_string()))?;
@@ -290,7 +300,9 @@ impl<'t> Session<'t> {
         if let Some(spec) = &self.t.features {
             self.update_features(spec)?;
         }
-        self.set_extended()?;
+        if let Some(n) = self.fields().set_extended()? {
+            self.orphan_file_blocks = Some(n);
+        }
         if let Some(size) = self.journal_blocks {
             self.add_journal(size)?;
         }
@@ -310,7 +322,7 @@ impl<'t> Session<'t> {
             self.refresh_geometry(false)?;
             self.set_entry_types(on)?;
         }
-        self.set_late_fields();
+        self.fields().set_late_fields();
         Ok(())
     }
 
