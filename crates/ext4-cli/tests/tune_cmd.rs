@@ -391,3 +391,18 @@ fn refusals_leave_the_image_alone() {
     let out = run(EXT4, &["tune", "-L", "x"], &junk);
     assert!(!out.status.success() && !out.stderr.is_empty());
 }
+
+/// The kernel has it mounted: nothing changes underneath it.
+#[test]
+fn a_mounted_image_is_refused() {
+    if !kernel_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let image = mke2fs(dir.path(), &["-t", "ext4"]);
+    let m = LoopMount::new(&image, "").expect("mount");
+    let out = run(EXT4, &["tune", "-L", "busy"], &image);
+    common::unmount(m);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("mounted"), "{out:?}");
+    assert!(!report(&image).contains("busy"), "the label changed under the kernel");
+}

@@ -3,7 +3,7 @@
 //! `ext4_fs::tune` for what each change does).
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ext4_fs::tune::{CheckRequest, JournalSize, Tune, random_uuid, tune_path};
 
@@ -89,6 +89,9 @@ pub fn run(a: Args) -> CliResult {
     if is_empty(&t) {
         return Err(fail("nothing to change (see ext4 tune --help)"));
     }
+    if let Some(at) = mounted_at(&a.image) {
+        return Err(fail(format!("{} is mounted on {at}: ext4 tune changes unmounted filesystems only", a.image.display())));
+    }
     let done = tune_path(&a.image, &t).context(|| format!("tuning {}", a.image.display()))?;
     for n in &done.notes {
         println!("{n}");
@@ -102,6 +105,22 @@ pub fn run(a: Args) -> CliResult {
         crate::cmd::dump::list_header(&a.image)?;
     }
     Ok(())
+}
+
+/// Where the kernel has `image` mounted, if it does: the device itself,
+/// or a loop device whose backing file it is.
+fn mounted_at(image: &Path) -> Option<String> {
+    let target = std::fs::canonicalize(image).ok()?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let sep = fields.iter().position(|f| *f == "-")?;
+        let (source, at) = (Path::new(fields.get(sep + 2)?), fields.get(4)?);
+        let loop_name = source.file_name().and_then(|n| n.to_str()).filter(|n| n.starts_with("loop"));
+        let backing = loop_name.and_then(|n| std::fs::read_to_string(format!("/sys/block/{n}/loop/backing_file")).ok());
+        let same = std::fs::canonicalize(source).is_ok_and(|s| s == target) || backing.is_some_and(|b| Path::new(b.trim()) == target);
+        same.then(|| at.to_string())
+    })
 }
 
 /// Whether a request changes nothing (`-f` alone changes nothing).
