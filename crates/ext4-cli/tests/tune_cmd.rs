@@ -311,7 +311,8 @@ fn uuid_rules_match_tune2fs_with_ea_inodes() {
     pair.then(&["-O", "metadata_csum_seed"], Some(&tree));
     pair.then(&["-U", "44444444-2222-3333-4444-555555555555"], Some(&tree));
     pair.check(&["-O", "^metadata_csum_seed"], Some(&tree));
-    pair.check(&["-O", "^metadata_csum"], Some(&tree));
+    pair.then(&["-O", "^metadata_csum"], Some(&tree));
+    pair.check(&["-O", "metadata_csum"], Some(&tree));
 }
 
 /// The journal and the orphan file removed and added: on an image with
