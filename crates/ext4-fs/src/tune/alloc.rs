@@ -10,11 +10,13 @@
 use ext4_alloc::bitmap;
 use ext4_alloc::init::uninit_block_bitmap;
 use ext4_extent::{MapCtx, MapIo, Run};
-use ext4_ondisk::GroupDescFlags;
 use ext4_ondisk::extent::{self, Extent};
+use ext4_ondisk::inode::GOOD_OLD_INODE_SIZE;
+use ext4_ondisk::{GroupDescFlags, Inode, InodeFlags};
 
 use super::Session;
 use crate::error::{Error, Result};
+use crate::inode::InodeBuf;
 
 /// `EXT2_NDIR_BLOCKS`.
 const NDIR: usize = 12;
@@ -132,10 +134,62 @@ impl Session<'_> {
     }
 }
 
+impl Session<'_> {
+    /// Writes inode `ino` as a new regular file of `blocks` blocks mapped
+    /// by `plan` (mode 0600, one link, the times now), as
+    /// `ext2fs_write_new_inode` writes the files tune2fs creates, with the
+    /// map's node blocks; returns the inode.
+    pub(super) fn write_new_file_inode(&mut self, ino: u32, plan: &MapPlan, blocks: u32) -> Result<InodeBuf> {
+        let bs = u64::from(self.fs.geo.block_size);
+        let large = self.fs.geo.inode_size as usize > GOOD_OLD_INODE_SIZE;
+        let now = self.fs.now();
+        // `sizeof(struct ext2_inode_large) - EXT2_GOOD_OLD_INODE_SIZE`.
+        let mut inode = Inode::empty(if large { 32 } else { 0 });
+        inode.mode = 0o100600;
+        inode.links_count = 1;
+        inode.size = u64::from(blocks) * bs;
+        inode.blocks = (u64::from(blocks) + plan.map_blocks.len() as u64) * (bs / 512);
+        (inode.atime, inode.ctime, inode.mtime) = (now, now, now);
+        if large {
+            inode.crtime = now;
+        }
+        if plan.extents {
+            inode.flags.insert(InodeFlags::EXTENTS);
+        }
+        let mut ib = InodeBuf { ino, inode, raw: vec![0u8; self.fs.geo.inode_size as usize] };
+        let ctx = self.fs.map_ctx(&ib);
+        for (b, data) in plan.encode(&ctx, &mut ib.inode.block)? {
+            self.fs.write_meta(b, data)?;
+        }
+        ib.inode.write(&mut ib.raw);
+        self.put_inode_raw(ino, &mut ib.raw)?;
+        Ok(ib)
+    }
+
+    /// Calls `f` with every inode in use, group by group (uninitialized
+    /// groups skipped).
+    pub(super) fn for_each_inode_in_use(&mut self, mut f: impl FnMut(&mut Self, InodeBuf) -> Result<()>) -> Result<()> {
+        let geo = self.fs.geo.clone();
+        let ipg = geo.inodes_per_group as usize;
+        for g in 0..geo.group_count {
+            let d = self.fs.groups[g as usize].clone();
+            if geo.has_group_csum() && d.flags.contains(GroupDescFlags::INODE_UNINIT) {
+                continue;
+            }
+            let used: Vec<bool> = self.fs.read_meta(d.inode_bitmap, |b| (0..ipg).map(|i| b[i / 8] & (1 << (i % 8)) != 0).collect())?;
+            for i in (0..ipg).filter(|&i| used[i]) {
+                let ib = self.fs.read_inode_raw(g * geo.inodes_per_group + i as u32 + 1)?;
+                f(self, ib)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A file's block map grown at its end, as libext2fs grows it.
 pub(super) struct MapPlan {
     /// Extent tree (`true`) or indirect map.
-    extents: bool,
+    pub(super) extents: bool,
     block_size: u32,
     /// Extents in logical order.
     list: Vec<Extent>,

@@ -181,27 +181,16 @@ impl Session<'_> {
     /// tune2fs); each changed block gets its checksum again. Inline
     /// directories are left to e2fsck, which is asked for.
     pub(super) fn set_entry_types(&mut self, on: bool) -> Result<()> {
-        let geo = self.fs.geo.clone();
-        for g in 0..geo.group_count {
-            let d = self.fs.groups[g as usize].clone();
-            if geo.has_group_csum() && d.flags.contains(ext4_ondisk::GroupDescFlags::INODE_UNINIT) {
-                continue;
+        self.for_each_inode_in_use(|s, ib| {
+            if !ib.is_dir() || ib.inode.links_count == 0 {
+                return Ok(());
             }
-            let ipg = geo.inodes_per_group as usize;
-            let used: Vec<bool> = self.fs.read_meta(d.inode_bitmap, |b| (0..ipg).map(|i| b[i / 8] & (1 << (i % 8)) != 0).collect())?;
-            for i in (0..ipg).filter(|&i| used[i]) {
-                let ib = self.fs.read_inode_raw(g * geo.inodes_per_group + i as u32 + 1)?;
-                if !ib.is_dir() || ib.inode.links_count == 0 {
-                    continue;
-                }
-                if ib.inode.flags.contains(InodeFlags::INLINE_DATA) {
-                    self.request_check(CheckRequest::Full);
-                    continue;
-                }
-                self.set_dir_entry_types(&ib, on)?;
+            if ib.inode.flags.contains(InodeFlags::INLINE_DATA) {
+                s.request_check(CheckRequest::Full);
+                return Ok(());
             }
-        }
-        Ok(())
+            s.set_dir_entry_types(&ib, on)
+        })
     }
 
     /// One directory's entries (see [`Session::set_entry_types`]).

@@ -332,24 +332,14 @@ impl Session<'_> {
     /// Clears the htree flag of every directory in use (without checksums
     /// nothing else changes: the index blocks read as empty leaves).
     pub(super) fn clear_htree_flags(&mut self) -> Result<()> {
-        let geo = self.fs.geo.clone();
-        for g in 0..geo.group_count {
-            let d = self.fs.groups[g as usize].clone();
-            if geo.has_group_csum() && d.flags.contains(ext4_ondisk::GroupDescFlags::INODE_UNINIT) {
-                continue;
+        self.for_each_inode_in_use(|s, mut ib| {
+            if ib.is_dir() && ib.inode.flags.contains(ext4_ondisk::InodeFlags::INDEX) {
+                ib.inode.flags.remove(ext4_ondisk::InodeFlags::INDEX);
+                ib.inode.write(&mut ib.raw);
+                s.put_inode_raw(ib.ino, &mut ib.raw)?;
             }
-            let ipg = geo.inodes_per_group as usize;
-            let used: Vec<bool> = self.fs.read_meta(d.inode_bitmap, |b| (0..ipg).map(|i| b[i / 8] & (1 << (i % 8)) != 0).collect())?;
-            for i in (0..ipg).filter(|&i| used[i]) {
-                let mut ib = self.fs.read_inode_raw(g * geo.inodes_per_group + i as u32 + 1)?;
-                if ib.is_dir() && ib.inode.flags.contains(ext4_ondisk::InodeFlags::INDEX) {
-                    ib.inode.flags.remove(ext4_ondisk::InodeFlags::INDEX);
-                    ib.inode.write(&mut ib.raw);
-                    self.put_inode_raw(ib.ino, &mut ib.raw)?;
-                }
-            }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Clearing `flex_bg` needs every group's bitmaps and inode table inside it.
@@ -373,28 +363,18 @@ impl Session<'_> {
     /// refuses instead): a regular file of 2 GiB or more (the resize
     /// inode is one), an inode counting its blocks in filesystem blocks or
     /// beyond 32 bits.
-    fn check_no_inode_needs(&self, large: bool, huge: bool) -> Result<()> {
-        let geo = &self.fs.geo;
-        for g in 0..geo.group_count {
-            let d = &self.fs.groups[g as usize];
-            if geo.has_group_csum() && d.flags.contains(ext4_ondisk::GroupDescFlags::INODE_UNINIT) {
-                continue;
+    fn check_no_inode_needs(&mut self, large: bool, huge: bool) -> Result<()> {
+        self.for_each_inode_in_use(|_, ib| {
+            let ino = ib.ino;
+            let regular = ib.inode.mode & ext4_ondisk::inode::S_IFMT == 0x8000;
+            if large && regular && ib.inode.size >= 1 << 31 {
+                return Err(Error::InvalidArgument(format!("clearing large_file: inode {ino} is a file of 2 GiB or more")));
             }
-            let ipg = geo.inodes_per_group as usize;
-            let used: Vec<bool> = self.fs.read_meta(d.inode_bitmap, |b| (0..ipg).map(|i| b[i / 8] & (1 << (i % 8)) != 0).collect())?;
-            for i in (0..ipg).filter(|&i| used[i]) {
-                let ino = g * geo.inodes_per_group + i as u32 + 1;
-                let ib = self.fs.read_inode_raw(ino)?;
-                let regular = ib.inode.mode & ext4_ondisk::inode::S_IFMT == 0x8000;
-                if large && regular && ib.inode.size >= 1 << 31 {
-                    return Err(Error::InvalidArgument(format!("clearing large_file: inode {ino} is a file of 2 GiB or more")));
-                }
-                if huge && (ib.inode.flags.contains(ext4_ondisk::InodeFlags::HUGE_FILE) || ib.inode.blocks >> 32 != 0) {
-                    return Err(Error::InvalidArgument(format!("clearing huge_file: inode {ino} needs it")));
-                }
+            if huge && (ib.inode.flags.contains(ext4_ondisk::InodeFlags::HUGE_FILE) || ib.inode.blocks >> 32 != 0) {
+                return Err(Error::InvalidArgument(format!("clearing huge_file: inode {ino} needs it")));
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// `ext2fs_update_dynamic_rev`: a revision 0 filesystem gaining features.

@@ -7,7 +7,7 @@
 
 use ext4_jbd2::format::{MIN_JOURNAL_BLOCKS, SUPERBLOCK_SIZE};
 use ext4_ondisk::inode::GOOD_OLD_INODE_SIZE;
-use ext4_ondisk::{Compat, Incompat, Inode, InodeFlags};
+use ext4_ondisk::{Compat, Incompat, InodeFlags};
 
 use super::alloc::{MAX_EXTENT_LEN, MapPlan};
 use super::{JournalSize, Session};
@@ -173,13 +173,12 @@ impl Session<'_> {
         }
         let (journal, fc) = self.journal_size(size)?;
         let total = journal + fc;
-        let mut ib = self.fs.read_inode_raw(JOURNAL_INO)?;
-        if ib.inode.blocks > 0 {
+        if self.fs.read_inode_raw(JOURNAL_INO)?.inode.blocks > 0 {
             return Err(Error::Exists(format!("inode {JOURNAL_INO} (it holds blocks)")));
         }
         let plan = self.allocate_journal(u64::from(total))?;
         self.write_journal_blocks(&plan, total, fc)?;
-        self.write_journal_inode(&mut ib, &plan, total)?;
+        let ib = self.write_new_file_inode(JOURNAL_INO, &plan, total)?;
         let sb = &mut self.fs.sb;
         for (i, w) in sb.s_jnl_blocks.iter_mut().take(15).enumerate() {
             w.set(ext4_ondisk::get_u32(&ib.inode.block, i * 4));
@@ -238,35 +237,5 @@ impl Session<'_> {
         jsb.s_num_fc_blks.set(fc);
         self.fs.dev.write_at(first * bs, &zerocopy::IntoBytes::as_bytes(&jsb)[..SUPERBLOCK_SIZE])?;
         Ok(())
-    }
-
-    /// Inode 8 for a new journal (`write_journal_inode`, `ext2fs_write_new_inode`).
-    fn write_journal_inode(&mut self, ib: &mut InodeBuf, plan: &MapPlan, total: u32) -> Result<()> {
-        let bs = u64::from(self.fs.geo.block_size);
-        let large = self.fs.geo.inode_size as usize > GOOD_OLD_INODE_SIZE;
-        let now = self.fs.now();
-        let mut inode = Inode::empty(if large { 32 } else { 0 });
-        inode.mode = 0o100600;
-        inode.links_count = 1;
-        inode.size = u64::from(total) * bs;
-        inode.blocks = (u64::from(total) + plan.map_blocks.len() as u64) * (bs / 512);
-        (inode.atime, inode.ctime, inode.mtime) = (now, now, now);
-        if large {
-            inode.crtime = now;
-        }
-        ib.raw.fill(0);
-        ib.inode = inode;
-        let extents = self.fs.sb.features().incompat.contains(Incompat::EXTENTS);
-        if extents {
-            ib.inode.flags.insert(InodeFlags::EXTENTS);
-        }
-        let ctx = self.fs.map_ctx(ib);
-        let nodes = plan.encode(&ctx, &mut ib.inode.block)?;
-        for (b, data) in nodes {
-            self.fs.write_meta(b, data)?;
-        }
-        ib.inode.write(&mut ib.raw);
-        let ino = ib.ino;
-        self.put_inode_raw(ino, &mut ib.raw)
     }
 }

@@ -5,7 +5,7 @@
 
 use ext4_extent::Lookup;
 use ext4_ondisk::inode::GOOD_OLD_INODE_SIZE;
-use ext4_ondisk::{Compat, Incompat, Inode, InodeFlags, RoCompat, Structure};
+use ext4_ondisk::{Compat, Incompat, RoCompat, Structure};
 
 use super::Session;
 use super::alloc::MapPlan;
@@ -110,38 +110,12 @@ impl Session<'_> {
             self.fs.write_meta(b, data)?;
             last = b;
         }
-        self.write_orphan_file_inode(ino, &plan, n)?;
+        self.write_new_file_inode(ino, &plan, n)?;
         self.fs.sb.s_orphan_file_inum.set(ino);
         let mut w = self.fs.sb.features();
         w.compat.insert(Compat::ORPHAN_FILE);
         self.fs.sb.set_features(w);
         self.descs_changed = true;
         Ok(())
-    }
-
-    /// The orphan file's inode (`ext2fs_write_new_inode`).
-    fn write_orphan_file_inode(&mut self, ino: u32, plan: &MapPlan, n: u32) -> Result<()> {
-        let bs = u64::from(self.fs.geo.block_size);
-        let large = self.fs.geo.inode_size as usize > GOOD_OLD_INODE_SIZE;
-        let now = self.fs.now();
-        let mut inode = Inode::empty(if large { 32 } else { 0 });
-        inode.mode = 0o100600;
-        inode.links_count = 1;
-        inode.size = u64::from(n) * bs;
-        inode.blocks = (u64::from(n) + plan.map_blocks.len() as u64) * (bs / 512);
-        (inode.atime, inode.ctime, inode.mtime) = (now, now, now);
-        if large {
-            inode.crtime = now;
-        }
-        if self.fs.sb.features().incompat.contains(Incompat::EXTENTS) {
-            inode.flags.insert(InodeFlags::EXTENTS);
-        }
-        let mut ib = InodeBuf { ino, inode, raw: vec![0u8; self.fs.geo.inode_size as usize] };
-        let ctx = self.fs.map_ctx(&ib);
-        for (b, data) in plan.encode(&ctx, &mut ib.inode.block)? {
-            self.fs.write_meta(b, data)?;
-        }
-        ib.inode.write(&mut ib.raw);
-        self.put_inode_raw(ino, &mut ib.raw)
     }
 }
