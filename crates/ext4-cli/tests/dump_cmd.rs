@@ -15,13 +15,10 @@ use ext4_testkit::aging::config::{Scale, matrix};
 use ext4_testkit::fixtures;
 use ext4_testkit::oracle::can_loop_mount;
 
-/// dumpe2fs's standard output, times in UTC.
-fn dumpe2fs(image: &Path, header_only: bool) -> String {
+/// dumpe2fs's standard output with `args`, times in UTC.
+fn dumpe2fs(image: &Path, args: &[&str]) -> String {
     let mut c = Command::new("dumpe2fs");
-    c.env("TZ", "UTC").env_remove("DUMPE2FS_IGNORE_80COL");
-    if header_only {
-        c.arg("-h");
-    }
+    c.env("TZ", "UTC").env_remove("DUMPE2FS_IGNORE_80COL").args(args);
     let out = c.arg(image).output().expect("dumpe2fs runs");
     assert!(out.status.success(), "dumpe2fs {}: {}", image.display(), String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("dumpe2fs prints text")
@@ -42,10 +39,11 @@ fn first_difference(a: &str, b: &str) -> Option<String> {
     Some(format!("line {}:\n--- dumpe2fs\n{}\n--- ext4 dump\n{}", i + 1, show(&la), show(&lb)))
 }
 
-/// Both reports of `image`, full and `-h`, equal dumpe2fs's.
+/// Both reports of `image`, full and `-h`, equal dumpe2fs's (and the
+/// full one in hexadecimal, `-x`).
 fn check(image: &Path, what: &str) {
-    for (header_only, args) in [(false, &[][..]), (true, &["-h"][..])] {
-        let want = dumpe2fs(image, header_only);
+    for args in [&[][..], &["-h"][..], &["-x"][..]] {
+        let want = dumpe2fs(image, args);
         let got = dump(image, args);
         if let Some(d) = first_difference(&want, &got) {
             panic!("{what} ({}): ext4 dump {args:?} differs from dumpe2fs at {d}", image.display());
@@ -57,7 +55,7 @@ fn check(image: &Path, what: &str) {
 /// The JSON report parses and carries what the text says.
 fn check_json(image: &Path, what: &str) {
     let v: serde_json::Value = serde_json::from_str(&dump(image, &["--json"])).unwrap_or_else(|e| panic!("{what}: JSON: {e}"));
-    let text = dumpe2fs(image, false);
+    let text = dumpe2fs(image, &[]);
     let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)).map(|s| s.trim().to_string());
     assert_eq!(v["superblock"]["block_count"].as_u64().map(|n| n.to_string()), field("Block count:"), "{what}");
     assert_eq!(v["superblock"]["free_inodes"].as_u64().map(|n| n.to_string()), field("Free inodes:"), "{what}");
