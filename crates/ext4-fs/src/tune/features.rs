@@ -4,6 +4,7 @@
 //! `update_feature_set`, step by step in its order).
 
 use ext4_ondisk::features::{Feature, FeatureSet, FeatureWords, feature_by_name, feature_name};
+use ext4_ondisk::superblock::Geometry;
 use ext4_ondisk::{Compat, Incompat, RoCompat};
 
 use super::{CheckRequest, Rewrite, Session};
@@ -174,8 +175,11 @@ impl Session<'_> {
             }
             self.orphan_file_blocks = Some(self.default_orphan_file_blocks());
         }
-        if self.turned_on(&old, R, RoCompat::SPARSE_SUPER.bits()) && self.fs.sb.features().incompat.contains(Incompat::META_BG) {
-            return Err(Error::InvalidArgument("setting sparse_super is not supported with meta_bg".into()));
+        if self.turned_on(&old, R, RoCompat::SPARSE_SUPER.bits()) {
+            if self.fs.sb.features().incompat.contains(Incompat::META_BG) {
+                return Err(Error::InvalidArgument("setting sparse_super is not supported with meta_bg".into()));
+            }
+            self.drop_sparse_backups()?;
         }
         if self.turned_on(&old, I, Incompat::MMP.bits()) {
             self.enable_mmp()?;
@@ -216,8 +220,7 @@ impl Session<'_> {
         if changed(I, Incompat::FILETYPE.bits()) {
             self.entry_types = Some(self.fs.sb.features().incompat.contains(Incompat::FILETYPE));
         }
-        let needs_check = changed(R, RoCompat::SPARSE_SUPER.bits())
-            || self.turned_off(&old, R, RoCompat::HUGE_FILE.bits())
+        let needs_check = self.turned_off(&old, R, RoCompat::HUGE_FILE.bits())
             || changed(C, Compat::RESIZE_INODE.bits())
             || self.turned_off(&old, R, RoCompat::LARGE_FILE.bits());
         if needs_check {
@@ -340,6 +343,32 @@ impl Session<'_> {
             }
             Ok(())
         })
+    }
+
+    /// `sparse_super` on: groups that no longer keep a backup free its
+    /// superblock and descriptor copy (tune2fs leaves them in use for
+    /// e2fsck to free). A filesystem without sparse_super has no resize
+    /// inode, so nothing else maps those blocks.
+    fn drop_sparse_backups(&mut self) -> Result<()> {
+        let before = self.fs.geo.clone();
+        let after = Geometry::new(&self.fs.sb).map_err(|e| Error::format(&e, crate::error::Location::Superblock))?;
+        let copy = 1 + u64::from(before.old_desc_blocks()) + u64::from(before.reserved_gdt_blocks);
+        for g in 1..before.group_count {
+            let (Some(b), None) = (before.group_layout(g).super_blk, after.group_layout(g).super_blk) else { continue };
+            let n = copy.min(u64::from(before.blocks_in_group(g)));
+            let uninit = before.has_group_csum() && self.fs.groups[g as usize].flags.contains(ext4_ondisk::GroupDescFlags::BLOCK_UNINIT);
+            if uninit {
+                // The bitmap is still computed from the layout, now without the copy.
+                self.fs.groups[g as usize].free_blocks_count += n as u32;
+                let free = self.fs.sb.free_blocks_count() + n;
+                self.fs.sb.set_free_blocks_count(free);
+            } else {
+                self.fs.free_blocks(b, n, true)?;
+            }
+        }
+        self.fs.apply_pending_frees()?;
+        self.descs_changed = true;
+        Ok(())
     }
 
     /// Clearing `flex_bg` needs every group's bitmaps and inode table inside it.
