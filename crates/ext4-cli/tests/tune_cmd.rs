@@ -220,6 +220,9 @@ fn superblock_options_match_tune2fs() {
     pair.then(&["-O", "mmp", "-E", "mmp_update_interval=7"], None);
     // -f: neither tool waits for the MMP block's interval.
     pair.check(&["-f", "-O", "^mmp"], None);
+    pair.check(&["-f", "-E", "clear_mmp"], None);
+    let out = run(EXT4, &["tune", "-E", "clear_mmp"], &pair.base);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("-f"), "clear_mmp without -f: {out:?}");
 }
 
 /// After checksums went on, the kernel writes to the filesystem (its

@@ -23,7 +23,8 @@ pub struct Args {
     errors: Option<String>,
     /// Extended options, comma separated: stride=N, stripe_width=N,
     /// hash_alg=legacy|half_md4|tea, mount_opts=STRING, test_fs, ^test_fs,
-    /// force_fsck, mmp_update_interval=SECS, orphan_file_size=SIZE.
+    /// force_fsck, mmp_update_interval=SECS, orphan_file_size=SIZE,
+    /// clear_mmp (with -f).
     #[arg(short = 'E', long)]
     extended: Option<String>,
     /// Change a filesystem that was not freshly checked; skip multi-mount protection.
@@ -339,6 +340,7 @@ fn parse_extended(s: &str, t: &mut Tune, block_log: impl Fn() -> CliResult<u32>)
             "test_fs" => t.test_fs = Some(true),
             "^test_fs" => t.test_fs = Some(false),
             "force_fsck" => t.force_fsck = true,
+            "clear_mmp" | "clear-mmp" => t.clear_mmp = true,
             "mmp_update_interval" => t.mmp_update_interval = Some(u16::try_from(num(need()?)?).map_err(|_| fail("interval too big"))?),
             "orphan_file_size" => {
                 let v = need()?;

@@ -26,6 +26,16 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// `-E clear_mmp`: a fresh, clean MMP block (`tune` refused it
+    /// without `-f`, which skipped taking the block at the open).
+    pub(super) fn clear_mmp(&mut self) -> Result<()> {
+        let block = self.fs.sb.s_mmp_block.get();
+        if self.fs.sb.features().incompat.contains(ext4_ondisk::Incompat::MMP) && block != 0 && block < self.fs.geo.blocks_count {
+            crate::mmp::reset(&self.fs, block)?;
+        }
+        Ok(())
+    }
+
     /// `-O ^mmp`: the block is freed when it is a valid MMP block (else
     /// only forgotten, as tune2fs does).
     pub(super) fn disable_mmp(&mut self) -> Result<()> {

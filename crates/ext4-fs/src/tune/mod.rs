@@ -100,6 +100,10 @@ pub struct Tune {
     pub force_fsck: bool,
     /// `-E mmp_update_interval=` (0: the default of 5 s).
     pub mmp_update_interval: Option<u16>,
+    /// `-E clear_mmp` (with `force`): write a fresh, clean MMP block, for
+    /// a filesystem left held by a node that is gone; nothing after the
+    /// fields and options changes then, as in tune2fs.
+    pub clear_mmp: bool,
     /// `-j`, `-J size=`: add a journal.
     pub journal: Option<JournalSize>,
     /// `-E orphan_file_size=`: (re)create the orphan file with this many blocks.
@@ -136,6 +140,9 @@ pub fn tune_path(path: impl AsRef<Path>, t: &Tune) -> Result<Tuned> {
 
 /// Changes the filesystem on `dev` as `t` says, in tune2fs' order.
 pub fn tune(dev: impl BlockDevice + 'static, t: &Tune) -> Result<Tuned> {
+    if t.clear_mmp && !t.force {
+        return Err(Error::InvalidArgument("clear_mmp must be used with force (-f)".into()));
+    }
     let (sb, geo) = crate::fs::read_superblock(&dev)?;
     let writable = geo.features.unsupported_incompat().is_empty() && geo.features.unwritable_ro_compat().is_empty();
     if !writable && !geo.features.incompat.contains(ext4_ondisk::Incompat::JOURNAL_DEV) && raw::superblock_only(t, &sb) {
@@ -280,6 +287,8 @@ impl<'t> Session<'t> {
             entry_types: None,
             marked_busy: false,
             final_state,
+            // A feature edit that changes nothing writes nothing (tune2fs
+            // leaves the superblock unmarked).
             dirty: *t != Tune { features: t.features.clone(), force: t.force, ..Tune::default() },
             written,
         }
@@ -302,6 +311,9 @@ impl<'t> Session<'t> {
         }
         if let Some(n) = self.fields().set_extended()? {
             self.orphan_file_blocks = Some(n);
+        }
+        if self.t.clear_mmp {
+            return self.clear_mmp();
         }
         if let Some(size) = self.journal_blocks {
             self.add_journal(size)?;
