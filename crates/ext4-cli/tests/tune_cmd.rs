@@ -196,6 +196,7 @@ fn superblock_options_match_tune2fs() {
             &["-M", "/mnt/somewhere", "-T", "20200101"],
             &["-E", "force_fsck"],
             &["-O", "large_dir,^dir_nlink,^extra_isize,encrypt"],
+            &["-O", "casefold,stable_inodes,fast_commit"],
             &["-O", "^dir_index"],
             &["-O", "^huge_file,^filetype"],
             &["-U", "11111111-2222-3333-4444-555555555555"],

@@ -38,6 +38,7 @@ const SET_OK: FeatureWords = FeatureWords {
         .union(Incompat::EA_INODE)
         .union(Incompat::MMP)
         .union(Incompat::ENCRYPT)
+        .union(Incompat::CASEFOLD)
         .union(Incompat::CSUM_SEED)
         .union(Incompat::LARGEDIR),
     ro_compat: RoCompat::LARGE_FILE
@@ -211,6 +212,12 @@ impl Session<'_> {
             // EXT4_ENCRYPTION_MODE_AES_256_XTS, EXT4_ENCRYPTION_MODE_AES_256_CTS.
             self.fs.sb.s_encrypt_algos[0] = 1;
             self.fs.sb.s_encrypt_algos[1] = 4;
+        }
+        if self.turned_on(&old, I, Incompat::CASEFOLD.bits()) {
+            // EXT4_ENC_UTF8_12_1 and its default flags (none); the library
+            // writes no file on a casefold filesystem after this.
+            self.fs.sb.s_encoding.set(1);
+            self.fs.sb.s_encoding_flags.set(0);
         }
         self.update_seed_feature(&old)?;
         if self.fs.sb.s_rev_level.get() == 0 && self.fs.sb.features() != FeatureWords::default() {

@@ -300,7 +300,7 @@ pub(super) fn list_super_tail(w: &mut impl Write, sb: &Superblock) -> std::io::R
     if f.incompat.contains(Incompat::CASEFOLD) {
         let enc = match sb.s_encoding.get() {
             1 => "utf8-12.1".to_string(),
-            e => format!("ENCODING_{e}"),
+            e => format!("UNKNOWN_ENCODING_{e}"),
         };
         writeln!(w, "Character encoding:       {enc}")?;
     }
