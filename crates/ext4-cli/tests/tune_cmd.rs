@@ -9,9 +9,14 @@
 //! inline data, an orphan file) for the feature changes, checksums on and
 //! off over every structure among them.
 //!
-//! Where tune2fs leaves a filesystem e2fsck complains about (a directory
-//! leaf without room for a checksum tail: it asks for `e2fsck -fD`), ours
-//! must be clean instead, and may then differ in those directories' blocks.
+//! Where tune2fs leaves a filesystem e2fsck complains about, ours must be
+//! clean instead: where it asks for `e2fsck -f`, ours is compared with
+//! tune2fs's after that check (less what the check stamps); where it asks
+//! for `e2fsck -fD` (a directory leaf without room for a checksum tail),
+//! the superblocks must agree but for the state and free counts.
+//!
+//! `EXT4_KEEP=1` keeps the image of a change that e2fsck finds fault with
+//! (in `$TMPDIR/tune-kept`).
 
 mod common;
 
