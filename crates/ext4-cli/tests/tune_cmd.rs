@@ -424,3 +424,49 @@ fn a_mounted_image_is_refused() {
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("mounted"), "{out:?}");
     assert!(!report(&image).contains("busy"), "the label changed under the kernel");
 }
+
+/// The count of an htree root of `dir` in `image`, and its index levels.
+fn htree_root(image: &Path, dir: &str) -> (u32, u32) {
+    let dump = ext4_testkit::oracle::debugfs(image, &format!("htree_dump {dir}"));
+    let field = |key: &str| dump.lines().find_map(|l| l.trim().strip_prefix(key)).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    (field("Number of entries (count):"), field("Indirect levels:"))
+}
+
+/// A directory whose htree root the kernel filled to its limit: no room
+/// for a checksum tail, so turning checksums on rebuilds the directory
+/// (tune2fs asks for e2fsck -fD).
+#[test]
+fn a_full_index_is_rebuilt() {
+    if !kernel_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let image = mke2fs(dir.path(), &["-t", "ext4", "-b", "1024", "-O", "^metadata_csum"]);
+    let m = LoopMount::new(&image, "").expect("mount");
+    let d = m.path().join("d");
+    std::fs::create_dir(&d).expect("mkdir");
+    let name = |n: u32| d.join(format!("a_fairly_long_file_name_to_fill_leaves_quickly_{n:06}"));
+    // A 1 KiB root holds 124 entries without checksums; each leaf split adds one.
+    let mut n = 0;
+    loop {
+        n += 1;
+        std::fs::write(name(n), b"").expect("create");
+        if n < 1390 && n % 50 != 0 {
+            continue;
+        }
+        let out = Command::new("sync").output().expect("sync runs");
+        assert!(out.status.success());
+        let (count, levels) = htree_root(&image, "/d");
+        assert_eq!(levels, 0, "the root split before it was seen full (at {n} entries)");
+        if count == 124 {
+            break;
+        }
+    }
+    common::unmount(m);
+    let out = Command::new("e2fsck").arg("-fy").arg(&image).output().expect("e2fsck runs");
+    assert!(out.status.code().is_some_and(|c| c <= 1));
+    let tree = kernel_tree(&image);
+    let pair = Pair::new(&image);
+    let ours = pair.check(&["-O", "metadata_csum"], Some(&tree));
+    assert_ne!(htree_root(&ours, "/d").0, 0, "the rebuilt directory is indexed");
+}

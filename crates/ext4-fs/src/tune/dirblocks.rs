@@ -7,8 +7,9 @@
 //! A leaf without room for a tail gives up its last entry, which goes
 //! back into the directory through the htree code once every block has
 //! its tail (back into the same leaf when it fits, else into a split or
-//! a new block); tune2fs leaves such a directory for `e2fsck -fD`. A full
-//! index block still does (a new index level is e2fsck's rebuild).
+//! a new block); tune2fs leaves such a directory for `e2fsck -fD`. A
+//! directory whose index has a full block (no room for its tail without a
+//! split) is rebuilt from its entries through the htree code.
 
 use std::collections::HashSet;
 
@@ -53,6 +54,9 @@ impl Session<'_> {
         let mut evicted = Vec::new();
         let blocks = self.dir_blocks(ib)?;
         let index = if is_htree { self.index_blocks(&blocks)? } else { HashSet::new() };
+        if pass == Pass::Write && seed.is_some() && !clear_htree && self.index_full(&blocks, &index)? {
+            return self.rebuild_directory(ib, &blocks, &index);
+        }
         for &(logical, block) in &blocks {
             let at = Location::DirBlock { ino: ib.ino, logical };
             let mut data = self.fs.read_meta(block, <[u8]>::to_vec)?;
@@ -92,6 +96,63 @@ impl Session<'_> {
             ib.inode.write(&mut ib.raw);
         }
         self.reinsert(ib, evicted)
+    }
+
+    /// Whether an index block of the directory is full: no room for its
+    /// checksum tail without a split.
+    fn index_full(&self, blocks: &[(u32, u64)], index: &HashSet<u32>) -> Result<bool> {
+        for &(_, block) in blocks.iter().filter(|(l, _)| index.contains(l)) {
+            let full = self.fs.read_meta(block, |d| {
+                count_limit_offset(d).is_some_and(|off| ext4_ondisk::get_u16(d, off) == ext4_ondisk::get_u16(d, off + 2))
+            })?;
+            if full {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Rebuilds a directory whose index has a full block (tune2fs leaves
+    /// it for `e2fsck -fD`): its entries are read, its blocks freed, and
+    /// the entries inserted again from a fresh first block through the
+    /// htree code, with checksums, which splits the index as it grows.
+    fn rebuild_directory(&mut self, ib: &mut InodeBuf, blocks: &[(u32, u64)], index: &HashSet<u32>) -> Result<()> {
+        let bs = self.fs.geo.block_size;
+        let (mut entries, mut parent) = (Vec::new(), None);
+        for &(logical, block) in blocks.iter().filter(|(l, _)| *l == 0 || !index.contains(l)) {
+            let at = Location::DirBlock { ino: ib.ino, logical };
+            let data = self.fs.read_meta(block, <[u8]>::to_vec)?;
+            // A root holds `.` and `..` only, in its first 24 bytes.
+            let end = if index.contains(&logical) { 24 } else { data.len() };
+            let mut pos = 0;
+            while pos < end {
+                let e = parse_entry(&data, pos, bs, true).map_err(|e| Error::format(&e, at))?;
+                match e.name {
+                    b"." => {}
+                    b".." => parent = Some(e.inode),
+                    _ if e.inode != 0 => entries.push(Evicted { name: e.name.to_vec(), ino: e.inode, file_type: e.file_type }),
+                    _ => {}
+                }
+                pos += e.rec_len as usize;
+            }
+        }
+        let ino = ib.ino;
+        let parent = parent.ok_or_else(|| Error::corrupt(ext4_ondisk::Structure::DirBlock, Location::Inode(ino), "no `..` entry"))?;
+        self.fs.unmap(ib, 0, 1 << 32)?;
+        ib.inode.size = 0;
+        ib.inode.flags.remove(InodeFlags::INDEX);
+        let ctx = self.fs.dir_ctx(ib);
+        let mut io = crate::adapters::WriteDir { fs: &mut self.fs, dir: ib };
+        let first = ext4_htree::DirIo::append_block(&mut io).map_err(|e| e.into_error(ino))?;
+        ext4_htree::DirIo::write_block(&mut io, first, &ext4_htree::new_dir_block(&ctx, ino, parent)).map_err(|e| e.into_error(ino))?;
+        let mut indexed = false;
+        for e in entries {
+            ext4_htree::insert(&ctx, &mut io, &mut indexed, &e.name, e.ino, e.file_type).map_err(|err| err.into_error(ino))?;
+        }
+        ib.inode.flags.set(InodeFlags::INDEX, indexed);
+        ib.inode.write(&mut ib.raw);
+        self.out.notes.push(format!("directory inode {ino} rebuilt: its index had a full block"));
+        Ok(())
     }
 
     /// Puts evicted entries back through the htree code (every block of
