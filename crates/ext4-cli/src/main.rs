@@ -56,6 +56,10 @@ enum Command {
     Info(cmd::info::Args),
     /// Show, replay or clear the journal.
     Journal(cmd::journal::Args),
+    /// Show the superblock and every group, as dumpe2fs does (-h: superblock only).
+    Dump(cmd::dump::Args),
+    /// Change an unmounted filesystem's parameters and features, as tune2fs does.
+    Tune(Box<cmd::tune::Args>),
     #[command(flatten)]
     Op(cmd::Op<cmd::Image>),
     /// Run many commands (one a line, from standard input) on one open image.
@@ -130,6 +134,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Mkfs(a) => cmd::mkfs::run(*a),
         Command::Info(a) => cmd::info::run(a),
         Command::Journal(a) => cmd::journal::run(a),
+        Command::Dump(a) => cmd::dump::run(a),
+        Command::Tune(a) => cmd::tune::run(*a),
         Command::Op(op) => op.run(),
         Command::Batch(a) => cmd::batch::run(a),
         Command::Mount(a) => cmd::mount::run(a),

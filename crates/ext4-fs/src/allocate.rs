@@ -30,7 +30,7 @@ pub(crate) enum Pool {
 impl Filesystem {
     /// Makes sure group `g`'s block bitmap is initialized on disk (clearing
     /// `BLOCK_UNINIT`), and returns its block number.
-    fn block_bitmap(&mut self, g: u32) -> Result<u64> {
+    pub(crate) fn block_bitmap(&mut self, g: u32) -> Result<u64> {
         let gd = &self.groups[g as usize];
         let block = gd.block_bitmap;
         if self.geo.has_group_csum() && gd.flags.contains(GroupDescFlags::BLOCK_UNINIT) {
@@ -372,7 +372,7 @@ impl Filesystem {
     }
 
     /// Takes the first free inode of group `g`.
-    fn alloc_inode_in(&mut self, g: u32, is_dir: bool) -> Result<Option<u32>> {
+    pub(crate) fn alloc_inode_in(&mut self, g: u32, is_dir: bool) -> Result<Option<u32>> {
         let ib = self.inode_bitmap(g)?;
         let ipg = self.geo.inodes_per_group as usize;
         // Reserved inodes of group 0 are never handed out.

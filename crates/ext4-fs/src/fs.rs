@@ -121,7 +121,7 @@ impl Filesystem {
             return Err(Error::Unsupported("this is an external journal device, not a filesystem".into()));
         }
         let unsupported = features.unsupported_incompat();
-        if !unsupported.is_empty() {
+        if !unsupported.is_empty() && mode != JournalOpen::Inspect {
             let names: Vec<String> = bits(unsupported.bits()).map(|b| feature_name(FeatureSet::Incompat, b)).collect();
             return Err(Error::Unsupported(format!("incompatible feature(s): {}", names.join(", "))));
         }

@@ -48,6 +48,9 @@ pub(crate) enum JournalOpen {
     RecoverOnly,
     /// Leave the journal alone (to clear it).
     Skip,
+    /// A read-only open for reports: incompatible features this library
+    /// does not handle are shown rather than refused.
+    Inspect,
 }
 
 /// Journal state kept by an open filesystem.
@@ -88,6 +91,11 @@ impl JournalState {
     /// Whether commits go through the journal.
     pub(crate) fn is_journaling(&self) -> bool {
         self.writer.is_some()
+    }
+
+    /// The internal journal's runs (empty without one).
+    pub(crate) fn runs(&self) -> Vec<JournalRun> {
+        self.runs.clone()
     }
 
     pub(crate) fn has_overlay(&self) -> bool {

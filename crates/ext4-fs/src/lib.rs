@@ -47,7 +47,9 @@ mod path;
 #[cfg(unix)]
 pub mod populate;
 mod read;
+mod report;
 mod time;
+pub mod tune;
 mod write;
 mod xattr;
 mod xattr_write;
@@ -64,6 +66,7 @@ pub use metadata::{Metadata, StatFs};
 pub use namespace::{LINK_MAX, RenameMode};
 pub use node::NewNode;
 pub use path::{MAX_SYMLINK_HOPS, NAME_MAX};
+pub use report::GroupReport;
 pub use time::now;
 pub use xattr::Xattr;
 pub use xattr_write::{XATTR_SIZE_MAX, XattrMode};

@@ -442,6 +442,19 @@ impl Superblock {
         self.s_error_count.set(self.s_error_count.get().saturating_add(1));
     }
 
+    /// The copy group `g` keeps, as `ext2fs_flush` writes backups: the
+    /// group's number, neither "clean" nor `needs_recovery` (a backup is
+    /// only read when the primary is lost, and then wants a full check),
+    /// and its own checksum.
+    pub fn backup_copy(&self, g: u32) -> Superblock {
+        let mut sb = self.clone();
+        sb.s_block_group_nr.set(g.min(65535) as u16);
+        sb.s_state.set(self.s_state.get() & !STATE_VALID);
+        sb.s_feature_incompat.set(self.s_feature_incompat.get() & !Incompat::RECOVER.bits());
+        sb.update_checksum();
+        sb
+    }
+
     /// The volume label, up to the first NUL.
     pub fn volume_name(&self) -> &[u8] {
         cstr(&self.s_volume_name)
@@ -456,11 +469,30 @@ impl Superblock {
     pub fn hash_seed(&self) -> [u32; 4] {
         self.s_hash_seed.map(|w| w.get())
     }
+
+    /// The hash seed as its 16 stored bytes (printed as a UUID).
+    pub fn hash_seed_bytes(&self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b.copy_from_slice(self.s_hash_seed.as_bytes());
+        b
+    }
 }
 
 fn cstr(b: &[u8]) -> &[u8] {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
     &b[..end]
+}
+
+/// Where one group keeps its copies of the superblock and descriptors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupLayout {
+    /// The superblock copy (the primary for group 0).
+    pub super_blk: Option<u64>,
+    /// First block of the old-style descriptor table copy
+    /// ([`Geometry::old_desc_blocks`] blocks, then the reserved GDT blocks).
+    pub old_desc_blk: Option<u64>,
+    /// The `meta_bg` descriptor block this group holds a copy of.
+    pub new_desc_blk: Option<u64>,
 }
 
 /// How group descriptors are checksummed.
@@ -737,6 +769,29 @@ impl Geometry {
         } else {
             self.superblock_block() + 1 + u64::from(desc_block)
         }
+    }
+
+    /// Blocks of the old-style descriptor table each copy holds: all of
+    /// them, or with `meta_bg` the first `s_first_meta_bg` (as dumpe2fs
+    /// and `ext2fs_flush` count them; not capped by the table's size).
+    pub fn old_desc_blocks(&self) -> u32 {
+        if self.meta_bg() { self.first_meta_bg } else { self.gdt_blocks() }
+    }
+
+    /// Where group `g` keeps its superblock copy and descriptor blocks
+    /// (`ext2fs_super_and_bgd_loc2`).
+    pub fn group_layout(&self, g: u32) -> GroupLayout {
+        let first = self.group_first_block(g);
+        // 1 KiB blocks starting at block 0 (bigalloc): the superblock is block 1.
+        let group_block = if first == 0 && self.block_size == 1024 { 1 } else { first };
+        let has_super = self.group_has_super(g);
+        let mut l = GroupLayout { super_blk: has_super.then_some(group_block), old_desc_blk: None, new_desc_blk: None };
+        if !self.meta_bg() || g / self.descs_per_block < self.first_meta_bg {
+            l.old_desc_blk = has_super.then_some(group_block + 1);
+        } else if [0, 1, self.descs_per_block - 1].contains(&(g % self.descs_per_block)) {
+            l.new_desc_blk = Some(group_block + u64::from(has_super));
+        }
+        l
     }
 
     /// Number of blocks at the start of group `g` taken by the superblock

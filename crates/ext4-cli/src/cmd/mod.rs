@@ -8,6 +8,7 @@ pub mod attr;
 pub mod batch;
 pub mod cat;
 pub mod completions;
+pub mod dump;
 pub mod edit;
 pub mod extents;
 pub mod find;
@@ -20,6 +21,7 @@ pub mod mount;
 pub mod put;
 pub mod stat;
 pub mod tree;
+pub mod tune;
 pub mod xattr;
 
 use std::path::PathBuf;

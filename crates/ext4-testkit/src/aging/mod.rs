@@ -15,6 +15,7 @@
 //! library's own view equals the kernel's (times compared where the round
 //! set them explicitly).
 
+pub mod built;
 pub mod cli;
 pub mod config;
 pub mod host;
