@@ -78,7 +78,7 @@ pub enum Op<I: clap::Args> {
     Touch(edit::TouchArgs<I>),
     /// Get, set, list and remove extended attributes.
     Xattr(xattr::Args<I>),
-    /// Change inode flags, as chattr(1): `+i`, `-a`, `=dA`, `-p PROJECT`.
+    /// Change inode flags, as chattr(1): `+i`, `-a`, `=dA` (project ids: not yet).
     Chattr(attr::ChattrArgs<I>),
     /// List inode flags, as lsattr(1) (`-p`: project ids).
     Lsattr(attr::LsattrArgs<I>),
