@@ -42,8 +42,7 @@ fn crash_copy(img: &Path, tag: &str) -> common::Scratch {
 /// Mounts a crash copy with the kernel (journal replay, orphan cleanup) and
 /// unmounts it; then e2fsck must be silent.
 fn kernel_recovers(copy: &Path) -> bool {
-    if !can_loop_mount() {
-        println!("SKIPPED: kernel recovery (needs root and loop devices)");
+    if !ext4_testkit::require(can_loop_mount(), "kernel recovery (needs root and loop devices)") {
         return false;
     }
     let m = LoopMount::new(copy, "").expect("kernel mounts the crash copy");
