@@ -460,7 +460,8 @@ fn rebuild(image: &mut Image, img: &Path, ino: u32, kind: MapKind) -> Blocks {
 /// Reads the file through the kernel and compares each probed block.
 fn kernel_reads(img: &Path, scratch: &Scratch, want: &Blocks, bs: u64) {
     let (_, uid) = run("id", &["-u"]);
-    if !ext4_testkit::require(uid.trim() == "0" && Path::new("/dev/loop-control").exists(), "kernel read check needs root and loop devices") {
+    if !ext4_testkit::require(uid.trim() == "0" && Path::new("/dev/loop-control").exists(), "kernel read check needs root and loop devices")
+    {
         return;
     }
     let mnt = std::env::temp_dir().join(format!("ext4-extent-mnt-{}", std::process::id()));
