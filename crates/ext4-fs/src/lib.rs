@@ -23,6 +23,7 @@ mod api;
 mod attr;
 mod cache;
 mod caller;
+mod cluster;
 mod dir;
 mod ea_inode;
 mod error;

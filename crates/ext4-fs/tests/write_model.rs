@@ -1,13 +1,14 @@
 //! Random sequences of file operations against an in-memory model, on ext2,
-//! ext3 and ext4 images with 1 KiB and 4 KiB blocks: after each sequence
-//! every file equals the model (read through a fresh open) and `e2fsck -fn`
-//! is silent. `EXT4_PROPTEST_CASES` raises the case count.
+//! ext3 and ext4 images with 1 KiB and 4 KiB blocks and on bigalloc ones
+//! made by mke2fs: after each sequence every file equals the model (read
+//! through a fresh open) and `e2fsck -fn` is silent. `EXT4_PROPTEST_CASES`
+//! raises the case count.
 
 mod common;
 
 use std::collections::BTreeMap;
 
-use common::{KINDS, Kind, assert_clean, format, have_fsck, open_ro, open_rw};
+use common::{BIGALLOC_KINDS, KINDS, Kind, assert_clean, format, have_fsck, open_ro, open_rw};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -148,7 +149,7 @@ fn random_file_operations_match_the_model() {
     if !have_fsck() {
         return;
     }
-    for kind in KINDS {
+    for kind in KINDS.iter().chain(BIGALLOC_KINDS) {
         let mut runner = TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() });
         let case = std::cell::Cell::new(0);
         runner
@@ -165,7 +166,7 @@ fn fresh_image_is_clean_after_open_and_close() {
     if !have_fsck() {
         return;
     }
-    for kind in KINDS {
+    for kind in KINDS.iter().chain(BIGALLOC_KINDS) {
         let img = format(kind, 16 << 20, "fresh");
         open_rw(&img.path).close().unwrap();
         assert_clean(&img.path);

@@ -681,6 +681,20 @@ impl Geometry {
         self.blocks_count.saturating_sub(start).min(u64::from(self.blocks_per_group)) as u32
     }
 
+    /// Number of clusters in group `g` (the last group may be short; 0 past
+    /// the end). Equal to [`Self::blocks_in_group`] without bigalloc.
+    pub fn clusters_in_group(&self, g: u32) -> u32 {
+        self.blocks_in_group(g).div_ceil(self.cluster_ratio)
+    }
+
+    /// The first block of the cluster holding block `b` (`b` itself
+    /// without bigalloc). Clusters count from `s_first_data_block`.
+    pub fn cluster_start(&self, b: u64) -> u64 {
+        let first = u64::from(self.first_data_block);
+        let rel = b.saturating_sub(first);
+        first + rel - rel % u64::from(self.cluster_ratio)
+    }
+
     /// The group holding block `b`, and the block's index within it (blocks
     /// before `s_first_data_block` count as group 0's first).
     pub fn block_group(&self, b: u64) -> (u32, u32) {

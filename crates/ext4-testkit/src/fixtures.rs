@@ -198,6 +198,21 @@ pub fn mke2fs(image: &Path, p: &Profile, source: Option<&Path>) -> std::io::Resu
     run(&mut c)
 }
 
+/// Runs reproducible mke2fs with `args` (no source tree) on a new image
+/// file of `size` bytes, with the private mke2fs.conf of
+/// [`mke2fs`] (Debian's 1.47 defaults): for tests of configurations the
+/// project's formatter does not make.
+pub fn mke2fs_sized(image: &Path, size: u64, args: &[&str]) -> std::io::Result<()> {
+    let p = Profile { name: "sized", mke2fs_args: &[], conf_defaults: "", size: "", tree: TreeSize::Small, writer: Writer::Mke2fs };
+    let conf = write_conf(&p)?;
+    std::fs::File::create(image)?.set_len(size)?;
+    let mut c = Command::new("mke2fs");
+    c.env("E2FSPROGS_FAKE_TIME", FAKE_TIME).env("MKE2FS_CONFIG", &conf);
+    c.args(["-q", "-F", "-U", UUID, "-E"]).arg(format!("hash_seed={HASH_SEED},lazy_itable_init=0,nodiscard"));
+    c.args(args).arg(image);
+    run(&mut c)
+}
+
 /// A private mke2fs.conf: Debian's 1.47 defaults plus the profile's lines,
 /// so fixtures do not depend on the host's /etc/mke2fs.conf.
 fn write_conf(p: &Profile) -> std::io::Result<PathBuf> {
@@ -212,7 +227,10 @@ fn write_conf(p: &Profile) -> std::io::Result<PathBuf> {
          \tbig = {{\n\t\tinode_ratio = 32768\n\t}}\n\thuge = {{\n\t\tinode_ratio = 65536\n\t}}\n",
         p.conf_defaults
     );
-    std::fs::write(&path, text)?;
+    // Several tests write it at once: a reader never sees a half-written file.
+    let tmp = unique_tmp(&path);
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, &path)?;
     Ok(path)
 }
 

@@ -18,7 +18,8 @@ pub struct Config {
 }
 
 /// At least twelve configurations: block sizes, ext2/ext3, and the feature
-/// switches that change the structures the kernel and the library write.
+/// switches that change the structures the kernel and the library write
+/// (bigalloc: 16 blocks a cluster on both block sizes).
 pub fn matrix() -> Vec<Config> {
     const fn c(name: &'static str, fs_type: &'static str, block_size: u64, args: &'static [&'static str]) -> Config {
         Config { name, fs_type, block_size, args, large_dir: false }
@@ -38,6 +39,8 @@ pub fn matrix() -> Vec<Config> {
         c("seed-orphanfile", "ext4", 4096, &["-O", "metadata_csum_seed,orphan_file"]),
         c("noflex", "ext4", 2048, &["-O", "^flex_bg"]),
         c("nojournal", "ext4", 4096, &["-O", "^has_journal"]),
+        c("bigalloc-4k", "ext4", 4096, &["-O", "bigalloc", "-C", "65536"]),
+        c("bigalloc-1k", "ext4", 1024, &["-O", "bigalloc", "-C", "16384"]),
     ]
 }
 
