@@ -2,7 +2,7 @@
 //! formatting modes and times.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::Path;
 
 use ext4_fs::{Caller, Error, FileType, Filesystem, OpenOptions, Timestamp, errno_name};
 
@@ -82,19 +82,29 @@ pub fn fail(msg: impl Into<String>) -> CliError {
     CliError { context: msg.into(), cause: "invalid".into(), errno: None }
 }
 
-/// Opens an image read-only; warns when its journal cannot be read and
-/// is ignored (reads then see the filesystem as last checkpointed).
-pub fn open_ro(image: &PathBuf) -> CliResult<Filesystem> {
-    let fs = Filesystem::open_path(image, OpenOptions::read_only()).context(|| format!("opening {}", image.display()))?;
+/// Opens an image (with its external journal device `journal`, if given).
+fn open(image: &Path, journal: Option<&Path>, opts: OpenOptions) -> ext4_fs::Result<Filesystem> {
+    match journal {
+        Some(j) => Filesystem::open_path_with_journal(image, j, opts),
+        None => Filesystem::open_path(image, opts),
+    }
+}
+
+/// Opens an image read-only (with its external journal device `journal`,
+/// if given); warns when its journal cannot be read and is ignored (reads
+/// then see the filesystem as last checkpointed).
+pub fn open_ro(image: &Path, journal: Option<&Path>) -> CliResult<Filesystem> {
+    let fs = open(image, journal, OpenOptions::read_only()).context(|| format!("opening {}", image.display()))?;
     if let Some(why) = fs.journal_ignored() {
         eprintln!("ext4: warning: {}: the journal is ignored ({why}); what it holds is not seen", image.display());
     }
     Ok(fs)
 }
 
-/// Opens an image for writing, acting with this process's credentials.
-pub fn open_rw(image: &PathBuf) -> CliResult<Filesystem> {
-    let mut fs = Filesystem::open_path(image, OpenOptions::read_write()).context(|| format!("opening {} for writing", image.display()))?;
+/// Opens an image for writing (with its external journal device
+/// `journal`, if given), acting with this process's credentials.
+pub fn open_rw(image: &Path, journal: Option<&Path>) -> CliResult<Filesystem> {
+    let mut fs = open(image, journal, OpenOptions::read_write()).context(|| format!("opening {} for writing", image.display()))?;
     fs.set_caller(process_caller());
     Ok(fs)
 }
@@ -115,7 +125,7 @@ pub fn process_caller() -> Caller {
 }
 
 /// Commits and closes a filesystem opened for writing, reporting errors.
-pub fn close(fs: Filesystem, image: &std::path::Path) -> CliResult {
+pub fn close(fs: Filesystem, image: &Path) -> CliResult {
     fs.close().context(|| format!("closing {}", image.display()))
 }
 

@@ -49,6 +49,11 @@ fn sectors(img: &Scratch) -> u64 {
     v.parse().expect("a number")
 }
 
+/// Writes `data` at byte `offset` of inode `ino`, all of it.
+fn write(fs: &mut ext4_fs::Filesystem, ino: u32, offset: u64, data: &[u8]) {
+    assert_eq!(fs.write_at(ino, offset, data).unwrap(), data.len());
+}
+
 /// Runs `op` on the image, closes it, and checks the step's outcome.
 fn step(img: &Scratch, base_free: u64, what: &str, op: impl FnOnce(&mut ext4_fs::Filesystem, u32), want: Expect) {
     let mut fs = open_rw(&img.path);
@@ -75,34 +80,28 @@ fn clusters_are_shared_by_their_blocks_and_kept_while_one_remains() {
     let base = free_blocks(&img);
     let kib = |n: u64| n * 1024;
 
-    step(&img, base, "write block 0", |fs, ino| drop(fs.write_at(ino, 0, b"zero").unwrap()), Expect { clusters: 1, taken: 1 });
+    step(&img, base, "write block 0", |fs, ino| write(fs, ino, 0, b"zero"), Expect { clusters: 1, taken: 1 });
     let p0 = bmap(&img, 0);
     assert_eq!(p0 % RATIO, 0, "block 0 starts its cluster");
 
-    step(&img, base, "write block 5", |fs, ino| drop(fs.write_at(ino, kib(5), b"five").unwrap()), Expect { clusters: 1, taken: 1 });
+    step(&img, base, "write block 5", |fs, ino| write(fs, ino, kib(5), b"five"), Expect { clusters: 1, taken: 1 });
     assert_eq!(bmap(&img, 5), p0 + 5, "block 5 shares block 0's cluster at its own offset");
 
-    step(&img, base, "write block 20", |fs, ino| drop(fs.write_at(ino, kib(20), b"twenty").unwrap()), Expect { clusters: 2, taken: 2 });
+    step(&img, base, "write block 20", |fs, ino| write(fs, ino, kib(20), b"twenty"), Expect { clusters: 2, taken: 2 });
     let p20 = bmap(&img, 20);
     assert_eq!(p20 % RATIO, 4, "block 20 sits at offset 4 of its cluster");
     assert_ne!(p20 / RATIO, p0 / RATIO, "a second logical cluster takes a second physical one");
 
     // Blocks 14..16 then 16..18: the first run stops at the mapped cluster's
     // end, the rest goes into block 20's cluster.
-    step(
-        &img,
-        base,
-        "write blocks 14-17",
-        |fs, ino| drop(fs.write_at(ino, kib(14), &[7; 4096]).unwrap()),
-        Expect { clusters: 2, taken: 2 },
-    );
+    step(&img, base, "write blocks 14-17", |fs, ino| write(fs, ino, kib(14), &[7; 4096]), Expect { clusters: 2, taken: 2 });
     assert_eq!((bmap(&img, 14), bmap(&img, 16)), (p0 + 14, p20 - 4), "blocks fill their own logical clusters");
 
     step(&img, base, "punch block 0", |fs, ino| fs.punch_hole(ino, 0, kib(1)).unwrap(), Expect { clusters: 2, taken: 2 });
     assert_eq!(bmap(&img, 0), 0, "block 0 is a hole");
     step(&img, base, "punch blocks 5-15", |fs, ino| fs.punch_hole(ino, kib(5), kib(11)).unwrap(), Expect { clusters: 1, taken: 1 });
 
-    step(&img, base, "write block 2 again", |fs, ino| drop(fs.write_at(ino, kib(2), b"two").unwrap()), Expect { clusters: 2, taken: 2 });
+    step(&img, base, "write block 2 again", |fs, ino| write(fs, ino, kib(2), b"two"), Expect { clusters: 2, taken: 2 });
     assert_eq!(bmap(&img, 2) % RATIO, 2, "a new cluster for block 2, at offset 2");
 
     step(&img, base, "truncate to 17 blocks", |fs, ino| fs.truncate(ino, kib(17)).unwrap(), Expect { clusters: 2, taken: 2 });
