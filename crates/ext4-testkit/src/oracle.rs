@@ -214,10 +214,21 @@ fn is_mounted(dir: &Path) -> bool {
 impl FuseMount {
     /// Mounts `image` with `ext4 mount -f` (the binary at `ext4`) on a fresh directory.
     pub fn new(ext4: &Path, image: &Path) -> std::io::Result<Self> {
+        Self::with_journal(ext4, image, None)
+    }
+
+    /// [`FuseMount::new`] for an image whose journal is on the external
+    /// journal device (or image) `journal`.
+    pub fn with_journal(ext4: &Path, image: &Path, journal: Option<&Path>) -> std::io::Result<Self> {
         let dir = std::env::temp_dir().join(format!("ext4-fuse-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir)?;
         let dir = dir.canonicalize()?;
-        let server = Command::new(ext4).arg("mount").arg("-f").arg(image).arg(&dir).stderr(std::process::Stdio::piped()).spawn()?;
+        let mut c = Command::new(ext4);
+        c.arg("mount").arg("-f");
+        if let Some(j) = journal {
+            c.arg("--journal").arg(j);
+        }
+        let server = c.arg(image).arg(&dir).stderr(std::process::Stdio::piped()).spawn()?;
         let mut m = Self { dir, server: Some(server) };
         let start = std::time::Instant::now();
         while !is_mounted(&m.dir) {

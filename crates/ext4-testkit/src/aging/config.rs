@@ -15,14 +15,18 @@ pub struct Config {
     pub args: &'static [&'static str],
     /// `large_dir`: deep runs grow the big directory to three index levels.
     pub large_dir: bool,
+    /// The journal on an external device (`mke2fs -J device=`), an image
+    /// beside the filesystem's (see [`super::journal_of`]).
+    pub external_journal: bool,
 }
 
 /// At least twelve configurations: block sizes, ext2/ext3, and the feature
 /// switches that change the structures the kernel and the library write
-/// (bigalloc: 16 blocks a cluster on both block sizes).
+/// (bigalloc: 16 blocks a cluster on both block sizes; an external journal
+/// device with 1 KiB blocks, where its superblock is at block 2).
 pub fn matrix() -> Vec<Config> {
     const fn c(name: &'static str, fs_type: &'static str, block_size: u64, args: &'static [&'static str]) -> Config {
-        Config { name, fs_type, block_size, args, large_dir: false }
+        Config { name, fs_type, block_size, args, large_dir: false, external_journal: false }
     }
     vec![
         c("ext4-4k", "ext4", 4096, &[]),
@@ -41,6 +45,7 @@ pub fn matrix() -> Vec<Config> {
         c("nojournal", "ext4", 4096, &["-O", "^has_journal"]),
         c("bigalloc-4k", "ext4", 4096, &["-O", "bigalloc", "-C", "65536"]),
         c("bigalloc-1k", "ext4", 1024, &["-O", "bigalloc", "-C", "16384"]),
+        Config { external_journal: true, ..c("extjournal-1k", "ext4", 1024, &[]) },
     ]
 }
 
