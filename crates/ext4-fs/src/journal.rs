@@ -325,7 +325,8 @@ pub(crate) fn open_journal(fs: &mut Filesystem, mode: JournalOpen) -> Result<()>
 
 /// An open of a filesystem whose journal is on an external device that
 /// was not given: a read-only open of a clean filesystem reads without it
-/// (the journal holds nothing); anything else needs the device.
+/// (the journal holds nothing), and so does a bulk fill of a fresh image
+/// (`OpenOptions::bulk` writes no journal); anything else needs the device.
 fn without_external_journal(fs: &mut Filesystem, mode: JournalOpen) -> Result<()> {
     let uuid = uuid_text(&fs.sb.s_journal_uuid);
     let needs_recovery = fs.geo.features.incompat.contains(Incompat::RECOVER);
@@ -334,7 +335,7 @@ fn without_external_journal(fs: &mut Filesystem, mode: JournalOpen) -> Result<()
             "the filesystem's journal is on an external device (UUID {uuid}) and needs recovery: give the journal device"
         )));
     }
-    if fs.is_writable() && mode == JournalOpen::Normal {
+    if fs.is_writable() && mode == JournalOpen::Normal && !fs.opts.bulk {
         return Err(Error::InvalidArgument(format!(
             "the filesystem's journal is on an external device (UUID {uuid}): give the journal device to write"
         )));

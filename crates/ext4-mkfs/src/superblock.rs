@@ -82,6 +82,10 @@ impl Build {
         sb.s_desc_size.set(s.s_desc_size as u16);
         sb.s_default_mount_opts.set(p.default_mount_opts);
         sb.s_first_meta_bg.set(s.first_meta_bg);
+        if let Some(e) = &self.external {
+            sb.s_journal_uuid = e.uuid;
+            sb.s_journal_dev.set(e.rdev);
+        }
         if let Some(j) = self.jnl_blocks {
             sb.s_journal_inum.set(ext4_ondisk::ino::JOURNAL);
             sb.s_jnl_backup_type = 1;
