@@ -324,12 +324,17 @@ pub(crate) fn open_journal(fs: &mut Filesystem, mode: JournalOpen) -> Result<()>
 }
 
 /// An open of a filesystem whose journal is on an external device that
-/// was not given: a read-only open of a clean filesystem reads without it
-/// (the journal holds nothing), and so does a bulk fill of a fresh image
-/// (`OpenOptions::bulk` writes no journal); anything else needs the device.
+/// was not given: a read-only open reads without it (what a log needing
+/// recovery holds is not seen, and [`Filesystem::journal_ignored`] says
+/// so), and so does a bulk fill of a fresh image (`OpenOptions::bulk`
+/// writes no journal); writing and recovery need the device.
 fn without_external_journal(fs: &mut Filesystem, mode: JournalOpen) -> Result<()> {
     let uuid = uuid_text(&fs.sb.s_journal_uuid);
     let needs_recovery = fs.geo.features.incompat.contains(Incompat::RECOVER);
+    if needs_recovery && !fs.is_writable() && mode == JournalOpen::Normal {
+        fs.journal.ignored = Some(format!("it is on an external device (UUID {uuid}) that was not given, and needs recovery"));
+        return Ok(());
+    }
     if needs_recovery && mode != JournalOpen::Skip {
         return Err(Error::InvalidArgument(format!(
             "the filesystem's journal is on an external device (UUID {uuid}) and needs recovery: give the journal device"

@@ -119,6 +119,13 @@ fn the_library_replays_what_the_kernel_logged_on_the_device() {
         let fs = Filesystem::open_path_with_journal(&p.image, &p.journal, OpenOptions::read_only()).unwrap();
         assert_same(&tree(&fs), &seen, &format!("{bs}: read-only view through the device's log"));
         drop(fs);
+        // Without the device, a read-only open still reads (what was checkpointed), and says why.
+        let fs = Filesystem::open_path(&p.image, OpenOptions::read_only()).unwrap();
+        assert!(fs.journal_ignored().is_some_and(|w| w.contains(&p.uuid)), "{:?}", fs.journal_ignored());
+        Snapshot::from_image(&fs, b"/").expect("a walk without the journal");
+        drop(fs);
+        let e = Filesystem::open_path(&p.image, OpenOptions::read_write()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("needs recovery"), "{e}");
         let fs = Filesystem::open_path_with_journal(&p.image, &p.journal, OpenOptions::read_write()).unwrap();
         assert!(fs.journal_recovery().is_some_and(|r| r.transactions() > 0), "{bs}: transactions replayed");
         assert_same(&tree(&fs), &seen, &format!("{bs}: after the library's replay"));
