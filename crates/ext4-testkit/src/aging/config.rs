@@ -97,6 +97,12 @@ impl Config {
         }
     }
 
+    /// Blocks per cluster (`-C`, 1 without bigalloc).
+    fn cluster_ratio(&self) -> u64 {
+        let c = self.args.iter().skip_while(|a| **a != "-C").nth(1).and_then(|c| c.parse::<u64>().ok());
+        c.map_or(1, |c| (c / self.block_size).max(1))
+    }
+
     /// Image size in MiB and inode count for `mke2fs -N` (0: mke2fs's choice).
     pub fn size(&self, scale: Scale) -> (u64, u64) {
         if scale == Scale::Small {
@@ -105,6 +111,10 @@ impl Config {
         let entries = self.big_entries(scale) as u64;
         let inodes = entries + entries / 2 + 8_000;
         let mib = (inodes * 2 * self.block_size.max(2048)) / (1 << 20) + 256;
-        (mib, inodes)
+        // A group holds at most 8 * block size inodes; with bigalloc a group
+        // spans that many clusters, so the inodes may need a bigger image.
+        let group_mib = 8 * self.block_size * self.cluster_ratio() * self.block_size >> 20;
+        let groups = inodes.div_ceil(8 * self.block_size);
+        (mib.max((groups - 1) * group_mib + 128), inodes)
     }
 }
