@@ -197,6 +197,9 @@ impl Filesystem {
                 format!("freeing {count} blocks outside the filesystem"),
             ));
         };
+        if count == 0 {
+            return Ok(());
+        }
         if meta {
             for b in start..end {
                 self.forget_meta(b);

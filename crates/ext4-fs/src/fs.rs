@@ -128,7 +128,8 @@ impl Filesystem {
     /// journal device the filesystem names (`s_journal_uuid`), of its block
     /// size and used by it alone, as the kernel checks. Replay and every
     /// journaled commit go through it. A filesystem with an external
-    /// journal opened without it can only be read, and only when clean.
+    /// journal opened without it can only be read (a log that needs
+    /// recovery is then not seen: [`Filesystem::journal_ignored`]).
     pub fn open_with_journal(dev: impl BlockDevice + 'static, journal: impl BlockDevice + 'static, opts: OpenOptions) -> Result<Self> {
         Self::open_with(Box::new(dev), Some(Box::new(journal)), opts, JournalOpen::Normal)
     }

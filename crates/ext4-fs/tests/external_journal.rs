@@ -126,6 +126,30 @@ fn the_library_replays_what_the_kernel_logged_on_the_device() {
         drop(fs);
         let e = Filesystem::open_path(&p.image, OpenOptions::read_write()).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("needs recovery"), "{e}");
+        // Recovery alone, and clearing, on copies.
+        let copy = |tag: &str| {
+            let c = Pair {
+                image: p.image.with_extension(format!("{tag}.img")),
+                journal: p.journal.with_extension(format!("{tag}.journal")),
+                uuid: p.uuid.clone(),
+            };
+            std::fs::copy(&p.image, &c.image).unwrap();
+            std::fs::copy(&p.journal, &c.journal).unwrap();
+            c
+        };
+        let dev = |path: &Path| FileDevice::open(path, false).unwrap();
+        let r = copy("recover");
+        let fs = Filesystem::recover_external_journal(dev(&r.image), dev(&r.journal)).unwrap();
+        assert_same(&tree(&fs), &seen, &format!("{bs}: recovery alone"));
+        drop(fs);
+        assert!(!needs_recovery(&r.image), "{bs}: recovery clears needs_recovery");
+        let c = copy("clear");
+        let done = Filesystem::clear_external_journal(dev(&c.image), dev(&c.journal)).unwrap();
+        assert!(done.discarded && done.rebuilt.is_none(), "{bs}: {done:?}");
+        assert!(!needs_recovery(&c.image), "{bs}: clearing clears needs_recovery");
+        let fs = Filesystem::open_path_with_journal(&c.image, &c.journal, OpenOptions::read_only()).unwrap();
+        assert!(fs.journal_recovery().is_none(), "{bs}: nothing left in the log");
+
         let fs = Filesystem::open_path_with_journal(&p.image, &p.journal, OpenOptions::read_write()).unwrap();
         assert!(fs.journal_recovery().is_some_and(|r| r.transactions() > 0), "{bs}: transactions replayed");
         assert_same(&tree(&fs), &seen, &format!("{bs}: after the library's replay"));
