@@ -12,7 +12,7 @@ use std::ops::ControlFlow;
 
 use ext4_blockdev::BlockDevice;
 use ext4_jbd2::format::{BlockType, Header, JournalSuperblock};
-use ext4_ondisk::superblock::{EXT4_MAGIC, STATE_VALID, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, Superblock};
+use ext4_ondisk::superblock::{EXT4_MAGIC, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, Superblock};
 use ext4_ondisk::{Incompat, RoCompat};
 use zerocopy::IntoBytes;
 
@@ -23,17 +23,13 @@ use crate::layout::Layout;
 use crate::resolve::Params;
 use crate::write::{Phase, Progress};
 
-/// `EXT2_DFL_MAX_MNT_COUNT`.
-const DFL_MAX_MNT_COUNT: u16 = 20;
-/// mke2fs' check interval when periodic checks are on: 180 days.
-const DFL_CHECKINTERVAL: u32 = 86400 * 180;
 /// `sizeof(struct ext2_inode_large)`: inodes at least this large get `s_min_extra_isize`.
 const LARGE_INODE: u32 = 160;
 
 /// The ext4 superblock of a journal device, as mke2fs closes it.
 fn device_superblock(p: &Params) -> Superblock {
     let mut sb = Superblock::zeroed();
-    let t = p.time;
+    crate::superblock::set_identity(&mut sb, p);
     sb.set_features(p.features);
     sb.set_blocks_count(p.blocks_count);
     sb.s_first_data_block.set(u32::from(p.block_size == 1024));
@@ -41,37 +37,12 @@ fn device_superblock(p: &Params) -> Superblock {
     sb.s_log_cluster_size.set(p.log_block_size);
     sb.s_blocks_per_group.set(p.block_size * 8);
     sb.s_clusters_per_group.set(p.block_size * 8);
-    sb.s_wtime.set(t);
-    sb.s_magic.set(EXT4_MAGIC);
-    sb.s_state.set(STATE_VALID);
-    sb.s_errors.set(p.errors);
-    sb.s_lastcheck.set(t);
-    sb.s_mkfs_time.set(t);
-    if p.periodic_fsck {
-        sb.s_checkinterval.set(DFL_CHECKINTERVAL);
-        let jitter: u32 = p.uuid.iter().map(|&b| u32::from(b)).sum();
-        sb.s_max_mnt_count.set(DFL_MAX_MNT_COUNT + (jitter % u32::from(DFL_MAX_MNT_COUNT)) as u16);
-    } else {
-        sb.s_max_mnt_count.set(0xFFFF);
-    }
-    sb.s_rev_level.set(1);
-    sb.s_first_ino.set(crate::shape::FIRST_INO);
     let inode_size = if p.inode_size == 0 { 128 } else { p.inode_size };
     sb.s_inode_size.set(inode_size as u16);
     if inode_size >= LARGE_INODE {
         sb.s_min_extra_isize.set((LARGE_INODE - 128) as u16);
         sb.s_want_extra_isize.set((LARGE_INODE - 128) as u16);
     }
-    sb.s_uuid = p.uuid;
-    sb.s_volume_name[..p.label.len()].copy_from_slice(&p.label);
-    sb.s_last_mounted[..p.last_mounted.len()].copy_from_slice(&p.last_mounted);
-    for (i, w) in sb.s_hash_seed.iter_mut().enumerate() {
-        w.set(ext4_ondisk::get_u32(&p.hash_seed, i * 4));
-    }
-    sb.s_def_hash_version = p.hash_alg;
-    sb.s_default_mount_opts.set(p.default_mount_opts);
-    sb.s_raid_stride.set(p.raid_stride as u16);
-    sb.s_raid_stripe_width.set(p.raid_stripe_width);
     if has_ro(&p.features, RoCompat::METADATA_CSUM) {
         sb.s_checksum_type = ext4_ondisk::superblock::CHECKSUM_TYPE_CRC32C;
         sb.s_kbytes_written.set(kbytes_written(p.block_size));

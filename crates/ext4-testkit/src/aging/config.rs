@@ -113,7 +113,7 @@ impl Config {
         let mib = (inodes * 2 * self.block_size.max(2048)) / (1 << 20) + 256;
         // A group holds at most 8 * block size inodes; with bigalloc a group
         // spans that many clusters, so the inodes may need a bigger image.
-        let group_mib = 8 * self.block_size * self.cluster_ratio() * self.block_size >> 20;
+        let group_mib = (8 * self.block_size * self.cluster_ratio() * self.block_size) >> 20;
         let groups = inodes.div_ceil(8 * self.block_size);
         (mib.max((groups - 1) * group_mib + 128), inodes)
     }
