@@ -535,6 +535,34 @@ pub fn workloads() -> Vec<Workload> {
             },
         },
         Workload {
+            // Bigalloc's partial clusters: holes punched inside clusters the
+            // file keeps, then written again (blocks of a cluster allocated
+            // by an earlier transaction), and truncates that end mid-cluster.
+            name: "cluster-holes",
+            needs_extents: true,
+            run: |fs, point| {
+                let ino = fs.write_file("/c", &data(9, 70_000)).unwrap();
+                fs.sync().unwrap();
+                point(fs, true);
+                for i in 0..4u64 {
+                    fs.punch_hole(ino, 1024 + i * 17_000, 2048).unwrap();
+                    point(fs, false);
+                    fs.sync().unwrap();
+                    point(fs, true);
+                    fs.write_at(ino, 1024 + i * 17_000, &data(i as usize + 20, 1500)).unwrap();
+                    point(fs, false);
+                    fs.truncate(ino, 66_000 - i * 9000).unwrap();
+                    point(fs, false);
+                    fs.sync().unwrap();
+                    point(fs, true);
+                }
+                fs.write_at(ino, 90_000, &data(30, 3000)).unwrap();
+                point(fs, false);
+                fs.sync().unwrap();
+                point(fs, true);
+            },
+        },
+        Workload {
             name: "orphans",
             needs_extents: false,
             run: |fs, point| {
