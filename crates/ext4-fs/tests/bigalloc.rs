@@ -4,7 +4,8 @@
 //! cluster goes into it), a cluster partly unmapped stays allocated while
 //! one of the file's blocks remains in it, and `i_blocks` counts whole
 //! clusters. Judged by debugfs (`bmap`, `stat`), dumpe2fs' free count and
-//! `e2fsck -fn` after every step.
+//! `e2fsck -fn` after every step; then cluster sizes from 2 to 1024 blocks
+//! under a mixed workload.
 
 mod common;
 
@@ -146,5 +147,62 @@ fn directories_and_xattr_blocks_take_clusters() {
     fs.close().unwrap();
     if let Some(p) = ext4_testkit::oracle::e2fsck_problems(&img.path) {
         panic!("e2fsck -fn:\n{p}");
+    }
+}
+
+/// Every cluster size, small to large (2 to 1024 blocks, on 1 KiB and
+/// 4 KiB blocks): files written with holes, punched, preallocated and
+/// truncated, a directory grown, an xattr block, files removed; the data
+/// reads back after a fresh open and `e2fsck -fn` is silent.
+#[test]
+fn cluster_sizes_from_two_blocks_to_a_thousand() {
+    if !have_fsck() {
+        return;
+    }
+    for (bs, ratio) in [(1024u64, 2u64), (1024, 64), (1024, 1024), (4096, 2), (4096, 4), (4096, 1024)] {
+        let what = format!("{bs}-byte blocks, {ratio} a cluster");
+        let path = std::env::temp_dir().join(format!("ext4fs-test-{}-clusters-{bs}-{ratio}.img", std::process::id()));
+        let (b, c) = (bs.to_string(), (bs * ratio).to_string());
+        ext4_testkit::fixtures::mke2fs_sized(&path, 512 << 20, &["-t", "ext4", "-b", &b, "-O", "bigalloc", "-C", &c]).expect("mke2fs");
+        let img = Scratch { path };
+        let mut fs = open_rw(&img.path);
+        let mut expect = Vec::new();
+        for f in 0..6u64 {
+            let name = format!("/f{f}");
+            let ino = fs.create(&name, 0o644).unwrap();
+            let mut data = vec![0u8; 0];
+            for k in 0..5u64 {
+                let at = (f * 7 + k * 13) % 40 * bs + k * 100;
+                let piece: Vec<u8> = (0..(bs * (k + 1) + 7) as usize).map(|i| (i as u64 * 31 + f + k) as u8).collect();
+                write(&mut fs, ino, at, &piece);
+                let end = at as usize + piece.len();
+                data.resize(data.len().max(end), 0);
+                data[at as usize..end].copy_from_slice(&piece);
+            }
+            fs.punch_hole(ino, 3 * bs, 5 * bs).unwrap();
+            data[3 * bs as usize..8 * bs as usize].fill(0);
+            fs.fallocate(ino, 50 * bs, 20 * bs, true).unwrap();
+            let cut = (data.len() as u64 - bs / 2) as usize;
+            fs.truncate(ino, cut as u64).unwrap();
+            data.truncate(cut);
+            expect.push((name, data));
+        }
+        fs.mkdir("/d", 0o755).unwrap();
+        for i in 0..100 {
+            fs.create(format!("/d/a-fairly-long-entry-name-{i:04}"), 0o644).unwrap();
+        }
+        let x = fs.lookup("/f0").unwrap();
+        fs.set_xattr(x, b"user.v", &[5u8; 700], ext4_fs::XattrMode::Any).unwrap();
+        fs.remove_file("/f1").unwrap();
+        expect.remove(1);
+        fs.close().unwrap();
+        let fs = common::open_ro(&img.path);
+        for (name, data) in &expect {
+            assert!(fs.read(name).unwrap() == *data, "{what}: {name} reads back otherwise");
+        }
+        drop(fs);
+        if let Some(p) = ext4_testkit::oracle::e2fsck_problems(&img.path) {
+            panic!("{what}: e2fsck -fn:\n{p}");
+        }
     }
 }
