@@ -86,6 +86,11 @@ fn show(image: &Path, device: Option<&Path>) -> CliResult {
         })
         .collect();
     if runs.is_empty() {
+        let sb = fs.superblock();
+        if sb.features().compat.contains(ext4_fs::ondisk::Compat::HAS_JOURNAL) && sb.s_journal_inum.get() == 0 {
+            let uuid = format_uuid(&sb.s_journal_uuid);
+            return Err(fail(format!("{}: the journal is on an external device (UUID {uuid}): give it with --journal", image.display())));
+        }
         return Err(fail(format!("{}: no internal journal", image.display())));
     }
     let bs = fs.geometry().block_size;
