@@ -110,7 +110,11 @@ impl Config {
         }
         let entries = self.big_entries(scale) as u64;
         let inodes = entries + entries / 2 + 8_000;
-        let mib = (inodes * 2 * self.block_size.max(2048)) / (1 << 20) + 256;
+        // With bigalloc every file, directory and xattr block takes a whole
+        // cluster: an eighth of the cluster ratio times the room, so that
+        // runs stay clear of a full filesystem (where the kernel's wider
+        // sharing of equal xattr blocks would decide who gets ENOSPC).
+        let mib = ((inodes * 2 * self.block_size.max(2048)) / (1 << 20) + 256) * (self.cluster_ratio() / 8).max(1);
         // A group holds at most 8 * block size inodes; with bigalloc a group
         // spans that many clusters, so the inodes may need a bigger image.
         let group_mib = (8 * self.block_size * self.cluster_ratio() * self.block_size) >> 20;
