@@ -37,6 +37,8 @@ pub fn e2fsck_problems_with_journal(image: &Path, journal: Option<&Path>) -> Opt
     }
     let out = c.arg(image).output().expect("e2fsck runs");
     let _ = std::fs::remove_file(&cache);
+    // libblkid keeps the previous cache beside it.
+    let _ = std::fs::remove_file(cache.with_extension("tab.old"));
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let noise = |l: &str| {
         l.is_empty()
