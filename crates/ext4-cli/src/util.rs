@@ -155,16 +155,21 @@ pub fn fail(msg: impl Into<String>) -> CliError {
     CliError::new(msg, "", None)
 }
 
-/// Opens an image, saying plainly when the file is missing, unreadable or
-/// not an ext2/3/4 filesystem at all (no superblock magic, too small).
-fn open(image: &Path, opts: OpenOptions, what: &str) -> CliResult<Filesystem> {
+/// Opens an image (with its external journal device `journal`, if given),
+/// saying plainly when the file is missing, unreadable or not an ext2/3/4
+/// filesystem at all (no superblock magic, too small).
+fn open(image: &Path, journal: Option<&Path>, opts: OpenOptions, what: &str) -> CliResult<Filesystem> {
     let shown = image.display().to_string();
     match std::fs::metadata(image) {
         Err(e) => return Err(CliError::new(shown, os_message(&e), e.raw_os_error())),
         Ok(md) if md.is_dir() => return Err(CliError::new(shown, "is a directory, not an image", Some(21))),
         Ok(_) => {}
     }
-    Filesystem::open_path(image, opts).map_err(|e| match &e {
+    let opened = match journal {
+        Some(j) => Filesystem::open_path_with_journal(image, j, opts),
+        None => Filesystem::open_path(image, opts),
+    };
+    opened.map_err(|e| match &e {
         Error::Device(d) if e.errno() == 5 => CliError::new(format!("{what} {shown}"), d.to_string(), Some(5)),
         Error::Device(_) => CliError::new(shown, os_message(&std::io::Error::from_raw_os_error(e.errno())), Some(e.errno())),
         Error::InvalidArgument(why) if why.contains("too small") => not_ext(shown, why),
@@ -180,19 +185,21 @@ fn not_ext(image: String, why: &str) -> CliError {
     CliError::new(image, format!("not an ext2/3/4 filesystem ({why})"), Some(117))
 }
 
-/// Opens an image read-only; warns when its journal cannot be read and
-/// is ignored (reads then see the filesystem as last checkpointed).
-pub fn open_ro(image: &Path) -> CliResult<Filesystem> {
-    let fs = open(image, OpenOptions::read_only(), "opening")?;
+/// Opens an image read-only (with its external journal device `journal`,
+/// if given); warns when its journal cannot be read and is ignored (reads
+/// then see the filesystem as last checkpointed).
+pub fn open_ro(image: &Path, journal: Option<&Path>) -> CliResult<Filesystem> {
+    let fs = open(image, journal, OpenOptions::read_only(), "opening")?;
     if let Some(why) = fs.journal_ignored() {
         eprintln!("ext4: warning: {}: the journal is ignored ({why}); what it holds is not seen", image.display());
     }
     Ok(fs)
 }
 
-/// Opens an image for writing, acting with this process's credentials.
-pub fn open_rw(image: &Path) -> CliResult<Filesystem> {
-    let mut fs = open(image, OpenOptions::read_write(), "opening for writing")?;
+/// Opens an image for writing (with its external journal device
+/// `journal`, if given), acting with this process's credentials.
+pub fn open_rw(image: &Path, journal: Option<&Path>) -> CliResult<Filesystem> {
+    let mut fs = open(image, journal, OpenOptions::read_write(), "opening for writing")?;
     fs.set_caller(process_caller());
     Ok(fs)
 }

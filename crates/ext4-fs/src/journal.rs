@@ -34,6 +34,7 @@ use zerocopy::IntoBytes;
 
 use crate::error::{Error, Location, Result};
 use crate::fs::Filesystem;
+use crate::journal_dev::{ExternalJournal, uuid_text};
 
 /// Inode number of the internal journal (`s_journal_inum` is normally 8).
 const JOURNAL_INO_DEFAULT: u32 = 8;
@@ -79,6 +80,8 @@ pub(crate) struct JournalState {
     /// recovery was applied to an in-memory overlay of the device, whose
     /// reads the filesystem now sees.
     replayed_in_memory: bool,
+    /// The external journal device, when the filesystem's journal is on one.
+    pub(crate) external: Option<ExternalJournal>,
 }
 
 impl JournalState {
@@ -102,8 +105,12 @@ impl JournalState {
         self.replayed_in_memory || self.overlay.as_ref().is_some_and(|r| r.block_count() > 0)
     }
 
-    /// The journal as block I/O on `dev`.
-    fn device<'d>(&self, dev: &'d dyn BlockDevice, block_size: u32) -> Result<DeviceJournal<'d>> {
+    /// The journal as block I/O: on the external journal device if there
+    /// is one, else through the journal inode's runs on `dev`.
+    fn device<'d>(&'d self, dev: &'d dyn BlockDevice, block_size: u32) -> Result<DeviceJournal<'d>> {
+        if let Some(ext) = &self.external {
+            return Ok(ext.io(block_size));
+        }
         DeviceJournal::new(dev, block_size, self.runs.clone()).map_err(journal_error)
     }
 
@@ -158,7 +165,17 @@ impl Filesystem {
     /// features set); the journal's recorded error moves to the filesystem.
     /// Returns the filesystem, read-only, to read the result.
     pub fn recover_journal(dev: impl BlockDevice + 'static) -> Result<Filesystem> {
-        let mut fs = Filesystem::open_with(dev, crate::OpenOptions::read_write(), JournalOpen::RecoverOnly)?;
+        Self::recover(Box::new(dev), None)
+    }
+
+    /// [`Filesystem::recover_journal`] for a filesystem whose journal is on
+    /// the external journal device `journal`.
+    pub fn recover_external_journal(dev: impl BlockDevice + 'static, journal: impl BlockDevice + 'static) -> Result<Filesystem> {
+        Self::recover(Box::new(dev), Some(Box::new(journal)))
+    }
+
+    fn recover(dev: Box<dyn BlockDevice>, journal: Option<Box<dyn BlockDevice>>) -> Result<Filesystem> {
+        let mut fs = Filesystem::open_with(dev, journal, crate::OpenOptions::read_write(), JournalOpen::RecoverOnly)?;
         fs.read_only_reason = Some("opened to recover the journal only".into());
         Ok(fs)
     }
@@ -170,7 +187,17 @@ impl Filesystem {
     /// discarded the filesystem is marked not clean (`EXT4_VALID_FS`
     /// cleared), so that a full check follows.
     pub fn clear_journal(dev: impl BlockDevice + 'static) -> Result<ClearedJournal> {
-        let mut fs = Filesystem::open_with(dev, crate::OpenOptions::read_write(), JournalOpen::Skip)?;
+        Self::clear(Box::new(dev), None)
+    }
+
+    /// [`Filesystem::clear_journal`] for a filesystem whose journal is on
+    /// the external journal device `journal`.
+    pub fn clear_external_journal(dev: impl BlockDevice + 'static, journal: impl BlockDevice + 'static) -> Result<ClearedJournal> {
+        Self::clear(Box::new(dev), Some(Box::new(journal)))
+    }
+
+    fn clear(dev: Box<dyn BlockDevice>, journal: Option<Box<dyn BlockDevice>>) -> Result<ClearedJournal> {
+        let mut fs = Filesystem::open_with(dev, journal, crate::OpenOptions::read_write(), JournalOpen::Skip)?;
         let r = clear(&mut fs);
         fs.read_only_reason = Some("journal cleared".into());
         r
@@ -179,8 +206,8 @@ impl Filesystem {
 
 /// The work of [`Filesystem::clear_journal`].
 fn clear(fs: &mut Filesystem) -> Result<ClearedJournal> {
-    if fs.journal.runs.is_empty() {
-        return Err(Error::InvalidArgument("the filesystem has no internal journal".into()));
+    if fs.journal.runs.is_empty() && fs.journal.external.is_none() {
+        return Err(Error::InvalidArgument("the filesystem has no journal here (none, or an external one not given)".into()));
     }
     let bs = fs.geo.block_size;
     let mut io = fs.journal.device(&*fs.dev, bs)?;
@@ -204,7 +231,11 @@ fn clear(fs: &mut Filesystem) -> Result<ClearedJournal> {
             // As e2fsck: a sequence no stale block is likely to carry.
             let seq = (now.secs as u32) ^ now.nsec.rotate_left(16) ^ 0x9E37_79B9;
             let maxlen = u32::try_from(len).map_err(|_| Error::Unsupported("a journal of 2^32 blocks or more".into()))?;
-            (ext4_jbd2::fresh_superblock(bs, maxlen, fs.sb.s_uuid, seq), true, Some(e.to_string()))
+            let jsb = match &fs.journal.external {
+                None => ext4_jbd2::fresh_superblock(bs, maxlen, fs.sb.s_uuid, seq),
+                Some(_) => external_superblock(bs, maxlen, fs, seq),
+            };
+            (jsb, true, Some(e.to_string()))
         }
     };
     ext4_jbd2::write_superblock(&mut io, bs, &jsb).map_err(journal_error)?;
@@ -218,6 +249,16 @@ fn clear(fs: &mut Filesystem) -> Result<ClearedJournal> {
         }
     })?;
     Ok(ClearedJournal { discarded, rebuilt })
+}
+
+/// A fresh superblock for an external journal device, as mke2fs leaves
+/// one after `-J device=` (the log after the superblock, the filesystem its
+/// one user).
+fn external_superblock(bs: u32, maxlen: u32, fs: &Filesystem, seq: u32) -> ext4_jbd2::format::JournalSuperblock {
+    let mut jsb = ext4_jbd2::fresh_superblock(bs, maxlen, fs.sb.s_journal_uuid, seq);
+    jsb.s_first.set(ext4_jbd2::superblock_block(bs) as u32 + 1);
+    jsb.s_users[..16].copy_from_slice(&fs.sb.s_uuid);
+    jsb
 }
 
 /// A journal error as the facade reports it.
@@ -242,22 +283,24 @@ pub(crate) fn open_journal(fs: &mut Filesystem, mode: JournalOpen) -> Result<()>
     let features = fs.geo.features;
     let needs_recovery = features.incompat.contains(Incompat::RECOVER);
     if !features.compat.contains(Compat::HAS_JOURNAL) {
+        if fs.journal.external.is_some() {
+            return Err(Error::InvalidArgument("the filesystem has no journal: no journal device is wanted".into()));
+        }
         if needs_recovery && fs.is_writable() && mode != JournalOpen::Skip {
             return Err(Error::corrupt(Structure::Superblock, Location::Superblock, "needs_recovery is set but there is no journal"));
         }
         return Ok(());
     }
     let ino = fs.sb.s_journal_inum.get();
-    if ino == 0 {
-        if needs_recovery {
-            return Err(Error::Unsupported("the external journal needs recovery; replay it with e2fsck".into()));
-        }
-        if fs.is_writable() {
-            return Err(Error::Unsupported("writing to a filesystem with an external journal".into()));
-        }
-        return Ok(());
+    if ino != 0 && fs.journal.external.is_some() {
+        return Err(Error::InvalidArgument(format!("the filesystem's journal is internal (inode {ino}): no journal device is wanted")));
     }
-    fs.journal.runs = journal_runs(fs, ino)?;
+    if ino == 0 && fs.journal.external.is_none() {
+        return without_external_journal(fs, mode);
+    }
+    if ino != 0 {
+        fs.journal.runs = journal_runs(fs, ino)?;
+    }
     if mode == JournalOpen::Skip {
         return Ok(());
     }
@@ -298,12 +341,46 @@ pub(crate) fn open_journal(fs: &mut Filesystem, mode: JournalOpen) -> Result<()>
     Ok(())
 }
 
-/// Reads and validates the journal superblock (`journal_load`'s checks).
+/// An open of a filesystem whose journal is on an external device that
+/// was not given: a read-only open reads without it (what a log needing
+/// recovery holds is not seen, and [`Filesystem::journal_ignored`] says
+/// so), and so does a bulk fill of a fresh image (`OpenOptions::bulk`
+/// writes no journal); writing and recovery need the device.
+fn without_external_journal(fs: &mut Filesystem, mode: JournalOpen) -> Result<()> {
+    let uuid = uuid_text(&fs.sb.s_journal_uuid);
+    let needs_recovery = fs.geo.features.incompat.contains(Incompat::RECOVER);
+    if needs_recovery && !fs.is_writable() && mode == JournalOpen::Normal {
+        fs.journal.ignored = Some(format!("it is on an external device (UUID {uuid}) that was not given, and needs recovery"));
+        return Ok(());
+    }
+    if needs_recovery && mode != JournalOpen::Skip {
+        return Err(Error::InvalidArgument(format!(
+            "the filesystem's journal is on an external device (UUID {uuid}) and needs recovery: give the journal device"
+        )));
+    }
+    if fs.is_writable() && mode == JournalOpen::Normal && !fs.opts.bulk {
+        return Err(Error::InvalidArgument(format!(
+            "the filesystem's journal is on an external device (UUID {uuid}): give the journal device to write"
+        )));
+    }
+    Ok(())
+}
+
+/// Reads and validates the journal superblock (`journal_load`'s checks; on
+/// an external device, a log that starts after the superblock).
 fn check_superblock(fs: &Filesystem) -> std::result::Result<(), JournalError> {
     let bs = fs.geo.block_size;
-    let mut io = DeviceJournal::new(&*fs.dev, bs, fs.journal.runs.clone())?;
+    let mut io = match &fs.journal.external {
+        Some(ext) => ext.io(bs),
+        None => DeviceJournal::new(&*fs.dev, bs, fs.journal.runs.clone())?,
+    };
     let jsb = ext4_jbd2::read_superblock(&mut io, bs)?;
-    JournalGeometry::new(&jsb, bs, io.len_blocks()).map(drop)
+    let geo = JournalGeometry::new(&jsb, bs, io.len_blocks())?;
+    if geo.first <= io.superblock_block() {
+        let reason = format!("the log starts at block {}, not after the superblock", geo.first);
+        return Err(JournalError::Superblock { field: "s_first", reason });
+    }
+    Ok(())
 }
 
 /// The error of a writable open whose journal superblock cannot be used:

@@ -169,9 +169,7 @@ impl Filesystem {
         }
         let ctx = self.dir_ctx(child);
         let block = ext4_htree::new_dir_block(&ctx, child.ino, parent);
-        let goal = self.block_goal(child, 0)?;
-        let (physical, _) = self.alloc_blocks(goal, 1)?;
-        self.add_blocks(child, 1)?;
+        let (physical, _) = self.alloc_file_blocks(child, 0, 1)?;
         self.map_run(child, Run { logical: 0, physical, len: 1, unwritten: false })?;
         self.write_meta(physical, block)?;
         child.inode.size = u64::from(self.geo.block_size);
@@ -196,9 +194,7 @@ impl Filesystem {
             child.inode.block[..target.len()].copy_from_slice(target);
             return Ok(());
         }
-        let goal = self.block_goal(child, 0)?;
-        let (physical, _) = self.alloc_blocks(goal, 1)?;
-        self.add_blocks(child, 1)?;
+        let (physical, _) = self.alloc_file_blocks(child, 0, 1)?;
         self.map_run(child, Run { logical: 0, physical, len: 1, unwritten: false })?;
         let mut block = vec![0u8; self.block_size()];
         block[..target.len()].copy_from_slice(target);

@@ -38,7 +38,7 @@ impl Filesystem {
     /// the open; the structures a report shows do not depend on them.
     pub fn open_for_report(path: impl AsRef<std::path::Path>) -> Result<Self> {
         let dev = ext4_blockdev::FileDevice::open(path, true)?;
-        Self::open_with(dev, crate::OpenOptions::read_only(), crate::journal::JournalOpen::Inspect)
+        Self::open_with(Box::new(dev), None, crate::OpenOptions::read_only(), crate::journal::JournalOpen::Inspect)
     }
 
     /// The primary superblock as stored on the device.

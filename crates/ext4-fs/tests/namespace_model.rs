@@ -1,6 +1,7 @@
 //! Random sequences of namespace operations (mkdir, rmdir, create, unlink,
 //! rename in every mode, link, symlink) against an in-memory tree, on ext2,
-//! ext3 and ext4 images with 1 KiB and 4 KiB blocks. Each call must succeed
+//! ext3 and ext4 images with 1 KiB and 4 KiB blocks and on bigalloc ones
+//! made by mke2fs. Each call must succeed
 //! or fail with the errno Linux gives, checked in the kernel's order
 //! (`do_renameat2`, `lock_rename`'s trap, `vfs_rename`); after each sequence
 //! the tree read back through a fresh open equals the model (names, types,
@@ -12,7 +13,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{KINDS, Kind, format, have_fsck, open_ro, open_rw};
+use common::{BIGALLOC_KINDS, KINDS, Kind, format, have_fsck, open_ro, open_rw};
 use ext4_fs::{FileType, Filesystem, RenameMode};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -522,7 +523,7 @@ fn cases() -> u32 {
 fn random_namespace_operations_match_the_model() {
     // Without e2fsck (outside CI) the model comparison still runs.
     let fsck = have_fsck();
-    for kind in KINDS {
+    for kind in KINDS.iter().chain(BIGALLOC_KINDS) {
         let mut runner = TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() });
         let case = std::cell::Cell::new(0);
         runner

@@ -14,8 +14,8 @@ use ext4_mkfs::{FsType, Profile};
 use ext4_testkit::oracle::{LoopMount, can_loop_mount, dumpe2fs};
 
 const KINDS: [Kind; 2] = [
-    Kind { name: "orph-list", fs_type: FsType::Ext4, block_size: 4096, features: "^orphan_file", profile: &Profile::UPSTREAM },
-    Kind { name: "orph-file", fs_type: FsType::Ext4, block_size: 1024, features: "", profile: &Profile::UPSTREAM },
+    Kind { name: "orph-list", fs_type: FsType::Ext4, block_size: 4096, features: "^orphan_file", profile: &Profile::UPSTREAM, mke2fs: &[] },
+    Kind { name: "orph-file", fs_type: FsType::Ext4, block_size: 1024, features: "", profile: &Profile::UPSTREAM, mke2fs: &[] },
 ];
 
 fn data(seed: u8, len: usize) -> Vec<u8> {

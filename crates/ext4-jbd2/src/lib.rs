@@ -43,6 +43,6 @@ pub mod writer;
 pub use error::{BoxError, IoOp, JournalError, LogProblem};
 pub use fast_commit::{FastCommits, FcRecord};
 pub use geometry::{JournalFeatures, JournalGeometry};
-pub use io::{DeviceJournal, JournalIo, JournalRun, MemoryJournal, read_superblock, write_superblock};
+pub use io::{DeviceJournal, JournalIo, JournalRun, MemoryJournal, read_superblock, superblock_block, write_superblock};
 pub use recovery::{JournalCopy, LogDamage, Recovery, RecoveryWarning, recover, scan};
 pub use writer::{CommitTime, EncodedTransaction, JournalWriter, fresh_superblock, set_mount_features};

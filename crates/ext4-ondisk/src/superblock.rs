@@ -713,6 +713,20 @@ impl Geometry {
         self.blocks_count.saturating_sub(start).min(u64::from(self.blocks_per_group)) as u32
     }
 
+    /// Number of clusters in group `g` (the last group may be short; 0 past
+    /// the end). Equal to [`Self::blocks_in_group`] without bigalloc.
+    pub fn clusters_in_group(&self, g: u32) -> u32 {
+        self.blocks_in_group(g).div_ceil(self.cluster_ratio)
+    }
+
+    /// The first block of the cluster holding block `b` (`b` itself
+    /// without bigalloc). Clusters count from `s_first_data_block`.
+    pub fn cluster_start(&self, b: u64) -> u64 {
+        let first = u64::from(self.first_data_block);
+        let rel = b.saturating_sub(first);
+        first + rel - rel % u64::from(self.cluster_ratio)
+    }
+
     /// The group holding block `b`, and the block's index within it (blocks
     /// before `s_first_data_block` count as group 0's first).
     pub fn block_group(&self, b: u64) -> (u32, u32) {
@@ -815,6 +829,48 @@ impl Geometry {
             n += self.gdt_blocks() + self.reserved_gdt_blocks;
         }
         n
+    }
+}
+
+/// The validated numbers of an external journal device's superblock
+/// (`journal_dev`): a device with no groups or inodes, only its size and
+/// identity; the jbd2 superblock follows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalDevice {
+    /// Block size in bytes (must equal the filesystem's).
+    pub block_size: u32,
+    /// Blocks of the device (`s_blocks_count`): the journal's length.
+    pub blocks_count: u64,
+    /// The journal's UUID (`s_uuid`), which a filesystem names in `s_journal_uuid`.
+    pub uuid: [u8; 16],
+}
+
+impl JournalDevice {
+    /// Validates the superblock of an external journal device: the magic,
+    /// the `journal_dev` feature (`ext4_get_dev_journal`: "external journal
+    /// has bad superblock"), the block size and the block count. The
+    /// checksum is the caller's to verify.
+    pub fn new(sb: &Superblock) -> Result<Self, FormatError> {
+        use Structure::Superblock as S;
+        let bad = |field, value: u64, reason| FormatError::bad(S, field, value, reason);
+        if sb.s_magic.get() != EXT4_MAGIC {
+            return Err(FormatError::BadMagic { structure: S, found: sb.s_magic.get().into() });
+        }
+        let incompat = sb.features().incompat;
+        if !incompat.contains(Incompat::JOURNAL_DEV) {
+            return Err(bad("s_feature_incompat", incompat.bits().into(), "not an external journal device (no journal_dev)"));
+        }
+        let log = sb.s_log_block_size.get();
+        if log > 6 {
+            return Err(bad("s_log_block_size", log.into(), "block size above 64 KiB"));
+        }
+        let block_size = 1024u32 << log;
+        let blocks_count = sb.blocks_count();
+        // The ext4 superblock, the jbd2 superblock and at least one log block.
+        if blocks_count < SUPERBLOCK_OFFSET / u64::from(block_size) + 3 {
+            return Err(bad("s_blocks_count", blocks_count, "too small for a journal"));
+        }
+        Ok(Self { block_size, blocks_count, uuid: sb.s_uuid })
     }
 }
 

@@ -33,6 +33,10 @@ pub struct Args {
     file: Option<PathBuf>,
     /// The image or device.
     image: PathBuf,
+    /// The external journal device (or image) of a filesystem made with
+    /// `mke2fs -J device=`.
+    #[arg(long, value_name = "FILE")]
+    journal: Option<PathBuf>,
 }
 
 /// One script line as clap parses it.
@@ -66,7 +70,7 @@ pub fn run(a: Args) -> CliResult {
     };
     let commands = split(&script).map_err(|e| refused("batch", e))?;
     let ops = commands.iter().map(|c| parse(c, a.file.is_none())).collect::<CliResult<Vec<_>>>()?;
-    let mut fs = open_rw(&a.image)?;
+    let mut fs = open_rw(&a.image, a.journal.as_deref())?;
     let result = execute(&mut fs, &commands, &ops, a.keep_going);
     let closed = close(fs, &a.image);
     match (result, closed) {

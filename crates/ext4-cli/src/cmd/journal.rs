@@ -1,9 +1,10 @@
-//! `ext4 journal show|replay|clear IMAGE`: the journal's superblock and log
-//! (as debugfs `logdump`), its replay alone (as `e2fsck -E journal_only`),
-//! and emptying it without replay (as e2fsck offers when the journal
-//! cannot be used).
+//! `ext4 journal show|replay|clear IMAGE [--journal FILE]`: the journal's
+//! superblock and log (as debugfs `logdump`), its replay alone (as `e2fsck
+//! -E journal_only`), and emptying it without replay (as e2fsck offers when
+//! the journal cannot be used). An external journal is given with
+//! `--journal`; `show` also takes a journal device as IMAGE.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ext4_fs::jbd2::format::{
     COMPAT_CHECKSUM, FLAG_ESCAPE, INCOMPAT_64BIT, INCOMPAT_ASYNC_COMMIT, INCOMPAT_CSUM_V2, INCOMPAT_CSUM_V3, INCOMPAT_FAST_COMMIT,
@@ -35,13 +36,19 @@ enum Op {
     /// Print the journal superblock and every transaction of the log
     /// (blocks, revokes, commits, checksums) and the fast-commit records.
     Show {
-        /// The image or device.
+        /// The image or device (or an external journal device).
         image: PathBuf,
+        /// The external journal device (or image) of the filesystem.
+        #[arg(long, value_name = "FILE")]
+        journal: Option<PathBuf>,
     },
     /// Replay the journal and change nothing else (no orphan processing).
     Replay {
         /// The image or device.
         image: PathBuf,
+        /// The external journal device (or image) of the filesystem.
+        #[arg(long, value_name = "FILE")]
+        journal: Option<PathBuf>,
     },
     /// Empty the journal without replaying it: the transactions it holds
     /// are lost, and the filesystem is marked for a full check.
@@ -51,20 +58,32 @@ enum Op {
         /// Really discard what the journal holds.
         #[arg(long)]
         force: bool,
+        /// The external journal device (or image) of the filesystem.
+        #[arg(long, value_name = "FILE")]
+        journal: Option<PathBuf>,
     },
 }
 
 /// Runs the command.
 pub fn run(a: Args) -> CliResult {
     match a.op {
-        Op::Show { image } => show(&image),
-        Op::Replay { image } => replay(&image),
-        Op::Clear { image, force } => clear(&image, force),
+        Op::Show { image, journal: device } => show(&image, device.as_deref()),
+        Op::Replay { image, journal } => replay(&image, journal.as_deref()),
+        Op::Clear { image, force, journal } => clear(&image, force, journal.as_deref()),
     }
 }
 
-fn show(image: &std::path::Path) -> CliResult {
-    let fs = open_ro(image)?;
+fn show(image: &Path, device: Option<&Path>) -> CliResult {
+    let external = match device {
+        Some(j) => Some(j),
+        // A journal device given as the image: its own log.
+        None if ext4_fs::read_journal_device(&open_device(image, true)?).ok().flatten().is_some() => Some(image),
+        None => None,
+    };
+    if let Some(j) = external {
+        return show_external(j);
+    }
+    let fs = open_ro(image, None)?;
     let runs: Vec<JournalRun> = fs
         .journal_extents()
         .into_iter()
@@ -75,16 +94,44 @@ fn show(image: &std::path::Path) -> CliResult {
         })
         .collect();
     if runs.is_empty() {
+        let sb = fs.superblock();
+        if sb.features().compat.contains(ext4_fs::ondisk::Compat::HAS_JOURNAL) && sb.s_journal_inum.get() == 0 {
+            let uuid = format_uuid(&sb.s_journal_uuid);
+            return Err(fail(format!("{}: the journal is on an external device (UUID {uuid}): give it with --journal", image.display())));
+        }
         return Err(fail(format!("{}: no internal journal", image.display())));
     }
     let bs = fs.geometry().block_size;
     let what = || format!("reading the journal of {}", image.display());
-    let mut io = DeviceJournal::new(fs.device(), bs, runs).map_err(journal).context(what)?;
-    let jsb = ext4_fs::jbd2::read_superblock(&mut io, bs).map_err(journal).context(what)?;
+    let io = DeviceJournal::new(fs.device(), bs, runs).map_err(journal).context(what)?;
+    dump(io, bs, &format!("inode {}", fs.superblock().s_journal_inum.get()), fs.geometry().inode_size as usize, &what)
+}
+
+/// Opens a device or image file.
+fn open_device(path: &Path, read_only: bool) -> CliResult<FileDevice> {
+    FileDevice::open(path, read_only).context(|| format!("opening {}", path.display()))
+}
+
+/// Shows the log of the external journal device at `path`.
+fn show_external(path: &Path) -> CliResult {
+    let dev = open_device(path, true)?;
+    let what = || format!("reading the journal device {}", path.display());
+    let info = ext4_fs::read_journal_device(&dev).context(what)?;
+    let info = info.ok_or_else(|| fail(format!("{}: not an external journal device", path.display())))?;
+    let io = DeviceJournal::external(&dev, info.device.block_size, info.device.blocks_count);
+    // The device does not say its filesystem's inode size: INODE records
+    // are read as of 256-byte inodes, mke2fs's default.
+    dump(io, info.device.block_size, &format!("external device {}", format_uuid(&info.device.uuid)), 256, &what)
+}
+
+/// Prints the journal superblock of `io`, then its log.
+/// (`inode_size` sizes the fast-commit area's INODE records.)
+fn dump(mut io: DeviceJournal<'_>, bs: u32, whose: &str, inode_size: usize, what: &dyn Fn() -> String) -> CliResult {
     let len = ext4_fs::jbd2::JournalIo::len_blocks(&io);
+    let jsb = ext4_fs::jbd2::read_superblock(&mut io, bs).map_err(journal).context(what)?;
     let mut o = String::new();
     let o = &mut o;
-    print_superblock(o, &jsb, fs.superblock().s_journal_inum.get(), len);
+    print_superblock(o, &jsb, whose, len);
     let geo = match JournalGeometry::new(&jsb, bs, len) {
         Ok(g) => g,
         Err(e) => {
@@ -94,7 +141,7 @@ fn show(image: &std::path::Path) -> CliResult {
         }
     };
     let dump = logdump::dump(&mut io, &geo).map_err(journal).context(what)?;
-    print_log(o, &dump, &geo, fs.geometry().inode_size as usize);
+    print_log(o, &dump, &geo, inode_size);
     emit(o)
 }
 
@@ -110,9 +157,9 @@ fn journal(e: ext4_fs::jbd2::JournalError) -> std::io::Error {
     std::io::Error::other(e)
 }
 
-fn print_superblock(o: &mut String, sb: &JournalSuperblock, ino: u32, len: u64) {
+fn print_superblock(o: &mut String, sb: &JournalSuperblock, whose: &str, len: u64) {
     let version = if sb.s_header.h_blocktype.get() == 4 { 2 } else { 1 };
-    w!(o, "Journal superblock (inode {ino}, {len} blocks):");
+    w!(o, "Journal superblock ({whose}, {len} blocks):");
     w!(o, "  version {version}, block size {}, {} blocks, log from block {}", sb.s_blocksize.get(), sb.s_maxlen.get(), sb.s_first.get());
     let start = sb.s_start.get();
     let state = if start == 0 { "empty".to_string() } else { format!("starts at block {start}") };
@@ -216,9 +263,13 @@ fn print_log(o: &mut String, dump: &LogDump, geo: &JournalGeometry, inode_size: 
     }
 }
 
-fn replay(image: &PathBuf) -> CliResult {
-    let dev = FileDevice::open(image, false).context(|| format!("opening {}", image.display()))?;
-    let fs = Filesystem::recover_journal(dev).context(|| format!("recovering the journal of {}", image.display()))?;
+fn replay(image: &Path, device: Option<&Path>) -> CliResult {
+    let dev = open_device(image, false)?;
+    let fs = match device {
+        Some(j) => Filesystem::recover_external_journal(dev, open_device(j, false)?),
+        None => Filesystem::recover_journal(dev),
+    }
+    .context(|| format!("recovering the journal of {}", image.display()))?;
     if let Some(errno) = fs.journal_prior_error() {
         println!("The journal recorded an error (errno {}): the filesystem is now marked as having errors.", -errno);
     }
@@ -270,12 +321,16 @@ fn report(rec: &Recovery) {
     }
 }
 
-fn clear(image: &PathBuf, force: bool) -> CliResult {
+fn clear(image: &Path, force: bool, device: Option<&Path>) -> CliResult {
     if !force {
         return Err(fail("clearing the journal discards the transactions it holds; add --force to do it"));
     }
-    let dev = FileDevice::open(image, false).context(|| format!("opening {}", image.display()))?;
-    let done = Filesystem::clear_journal(dev).context(|| format!("clearing the journal of {}", image.display()))?;
+    let dev = open_device(image, false)?;
+    let done = match device {
+        Some(j) => Filesystem::clear_external_journal(dev, open_device(j, false)?),
+        None => Filesystem::clear_journal(dev),
+    }
+    .context(|| format!("clearing the journal of {}", image.display()))?;
     if let Some(why) = &done.rebuilt {
         println!("The journal superblock could not be used ({why}) and was written anew.");
     }

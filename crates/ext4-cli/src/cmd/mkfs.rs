@@ -65,7 +65,8 @@ pub struct Args {
     /// Add a journal of the default size.
     #[arg(short = 'j')]
     journal: bool,
-    /// Journal options, e.g. `size=64`.
+    /// Journal options, e.g. `size=64`, or `device=PATH` for an external
+    /// journal device made with `-O journal_dev`.
     #[arg(short = 'J')]
     journal_options: Option<String>,
     /// Blocks per group.

@@ -35,6 +35,10 @@ use crate::util::{CliResult, close, open_ro, open_rw};
 pub struct Image {
     /// The image or device.
     pub image: PathBuf,
+    /// The external journal device (or image) of a filesystem made with
+    /// `mke2fs -J device=`.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
 }
 
 /// No IMAGE argument: a line of `ext4 batch`, whose image is already open.
@@ -177,11 +181,11 @@ impl Op<Image> {
     /// Runs a standalone command: opens its image (read-only unless the
     /// command writes), runs it, and commits and closes a written image.
     pub fn run(self) -> CliResult {
-        let image = self.slot().image.clone();
+        let Image { image, journal } = self.slot().clone();
         if !self.writes() {
-            return self.exec(&mut open_ro(&image)?);
+            return self.exec(&mut open_ro(&image, journal.as_deref())?);
         }
-        let mut fs = open_rw(&image)?;
+        let mut fs = open_rw(&image, journal.as_deref())?;
         self.exec(&mut fs)?;
         close(fs, &image)
     }

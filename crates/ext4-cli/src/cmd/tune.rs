@@ -158,7 +158,7 @@ fn request(a: &Args) -> CliResult<Tune> {
         t.journal = Some(parse_journal_options(j)?);
     }
     if let Some(e) = &a.extended {
-        let block_log = || Ok(crate::util::open_ro(&a.image)?.geometry().block_bits - 10);
+        let block_log = || Ok(crate::util::open_ro(&a.image, None)?.geometry().block_bits - 10);
         parse_extended(e, &mut t, block_log)?;
     }
     Ok(t)

@@ -52,14 +52,15 @@ pub fn run(cfg: &Config, o: &CliOptions) -> Result<Report, String> {
     let [batch, fuse, kernel] = ["batch", "fuse", "kernel"].map(|n| dir.join(format!("{n}.img")));
     mke2fs(cfg, Scale::Small, o.seed, &batch)?;
     for copy in [&fuse, &kernel] {
-        std::fs::copy(&batch, copy).map_err(|e| e.to_string())?;
+        super::copy_image(&batch, copy)?;
     }
     let mut rng = Rng::new(o.seed ^ super::name_seed(cfg.name));
     let mut model = Model::new(cfg.traits(Scale::Small));
     let mut report = Report::default();
 
     let km = mount(&kernel, "")?;
-    let fm = FuseMount::new(&o.ext4, &fuse).map_err(|e| format!("ext4 mount {}: {e}", fuse.display()))?;
+    let fm = FuseMount::with_journal(&o.ext4, &fuse, super::journal_of(&fuse).as_deref())
+        .map_err(|e| format!("ext4 mount {}: {e}", fuse.display()))?;
     let mut lines = Vec::new();
     let mut outcomes = Vec::new();
     let mut done = Vec::new();
@@ -122,9 +123,10 @@ pub fn run(cfg: &Config, o: &CliOptions) -> Result<Report, String> {
     // Only a passing run cleans up: a failing one keeps its images, its
     // script and the data files the script names.
     let _ = std::fs::remove_dir_all(&data);
-    for f in [&batch, &fuse, &kernel, &batch.with_extension("batch")] {
-        let _ = std::fs::remove_file(f);
+    for image in [&batch, &fuse, &kernel] {
+        super::remove_image(image);
     }
+    let _ = std::fs::remove_file(batch.with_extension("batch"));
     let _ = std::fs::remove_dir(&dir);
     Ok(report)
 }

@@ -83,9 +83,11 @@ fn data_file(dir: &Path, n: usize, len: u64, seed: u64) -> std::io::Result<PathB
 pub fn run_batch(ext4: &Path, image: &Path, lines: &[String]) -> Result<BTreeMap<usize, String>, String> {
     let script = image.with_extension("batch");
     std::fs::write(&script, lines.join("\n") + "\n").map_err(|e| e.to_string())?;
+    let journal = super::journal_of(image).map(|j| vec!["--journal".into(), j.into_os_string()]).unwrap_or_default();
     let out = Command::new(ext4)
         .args(["batch", "--keep-going", "-f"])
         .arg(&script)
+        .args(journal)
         .arg(image)
         .output()
         .map_err(|e| format!("{}: {e}", ext4.display()))?;
