@@ -355,7 +355,6 @@ impl Filesystem {
         let end = (offset + data.len() as u64).div_ceil(bs);
         self.check_data_range(block, end)?;
         if !self.journal.is_journaling() || (block..block + end).all(|b| self.write.is_fresh(b)) {
-            self.forget_data_copies(block, end);
             self.dev.write_at(block * bs + offset, data)?;
             self.forget_cached_data(block..block + end);
             return Ok(());
@@ -367,7 +366,6 @@ impl Filesystem {
             let n = (bs as usize - o).min(data.len() - done);
             let piece = &data[done..done + n];
             if self.write.is_fresh(b) {
-                self.forget_data_copies(b, 1);
                 self.dev.write_at(pos, piece)?;
                 self.forget_cached_data(b..b + 1);
             } else {
@@ -382,18 +380,6 @@ impl Filesystem {
             pos += n as u64;
         }
         Ok(())
-    }
-
-    /// Drops cached copies of data blocks `[block, block + count)` about to
-    /// be written straight to the device: journaled overwrites of a block's
-    /// earlier use (it was freed since, and allocated again) would
-    /// otherwise be read instead of the new data.
-    fn forget_data_copies(&mut self, block: u64, count: u64) {
-        if self.write.data_cached {
-            for b in block..block + count {
-                self.forget_meta(b);
-            }
-        }
     }
 
     /// Commits at an operation boundary if the transaction has grown large.
