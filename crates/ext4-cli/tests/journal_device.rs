@@ -84,23 +84,30 @@ fn mkfs_on_a_journal_device_matches_mke2fs() {
             .unwrap();
         assert!(out.status.success(), "mke2fs {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
-    let names = ["theirs.img", "ours.img", "theirs.journal", "ours.journal"];
-    let [theirs, ours, jt, jo] = names.map(|n| dir.path().join(n));
-    for j in [&jt, &jo] {
-        std::fs::File::create(j).unwrap().set_len(8 << 20).unwrap();
-        mke2fs(&["-t", "ext4", "-O", "journal_dev", "-b", "4096", "-U", "0badc0de-3333-4444-5555-666677778888", j.to_str().unwrap()]);
-    }
+    let names = ["theirs.img", "ours.img", "theirs.journal", "ours.journal", "device.journal"];
+    let [theirs, ours, jt, jo, scratch] = names.map(|n| dir.path().join(n));
+    std::fs::File::create(&scratch).unwrap().set_len(8 << 20).unwrap();
+    mke2fs(&["-t", "ext4", "-O", "journal_dev", "-b", "4096", "-U", "0badc0de-3333-4444-5555-666677778888", scratch.to_str().unwrap()]);
+    let pristine = std::fs::read(&scratch).unwrap();
     for f in [&theirs, &ours] {
         std::fs::File::create(f).unwrap().set_len(64 << 20).unwrap();
     }
-    // One loop device for both, in turn, so that both name the same device number.
-    let dev = LoopDevice::new(&jt).unwrap();
+    // One loop device stays attached for both runs, so that both name the
+    // same device number (detaching and reattaching races with other tests
+    // taking the freed device). Between the runs the device gets the fresh
+    // journal back, written through the device itself.
+    let dev = LoopDevice::new(&scratch).unwrap();
     let device = format!("device={}", dev.path().display());
+    let put = |bytes: &[u8]| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().write(true).open(dev.path()).unwrap();
+        f.write_all(bytes).unwrap();
+        f.sync_all().unwrap();
+    };
+    let take = |to: &std::path::Path| std::fs::write(to, std::fs::read(dev.path()).unwrap()).unwrap();
     mke2fs(&["-t", "ext4", "-J", &device, theirs.to_str().unwrap()]);
-    let loop_path = dev.path().to_path_buf();
-    dev.detach().unwrap();
-    let out = std::process::Command::new("losetup").arg(&loop_path).arg(&jo).output().unwrap();
-    assert!(out.status.success(), "reattaching {}: {}", loop_path.display(), String::from_utf8_lossy(&out.stderr));
+    take(&jt);
+    put(&pristine);
     let ours_run = std::process::Command::new(common::EXT4)
         .env("E2FSPROGS_FAKE_TIME", "1700000000")
         .args(["mkfs", "-q", "-t", "ext4", "-J", &device])
@@ -108,20 +115,19 @@ fn mkfs_on_a_journal_device_matches_mke2fs() {
         .arg(&ours)
         .output()
         .unwrap();
-    let _ = std::process::Command::new("losetup").arg("-d").arg(&loop_path).output();
+    take(&jo);
     assert!(ours_run.status.success(), "ext4 mkfs -J: {}", String::from_utf8_lossy(&ours_run.stderr));
     assert!(std::fs::read(&ours).unwrap() == std::fs::read(&theirs).unwrap(), "the filesystems differ");
     assert!(std::fs::read(&jo).unwrap() == std::fs::read(&jt).unwrap(), "the journal devices differ (their user lists)");
     if let Some(p) = e2fsck_problems_with_journal(&ours, Some(&jo)) {
         panic!("e2fsck -fn -j:\n{p}");
     }
-    let dev = LoopDevice::new(&jo).unwrap();
     let m = LoopMount::new(&ours, &format!("journal_path={}", dev.path().display())).expect("the kernel mounts it");
     std::fs::write(m.path().join("f"), b"through the kernel").unwrap();
     m.unmount().unwrap();
     dev.detach().unwrap();
     assert_eq!(stdout(&ok(&[&"cat", &ours, &"/f"], None)), "through the kernel");
-    if let Some(p) = e2fsck_problems_with_journal(&ours, Some(&jo)) {
+    if let Some(p) = e2fsck_problems_with_journal(&ours, Some(&scratch)) {
         panic!("e2fsck -fn -j after the kernel's mount:\n{p}");
     }
 }

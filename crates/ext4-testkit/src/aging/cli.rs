@@ -37,6 +37,9 @@ pub struct CliOptions {
     /// Live file data stays below this many bytes (the rest of the image
     /// is the kernel's and the library's to spend on metadata).
     pub budget: u64,
+    /// The script goes on past `ops` until it has written this many bytes
+    /// of file data (at most ten times `ops` operations).
+    pub min_written: u64,
     /// Where the images and the data files go.
     pub work_dir: PathBuf,
     /// The `ext4` binary.
@@ -83,7 +86,9 @@ pub fn run(cfg: &Config, o: &CliOptions) -> Result<Report, String> {
     for op in model.cli_setup() {
         apply(op, &mut model)?;
     }
-    for _ in 0..o.ops {
+    let mut n = 0;
+    while n < o.ops || (report.bytes_written < o.min_written && n < 10 * o.ops) {
+        n += 1;
         let room = o.budget.saturating_sub(model.live_bytes());
         let op = model.random_cli_op(&mut rng, o.max_len, room, o.big_percent);
         if let Op::Replace { len, .. } = op {
