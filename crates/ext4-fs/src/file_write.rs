@@ -7,6 +7,7 @@ use ext4_ondisk::{FileType, InodeFlags, RoCompat};
 use crate::error::{Error, Result};
 use crate::fs::Filesystem;
 use crate::inode::InodeBuf;
+use crate::txn::Txn;
 
 /// Files at least this large need `large_file`.
 const LARGE_FILE_SIZE: u64 = 1 << 31;
@@ -36,17 +37,6 @@ impl Filesystem {
             return Err(Error::NotPermitted("the file is immutable"));
         }
         Ok(ib)
-    }
-
-    /// Records a size: `large_file` is switched on the first time a file reaches 2 GiB.
-    fn set_size(&mut self, ib: &mut InodeBuf, size: u64) {
-        ib.inode.size = size;
-        if size >= LARGE_FILE_SIZE && !self.geo.features.ro_compat.contains(RoCompat::LARGE_FILE) {
-            self.geo.features.ro_compat.insert(RoCompat::LARGE_FILE);
-            let mut f = self.sb.features();
-            f.ro_compat.insert(RoCompat::LARGE_FILE);
-            self.sb.set_features(f);
-        }
     }
 
     /// Writes `data` at `offset` of file `ino`; returns the bytes written.
@@ -79,75 +69,6 @@ impl Filesystem {
         })
     }
 
-    /// Writes `data` at `offset` of a block-mapped file.
-    pub(crate) fn write_blocks(&mut self, ib: &mut InodeBuf, offset: u64, data: &[u8]) -> Result<()> {
-        let bs = u64::from(self.geo.block_size);
-        let mut done = 0usize;
-        while done < data.len() {
-            let pos = offset + done as u64;
-            let logical = (pos / bs) as u32;
-            let left = &data[done..];
-            let n = match self.lookup_block(ib, logical)? {
-                Lookup::Mapped(run) if !run.unwritten => {
-                    let n = ((u64::from(run.len) * bs - pos % bs) as usize).min(left.len());
-                    self.write_data(run.physical, pos % bs, &left[..n])?;
-                    n
-                }
-                Lookup::Mapped(run) => {
-                    let n = self.fill_blocks(run.physical, run.len, pos % bs, left)?;
-                    let blocks = (pos % bs + n as u64).div_ceil(bs) as u32;
-                    self.mark_written(ib, logical, blocks)?;
-                    n
-                }
-                Lookup::Hole { next } => {
-                    let want_blocks = (pos % bs + left.len() as u64).div_ceil(bs);
-                    let room = next.map_or(u64::MAX, |nx| u64::from(nx - logical));
-                    let want = want_blocks.min(room).min(u64::from(ext4_ondisk::extent::INIT_MAX_LEN)) as u32;
-                    let (physical, got) = self.alloc_file_blocks(ib, logical, want)?;
-                    let n = self.fill_blocks(physical, got, pos % bs, left)?;
-                    // On failure the whole operation is rolled back, these blocks included.
-                    self.map_data_run(ib, Run { logical, physical, len: got, unwritten: false })?;
-                    n
-                }
-            };
-            done += n;
-        }
-        Ok(())
-    }
-
-    /// Writes as much of `data` as fits in `len` fresh blocks from `physical`,
-    /// starting `skip` bytes into the first; the rest of each touched block
-    /// is zero. Returns the bytes of `data` written.
-    fn fill_blocks(&mut self, physical: u64, len: u32, skip: u64, data: &[u8]) -> Result<usize> {
-        let bs = u64::from(self.geo.block_size) as usize;
-        let skip = skip as usize;
-        let n = (len as usize * bs - skip).min(data.len());
-        let mut b = physical;
-        let mut done = 0;
-        if skip > 0 || n < bs {
-            // First block partial: pad it.
-            let mut block = vec![0u8; bs];
-            let k = (bs - skip).min(n);
-            block[skip..skip + k].copy_from_slice(&data[..k]);
-            self.write_data(b, 0, &block)?;
-            done = k;
-            b += 1;
-        }
-        let full = (n - done) / bs * bs;
-        if full > 0 {
-            self.write_data(b, 0, &data[done..done + full])?;
-            done += full;
-            b += (full / bs) as u64;
-        }
-        if done < n {
-            let mut block = vec![0u8; bs];
-            block[..n - done].copy_from_slice(&data[done..n]);
-            self.write_data(b, 0, &block)?;
-            done = n;
-        }
-        Ok(done)
-    }
-
     /// Sets the size of file `ino`: shrinking frees the blocks past the end
     /// and zeroes the tail of the last block; growing leaves a hole.
     pub fn truncate(&mut self, ino: u32, size: u64) -> Result<()> {
@@ -166,7 +87,7 @@ impl Filesystem {
                 fs.zero_block_tail(&ib, size)?;
                 fs.set_size(&mut ib, size);
                 fs.orphan_add(&mut ib)?;
-                fs.write.deferred.push(crate::orphan::Deferred::Truncate(ino));
+                fs.handles_mut().deferred.push(crate::orphan::Deferred::Truncate(ino));
             } else {
                 fs.truncate_inode(&mut ib, size)?;
             }
@@ -175,41 +96,6 @@ impl Filesystem {
             ib.inode.ctime = now;
             fs.write_inode(&mut ib)
         })
-    }
-
-    /// Changes an inode's size and frees what lies past it (any block-mapped
-    /// or inline inode; the caller writes the inode).
-    pub(crate) fn truncate_inode(&mut self, ib: &mut InodeBuf, size: u64) -> Result<()> {
-        if ib.inode.has_inline_data() {
-            return self.truncate_inline(ib, size);
-        }
-        let bs = u64::from(self.geo.block_size);
-        if size < ib.inode.size {
-            self.zero_block_tail(ib, size)?;
-        }
-        // Blocks past the end go, including preallocated ones past the old size.
-        let first_gone = size.div_ceil(bs);
-        if first_gone <= u64::from(u32::MAX) {
-            self.unmap(ib, first_gone as u32, 1u64 << 32)?;
-        }
-        self.set_size(ib, size);
-        Ok(())
-    }
-
-    /// Zeroes the bytes from `pos` to the end of its block, if that block is written.
-    fn zero_block_tail(&mut self, ib: &InodeBuf, pos: u64) -> Result<()> {
-        let bs = u64::from(self.geo.block_size);
-        let in_block = pos % bs;
-        if in_block == 0 {
-            return Ok(());
-        }
-        if let Lookup::Mapped(run) = self.lookup_block(ib, (pos / bs) as u32)? {
-            if !run.unwritten {
-                let zeros = vec![0u8; (bs - in_block) as usize];
-                self.write_data(run.physical, in_block, &zeros)?;
-            }
-        }
-        Ok(())
     }
 
     /// Preallocates `[offset, offset + len)` of file `ino` as unwritten
@@ -283,6 +169,120 @@ impl Filesystem {
             ib.inode.ctime = now;
             fs.write_inode(&mut ib)
         })
+    }
+}
+
+impl Txn<'_> {
+    /// Records a size: `large_file` is switched on the first time a file reaches 2 GiB.
+    fn set_size(&mut self, ib: &mut InodeBuf, size: u64) {
+        ib.inode.size = size;
+        if size >= LARGE_FILE_SIZE && !self.geo.features.ro_compat.contains(RoCompat::LARGE_FILE) {
+            self.change_features(|f| f.ro_compat.insert(RoCompat::LARGE_FILE));
+        }
+    }
+
+    /// Writes `data` at `offset` of a block-mapped file.
+    pub(crate) fn write_blocks(&mut self, ib: &mut InodeBuf, offset: u64, data: &[u8]) -> Result<()> {
+        let bs = u64::from(self.geo.block_size);
+        let mut done = 0usize;
+        while done < data.len() {
+            let pos = offset + done as u64;
+            let logical = (pos / bs) as u32;
+            let left = &data[done..];
+            let n = match self.lookup_block(ib, logical)? {
+                Lookup::Mapped(run) if !run.unwritten => {
+                    let n = ((u64::from(run.len) * bs - pos % bs) as usize).min(left.len());
+                    self.write_data(run.physical, pos % bs, &left[..n])?;
+                    n
+                }
+                Lookup::Mapped(run) => {
+                    let n = self.fill_blocks(run.physical, run.len, pos % bs, left)?;
+                    let blocks = (pos % bs + n as u64).div_ceil(bs) as u32;
+                    self.mark_written(ib, logical, blocks)?;
+                    n
+                }
+                Lookup::Hole { next } => {
+                    let want_blocks = (pos % bs + left.len() as u64).div_ceil(bs);
+                    let room = next.map_or(u64::MAX, |nx| u64::from(nx - logical));
+                    let want = want_blocks.min(room).min(u64::from(ext4_ondisk::extent::INIT_MAX_LEN)) as u32;
+                    let (physical, got) = self.alloc_file_blocks(ib, logical, want)?;
+                    let n = self.fill_blocks(physical, got, pos % bs, left)?;
+                    // On failure the whole operation is rolled back, these blocks included.
+                    self.map_data_run(ib, Run { logical, physical, len: got, unwritten: false })?;
+                    n
+                }
+            };
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Writes as much of `data` as fits in `len` fresh blocks from `physical`,
+    /// starting `skip` bytes into the first; the rest of each touched block
+    /// is zero. Returns the bytes of `data` written.
+    fn fill_blocks(&mut self, physical: u64, len: u32, skip: u64, data: &[u8]) -> Result<usize> {
+        let bs = u64::from(self.geo.block_size) as usize;
+        let skip = skip as usize;
+        let n = (len as usize * bs - skip).min(data.len());
+        let mut b = physical;
+        let mut done = 0;
+        if skip > 0 || n < bs {
+            // First block partial: pad it.
+            let mut block = vec![0u8; bs];
+            let k = (bs - skip).min(n);
+            block[skip..skip + k].copy_from_slice(&data[..k]);
+            self.write_data(b, 0, &block)?;
+            done = k;
+            b += 1;
+        }
+        let full = (n - done) / bs * bs;
+        if full > 0 {
+            self.write_data(b, 0, &data[done..done + full])?;
+            done += full;
+            b += (full / bs) as u64;
+        }
+        if done < n {
+            let mut block = vec![0u8; bs];
+            block[..n - done].copy_from_slice(&data[done..n]);
+            self.write_data(b, 0, &block)?;
+            done = n;
+        }
+        Ok(done)
+    }
+
+    /// Changes an inode's size and frees what lies past it (any block-mapped
+    /// or inline inode; the caller writes the inode).
+    pub(crate) fn truncate_inode(&mut self, ib: &mut InodeBuf, size: u64) -> Result<()> {
+        if ib.inode.has_inline_data() {
+            return self.truncate_inline(ib, size);
+        }
+        let bs = u64::from(self.geo.block_size);
+        if size < ib.inode.size {
+            self.zero_block_tail(ib, size)?;
+        }
+        // Blocks past the end go, including preallocated ones past the old size.
+        let first_gone = size.div_ceil(bs);
+        if first_gone <= u64::from(u32::MAX) {
+            self.unmap(ib, first_gone as u32, 1u64 << 32)?;
+        }
+        self.set_size(ib, size);
+        Ok(())
+    }
+
+    /// Zeroes the bytes from `pos` to the end of its block, if that block is written.
+    fn zero_block_tail(&mut self, ib: &InodeBuf, pos: u64) -> Result<()> {
+        let bs = u64::from(self.geo.block_size);
+        let in_block = pos % bs;
+        if in_block == 0 {
+            return Ok(());
+        }
+        if let Lookup::Mapped(run) = self.lookup_block(ib, (pos / bs) as u32)? {
+            if !run.unwritten {
+                let zeros = vec![0u8; (bs - in_block) as usize];
+                self.write_data(run.physical, in_block, &zeros)?;
+            }
+        }
+        Ok(())
     }
 
     /// Zeroes `[from, to)` (within one block) where that block is written.

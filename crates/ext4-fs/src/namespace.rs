@@ -11,6 +11,7 @@ use crate::inode::InodeBuf;
 use crate::layer::LayerResultExt;
 use crate::node::NewNode;
 use crate::path::show;
+use crate::txn::Txn;
 
 /// Most links an inode may have (`EXT4_LINK_MAX`).
 pub const LINK_MAX: u16 = 65000;
@@ -55,84 +56,6 @@ impl Filesystem {
         Ok(d)
     }
 
-    /// Adds entry `name -> child` to directory `dir` (written back, times updated).
-    pub(crate) fn add_entry(&mut self, dir: &mut InodeBuf, name: &[u8], child: u32, kind: FileType) -> Result<()> {
-        let ft = self.entry_type(kind);
-        // An inline directory that is full moves to a block, then takes the entry there.
-        if dir.inode.has_inline_data() && self.inline_add_entry(dir, name, child, ft)? {
-            return self.touch_dir(dir);
-        }
-        let ctx = self.dir_ctx(dir);
-        let mut indexed = self.is_indexed(dir);
-        let dir_ino = dir.ino;
-        ext4_htree::insert(&ctx, &mut WriteDir { fs: self, dir }, &mut indexed, name, child, ft).in_inode(dir_ino)?;
-        dir.inode.flags.set(InodeFlags::INDEX, indexed);
-        self.touch_dir(dir)
-    }
-
-    /// Removes entry `name` from `dir`; returns the inode it pointed to.
-    pub(crate) fn remove_entry(&mut self, dir: &mut InodeBuf, name: &[u8]) -> Result<u32> {
-        let removed = if dir.inode.has_inline_data() {
-            self.inline_remove_entry(dir, name)?
-        } else {
-            let ctx = self.dir_ctx(dir);
-            let indexed = self.is_indexed(dir);
-            let dir_ino = dir.ino;
-            ext4_htree::remove(&ctx, &mut WriteDir { fs: self, dir }, indexed, name).in_inode(dir_ino)?
-        };
-        let child = removed.ok_or_else(|| Error::NotFound(show(name)))?;
-        self.touch_dir(dir)?;
-        Ok(child)
-    }
-
-    /// Points the existing entry `name` of `dir` at `child` (a rename over it).
-    fn replace_entry(&mut self, dir: &mut InodeBuf, name: &[u8], child: u32, kind: FileType) -> Result<()> {
-        let ft = self.entry_type(kind);
-        if dir.inode.has_inline_data() {
-            return self.inline_retarget(dir, name, child, ft)?.map(drop).ok_or_else(|| Error::NotFound(show(name)));
-        }
-        let ctx = self.dir_ctx(dir);
-        let indexed = self.is_indexed(dir);
-        let dir_ino = dir.ino;
-        ext4_htree::replace(&ctx, &mut WriteDir { fs: self, dir }, indexed, name, child, ft).in_inode(dir_ino)?;
-        Ok(())
-    }
-
-    /// Updates a changed directory's times and writes it.
-    fn touch_dir(&mut self, dir: &mut InodeBuf) -> Result<()> {
-        let now = self.now();
-        dir.inode.mtime = now;
-        dir.inode.ctime = now;
-        self.write_inode(dir)
-    }
-
-    /// Adds one link to a directory for a new subdirectory. A count may reach
-    /// `LINK_MAX`; past it an indexed directory under `dir_nlink` counts 1,
-    /// meaning "many", and any other refuses (`EXT4_DIR_LINK_MAX`, `ext4_inc_count`).
-    fn inc_dir_links(&mut self, dir: &mut InodeBuf) -> Result<()> {
-        let n = dir.inode.links_count;
-        if n == 1 {
-            return Ok(());
-        }
-        if n >= LINK_MAX {
-            if !(self.geo.features.ro_compat.contains(RoCompat::DIR_NLINK) && self.is_indexed(dir)) {
-                return Err(Error::TooManyLinks);
-            }
-            dir.inode.links_count = 1;
-            return Ok(());
-        }
-        dir.inode.links_count = n + 1;
-        Ok(())
-    }
-
-    /// Removes one subdirectory link from a directory.
-    fn dec_dir_links(&mut self, dir: &mut InodeBuf) {
-        let n = dir.inode.links_count;
-        if n > 2 {
-            dir.inode.links_count = n - 1;
-        }
-    }
-
     /// Creates a node of any type named `name` in directory `parent`.
     /// Symbolic links take their target from `link_target`.
     pub fn create_node(&mut self, parent: u32, name: &[u8], node: NewNode, link_target: Option<&[u8]>) -> Result<u32> {
@@ -140,7 +63,7 @@ impl Filesystem {
         self.op(|fs| {
             let mut dir = fs.dir_for_adding(parent)?;
             // A lookup just before (FUSE's LOOKUP, then MKNOD) already searched.
-            if !fs.write.known_absent(parent, name) && fs.lookup_entry(&dir, name)?.is_some() {
+            if !fs.write.lookup.known_absent(parent, name) && fs.lookup_entry(&dir, name)?.is_some() {
                 return Err(Error::Exists(show(name)));
             }
             let mut child = fs.new_inode(&dir, &node)?;
@@ -160,45 +83,6 @@ impl Filesystem {
             }
             Ok(child.ino)
         })
-    }
-
-    /// The first block of a new directory: `.` and `..`.
-    pub(crate) fn init_dir(&mut self, child: &mut InodeBuf, parent: u32) -> Result<()> {
-        if self.init_inline_dir(child, parent)? {
-            return Ok(());
-        }
-        let ctx = self.dir_ctx(child);
-        let block = ext4_htree::new_dir_block(&ctx, child.ino, parent);
-        let (physical, _) = self.alloc_file_blocks(child, 0, 1)?;
-        self.map_run(child, Run { logical: 0, physical, len: 1, unwritten: false })?;
-        self.write_meta(physical, block)?;
-        child.inode.size = u64::from(self.geo.block_size);
-        child.inode.links_count = 2;
-        Ok(())
-    }
-
-    /// A symlink's target: in `i_block` if shorter than 60 bytes, else in a block.
-    fn init_symlink(&mut self, child: &mut InodeBuf, target: &[u8]) -> Result<()> {
-        if target.is_empty() || target.contains(&0) {
-            return Err(Error::InvalidArgument("invalid symbolic link target".into()));
-        }
-        if target.len() > self.block_size() - 1 || target.len() >= 4096 {
-            return Err(Error::NameTooLong(target.len()));
-        }
-        child.inode.links_count = 1;
-        child.inode.size = target.len() as u64;
-        if target.len() < 60 {
-            // Fast symlink: never extent-mapped (e2fsck checks this).
-            child.inode.flags.remove(InodeFlags::EXTENTS);
-            child.inode.block = [0; 60];
-            child.inode.block[..target.len()].copy_from_slice(target);
-            return Ok(());
-        }
-        let (physical, _) = self.alloc_file_blocks(child, 0, 1)?;
-        self.map_run(child, Run { logical: 0, physical, len: 1, unwritten: false })?;
-        let mut block = vec![0u8; self.block_size()];
-        block[..target.len()].copy_from_slice(target);
-        self.write_data(physical, 0, &block)
     }
 
     /// Creates a hard link `name` in `parent` to inode `target`.
@@ -286,49 +170,12 @@ impl Filesystem {
         Ok(empty)
     }
 
-    /// Drops one link of a non-directory; frees it at the last link unless it is open.
-    fn drop_link(&mut self, c: &mut InodeBuf) -> Result<()> {
-        c.inode.links_count = c.inode.links_count.saturating_sub(1);
-        c.inode.ctime = self.now();
-        if c.inode.links_count == 0 {
-            if self.write.open.contains_key(&c.ino) {
-                // Open: it lives on, recorded as an orphan, until released.
-                self.write.orphans.insert(c.ino);
-                self.orphan_add(c)?;
-            } else if self.needs_steps(c, 0)? {
-                // Too big for one transaction: freed in steps after this operation.
-                self.orphan_add(c)?;
-                self.write.deferred.push(crate::orphan::Deferred::Release(c.ino));
-            } else {
-                return self.release_inode(c);
-            }
-        }
-        self.write_inode(c)
-    }
-
     /// Whether `i_block` holds a block map (not inline data, a fast
     /// symlink's target or a device number).
     pub(crate) fn has_block_map(&self, c: &InodeBuf) -> bool {
         !c.inode.has_inline_data()
             && (c.file_type() != FileType::Symlink || !self.is_fast_symlink(c))
             && !matches!(c.file_type(), FileType::CharDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket)
-    }
-
-    /// Frees an unlinked inode: its data, xattr block and record.
-    pub(crate) fn release_inode(&mut self, c: &mut InodeBuf) -> Result<()> {
-        let was_dir = c.is_dir();
-        if self.has_block_map(c) {
-            self.unmap(c, 0, 1u64 << 32)?;
-        }
-        let ea_refs = if self.geo.features.incompat.contains(Incompat::EA_INODE) { self.ea_holdings(c)?.0 } else { Vec::new() };
-        self.release_xattrs(c)?;
-        self.replace_ea_refs(&ea_refs, &[])?;
-        self.orphan_del(c)?;
-        c.inode.size = 0;
-        c.inode.links_count = 0;
-        c.inode.dtime = self.now().secs as u32;
-        self.write_inode(c)?;
-        self.free_inode(c.ino, was_dir)
     }
 
     /// Whether `ancestor` is `dir` or one of its ancestors (walking `..`).
@@ -351,6 +198,162 @@ impl Filesystem {
         Self::check_name(new_name)?;
         Self::check_name(old_name)?;
         self.op(|fs| fs.rename_op(old_parent, old_name, new_parent, new_name, mode))
+    }
+}
+
+impl Txn<'_> {
+    /// Adds entry `name -> child` to directory `dir` (written back, times updated).
+    pub(crate) fn add_entry(&mut self, dir: &mut InodeBuf, name: &[u8], child: u32, kind: FileType) -> Result<()> {
+        let ft = self.entry_type(kind);
+        // An inline directory that is full moves to a block, then takes the entry there.
+        if dir.inode.has_inline_data() && self.inline_add_entry(dir, name, child, ft)? {
+            return self.touch_dir(dir);
+        }
+        let ctx = self.dir_ctx(dir);
+        let mut indexed = self.is_indexed(dir);
+        let dir_ino = dir.ino;
+        ext4_htree::insert(&ctx, &mut WriteDir { fs: self, dir }, &mut indexed, name, child, ft).in_inode(dir_ino)?;
+        dir.inode.flags.set(InodeFlags::INDEX, indexed);
+        self.touch_dir(dir)
+    }
+
+    /// Removes entry `name` from `dir`; returns the inode it pointed to.
+    pub(crate) fn remove_entry(&mut self, dir: &mut InodeBuf, name: &[u8]) -> Result<u32> {
+        let removed = if dir.inode.has_inline_data() {
+            self.inline_remove_entry(dir, name)?
+        } else {
+            let ctx = self.dir_ctx(dir);
+            let indexed = self.is_indexed(dir);
+            let dir_ino = dir.ino;
+            ext4_htree::remove(&ctx, &mut WriteDir { fs: self, dir }, indexed, name).in_inode(dir_ino)?
+        };
+        let child = removed.ok_or_else(|| Error::NotFound(show(name)))?;
+        self.touch_dir(dir)?;
+        Ok(child)
+    }
+
+    /// Points the existing entry `name` of `dir` at `child` (a rename over it).
+    fn replace_entry(&mut self, dir: &mut InodeBuf, name: &[u8], child: u32, kind: FileType) -> Result<()> {
+        let ft = self.entry_type(kind);
+        if dir.inode.has_inline_data() {
+            return self.inline_retarget(dir, name, child, ft)?.map(drop).ok_or_else(|| Error::NotFound(show(name)));
+        }
+        let ctx = self.dir_ctx(dir);
+        let indexed = self.is_indexed(dir);
+        let dir_ino = dir.ino;
+        ext4_htree::replace(&ctx, &mut WriteDir { fs: self, dir }, indexed, name, child, ft).in_inode(dir_ino)?;
+        Ok(())
+    }
+
+    /// Updates a changed directory's times and writes it.
+    fn touch_dir(&mut self, dir: &mut InodeBuf) -> Result<()> {
+        let now = self.now();
+        dir.inode.mtime = now;
+        dir.inode.ctime = now;
+        self.write_inode(dir)
+    }
+
+    /// Adds one link to a directory for a new subdirectory. A count may reach
+    /// `LINK_MAX`; past it an indexed directory under `dir_nlink` counts 1,
+    /// meaning "many", and any other refuses (`EXT4_DIR_LINK_MAX`, `ext4_inc_count`).
+    fn inc_dir_links(&mut self, dir: &mut InodeBuf) -> Result<()> {
+        let n = dir.inode.links_count;
+        if n == 1 {
+            return Ok(());
+        }
+        if n >= LINK_MAX {
+            if !(self.geo.features.ro_compat.contains(RoCompat::DIR_NLINK) && self.is_indexed(dir)) {
+                return Err(Error::TooManyLinks);
+            }
+            dir.inode.links_count = 1;
+            return Ok(());
+        }
+        dir.inode.links_count = n + 1;
+        Ok(())
+    }
+
+    /// Removes one subdirectory link from a directory.
+    fn dec_dir_links(&mut self, dir: &mut InodeBuf) {
+        let n = dir.inode.links_count;
+        if n > 2 {
+            dir.inode.links_count = n - 1;
+        }
+    }
+
+    /// The first block of a new directory: `.` and `..`.
+    pub(crate) fn init_dir(&mut self, child: &mut InodeBuf, parent: u32) -> Result<()> {
+        if self.init_inline_dir(child, parent)? {
+            return Ok(());
+        }
+        let ctx = self.dir_ctx(child);
+        let block = ext4_htree::new_dir_block(&ctx, child.ino, parent);
+        let (physical, _) = self.alloc_file_blocks(child, 0, 1)?;
+        self.map_run(child, Run { logical: 0, physical, len: 1, unwritten: false })?;
+        self.write_meta(physical, block)?;
+        child.inode.size = u64::from(self.geo.block_size);
+        child.inode.links_count = 2;
+        Ok(())
+    }
+
+    /// A symlink's target: in `i_block` if shorter than 60 bytes, else in a block.
+    fn init_symlink(&mut self, child: &mut InodeBuf, target: &[u8]) -> Result<()> {
+        if target.is_empty() || target.contains(&0) {
+            return Err(Error::InvalidArgument("invalid symbolic link target".into()));
+        }
+        if target.len() > self.block_size() - 1 || target.len() >= 4096 {
+            return Err(Error::NameTooLong(target.len()));
+        }
+        child.inode.links_count = 1;
+        child.inode.size = target.len() as u64;
+        if target.len() < 60 {
+            // Fast symlink: never extent-mapped (e2fsck checks this).
+            child.inode.flags.remove(InodeFlags::EXTENTS);
+            child.inode.block = [0; 60];
+            child.inode.block[..target.len()].copy_from_slice(target);
+            return Ok(());
+        }
+        let (physical, _) = self.alloc_file_blocks(child, 0, 1)?;
+        self.map_run(child, Run { logical: 0, physical, len: 1, unwritten: false })?;
+        let mut block = vec![0u8; self.block_size()];
+        block[..target.len()].copy_from_slice(target);
+        self.write_data(physical, 0, &block)
+    }
+
+    /// Drops one link of a non-directory; frees it at the last link unless it is open.
+    fn drop_link(&mut self, c: &mut InodeBuf) -> Result<()> {
+        c.inode.links_count = c.inode.links_count.saturating_sub(1);
+        c.inode.ctime = self.now();
+        if c.inode.links_count == 0 {
+            if self.write.handles.open.contains_key(&c.ino) {
+                // Open: it lives on, recorded as an orphan, until released.
+                self.handles_mut().orphans.insert(c.ino);
+                self.orphan_add(c)?;
+            } else if self.needs_steps(c, 0)? {
+                // Too big for one transaction: freed in steps after this operation.
+                self.orphan_add(c)?;
+                self.handles_mut().deferred.push(crate::orphan::Deferred::Release(c.ino));
+            } else {
+                return self.release_inode(c);
+            }
+        }
+        self.write_inode(c)
+    }
+
+    /// Frees an unlinked inode: its data, xattr block and record.
+    pub(crate) fn release_inode(&mut self, c: &mut InodeBuf) -> Result<()> {
+        let was_dir = c.is_dir();
+        if self.has_block_map(c) {
+            self.unmap(c, 0, 1u64 << 32)?;
+        }
+        let ea_refs = if self.geo.features.incompat.contains(Incompat::EA_INODE) { self.ea_holdings(c)?.0 } else { Vec::new() };
+        self.release_xattrs(c)?;
+        self.replace_ea_refs(&ea_refs, &[])?;
+        self.orphan_del(c)?;
+        c.inode.size = 0;
+        c.inode.links_count = 0;
+        c.inode.dtime = self.now().secs as u32;
+        self.write_inode(c)?;
+        self.free_inode(c.ino, was_dir)
     }
 
     /// Checks in the kernel's order (`do_renameat2`, `lock_rename`'s trap,

@@ -13,6 +13,7 @@ use ext4_ondisk::{Compat, RoCompat, Structure};
 use crate::error::{Error, Location, Result};
 use crate::fs::Filesystem;
 use crate::inode::InodeBuf;
+use crate::txn::Txn;
 
 /// An orphan file block holding entries (its device block).
 struct OrphanBlock {
@@ -47,12 +48,9 @@ impl Filesystem {
                     fs.write_inode(&mut ib)?;
                 }
             }
-            fs.sb.s_last_orphan.set(0);
+            fs.sb_mut().s_last_orphan.set(0);
             fs.clear_orphan_blocks(&file_blocks)?;
-            let mut f = fs.sb.features();
-            f.ro_compat.remove(RoCompat::ORPHAN_PRESENT);
-            fs.sb.set_features(f);
-            fs.geo.features = f;
+            fs.change_features(|f| f.ro_compat.remove(RoCompat::ORPHAN_PRESENT));
             fs.flush_superblock()
         })?;
         self.commit()
@@ -122,7 +120,9 @@ impl Filesystem {
         }
         Ok((blocks, inodes))
     }
+}
 
+impl Txn<'_> {
     /// Empties the orphan file blocks that held entries.
     fn clear_orphan_blocks(&mut self, blocks: &[OrphanBlock]) -> Result<()> {
         if blocks.is_empty() {
@@ -166,89 +166,6 @@ pub(crate) enum Deferred {
 pub(crate) const DEFAULT_STEP_BLOCKS: u64 = 1 << 15;
 
 impl Filesystem {
-    /// Records inode `ib` as an orphan, as `ext4_orphan_add` does: in the
-    /// orphan file when it has a free slot, else at the head of the list
-    /// (`s_last_orphan`, the old head kept in `i_dtime`; the caller writes
-    /// `ib`). Without a journal the kernel keeps no orphans, nor does this.
-    pub(crate) fn orphan_add(&mut self, ib: &mut InodeBuf) -> Result<()> {
-        if !self.journal.is_journaling() || self.write.orphan_records.contains_key(&ib.ino) {
-            return Ok(());
-        }
-        if let Some((physical, index)) = self.orphan_file_free_slot()? {
-            self.set_orphan_file_slot(physical, index, ib.ino)?;
-            let mut f = self.sb.features();
-            if !f.ro_compat.contains(RoCompat::ORPHAN_PRESENT) {
-                f.ro_compat.insert(RoCompat::ORPHAN_PRESENT);
-                self.sb.set_features(f);
-            }
-            self.write.orphan_records.insert(ib.ino, OrphanRecord::File { physical, index });
-            return Ok(());
-        }
-        ib.inode.dtime = self.sb.s_last_orphan.get();
-        self.sb.s_last_orphan.set(ib.ino);
-        self.write.orphan_records.insert(ib.ino, OrphanRecord::List);
-        Ok(())
-    }
-
-    /// Drops inode `ib`'s orphan record, if it has one (`ext4_orphan_del`;
-    /// the caller writes `ib`).
-    pub(crate) fn orphan_del(&mut self, ib: &mut InodeBuf) -> Result<()> {
-        let Some(record) = self.write.orphan_records.remove(&ib.ino) else {
-            return Ok(());
-        };
-        match record {
-            OrphanRecord::File { physical, index } => {
-                self.set_orphan_file_slot(physical, index, 0)?;
-                if !self.write.orphan_records.values().any(|r| matches!(r, OrphanRecord::File { .. })) {
-                    let mut f = self.sb.features();
-                    f.ro_compat.remove(RoCompat::ORPHAN_PRESENT);
-                    self.sb.set_features(f);
-                }
-            }
-            OrphanRecord::List => {
-                let next = ib.inode.dtime;
-                if self.sb.s_last_orphan.get() == ib.ino {
-                    self.sb.s_last_orphan.set(next);
-                } else {
-                    // Find the inode whose link points at this one.
-                    let mut prev = self.sb.s_last_orphan.get();
-                    let mut steps = 0u32;
-                    loop {
-                        if prev == 0 || steps > self.geo.inodes_count {
-                            return Err(Error::corrupt(
-                                Structure::Superblock,
-                                Location::Inode(ib.ino),
-                                "inode missing from the orphan list",
-                            ));
-                        }
-                        let mut p = self.read_inode_raw(prev)?;
-                        if p.inode.dtime == ib.ino {
-                            p.inode.dtime = next;
-                            self.write_inode(&mut p)?;
-                            break;
-                        }
-                        prev = p.inode.dtime;
-                        steps += 1;
-                    }
-                }
-            }
-        }
-        ib.inode.dtime = 0;
-        Ok(())
-    }
-
-    /// Stores `orphan` (0: frees it) in slot `index` of orphan file block
-    /// `physical`, with a fresh tail.
-    fn set_orphan_file_slot(&mut self, physical: u64, index: usize, orphan: u32) -> Result<()> {
-        let ino = self.sb.s_orphan_file_inum.get();
-        let generation = self.read_inode(ino)?.inode.generation;
-        let (seed, csum) = (self.geo.csum_seed, self.geo.metadata_csum());
-        self.modify_meta(physical, |d| {
-            orphan::set_orphan_slot(d, index, orphan);
-            orphan::set_orphan_block_tail(seed, ino, generation, physical, d, csum);
-        })
-    }
-
     /// A free slot of the orphan file: (block, slot index).
     fn orphan_file_free_slot(&self) -> Result<Option<(u64, usize)>> {
         let Some((_, physicals)) = self.orphan_file_blocks()? else {
@@ -256,6 +173,7 @@ impl Filesystem {
         };
         let taken: BTreeSet<(u64, usize)> = self
             .write
+            .handles
             .orphan_records
             .values()
             .filter_map(|r| match *r {
@@ -280,7 +198,7 @@ impl Filesystem {
         if !self.has_block_map(ib) || !self.journal.is_journaling() {
             return Ok(false);
         }
-        let step = self.write.step_blocks;
+        let step = self.write.handles.step_blocks;
         // i_blocks bounds what is mapped (data and map blocks).
         if self.inode_fs_blocks(ib) <= step {
             return Ok(false);
@@ -291,7 +209,7 @@ impl Filesystem {
     /// Logical cut points `from = c0 < c1 < … < ck = 2^32` such that each
     /// `[c(i), c(i+1))` maps at most one step of blocks.
     fn step_cuts(&self, ib: &InodeBuf, from: u64) -> Result<Vec<u64>> {
-        let step = self.write.step_blocks.max(1);
+        let step = self.write.handles.step_blocks.max(1);
         let mut cuts = vec![from];
         let mut count = 0u64;
         self.for_each_mapped_run(ib, |logical, len| {
@@ -339,6 +257,85 @@ impl Filesystem {
                     fs.write_inode(&mut ib)
                 }
             }
+        })
+    }
+}
+
+impl Txn<'_> {
+    /// Records inode `ib` as an orphan, as `ext4_orphan_add` does: in the
+    /// orphan file when it has a free slot, else at the head of the list
+    /// (`s_last_orphan`, the old head kept in `i_dtime`; the caller writes
+    /// `ib`). Without a journal the kernel keeps no orphans, nor does this.
+    pub(crate) fn orphan_add(&mut self, ib: &mut InodeBuf) -> Result<()> {
+        if !self.journal.is_journaling() || self.write.handles.orphan_records.contains_key(&ib.ino) {
+            return Ok(());
+        }
+        if let Some((physical, index)) = self.orphan_file_free_slot()? {
+            self.set_orphan_file_slot(physical, index, ib.ino)?;
+            self.change_features(|f| f.ro_compat.insert(RoCompat::ORPHAN_PRESENT));
+            self.handles_mut().orphan_records.insert(ib.ino, OrphanRecord::File { physical, index });
+            return Ok(());
+        }
+        ib.inode.dtime = self.sb.s_last_orphan.get();
+        self.sb_mut().s_last_orphan.set(ib.ino);
+        self.handles_mut().orphan_records.insert(ib.ino, OrphanRecord::List);
+        Ok(())
+    }
+
+    /// Drops inode `ib`'s orphan record, if it has one (`ext4_orphan_del`;
+    /// the caller writes `ib`).
+    pub(crate) fn orphan_del(&mut self, ib: &mut InodeBuf) -> Result<()> {
+        let Some(record) = self.handles_mut().orphan_records.remove(&ib.ino) else {
+            return Ok(());
+        };
+        match record {
+            OrphanRecord::File { physical, index } => {
+                self.set_orphan_file_slot(physical, index, 0)?;
+                if !self.write.handles.orphan_records.values().any(|r| matches!(r, OrphanRecord::File { .. })) {
+                    self.change_features(|f| f.ro_compat.remove(RoCompat::ORPHAN_PRESENT));
+                }
+            }
+            OrphanRecord::List => {
+                let next = ib.inode.dtime;
+                if self.sb.s_last_orphan.get() == ib.ino {
+                    self.sb_mut().s_last_orphan.set(next);
+                } else {
+                    // Find the inode whose link points at this one.
+                    let mut prev = self.sb.s_last_orphan.get();
+                    let mut steps = 0u32;
+                    loop {
+                        if prev == 0 || steps > self.geo.inodes_count {
+                            return Err(Error::corrupt(
+                                Structure::Superblock,
+                                Location::Inode(ib.ino),
+                                "inode missing from the orphan list",
+                            ));
+                        }
+                        let mut p = self.read_inode_raw(prev)?;
+                        if p.inode.dtime == ib.ino {
+                            p.inode.dtime = next;
+                            self.write_inode(&mut p)?;
+                            break;
+                        }
+                        prev = p.inode.dtime;
+                        steps += 1;
+                    }
+                }
+            }
+        }
+        ib.inode.dtime = 0;
+        Ok(())
+    }
+
+    /// Stores `orphan` (0: frees it) in slot `index` of orphan file block
+    /// `physical`, with a fresh tail.
+    fn set_orphan_file_slot(&mut self, physical: u64, index: usize, orphan: u32) -> Result<()> {
+        let ino = self.sb.s_orphan_file_inum.get();
+        let generation = self.read_inode(ino)?.inode.generation;
+        let (seed, csum) = (self.geo.csum_seed, self.geo.metadata_csum());
+        self.modify_meta(physical, |d| {
+            orphan::set_orphan_slot(d, index, orphan);
+            orphan::set_orphan_block_tail(seed, ino, generation, physical, d, csum);
         })
     }
 }

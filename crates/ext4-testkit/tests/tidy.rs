@@ -149,3 +149,46 @@ fn no_unused_dependencies() {
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
+
+/// ext4-fs changes metadata only through a transaction handle: the
+/// primitives that change blocks, descriptors, the superblock or inode
+/// records are methods of `Txn` (so no `&mut Filesystem` can call them),
+/// a `Txn` is made only by the transaction module (`Filesystem::op` and
+/// the commit path), and only that module touches the block cache's dirty
+/// set. The compiler then checks every caller: a function that changes the
+/// disk takes `&mut Txn`.
+#[test]
+fn metadata_changes_only_through_a_txn() {
+    let src = ext4_testkit::workspace_root().join("crates/ext4-fs/src");
+    let txn_dir = src.join("txn");
+    let primitives = ["modify_meta", "write_meta", "forget_meta", "write_data", "group_mut", "sb_mut", "change_features", "write_inode"];
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut bad = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let in_txn_module = f.starts_with(&txn_dir);
+        let mut current_impl = String::new();
+        for (i, line) in text.lines().enumerate() {
+            let at = || format!("{}:{}: {}", f.display(), i + 1, line.trim());
+            if line.starts_with("impl") {
+                current_impl = line.to_string();
+            }
+            for p in primitives {
+                let defines = line.contains(&format!("fn {p}(")) || line.contains(&format!("fn {p}<"));
+                if defines && !current_impl.starts_with("impl Txn<") {
+                    bad.push(format!("{} (`{p}` outside `impl Txn`)", at()));
+                }
+                if defines && p != "write_inode" && !in_txn_module {
+                    bad.push(format!("{} (`{p}` belongs in txn/)", at()));
+                }
+            }
+            let builds_txn = line.contains("Txn {") && !line.trim_start().starts_with("impl") && !line.contains("struct Txn");
+            let touches_dirty_set = line.contains(".insert_dirty(") || line.contains(".take_dirty(");
+            if (builds_txn || touches_dirty_set) && !in_txn_module && !f.ends_with("cache.rs") {
+                bad.push(format!("{} (only the transaction module makes a Txn or touches the dirty set)", at()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "metadata changed outside a Txn:\n{}", bad.join("\n"));
+}
