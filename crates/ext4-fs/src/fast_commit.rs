@@ -101,13 +101,13 @@ impl Filesystem {
 
     fn apply_fast_commits(&mut self, tags: &[FcTag<'_>]) -> Result<()> {
         let mut touched = Touched::default();
-        self.op(|fs| {
-            tags.iter().try_for_each(|t| fs.fc_record(t, &mut touched))?;
-            fs.fc_free_kept_maps(&touched)?;
-            fs.fc_free_nameless(&touched)
+        self.op(|txn| {
+            tags.iter().try_for_each(|t| txn.fc_record(t, &mut touched))?;
+            txn.fc_free_kept_maps(&touched)?;
+            txn.fc_free_nameless(&touched)
         })?;
         self.commit()?;
-        self.op(|fs| fs.fc_fix_counts(&touched))?;
+        self.op(|txn| txn.fc_fix_counts(&touched))?;
         self.commit()
     }
 

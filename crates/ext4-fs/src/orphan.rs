@@ -34,24 +34,24 @@ impl Filesystem {
             // Only the flag is stale: clear it in place, a single-sector write.
             return self.change_features_now(|f| f.ro_compat.remove(RoCompat::ORPHAN_PRESENT));
         }
-        self.op(|fs| {
+        self.op(|txn| {
             for &ino in &inodes {
-                let mut ib = fs.read_inode_raw(ino)?;
+                let mut ib = txn.read_inode_raw(ino)?;
                 if ib.inode.links_count == 0 {
                     if ib.inode.mode != 0 {
-                        fs.release_inode(&mut ib)?;
+                        txn.release_inode(&mut ib)?;
                     }
                 } else {
                     let size = ib.inode.size;
-                    fs.truncate_inode(&mut ib, size)?;
+                    txn.truncate_inode(&mut ib, size)?;
                     ib.inode.dtime = 0;
-                    fs.write_inode(&mut ib)?;
+                    txn.write_inode(&mut ib)?;
                 }
             }
-            fs.sb_mut().s_last_orphan.set(0);
-            fs.clear_orphan_blocks(&file_blocks)?;
-            fs.change_features(|f| f.ro_compat.remove(RoCompat::ORPHAN_PRESENT));
-            fs.flush_superblock()
+            txn.sb_mut().s_last_orphan.set(0);
+            txn.clear_orphan_blocks(&file_blocks)?;
+            txn.change_features(|f| f.ro_compat.remove(RoCompat::ORPHAN_PRESENT));
+            txn.flush_superblock()
         })?;
         self.commit()
     }
@@ -242,19 +242,19 @@ impl Filesystem {
         let cuts = if self.has_block_map(&ib) { self.step_cuts(&ib, from)? } else { Vec::new() };
         for w in cuts.windows(2).rev() {
             let (start, end) = (w[0] as u32, w[1]);
-            self.op(|fs| {
-                let mut ib = fs.read_inode_raw(ino)?;
-                fs.unmap(&mut ib, start, end)?;
-                fs.write_inode(&mut ib)
+            self.op(|txn| {
+                let mut ib = txn.read_inode_raw(ino)?;
+                txn.unmap(&mut ib, start, end)?;
+                txn.write_inode(&mut ib)
             })?;
         }
-        self.op(|fs| {
-            let mut ib = fs.read_inode_raw(ino)?;
+        self.op(|txn| {
+            let mut ib = txn.read_inode_raw(ino)?;
             match what {
-                Deferred::Release(_) => fs.release_inode(&mut ib),
+                Deferred::Release(_) => txn.release_inode(&mut ib),
                 Deferred::Truncate(_) => {
-                    fs.orphan_del(&mut ib)?;
-                    fs.write_inode(&mut ib)
+                    txn.orphan_del(&mut ib)?;
+                    txn.write_inode(&mut ib)
                 }
             }
         })

@@ -130,10 +130,10 @@ impl Filesystem {
         if value.len() > XATTR_SIZE_MAX {
             return Err(Error::TooBig("xattr value larger than 64 KiB"));
         }
-        self.op(|fs| {
-            let mut ib = fs.xattr_writable(ino)?;
+        self.op(|txn| {
+            let mut ib = txn.xattr_writable(ino)?;
             let (index, suffix) = encode_name(name);
-            let mut attrs = fs.collect_attrs(&ib)?;
+            let mut attrs = txn.collect_attrs(&ib)?;
             let pos = attrs.iter().position(|a| a.index == index && a.name == suffix);
             match (pos, mode) {
                 (Some(_), XattrMode::Create) => {
@@ -144,44 +144,44 @@ impl Filesystem {
                 (None, _) => attrs.push(Attr::new(index, suffix, value)),
             }
             let at = pos.unwrap_or(attrs.len() - 1);
-            if fs.geo.features.incompat.contains(Incompat::EA_INODE) && value_len(value.len()) > fs.block_size() - 56 {
+            if txn.geo.features.incompat.contains(Incompat::EA_INODE) && value_len(value.len()) > txn.block_size() - 56 {
                 // Too big for any block (`EXT4_XATTR_MIN_LARGE_EA_SIZE`): an EA inode holds it.
-                fs.move_to_ea_inode(&ib, &mut attrs[at])?;
+                txn.move_to_ea_inode(&ib, &mut attrs[at])?;
             }
             // A layout that does not fit fails before anything is allocated,
             // but after the body in `ib` was laid out: the retry starts over.
             let unchanged = ib.clone();
-            match fs.store_attrs_counted(&mut ib, attrs.clone()) {
+            match txn.store_attrs_counted(&mut ib, attrs.clone()) {
                 Err(Error::NoSpace)
-                    if fs.geo.features.incompat.contains(Incompat::EA_INODE) && attrs[at].inum == 0 && !value.is_empty() =>
+                    if txn.geo.features.incompat.contains(Incompat::EA_INODE) && attrs[at].inum == 0 && !value.is_empty() =>
                 {
                     // As the kernel retries: the value goes to an EA inode.
                     ib = unchanged;
-                    fs.move_to_ea_inode(&ib, &mut attrs[at])?;
-                    fs.store_attrs_counted(&mut ib, attrs)?;
+                    txn.move_to_ea_inode(&ib, &mut attrs[at])?;
+                    txn.store_attrs_counted(&mut ib, attrs)?;
                 }
                 r => r?,
             }
-            ib.inode.ctime = fs.now();
-            fs.write_inode(&mut ib)
+            ib.inode.ctime = txn.now();
+            txn.write_inode(&mut ib)
         })
     }
 
     /// Removes attribute `name` of inode `ino`.
     pub fn remove_xattr(&mut self, ino: u32, name: &[u8]) -> Result<()> {
         Self::check_xattr_name(name)?;
-        self.op(|fs| {
-            let mut ib = fs.xattr_writable(ino)?;
+        self.op(|txn| {
+            let mut ib = txn.xattr_writable(ino)?;
             let (index, suffix) = encode_name(name);
-            let mut attrs = fs.collect_attrs(&ib)?;
+            let mut attrs = txn.collect_attrs(&ib)?;
             let before = attrs.len();
             attrs.retain(|a| !(a.index == index && a.name == suffix));
             if attrs.len() == before {
                 return Err(Error::NoAttribute);
             }
-            fs.store_attrs_counted(&mut ib, attrs)?;
-            ib.inode.ctime = fs.now();
-            fs.write_inode(&mut ib)
+            txn.store_attrs_counted(&mut ib, attrs)?;
+            ib.inode.ctime = txn.now();
+            txn.write_inode(&mut ib)
         })
     }
 
