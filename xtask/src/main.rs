@@ -6,7 +6,7 @@
 //! * `validate` — walk every fixture through the library and compare it with
 //!   its source tree, entry by entry (add `--medium` for the medium tree too).
 //! * `demo` — the main job end to end on a built-in example.
-//! * `ci` — what CI runs: the whole test suite (and the fuzz regressions again
+//! * `ci` — what CI runs: the demo, the whole test suite (and the fuzz regressions again
 //!   with overflow checks), `validate`, then `fuzz smoke --secs 10`.
 //! * `bench [mkfs | fuse] [--medium] [--reps N]` — each job against its reference tool, as ratios
 //!   (`fuse`: cp -a into ext4 mount, fuse2fs and the kernel).
@@ -247,6 +247,9 @@ fn demo_edits(src: &std::path::Path) -> std::io::Result<String> {
 /// What CI runs: the test suite, the fixtures' validation, then every fuzz
 /// target briefly (after its regression inputs).
 fn ci() -> Result {
+    // The README's first command: the main job end to end, from this
+    // clone alone (the tree is generated, nothing beside the clone is read).
+    demo()?;
     sh(cargo().args(["test", "--workspace", "--release"]))?;
     // The fuzz regressions again with overflow checks, as the fuzz builds
     // have them (release tests would let an overflow wrap).
