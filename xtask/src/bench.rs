@@ -434,11 +434,11 @@ fn copy_into(target: Target, ext4: &Path, src: &Path, img: &Path, mnt: &Path) ->
     match target {
         Target::Ext4Mount | Target::Fuse2fs => {
             let m = if target == Target::Ext4Mount {
-                crate::fio::FuseMount::new(ext4, img, mnt, "")?
+                ext4_testkit::fio::FuseMount::new(ext4, img, mnt, "")?
             } else {
                 let mut c = Command::new("fuse2fs");
                 c.arg("-f").arg(img).arg(mnt);
-                crate::fio::FuseMount::spawn(c, mnt)?
+                ext4_testkit::fio::FuseMount::spawn(c, mnt)?
             };
             let t = Instant::now();
             let copied = cp();
@@ -451,7 +451,7 @@ fn copy_into(target: Target, ext4: &Path, src: &Path, img: &Path, mnt: &Path) ->
             quiet(Command::new("mount").args(["-t", "ext4", "-o", "loop"]).arg(img).arg(mnt))?;
             let t = Instant::now();
             let copied = cp();
-            let unmounted = crate::fio::umount(mnt);
+            let unmounted = ext4_testkit::fio::umount(mnt);
             copied?;
             unmounted?;
             Ok(t.elapsed())
@@ -462,7 +462,7 @@ fn copy_into(target: Target, ext4: &Path, src: &Path, img: &Path, mnt: &Path) ->
 /// `bench fuse`: `cp -a` of a make-tree.py tree into `ext4 mount`, fuse2fs and
 /// the kernel, repetitions interleaved so machine load spreads evenly.
 fn fuse(reps: usize, small: bool) -> Result {
-    if let Some(why) = crate::fio::missing().filter(|w| !w.starts_with("fio")) {
+    if let Some(why) = ext4_testkit::fio::missing().filter(|w| !w.starts_with("fio")) {
         return Err(why.into());
     }
     if Command::new("fuse2fs").arg("--version").output().is_err() {

@@ -2,14 +2,12 @@
 //! sequential and four random buffered writers of 32 MiB each with mixed
 //! 4k/64k blocks; then `e2fsck -fn` is silent and fio's verify-only pass
 //! finds every block intact through a fresh `ext4 mount` and through a
-//! kernel loop mount. The procedure is `cargo xtask fio`'s (this test
-//! includes xtask/src/fio.rs), at half its default size.
-
-#[allow(dead_code)]
-#[path = "../../../xtask/src/fio.rs"]
-mod fio;
+//! kernel loop mount. The procedure is `cargo xtask fio`'s
+//! (`ext4_testkit::fio`), at half its default size.
 
 use std::path::Path;
+
+use ext4_testkit::fio;
 
 #[test]
 fn fio_verifies_through_fuse_and_the_kernel() {

@@ -6,15 +6,12 @@
 // criterion_group! declares an undocumented `pub fn`.
 #![allow(missing_docs)]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::hint::black_box;
 use std::ops::ControlFlow;
 
-use common::{MemIo, check_tree, ctx, fresh_root};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ext4_extent::{Lookup, MapCtx, MapKind, Run, for_each_run, lookup, map_range};
+use ext4_testkit::extent_check::{MemIo, check_tree, ctx, fresh_root};
 
 /// A deterministic generator (xorshift), so runs compare.
 struct Rng(u64);

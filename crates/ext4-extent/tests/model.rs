@@ -2,7 +2,7 @@
 //! both kinds of maps, checked after every step against a block model, an
 //! independent decoder of the on-disk bytes, and the allocator's books.
 
-mod common;
+use ext4_testkit::extent_check as common;
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;

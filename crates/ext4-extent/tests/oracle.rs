@@ -11,7 +11,7 @@
 //!   `debugfs` must see the intended map, and the kernel (as root) must read
 //!   the intended bytes.
 
-mod common;
+use ext4_testkit::extent_check as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;

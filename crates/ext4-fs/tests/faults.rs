@@ -26,8 +26,6 @@
 //! `EXT4_FAULTS_ONLY=text` runs the modes whose name contains `text`;
 //! `EXT4_FAULTS_KEEP=DIR` keeps the images that fail in DIR.
 
-mod hostile;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,8 +33,8 @@ use std::time::{Duration, Instant};
 use ext4_fs::blockdev::{FaultDevice, FaultPlan, Op};
 use ext4_fs::{Filesystem, MemoryDevice, OpenOptions, Result, XattrMode};
 use ext4_testkit::fixtures::{self, Profile, TreeSize, Writer};
+use ext4_testkit::hostile::{self, Outcome};
 use ext4_testkit::oracle::{e2fsck_problems, have_e2fsprogs};
-use hostile::Outcome;
 
 const fn profile(name: &'static str, mke2fs_args: &'static [&'static str], size: &'static str) -> Profile {
     Profile { name, mke2fs_args, conf_defaults: "", size, tree: TreeSize::Small, writer: Writer::Mke2fs }

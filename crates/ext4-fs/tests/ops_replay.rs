@@ -8,13 +8,10 @@
 //! `OPS_REPLAY_SECS=N` gives the corpus N seconds (default 40).
 //! `OPS_WRITE_SEEDS=1` writes the hand-made seeds into `fuzz/regressions/ops/`.
 
-mod fsops;
-mod hostile;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use fsops::Op;
+use ext4_testkit::fsops::{self, Op};
 
 /// Time the local corpus may take (the committed inputs always run whole);
 /// `OPS_REPLAY_SECS` changes it (after a long campaign).

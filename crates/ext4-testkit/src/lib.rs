@@ -3,6 +3,17 @@
 //! * [`aging`]: kernel-aging differential runs: the kernel and the library
 //!   take turns on one image while a reference copy gets every step
 //!   through the kernel; e2fsck and three views of the tree judge.
+//! * [`extent_check`]: the extent tests' in-memory `MapIo` with a checking
+//!   allocator, and map decoders independent of `ext4-extent`.
+//! * [`fio`]: fio's verified writes through `ext4 mount`, judged by e2fsck
+//!   and the kernel.
+//! * [`fsops`]: operation sequences over a small image (the `ops` fuzz
+//!   target and its replay).
+//! * [`fuzz`]: the fuzz targets' template images and bodies, shared by
+//!   `fuzz/` and the test that replays its regression inputs.
+//! * [`hostile`]: a bounded walk of a hostile image, a write workload, and
+//!   a runner that turns panics and hangs into reports.
+//! * [`mem`]: in-memory `DirIo` and `MapIo` over plain bytes.
 //! * [`crash`]: crash-state exploration of workloads on a recording device
 //!   (every write boundary and reorderings within flush epochs), judged by
 //!   recovery with the library and e2fsck.
@@ -22,7 +33,13 @@
 
 pub mod aging;
 pub mod crash;
+pub mod extent_check;
+pub mod fio;
 pub mod fixtures;
+pub mod fsops;
+pub mod fuzz;
+pub mod hostile;
+pub mod mem;
 pub mod oracle;
 pub mod rng;
 pub mod snapshot;

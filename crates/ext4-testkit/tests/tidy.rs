@@ -1,6 +1,6 @@
 //! Repository rules, checked as an ordinary test: the dependency direction
 //! of docs/ARCHITECTURE.md, where byte layouts may be decoded, crate docs,
-//! and `forbid(unsafe_code)`.
+//! `forbid(unsafe_code)`, and no `#[path]` includes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -18,7 +18,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("ext4-fs", &["ext4-ondisk", "ext4-blockdev", "ext4-alloc", "ext4-extent", "ext4-htree", "ext4-jbd2"]),
     ("ext4-fuse", &["ext4-fs"]),
     ("ext4-cli", &["ext4-fs", "ext4-mkfs", "ext4-fuse"]),
-    ("ext4-testkit", &["ext4-fs", "ext4-mkfs"]),
+    // Test support sits on top; ext4-fs, ext4-mkfs and the layer crates
+    // use it as a dev-dependency (a cycle Cargo allows: their integration
+    // tests and benches link the same library the kit links; their unit
+    // tests must not use the kit, whose types would come from a second copy).
+    ("ext4-testkit", &["ext4-fs", "ext4-mkfs", "ext4-bounded-alloc"]),
+    // The hostile-image tests' global allocator: the one `unsafe` of the
+    // test support, kept out of the kit, which forbids it.
+    ("ext4-bounded-alloc", &[]),
     ("xtask", &["ext4-fs", "ext4-mkfs", "ext4-testkit"]),
 ];
 
@@ -99,7 +106,9 @@ fn crates_have_docs_and_forbid_unsafe() {
             bad.push(format!("{}: no crate doc", main.display()));
         }
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
-        if name != "ext4-fuse" && name != "xtask" && !text.contains("#![forbid(unsafe_code)]") {
+        // ext4-bounded-alloc implements `GlobalAlloc` (denied, allowed on that impl).
+        let exempt = ["ext4-fuse", "xtask", "ext4-bounded-alloc"];
+        if !exempt.contains(&name.as_str()) && !text.contains("#![forbid(unsafe_code)]") {
             bad.push(format!("{}: missing #![forbid(unsafe_code)]", main.display()));
         }
     }
@@ -124,6 +133,31 @@ fn no_unfinished_markers() {
         }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// No source includes another file with `#[path]`: code shared between
+/// crates (and with `fuzz/`) lives in ext4-testkit, so each file is
+/// compiled as one module of one crate.
+#[test]
+fn no_path_includes() {
+    let root = ext4_testkit::workspace_root();
+    let mut files = Vec::new();
+    for dir in ["crates", "xtask", "fuzz/fuzz_targets", "fuzz/src"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let marker = concat!("#[", "path");
+    let bad: Vec<String> = files
+        .iter()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| l.trim_start().starts_with(marker))
+                .map(|(i, l)| format!("{}:{}: {}", f.display(), i + 1, l.trim()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(bad.is_empty(), "#[path] includes (move shared code into ext4-testkit):\n{}", bad.join("\n"));
 }
 
 /// Every normal dependency of a workspace crate is used by its sources (a
