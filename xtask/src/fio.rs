@@ -25,7 +25,8 @@ pub fn run(args: &[&str]) -> Result<(), String> {
         return Err("building ext4-cli failed".into());
     }
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    let work = Path::new("/dev/shm").join(format!("ext4-fio-{}", std::process::id()));
+    let shm = ext4_testkit::scratch_dir_in(Path::new("/dev/shm"), "fio");
+    let work = shm.path().join("work");
     let jobs = u32::try_from(jobs).map_err(|_| "--jobs is too large".to_string())?;
     check(&target.join("release/ext4"), &Options { size_mib, jobs, work })
 }

@@ -51,15 +51,7 @@ fn host_usage(dir: &Path) -> u64 {
 
 /// Deterministic bytes, different for every `seed`.
 fn data(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    ext4_testkit::noise(seed, len)
 }
 
 fn set_mtime(p: &Path, secs: i64, nsec: u32) {

@@ -16,7 +16,8 @@ fn fio_verifies_through_fuse_and_the_kernel() {
         return;
     }
     let base = if Path::new("/dev/shm").is_dir() { Path::new("/dev/shm").to_path_buf() } else { std::env::temp_dir() };
-    let work = base.join(format!("ext4-fio-test-{}", std::process::id()));
+    let shm = ext4_testkit::scratch_dir_in(&base, "fio-test");
+    let work = shm.path().join("work");
     let opts = fio::Options { size_mib: 32, jobs: 4, work };
     if let Err(e) = fio::check(Path::new(env!("CARGO_BIN_EXE_ext4")), &opts) {
         panic!("{e}");

@@ -30,8 +30,8 @@ fn acls_through_fuse_match_the_kernel() {
     ) {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("ext4-fuse-acl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir_tmp = ext4_testkit::scratch_dir("ext4-fuse-acl");
+    let dir = dir_tmp.path().to_path_buf();
     let img = dir.join("img");
     run(Command::new("mke2fs").args(["-q", "-F", "-t", "ext4"]).arg(&img).arg("32M"));
     let mnt = dir.join("mnt");

@@ -97,8 +97,8 @@ impl Pair {
         assert!(tb.status.success(), "ext4 tune {args:?}: {}", String::from_utf8_lossy(&tb.stderr));
         if let Some(p) = e2fsck_problems(&b) {
             if std::env::var_os("EXT4_KEEP").is_some() {
-                let kept = std::env::temp_dir().join("tune-kept");
-                let _ = std::fs::create_dir_all(&kept);
+                let kept = ext4_testkit::scratch_dir("tune-kept").keep();
+                eprintln!("EXT4_KEEP: images kept in {}", kept.display());
                 copy(&self.base, &kept.join("base.img"));
                 copy(&b, &kept.join("ours.img"));
             }

@@ -39,11 +39,11 @@ fn format_image(c: &Conf, tag: &str) -> Scratch {
     let tag = format!("attrs-{}-{tag}", c.name);
     if c.features.contains("bigalloc") {
         // Made by mke2fs (the project's formatter does not make bigalloc), 16 blocks a cluster.
-        let path = std::env::temp_dir().join(format!("ext4fs-test-{}-{tag}.img", std::process::id()));
+        let scratch = Scratch::new(&format!("{tag}.img"));
         let (bs, isize, cluster) = (c.block_size.to_string(), c.inode_size.to_string(), (c.block_size * 16).to_string());
         let args = ["-t", "ext4", "-b", &bs, "-I", &isize, "-O", c.features, "-C", &cluster];
-        ext4_testkit::fixtures::mke2fs_sized(&path, 64 << 20, &args).expect("mke2fs");
-        return Scratch { path };
+        ext4_testkit::fixtures::mke2fs_sized(&scratch.path, 64 << 20, &args).expect("mke2fs");
+        return scratch;
     }
     common::format_ext4(&tag, 16 << 20, c.block_size, c.inode_size, c.features)
 }

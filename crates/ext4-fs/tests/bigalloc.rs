@@ -161,10 +161,9 @@ fn cluster_sizes_from_two_blocks_to_a_thousand() {
     }
     for (bs, ratio) in [(1024u64, 2u64), (1024, 64), (1024, 1024), (4096, 2), (4096, 4), (4096, 1024)] {
         let what = format!("{bs}-byte blocks, {ratio} a cluster");
-        let path = std::env::temp_dir().join(format!("ext4fs-test-{}-clusters-{bs}-{ratio}.img", std::process::id()));
+        let img = Scratch::new(&format!("clusters-{bs}-{ratio}.img"));
         let (b, c) = (bs.to_string(), (bs * ratio).to_string());
-        ext4_testkit::fixtures::mke2fs_sized(&path, 512 << 20, &["-t", "ext4", "-b", &b, "-O", "bigalloc", "-C", &c]).expect("mke2fs");
-        let img = Scratch { path };
+        ext4_testkit::fixtures::mke2fs_sized(&img.path, 512 << 20, &["-t", "ext4", "-b", &b, "-O", "bigalloc", "-C", &c]).expect("mke2fs");
         let mut fs = open_rw(&img.path);
         let mut expect = Vec::new();
         for f in 0..6u64 {

@@ -24,10 +24,10 @@ fn copy_profile(profile: &str, tag: &str) -> Option<(PathBuf, common::Scratch, u
         return None;
     }
     let (img, _) = fixtures::image(&p).unwrap();
-    let path = std::env::temp_dir().join(format!("ext4fs-corrupt-{}-{tag}.img", std::process::id()));
-    std::fs::copy(&img, &path).unwrap();
-    let bs = block_size(&path);
-    Some((path.clone(), common::Scratch { path }, bs))
+    let scratch = common::Scratch::new(&format!("corrupt-{tag}.img"));
+    std::fs::copy(&img, &scratch.path).unwrap();
+    let bs = block_size(&scratch.path);
+    Some((scratch.path.clone(), scratch, bs))
 }
 
 fn flip(path: &Path, offset: u64) {

@@ -35,12 +35,13 @@ use ext4_fs::{FileType, Filesystem, OpenOptions};
 use ext4_testkit::oracle::{LoopMount, can_loop_mount, e2fsck_problems, have_e2fsprogs};
 use ext4_testkit::snapshot::Snapshot;
 
-/// A scratch directory for one case, removed on drop.
-struct Scratch(PathBuf);
+/// A scratch directory for one case (its path, and the directory removed on drop).
+struct Scratch(PathBuf, #[allow(dead_code)] tempfile::TempDir);
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+impl Scratch {
+    fn new(tag: &str) -> Self {
+        let dir = ext4_testkit::scratch_dir(tag);
+        Self(dir.path().to_path_buf(), dir)
     }
 }
 
@@ -187,8 +188,7 @@ fn fast_commit_records(fs: &Filesystem, crash: &Path) -> Result<String, String> 
 /// One workload: the kernel's crash image, recovered by the kernel and by
 /// the library both ways.
 fn run_case(seed: u64) -> Result<String, String> {
-    let dir = Scratch(std::env::temp_dir().join(format!("ext4fs-fc-{}-{seed}-{}", std::process::id(), ext4_testkit::oracle::unique())));
-    std::fs::create_dir_all(&dir.0).map_err(|e| e.to_string())?;
+    let dir = Scratch::new(&format!("fc-{seed}"));
     let crash = dir.0.join("crash.img");
     let crash_ns = kernel_crash_image(&crash, seed)?;
     let kernel = kernel_recovery(&crash, &dir.0.join("kernel.img"));
@@ -292,9 +292,7 @@ fn until<T>(what: &str, mut attempt: impl FnMut() -> Option<T>) -> T {
 }
 
 fn scratch(tag: &str) -> Scratch {
-    let dir = Scratch(std::env::temp_dir().join(format!("ext4fs-fc-{tag}-{}-{}", std::process::id(), ext4_testkit::oracle::unique())));
-    std::fs::create_dir_all(&dir.0).unwrap();
-    dir
+    Scratch::new(&format!("fc-{tag}"))
 }
 
 fn have_oracles() -> bool {
@@ -487,13 +485,8 @@ fn damaged_fast_commits_give_errors_not_panics() {
     let cases = env_u64("EXT4_FC_FUZZ").unwrap_or(100);
     let seed = env_u64("EXT4_FC_SEED").unwrap_or_else(|| std::process::id().into());
     println!("fuzzing {} bytes of fast commits, {cases} images from seed {seed}", used.len() * bs);
-    let mut rng = seed | 1;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut rng = ext4_testkit::rng::Rng::new(seed);
+    let mut next = move || rng.next_u64();
     let (mut opened, mut refused) = (0, 0);
     for _ in 0..cases {
         let mut img = base.clone();

@@ -265,8 +265,8 @@ fn failed_writes_and_flushes_leave_recoverable_images() {
     let stride = std::env::var("EXT4_FAULTS_STRIDE").ok().and_then(|s| s.parse().ok()).unwrap_or(1u64).max(1);
     let only = std::env::var("EXT4_FAULTS_ONLY").ok();
     let keep = std::env::var_os("EXT4_FAULTS_KEEP").map(PathBuf::from);
-    let dir: PathBuf = std::env::temp_dir().join(format!("ext4-faults-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = ext4_testkit::scratch_dir("faults");
+    let dir: PathBuf = scratch.path().to_path_buf();
     let check_path = dir.join("check.img");
     let start = Instant::now();
     let strict = std::env::var_os("EXT4_FAULTS_STRICT").is_some();

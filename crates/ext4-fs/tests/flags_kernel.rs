@@ -175,7 +175,7 @@ fn flags_refuse_what_the_kernel_refuses() {
         }
         fs.close().unwrap();
     }
-    let kernel_img = common::Scratch { path: lib_img.path.with_extension("kernel.img") };
+    let kernel_img = common::Scratch::new("kernel.img");
     std::fs::copy(&lib_img.path, &kernel_img.path).unwrap();
 
     let mut mismatches = Vec::new();

@@ -13,7 +13,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -22,8 +22,8 @@ use ext4_fs::{Filesystem, OpenOptions};
 use ext4_testkit::oracle::{LoopMount, can_loop_mount, e2fsck_problems, have_e2fsprogs};
 use ext4_testkit::snapshot::Snapshot;
 
-fn scratch(tag: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("ext4fs-journal-{}-{tag}-{}.img", std::process::id(), ext4_testkit::oracle::unique()))
+fn scratch(tag: &str) -> tempfile::TempPath {
+    ext4_testkit::scratch_file(&format!("journal-{tag}"))
 }
 
 fn run(cmd: &mut Command) {

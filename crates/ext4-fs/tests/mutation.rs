@@ -305,8 +305,8 @@ fn damaged_metadata_never_panics_hangs_or_overallocates() {
     if !ext4_testkit::require(have_e2fsprogs(), "e2fsprogs not installed") {
         return;
     }
-    let work: PathBuf = std::env::temp_dir().join(format!("ext4-mutation-{}", std::process::id()));
-    std::fs::create_dir_all(&work).unwrap();
+    let work_dir = ext4_testkit::scratch_dir("mutation");
+    let work: PathBuf = work_dir.path().to_path_buf();
     let tree = work.join("tree");
     make_tree(&tree).unwrap();
     let t0 = Instant::now();

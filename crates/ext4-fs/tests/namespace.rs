@@ -92,9 +92,8 @@ fn big() -> bool {
 
 /// Formats an ext4 image with room for `inodes` inodes.
 fn format(kind: &BigKind, size: u64, inodes: u64) -> Scratch {
-    let path = std::env::temp_dir().join(format!("ext4fs-ns-{}-{}.img", std::process::id(), kind.name));
-    let _ = std::fs::remove_file(&path);
-    let dev = FileDevice::create(&path, size).expect("image file");
+    let scratch = Scratch::new(&format!("ns-{}.img", kind.name));
+    let dev = FileDevice::create(&scratch.path, size).expect("image file");
     let mut opts = FormatOptions::new(kind.fs_type)
         .profile(Profile::DEBIAN)
         .size_bytes(size)
@@ -107,7 +106,7 @@ fn format(kind: &BigKind, size: u64, inodes: u64) -> Scratch {
         opts = opts.features(kind.features).expect("features");
     }
     mkfs::format(&dev, &opts, &mut |_| std::ops::ControlFlow::Continue(())).expect("format");
-    Scratch { path }
+    scratch
 }
 
 /// Entry `i`'s name: unique, of a length that varies with `i`.

@@ -144,7 +144,7 @@ fn replayed_inputs_leave_e2fsck_silent() {
     if !ext4_testkit::require(e2fsck_available(), "e2fsck not installed") {
         return;
     }
-    let scratch = std::env::temp_dir().join(format!("ext4fs-ops-replay-{}.img", std::process::id()));
+    let scratch = ext4_testkit::scratch_file("ops-replay");
     let committed = inputs(&regressions());
     assert!(committed.len() >= seeds().len(), "fuzz/regressions/ops holds the seeds");
     let mut problems = Vec::new();

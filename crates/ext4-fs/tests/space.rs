@@ -21,7 +21,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::{assert_clean, have_fsck, open_ro, open_rw};
@@ -32,18 +32,11 @@ use ext4_testkit::oracle::{LoopMount, can_loop_mount, debugfs};
 const MIB: usize = 1 << 20;
 
 /// A scratch image made by mke2fs, removed on drop.
-struct Image(PathBuf);
-
-impl Drop for Image {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
+struct Image(tempfile::TempPath);
 
 /// `mke2fs -q -F ARGS IMAGE SIZE` on a fresh scratch file.
 fn mke2fs(tag: &str, args: &[&str], size: &str) -> Image {
-    let path = std::env::temp_dir().join(format!("ext4fs-space-{}-{tag}.img", std::process::id()));
-    let _ = std::fs::remove_file(&path);
+    let path = ext4_testkit::scratch_file(&format!("space-{tag}"));
     let out = Command::new("mke2fs").args(["-q", "-F"]).args(args).arg(&path).arg(size).output().expect("mke2fs runs");
     assert!(out.status.success(), "mke2fs {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     Image(path)
@@ -209,7 +202,7 @@ fn statfs_equals_the_kernels() {
         assert_eq!(lib, kernel, "{name}: statfs [blocks, free, available, inodes, free inodes], ours then the kernel's");
 
         // Blocks freed by the running transaction count as free, as the kernel counts them.
-        let copy = Image(img.0.with_extension("copy"));
+        let copy = Image(ext4_testkit::scratch_file("space-copy"));
         std::fs::copy(&img.0, &copy.0).unwrap();
         let mut fs = open_rw(&img.0);
         fs.remove_file("/f11").unwrap();
@@ -273,7 +266,7 @@ fn no_space_where_the_kernel_gives_it() {
             std::fs::create_dir(m.path().join("open")).unwrap();
             python(&format!("import os; os.chmod({:?}, 0o777)", m.path().join("open").to_str().unwrap()));
             m.unmount().unwrap();
-            let copy = Image(img.0.with_extension("copy"));
+            let copy = Image(ext4_testkit::scratch_file("space-copy"));
             std::fs::copy(&img.0, &copy.0).unwrap();
 
             let mut fs = open_rw(&img.0);

@@ -12,8 +12,7 @@ fn mke2fs(args: &[&str], size: &str) -> Option<Vec<u8>> {
     if !ext4_testkit::require(Command::new("mke2fs").arg("-V").output().is_ok(), "mke2fs not available") {
         return None;
     }
-    let dir = std::env::temp_dir().join(format!("ondisk-{}-{}", std::process::id(), args.join("_").replace(['/', ','], "-")));
-    let img = dir.with_extension("img");
+    let img = ext4_testkit::scratch_file("ondisk");
     let status = Command::new("mke2fs")
         .env("E2FSPROGS_FAKE_TIME", "1700000000")
         .env("MKE2FS_CONFIG", "/etc/mke2fs.conf")
@@ -24,7 +23,6 @@ fn mke2fs(args: &[&str], size: &str) -> Option<Vec<u8>> {
         .status();
     assert!(status.is_ok_and(|s| s.success()), "mke2fs {args:?} {size} failed");
     let data = std::fs::read(&img).unwrap();
-    std::fs::remove_file(&img).ok();
     Some(data)
 }
 

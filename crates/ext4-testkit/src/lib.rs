@@ -62,6 +62,35 @@ pub fn cache_dir() -> PathBuf {
     std::env::var_os("EXT4_FIXTURES_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target").join("fixtures"))
 }
 
+/// A fresh temporary directory (`tempfile`, removed on drop) whose name
+/// starts with `ext4-TAG-`, for scratch images, trees and mount points.
+pub fn scratch_dir(tag: &str) -> tempfile::TempDir {
+    scratch_dir_in(&std::env::temp_dir(), tag)
+}
+
+/// [`scratch_dir`] under `base` (`/dev/shm` for images that belong on
+/// tmpfs). Mode 0755, as `create_dir` makes it: tests that act as other
+/// users through a mount below it must be able to reach it.
+pub fn scratch_dir_in(base: &Path, tag: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new().prefix(&scratch_prefix(tag)).tempdir_in(base).expect("a temporary directory");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod a temporary directory");
+    dir
+}
+
+/// A fresh empty temporary file (`tempfile`, removed when the returned
+/// path drops) whose name starts with `ext4-TAG-`, for a scratch image.
+pub fn scratch_file(tag: &str) -> tempfile::TempPath {
+    tempfile::Builder::new().prefix(&scratch_prefix(tag)).suffix(".img").tempfile().expect("a temporary file").into_temp_path()
+}
+
+/// `ext4-TAG-` with the tag cut to 40 safe characters.
+fn scratch_prefix(tag: &str) -> String {
+    let tag = tag.strip_prefix("ext4-").unwrap_or(tag);
+    let tag: String = tag.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).take(40).collect();
+    format!("ext4-{tag}-")
+}
+
 /// Whether a missing oracle must fail the test (`EXT4_REQUIRE_ORACLES` set
 /// to anything but `0`, as `.ci/run` does) instead of skipping it.
 pub fn oracles_required() -> bool {
@@ -79,15 +108,8 @@ pub fn require(cond: bool, what: &str) -> bool {
 }
 
 /// `len` bytes that neither repeat nor compress, the same for the same
-/// `seed` (xorshift), for file contents that must not match by chance.
+/// `seed` ([`rng::Rng`]), for file contents that must not match by chance.
 pub fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
+    let mut rng = rng::Rng::new(seed);
+    (0..len).map(|_| (rng.next_u64() >> 32) as u8).collect()
 }

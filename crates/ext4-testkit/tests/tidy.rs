@@ -1,6 +1,7 @@
 //! Repository rules, checked as an ordinary test: the dependency direction
 //! of docs/ARCHITECTURE.md, where byte layouts may be decoded, crate docs,
-//! `forbid(unsafe_code)`, and no `#[path]` includes.
+//! `forbid(unsafe_code)`, no `#[path]` includes, and scratch paths from
+//! `tempfile`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -158,6 +159,34 @@ fn no_path_includes() {
         })
         .collect();
     assert!(bad.is_empty(), "#[path] includes (move shared code into ext4-testkit):\n{}", bad.join("\n"));
+}
+
+/// Scratch files and directories come from `tempfile` (through
+/// `ext4_testkit::scratch_dir`/`scratch_file` or directly): unique names,
+/// removed on drop even when a test fails. No hand-made paths under the
+/// temporary directory, /tmp or /dev/shm in tests, benches, the kit or xtask.
+#[test]
+fn scratch_paths_come_from_tempfile() {
+    let root = ext4_testkit::workspace_root();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(root.join("crates")).unwrap().flatten() {
+        for sub in ["tests", "benches"] {
+            rust_files(&entry.path().join(sub), &mut files);
+        }
+    }
+    rust_files(&root.join("crates/ext4-testkit/src"), &mut files);
+    rust_files(&root.join("xtask/src"), &mut files);
+    let markers = [concat!("temp_dir()", ".join("), concat!("\"/", "tmp/"), concat!("\"/dev/", "shm\").join(")];
+    let mut bad = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if markers.iter().any(|m| line.contains(m)) {
+                bad.push(format!("{}:{}: {}", f.display(), i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "hand-made scratch paths (use ext4_testkit::scratch_dir or tempfile):\n{}", bad.join("\n"));
 }
 
 /// Every normal dependency of a workspace crate is used by its sources (a
