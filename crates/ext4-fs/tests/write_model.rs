@@ -1,8 +1,9 @@
 //! Random sequences of file operations against an in-memory model, on ext2,
 //! ext3 and ext4 images with 1 KiB and 4 KiB blocks and on bigalloc ones
 //! made by mke2fs: after each sequence every file equals the model (read
-//! through a fresh open) and `e2fsck -fn` is silent. `EXT4_PROPTEST_CASES`
-//! raises the case count.
+//! through a fresh open) and `e2fsck -fn` is silent.
+//! `PROPTEST_CASES` sets the case count; failures are kept in
+//! `proptest-regressions/` and replayed first.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::collections::BTreeMap;
 
 use common::{BIGALLOC_KINDS, KINDS, Kind, assert_clean, format, have_fsck, open_ro, open_rw};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::TestRunner;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -140,16 +141,12 @@ fn run_case(kind: &Kind, ops: &[Op], case: usize, fsck: bool) -> Result<(), Test
     Ok(())
 }
 
-fn cases() -> u32 {
-    std::env::var("EXT4_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(40)
-}
-
 #[test]
 fn random_file_operations_match_the_model() {
     // Without e2fsck (outside CI) the model comparison still runs.
     let fsck = have_fsck();
     for kind in KINDS.iter().chain(BIGALLOC_KINDS) {
-        let mut runner = TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() });
+        let mut runner = TestRunner::new(ext4_testkit::prop::config(40, &format!("write_model-{}", kind.name)));
         let case = std::cell::Cell::new(0);
         runner
             .run(&proptest::collection::vec(op(), 1..30), |ops| {

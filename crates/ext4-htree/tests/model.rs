@@ -166,7 +166,7 @@ fn ops(max_name: u16, len: usize) -> impl Strategy<Value = Vec<Op>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ext4_testkit::prop::config(24, "model"))]
     #[test]
     fn model_1k_csum(ops in ops(600, 900), long in any::<bool>()) {
         run(&ctx(1024, true, true, HashVersion::HalfMd4), &ops, long);

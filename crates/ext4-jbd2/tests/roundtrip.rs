@@ -173,7 +173,7 @@ fn run_model(bs: u32, maxlen: u32, bit64: bool, csum: Csum, ops: &[Op], high_blo
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ext4_testkit::prop::config(200, "roundtrip"))]
 
     #[test]
     fn encoder_output_recovers_exactly(

@@ -22,6 +22,8 @@
 //!   demand into a cache directory and reused.
 //! * [`oracle`]: the independent judges: `e2fsck -fn`, `dumpe2fs`,
 //!   `debugfs`, kernel loop mounts.
+//! * [`prop`]: the property tests' proptest configuration (case counts,
+//!   committed regression files).
 //! * [`rng`]: the deterministic generator and the printed run seeds.
 //! * [`tree`]: the deterministic tree generator (small, medium, large).
 //! * [`snapshot`]: a tree's names, types, modes, owners, sizes, times,
@@ -41,6 +43,7 @@ pub mod fuzz;
 pub mod hostile;
 pub mod mem;
 pub mod oracle;
+pub mod prop;
 pub mod rng;
 pub mod snapshot;
 pub mod tree;
