@@ -325,7 +325,7 @@ fn through_kernel(img: &Path, script: &[Vec<String>]) {
     unmount(m);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, fuse)]
 fn batch_fuse_and_kernel_make_the_same_tree() {
     let root = common::is_root();
     if !have_fsck()
@@ -389,7 +389,7 @@ fn three_ways(geometry: &[&str]) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn first_error_stops_the_batch_with_line_command_and_errno() {
     if !have_fsck() {
         return;

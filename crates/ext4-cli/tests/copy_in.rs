@@ -231,7 +231,7 @@ fn image_size(src: &Source) -> String {
     format!("{}M", (used + used / 4) / (1 << 20) + 64)
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn mkfs_d_copies_trees_the_kernel_reads_back_equal() {
     if !prerequisites() {
         return;
@@ -251,7 +251,7 @@ fn mkfs_d_copies_trees_the_kernel_reads_back_equal() {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn put_r_then_rm_half_and_write_more_reuses_space_with_exact_counts() {
     if !prerequisites() {
         return;

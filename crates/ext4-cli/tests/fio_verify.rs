@@ -9,7 +9,7 @@ use std::path::Path;
 
 use ext4_testkit::fio;
 
-#[test]
+#[ext4_testkit::oracle_test(fio, loop_mount, fuse, e2fsprogs)]
 fn fio_verifies_through_fuse_and_the_kernel() {
     if let Some(why) = fio::missing() {
         ext4_testkit::require(false, why);

@@ -21,7 +21,7 @@ fn acl_of(path: &Path) -> String {
     text.lines().filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n")
 }
 
-#[test]
+#[ext4_testkit::oracle_test(loop_mount, fuse, setfacl, e2fsprogs)]
 fn acls_through_fuse_match_the_kernel() {
     let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     if !ext4_testkit::require(

@@ -38,7 +38,7 @@ fn wait_for_counts(mnt: &Path, commit: &std::fs::File, want: (u64, u64), what: &
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, root, fuse)]
 fn unlinked_open_files_live_until_closed() {
     let root = common::is_root();
     if !ext4_testkit::require(root && Path::new("/dev/fuse").exists() && common::have_fsck(), "needs root, /dev/fuse and e2fsprogs") {

@@ -99,7 +99,7 @@ fn check(features: &str, dir: &Path) {
     println!("-O {features}: {kernel:?} on both, {:.1?}", started.elapsed());
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, fuse)]
 fn link_limits_match_the_kernel() {
     if !ext4_testkit::require(
         can_loop_mount() && Path::new("/dev/fuse").exists() && have_e2fsprogs(),

@@ -27,7 +27,7 @@ fn present() -> bool {
     )
 }
 
-#[test]
+#[ext4_testkit::oracle_test(pjdfstest, loop_mount, fuse, e2fsprogs)]
 fn pjdfstest_passes_on_ext4_mount() {
     if !present() {
         return;

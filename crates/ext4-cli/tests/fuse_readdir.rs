@@ -23,7 +23,7 @@ fn assert_lists(dir: &Path, want: &BTreeSet<String>, when: &str) {
     assert_eq!(&set, want, "{when}: the listing differs");
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, root, fuse)]
 fn big_directories_list_every_name_once() {
     let root = common::is_root();
     if !ext4_testkit::require(root && Path::new("/dev/fuse").exists() && common::have_fsck(), "needs root, /dev/fuse and e2fsprogs") {

@@ -335,7 +335,7 @@ fn expand(runs: &[Run]) -> Blocks {
 const CONFIGS: [(&str, u64, &str); 4] =
     [("ext4", 1024, "metadata_csum"), ("ext4", 4096, "^metadata_csum"), ("ext3", 1024, ""), ("ext3", 4096, "")];
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn reads_what_e2fsprogs_wrote() {
     if !have_tools() {
         return;
@@ -492,7 +492,7 @@ fn kernel_reads(img: &Path, scratch: &Scratch, want: &Blocks, bs: u64) {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn e2fsck_accepts_rebuilt_maps() {
     if !have_tools() {
         return;

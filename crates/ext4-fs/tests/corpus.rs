@@ -74,7 +74,7 @@ fn short(e: &str) -> String {
     e.chars().take(110).collect()
 }
 
-#[test]
+#[ext4_testkit::oracle_test(gzip)]
 fn every_corpus_image_is_walked_and_written_without_panic_or_hang() {
     let dir = corpus_dir();
     if !dir.is_dir() {

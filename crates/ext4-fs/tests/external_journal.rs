@@ -95,7 +95,7 @@ fn kernel_view(p: &Pair) -> Snapshot {
     s
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn the_library_replays_what_the_kernel_logged_on_the_device() {
     if !oracles() {
         return;
@@ -172,7 +172,7 @@ fn library_workload(fs: &mut Filesystem) -> Snapshot {
     tree(fs)
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn the_kernel_and_e2fsck_replay_what_the_library_logged_on_the_device() {
     if !oracles() {
         return;
@@ -204,7 +204,7 @@ fn the_kernel_and_e2fsck_replay_what_the_library_logged_on_the_device() {
     assert_eq!(kernel_view(&p).nodes.len(), synced.nodes.len() + 1, "the kernel sees the last file");
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn opens_without_the_right_journal_device_fail_and_say_why() {
     if !oracles() {
         return;

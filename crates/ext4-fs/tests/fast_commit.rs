@@ -231,7 +231,7 @@ fn run_case(seed: u64) -> Result<String, String> {
     Ok(format!("{} entries; {records}{flagged}", expected.0.nodes.len()))
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, python3)]
 fn kernel_fast_commit_crashes_recover_as_the_kernel_does() {
     if !have_oracles() {
         return;
@@ -305,7 +305,7 @@ fn have_oracles() -> bool {
 /// A fast commit holding a file that was unlinked while open: the kernel's
 /// replay copies the inode record without links, then fails to read it
 /// back and refuses to mount. The library refuses both opens and says why.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, python3)]
 fn kernel_refusal_of_an_open_unlinked_inode_is_mirrored() {
     if !have_oracles() {
         return;
@@ -328,7 +328,7 @@ fn kernel_refusal_of_an_open_unlinked_inode_is_mirrored() {
 /// Fast commits on an `inline_data` filesystem: the kernel's replay reads
 /// inline inodes' data as block maps, so the library does not follow it
 /// there and refuses both opens, saying so, rather than drop fsync'd data.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, python3)]
 fn fast_commits_with_inline_data_are_refused() {
     if !have_oracles() {
         return;
@@ -356,7 +356,7 @@ fn fast_commits_with_inline_data_are_refused() {
 /// of them is opened again. Every such image must recover to the kernel's
 /// tree, and e2fsck must find it clean after the open that recovered it
 /// closed.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, python3)]
 fn a_crash_during_fast_commit_replay_replays_again() {
     use ext4_fs::blockdev::{MemoryDevice, RecordedOp, RecordingDevice, recording_replay};
     if !have_oracles() {
@@ -400,7 +400,7 @@ fn a_crash_during_fast_commit_replay_replays_again() {
 /// (full commits) and a crash: the kernel replays the library's log and
 /// must not take the fast commits still in the area for new ones. Its tree
 /// is the one the library showed before the crash, and e2fsck is silent.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, python3)]
 fn the_kernel_replays_the_library_log_after_a_fast_commit_recovery() {
     use ext4_fs::blockdev::{MemoryDevice, RecordingDevice, recording_replay};
     if !have_oracles() {
@@ -443,7 +443,7 @@ fn the_kernel_replays_the_library_log_after_a_fast_commit_recovery() {
 /// the damage reaches the replay, not just the scan), and both opens must
 /// answer with a filesystem or an error. `EXT4_FC_FUZZ` sets the number
 /// of damaged images (100 by default); the seed is printed.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, python3)]
 fn damaged_fast_commits_give_errors_not_panics() {
     use ext4_fs::blockdev::MemoryDevice;
     use ext4_fs::jbd2::{DeviceJournal, JournalGeometry, JournalRun};

@@ -257,7 +257,7 @@ fn reopen_and_check(bytes: Vec<u8>, path: &std::path::Path) -> std::result::Resu
     })
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn failed_writes_and_flushes_leave_recoverable_images() {
     if !ext4_testkit::require(have_e2fsprogs(), "e2fsprogs not installed") {
         return;

@@ -252,7 +252,7 @@ fn run_case(c: &Conf, ops: &[Op], case: usize) -> Result<(), TestCaseError> {
     check(&img.path, &model, ops)
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn random_inline_operations_match_the_model() {
     if !have_fsck() {
         return;
@@ -281,7 +281,7 @@ fn is_inline(fs: &Filesystem, path: &str) -> bool {
 /// (60 in `i_block`, 68 in `system.data`), 129 do not; an empty file is not
 /// inline; a growing truncate moves the data to a block; a shrinking one
 /// keeps it inline. A directory stays inline until its entries pass the room.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn inline_thresholds_match_the_kernel() {
     if !have_fsck() {
         return;

@@ -300,7 +300,7 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|s| s.parse().ok())
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn damaged_metadata_never_panics_hangs_or_overallocates() {
     if !ext4_testkit::require(have_e2fsprogs(), "e2fsprogs not installed") {
         return;

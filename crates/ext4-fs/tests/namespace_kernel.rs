@@ -153,7 +153,7 @@ fn library_changes(fs: &mut Filesystem) {
     println!("library: removed {victim}, changed {n} files of the fixture");
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn library_renames_and_deletes_in_a_kernel_written_tree() {
     if !can_run() {
         return;
@@ -268,7 +268,7 @@ fn kernel_renames_in(kind: &Kind) {
     println!("{}: {} entries agree", kind.name, back.nodes.len());
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn kernel_renames_and_deletes_in_a_library_written_tree() {
     if !can_run() {
         return;
@@ -283,7 +283,7 @@ fn kernel_renames_and_deletes_in_a_library_written_tree() {
 /// `e2fsck -fyD` indexes them with the image's hash: TEA with 128-byte
 /// inodes, half-MD4 on ext2 1k and ext3 2k); e2fsck and the kernel agree
 /// with the result.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn library_grows_htrees_made_by_mke2fs() {
     if !can_run() {
         return;

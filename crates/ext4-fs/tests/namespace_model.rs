@@ -536,7 +536,7 @@ fn random_namespace_operations_match_the_model() {
 }
 
 /// The cases the random run reaches only by luck, spelled out once.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn rename_edge_cases_match_linux() {
     if !have_fsck() {
         return;

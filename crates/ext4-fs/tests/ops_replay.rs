@@ -139,7 +139,7 @@ fn seeds_do_what_they_say() {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn replayed_inputs_leave_e2fsck_silent() {
     if !ext4_testkit::require(e2fsck_available(), "e2fsck not installed") {
         return;

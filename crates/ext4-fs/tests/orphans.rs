@@ -51,7 +51,7 @@ fn kernel_recovers(copy: &Path) -> bool {
     true
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn open_unlinked_file_is_an_orphan_until_released() {
     if !have_fsck() {
         return;
@@ -85,7 +85,7 @@ fn open_unlinked_file_is_an_orphan_until_released() {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn big_truncate_and_delete_go_in_steps_under_an_orphan_record() {
     if !have_fsck() {
         return;

@@ -51,7 +51,7 @@ const KINDS: [(&str, &[&str]); 5] = [
     ("ext4-1k", &["-t", "ext4", "-b", "1024"]),
 ];
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn overwrites_and_write_remove_pairs_reuse_freed_space() {
     if !have_fsck() {
         return;
@@ -86,7 +86,7 @@ fn blocks_of(img: &Path, path: &str) -> Vec<u64> {
     debugfs(img, &format!("blocks {path}")).split_whitespace().map(|b| b.parse().expect("a block number")).collect()
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn freed_blocks_wait_for_the_commit_that_frees_them() {
     if !have_fsck() {
         return;
@@ -174,7 +174,7 @@ fn age(img: &Path) {
     m.unmount().unwrap();
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, python3)]
 fn statfs_equals_the_kernels() {
     if !can_mount() {
         return;
@@ -252,7 +252,7 @@ fn fill_kernel(img: &Path, uid: u32) -> u64 {
     free
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, python3, setpriv)]
 fn no_space_where_the_kernel_gives_it() {
     if !can_mount() || !ext4_testkit::require(ext4_testkit::oracle::have_tool("setpriv"), "needs setpriv to write as a user") {
         return;
@@ -288,7 +288,7 @@ fn no_space_where_the_kernel_gives_it() {
 /// (`EXT4_GET_BLOCKS_METADATA_NOFAIL`): with one ordinary block left, a
 /// write into a hole of a file whose inode holds no more extents succeeds,
 /// taking one block for the data and one from the reserve for a leaf.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn the_map_of_written_data_may_take_the_reserve() {
     if !have_fsck() {
         return;

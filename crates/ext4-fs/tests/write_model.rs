@@ -157,7 +157,7 @@ fn random_file_operations_match_the_model() {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn fresh_image_is_clean_after_open_and_close() {
     if !have_fsck() {
         return;
@@ -173,7 +173,7 @@ fn fresh_image_is_clean_after_open_and_close() {
 /// copy), freed, then allocated again to another file and written straight
 /// to the device, reads back its new data in the same session (it read the
 /// stale cached copy; found by the crash explorer's `cluster-holes`).
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn a_reused_block_reads_its_new_data_in_the_same_session() {
     if !have_fsck() {
         return;

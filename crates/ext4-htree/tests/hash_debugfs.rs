@@ -38,7 +38,7 @@ fn seed_words(s: &str) -> [u32; 4] {
     std::array::from_fn(|i| u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap()))
 }
 
-#[test]
+#[ext4_testkit::oracle_test(debugfs)]
 fn hashes_match_debugfs() {
     if !ext4_testkit::require(Command::new("debugfs").arg("-V").output().is_ok(), "debugfs not installed") {
         return;

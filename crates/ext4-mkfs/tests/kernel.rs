@@ -82,7 +82,7 @@ fn round_trip(name: &str, fs_type: FsType, profile: Profile, features: &str) {
     m.unmount();
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn kernel_mounts_what_we_format() {
     if !have_e2fsprogs() || !can_loop_mount() {
         return;

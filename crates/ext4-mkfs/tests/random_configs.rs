@@ -111,7 +111,7 @@ fn check(args: &[String], size: u64, upstream: bool) -> Result<bool, TestCaseErr
     Ok(true)
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn random_command_lines_match_mke2fs() {
     use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
     if !have_e2fsprogs() {

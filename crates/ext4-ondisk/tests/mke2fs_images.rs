@@ -75,7 +75,7 @@ fn check_image(data: &[u8]) {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(mke2fs)]
 fn ext4_default_profile() {
     let Some(img) = mke2fs(&["-t", "ext4"], "64M") else {
         return;
@@ -83,7 +83,7 @@ fn ext4_default_profile() {
     check_image(&img);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(mke2fs)]
 fn ext4_csum_seed_and_orphan_file_1k() {
     let Some(img) = mke2fs(&["-t", "ext4", "-b", "1024", "-O", "metadata_csum_seed,orphan_file"], "32M") else {
         return;
@@ -91,7 +91,7 @@ fn ext4_csum_seed_and_orphan_file_1k() {
     check_image(&img);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(mke2fs)]
 fn ext4_gdt_csum_128_byte_inodes() {
     let Some(img) = mke2fs(&["-t", "ext4", "-O", "^metadata_csum,uninit_bg,^64bit", "-I", "128"], "48M") else {
         return;
@@ -99,7 +99,7 @@ fn ext4_gdt_csum_128_byte_inodes() {
     check_image(&img);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(mke2fs)]
 fn ext2_and_ext3() {
     let Some(img) = mke2fs(&["-t", "ext2", "-b", "1024"], "16M") else {
         return;
@@ -114,7 +114,7 @@ fn ext2_and_ext3() {
 /// Bigalloc with 1 KiB blocks starts at block 0 (`s_first_data_block` 0),
 /// but the superblock stays at block 1 and the descriptors follow it;
 /// with `meta_bg` the first meta group's descriptors also skip the boot block.
-#[test]
+#[ext4_testkit::oracle_test(mke2fs)]
 fn bigalloc_1k_descriptors_follow_the_superblock() {
     for args in [
         &["-t", "ext4", "-b", "1024", "-O", "bigalloc", "-C", "16384"][..],

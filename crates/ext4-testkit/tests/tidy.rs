@@ -23,10 +23,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // use it as a dev-dependency (a cycle Cargo allows: their integration
     // tests and benches link the same library the kit links; their unit
     // tests must not use the kit, whose types would come from a second copy).
-    ("ext4-testkit", &["ext4-fs", "ext4-mkfs", "ext4-bounded-alloc"]),
+    ("ext4-testkit", &["ext4-fs", "ext4-mkfs", "ext4-bounded-alloc", "ext4-testkit-macros"]),
     // The hostile-image tests' global allocator: the one `unsafe` of the
     // test support, kept out of the kit, which forbids it.
     ("ext4-bounded-alloc", &[]),
+    // `#[oracle_test]`, re-exported by the kit.
+    ("ext4-testkit-macros", &[]),
     ("xtask", &["ext4-fs", "ext4-mkfs", "ext4-testkit"]),
 ];
 
