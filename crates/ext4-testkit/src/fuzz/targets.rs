@@ -319,7 +319,7 @@ pub fn image(data: &[u8]) {
 /// image (ext4 1k with a journal, ext2, or ext4 4k with inline data): every
 /// operation ends in `Ok` or an ordinary error, and the result opens
 /// read-only and walks without a corruption error (see
-/// `crates/ext4-fs/tests/fsops`; `tests/ops_replay.rs` runs e2fsck on the
+/// `crate::fsops`; `tests/ops_replay.rs` runs e2fsck on the
 /// results of the committed inputs).
 pub fn ops(data: &[u8]) {
     let _ = fsops::run(data);
