@@ -113,7 +113,8 @@ fn demo() -> Result {
     use ext4_testkit::snapshot::Snapshot;
     use std::time::Instant;
     let start = Instant::now();
-    let work = tempfile_dir("ext4-demo")?;
+    let work_dir = ext4_testkit::scratch_dir("demo");
+    let work = work_dir.path().to_path_buf();
     sh(cargo().args(["build", "--release", "-q", "-p", "ext4-cli"]))?;
     let ext4 = bench::target_dir().join("release/ext4");
     let (src, image, out) = (work.join("tree"), work.join("demo.img"), work.join("extracted"));
@@ -187,14 +188,6 @@ fn demo() -> Result {
 
 fn step(what: &str) {
     println!("== {what}");
-}
-
-/// A fresh directory under the temporary directory.
-fn tempfile_dir(prefix: &str) -> Result<std::path::PathBuf> {
-    let d = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
-    Ok(d)
 }
 
 /// The demo's edits as an `ext4 batch` script, made at the same time on the
