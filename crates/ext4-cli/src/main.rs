@@ -27,6 +27,9 @@ enum Command {
     Info(cmd::info::Args),
     /// Show, replay or clear the journal.
     Journal(cmd::journal::Args),
+    /// Check a filesystem as `e2fsck -f` does (read-only unless -y or -p);
+    /// exit status as e2fsck's.
+    Fsck(cmd::fsck::Args),
     #[command(flatten)]
     Op(cmd::Op<cmd::Image>),
     /// Run many commands (one a line, from standard input) on one open image.
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
     raise_open_file_limit();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Fsck(a) => return cmd::fsck::run(a),
         Command::Mkfs(a) => cmd::mkfs::run(*a),
         Command::Info(a) => cmd::info::run(a),
         Command::Journal(a) => cmd::journal::run(a),

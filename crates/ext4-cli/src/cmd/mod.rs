@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod cat;
 pub mod edit;
+pub mod fsck;
 pub mod get;
 pub mod info;
 pub mod journal;

@@ -1,0 +1,356 @@
+//! The state of one check and its driver: open the filesystem, run the
+//! checks before the passes, the five passes and what follows, and turn
+//! what they found into a [`Report`].
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ext4_blockdev::BlockDevice;
+
+use crate::error::{CheckError, Result};
+use crate::fs::{Fs, Image};
+use crate::inodes::{DirTable, InodeTable};
+use crate::problem::{At, Code, Pass, Problem, Severity};
+use crate::report::{Outcome, Report, Stats};
+use crate::runset::RunSet;
+use crate::{Mode, Options, Progress};
+
+/// Why a check stopped before its end.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// A problem the check cannot go past (e2fsck's fatal errors and aborts).
+    Abort(String),
+    /// The caller cancelled.
+    Cancel,
+    /// The device failed.
+    Io(CheckError),
+}
+
+impl From<CheckError> for Stop {
+    fn from(e: CheckError) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// What the passes return.
+pub(crate) type Flow<T = ()> = std::result::Result<T, Stop>;
+
+/// Most problems kept in a report; beyond, problems are only counted.
+const MAX_PROBLEMS: usize = 100_000;
+
+/// One directory block to check in pass 2 (e2fsck's `dblist` entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DirBlock {
+    /// The directory.
+    pub ino: u32,
+    /// The block (0: a hole, or the inline data).
+    pub blk: u64,
+    /// Logical block number in the directory.
+    pub blockcnt: u32,
+}
+
+/// An htree directory's index, as pass 2 reconstructs it (e2fsck's `dx_dir_info`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DxDir {
+    /// Blocks the index covers (the directory's blocks when pass 1 saw it).
+    pub numblocks: u32,
+    /// Hash version from the root (plus 3 for unsigned).
+    pub hashversion: u8,
+    /// Levels, counting the root.
+    pub depth: u32,
+    /// Per-block information.
+    pub blocks: Vec<DxBlock>,
+    /// Casefolded: names hash through Unicode folding, which this checker
+    /// lacks, so the index is not verified against the names.
+    pub casefolded: bool,
+}
+
+/// Kind of block in an htree directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum DxKind {
+    /// Not seen by pass 2.
+    #[default]
+    Unset,
+    /// A leaf.
+    Leaf,
+    /// The root.
+    Root,
+    /// An interior node.
+    Node,
+}
+
+/// One block of an htree directory (e2fsck's `dx_dirblock_info`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct DxBlock {
+    /// Its kind.
+    pub kind: DxKind,
+    /// Referenced by an index entry.
+    pub referenced: bool,
+    /// Referenced twice.
+    pub dup_ref: bool,
+    /// First entry of its parent.
+    pub first: bool,
+    /// Last entry of its parent.
+    pub last: bool,
+    /// The block whose index points here.
+    pub parent: u32,
+    /// The block before it in the parent's index.
+    pub previous: u32,
+    /// Lowest hash found in it.
+    pub min_hash: u32,
+    /// Highest hash found in it.
+    pub max_hash: u32,
+    /// Lowest hash its index entry allows.
+    pub node_min_hash: u32,
+    /// Highest hash its index entry allows.
+    pub node_max_hash: u32,
+}
+
+/// An xattr block as pass 1 counts its references.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct EaBlock {
+    /// `h_refcount` minus the references found so far.
+    pub remaining: i64,
+    /// Quota blocks its entries charge.
+    pub quota_blocks: u64,
+}
+
+/// The state of one check.
+pub(crate) struct Ctx<'d, 'o> {
+    /// The filesystem.
+    pub fs: Fs<'d>,
+    /// What the check may change.
+    pub mode: Mode,
+    /// The current pass.
+    pub pass: Pass,
+    /// The time the checks compare with.
+    pub now: i64,
+    /// Problems found so far.
+    pub problems: Vec<Problem>,
+    /// Problems found beyond [`MAX_PROBLEMS`].
+    pub dropped: u64,
+    /// Preen mode met a problem it may not repair: nothing more is repaired.
+    pub preen_halted: bool,
+    progress: Option<&'o mut dyn FnMut(Progress)>,
+    cancel: Option<&'o AtomicBool>,
+
+    /// Inodes in use and their counts.
+    pub inodes: InodeTable,
+    /// Directories and their parents.
+    pub dirs: DirTable,
+    /// Clusters in use (e2fsck's `block_found_map`).
+    pub found: RunSet,
+    /// Blocks of critical metadata (`block_metadata_map`).
+    pub metadata: RunSet,
+    /// Clusters claimed more than once (`block_dup_map`).
+    pub dups: RunSet,
+    /// Directory blocks for pass 2.
+    pub dblist: Vec<DirBlock>,
+    /// Htree directories.
+    pub dx_dirs: BTreeMap<u32, DxDir>,
+    /// Xattr blocks seen and their references.
+    pub ea_blocks: BTreeMap<u64, EaBlock>,
+    /// Xattr blocks referenced more often than their count says.
+    pub ea_extra: BTreeMap<u64, u64>,
+    /// References to each EA inode.
+    pub ea_inode_refs: BTreeMap<u32, u64>,
+    /// Groups whose block bitmap, inode bitmap or inode table is invalid.
+    pub invalid_block_bitmap: Vec<bool>,
+    /// See `invalid_block_bitmap`.
+    pub invalid_inode_bitmap: Vec<bool>,
+    /// See `invalid_block_bitmap`.
+    pub invalid_inode_table: Vec<bool>,
+    /// How many of the three flags are set (`ctx->invalid_bitmaps`).
+    pub invalid_bitmaps: u32,
+    /// Regular files needing `large_file`.
+    pub large_files: u64,
+    /// Directories needing `large_dir`.
+    pub large_dirs: u64,
+    /// Summary counts.
+    pub stats: Stats,
+}
+
+impl<'d, 'o> Ctx<'d, 'o> {
+    fn new(fs: Fs<'d>, mode: Mode, now: i64, progress: Option<&'o mut dyn FnMut(Progress)>, cancel: Option<&'o AtomicBool>) -> Self {
+        let groups = fs.geo.group_count as usize;
+        Self {
+            fs,
+            mode,
+            pass: Pass::Super,
+            now,
+            problems: Vec::new(),
+            dropped: 0,
+            preen_halted: false,
+            progress,
+            cancel,
+            inodes: InodeTable::default(),
+            dirs: DirTable::default(),
+            found: RunSet::new(),
+            metadata: RunSet::new(),
+            dups: RunSet::new(),
+            dblist: Vec::new(),
+            dx_dirs: BTreeMap::new(),
+            ea_blocks: BTreeMap::new(),
+            ea_extra: BTreeMap::new(),
+            ea_inode_refs: BTreeMap::new(),
+            invalid_block_bitmap: vec![false; groups],
+            invalid_inode_bitmap: vec![false; groups],
+            invalid_inode_table: vec![false; groups],
+            invalid_bitmaps: 0,
+            large_files: 0,
+            large_dirs: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Reports a problem and returns whether to repair it (e2fsck's
+    /// `fix_problem`): never in check mode; in repair mode when the repair
+    /// exists; in preen mode when it also is safe without a human.
+    pub(crate) fn ask(&mut self, code: Code, at: At, detail: impl Into<String>) -> bool {
+        let sev = code.severity();
+        let counts = match sev {
+            Severity::Fatal => true,
+            Severity::Error => self.pass != Pass::Super,
+            Severity::Warning | Severity::Info => false,
+        };
+        let answer = match self.mode {
+            Mode::Check => false,
+            _ if self.preen_halted || sev == Severity::Info => false,
+            Mode::Repair => crate::pass1::repairable(code),
+            Mode::Preen => {
+                if !code.preen_ok() && sev == Severity::Error {
+                    self.preen_halted = true;
+                }
+                code.preen_ok() && crate::pass1::repairable(code)
+            }
+        };
+        if self.problems.len() < MAX_PROBLEMS {
+            let p = Problem {
+                code,
+                pass: self.pass,
+                ino: at.ino,
+                block: at.block,
+                group: at.group,
+                detail: detail.into(),
+                counts,
+                fixed: answer,
+            };
+            self.problems.push(p);
+        } else {
+            self.dropped += 1;
+        }
+        answer
+    }
+
+    /// Reports a problem that stops the check.
+    pub(crate) fn fatal(&mut self, code: Code, at: At, detail: impl Into<String>) -> Stop {
+        let detail = detail.into();
+        self.ask(code, at, detail.clone());
+        Stop::Abort(detail)
+    }
+
+    /// Tells the caller how far the check is; stops if it was cancelled.
+    pub(crate) fn progress(&mut self, done: u64, total: u64) -> Flow {
+        if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(Stop::Cancel);
+        }
+        let pass = self.pass;
+        if let Some(p) = self.progress.as_mut() {
+            p(Progress { pass, done, total });
+        }
+        Ok(())
+    }
+
+    /// Marks cluster of block `b` in use; returns whether it already was.
+    pub(crate) fn mark_block(&mut self, b: u64) -> bool {
+        let c = self.fs.b2c(b);
+        if self.found.mark(c) {
+            self.dups.mark(c);
+            return true;
+        }
+        false
+    }
+
+    /// Runs every check in e2fsck's order.
+    fn run_all(&mut self) -> Flow {
+        self.pass = Pass::Super;
+        crate::superblock::check_before_passes(self)?;
+        self.pass = Pass::Inodes;
+        crate::pass1::run(self)?;
+        self.pass = Pass::Directories;
+        crate::pass2::run(self)?;
+        self.pass = Pass::Connectivity;
+        crate::pass3::run(self)?;
+        self.pass = Pass::References;
+        crate::pass4::run(self)?;
+        self.pass = Pass::Summaries;
+        crate::pass5::run(self)?;
+        self.pass = Pass::Final;
+        crate::superblock::check_after_passes(self)
+    }
+}
+
+/// Seconds since the epoch from the clock, or `E2FSPROGS_FAKE_TIME` as e2fsck reads it.
+fn clock() -> i64 {
+    if let Some(t) = std::env::var("E2FSPROGS_FAKE_TIME").ok().and_then(|s| s.parse().ok()) {
+        return t;
+    }
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Runs a check (see [`crate::check`]).
+pub(crate) fn run(dev: &dyn BlockDevice, opts: Options<'_>) -> Result<Report> {
+    if opts.mode != Mode::Check && dev.is_read_only() {
+        return Err(CheckError::ReadOnly);
+    }
+    let now = opts.now.unwrap_or_else(clock);
+    let mut notes = crate::open::OpenNotes::default();
+    let fs = match crate::open::open(Image::new(dev, 1024), &mut notes)? {
+        Ok(fs) => fs,
+        Err(e) => return Ok(unusable(e)),
+    };
+    let mut ctx = Ctx::new(fs, opts.mode, now, opts.progress, opts.cancel);
+    if let Some(e) = notes.primary_failed {
+        ctx.ask(Code::OpenFailed, At::NONE, format!("primary superblock: {}", e.describe()));
+    }
+    if let Some(why) = notes.desc_failed {
+        ctx.ask(Code::CheckDescFailed, At::NONE, format!("group descriptors look bad: {why}"));
+    }
+    let result = ctx.run_all();
+    let (aborted, cancelled, reason) = match result {
+        Ok(()) => (false, false, None),
+        Err(Stop::Abort(why)) => (true, false, Some(why)),
+        Err(Stop::Cancel) => (false, true, Some("cancelled".into())),
+        Err(Stop::Io(e)) => return Err(e),
+    };
+    let mut outcome = Report::decide(&ctx.problems, aborted, cancelled);
+    if ctx.preen_halted && outcome == Outcome::Repaired {
+        outcome = Outcome::ErrorsLeft;
+    }
+    let mut stats = ctx.stats;
+    stats.inodes_count = u64::from(ctx.fs.inodes_count());
+    stats.blocks_count = ctx.fs.blocks_count();
+    Ok(Report { problems: ctx.problems, outcome, abort_reason: reason, stats, used_backup_superblock: ctx.fs.backup_sb })
+}
+
+/// The report for a device whose every superblock copy is unusable.
+fn unusable(e: crate::open::OpenErr) -> Report {
+    let detail = e.describe();
+    let p = Problem {
+        code: Code::SbCorrupt,
+        pass: Pass::Super,
+        ino: None,
+        block: None,
+        group: None,
+        detail: detail.clone(),
+        counts: true,
+        fixed: false,
+    };
+    Report {
+        problems: vec![p],
+        outcome: Outcome::Aborted,
+        abort_reason: Some(detail),
+        stats: Stats::default(),
+        used_backup_superblock: None,
+    }
+}
