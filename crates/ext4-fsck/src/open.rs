@@ -371,6 +371,11 @@ fn read_descs(img: &Image<'_>, sb: Superblock, geo: Geometry, group_block: u64) 
     let zero_adjust = u64::from(group_block == 0 && bs == 1024 && first_data_block == 0);
     let first_meta_bg = if geo.meta_bg() { u64::from(geo.first_meta_bg).min(desc_blocks) } else { desc_blocks };
     let ds = geo.desc_size as usize;
+    // The descriptors must fit the device before anything is sized by the
+    // group count (a corrupt superblock can claim 2^32 groups).
+    if desc_blocks.saturating_mul(u64::from(bs)) > img.len() {
+        return Ok(Err(OpenErr::ShortRead));
+    }
     let mut groups = Vec::with_capacity(geo.group_count as usize);
     let mut desc_csum_ok = Vec::with_capacity(geo.group_count as usize);
     let mut block = vec![0u8; bs as usize];

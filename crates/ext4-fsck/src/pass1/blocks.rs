@@ -400,6 +400,12 @@ fn process_block(ctx: &mut Ctx<'_, '_>, pb: &mut Pb, inode: &Inode, blk: u64, bl
 
 /// Lists directory block `blockcnt` at `blk` for pass 2, with the holes before it.
 pub(super) fn add_dir_blocks(ctx: &mut Ctx<'_, '_>, pb: &mut Pb, blk: u64, blockcnt: i64) {
+    // With large_dir (and no inline data) pass 2 skips holes: listing
+    // them would only cost memory (a corrupt map can claim 2^32 of them).
+    let holes_checked = !ctx.fs.incompat(Incompat::LARGEDIR) || ctx.fs.incompat(Incompat::INLINE_DATA);
+    if !holes_checked {
+        pb.last_db_block = pb.last_db_block.max(blockcnt - 1);
+    }
     loop {
         pb.last_db_block += 1;
         if pb.last_db_block >= blockcnt {

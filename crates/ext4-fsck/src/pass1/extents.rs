@@ -259,9 +259,6 @@ impl Scan {
             ctx.ask(Code::CollapseDblock, at, format!("directory {} has a hole before logical block {lblk}", c.ino));
         }
         if pb.is_dir {
-            if lblk.saturating_sub((pb.last_db_block + 1) as u64) + len + ctx.dblist.len() as u64 > 1 << 28 {
-                return Err(ctx.fatal(Code::ToobigDir, at, format!("directory {} maps too many blocks", c.ino)));
-            }
             for j in 0..len {
                 add_dir_blocks(ctx, pb, pblk + j, (lblk + j) as i64);
             }

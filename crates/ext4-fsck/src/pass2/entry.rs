@@ -158,7 +158,9 @@ fn check_one(
     let fs = &ctx.fs;
     let (group, _) = fs.geo.inode_group(i);
     let gd = &fs.groups[group as usize];
-    let first_unused = group * fs.geo.inodes_per_group + 1 + fs.geo.inodes_per_group - gd.itable_unused.min(fs.geo.inodes_per_group);
+    // u32 arithmetic as e2fsck's: a huge bg_itable_unused wraps around.
+    let ipg = fs.geo.inodes_per_group;
+    let first_unused = (group * ipg + 1 + ipg).wrapping_sub(gd.itable_unused);
     if gd.flags.contains(GroupDescFlags::INODE_UNINIT) {
         let msg = what(ctx, Code::InorefBgInoUninit);
         ctx.ask(Code::InorefBgInoUninit, at, msg);
