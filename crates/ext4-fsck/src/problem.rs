@@ -571,6 +571,10 @@ codes! {
     UpdateQuotas = "PR_6_UPDATE_QUOTAS", Error, true;
     /// The orphan file exists without a journal.
     OrphanFileWithoutJournal = "PR_6_ORPHAN_FILE_WITHOUT_JOURNAL", Error, true;
+    /// The orphan file's size is not a multiple of the block size.
+    OrphanFileWrongSize = "PR_6_ORPHAN_FILE_WRONG_SIZE", Info, false;
+    /// The orphan file has a hole.
+    OrphanFileHole = "PR_6_ORPHAN_FILE_HOLE", Info, false;
     /// The orphan file is corrupt.
     OrphanFileCorrupted = "PR_6_ORPHAN_FILE_CORRUPTED", Error, true;
     /// An orphan file block holds orphans on a clean filesystem.
