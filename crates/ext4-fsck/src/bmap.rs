@@ -36,10 +36,23 @@ pub(crate) fn header_ok(node: &[u8], size: usize) -> bool {
 /// The physical block holding logical block `lblk` of `inode` (`Ok(None)`:
 /// a hole), checking extent block checksums when `csum` is given.
 pub(crate) fn bmap(fs: &Fs<'_>, ino: u32, inode: &Inode, lblk: u64, csum: bool) -> Result<std::result::Result<Option<u64>, BmapErr>> {
-    if inode.flags.contains(InodeFlags::EXTENTS) { extent_bmap(fs, ino, inode, lblk, csum) } else { indirect_bmap(fs, inode, lblk) }
+    if inode.flags.contains(InodeFlags::EXTENTS) { extent_bmap(fs, ino, inode, lblk, csum, false) } else { indirect_bmap(fs, inode, lblk) }
 }
 
-fn extent_bmap(fs: &Fs<'_>, ino: u32, inode: &Inode, lblk: u64, csum: bool) -> Result<std::result::Result<Option<u64>, BmapErr>> {
+/// Where to read logical block `lblk` of a file from, checking extent
+/// block checksums: unwritten extents read as holes (`ext2fs_file_read`).
+pub(crate) fn bmap_read(fs: &Fs<'_>, ino: u32, inode: &Inode, lblk: u64) -> Result<std::result::Result<Option<u64>, BmapErr>> {
+    if inode.flags.contains(InodeFlags::EXTENTS) { extent_bmap(fs, ino, inode, lblk, true, true) } else { indirect_bmap(fs, inode, lblk) }
+}
+
+fn extent_bmap(
+    fs: &Fs<'_>,
+    ino: u32,
+    inode: &Inode,
+    lblk: u64,
+    csum: bool,
+    unwritten_as_hole: bool,
+) -> Result<std::result::Result<Option<u64>, BmapErr>> {
     if inode.block.iter().all(|&b| b == 0) {
         return Ok(Ok(None));
     }
@@ -55,6 +68,9 @@ fn extent_bmap(fs: &Fs<'_>, ino: u32, inode: &Inode, lblk: u64, csum: bool) -> R
         if node.is_leaf() {
             for e in node.extents() {
                 if lblk >= u64::from(e.logical) && lblk < e.logical_end() {
+                    if e.unwritten && unwritten_as_hole {
+                        return Ok(Ok(None));
+                    }
                     return Ok(Ok(Some(e.start + (lblk - u64::from(e.logical)))));
                 }
             }

@@ -113,6 +113,8 @@ pub(crate) struct EaBlock {
     pub remaining: i64,
     /// Quota blocks its entries charge.
     pub quota_blocks: u64,
+    /// EA inodes its entries charge.
+    pub quota_inodes: u64,
 }
 
 /// The state of one check.
@@ -140,6 +142,8 @@ pub(crate) struct Ctx<'d, 'o> {
     pub dirs: DirTable,
     /// Clusters in use (e2fsck's `block_found_map`).
     pub found: RunSet,
+    /// Blocks the bad blocks inode lists (`fs->badblocks`).
+    pub bad_blocks: RunSet,
     /// Blocks of critical metadata (`block_metadata_map`).
     pub metadata: RunSet,
     /// Clusters claimed more than once (`block_dup_map`).
@@ -168,6 +172,10 @@ pub(crate) struct Ctx<'d, 'o> {
     pub large_dirs: u64,
     /// Summary counts.
     pub stats: Stats,
+    /// Quota usage counted by pass 1.
+    pub quota: crate::quota::QuotaUsage,
+    /// Encryption policies of the encrypted inodes.
+    pub policies: crate::encrypt::Policies,
 }
 
 impl<'d, 'o> Ctx<'d, 'o> {
@@ -186,6 +194,7 @@ impl<'d, 'o> Ctx<'d, 'o> {
             inodes: InodeTable::default(),
             dirs: DirTable::default(),
             found: RunSet::new(),
+            bad_blocks: RunSet::new(),
             metadata: RunSet::new(),
             dups: RunSet::new(),
             dblist: Vec::new(),
@@ -200,6 +209,8 @@ impl<'d, 'o> Ctx<'d, 'o> {
             large_files: 0,
             large_dirs: 0,
             stats: Stats::default(),
+            quota: Default::default(),
+            policies: Default::default(),
         }
     }
 

@@ -183,6 +183,11 @@ impl Layout {
         u64::from(self.geo.cluster_ratio)
     }
 
+    /// Bytes per cluster.
+    pub fn cluster_size(&self) -> u64 {
+        u64::from(self.bs()) * self.ratio()
+    }
+
     /// The cluster holding block `b`.
     pub fn b2c(&self, b: u64) -> u64 {
         b / self.ratio()

@@ -20,8 +20,6 @@ pub(crate) mod flag {
     pub const IMAGIC: u8 = 32;
     /// Casefolded directory (`inode_casefold_map`).
     pub const CASEFOLD: u8 = 64;
-    /// Encrypted.
-    pub const ENCRYPTED: u8 = 128;
 }
 
 /// What pass 1 found about one inode.

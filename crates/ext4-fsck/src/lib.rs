@@ -31,6 +31,7 @@
 mod bmap;
 mod ctx;
 mod dirblock;
+mod encrypt;
 mod error;
 mod fs;
 mod inodes;
@@ -43,6 +44,7 @@ mod pass3;
 mod pass4;
 mod pass5;
 mod problem;
+mod quota;
 mod report;
 mod runset;
 mod superblock;

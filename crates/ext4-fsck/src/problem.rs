@@ -207,6 +207,22 @@ codes! {
     BbFsBlock = "PR_1_BB_FS_BLOCK", Error, false;
     /// The bad blocks inode's own map blocks are claimed elsewhere.
     BbinodeBadMetablock = "PR_1_BBINODE_BAD_METABLOCK", Error, false;
+    /// The primary superblock is on the bad blocks list.
+    BadPrimarySuperblock = "PR_1_BAD_PRIMARY_SUPERBLOCK", Error, false;
+    /// A block of the primary group descriptors is on the bad blocks list.
+    BadPrimaryGroupDescriptor = "PR_1_BAD_PRIMARY_GROUP_DESCRIPTOR", Error, false;
+    /// A backup superblock is on the bad blocks list.
+    BadSuperblock = "PR_1_BAD_SUPERBLOCK", Info, true;
+    /// A block of a backup of the group descriptors is on the bad blocks list.
+    BadGroupDescriptors = "PR_1_BAD_GROUP_DESCRIPTORS", Info, true;
+    /// A group's block bitmap is on the bad blocks list.
+    BbBadBlock = "PR_1_BB_BAD_BLOCK", Error, false;
+    /// A group's inode bitmap is on the bad blocks list.
+    IbBadBlock = "PR_1_IB_BAD_BLOCK", Error, false;
+    /// A listed bad block is in use, but by nothing the list explains.
+    ProgerrClaimedBlock = "PR_1_PROGERR_CLAIMED_BLOCK", Info, true;
+    /// The bad blocks list says the bad blocks inode's own table block is bad.
+    BadblocksInBadblocks = "PR_1_BADBLOCKS_IN_BADBLOCKS", Error, false;
     /// The bad blocks inode is invalid.
     InvalidBadInode = "PR_1_INVALID_BAD_INODE", Error, false;
     /// An inode has the `imagic` flag without the `imagic_inodes` feature.

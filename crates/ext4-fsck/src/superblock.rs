@@ -25,7 +25,8 @@ pub(crate) fn check_before_passes(ctx: &mut Ctx<'_, '_>) -> Flow {
 
 /// Everything after pass 5.
 pub(crate) fn check_after_passes(ctx: &mut Ctx<'_, '_>) -> Flow {
-    crate::orphan::check_orphan_file(ctx)
+    crate::orphan::check_orphan_file(ctx)?;
+    crate::quota::check(ctx)
 }
 
 /// `e2fsck_check_mmp`: the MMP block must be readable, valid, and not in

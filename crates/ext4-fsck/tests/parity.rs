@@ -7,7 +7,8 @@
 //!   library-made and kernel-made templates (`ext4_testkit::mutate`).
 //!   `EXT4_FSCK_PARITY_CASES` sets the number of cases (default 60),
 //!   `EXT4_FSCK_PARITY_SEED` the seed (printed; from the clock by default),
-//!   `EXT4_FSCK_PARITY_CASE` replays one case;
+//!   `EXT4_FSCK_PARITY_CASE` replays one case, `EXT4_FSCK_PARITY_KEEP=DIR`
+//!   keeps the images that disagree;
 //! * the fixtures of `ext4_testkit::fixtures`.
 //!
 //! e2fsck runs under a time limit of its own (it loops forever on a few
@@ -146,6 +147,7 @@ const MKE2FS_TEMPLATES: &[(Profile, bool)] = &[
     (profile("parity-ext4-1k-nocsum", &["-t", "ext4", "-b", "1024", "-g", "1024", "-N", "512", "-O", "^metadata_csum"], "4M"), false),
     (profile("parity-ext2-1k", &["-t", "ext2", "-b", "1024", "-g", "1024", "-N", "512"], "4M"), false),
     (profile("parity-ext4-4k-inline", &["-t", "ext4", "-b", "4096", "-N", "512", "-O", "inline_data"], "8M"), false),
+    (profile("parity-ext4-1k-quota", &["-t", "ext4", "-b", "1024", "-g", "1024", "-N", "512", "-O", "quota,project"], "4M"), false),
     (profile("parity-ext4-1k-recover", &["-t", "ext4", "-b", "1024", "-g", "1024", "-N", "512"], "4M"), true),
 ];
 
@@ -228,6 +230,9 @@ fn mutated_verdicts_match_e2fsck() {
         std::fs::write(&img, &bytes).unwrap();
         let name = format!("case {case} ({}): {what}", t.name);
         let r = compare(&name, &img);
+        if let (Some(_), Some(keep)) = (&r, std::env::var_os("EXT4_FSCK_PARITY_KEEP")) {
+            let _ = std::fs::copy(&img, Path::new(&keep).join(format!("case-{case}.img")));
+        }
         if r.is_none() && ours(&img).is_clean() {
             clean.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }

@@ -607,6 +607,13 @@ pub mod raw {
         crate::get_u16(raw, core::mem::offset_of!(InodeRaw, l_i_file_acl_high))
     }
 
+    /// `i_projid` when the record is long enough and `i_extra_isize`,
+    /// valid or not, reaches it; 0 otherwise (as quota accounting reads it).
+    pub fn projid(raw: &[u8]) -> u32 {
+        let end = super::end::PROJID;
+        if raw.len() >= end && GOOD_OLD_INODE_SIZE + usize::from(extra_isize(raw)) >= end { crate::get_u32(raw, end - 4) } else { 0 }
+    }
+
     /// Decodes `raw`; an `i_extra_isize` beyond the record or not a multiple
     /// of 4 decodes as 0 (the extra fields as absent), where
     /// [`Inode::parse`] refuses the record.

@@ -231,15 +231,15 @@ pub(super) struct Pb {
 }
 
 /// `check_blocks` for the inode of `c`; `ibody_quota` is what its
-/// in-inode xattrs' EA inodes charge, in blocks.
-pub(super) fn check_blocks(ctx: &mut Ctx<'_, '_>, c: &mut InodeCheck, ibody_quota: u64) -> Flow {
+/// in-inode xattrs' EA inodes charge.
+pub(super) fn check_blocks(ctx: &mut Ctx<'_, '_>, c: &mut InodeCheck, ibody_quota: super::xattrs::EaQuota) -> Flow {
     let fs = &ctx.fs;
     let t = c.inode.mode & 0xF000;
     let mut pb = Pb {
         ino: c.ino,
         is_dir: t == 0x4000,
         is_reg: t == 0x8000,
-        num_blocks: ibody_quota / fs.ratio(),
+        num_blocks: ibody_quota.blocks / fs.ratio(),
         max_blocks: 1u64 << (31 - fs.sb.s_log_block_size.get().min(21)),
         last_block: -1,
         last_init_lblock: -1,
@@ -251,8 +251,10 @@ pub(super) fn check_blocks(ctx: &mut Ctx<'_, '_>, c: &mut InodeCheck, ibody_quot
         size_high: c.inode.size >> 32 != 0,
         verity: c.inode.flags.contains(InodeFlags::VERITY),
     };
+    let mut ea_inodes = ibody_quota.inodes;
     if let Some(q) = super::xattrs::check_ext_attr(ctx, c)? {
-        pb.num_blocks += q / ctx.fs.ratio();
+        pb.num_blocks += q.blocks / ctx.fs.ratio();
+        ea_inodes += q.inodes;
     }
     let inline = ctx.fs.incompat(Incompat::INLINE_DATA) && c.inode.flags.contains(InodeFlags::INLINE_DATA);
     if inline {
@@ -272,7 +274,7 @@ pub(super) fn check_blocks(ctx: &mut Ctx<'_, '_>, c: &mut InodeCheck, ibody_quot
             }
         }
     }
-    finish_blocks(ctx, c, &mut pb)
+    finish_blocks(ctx, c, &mut pb, ea_inodes)
 }
 
 /// The directory "blocks" of an inline directory: `i_block`, and the
@@ -424,13 +426,17 @@ fn max_indirect_size(log: u32) -> u64 {
 }
 
 /// After the map: htree root, empty directories, size and `i_blocks`.
-fn finish_blocks(ctx: &mut Ctx<'_, '_>, c: &mut InodeCheck, pb: &mut Pb) -> Flow {
+fn finish_blocks(ctx: &mut Ctx<'_, '_>, c: &mut InodeCheck, pb: &mut Pb, ea_inodes: u64) -> Flow {
     let ino = c.ino;
     if c.inode.flags.contains(InodeFlags::INDEX) && !handle_htree(ctx, c)? {
         add_dx_dir(ctx, ino, (pb.last_block + 1) as u32)?;
     }
     if pb.num_blocks == 0 && pb.is_dir && !c.inode.flags.contains(InodeFlags::INLINE_DATA) {
         ctx.ask(Code::ZeroLengthDir, c.at, format!("directory {ino} has no blocks"));
+    }
+    if crate::quota::charged(&ctx.fs, ino, &c.inode) {
+        let space = pb.num_blocks * ctx.fs.cluster_size();
+        ctx.quota.charge(&c.inode, &c.raw, space as i64, ea_inodes as i64 + 1);
     }
     let fs = &ctx.fs;
     let huge = fs.ro_compat(RoCompat::HUGE_FILE) && c.inode.flags.contains(InodeFlags::HUGE_FILE);

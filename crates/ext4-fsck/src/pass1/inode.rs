@@ -292,7 +292,7 @@ impl InodeCheck {
                 if !self.is_reg() {
                     ctx.ask(Code::JournalBadMode, self.at, "the journal inode is not a regular file");
                 }
-                super::blocks::check_blocks(ctx, self, 0)?;
+                super::blocks::check_blocks(ctx, self, Default::default())?;
                 return Ok(Some(false));
             }
             if not_clear {
@@ -307,7 +307,7 @@ impl InodeCheck {
                 if !self.is_reg() {
                     ctx.ask(Code::QuotaBadMode, self.at, format!("quota inode {ino} is not a regular file"));
                 }
-                super::blocks::check_blocks(ctx, self, 0)?;
+                super::blocks::check_blocks(ctx, self, Default::default())?;
                 return Ok(Some(false));
             }
             if not_clear {
@@ -321,7 +321,7 @@ impl InodeCheck {
                 if !self.is_reg() {
                     ctx.ask(Code::OrphanFileBadMode, self.at, "the orphan file is not a regular file");
                 }
-                super::blocks::check_blocks(ctx, self, 0)?;
+                super::blocks::check_blocks(ctx, self, Default::default())?;
                 return Ok(Some(false));
             }
             if not_clear {
@@ -339,7 +339,7 @@ impl InodeCheck {
             if bad {
                 ctx.ask(Code::ReservedBadMode, self.at, format!("reserved inode {ino} has a bad mode {:#o}", self.inode.mode));
             }
-            super::blocks::check_blocks(ctx, self, 0)?;
+            super::blocks::check_blocks(ctx, self, Default::default())?;
             return Ok(Some(false));
         }
         Ok(None)
@@ -374,8 +374,8 @@ impl InodeCheck {
         if ctx.fs.incompat(Incompat::CASEFOLD) && self.flag(InodeFlags::CASEFOLD) {
             ctx.inodes.set(ino, flag::CASEFOLD);
         }
-        if self.flag(InodeFlags::ENCRYPT) {
-            ctx.inodes.set(ino, flag::ENCRYPTED);
+        if self.flag(InodeFlags::ENCRYPT) && crate::encrypt::add_encrypted_file(ctx, ino, &self.raw, self.at)? {
+            return Ok(());
         }
         self.by_type(ctx, ibody_quota)
     }
@@ -401,7 +401,7 @@ impl InodeCheck {
     }
 
     /// The checks that depend on the file type, then the blocks.
-    fn by_type(&mut self, ctx: &mut Ctx<'_, '_>, ibody_quota: u64) -> Flow {
+    fn by_type(&mut self, ctx: &mut Ctx<'_, '_>, ibody_quota: super::xattrs::EaQuota) -> Flow {
         let ino = self.ino;
         let t = self.mode_type();
         let fs = &ctx.fs;

@@ -31,6 +31,8 @@ const SCAN_BLOCKS: u64 = 8;
 
 /// Runs pass 1.
 pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Flow {
+    special::read_bad_blocks_list(ctx)?;
+    ctx.quota = crate::quota::QuotaUsage::new(&ctx.fs);
     mark_table_blocks(ctx);
     let fs = &ctx.fs;
     if fs.incompat(Incompat::MMP) {
@@ -84,9 +86,20 @@ fn scan_group(ctx: &mut Ctx<'_, '_>, scan: &mut inode::Scan, g: u32) -> Flow {
             return Err(ctx.fatal(Code::ItableNotGroup, At::group(g), d));
         }
         let in_buf = ((n * bs / isz) as u32).min(inodes_left - done);
+        let mut bad = vec![false; n as usize];
+        for (k, b) in bad.iter_mut().enumerate() {
+            if ctx.bad_blocks.contains(table + chunk_start + k as u64) {
+                *b = true;
+                buf[k * bs as usize..(k + 1) * bs as usize].fill(0);
+            }
+        }
         let status = scan.block_status(ctx, &buf, first_ino + done, in_buf);
         for i in 0..in_buf {
             let ino = first_ino + done + i;
+            if bad[(u64::from(i) * isz / bs) as usize] {
+                in_bad_block(ctx, ino);
+                continue;
+            }
             let raw = buf[(u64::from(i) * isz) as usize..(u64::from(i + 1) * isz) as usize].to_vec();
             let st = status[(u64::from(i) / ipb) as usize];
             scan.inode(ctx, ino, raw, st)?;
@@ -95,6 +108,15 @@ fn scan_group(ctx: &mut Ctx<'_, '_>, scan: &mut inode::Scan, g: u32) -> Flow {
         chunk_start += n;
     }
     Ok(())
+}
+
+/// An inode whose table block is on the bad blocks list: in use, but
+/// unreadable (e2fsck's `inode_bb_map`).
+fn in_bad_block(ctx: &mut Ctx<'_, '_>, ino: u32) {
+    if ino == 1 {
+        ctx.ask(Code::BadblocksInBadblocks, At::ino(1), "the bad blocks list says the bad blocks inode's table block is bad");
+    }
+    ctx.inodes.set(ino, crate::inodes::flag::BB | crate::inodes::flag::USED);
 }
 
 /// Marks the superblock copies, descriptors, bitmaps and inode tables of

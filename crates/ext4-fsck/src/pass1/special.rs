@@ -233,11 +233,85 @@ fn bad_block(ctx: &mut Ctx<'_, '_>, meta: &crate::runset::RunSet, inode: &Inode,
         ctx.found.mark(cl);
         return;
     }
+    if listed_metadata(ctx, blk, at) {
+        return;
+    }
     let words: Vec<u64> = (12..15).map(|k| u64::from(ext4_ondisk::get_u32(&inode.block, k * 4))).collect();
     if words.contains(&blk) {
         *bbcheck = true;
         ctx.ask(Code::BbinodeBadMetablock, at, format!("bad block {blk} is the bad blocks inode's own map block"));
     }
+}
+
+/// A listed bad block already in use: reports which group metadata it
+/// lies in, if any (the group loop of `process_bad_block`).
+fn listed_metadata(ctx: &mut Ctx<'_, '_>, blk: u64, at: At) -> bool {
+    let itb = ctx.fs.itable_blocks();
+    let mut first = ctx.fs.first_data_block();
+    for g in 0..ctx.fs.geo.group_count {
+        let at = At { group: Some(g), ..at };
+        if ctx.fs.has_super(g) {
+            if blk == first {
+                if g == 0 {
+                    ctx.ask(Code::BadPrimarySuperblock, at, format!("the primary superblock ({blk}) is on the bad blocks list"));
+                } else {
+                    ctx.ask(Code::BadSuperblock, at, format!("group {g}'s superblock ({blk}) is on the bad blocks list"));
+                }
+                return true;
+            }
+            if blk > first && blk <= first + ctx.fs.layout.desc_blocks {
+                if g == 0 {
+                    let d = format!("block {blk} of the primary group descriptors is on the bad blocks list");
+                    ctx.ask(Code::BadPrimaryGroupDescriptor, at, d);
+                } else {
+                    ctx.ask(Code::BadGroupDescriptors, at, format!("group {g}'s descriptor copy block {blk} is on the bad blocks list"));
+                }
+                return true;
+            }
+        }
+        let gd = &ctx.fs.groups[g as usize];
+        let (bb, ib, it) = (gd.block_bitmap, gd.inode_bitmap, gd.inode_table);
+        if blk == bb {
+            if ctx.ask(Code::BbBadBlock, at, format!("group {g}'s block bitmap ({blk}) is on the bad blocks list")) {
+                ctx.invalid_block_bitmap[g as usize] = true;
+                ctx.invalid_bitmaps += 1;
+            }
+            return true;
+        }
+        if blk == ib {
+            if ctx.ask(Code::IbBadBlock, at, format!("group {g}'s inode bitmap ({blk}) is on the bad blocks list")) {
+                ctx.invalid_inode_bitmap[g as usize] = true;
+                ctx.invalid_bitmaps += 1;
+            }
+            return true;
+        }
+        if blk >= it && blk < it.saturating_add(itb) {
+            // The inode scan skipped the inodes of this block.
+            return true;
+        }
+        first += u64::from(ctx.fs.geo.blocks_per_group);
+    }
+    false
+}
+
+/// Reads the list of bad blocks from inode 1 (`ext2fs_read_bb_inode`):
+/// blocks of its map inside the filesystem. An unreadable inode means
+/// no list; a map that fails part way keeps what was read.
+pub(super) fn read_bad_blocks_list(ctx: &mut Ctx<'_, '_>) -> Flow {
+    let Some(raw) = ctx.fs.read_inode_raw(1)? else { return Ok(()) };
+    if !super::inode::csum_ok(&ctx.fs, 1, &raw) {
+        return Ok(());
+    }
+    let Ok(inode) = iraw::parse_lenient(&raw) else { return Ok(()) };
+    let mut list = crate::runset::RunSet::new();
+    iterate(ctx, 1, &inode, false, &mut |ctx, blk, cnt, _ref| {
+        if cnt >= 0 && ctx.fs.block_ok(blk) {
+            list.mark(blk);
+        }
+        Cb::Continue
+    })?;
+    ctx.bad_blocks = list;
+    Ok(())
 }
 
 /// Words for an iteration error.

@@ -70,23 +70,34 @@ fn hash_matches(buf: &[u8], e: &Entry, value_at: usize) -> bool {
     e.hash == entry_hash(name, v) || e.hash == entry_hash_signed(name, v)
 }
 
+/// What an inode's xattrs charge to its owner's quota besides its own
+/// blocks: the blocks and count of the EA inodes they name (e2fsck's
+/// `struct ea_quota`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct EaQuota {
+    /// Blocks.
+    pub blocks: u64,
+    /// EA inodes.
+    pub inodes: u64,
+}
+
 /// `check_inode_extra_space`: `i_extra_isize`, then the in-inode xattrs;
-/// returns the quota blocks their EA inodes charge.
-pub(super) fn check_inode_extra_space(ctx: &mut Ctx<'_, '_>, c: &InodeCheck) -> Flow<u64> {
+/// returns what their EA inodes charge.
+pub(super) fn check_inode_extra_space(ctx: &mut Ctx<'_, '_>, c: &InodeCheck) -> Flow<EaQuota> {
     let isz = ctx.fs.geo.inode_size as usize;
     if isz == 128 {
-        return Ok(0);
+        return Ok(EaQuota::default());
     }
     let extra = usize::from(iraw::extra_isize(&c.raw));
     let max = isz - 128;
     if extra != 0 && (extra < 4 || extra > max || extra & 3 != 0) {
         ctx.ask(Code::ExtraIsize, c.at, format!("inode {} has a bad extra size {extra}", c.ino));
-        return Ok(0);
+        return Ok(EaQuota::default());
     }
     if extra + 4 >= max {
-        return Ok(0);
+        return Ok(EaQuota::default());
     }
-    let mut quota = 0;
+    let mut quota = EaQuota::default();
     if word(&c.raw, 128 + extra) == XATTR_MAGIC {
         quota = check_ea_in_inode(ctx, c, extra)?;
     }
@@ -107,12 +118,12 @@ fn check_time_encoding(ctx: &mut Ctx<'_, '_>, c: &InodeCheck) {
 
 /// `check_ea_in_inode`: the entries of the in-inode area must not overlap,
 /// fit, and hash right; the first problem is reported.
-fn check_ea_in_inode(ctx: &mut Ctx<'_, '_>, c: &InodeCheck, extra: usize) -> Flow<u64> {
+fn check_ea_in_inode(ctx: &mut Ctx<'_, '_>, c: &InodeCheck, extra: usize) -> Flow<EaQuota> {
     let isz = ctx.fs.geo.inode_size as usize;
     let area = &c.raw[128 + extra..isz];
     let storage = area.len() as u64;
     let mut region = RunSet::new();
-    let mut quota = 0;
+    let mut quota = EaQuota::default();
     let mut p = 4usize;
     let mut remain = storage - 4;
     let mut problem: Option<(Code, String)> = None;
@@ -147,7 +158,10 @@ fn check_ea_in_inode(ctx: &mut Ctx<'_, '_>, c: &InodeCheck, extra: usize) -> Flo
             remain -= e.value_size;
         } else {
             match check_large_ea_inode(ctx, c, &e)? {
-                Ok(q) => quota += q,
+                Ok(q) => {
+                    quota.blocks += q;
+                    quota.inodes += 1;
+                }
                 Err(p) => {
                     problem = Some(p);
                     break;
@@ -217,8 +231,8 @@ fn check_large_ea_inode(ctx: &mut Ctx<'_, '_>, c: &InodeCheck, e: &Entry) -> Flo
 
 /// `check_ext_attr`: the inode's xattr block. The first reference checks
 /// the block; later ones count against `h_refcount`. Returns the quota
-/// blocks it charges, or `None` when the inode has no usable block.
-pub(super) fn check_ext_attr(ctx: &mut Ctx<'_, '_>, c: &InodeCheck) -> Flow<Option<u64>> {
+/// it charges, or `None` when the inode has no usable block.
+pub(super) fn check_ext_attr(ctx: &mut Ctx<'_, '_>, c: &InodeCheck) -> Flow<Option<EaQuota>> {
     let blk = c.inode.file_acl;
     if blk == 0 {
         return Ok(None);
@@ -235,7 +249,7 @@ pub(super) fn check_ext_attr(ctx: &mut Ctx<'_, '_>, c: &InodeCheck) -> Flow<Opti
         } else {
             *ctx.ea_extra.entry(blk).or_default() += 1;
         }
-        return Ok(Some(q));
+        return Ok(Some(EaQuota { blocks: q, inodes: info.quota_inodes }));
     }
     let at = At::ino_block(c.ino, blk);
     let Some(block) = ctx.fs.img.block(blk)? else {
@@ -255,9 +269,9 @@ pub(super) fn check_ext_attr(ctx: &mut Ctx<'_, '_>, c: &InodeCheck) -> Flow<Opti
     }
     inc_ea_inode_refs(ctx, &block, BLOCK_HEADER_SIZE);
     let refcount = i64::from(word(&block, 4));
-    ctx.ea_blocks.insert(blk, EaBlock { remaining: refcount - 1, quota_blocks: quota.0 });
+    ctx.ea_blocks.insert(blk, EaBlock { remaining: refcount - 1, quota_blocks: quota.0, quota_inodes: quota.1 });
     ctx.mark_block(blk);
-    Ok(Some(quota.0))
+    Ok(Some(EaQuota { blocks: quota.0, inodes: quota.1 }))
 }
 
 /// The entries of an xattr block: no overlaps, valid names, values inside

@@ -12,6 +12,7 @@ use ext4_ondisk::superblock::creator_os;
 
 use super::{Block, State};
 use crate::ctx::{Ctx, DxKind, Flow};
+use crate::encrypt::{NO_POLICY, PolicyId};
 use crate::inodes::flag;
 use crate::problem::{At, Code};
 
@@ -37,8 +38,8 @@ pub(super) fn check_entries(ctx: &mut Ctx<'_, '_>, st: &mut State, b: &mut Block
     let max = b.end;
     let dir_inode = ctx.fs.read_inode_raw(ino)?.and_then(|r| iraw::parse_lenient(&r).ok());
     let dir_flags = dir_inode.as_ref().map_or(InodeFlags::empty(), |i| i.flags);
-    let encrypted = dir_flags.contains(InodeFlags::ENCRYPT);
-    let hash_in_dirent = encrypted && ctx.inodes.has(ino, flag::CASEFOLD);
+    let policy = ctx.policies.find(ino);
+    let hash_in_dirent = policy != NO_POLICY && dir_flags.contains(InodeFlags::CASEFOLD);
     let mut dups_found = st.rehash.contains(&ino);
     let mut names: HashSet<Vec<u8>> = HashSet::new();
     let mut hash = 0u32;
@@ -61,7 +62,7 @@ pub(super) fn check_entries(ctx: &mut Ctx<'_, '_>, st: &mut State, b: &mut Block
         } else {
             Dirent { inode: ext4_ondisk::get_u32(&b.buf, 0), rec_len: 12, ftype: 2, name: b"..".to_vec(), after: [0, 0], stored_hash: 0 }
         };
-        let cx = EntryCtx { ino, blockcnt: b.blockcnt, at: At::ino_block(ino, b.blk), dot_state, encrypted };
+        let cx = EntryCtx { ino, blockcnt: b.blockcnt, at: At::ino_block(ino, b.blk), dot_state, policy };
         check_one(ctx, st, &cx, &d, &mut names, &mut dups_found, &mut hash)?;
         if !inline || dot_state > 1 {
             offset += d.rec_len;
@@ -95,7 +96,8 @@ struct EntryCtx {
     blockcnt: u32,
     at: At,
     dot_state: u32,
-    encrypted: bool,
+    /// The directory's encryption policy.
+    policy: PolicyId,
 }
 
 /// The checks of one entry (`hash` carries the last name hash of the
@@ -176,13 +178,19 @@ fn check_one(
         ctx.ask(code, at, msg);
     }
     check_filetype(ctx, cx, d)?;
-    if cx.encrypted {
+    if cx.policy != NO_POLICY {
         if cx.dot_state > 1 {
-            check_encrypted(ctx, cx, d);
+            check_encrypted(ctx, cx, d)?;
         }
-    } else if name.iter().any(|&c| c == b'/' || c == 0) {
-        let msg = what(ctx, Code::BadName);
-        ctx.ask(Code::BadName, at, msg);
+    } else {
+        if strict_casefold(ctx, ino) && !valid_encoded(name) {
+            let d2 = format!("entry '{}' in directory {ino} is not valid UTF-8", show(name));
+            ctx.ask(Code::BadEncodedName, at, d2);
+        }
+        if name.iter().any(|&c| c == b'/' || c == 0) {
+            let msg = what(ctx, Code::BadName);
+            ctx.ask(Code::BadName, at, msg);
+        }
     }
     if super::htree::tracks(ctx, ino) {
         if let Some(h) = super::htree::entry_hash(ctx, ino, cx.dot_state, &d.name, Some(d.stored_hash)) {
@@ -274,7 +282,7 @@ fn check_filetype(ctx: &mut Ctx<'_, '_>, cx: &EntryCtx, d: &Dirent) -> Flow {
         1
     } else if ctx.inodes.has(i, flag::BAD) {
         0
-    } else if let Some(r) = ctx.inodes.get(i).filter(|r| r.flags & flag::USED != 0) {
+    } else if let Some(r) = ctx.inodes.get(i).filter(|r| r.flags & flag::USED != 0 && r.flags & flag::BB == 0) {
         r.ftype
     } else {
         let Some(raw) = ctx.fs.read_inode_raw(i)? else { return Ok(()) };
@@ -292,20 +300,38 @@ fn check_filetype(ctx: &mut Ctx<'_, '_>, cx: &EntryCtx, d: &Dirent) -> Flow {
 }
 
 /// Entries of encrypted directories: names at least one cipher block,
-/// children encrypted.
-fn check_encrypted(ctx: &mut Ctx<'_, '_>, cx: &EntryCtx, d: &Dirent) {
+/// children encrypted under the directory's policy
+/// (`check_encrypted_dirent`).
+fn check_encrypted(ctx: &mut Ctx<'_, '_>, cx: &EntryCtx, d: &Dirent) -> Flow {
     if d.name.len() < 16 {
         ctx.ask(Code::BadEncryptedName, cx.at, format!("encrypted entry in directory {} has a {}-byte name", cx.ino, d.name.len()));
-        return;
     }
     let i = d.inode;
+    let p = ctx.policies.find(i);
+    if p == cx.policy {
+        return Ok(());
+    }
+    if p != NO_POLICY {
+        let d2 = format!("inode {i} in encrypted directory {} has a different encryption policy", cx.ino);
+        ctx.ask(Code::InconsistentEncryptionPolicy, cx.at, d2);
+        return Ok(());
+    }
     let needs = match d.ftype {
-        0 => ctx.inodes.has(i, flag::REG) || ctx.inodes.has(i, flag::DIR) || ctx.inodes.get(i).is_some_and(|r| r.ftype == 7),
+        0 if ctx.inodes.has(i, flag::REG) || ctx.inodes.has(i, flag::DIR) => true,
+        0 => {
+            let Some(raw) = ctx.fs.read_inode_raw(i)? else { return Ok(()) };
+            if !crate::pass1::inode_csum_ok(&ctx.fs, i, &raw) {
+                return Err(ctx.fatal(Code::UnencryptedFile, cx.at, format!("inode {i} cannot be read: checksum")));
+            }
+            let mode = iraw::parse_lenient(&raw).map_or(0, |n| n.mode & 0xF000);
+            matches!(mode, 0x8000 | 0x4000 | 0xA000)
+        }
         t => t == 1 || t == 2 || t == 7,
     };
-    if needs && ctx.inodes.has(i, flag::USED) && !ctx.inodes.has(i, flag::ENCRYPTED) {
+    if needs {
         ctx.ask(Code::UnencryptedFile, cx.at, format!("inode {i} in encrypted directory {} is not encrypted", cx.ino));
     }
+    Ok(())
 }
 
 /// `e2fsck_process_bad_inode`: the fields pass 1 flagged; `Ok(true)` when
@@ -371,4 +397,19 @@ pub(crate) fn process_bad_inode(ctx: &mut Ctx<'_, '_>, dir: u32, ino: u32) -> Fl
         ctx.inodes.clear(ino, flag::BAD);
     }
     Ok(false)
+}
+
+/// Whether names in directory `ino` must be valid in the filesystem's
+/// encoding: casefolded directories when the superblock asks for strict
+/// checking.
+fn strict_casefold(ctx: &Ctx<'_, '_>, ino: u32) -> bool {
+    const STRICT: u16 = 1;
+    ctx.fs.sb.s_encoding_flags.get() & STRICT != 0 && ctx.inodes.has(ino, flag::CASEFOLD)
+}
+
+/// Whether a name is well-formed UTF-8 up to its first NUL (the only
+/// encoding, UTF-8 12.1, assigns every well-formed sequence).
+fn valid_encoded(name: &[u8]) -> bool {
+    let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+    std::str::from_utf8(&name[..end]).is_ok()
 }
