@@ -35,6 +35,9 @@ impl From<CheckError> for Stop {
 /// What the passes return.
 pub(crate) type Flow<T = ()> = std::result::Result<T, Stop>;
 
+/// One of the five passes.
+type PassFn = for<'a, 'd, 'o> fn(&'a mut Ctx<'d, 'o>) -> Flow;
+
 /// Most problems kept in a report; beyond, problems are only counted.
 const MAX_PROBLEMS: usize = 100_000;
 
@@ -176,6 +179,15 @@ pub(crate) struct Ctx<'d, 'o> {
     pub quota: crate::quota::QuotaUsage,
     /// Encryption policies of the encrypted inodes.
     pub policies: crate::encrypt::Policies,
+    /// A repair wrote something this round.
+    pub changed: bool,
+    /// A repair invalidated what the passes know: the round ends after
+    /// the current pass and the check starts again.
+    pub restart: bool,
+    /// The in-memory superblock differs from the one on the image.
+    pub sb_dirty: bool,
+    /// Groups whose in-memory descriptor differs from the one on the image.
+    pub gd_dirty: std::collections::BTreeSet<u32>,
 }
 
 impl<'d, 'o> Ctx<'d, 'o> {
@@ -211,6 +223,10 @@ impl<'d, 'o> Ctx<'d, 'o> {
             stats: Stats::default(),
             quota: Default::default(),
             policies: Default::default(),
+            changed: false,
+            restart: false,
+            sb_dirty: false,
+            gd_dirty: Default::default(),
         }
     }
 
@@ -283,19 +299,33 @@ impl<'d, 'o> Ctx<'d, 'o> {
     }
 
     /// Runs every check in e2fsck's order.
-    fn run_all(&mut self) -> Flow {
+    /// A repair needs the check to start again after this pass.
+    fn restarting(&self) -> bool {
+        self.restart && self.mode != Mode::Check
+    }
+
+    /// Runs every check in e2fsck's order; in the repair modes, ends early
+    /// when a repair asks for a restart.
+    pub(crate) fn run_all(&mut self) -> Flow {
         self.pass = Pass::Super;
         crate::superblock::check_before_passes(self)?;
-        self.pass = Pass::Inodes;
-        crate::pass1::run(self)?;
-        self.pass = Pass::Directories;
-        crate::pass2::run(self)?;
-        self.pass = Pass::Connectivity;
-        crate::pass3::run(self)?;
-        self.pass = Pass::References;
-        crate::pass4::run(self)?;
-        self.pass = Pass::Summaries;
-        crate::pass5::run(self)?;
+        let passes: [(Pass, PassFn); 5] = [
+            (Pass::Inodes, crate::pass1::run),
+            (Pass::Directories, crate::pass2::run),
+            (Pass::Connectivity, crate::pass3::run),
+            (Pass::References, crate::pass4::run),
+            (Pass::Summaries, crate::pass5::run),
+        ];
+        for (pass, f) in passes {
+            if self.restarting() {
+                return Ok(());
+            }
+            self.pass = pass;
+            f(self)?;
+        }
+        if self.restarting() {
+            return Ok(());
+        }
         self.pass = Pass::Final;
         crate::superblock::check_after_passes(self)
     }
@@ -309,18 +339,39 @@ fn clock() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Runs a check (see [`crate::check`]).
-pub(crate) fn run(dev: &dyn BlockDevice, opts: Options<'_>) -> Result<Report> {
-    if opts.mode != Mode::Check && dev.is_read_only() {
-        return Err(CheckError::ReadOnly);
-    }
-    let now = opts.now.unwrap_or_else(clock);
+/// What one round of checks left behind.
+pub(crate) struct Round<'d> {
+    /// The image, with this round's repairs pending.
+    pub img: Image<'d>,
+    /// Problems found.
+    pub problems: Vec<Problem>,
+    /// Whether a repair wrote something.
+    pub changed: bool,
+    /// Why the round stopped early, if it did.
+    pub stop: Option<Stop>,
+    /// Preen mode met a problem it may not repair.
+    pub preen_halted: bool,
+    /// Summary counts.
+    pub stats: Stats,
+    /// The backup superblock in use, if any.
+    pub backup_sb: Option<u64>,
+}
+
+/// One round: open the image (pending repairs included) and run every
+/// check in `mode`. `Err(report)` when no superblock is usable.
+pub(crate) fn round<'d, 'o>(
+    img: Image<'d>,
+    mode: Mode,
+    now: i64,
+    progress: Option<&'o mut (dyn FnMut(Progress) + 'o)>,
+    cancel: Option<&'o AtomicBool>,
+) -> Result<std::result::Result<Round<'d>, (Report, Image<'d>)>> {
     let mut notes = crate::open::OpenNotes::default();
-    let fs = match crate::open::open(Image::new(dev, 1024), &mut notes)? {
+    let fs = match crate::open::open(img, &mut notes)? {
         Ok(fs) => fs,
-        Err(e) => return Ok(unusable(e)),
+        Err((e, img)) => return Ok(Err((unusable(e), img))),
     };
-    let mut ctx = Ctx::new(fs, opts.mode, now, opts.progress, opts.cancel);
+    let mut ctx = Ctx::new(fs, mode, now, progress, cancel);
     if let Some(e) = notes.primary_failed {
         ctx.ask(Code::OpenFailed, At::NONE, format!("primary superblock: {}", e.describe()));
     }
@@ -328,20 +379,120 @@ pub(crate) fn run(dev: &dyn BlockDevice, opts: Options<'_>) -> Result<Report> {
         ctx.ask(Code::CheckDescFailed, At::NONE, format!("group descriptors look bad: {why}"));
     }
     let result = ctx.run_all();
-    let (aborted, cancelled, reason) = match result {
-        Ok(()) => (false, false, None),
-        Err(Stop::Abort(why)) => (true, false, Some(why)),
-        Err(Stop::Cancel) => (false, true, Some("cancelled".into())),
+    let stop = match result {
+        Ok(()) => None,
         Err(Stop::Io(e)) => return Err(e),
+        Err(s) => Some(s),
     };
-    let mut outcome = Report::decide(&ctx.problems, aborted, cancelled);
-    if ctx.preen_halted && outcome == Outcome::Repaired {
-        outcome = Outcome::ErrorsLeft;
+    if stop.is_none() {
+        ctx.flush_metadata();
     }
     let mut stats = ctx.stats;
     stats.inodes_count = u64::from(ctx.fs.inodes_count());
     stats.blocks_count = ctx.fs.blocks_count();
-    Ok(Report { problems: ctx.problems, outcome, abort_reason: reason, stats, used_backup_superblock: ctx.fs.backup_sb })
+    stats.inodes_used = ctx.inodes.iter().filter(|r| r.flags & crate::inodes::flag::USED != 0).count() as u64;
+    let found = ctx.found.count_in(0, u64::MAX) * ctx.fs.ratio() + ctx.fs.first_data_block();
+    stats.blocks_used = found.min(stats.blocks_count);
+    let Ctx { fs, problems, changed, preen_halted, .. } = ctx;
+    Ok(Ok(Round { backup_sb: fs.backup_sb, img: fs.img, problems, changed, stop, preen_halted, stats }))
+}
+
+/// The verdict of a round's problems.
+fn outcome_of(r: &Round<'_>) -> (Outcome, Option<String>) {
+    let (aborted, cancelled, reason) = match &r.stop {
+        None => (false, false, None),
+        Some(Stop::Abort(why)) => (true, false, Some(why.clone())),
+        Some(Stop::Cancel) => (false, true, Some("cancelled".into())),
+        Some(Stop::Io(e)) => (true, false, Some(e.to_string())),
+    };
+    let mut outcome = Report::decide(&r.problems, aborted, cancelled);
+    if r.preen_halted && outcome == Outcome::Repaired {
+        outcome = Outcome::ErrorsLeft;
+    }
+    (outcome, reason)
+}
+
+/// A shorter-lived handle on the caller's progress callback.
+fn reborrow<'a>(p: &'a mut Option<&mut dyn FnMut(Progress)>) -> Option<&'a mut (dyn FnMut(Progress) + 'a)> {
+    match p {
+        Some(f) => Some(&mut **f),
+        None => None,
+    }
+}
+
+/// Most rounds of repairs before the check gives up on reaching a fixed point.
+const MAX_ROUNDS: usize = 8;
+
+/// Runs a check (see [`crate::check`]). In the repair modes, rounds of
+/// checks and repairs run until a round repairs nothing; a last round in
+/// check mode gives the verdict, and the repairs are committed (see
+/// [`crate::commit`]).
+pub(crate) fn run(dev: &dyn BlockDevice, mut opts: Options<'_>) -> Result<Report> {
+    if opts.mode != Mode::Check && dev.is_read_only() {
+        return Err(CheckError::ReadOnly);
+    }
+    let now = opts.now.unwrap_or_else(clock);
+    let img = Image::new(dev, 1024);
+    if opts.mode == Mode::Check {
+        return Ok(match round(img, Mode::Check, now, opts.progress, opts.cancel)? {
+            Ok(r) => {
+                let (outcome, abort_reason) = outcome_of(&r);
+                Report { problems: r.problems, outcome, abort_reason, stats: r.stats, used_backup_superblock: r.backup_sb }
+            }
+            Err((report, _)) => report,
+        });
+    }
+    let mut img = img;
+    let mut fixed: Vec<Problem> = Vec::new();
+    let mut preen_halted = false;
+    for _ in 0..MAX_ROUNDS {
+        let before = img.snapshot();
+        let r = match round(img, opts.mode, now, reborrow(&mut opts.progress), opts.cancel)? {
+            Ok(r) => r,
+            Err((report, _)) => return Ok(report),
+        };
+        img = r.img;
+        preen_halted |= r.preen_halted;
+        match r.stop {
+            Some(Stop::Cancel) => {
+                let (outcome, abort_reason) = (Outcome::Cancelled, Some("cancelled".into()));
+                fixed.extend(r.problems);
+                return Ok(Report { problems: fixed, outcome, abort_reason, stats: r.stats, used_backup_superblock: r.backup_sb });
+            }
+            Some(_) => {
+                // A round that stopped part way may have left its repairs
+                // half done: they are dropped.
+                img.restore(before);
+                fixed.extend(r.problems.into_iter().map(|mut p| {
+                    p.fixed = false;
+                    p
+                }));
+                break;
+            }
+            None => {}
+        }
+        fixed.extend(r.problems.into_iter().filter(|p| p.fixed));
+        if !r.changed || preen_halted {
+            break;
+        }
+    }
+    let changed = img.pending_count() > 0;
+    if changed {
+        crate::commit::commit(&mut img, now)?;
+    }
+    let r = match round(img, Mode::Check, now, opts.progress, opts.cancel)? {
+        Ok(r) => r,
+        Err((report, _)) => return Ok(report),
+    };
+    let (mut outcome, abort_reason) = outcome_of(&r);
+    if outcome == Outcome::Clean && changed {
+        outcome = Outcome::Repaired;
+    }
+    if outcome == Outcome::Clean && preen_halted {
+        outcome = Outcome::ErrorsLeft;
+    }
+    fixed.extend(r.problems.into_iter().filter(|p| !p.fixed));
+    Ok(Report { problems: fixed, outcome, abort_reason, stats: r.stats, used_backup_superblock: r.backup_sb })
 }
 
 /// The report for a device whose every superblock copy is unusable.

@@ -16,7 +16,9 @@ use crate::error::Result;
 pub(crate) struct Image<'d> {
     dev: &'d dyn BlockDevice,
     block_size: u32,
-    /// Blocks changed by repairs and not yet committed.
+    /// Blocks changed by repairs and not yet committed, by byte offset
+    /// (each `block_size` long; the block size is fixed before the first
+    /// write).
     pending: BTreeMap<u64, Box<[u8]>>,
 }
 
@@ -26,30 +28,42 @@ impl<'d> Image<'d> {
         Self { dev, block_size, pending: BTreeMap::new() }
     }
 
+    /// The device.
+    pub(crate) fn device(&self) -> &'d dyn BlockDevice {
+        self.dev
+    }
+
     /// Device length in bytes.
     pub(crate) fn len(&self) -> u64 {
         self.dev.len()
     }
 
-    /// Reads `buf.len()` bytes at byte `offset`; `Ok(false)` when they lie
-    /// beyond the end of the device (a short read).
+    /// Reads `buf.len()` bytes at byte `offset`, pending repairs included;
+    /// `Ok(false)` when they lie beyond the end of the device (a short read).
     pub(crate) fn read_bytes(&self, offset: u64, buf: &mut [u8]) -> Result<bool> {
-        match offset.checked_add(buf.len() as u64) {
-            Some(end) if end <= self.dev.len() => {
-                self.dev.read_at(offset, buf)?;
-                Ok(true)
+        let end = match offset.checked_add(buf.len() as u64) {
+            Some(end) if end <= self.dev.len() => end,
+            _ => return Ok(false),
+        };
+        self.dev.read_at(offset, buf)?;
+        if let Some(len) = self.pending.values().next().map(|b| b.len() as u64) {
+            for (&at, data) in self.pending.range(offset.saturating_sub(len - 1)..end) {
+                let (from, to) = (at.max(offset), (at + len).min(end));
+                if from < to {
+                    buf[(from - offset) as usize..(to - offset) as usize].copy_from_slice(&data[(from - at) as usize..(to - at) as usize]);
+                }
             }
-            _ => Ok(false),
         }
+        Ok(true)
     }
 
     /// Reads block `blk` into `buf` (one block); `Ok(false)` past the end of the device.
     pub(crate) fn read(&self, blk: u64, buf: &mut [u8]) -> Result<bool> {
-        if let Some(p) = self.pending.get(&blk) {
+        let Some(off) = blk.checked_mul(u64::from(self.block_size)) else { return Ok(false) };
+        if let Some(p) = self.pending.get(&off) {
             buf.copy_from_slice(p);
             return Ok(true);
         }
-        let Some(off) = blk.checked_mul(u64::from(self.block_size)) else { return Ok(false) };
         self.read_bytes(off, buf)
     }
 
@@ -59,9 +73,55 @@ impl<'d> Image<'d> {
         Ok(self.read(blk, &mut buf)?.then_some(buf))
     }
 
-    /// Reads in blocks of `block_size` bytes from now on.
+    /// Reads in blocks of `block_size` bytes from now on (before any write).
     pub(crate) fn set_block_size(&mut self, block_size: u32) {
+        debug_assert!(self.pending.is_empty() || block_size == self.block_size);
         self.block_size = block_size;
+    }
+
+    /// Replaces block `blk` (one block of data) until the repairs are
+    /// committed; `false` when it lies beyond the end of the device.
+    pub(crate) fn write(&mut self, blk: u64, data: &[u8]) -> bool {
+        let bs = u64::from(self.block_size);
+        debug_assert_eq!(data.len() as u64, bs);
+        match blk.checked_mul(bs) {
+            Some(off) if off + bs <= self.dev.len() => {
+                self.pending.insert(off, data.into());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The pending blocks: (block number, data), in block order.
+    pub(crate) fn pending(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
+        let bs = u64::from(self.block_size);
+        self.pending.iter().map(move |(&off, d)| (off / bs, &d[..]))
+    }
+
+    /// A copy of the pending blocks, to go back to with [`Image::restore`].
+    pub(crate) fn snapshot(&self) -> BTreeMap<u64, Box<[u8]>> {
+        self.pending.clone()
+    }
+
+    /// Drops the pending blocks written since `snap` was taken.
+    pub(crate) fn restore(&mut self, snap: BTreeMap<u64, Box<[u8]>>) {
+        self.pending = snap;
+    }
+
+    /// Forgets every pending block (after they are committed).
+    pub(crate) fn clear_pending(&mut self) {
+        self.pending.clear();
+    }
+
+    /// Number of pending blocks.
+    pub(crate) fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Block size in bytes.
+    pub(crate) fn block_size(&self) -> u32 {
+        self.block_size
     }
 }
 
@@ -277,6 +337,19 @@ impl Layout {
         if m.new_desc_blk != 0 {
             f(m.new_desc_blk, 1);
         }
+    }
+
+    /// The block holding descriptor block `i` of the primary copy (as
+    /// `ext2fs_open2` reads it).
+    pub fn primary_desc_block(&self, i: u64) -> u64 {
+        let fdb = self.first_data_block();
+        let zero_adjust = u64::from(self.bs() == 1024 && fdb == 0);
+        let first_meta_bg = if self.incompat(Incompat::META_BG) {
+            u64::from(self.sb.s_first_meta_bg.get()).min(self.desc_blocks)
+        } else {
+            self.desc_blocks
+        };
+        if i < first_meta_bg { fdb + zero_adjust + 1 + i } else { self.descriptor_block(fdb, i) }
     }
 
     /// The block holding descriptor block `i` of the copy whose superblock is

@@ -29,6 +29,8 @@
 #![forbid(unsafe_code)]
 
 mod bmap;
+#[allow(dead_code)] // Until the repairs use it.
+mod commit;
 mod ctx;
 mod dirblock;
 mod encrypt;
@@ -45,6 +47,8 @@ mod pass4;
 mod pass5;
 mod problem;
 mod quota;
+#[allow(dead_code)] // Until the repairs use it.
+mod repair;
 mod report;
 mod runset;
 mod superblock;

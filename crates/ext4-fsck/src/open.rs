@@ -116,8 +116,10 @@ pub(crate) struct OpenNotes {
     pub ignored_sb_errors: bool,
 }
 
-/// Opens the filesystem as e2fsck does; `Err` holds why nothing usable was found.
-pub(crate) fn open<'d>(img: Image<'d>, notes: &mut OpenNotes) -> Result<std::result::Result<Fs<'d>, OpenErr>> {
+/// Opens the filesystem as e2fsck does; `Err` holds why nothing usable was
+/// found, and the image back.
+#[allow(clippy::type_complexity)]
+pub(crate) fn open<'d>(img: Image<'d>, notes: &mut OpenNotes) -> Result<std::result::Result<Fs<'d>, (OpenErr, Image<'d>)>> {
     let mut ignore = false;
     loop {
         let primary = try_open(&img, Location::Primary, ignore)?;
@@ -155,7 +157,7 @@ pub(crate) fn open<'d>(img: Image<'d>, notes: &mut OpenNotes) -> Result<std::res
                 ignore = true;
                 notes.ignored_sb_errors = true;
             }
-            Err(_) => return Ok(Err(orig_err)),
+            Err(_) => return Ok(Err((orig_err, img))),
         }
     }
 }

@@ -223,6 +223,8 @@ codes! {
     ProgerrClaimedBlock = "PR_1_PROGERR_CLAIMED_BLOCK", Info, true;
     /// The bad blocks list says the bad blocks inode's own table block is bad.
     BadblocksInBadblocks = "PR_1_BADBLOCKS_IN_BADBLOCKS", Error, false;
+    /// A repair could not write what it changed (not an e2fsck problem).
+    WriteInode = "PR_EXT4_WRITE_FAILED", Fatal, false;
     /// The bad blocks inode is invalid.
     InvalidBadInode = "PR_1_INVALID_BAD_INODE", Error, false;
     /// An inode has the `imagic` flag without the `imagic_inodes` feature.

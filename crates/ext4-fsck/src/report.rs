@@ -45,11 +45,11 @@ impl Outcome {
 /// Counts for the summary line (e2fsck's "N/M files, B/C blocks").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Inodes in use.
+    /// Inodes in use (reserved ones included, as e2fsck counts them).
     pub inodes_used: u64,
     /// Inodes in the filesystem.
     pub inodes_count: u64,
-    /// Blocks in use.
+    /// Blocks in use (metadata and the blocks before the first group included).
     pub blocks_used: u64,
     /// Blocks in the filesystem.
     pub blocks_count: u64,

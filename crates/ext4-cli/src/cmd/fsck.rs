@@ -103,11 +103,13 @@ fn write_text(out: &mut impl Write, r: &Report, image: &std::path::Path, verbose
     let s = &r.stats;
     writeln!(
         out,
-        "{}: {}: {}/{} files, {} problems ({} left)",
+        "{}: {}: {}/{} files, {}/{} blocks, {} problems ({} left)",
         image.display(),
         r.outcome.name(),
         s.inodes_used,
         s.inodes_count,
+        s.blocks_used,
+        s.blocks_count,
         r.problems.len(),
         r.errors_left().count()
     )

@@ -353,7 +353,6 @@ impl InodeCheck {
         }
         ctx.inodes.set(ino, flag::USED);
         ctx.inodes.entry(ino).ftype = super::ftype_of(self.inode.mode);
-        ctx.stats.inodes_used += 1;
         self.mark_bad_fields(ctx);
         if self.flag(InodeFlags::IMAGIC) {
             if ctx.fs.compat(Compat::IMAGIC_INODES) {

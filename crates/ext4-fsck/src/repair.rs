@@ -1,0 +1,112 @@
+//! How repairs write: every change goes to the image's pending blocks
+//! (committed at the end, see [`crate::commit`]); inodes, directory blocks,
+//! the superblock and group descriptors get their checksums here.
+
+use ext4_ondisk::group_desc::update_group_desc_checksum;
+use ext4_ondisk::inode::set_inode_checksum;
+
+use crate::ctx::{Ctx, Flow};
+use crate::problem::{At, Code};
+
+/// Byte offset of the primary superblock.
+const SUPERBLOCK_OFFSET: u64 = 1024;
+
+impl Ctx<'_, '_> {
+    /// Replaces block `blk`.
+    pub(crate) fn write_block(&mut self, blk: u64, data: &[u8]) {
+        if self.fs.img.write(blk, data) {
+            self.changed = true;
+        }
+    }
+
+    /// Writes inode `ino`'s record `raw` (its checksum set first).
+    pub(crate) fn write_inode_raw(&mut self, ino: u32, raw: &mut [u8]) -> Flow {
+        if self.fs.csum() {
+            set_inode_checksum(self.fs.csum_seed(), ino, raw);
+        }
+        let Some((blk, off)) = self.fs.inode_loc(ino) else {
+            return Err(self.fatal(Code::WriteInode, At::ino(ino), format!("inode {ino} has no inode table to be written to")));
+        };
+        let Some(mut b) = self.fs.img.block(blk)? else {
+            return Err(self.fatal(Code::WriteInode, At::ino(ino), format!("the inode table block {blk} of inode {ino} is past the end")));
+        };
+        b[off..off + raw.len()].copy_from_slice(raw);
+        self.write_block(blk, &b);
+        Ok(())
+    }
+
+    /// Reads inode `ino`'s record, changes it with `f` and writes it back.
+    pub(crate) fn update_inode(&mut self, ino: u32, f: impl FnOnce(&mut [u8])) -> Flow {
+        let Some(mut raw) = self.fs.read_inode_raw(ino)? else {
+            return Err(self.fatal(Code::WriteInode, At::ino(ino), format!("inode {ino} cannot be read back")));
+        };
+        f(&mut raw);
+        self.write_inode_raw(ino, &mut raw)
+    }
+
+    /// The superblock (in memory) changed.
+    pub(crate) fn mark_super_dirty(&mut self) {
+        self.sb_dirty = true;
+        self.changed = true;
+    }
+
+    /// Group `g`'s descriptor (in memory) changed.
+    pub(crate) fn mark_group_dirty(&mut self, g: u32) {
+        self.gd_dirty.insert(g);
+        self.changed = true;
+    }
+
+    /// Writes the superblock and the descriptors that changed to their
+    /// primary locations (with their checksums).
+    pub(crate) fn flush_metadata(&mut self) {
+        let fs = &mut self.fs;
+        if fs.backup_sb.is_some() && self.mode != crate::Mode::Check && self.changed {
+            // Checked from a backup: the primary copies are rewritten.
+            self.sb_dirty = true;
+            self.gd_dirty.extend(0..fs.geo.group_count);
+        }
+        let bs = u64::from(fs.bs());
+        let ds = fs.geo.desc_size as usize;
+        let dpb = u64::from(fs.geo.descs_per_block);
+        let dirty: Vec<u32> = std::mem::take(&mut self.gd_dirty).into_iter().collect();
+        let mut blocks: std::collections::BTreeMap<u64, Vec<u8>> = std::collections::BTreeMap::new();
+        for g in dirty {
+            let i = u64::from(g) / dpb;
+            let blk = fs.primary_desc_block(i);
+            let b = match blocks.entry(blk) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let Ok(Some(b)) = fs.img.block(blk) else { continue };
+                    e.insert(b)
+                }
+            };
+            let off = (u64::from(g) % dpb) as usize * ds;
+            let raw = &mut b[off..off + ds];
+            fs.groups[g as usize].write(raw, ds);
+            if fs.geo.has_group_csum() {
+                update_group_desc_checksum(&fs.geo, g, raw);
+            }
+            fs.groups[g as usize].checksum = ext4_ondisk::get_u16(raw, ext4_ondisk::group_desc::GD_CHECKSUM_OFFSET);
+        }
+        for (blk, b) in blocks {
+            if fs.img.write(blk, &b) {
+                self.changed = true;
+            }
+        }
+        if std::mem::take(&mut self.sb_dirty) {
+            let fs = &mut self.fs;
+            if fs.csum() {
+                fs.layout.sb.update_checksum();
+            }
+            let blk = SUPERBLOCK_OFFSET / bs;
+            let off = (SUPERBLOCK_OFFSET % bs) as usize;
+            if let Ok(Some(mut b)) = fs.img.block(blk) {
+                let bytes = zerocopy::IntoBytes::as_bytes(&fs.layout.sb);
+                b[off..off + bytes.len()].copy_from_slice(bytes);
+                if fs.img.write(blk, &b) {
+                    self.changed = true;
+                }
+            }
+        }
+    }
+}
