@@ -57,7 +57,17 @@ pub fn run(args: &[&str]) -> Result {
         let result = if cli_mode {
             let ops = value(args, "--ops")?.unwrap_or(2000);
             let (max_len, big_percent) = if long { (8 << 20, 30) } else { (1 << 20, 3) };
-            let o = CliOptions { seed, ops, max_len, big_percent, budget: 40 << 20, work_dir: work_dir.clone(), ext4: ext4.clone() };
+            let min_written = if long { 10 * (64 << 20) } else { 0 };
+            let o = CliOptions {
+                seed,
+                ops,
+                max_len,
+                big_percent,
+                budget: 40 << 20,
+                min_written,
+                work_dir: work_dir.clone(),
+                ext4: ext4.clone(),
+            };
             cli::run(cfg, &o)
         } else {
             aging::run(cfg, &RunOptions { seed, rounds, round_ops, scale, work_dir: work_dir.clone() })

@@ -1,6 +1,7 @@
 //! `cargo xtask crash`: explores the crash states of every workload of
 //! `ext4_testkit::crash` on journaled ext4 (1 KiB blocks with
-//! metadata_csum, 4 KiB blocks) and ext3, with many write reorderings per
+//! metadata_csum, 4 KiB blocks), ext3 and bigalloc (1 KiB and 4 KiB
+//! blocks, 16 a cluster, made by mke2fs), with many write reorderings per
 //! flush epoch, and fails if any state recovers badly.
 //!
 //! Options: `--reorders N` (random subsets per epoch, default 48),
@@ -35,6 +36,7 @@ pub fn run(args: &[&str]) -> Result {
             e2fsck_replay_every: 200,
             seed: 11,
             threads,
+            mke2fs: &[],
         },
         Config {
             fs_type: FsType::Ext4,
@@ -44,6 +46,7 @@ pub fn run(args: &[&str]) -> Result {
             e2fsck_replay_every: 200,
             seed: 12,
             threads,
+            mke2fs: &[],
         },
         Config {
             fs_type: FsType::Ext3,
@@ -53,6 +56,27 @@ pub fn run(args: &[&str]) -> Result {
             e2fsck_replay_every: 200,
             seed: 13,
             threads,
+            mke2fs: &[],
+        },
+        Config {
+            fs_type: FsType::Ext4,
+            block_size: 1024,
+            size: 8 << 20,
+            reorders_per_epoch: reorders,
+            e2fsck_replay_every: 200,
+            seed: 14,
+            threads,
+            mke2fs: &["-t", "ext4", "-b", "1024", "-O", "bigalloc", "-C", "16384"],
+        },
+        Config {
+            fs_type: FsType::Ext4,
+            block_size: 4096,
+            size: 16 << 20,
+            reorders_per_epoch: reorders,
+            e2fsck_replay_every: 200,
+            seed: 15,
+            threads,
+            mke2fs: &["-t", "ext4", "-b", "4096", "-O", "bigalloc", "-C", "65536"],
         },
     ];
     let start = Instant::now();
@@ -69,7 +93,7 @@ pub fn run(args: &[&str]) -> Result {
             let t = Instant::now();
             let r = explore(&w, cfg)?;
             println!(
-                "{:>16} on {:<8} {:>7} states, {:>6} distinct recovered images (e2fsck -fn each), {:>4} e2fsck replays, {:>4} failed  [{:.0?}]",
+                "{:>16} on {:<16} {:>7} states, {:>6} distinct recovered images (e2fsck -fn each), {:>4} e2fsck replays, {:>4} failed  [{:.0?}]",
                 w.name,
                 cfg.label(),
                 r.states,

@@ -21,6 +21,8 @@
 //! * `fuzz <smoke | run TARGET | list>` — the cargo-fuzz targets of `fuzz/`.
 //! * `fio [--size MIB] [--jobs N]` — fio --verify=crc32c through `ext4 mount`,
 //!   then verify-only through a fresh mount and the kernel, e2fsck between.
+//! * `man [DIR]` — man pages of `ext4` and each subcommand, generated from
+//!   its clap definitions (default DIR: target/man).
 //! * `pjdfstest [PATTERN...] [--keep] [--mkfs=ARGS]` — the POSIX suite pjdfstest on `ext4 mount`, against the
 //!   kernel's ext4; fails on any test that passes only on the kernel.
 
@@ -49,9 +51,10 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::run(&rest),
         Some("fio") => fio::run(&rest),
         Some("pjdfstest") => pjdfstest::run(&rest),
+        Some("man") => man(&rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <tree DEST [--profile small|medium|large] [--seed N] [--no-big-xattrs] | fixtures [--medium] | validate [--medium] | demo | ci | crash [--quick | --reorders N] | aging [--config NAME]... [--rounds N] [--ops N] [--deep] [--seed S] | bench [mkfs | fuse [--small] | fsck [--large] | layers] [--medium] [--reps N] | fuzz <smoke | run TARGET | list> | fio [--size MIB] [--jobs N] | pjdfstest [PATTERN...] [--keep] [--mkfs=ARGS]>"
+                "usage: cargo xtask <tree DEST [--profile small|medium|large] [--seed N] [--no-big-xattrs] | fixtures [--medium] | validate [--medium] | demo | ci | crash [--quick | --reorders N] | aging [--config NAME]... [--rounds N] [--ops N] [--deep] [--seed S] | bench [mkfs | fuse [--small] | fsck [--large] | layers] [--medium] [--reps N] | fuzz <smoke | run TARGET | list> | fio [--size MIB] [--jobs N] | man [DIR] | pjdfstest [PATTERN...] [--keep] [--mkfs=ARGS]>"
             );
             return ExitCode::from(2);
         }
@@ -78,6 +81,15 @@ pub(crate) fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(ext4_testkit::workspace_root());
     c
+}
+
+/// `cargo xtask man [DIR]`: the man pages `ext4 completions --man` generates.
+fn man(args: &[&str]) -> Result {
+    let dir = args.first().map_or_else(|| bench::target_dir().join("man"), std::path::PathBuf::from);
+    sh(cargo().args(["build", "--release", "-q", "-p", "ext4-cli"]))?;
+    sh(Command::new(bench::target_dir().join("release/ext4")).args(["completions", "--man"]).arg(&dir))?;
+    println!("man pages in {} (man -l {}/ext4.1)", dir.display(), dir.display());
+    Ok(())
 }
 
 /// `cargo xtask tree DEST [--profile P] [--seed N] [--no-big-xattrs]`.

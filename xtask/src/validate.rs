@@ -19,7 +19,7 @@ fn profiles(medium: bool) -> Vec<Profile> {
 pub fn build_fixtures(medium: bool) -> Result {
     for p in profiles(medium) {
         if let Some(why) = fixtures::unavailable(&p) {
-            println!("SKIPPED: {}: {why}", p.name);
+            ext4_testkit::require(false, &format!("{}: {why}", p.name));
             continue;
         }
         let (img, _) = fixtures::image(&p).map_err(|e| format!("{}: {e}", p.name))?;
@@ -42,7 +42,7 @@ pub fn run(args: &[&str]) -> Result {
     let mut failed = Vec::new();
     for p in profiles(args.contains(&"--medium")) {
         if let Some(why) = fixtures::unavailable(&p) {
-            println!("SKIPPED: {}: {why}", p.name);
+            ext4_testkit::require(false, &format!("{}: {why}", p.name));
             continue;
         }
         match validate_one(&p).and_then(|n| extract_one(&p).map(|()| n)) {

@@ -4,8 +4,9 @@
 //! Implementations: [`FileDevice`] (an image file or a raw device, on any
 //! OS), [`MemoryDevice`] (tests, fuzzing), [`WindowDevice`] (a partition: a
 //! window at an offset inside another device), [`RecordingDevice`] (keeps
-//! every write and flush so that crash states can be replayed) and
-//! [`FaultDevice`] (fails chosen operations).
+//! every write and flush so that crash states can be replayed),
+//! [`FaultDevice`] (fails chosen operations) and [`OverlayDevice`] (writes
+//! kept in memory over a base that is never written).
 //!
 //! The trait is positional (`pread`/`pwrite` style) and takes `&self`, so one
 //! device can serve several readers; implementations synchronize internally.
@@ -18,6 +19,7 @@ mod fault;
 mod file;
 mod iobuf;
 mod memory;
+mod overlay;
 mod recording;
 mod window;
 
@@ -27,6 +29,7 @@ pub use fault::{FaultDevice, FaultPlan, Op};
 pub use file::FileDevice;
 pub use iobuf::{IO_ALIGN, IoBuf};
 pub use memory::MemoryDevice;
+pub use overlay::OverlayDevice;
 pub use recording::{RecordedOp, RecordingDevice, replay as recording_replay};
 pub use window::WindowDevice;
 

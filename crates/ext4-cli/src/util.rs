@@ -2,9 +2,9 @@
 //! formatting modes and times.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::Path;
 
-use ext4_fs::{Caller, Error, FileType, Filesystem, OpenOptions, Timestamp, errno_name};
+use ext4_fs::{Caller, Error, FileType, Filesystem, OpenOptions, Timestamp};
 
 /// A command's error: what failed, on which path, and why (with the errno name).
 #[derive(Debug)]
@@ -15,14 +15,79 @@ pub struct CliError {
     pub cause: Box<dyn std::error::Error + Send + Sync>,
     /// errno of the cause, when it has one.
     pub errno: Option<i32>,
+    /// Some of the work was done and some failed (each failure reported already).
+    pub partial: bool,
+}
+
+impl CliError {
+    /// An error of `context` with `cause` and an optional errno.
+    pub fn new(context: impl Into<String>, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>, errno: Option<i32>) -> Self {
+        Self { context: context.into(), cause: cause.into(), errno, partial: false }
+    }
+
+    /// A summary after failures that were reported one by one while the rest of the work went on.
+    pub fn partial(context: impl Into<String>, summary: String) -> Self {
+        Self { partial: true, ..Self::new(context, summary, None) }
+    }
+
+    /// The process's exit status for this error (see [`Exit`]).
+    pub fn exit(&self) -> Exit {
+        match (self.partial, self.errno) {
+            (true, _) => Exit::Partial,
+            (false, None) => Exit::Usage,
+            (false, Some(2)) => Exit::NotFound,
+            (false, Some(117)) => Exit::Corrupt,
+            (false, Some(5)) => Exit::Io,
+            (false, Some(_)) => Exit::Failure,
+        }
+    }
+
+    /// Whether the cause is a closed pipe on standard output.
+    pub fn is_broken_pipe(&self) -> bool {
+        self.errno == Some(EPIPE)
+    }
+}
+
+/// `EPIPE`: the reader of a pipe went away.
+const EPIPE: i32 = 32;
+
+/// Exit statuses, as `ext4 --help` documents them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Any other failure (the message names the errno).
+    Failure = 1,
+    /// Bad arguments: an unknown option, a value that does not parse.
+    Usage = 2,
+    /// A file or directory named does not exist (`ENOENT`).
+    NotFound = 3,
+    /// The image is corrupt or not an ext2/3/4 filesystem (`EUCLEAN`).
+    Corrupt = 4,
+    /// The device or a host file failed to read or write (`EIO`).
+    Io = 5,
+    /// Some of the work was done, some failed (`get -r`, `batch -k`, ...).
+    Partial = 6,
 }
 
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.errno {
-            Some(e) => write!(f, "{}: {} ({})", self.context, self.cause, errno_name(e)),
-            None => write!(f, "{}: {}", self.context, self.cause),
+        write!(f, "{}", self.context)?;
+        let cause = self.cause.to_string();
+        if !cause.is_empty() {
+            write!(f, ": {cause}")?;
         }
+        match self.errno {
+            Some(e) => write!(f, " ({})", crate::errno::name(e)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An OS error's message without std's `(os error N)` suffix.
+pub fn os_message(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
     }
 }
 
@@ -43,11 +108,13 @@ impl<T> Context<T> for Result<T, Error> {
             let context = what();
             let errno = Some(e.errno());
             // The library's message names the path; say it once when the context names it already.
-            let cause: Box<dyn std::error::Error + Send + Sync> = match error_path(&e).filter(|p| context.contains(p.as_str())) {
+            let named =
+                |p: &&String| context.contains(p.as_str()) || String::from_utf8_lossy(&crate::out::unescape(&context)).contains(p.as_str());
+            let cause: Box<dyn std::error::Error + Send + Sync> = match error_path(&e).filter(named) {
                 Some(p) => e.to_string().strip_prefix(&format!("{p}: ")).map_or_else(|| e.to_string(), str::to_string).into(),
                 None => Box::new(e),
             };
-            CliError { context, errno, cause }
+            CliError { context, errno, cause, partial: false }
         })
     }
 }
@@ -67,34 +134,72 @@ fn error_path(e: &Error) -> Option<&String> {
 
 impl<T> Context<T> for Result<T, ext4_fs::blockdev::DeviceError> {
     fn context(self, what: impl FnOnce() -> String) -> CliResult<T> {
-        self.map_err(|e| CliError { context: what(), errno: Some(e.errno()), cause: Box::new(e) })
+        self.map_err(|e| {
+            let errno = Some(e.errno());
+            CliError::new(what(), e, errno)
+        })
     }
 }
 
 impl<T> Context<T> for std::io::Result<T> {
     fn context(self, what: impl FnOnce() -> String) -> CliResult<T> {
-        self.map_err(|e| CliError { context: what(), errno: e.raw_os_error(), cause: Box::new(e) })
+        self.map_err(|e| {
+            let errno = e.raw_os_error();
+            CliError::new(what(), os_message(&e), errno)
+        })
     }
 }
 
-/// An error without an underlying cause.
+/// An error without an underlying cause (a usage error: exit status 2).
 pub fn fail(msg: impl Into<String>) -> CliError {
-    CliError { context: msg.into(), cause: "invalid".into(), errno: None }
+    CliError::new(msg, "", None)
 }
 
-/// Opens an image read-only; warns when its journal cannot be read and
-/// is ignored (reads then see the filesystem as last checkpointed).
-pub fn open_ro(image: &PathBuf) -> CliResult<Filesystem> {
-    let fs = Filesystem::open_path(image, OpenOptions::read_only()).context(|| format!("opening {}", image.display()))?;
+/// Opens an image (with its external journal device `journal`, if given),
+/// saying plainly when the file is missing, unreadable or not an ext2/3/4
+/// filesystem at all (no superblock magic, too small).
+fn open(image: &Path, journal: Option<&Path>, opts: OpenOptions, what: &str) -> CliResult<Filesystem> {
+    let shown = image.display().to_string();
+    match std::fs::metadata(image) {
+        Err(e) => return Err(CliError::new(shown, os_message(&e), e.raw_os_error())),
+        Ok(md) if md.is_dir() => return Err(CliError::new(shown, "is a directory, not an image", Some(21))),
+        Ok(_) => {}
+    }
+    let opened = match journal {
+        Some(j) => Filesystem::open_path_with_journal(image, j, opts),
+        None => Filesystem::open_path(image, opts),
+    };
+    opened.map_err(|e| match &e {
+        Error::Device(d) if e.errno() == 5 => CliError::new(format!("{what} {shown}"), d.to_string(), Some(5)),
+        Error::Device(_) => CliError::new(shown, os_message(&std::io::Error::from_raw_os_error(e.errno())), Some(e.errno())),
+        Error::InvalidArgument(why) if why.contains("too small") => not_ext(shown, why),
+        Error::Corrupt(c) if matches!(c.location, ext4_fs::Location::Superblock) && c.detail.contains("bad magic") => {
+            not_ext(shown, "no ext2/3/4 superblock magic")
+        }
+        _ => Err::<(), _>(e).context(|| format!("{what} {shown}")).expect_err("an error"),
+    })
+}
+
+/// "IMAGE: not an ext2/3/4 filesystem (why)", exit status 4.
+fn not_ext(image: String, why: &str) -> CliError {
+    CliError::new(image, format!("not an ext2/3/4 filesystem ({why})"), Some(117))
+}
+
+/// Opens an image read-only (with its external journal device `journal`,
+/// if given); warns when its journal cannot be read and is ignored (reads
+/// then see the filesystem as last checkpointed).
+pub fn open_ro(image: &Path, journal: Option<&Path>) -> CliResult<Filesystem> {
+    let fs = open(image, journal, OpenOptions::read_only(), "opening")?;
     if let Some(why) = fs.journal_ignored() {
         eprintln!("ext4: warning: {}: the journal is ignored ({why}); what it holds is not seen", image.display());
     }
     Ok(fs)
 }
 
-/// Opens an image for writing, acting with this process's credentials.
-pub fn open_rw(image: &PathBuf) -> CliResult<Filesystem> {
-    let mut fs = Filesystem::open_path(image, OpenOptions::read_write()).context(|| format!("opening {} for writing", image.display()))?;
+/// Opens an image for writing (with its external journal device
+/// `journal`, if given), acting with this process's credentials.
+pub fn open_rw(image: &Path, journal: Option<&Path>) -> CliResult<Filesystem> {
+    let mut fs = open(image, journal, OpenOptions::read_write(), "opening for writing")?;
     fs.set_caller(process_caller());
     Ok(fs)
 }
@@ -115,7 +220,7 @@ pub fn process_caller() -> Caller {
 }
 
 /// Commits and closes a filesystem opened for writing, reporting errors.
-pub fn close(fs: Filesystem, image: &std::path::Path) -> CliResult {
+pub fn close(fs: Filesystem, image: &Path) -> CliResult {
     fs.close().context(|| format!("closing {}", image.display()))
 }
 
@@ -128,8 +233,15 @@ pub fn parse_mode(s: &str) -> CliResult<u16> {
 }
 
 /// A path argument as bytes.
-pub fn path_bytes(p: &str) -> Vec<u8> {
+pub fn path_bytes(p: &std::ffi::OsStr) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
     p.as_bytes().to_vec()
+}
+
+/// A path argument as messages show it (escaped where it is not plain UTF-8).
+pub fn shown(p: &std::ffi::OsStr) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    crate::out::escape(p.as_bytes()).into_owned()
 }
 
 /// `ls -l` style mode string.
@@ -173,7 +285,7 @@ pub fn format_time(t: Timestamp) -> String {
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

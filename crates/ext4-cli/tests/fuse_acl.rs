@@ -24,8 +24,10 @@ fn acl_of(path: &Path) -> String {
 #[test]
 fn acls_through_fuse_match_the_kernel() {
     let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !(root && Path::new("/dev/fuse").exists() && have("setfacl") && have("mke2fs") && ext4_testkit::oracle::can_loop_mount()) {
-        println!("SKIPPED: needs root, /dev/fuse, setfacl/getfacl (apt acl), e2fsprogs and loop mounts");
+    if !ext4_testkit::require(
+        root && Path::new("/dev/fuse").exists() && have("setfacl") && have("mke2fs") && ext4_testkit::oracle::can_loop_mount(),
+        "needs root, /dev/fuse, setfacl/getfacl (apt acl), e2fsprogs and loop mounts",
+    ) {
         return;
     }
     let dir = std::env::temp_dir().join(format!("ext4-fuse-acl-{}", std::process::id()));

@@ -41,8 +41,7 @@ fn wait_for_counts(mnt: &Path, commit: &std::fs::File, want: (u64, u64), what: &
 #[test]
 fn unlinked_open_files_live_until_closed() {
     let root = common::is_root();
-    if !(root && Path::new("/dev/fuse").exists() && common::have_fsck()) {
-        println!("SKIPPED: needs root, /dev/fuse and e2fsprogs");
+    if !ext4_testkit::require(root && Path::new("/dev/fuse").exists() && common::have_fsck(), "needs root, /dev/fuse and e2fsprogs") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("ext4-fuse-lifetime-{}", std::process::id()));

@@ -101,8 +101,10 @@ fn check(features: &str, dir: &Path) {
 
 #[test]
 fn link_limits_match_the_kernel() {
-    if !(can_loop_mount() && Path::new("/dev/fuse").exists() && have_e2fsprogs()) {
-        println!("SKIPPED: needs root, loop mounts, /dev/fuse and e2fsprogs");
+    if !ext4_testkit::require(
+        can_loop_mount() && Path::new("/dev/fuse").exists() && have_e2fsprogs(),
+        "needs root, loop mounts, /dev/fuse and e2fsprogs",
+    ) {
         return;
     }
     let dir = std::env::temp_dir().join(format!("ext4-fuse-links-{}", std::process::id()));

@@ -26,8 +26,7 @@ fn assert_lists(dir: &Path, want: &BTreeSet<String>, when: &str) {
 #[test]
 fn big_directories_list_every_name_once() {
     let root = common::is_root();
-    if !(root && Path::new("/dev/fuse").exists() && common::have_fsck()) {
-        println!("SKIPPED: needs root, /dev/fuse and e2fsprogs");
+    if !ext4_testkit::require(root && Path::new("/dev/fuse").exists() && common::have_fsck(), "needs root, /dev/fuse and e2fsprogs") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("ext4-fuse-readdir-{}", std::process::id()));

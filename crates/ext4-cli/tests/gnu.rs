@@ -156,7 +156,7 @@ fn errors_name_the_path_once() {
     };
     once(run(&[&"cat", &img, &"/a/dsym"], None), "/a/dsym", "ENOENT");
     once(run(&[&"batch", &img], Some(b"cat /a/dsym\n")), "/a/dsym", "ENOENT");
-    once(run(&[&"chmod", &"600", &img, &"/a/nope"], None), "/a/nope", "ENOENT");
+    once(run(&[&"chmod", &img, &"600", &"/a/nope"], None), "/a/nope", "ENOENT");
     once(run(&[&"mkdir", &img, &"/a"], None), "/a", "EEXIST");
     once(run(&[&"touch", &img, &"-h", &"/a/nope"], None), "/a/nope", "ENOENT");
     once(run(&[&"write", &img, &"/a/no/f", &"x"], None), "/a/no/f", "ENOENT");

@@ -185,7 +185,18 @@ fn show_lists_fast_commit_records() {
     let head = dump.lines().find(|l| l.starts_with("tag HEAD")).unwrap_or_else(|| panic!("no fast-commit head:\n{dump}"));
     let tid: u32 = head.rsplit(' ').next().unwrap().parse().unwrap();
     let ours = shown.lines().find(|l| l.contains(": HEAD (9)")).unwrap_or_else(|| panic!("no HEAD record:\n{shown}"));
-    assert!(ours.ends_with(&format!("words 0 {tid}")), "HEAD of transaction {tid}: {ours}");
+    assert!(ours.ends_with(&format!("features 0x0, transaction {tid}")), "HEAD of transaction {tid}: {ours}");
     assert!(shown.lines().any(|l| l.contains(": INODE (6)")), "{shown}");
-    assert!(shown.lines().any(|l| l.contains(": TAIL (8), ") && l.contains(&format!("words {tid} "))), "{shown}");
+    assert!(shown.lines().any(|l| l.contains(": TAIL (8), ") && l.contains(&format!("transaction {tid}, crc "))), "{shown}");
+    // The same records in the same order as debugfs lists them ("tag NAME, ...").
+    let theirs: Vec<&str> = dump.lines().filter_map(|l| l.strip_prefix("tag ")).filter_map(|l| l.split(',').next()).collect();
+    let ours: Vec<&str> = shown
+        .lines()
+        .filter(|l| l.starts_with("  block "))
+        .filter_map(|l| l.split(": ").nth(1))
+        .filter_map(|l| l.split(' ').next())
+        .filter(|t| *t != "PAD")
+        .collect();
+    let theirs: Vec<&str> = theirs.into_iter().filter(|t| *t != "PAD").collect();
+    assert_eq!(ours, theirs, "fast-commit records:\n{shown}\n{dump}");
 }

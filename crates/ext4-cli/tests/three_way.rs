@@ -28,6 +28,7 @@ fn run(names: &[&str], ops: usize, long: bool) {
             max_len,
             big_percent,
             budget: 40 << 20,
+            min_written: if long { 10 * (64 << 20) } else { 0 },
             work_dir: dir.path().to_path_buf(),
             ext4: PathBuf::from(common::EXT4),
         };
@@ -56,6 +57,6 @@ fn a_random_script_ends_alike_three_ways() {
 #[test]
 fn ten_times_the_image_in_big_files() {
     if oracles() {
-        run(&["ext4-4k", "ext2"], 1800, true);
+        run(&["ext4-4k", "ext2"], 1200, true);
     }
 }

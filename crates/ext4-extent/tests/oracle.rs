@@ -32,10 +32,7 @@ fn tool_present(name: &str) -> bool {
 
 fn have_tools() -> bool {
     let missing: Vec<&str> = ["mke2fs", "debugfs", "e2fsck"].into_iter().filter(|t| !tool_present(t)).collect();
-    if !missing.is_empty() {
-        println!("SKIPPED: e2fsprogs tools missing: {missing:?}");
-    }
-    missing.is_empty()
+    ext4_testkit::require(missing.is_empty(), &format!("e2fsprogs tools missing: {missing:?}"))
 }
 
 fn run(cmd: &str, args: &[&str]) -> (bool, String) {
@@ -463,8 +460,8 @@ fn rebuild(image: &mut Image, img: &Path, ino: u32, kind: MapKind) -> Blocks {
 /// Reads the file through the kernel and compares each probed block.
 fn kernel_reads(img: &Path, scratch: &Scratch, want: &Blocks, bs: u64) {
     let (_, uid) = run("id", &["-u"]);
-    if uid.trim() != "0" || !Path::new("/dev/loop-control").exists() {
-        println!("SKIPPED: kernel read check needs root and loop devices");
+    if !ext4_testkit::require(uid.trim() == "0" && Path::new("/dev/loop-control").exists(), "kernel read check needs root and loop devices")
+    {
         return;
     }
     let mnt = std::env::temp_dir().join(format!("ext4-extent-mnt-{}", std::process::id()));

@@ -21,6 +21,17 @@ pub(crate) struct WriteMap<'a> {
     pub(crate) delta: i64,
     /// Where new map blocks come from.
     pub(crate) pool: Pool,
+    /// With bigalloc, the data runs unmapped through this adapter: which of
+    /// their clusters may go is decided once the map is final
+    /// ([`Filesystem::free_file_clusters`]).
+    pub(crate) freed_data: Vec<(u64, u64)>,
+}
+
+impl<'a> WriteMap<'a> {
+    /// An adapter taking new map blocks near `goal` from `pool`.
+    fn new(fs: &'a mut Filesystem, goal: u64, pool: Pool) -> Self {
+        Self { fs, goal, delta: 0, pool, freed_data: Vec::new() }
+    }
 }
 
 impl MapIo for WriteMap<'_> {
@@ -37,14 +48,22 @@ impl MapIo for WriteMap<'_> {
     fn alloc_block(&mut self, goal: u64) -> Result<u64, LayerError> {
         let goal = if goal == 0 { self.goal } else { goal };
         let (b, _) = self.fs.alloc_blocks_from(goal, 1, self.pool)?;
-        self.delta += 1;
-        self.goal = b + 1;
+        // A map block takes a whole cluster.
+        let ratio = self.fs.cluster_ratio();
+        self.delta += ratio as i64;
+        self.goal = b + ratio;
         Ok(b)
     }
 
     fn free_blocks(&mut self, start: u64, count: u64, meta: bool) -> Result<(), LayerError> {
+        let ratio = self.fs.cluster_ratio();
+        if ratio > 1 && !meta {
+            self.freed_data.push((start, count));
+            return Ok(());
+        }
         self.fs.free_blocks(start, count, meta)?;
-        self.delta -= count as i64;
+        let clusters = if count == 0 { 0 } else { (start + count - 1) / ratio - start / ratio + 1 };
+        self.delta -= (clusters * ratio) as i64;
         Ok(())
     }
 }
@@ -92,7 +111,7 @@ impl Filesystem {
     fn map_run_from(&mut self, ib: &mut InodeBuf, run: Run, pool: Pool) -> Result<()> {
         let ctx = self.map_ctx(ib);
         let kind = Self::map_kind(ib);
-        let mut io = WriteMap { fs: self, goal: run.physical, delta: 0, pool };
+        let mut io = WriteMap::new(self, run.physical, pool);
         let mut root = ib.inode.block;
         let r = ext4_extent::map_range(kind, &mut root, &ctx, &mut io, run);
         let delta = io.delta;
@@ -107,13 +126,18 @@ impl Filesystem {
         let kind = Self::map_kind(ib);
         let goal = self.geo.group_first_block(self.geo.inode_group(ib.ino).0);
         // Freeing space must not fail for want of a map block (`EXT4_EX_NOFAIL`).
-        let mut io = WriteMap { fs: self, goal, delta: 0, pool: Pool::NoFail };
+        let mut io = WriteMap::new(self, goal, Pool::NoFail);
         let mut root = ib.inode.block;
         let r = ext4_extent::unmap_range(kind, &mut root, &ctx, &mut io, start, end);
-        let delta = io.delta;
+        let (delta, freed) = (io.delta, io.freed_data);
         ib.inode.block = root;
         self.add_blocks(ib, delta)?;
-        r.in_inode(ib.ino)
+        r.in_inode(ib.ino)?;
+        if !freed.is_empty() {
+            let gone = self.free_file_clusters(ib, &freed, start, end)?;
+            self.add_blocks(ib, -(gone as i64))?;
+        }
+        Ok(())
     }
 
     /// Marks `[start, start + len)` of an extent-mapped inode written (its
@@ -121,7 +145,7 @@ impl Filesystem {
     pub(crate) fn mark_written(&mut self, ib: &mut InodeBuf, start: u32, len: u32) -> Result<()> {
         let ctx = self.map_ctx(ib);
         let goal = self.geo.group_first_block(self.geo.inode_group(ib.ino).0);
-        let mut io = WriteMap { fs: self, goal, delta: 0, pool: Pool::NoFail };
+        let mut io = WriteMap::new(self, goal, Pool::NoFail);
         let mut root = ib.inode.block;
         let r = ext4_extent::tree::mark_written(&mut root, &ctx, &mut io, start, len);
         let delta = io.delta;
@@ -163,9 +187,7 @@ impl DirIo for WriteDir<'_> {
         if self.dir.inode.size + bs > max_size {
             return Err(Error::NoSpace.into());
         }
-        let goal = self.fs.block_goal(self.dir, logical)?;
-        let (block, _) = self.fs.alloc_blocks(goal, 1)?;
-        self.fs.add_blocks(self.dir, 1)?;
+        let (block, _) = self.fs.alloc_file_blocks(self.dir, logical, 1)?;
         self.fs.map_run(self.dir, Run { logical, physical: block, len: 1, unwritten: false })?;
         self.fs.write_meta(block, vec![0u8; bs as usize])?;
         self.dir.inode.size += bs;

@@ -30,7 +30,7 @@ pub(crate) enum Pool {
 impl Filesystem {
     /// Makes sure group `g`'s block bitmap is initialized on disk (clearing
     /// `BLOCK_UNINIT`), and returns its block number.
-    fn block_bitmap(&mut self, g: u32) -> Result<u64> {
+    pub(crate) fn block_bitmap(&mut self, g: u32) -> Result<u64> {
         let gd = &self.groups[g as usize];
         let block = gd.block_bitmap;
         if self.geo.has_group_csum() && gd.flags.contains(GroupDescFlags::BLOCK_UNINIT) {
@@ -94,40 +94,50 @@ impl Filesystem {
         if !self.geo.features.incompat.contains(ext4_ondisk::Incompat::EXTENTS) {
             return 0;
         }
-        let ratio = u64::from(self.geo.cluster_ratio.max(1));
+        let ratio = self.cluster_ratio();
         (self.geo.blocks_count / ratio / 50).min(4096) * ratio
     }
 
-    /// Blocks that may be allocated now from `pool` (`ext4_has_free_clusters`):
+    /// Blocks per cluster (1 without bigalloc).
+    pub(crate) fn cluster_ratio(&self) -> u64 {
+        u64::from(self.geo.cluster_ratio.max(1))
+    }
+
+    /// Clusters that may be allocated now from `pool` (`ext4_has_free_clusters`):
     /// a normal allocation leaves the reserve for allocations that must not
     /// fail, and root's reserved blocks unless the caller may use them.
-    /// Filling a fresh image in bulk takes every free block, as mke2fs -d does.
-    fn allocatable_blocks(&self, pool: Pool) -> u64 {
-        let free = self.sb.free_blocks_count();
+    /// Filling a fresh image in bulk takes every free cluster, as mke2fs -d does.
+    fn allocatable_clusters(&self, pool: Pool) -> u64 {
+        let ratio = self.cluster_ratio();
+        let free = self.sb.free_blocks_count() / ratio;
         if pool == Pool::NoFail || self.opts.bulk {
             return free;
         }
-        let root = if self.caller_may_use_root_reserve() { 0 } else { self.sb.r_blocks_count() };
-        free.saturating_sub(self.resv_blocks() + root)
+        let root = if self.caller_may_use_root_reserve() { 0 } else { self.sb.r_blocks_count() / ratio };
+        free.saturating_sub(self.resv_blocks() / ratio + root)
     }
 
     /// Allocates up to `want` contiguous blocks near `goal` for file data,
     /// directories, xattrs or map growth; returns the first block and the
-    /// count (at least 1). `NoSpace` if none may be taken.
+    /// count (at least 1). `NoSpace` if none may be taken. With bigalloc
+    /// whole clusters are taken: the first block starts a cluster and the
+    /// count is a multiple of the cluster size.
     pub(crate) fn alloc_blocks(&mut self, goal: u64, want: u32) -> Result<(u64, u32)> {
         self.alloc_blocks_from(goal, want, Pool::Normal)
     }
 
-    /// Allocates up to `want` contiguous blocks near `goal` from `pool`.
+    /// Allocates up to `want` contiguous blocks (whole clusters) near `goal` from `pool`.
     pub(crate) fn alloc_blocks_from(&mut self, goal: u64, want: u32, pool: Pool) -> Result<(u64, u32)> {
-        let allocatable = self.allocatable_blocks(pool);
+        let allocatable = self.allocatable_clusters(pool);
         if allocatable == 0 {
             return Err(Error::NoSpace);
         }
-        let want = want.max(1).min(u32::try_from(allocatable).unwrap_or(u32::MAX));
+        let ratio = self.cluster_ratio();
+        let want = u64::from(want.max(1)).div_ceil(ratio).min(allocatable) as usize;
         let geo = &self.geo;
         let goal = goal.clamp(u64::from(geo.first_data_block), geo.blocks_count - 1);
         let (goal_group, goal_idx) = geo.block_group(goal);
+        let goal_idx = (u64::from(goal_idx) / ratio) as usize;
         let n = geo.group_count;
         let mut best: Option<(u32, usize, usize)> = None;
         for i in 0..n {
@@ -136,11 +146,21 @@ impl Filesystem {
                 continue;
             }
             let bb = self.block_bitmap(g)?;
-            let limit = self.geo.blocks_in_group(g) as usize;
-            let start = if i == 0 { goal_idx as usize } else { 0 };
-            let found = self.read_meta(bb, |d| bitmap::find_free_run(d, limit, start, want as usize))?;
+            let limit = self.geo.clusters_in_group(g) as usize;
+            let start = if i == 0 { goal_idx } else { 0 };
+            let excluded = self.excluded_in_group(g);
+            let found = self.read_meta(bb, |d| {
+                if excluded.is_empty() {
+                    return bitmap::find_free_run(d, limit, start, want);
+                }
+                let mut d = d.to_vec();
+                for &(s, l) in &excluded {
+                    bitmap::set_range(&mut d, s, l);
+                }
+                bitmap::find_free_run(&d, limit, start, want)
+            })?;
             match found {
-                Some((s, l)) if l == want as usize => {
+                Some((s, l)) if l == want => {
                     best = Some((g, s, l));
                     break;
                 }
@@ -156,8 +176,9 @@ impl Filesystem {
             return Err(self.counts_disagree("free block count is positive but every bitmap is full"));
         };
         // A bitmap may show a longer free run than the counts allow (a damaged image).
+        let blocks = l as u64 * ratio;
         let (Some(group_free), Some(free)) =
-            (self.groups[g as usize].free_blocks_count.checked_sub(l as u32), self.sb.free_blocks_count().checked_sub(l as u64))
+            (self.groups[g as usize].free_blocks_count.checked_sub(l as u32), self.sb.free_blocks_count().checked_sub(blocks))
         else {
             return Err(self.counts_disagree("the block bitmap has more free blocks than the free block count"));
         };
@@ -166,46 +187,150 @@ impl Filesystem {
         self.group_mut(g).free_blocks_count = group_free;
         self.sb.set_free_blocks_count(free);
         self.mark_group_dirty(g, true, false);
-        let first = self.geo.group_first_block(g) + s as u64;
-        self.write.add_fresh(first, l as u64);
-        Ok((first, l as u32))
+        let first = self.geo.group_first_block(g) + s as u64 * ratio;
+        let blocks = blocks.min(self.geo.blocks_count - first);
+        self.write.add_fresh(first, blocks);
+        Ok((first, blocks as u32))
+    }
+
+    /// The parts of [`crate::write::WriteState::excluded`] inside group `g`,
+    /// as (bit index, length) in the group's bitmap (clusters).
+    fn excluded_in_group(&self, g: u32) -> Vec<(usize, usize)> {
+        let first = self.geo.group_first_block(g);
+        let end = first + u64::from(self.geo.blocks_in_group(g));
+        let ratio = self.cluster_ratio();
+        self.write
+            .excluded
+            .iter()
+            .filter_map(|&(s, l)| {
+                let (a, b) = (s.max(first), s.saturating_add(l).min(end));
+                let (from, to) = ((a - first) / ratio, (b - first).div_ceil(ratio));
+                (a < b).then(|| (from as usize, (to - from) as usize))
+            })
+            .collect()
+    }
+
+    /// Marks blocks `start .. start + count` in use where their bits are
+    /// clear, with the counts (for blocks a replay finds mapped, as the
+    /// kernel's `ext4_mb_mark_bb`). Returns how many were clear.
+    pub(crate) fn claim_blocks(&mut self, start: u64, count: u64) -> Result<u64> {
+        let end = start.checked_add(count).filter(|&e| e <= self.geo.blocks_count && start >= u64::from(self.geo.first_data_block));
+        let Some(end) = end else {
+            return Err(Error::corrupt(
+                Structure::BlockBitmap,
+                Location::Block(start),
+                format!("claiming {count} blocks outside the filesystem"),
+            ));
+        };
+        let mut claimed = 0;
+        let mut b = start;
+        while b < end {
+            let (g, idx) = self.geo.block_group(b);
+            let n = (end - b).min(u64::from(self.geo.blocks_in_group(g) - idx));
+            let bb = self.block_bitmap(g)?;
+            let clear =
+                self.read_meta(bb, |d| (idx as usize..(idx + n as u32) as usize).filter(|&i| !bitmap::bits(d)[i]).collect::<Vec<_>>())?;
+            if !clear.is_empty() {
+                let k = clear.len() as u64;
+                let (Some(group_free), Some(free)) =
+                    (self.groups[g as usize].free_blocks_count.checked_sub(k as u32), self.sb.free_blocks_count().checked_sub(k))
+                else {
+                    return Err(self.counts_disagree("the block bitmap has more free blocks than the free block count"));
+                };
+                self.modify_meta(bb, |d| clear.iter().for_each(|&i| bitmap::set_range(d, i, 1)))?;
+                self.group_mut(g).free_blocks_count = group_free;
+                self.sb.set_free_blocks_count(free);
+                self.mark_group_dirty(g, true, false);
+                claimed += k;
+            }
+            b += n;
+        }
+        Ok(claimed)
+    }
+
+    /// Marks inode `ino` in use if its bit is clear, with the counts
+    /// (`ext4_mark_inode_used`). Returns whether it was free.
+    pub(crate) fn claim_inode(&mut self, ino: u32, is_dir: bool) -> Result<bool> {
+        let (g, idx) = self.geo.inode_group(ino);
+        let ib = self.inode_bitmap(g)?;
+        if self.read_meta(ib, |d| bitmap::bits(d)[idx as usize])? {
+            return Ok(false);
+        }
+        let (Some(group_free), Some(free)) =
+            (self.groups[g as usize].free_inodes_count.checked_sub(1), self.sb.s_free_inodes_count.get().checked_sub(1))
+        else {
+            return Err(self.counts_disagree("the inode bitmap has more free inodes than the free inode count"));
+        };
+        self.modify_meta(ib, |d| bitmap::set_range(d, idx as usize, 1))?;
+        self.claim_inode_table(g, idx)?;
+        let gd = self.group_mut(g);
+        gd.free_inodes_count = group_free;
+        if is_dir {
+            gd.used_dirs_count = gd.used_dirs_count.saturating_add(1);
+        }
+        self.sb.s_free_inodes_count.set(free);
+        self.mark_group_dirty(g, false, true);
+        Ok(true)
+    }
+
+    /// Counts inode `ino` (in use) as a directory in its group's
+    /// `bg_used_dirs_count` if `is_dir`, else not, when its record changed
+    /// type in place (a fast-commit replay writing a reused number).
+    pub(crate) fn recount_dir(&mut self, ino: u32, was_dir: bool, is_dir: bool) {
+        let (g, _) = self.geo.inode_group(ino);
+        let gd = self.group_mut(g);
+        match (was_dir, is_dir) {
+            (false, true) => gd.used_dirs_count = gd.used_dirs_count.saturating_add(1),
+            (true, false) => gd.used_dirs_count = gd.used_dirs_count.saturating_sub(1),
+            _ => return,
+        }
+        self.mark_group_dirty(g, false, false);
     }
 
     /// Frees `count` blocks from `start` when the running transaction
-    /// commits. `meta` marks former metadata blocks: their cached copies are
-    /// dropped and the journal revokes them.
+    /// commits; with bigalloc, the whole clusters they lie in (which of a
+    /// file's clusters may go is the caller's decision). `meta` marks
+    /// former metadata blocks: their cached copies are dropped and the
+    /// journal revokes them.
     pub(crate) fn free_blocks(&mut self, start: u64, count: u64, meta: bool) -> Result<()> {
         let end = start.checked_add(count).filter(|&e| e <= self.geo.blocks_count && start >= u64::from(self.geo.first_data_block));
-        if end.is_none() {
+        let Some(end) = end else {
             return Err(Error::corrupt(
                 Structure::BlockBitmap,
                 Location::Block(start),
                 format!("freeing {count} blocks outside the filesystem"),
             ));
+        };
+        if count == 0 {
+            return Ok(());
         }
         if meta {
-            for b in start..start + count {
+            for b in start..end {
                 self.forget_meta(b);
             }
-            self.write.revoked.extend(start..start + count);
+            self.write.revoked.extend(start..end);
         }
-        self.write.pending_free.push((start, count));
+        let first = self.geo.cluster_start(start);
+        let last = (self.geo.cluster_start(end - 1) + self.cluster_ratio()).min(self.geo.blocks_count);
+        self.write.pending_free.push((first, last - first));
         Ok(())
     }
 
-    /// Clears the bits of every block freed in the running transaction
+    /// Clears the bits of every cluster freed in the running transaction
     /// (called when it commits).
     pub(crate) fn apply_pending_frees(&mut self) -> Result<()> {
         let frees = std::mem::take(&mut self.write.pending_free);
         self.write.freed_in_commit.extend_from_slice(&frees);
+        let ratio = self.cluster_ratio();
         for (start, count) in frees {
             let mut b = start;
             let end = start + count;
             while b < end {
                 let (g, idx) = self.geo.block_group(b);
                 let n = (end - b).min(u64::from(self.geo.blocks_in_group(g) - idx));
+                let (c, nc) = (u64::from(idx) / ratio, n.div_ceil(ratio));
                 let bb = self.block_bitmap(g)?;
-                let all_used = self.read_meta(bb, |d| bitmap::range_is_used(d, idx as usize, n as usize))?;
+                let all_used = self.read_meta(bb, |d| bitmap::range_is_used(d, c as usize, nc as usize))?;
                 if !all_used {
                     return Err(Error::corrupt(
                         Structure::BlockBitmap,
@@ -215,12 +340,12 @@ impl Filesystem {
                 }
                 // Counts that would pass the group's or the volume's size
                 // are corrupt; checked before anything changes.
-                let group_free = add_within(self.groups[g as usize].free_blocks_count.into(), n, self.geo.blocks_in_group(g).into());
-                let free = add_within(self.sb.free_blocks_count(), n, self.sb.blocks_count());
+                let group_free = add_within(self.groups[g as usize].free_blocks_count.into(), nc, self.geo.clusters_in_group(g).into());
+                let free = add_within(self.sb.free_blocks_count(), nc * ratio, self.sb.blocks_count());
                 let (Some(group_free), Some(free)) = (group_free, free) else {
                     return Err(self.counts_disagree("a free block count exceeds the blocks it counts"));
                 };
-                self.modify_meta(bb, |d| bitmap::clear_range(d, idx as usize, n as usize))?;
+                self.modify_meta(bb, |d| bitmap::clear_range(d, c as usize, nc as usize))?;
                 self.group_mut(g).free_blocks_count = group_free as u32;
                 self.sb.set_free_blocks_count(free);
                 self.mark_group_dirty(g, true, false);
@@ -270,7 +395,7 @@ impl Filesystem {
     }
 
     /// Takes the first free inode of group `g`.
-    fn alloc_inode_in(&mut self, g: u32, is_dir: bool) -> Result<Option<u32>> {
+    pub(crate) fn alloc_inode_in(&mut self, g: u32, is_dir: bool) -> Result<Option<u32>> {
         let ib = self.inode_bitmap(g)?;
         let ipg = self.geo.inodes_per_group as usize;
         // Reserved inodes of group 0 are never handed out.

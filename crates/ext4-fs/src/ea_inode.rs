@@ -51,14 +51,16 @@ impl Filesystem {
     /// entry of its body, and one per entry of its xattr block unless other
     /// inodes share it), and the blocks it is charged for the values it sees
     /// (in its body and its block, shared or not): each value's size rounded
-    /// up to blocks, as the kernel charges the owner's quota and `i_blocks`
+    /// up to clusters, as the kernel charges the owner's quota and `i_blocks`
     /// (`ext4_xattr_inode_alloc_quota`).
     pub(crate) fn ea_holdings(&self, ib: &InodeBuf) -> Result<(Vec<u32>, i64)> {
-        let bs = u64::from(self.geo.block_size);
+        // Whole clusters, as e2fsck's `size_to_quota_blocks`.
+        let ratio = self.cluster_ratio();
+        let cluster_bytes = u64::from(self.geo.block_size) * ratio;
         let (mut refs, mut blocks) = (Vec::new(), 0u64);
         let mut visit = |e: &XattrEntry<'_>, holds: bool| {
             if e.value_inum != 0 {
-                blocks += u64::from(e.value_size).div_ceil(bs);
+                blocks += u64::from(e.value_size).div_ceil(cluster_bytes) * ratio;
                 refs.extend(holds.then_some(e.value_inum));
             }
         };

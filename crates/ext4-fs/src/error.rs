@@ -31,6 +31,8 @@ pub enum Location {
         /// Logical block within the directory.
         logical: u32,
     },
+    /// The superblock of an external journal device.
+    JournalDevice,
 }
 
 impl fmt::Display for Location {
@@ -44,6 +46,7 @@ impl fmt::Display for Location {
             Self::DirBlock { ino, logical } => {
                 write!(f, "directory inode {ino}, logical block {logical}")
             }
+            Self::JournalDevice => write!(f, "external journal device"),
         }
     }
 }

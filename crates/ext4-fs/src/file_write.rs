@@ -103,10 +103,8 @@ impl Filesystem {
                     let want_blocks = (pos % bs + left.len() as u64).div_ceil(bs);
                     let room = next.map_or(u64::MAX, |nx| u64::from(nx - logical));
                     let want = want_blocks.min(room).min(u64::from(ext4_ondisk::extent::INIT_MAX_LEN)) as u32;
-                    let goal = self.block_goal(ib, logical)?;
-                    let (physical, got) = self.alloc_blocks(goal, want)?;
+                    let (physical, got) = self.alloc_file_blocks(ib, logical, want)?;
                     let n = self.fill_blocks(physical, got, pos % bs, left)?;
-                    self.add_blocks(ib, i64::from(got))?;
                     // On failure the whole operation is rolled back, these blocks included.
                     self.map_data_run(ib, Run { logical, physical, len: got, unwritten: false })?;
                     n
@@ -238,9 +236,7 @@ impl Filesystem {
                     Lookup::Hole { next } => {
                         let room = next.map_or(last, |nx| u64::from(nx).min(last)) - u64::from(logical);
                         let want = room.min(u64::from(ext4_ondisk::extent::UNWRITTEN_MAX_LEN)) as u32;
-                        let goal = fs.block_goal(&ib, logical)?;
-                        let (physical, got) = fs.alloc_blocks(goal, want)?;
-                        fs.add_blocks(&mut ib, i64::from(got))?;
+                        let (physical, got) = fs.alloc_file_blocks(&mut ib, logical, want)?;
                         fs.map_run(&mut ib, Run { logical, physical, len: got, unwritten: true })?;
                         logical += got;
                     }

@@ -84,6 +84,9 @@ pub fn read_superblock(dev: &dyn BlockDevice) -> Result<(Superblock, Geometry)> 
     }
     dev.read_at(SUPERBLOCK_OFFSET, &mut buf)?;
     let sb = Superblock::from_bytes(&buf).map_err(|e| Error::format(&e, Location::Superblock))?;
+    if sb.s_magic.get() == ext4_ondisk::superblock::EXT4_MAGIC && sb.features().incompat.contains(Incompat::JOURNAL_DEV) {
+        return Err(Error::Unsupported("this is an external journal device, not a filesystem".into()));
+    }
     let geo = Geometry::new(&sb).map_err(|e| Error::format(&e, Location::Superblock))?;
     Ok((sb, geo))
 }
@@ -98,6 +101,17 @@ impl Filesystem {
         Ok(fs)
     }
 
+    /// Opens the image file or device at `path` whose journal is on the
+    /// external journal device (or image) at `journal`.
+    pub fn open_path_with_journal(path: impl AsRef<Path>, journal: impl AsRef<Path>, opts: OpenOptions) -> Result<Self> {
+        let dev = FileDevice::open(path, !opts.write)?;
+        let host = dev.file().try_clone().ok();
+        let jdev = FileDevice::open(journal, !opts.write)?;
+        let mut fs = Self::open_with_journal(dev, jdev, opts)?;
+        fs.host_file = host;
+        Ok(fs)
+    }
+
     /// Opens the filesystem on `dev`: validates the superblock, refuses
     /// unsupported incompat features (naming them), opens read-only when
     /// ro_compat features cannot be written, loads and checks the group
@@ -106,22 +120,35 @@ impl Filesystem {
     /// 11 s, and refusing with [`crate::Error::Busy`] if another node uses
     /// it; not for [`OpenOptions::bulk`]), and replays the journal if needed.
     pub fn open(dev: impl BlockDevice + 'static, opts: OpenOptions) -> Result<Self> {
-        Self::open_with(dev, opts, JournalOpen::Normal)
+        Self::open_with(Box::new(dev), None, opts, JournalOpen::Normal)
     }
 
-    /// [`Filesystem::open`], with the journal treated as `mode` says.
-    pub(crate) fn open_with(dev: impl BlockDevice + 'static, opts: OpenOptions, mode: JournalOpen) -> Result<Self> {
-        let dev: Box<dyn BlockDevice> = Box::new(dev);
+    /// [`Filesystem::open`] for a filesystem whose journal is on an
+    /// external journal device (`mke2fs -J device=`): `journal` must be the
+    /// journal device the filesystem names (`s_journal_uuid`), of its block
+    /// size and used by it alone, as the kernel checks. Replay and every
+    /// journaled commit go through it. A filesystem with an external
+    /// journal opened without it can only be read (a log that needs
+    /// recovery is then not seen: [`Filesystem::journal_ignored`]).
+    pub fn open_with_journal(dev: impl BlockDevice + 'static, journal: impl BlockDevice + 'static, opts: OpenOptions) -> Result<Self> {
+        Self::open_with(Box::new(dev), Some(Box::new(journal)), opts, JournalOpen::Normal)
+    }
+
+    /// [`Filesystem::open`], with the journal (on `journal`, if external)
+    /// treated as `mode` says.
+    pub(crate) fn open_with(
+        dev: Box<dyn BlockDevice>,
+        journal: Option<Box<dyn BlockDevice>>,
+        opts: OpenOptions,
+        mode: JournalOpen,
+    ) -> Result<Self> {
         let (sb, geo) = read_superblock(&*dev)?;
         if opts.verify_checksums {
             sb.verify_checksum().map_err(|e| Error::format(&e, Location::Superblock))?;
         }
         let features = geo.features;
-        if features.incompat.contains(Incompat::JOURNAL_DEV) {
-            return Err(Error::Unsupported("this is an external journal device, not a filesystem".into()));
-        }
         let unsupported = features.unsupported_incompat();
-        if !unsupported.is_empty() {
+        if !unsupported.is_empty() && mode != JournalOpen::Inspect {
             let names: Vec<String> = bits(unsupported.bits()).map(|b| feature_name(FeatureSet::Incompat, b)).collect();
             return Err(Error::Unsupported(format!("incompatible feature(s): {}", names.join(", "))));
         }
@@ -147,6 +174,10 @@ impl Filesystem {
         } else if let Some(r) = &read_only_reason {
             return Err(Error::Unsupported(format!("cannot write: {r}")));
         }
+        if opts.write && journal.as_ref().is_some_and(|j| j.is_read_only()) {
+            return Err(Error::ReadOnly);
+        }
+        let external = journal.map(|j| crate::journal_dev::attach(&sb, geo.block_size, j)).transpose()?;
         let cache = Mutex::new(BlockCache::new(opts.cache_blocks));
         let mut fs = Self {
             dev,
@@ -161,6 +192,7 @@ impl Filesystem {
             host_file: None,
             mmp: None,
         };
+        fs.journal.external = external;
         fs.groups = fs.load_groups()?;
         // Before anything is written (the journal's replay included).
         if fs.is_writable() && !fs.opts.bulk {

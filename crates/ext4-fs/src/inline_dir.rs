@@ -163,9 +163,7 @@ impl Filesystem {
             d::set_dir_block_checksum(seed, &mut block);
         }
         self.clear_inline(dir)?;
-        let goal = self.block_goal(dir, 0)?;
-        let (physical, _) = self.alloc_blocks(goal, 1)?;
-        self.add_blocks(dir, 1)?;
+        let (physical, _) = self.alloc_file_blocks(dir, 0, 1)?;
         self.map_run(dir, Run { logical: 0, physical, len: 1, unwritten: false })?;
         self.write_meta(physical, block)?;
         dir.inode.size = bs as u64;

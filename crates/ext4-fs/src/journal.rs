@@ -25,7 +25,8 @@ use std::collections::{BTreeSet, HashSet};
 use ext4_blockdev::BlockDevice;
 use ext4_extent::Lookup;
 use ext4_jbd2::{
-    CommitTime, DeviceJournal, JournalError, JournalGeometry, JournalIo, JournalRun, JournalWriter, LogProblem, Recovery, RecoveryWarning,
+    CommitTime, DeviceJournal, FastCommits, JournalError, JournalGeometry, JournalIo, JournalRun, JournalWriter, LogProblem, Recovery,
+    RecoveryWarning,
 };
 use ext4_ondisk::superblock::{ERROR_INFO, ErrorRecord, Geometry, STATE_ERROR, STATE_VALID, SUPERBLOCK_OFFSET, Superblock, errcode};
 use ext4_ondisk::{Compat, Incompat, RoCompat, Structure};
@@ -33,6 +34,7 @@ use zerocopy::IntoBytes;
 
 use crate::error::{Error, Location, Result};
 use crate::fs::Filesystem;
+use crate::journal_dev::{ExternalJournal, uuid_text};
 
 /// Inode number of the internal journal (`s_journal_inum` is normally 8).
 const JOURNAL_INO_DEFAULT: u32 = 8;
@@ -47,6 +49,9 @@ pub(crate) enum JournalOpen {
     RecoverOnly,
     /// Leave the journal alone (to clear it).
     Skip,
+    /// A read-only open for reports: incompatible features this library
+    /// does not handle are shown rather than refused.
+    Inspect,
 }
 
 /// Journal state kept by an open filesystem.
@@ -71,6 +76,12 @@ pub(crate) struct JournalState {
     ignored: Option<String>,
     /// The error the kernel left in the journal (`s_errno`), moved to the filesystem at this open.
     prior_errno: Option<i32>,
+    /// For a read-only open whose recovery has fast commits: the whole
+    /// recovery was applied to an in-memory overlay of the device, whose
+    /// reads the filesystem now sees.
+    replayed_in_memory: bool,
+    /// The external journal device, when the filesystem's journal is on one.
+    pub(crate) external: Option<ExternalJournal>,
 }
 
 impl JournalState {
@@ -85,12 +96,21 @@ impl JournalState {
         self.writer.is_some()
     }
 
-    pub(crate) fn has_overlay(&self) -> bool {
-        self.overlay.as_ref().is_some_and(|r| r.block_count() > 0)
+    /// The internal journal's runs (empty without one).
+    pub(crate) fn runs(&self) -> Vec<JournalRun> {
+        self.runs.clone()
     }
 
-    /// The journal as block I/O on `dev`.
-    fn device<'d>(&self, dev: &'d dyn BlockDevice, block_size: u32) -> Result<DeviceJournal<'d>> {
+    pub(crate) fn has_overlay(&self) -> bool {
+        self.replayed_in_memory || self.overlay.as_ref().is_some_and(|r| r.block_count() > 0)
+    }
+
+    /// The journal as block I/O: on the external journal device if there
+    /// is one, else through the journal inode's runs on `dev`.
+    fn device<'d>(&'d self, dev: &'d dyn BlockDevice, block_size: u32) -> Result<DeviceJournal<'d>> {
+        if let Some(ext) = &self.external {
+            return Ok(ext.io(block_size));
+        }
         DeviceJournal::new(dev, block_size, self.runs.clone()).map_err(journal_error)
     }
 
@@ -145,7 +165,17 @@ impl Filesystem {
     /// features set); the journal's recorded error moves to the filesystem.
     /// Returns the filesystem, read-only, to read the result.
     pub fn recover_journal(dev: impl BlockDevice + 'static) -> Result<Filesystem> {
-        let mut fs = Filesystem::open_with(dev, crate::OpenOptions::read_write(), JournalOpen::RecoverOnly)?;
+        Self::recover(Box::new(dev), None)
+    }
+
+    /// [`Filesystem::recover_journal`] for a filesystem whose journal is on
+    /// the external journal device `journal`.
+    pub fn recover_external_journal(dev: impl BlockDevice + 'static, journal: impl BlockDevice + 'static) -> Result<Filesystem> {
+        Self::recover(Box::new(dev), Some(Box::new(journal)))
+    }
+
+    fn recover(dev: Box<dyn BlockDevice>, journal: Option<Box<dyn BlockDevice>>) -> Result<Filesystem> {
+        let mut fs = Filesystem::open_with(dev, journal, crate::OpenOptions::read_write(), JournalOpen::RecoverOnly)?;
         fs.read_only_reason = Some("opened to recover the journal only".into());
         Ok(fs)
     }
@@ -157,7 +187,17 @@ impl Filesystem {
     /// discarded the filesystem is marked not clean (`EXT4_VALID_FS`
     /// cleared), so that a full check follows.
     pub fn clear_journal(dev: impl BlockDevice + 'static) -> Result<ClearedJournal> {
-        let mut fs = Filesystem::open_with(dev, crate::OpenOptions::read_write(), JournalOpen::Skip)?;
+        Self::clear(Box::new(dev), None)
+    }
+
+    /// [`Filesystem::clear_journal`] for a filesystem whose journal is on
+    /// the external journal device `journal`.
+    pub fn clear_external_journal(dev: impl BlockDevice + 'static, journal: impl BlockDevice + 'static) -> Result<ClearedJournal> {
+        Self::clear(Box::new(dev), Some(Box::new(journal)))
+    }
+
+    fn clear(dev: Box<dyn BlockDevice>, journal: Option<Box<dyn BlockDevice>>) -> Result<ClearedJournal> {
+        let mut fs = Filesystem::open_with(dev, journal, crate::OpenOptions::read_write(), JournalOpen::Skip)?;
         let r = clear(&mut fs);
         fs.read_only_reason = Some("journal cleared".into());
         r
@@ -166,8 +206,8 @@ impl Filesystem {
 
 /// The work of [`Filesystem::clear_journal`].
 fn clear(fs: &mut Filesystem) -> Result<ClearedJournal> {
-    if fs.journal.runs.is_empty() {
-        return Err(Error::InvalidArgument("the filesystem has no internal journal".into()));
+    if fs.journal.runs.is_empty() && fs.journal.external.is_none() {
+        return Err(Error::InvalidArgument("the filesystem has no journal here (none, or an external one not given)".into()));
     }
     let bs = fs.geo.block_size;
     let mut io = fs.journal.device(&*fs.dev, bs)?;
@@ -191,7 +231,11 @@ fn clear(fs: &mut Filesystem) -> Result<ClearedJournal> {
             // As e2fsck: a sequence no stale block is likely to carry.
             let seq = (now.secs as u32) ^ now.nsec.rotate_left(16) ^ 0x9E37_79B9;
             let maxlen = u32::try_from(len).map_err(|_| Error::Unsupported("a journal of 2^32 blocks or more".into()))?;
-            (ext4_jbd2::fresh_superblock(bs, maxlen, fs.sb.s_uuid, seq), true, Some(e.to_string()))
+            let jsb = match &fs.journal.external {
+                None => ext4_jbd2::fresh_superblock(bs, maxlen, fs.sb.s_uuid, seq),
+                Some(_) => external_superblock(bs, maxlen, fs, seq),
+            };
+            (jsb, true, Some(e.to_string()))
         }
     };
     ext4_jbd2::write_superblock(&mut io, bs, &jsb).map_err(journal_error)?;
@@ -205,6 +249,16 @@ fn clear(fs: &mut Filesystem) -> Result<ClearedJournal> {
         }
     })?;
     Ok(ClearedJournal { discarded, rebuilt })
+}
+
+/// A fresh superblock for an external journal device, as mke2fs leaves
+/// one after `-J device=` (the log after the superblock, the filesystem its
+/// one user).
+fn external_superblock(bs: u32, maxlen: u32, fs: &Filesystem, seq: u32) -> ext4_jbd2::format::JournalSuperblock {
+    let mut jsb = ext4_jbd2::fresh_superblock(bs, maxlen, fs.sb.s_journal_uuid, seq);
+    jsb.s_first.set(ext4_jbd2::superblock_block(bs) as u32 + 1);
+    jsb.s_users[..16].copy_from_slice(&fs.sb.s_uuid);
+    jsb
 }
 
 /// A journal error as the facade reports it.
@@ -229,22 +283,24 @@ pub(crate) fn open_journal(fs: &mut Filesystem, mode: JournalOpen) -> Result<()>
     let features = fs.geo.features;
     let needs_recovery = features.incompat.contains(Incompat::RECOVER);
     if !features.compat.contains(Compat::HAS_JOURNAL) {
+        if fs.journal.external.is_some() {
+            return Err(Error::InvalidArgument("the filesystem has no journal: no journal device is wanted".into()));
+        }
         if needs_recovery && fs.is_writable() && mode != JournalOpen::Skip {
             return Err(Error::corrupt(Structure::Superblock, Location::Superblock, "needs_recovery is set but there is no journal"));
         }
         return Ok(());
     }
     let ino = fs.sb.s_journal_inum.get();
-    if ino == 0 {
-        if needs_recovery {
-            return Err(Error::Unsupported("the external journal needs recovery; replay it with e2fsck".into()));
-        }
-        if fs.is_writable() {
-            return Err(Error::Unsupported("writing to a filesystem with an external journal".into()));
-        }
-        return Ok(());
+    if ino != 0 && fs.journal.external.is_some() {
+        return Err(Error::InvalidArgument(format!("the filesystem's journal is internal (inode {ino}): no journal device is wanted")));
     }
-    fs.journal.runs = journal_runs(fs, ino)?;
+    if ino == 0 && fs.journal.external.is_none() {
+        return without_external_journal(fs, mode);
+    }
+    if ino != 0 {
+        fs.journal.runs = journal_runs(fs, ino)?;
+    }
     if mode == JournalOpen::Skip {
         return Ok(());
     }
@@ -265,9 +321,14 @@ pub(crate) fn open_journal(fs: &mut Filesystem, mode: JournalOpen) -> Result<()>
             let mut io = fs.journal.device(&*fs.dev, fs.geo.block_size)?;
             let mut rec = ext4_jbd2::scan(&mut io, fs.geo.block_size).map_err(journal_error)?;
             rec.exclude_beyond(fs.geo.blocks_count);
-            fs.journal.overlay = Some(rec);
-            // The superblock and descriptors may have newer copies in the log.
-            reload_metadata(fs)?;
+            let fc = fast_commits(&mut io, &rec, fs.geo.inode_size)?;
+            if fc.is_empty() {
+                fs.journal.overlay = Some(rec);
+                // The superblock and descriptors may have newer copies in the log.
+                reload_metadata(fs)?;
+            } else {
+                replay_in_memory(fs, ino)?;
+            }
         }
     }
     if !fs.is_writable() || fs.opts.bulk {
@@ -280,12 +341,46 @@ pub(crate) fn open_journal(fs: &mut Filesystem, mode: JournalOpen) -> Result<()>
     Ok(())
 }
 
-/// Reads and validates the journal superblock (`journal_load`'s checks).
+/// An open of a filesystem whose journal is on an external device that
+/// was not given: a read-only open reads without it (what a log needing
+/// recovery holds is not seen, and [`Filesystem::journal_ignored`] says
+/// so), and so does a bulk fill of a fresh image (`OpenOptions::bulk`
+/// writes no journal); writing and recovery need the device.
+fn without_external_journal(fs: &mut Filesystem, mode: JournalOpen) -> Result<()> {
+    let uuid = uuid_text(&fs.sb.s_journal_uuid);
+    let needs_recovery = fs.geo.features.incompat.contains(Incompat::RECOVER);
+    if needs_recovery && !fs.is_writable() && mode == JournalOpen::Normal {
+        fs.journal.ignored = Some(format!("it is on an external device (UUID {uuid}) that was not given, and needs recovery"));
+        return Ok(());
+    }
+    if needs_recovery && mode != JournalOpen::Skip {
+        return Err(Error::InvalidArgument(format!(
+            "the filesystem's journal is on an external device (UUID {uuid}) and needs recovery: give the journal device"
+        )));
+    }
+    if fs.is_writable() && mode == JournalOpen::Normal && !fs.opts.bulk {
+        return Err(Error::InvalidArgument(format!(
+            "the filesystem's journal is on an external device (UUID {uuid}): give the journal device to write"
+        )));
+    }
+    Ok(())
+}
+
+/// Reads and validates the journal superblock (`journal_load`'s checks; on
+/// an external device, a log that starts after the superblock).
 fn check_superblock(fs: &Filesystem) -> std::result::Result<(), JournalError> {
     let bs = fs.geo.block_size;
-    let mut io = DeviceJournal::new(&*fs.dev, bs, fs.journal.runs.clone())?;
+    let mut io = match &fs.journal.external {
+        Some(ext) => ext.io(bs),
+        None => DeviceJournal::new(&*fs.dev, bs, fs.journal.runs.clone())?,
+    };
     let jsb = ext4_jbd2::read_superblock(&mut io, bs)?;
-    JournalGeometry::new(&jsb, bs, io.len_blocks()).map(drop)
+    let geo = JournalGeometry::new(&jsb, bs, io.len_blocks())?;
+    if geo.first <= io.superblock_block() {
+        let reason = format!("the log starts at block {}, not after the superblock", geo.first);
+        return Err(JournalError::Superblock { field: "s_first", reason });
+    }
+    Ok(())
 }
 
 /// The error of a writable open whose journal superblock cannot be used:
@@ -378,8 +473,34 @@ fn journal_runs(fs: &Filesystem, ino: u32) -> Result<Vec<JournalRun>> {
     Ok(runs)
 }
 
-/// Replays the log home (writable open), clears `needs_recovery`, records
-/// any error recovery met, and reloads what the replay may have changed.
+/// The fast commits recovery must replay after the log of `rec` (none
+/// when the journal has no fast-commit area or it is stale); an area the
+/// kernel would refuse is an error.
+fn fast_commits(io: &mut DeviceJournal<'_>, rec: &Recovery, inode_size: u32) -> Result<FastCommits> {
+    match (rec.geometry(), rec.fast_commit_tid()) {
+        (Some(geo), Some(tid)) => ext4_jbd2::fast_commit::scan(io, geo, tid, inode_size as usize).map_err(journal_error),
+        _ => Ok(FastCommits::default()),
+    }
+}
+
+/// A read-only open of a journal with fast commits to replay: the whole
+/// recovery (log and fast commits) is applied to an in-memory overlay of
+/// the device, which the image never sees; reads go through it.
+fn replay_in_memory(fs: &mut Filesystem, ino: u32) -> Result<()> {
+    let base = std::mem::replace(&mut fs.dev, Box::new(ext4_blockdev::MemoryDevice::new(0)));
+    fs.dev = Box::new(ext4_blockdev::OverlayDevice::new(base));
+    fs.journal.replayed_in_memory = true;
+    let reason = fs.read_only_reason.take();
+    let r = replay(fs, ino);
+    fs.read_only_reason = reason;
+    r
+}
+
+/// Replays the log home (writable open), then the fast commits after it,
+/// clears `needs_recovery`, records any error recovery met, and reloads
+/// what the replay may have changed. The journal superblock is finished
+/// last, so that a crash before replays everything again, as the kernel's
+/// recovery would.
 fn replay(fs: &mut Filesystem, ino: u32) -> Result<()> {
     let bs = fs.geo.block_size;
     let blocks_count = fs.geo.blocks_count;
@@ -387,17 +508,35 @@ fn replay(fs: &mut Filesystem, ino: u32) -> Result<()> {
     let mut io = fs.journal.device(dev, bs)?;
     let mut rec = ext4_jbd2::scan(&mut io, bs).map_err(journal_error)?;
     rec.exclude_beyond(blocks_count);
+    // As the kernel's PASS_SCAN: a fast-commit area it refuses fails the
+    // recovery before anything is written.
+    let fc = fast_commits(&mut io, &rec, fs.geo.inode_size)?;
+    fs.check_fast_commit_replay(&fc)?;
     // The kernel keeps the error information it found over the journal's
     // older copy of the superblock (ext4_load_journal).
     let (before, _) = crate::fs::read_superblock(dev)?;
     rec.replay(&mut io, |b, data: &[u8]| dev.write_at(b * u64::from(bs), data)).map_err(journal_error)?;
     dev.flush()?;
+    if !fc.is_empty() {
+        // Without a journal writer yet, its commits go home directly.
+        crate::write::start(fs)?;
+        reload_metadata(fs)?;
+        fs.replay_fast_commits(&fc)?;
+    }
+    let mut io = fs.journal.device(&*fs.dev, bs)?;
     let mut jsb = ext4_jbd2::read_superblock(&mut io, bs).map_err(journal_error)?;
     rec.finish(&mut jsb);
     ext4_jbd2::write_superblock(&mut io, bs, &jsb).map_err(journal_error)?;
     // The replay may have rewritten the superblock and descriptors.
     fs.reset_cache();
+    reload_metadata(fs)?;
     let error = recovery_error(&rec, fs.now().secs, ino);
+    // As e2fsck does after a replay: the superblock's free counts from the
+    // group descriptors (the kernel keeps only the descriptors exact), in
+    // the same write that clears `needs_recovery`, so that no crash leaves
+    // a recovered filesystem with the log's stale counts.
+    let free_blocks: u64 = fs.groups.iter().map(|g| u64::from(g.free_blocks_count)).sum::<u64>() * u64::from(fs.geo.cluster_ratio);
+    let free_inodes: u64 = fs.groups.iter().map(|g| u64::from(g.free_inodes_count)).sum();
     fs.patch_superblock_on_disk(|sb| {
         let mut f = sb.features();
         f.incompat.remove(Incompat::RECOVER);
@@ -407,20 +546,10 @@ fn replay(fs: &mut Filesystem, ino: u32) -> Result<()> {
         if let Some(e) = &error {
             sb.record_error(e);
         }
+        sb.set_free_blocks_count(free_blocks);
+        sb.s_free_inodes_count.set(free_inodes as u32);
     })?;
     reload_metadata(fs)?;
-    // As e2fsck does after a replay: the superblock's free counts from the
-    // group descriptors (the kernel keeps only the descriptors exact).
-    let free_blocks: u64 = fs.groups.iter().map(|g| u64::from(g.free_blocks_count)).sum::<u64>() * u64::from(fs.geo.cluster_ratio);
-    let free_inodes: u64 = fs.groups.iter().map(|g| u64::from(g.free_inodes_count)).sum();
-    if free_blocks != fs.sb.free_blocks_count() || free_inodes != u64::from(fs.sb.s_free_inodes_count.get()) {
-        fs.sb.set_free_blocks_count(free_blocks);
-        fs.sb.s_free_inodes_count.set(free_inodes as u32);
-        fs.patch_superblock_on_disk(|sb| {
-            sb.set_free_blocks_count(free_blocks);
-            sb.s_free_inodes_count.set(free_inodes as u32);
-        })?;
-    }
     fs.journal.replayed = Some(rec);
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Read and write ext2/ext3/ext4 filesystems: the facade over every layer.
 //!
 //! [`Filesystem`] opens a [`BlockDevice`] (an image file, a raw device, a
-//! partition window, memory), validates it, replays its journal, and offers a
+//! partition window, memory), validates it, replays its journal and the
+//! fast commits after it (as the kernel's recovery does), and offers a
 //! std::fs-like API over byte paths (`read`, `read_dir`, `metadata`,
 //! `read_link`, `xattrs`, ...) plus an inode-based API for adapters such as
 //! FUSE (`stat`, `lookup_in`, `read_at`, `dir_entries`, ...).
@@ -24,15 +25,18 @@ mod api;
 mod attr;
 mod cache;
 mod caller;
+mod cluster;
 mod dir;
 mod ea_inode;
 mod error;
+mod fast_commit;
 mod file_write;
 mod fs;
 mod inline;
 mod inline_dir;
 mod inode;
 mod journal;
+mod journal_dev;
 mod layer;
 mod layer_errors;
 mod map;
@@ -45,7 +49,9 @@ mod path;
 #[cfg(unix)]
 pub mod populate;
 mod read;
+mod report;
 mod time;
+pub mod tune;
 mod write;
 mod xattr;
 mod xattr_write;
@@ -57,11 +63,13 @@ pub use error::{Corruption, Error, Location, Result, errno_name};
 pub use fs::{Filesystem, OpenOptions, read_superblock};
 pub use inode::InodeBuf;
 pub use journal::ClearedJournal;
+pub use journal_dev::{JournalDeviceInfo, read_journal_device};
 pub use map::DataRun;
 pub use metadata::{Metadata, StatFs};
 pub use namespace::{LINK_MAX, RenameMode};
 pub use node::NewNode;
 pub use path::{MAX_SYMLINK_HOPS, NAME_MAX};
+pub use report::GroupReport;
 pub use time::now;
 pub use xattr::Xattr;
 pub use xattr_write::{XATTR_SIZE_MAX, XattrMode};

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use ext4_ondisk::mmp::{MMP_SEQ_CLEAN, MMP_SEQ_FSCK, MMP_SEQ_MAX, MmpBlock};
 use ext4_ondisk::{Incompat, Structure};
-use zerocopy::IntoBytes;
+use zerocopy::{FromZeros, IntoBytes};
 
 use crate::error::{Error, Location, Result};
 use crate::fs::Filesystem;
@@ -100,6 +100,25 @@ pub(crate) fn stop(fs: &mut Filesystem) -> Result<()> {
     still_ours(fs, &m)?;
     m.written.mmp_seq.set(MMP_SEQ_CLEAN);
     write(fs, m.block, &mut m.written)
+}
+
+/// Writes a fresh, clean MMP block at `block` (`ext2fs_mmp_reset`): this
+/// host's name, the update interval of the superblock (at least 5 s),
+/// the time of writing.
+pub(crate) fn reset(fs: &Filesystem, block: u64) -> Result<()> {
+    let mut m = MmpBlock::new_zeroed();
+    m.mmp_magic.set(ext4_ondisk::mmp::MMP_MAGIC);
+    m.mmp_seq.set(MMP_SEQ_CLEAN);
+    m.mmp_nodename = name_field(&nodename());
+    m.mmp_bdevname = name_field("ext4-rs");
+    m.mmp_check_interval.set(fs.sb.s_mmp_interval.get().max(MIN_CHECK_INTERVAL as u16));
+    fs.dev.write_at(block * u64::from(fs.geo.block_size), &vec![0u8; fs.block_size()])?;
+    write(fs, block, &mut m)
+}
+
+/// Reads and checks the MMP block at `block` (`ext2fs_mmp_read`).
+pub(crate) fn read_block(fs: &Filesystem, block: u64) -> Result<MmpBlock> {
+    read(fs, block)
 }
 
 /// The wait of `ext2fs_mmp_start` for a check interval: twice it and a

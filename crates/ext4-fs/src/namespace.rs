@@ -56,7 +56,7 @@ impl Filesystem {
     }
 
     /// Adds entry `name -> child` to directory `dir` (written back, times updated).
-    fn add_entry(&mut self, dir: &mut InodeBuf, name: &[u8], child: u32, kind: FileType) -> Result<()> {
+    pub(crate) fn add_entry(&mut self, dir: &mut InodeBuf, name: &[u8], child: u32, kind: FileType) -> Result<()> {
         let ft = self.entry_type(kind);
         // An inline directory that is full moves to a block, then takes the entry there.
         if dir.inode.has_inline_data() && self.inline_add_entry(dir, name, child, ft)? {
@@ -71,7 +71,7 @@ impl Filesystem {
     }
 
     /// Removes entry `name` from `dir`; returns the inode it pointed to.
-    fn remove_entry(&mut self, dir: &mut InodeBuf, name: &[u8]) -> Result<u32> {
+    pub(crate) fn remove_entry(&mut self, dir: &mut InodeBuf, name: &[u8]) -> Result<u32> {
         let removed = if dir.inode.has_inline_data() {
             self.inline_remove_entry(dir, name)?
         } else {
@@ -163,15 +163,13 @@ impl Filesystem {
     }
 
     /// The first block of a new directory: `.` and `..`.
-    fn init_dir(&mut self, child: &mut InodeBuf, parent: u32) -> Result<()> {
+    pub(crate) fn init_dir(&mut self, child: &mut InodeBuf, parent: u32) -> Result<()> {
         if self.init_inline_dir(child, parent)? {
             return Ok(());
         }
         let ctx = self.dir_ctx(child);
         let block = ext4_htree::new_dir_block(&ctx, child.ino, parent);
-        let goal = self.block_goal(child, 0)?;
-        let (physical, _) = self.alloc_blocks(goal, 1)?;
-        self.add_blocks(child, 1)?;
+        let (physical, _) = self.alloc_file_blocks(child, 0, 1)?;
         self.map_run(child, Run { logical: 0, physical, len: 1, unwritten: false })?;
         self.write_meta(physical, block)?;
         child.inode.size = u64::from(self.geo.block_size);
@@ -196,9 +194,7 @@ impl Filesystem {
             child.inode.block[..target.len()].copy_from_slice(target);
             return Ok(());
         }
-        let goal = self.block_goal(child, 0)?;
-        let (physical, _) = self.alloc_blocks(goal, 1)?;
-        self.add_blocks(child, 1)?;
+        let (physical, _) = self.alloc_file_blocks(child, 0, 1)?;
         self.map_run(child, Run { logical: 0, physical, len: 1, unwritten: false })?;
         let mut block = vec![0u8; self.block_size()];
         block[..target.len()].copy_from_slice(target);

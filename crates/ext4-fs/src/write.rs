@@ -68,6 +68,10 @@ pub(crate) struct WriteState {
     /// name). A create of that name right after (FUSE sends LOOKUP, then
     /// MKNOD) needs no second search of the directory.
     pub(crate) absent: std::sync::Mutex<Option<(u64, u32, Vec<u8>)>>,
+    /// Block ranges (start, count) the allocator must not hand out: during
+    /// a fast-commit replay, the blocks its records map
+    /// (`ext4_fc_replay_check_excluded`).
+    pub(crate) excluded: Vec<(u64, u64)>,
 }
 
 /// A block's cached state saved for undo: its bytes and whether they were dirty.
@@ -111,6 +115,7 @@ impl Default for WriteState {
             step_blocks: crate::orphan::DEFAULT_STEP_BLOCKS,
             ops_done: 0,
             absent: std::sync::Mutex::new(None),
+            excluded: Vec::new(),
         }
     }
 }

@@ -291,7 +291,7 @@ impl Filesystem {
             if shared != old {
                 self.release_xattrs(ib)?;
                 self.take_reference(ib.ino, shared)?;
-                self.add_blocks(ib, 1)?;
+                self.add_blocks(ib, self.cluster_ratio() as i64)?;
                 ib.inode.file_acl = shared;
             }
             return Ok(());
@@ -303,7 +303,7 @@ impl Filesystem {
             let goal = if old != 0 { old } else { self.geo.group_first_block(self.geo.inode_group(ib.ino).0) };
             let (b, _) = self.alloc_blocks(goal, 1)?;
             self.release_xattrs(ib)?;
-            self.add_blocks(ib, 1)?;
+            self.add_blocks(ib, self.cluster_ratio() as i64)?;
             ib.inode.file_acl = b;
             b
         };
@@ -377,7 +377,8 @@ impl Filesystem {
                 }
             })?;
         }
-        self.add_blocks(ib, -1)?;
+        // The block took a whole cluster.
+        self.add_blocks(ib, -(self.cluster_ratio() as i64))?;
         ib.inode.file_acl = 0;
         Ok(())
     }

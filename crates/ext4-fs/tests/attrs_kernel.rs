@@ -21,19 +21,16 @@ fn format_image(tag: &str, block_size: u32, inode_size: u32, features: &str) -> 
     common::format_ext4(&format!("attrk-{tag}"), 32 << 20, block_size, inode_size, features)
 }
 
-/// Root, loop devices, e2fsprogs and the attr/acl tools, or a SKIPPED line.
+/// Root, loop devices, e2fsprogs and the attr/acl tools (`ext4_testkit::require`).
 fn prerequisites() -> bool {
-    if !have_e2fsprogs() {
-        println!("SKIPPED: e2fsprogs not installed");
+    if !ext4_testkit::require(have_e2fsprogs(), "e2fsprogs not installed") {
         return false;
     }
-    if !can_loop_mount() {
-        println!("SKIPPED: not root or no loop devices");
+    if !ext4_testkit::require(can_loop_mount(), "not root or no loop devices") {
         return false;
     }
     for tool in ["getfattr", "setfattr", "getfacl", "setfacl", "stat", "touch"] {
-        if !have_tool(tool) {
-            println!("SKIPPED: {tool} not installed (apt-get install acl attr)");
+        if !ext4_testkit::require(have_tool(tool), &format!("{tool} not installed (apt-get install acl attr)")) {
             return false;
         }
     }

@@ -77,7 +77,7 @@ fn big_values_live_in_ea_inodes() {
         assert_eq!(x[&b"user.small".to_vec()], b"s");
         assert_eq!(xattrs(&fs, "/c").len(), 3);
     }
-    if can_loop_mount() && have_tool("getfattr") {
+    if ext4_testkit::require(can_loop_mount() && have_tool("getfattr"), "kernel check (needs root, loop devices and getfattr)") {
         let m = LoopMount::new(&img.path, "ro").unwrap();
         assert_eq!(kernel_value(&m.path().join("a"), "user.huge"), huge);
         assert_eq!(kernel_value(&m.path().join("a"), "user.big"), big);
@@ -85,8 +85,6 @@ fn big_values_live_in_ea_inodes() {
             assert_eq!(kernel_value(&m.path().join("c"), n), value(10 + i as u8, mid.len()), "/c {n}");
         }
         m.unmount().unwrap();
-    } else {
-        println!("SKIPPED: kernel check (needs root, loop devices and getfattr)");
     }
 
     // Replace, remove, delete: every EA inode goes.
@@ -115,8 +113,7 @@ fn big_values_live_in_ea_inodes() {
 
 #[test]
 fn values_the_kernel_put_in_ea_inodes_are_read_and_freed() {
-    if !have_fsck() || !can_loop_mount() || !have_tool("setfattr") {
-        println!("SKIPPED: needs root, loop devices, e2fsprogs and attr");
+    if !have_fsck() || !ext4_testkit::require(can_loop_mount() && have_tool("setfattr"), "needs root, loop devices and attr") {
         return;
     }
     let img = common::format_ext4("ea-inode-k", 32 << 20, 4096, 256, "ea_inode");

@@ -1,8 +1,9 @@
 //! Filling the filesystem (issue 4, "done when" 3): on ext2, ext3 and ext4
-//! with 1 KiB and 4 KiB blocks, writing until no block (or no inode) is left
-//! fails cleanly with `Error::NoSpace` (errno 28) and leaves no trace of the
-//! failed call; the image is `e2fsck -fn` silent after close, every byte
-//! written before the error reads back, free counts grow by exactly what a
+//! with 1 KiB and 4 KiB blocks, and bigalloc (clusters of 16 blocks),
+//! writing until no block (or no inode) is left fails cleanly with
+//! `Error::NoSpace` (errno 28) and leaves no trace of the failed call;
+//! the image is `e2fsck -fn` silent after close, every byte written
+//! before the error reads back, free counts grow by exactly what a
 //! deletion frees, and the freed space is allocated again. Preallocation,
 //! hole punching, mkdir, symlinks and xattrs on a full filesystem succeed or
 //! fail the same clean way.
@@ -11,7 +12,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{KINDS, Kind, assert_clean, format, have_fsck, open_ro, open_rw};
+use common::{BIGALLOC_KINDS, KINDS, Kind, assert_clean, format, have_fsck, open_ro, open_rw};
 use ext4_fs::{Error, Filesystem};
 
 /// What the files should hold: path -> contents.
@@ -77,20 +78,22 @@ fn fill(fs: &mut Filesystem, dir: &str, tag: &str, model: &mut Model) -> u64 {
             }
         }
     }
-    // A single block no longer fits: at most the blocks one mapping needs
+    // A single block no longer fits: at most the clusters one mapping needs
     // are left beyond what the kernel keeps for allocations that must not fail.
     let free = fs.statfs().free_blocks;
     let reserve = kernel_reserve(fs);
-    assert!(free <= reserve + 3, "{free} blocks still free after a one-block write failed (reserve {reserve})");
+    let ratio = u64::from(fs.geometry().cluster_ratio);
+    assert!(free <= reserve + 3 * ratio, "{free} blocks still free after a one-block write failed (reserve {reserve})");
     written
 }
 
 /// Blocks the kernel keeps from ordinary allocations, root's too
 /// (`s_resv_clusters` from `ext4_calculate_resv_clusters`): 2 % of the
-/// blocks, at most 4096, on filesystems with extents.
+/// clusters, at most 4096, on filesystems with extents.
 fn kernel_reserve(fs: &Filesystem) -> u64 {
     let geo = fs.geometry();
-    if geo.features.incompat.contains(ext4_fs::ondisk::Incompat::EXTENTS) { (geo.blocks_count / 50).min(4096) } else { 0 }
+    let ratio = u64::from(geo.cluster_ratio);
+    if geo.features.incompat.contains(ext4_fs::ondisk::Incompat::EXTENTS) { (geo.blocks_count / ratio / 50).min(4096) * ratio } else { 0 }
 }
 
 fn check_model(fs: &Filesystem, model: &Model) {
@@ -162,7 +165,7 @@ fn filling_gives_no_space_and_freed_space_is_reused() {
     if !have_fsck() {
         return;
     }
-    for kind in KINDS {
+    for kind in KINDS.iter().chain(BIGALLOC_KINDS) {
         let img = format(kind, 16 << 20, "fill");
         let mut model = Model::new();
         let mut fs = open_rw(&img.path);
@@ -208,7 +211,7 @@ fn running_out_of_inodes_gives_no_space() {
     if !have_fsck() {
         return;
     }
-    for kind in KINDS {
+    for kind in KINDS.iter().chain(BIGALLOC_KINDS) {
         let img = format(kind, 16 << 20, "inodes");
         let mut fs = open_rw(&img.path);
         fs.mkdir("/many", 0o755).unwrap();

@@ -146,8 +146,10 @@ fn lsattr(p: &Path) -> String {
 
 #[test]
 fn flags_refuse_what_the_kernel_refuses() {
-    if !have_e2fsprogs() || !can_loop_mount() || !have_tool("lsattr") || !have_tool("setfattr") {
-        println!("SKIPPED: needs root, loop devices, e2fsprogs and attr");
+    if !ext4_testkit::require(
+        have_e2fsprogs() && can_loop_mount() && have_tool("lsattr") && have_tool("setfattr"),
+        "needs root, loop devices, e2fsprogs and attr",
+    ) {
         return;
     }
     let lib_img = common::format_ext4("flags-lib", 16 << 20, 4096, 256, "");

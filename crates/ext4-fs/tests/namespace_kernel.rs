@@ -9,7 +9,7 @@
 //!   image kind; the kernel renames and deletes in it; the library reads
 //!   back exactly what the kernel saw, and `e2fsck -fn` stays silent.
 //!
-//! Both need root and loop devices and print `SKIPPED:` without them.
+//! Both need root and loop devices (`ext4_testkit::require`).
 
 mod common;
 
@@ -62,7 +62,7 @@ impl Drop for Copy {
 fn copy_fixture(name: &str) -> Option<Copy> {
     let p = fixtures::profile(name).expect("known profile");
     if let Some(why) = fixtures::unavailable(&p) {
-        println!("SKIPPED: {name}: {why}");
+        ext4_testkit::require(false, &format!("{name}: {why}"));
         return None;
     }
     let (img, _) = fixtures::image(&p).expect("fixture builds");

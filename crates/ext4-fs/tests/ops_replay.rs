@@ -144,8 +144,7 @@ fn seeds_do_what_they_say() {
 
 #[test]
 fn replayed_inputs_leave_e2fsck_silent() {
-    if !e2fsck_available() {
-        println!("SKIPPED: e2fsck not installed");
+    if !ext4_testkit::require(e2fsck_available(), "e2fsck not installed") {
         return;
     }
     let scratch = std::env::temp_dir().join(format!("ext4fs-ops-replay-{}.img", std::process::id()));

@@ -14,8 +14,8 @@ use ext4_mkfs::{FsType, Profile};
 use ext4_testkit::oracle::{LoopMount, can_loop_mount, dumpe2fs};
 
 const KINDS: [Kind; 2] = [
-    Kind { name: "orph-list", fs_type: FsType::Ext4, block_size: 4096, features: "^orphan_file", profile: &Profile::UPSTREAM },
-    Kind { name: "orph-file", fs_type: FsType::Ext4, block_size: 1024, features: "", profile: &Profile::UPSTREAM },
+    Kind { name: "orph-list", fs_type: FsType::Ext4, block_size: 4096, features: "^orphan_file", profile: &Profile::UPSTREAM, mke2fs: &[] },
+    Kind { name: "orph-file", fs_type: FsType::Ext4, block_size: 1024, features: "", profile: &Profile::UPSTREAM, mke2fs: &[] },
 ];
 
 fn data(seed: u8, len: usize) -> Vec<u8> {
@@ -42,8 +42,7 @@ fn crash_copy(img: &Path, tag: &str) -> common::Scratch {
 /// Mounts a crash copy with the kernel (journal replay, orphan cleanup) and
 /// unmounts it; then e2fsck must be silent.
 fn kernel_recovers(copy: &Path) -> bool {
-    if !can_loop_mount() {
-        println!("SKIPPED: kernel recovery (needs root and loop devices)");
+    if !ext4_testkit::require(can_loop_mount(), "kernel recovery (needs root and loop devices)") {
         return false;
     }
     let m = LoopMount::new(copy, "").expect("kernel mounts the crash copy");

@@ -12,7 +12,7 @@ use ext4_testkit::snapshot::Snapshot;
 fn each_fixture(mut f: impl FnMut(&fixtures::Profile, &Filesystem, &std::path::Path)) {
     for p in PROFILES {
         if let Some(why) = fixtures::unavailable(p) {
-            println!("SKIPPED: {}: {why}", p.name);
+            ext4_testkit::require(false, &format!("{}: {why}", p.name));
             continue;
         }
         let (img, src) = fixtures::image(p).expect("fixture builds");

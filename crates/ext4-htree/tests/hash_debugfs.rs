@@ -40,8 +40,7 @@ fn seed_words(s: &str) -> [u32; 4] {
 
 #[test]
 fn hashes_match_debugfs() {
-    if Command::new("debugfs").arg("-V").output().is_err() {
-        println!("SKIPPED: debugfs not installed");
+    if !ext4_testkit::require(Command::new("debugfs").arg("-V").output().is_ok(), "debugfs not installed") {
         return;
     }
     let seeds = [None, Some("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")];

@@ -100,6 +100,41 @@ pub enum LogProblem {
         /// The count found.
         count: u32,
     },
+    /// A fast-commit record with a bad length or an unknown tag before any
+    /// complete fast commit (the kernel fails recovery with `-ECANCELED`).
+    #[error("fast-commit record at byte {offset} of its block: {reason}")]
+    FastCommitRecord {
+        /// Byte offset of the record in its block.
+        offset: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The first fast commit's tail does not match (`-EFSBADCRC`).
+    #[error("fast-commit tail for transaction {tid} (expected {expected_tid}) with crc {crc:#010x} (computed {computed:#010x})")]
+    FastCommitTail {
+        /// `fc_tid` of the tail.
+        tid: u32,
+        /// The transaction the area must follow.
+        expected_tid: u32,
+        /// `fc_crc` of the tail.
+        crc: u32,
+        /// The crc of the records it closes.
+        computed: u32,
+    },
+    /// A fast-commit head asks for features no replay knows (`-EOPNOTSUPP`).
+    #[error("fast-commit head with unknown features {features:#x}")]
+    FastCommitFeatures {
+        /// `fc_features`.
+        features: u32,
+    },
+    /// Fast commits valid to the last block of the area: the kernel's scan
+    /// then reads the block after it, past a journal that ends there
+    /// ("JBD2: corrupted journal superblock", `-EFSCORRUPTED`).
+    #[error("fast commits fill the area to the journal's end ({len} blocks): the kernel's recovery reads past it and fails")]
+    FastCommitPastJournal {
+        /// Journal length in blocks.
+        len: u64,
+    },
     /// Two recovery passes ended at different transactions.
     #[error("recovery pass ended at transaction {found}, expected {expected}")]
     PassMismatch {

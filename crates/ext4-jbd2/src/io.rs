@@ -8,13 +8,22 @@ use ext4_blockdev::{BlockDevice, DeviceError};
 use crate::error::{IoOp, JournalError};
 use crate::format::{JournalSuperblock, SUPERBLOCK_SIZE};
 
-/// Block I/O on a journal by journal block number (block 0 holds the
-/// journal superblock). Buffers are exactly one journal block long.
+/// Block I/O on a journal by journal block number. Buffers are exactly one
+/// journal block long.
+///
+/// In an internal journal block 0 holds the journal superblock. On an
+/// external journal device journal block numbers are device block numbers
+/// (as the kernel's `jbd2_journal_bmap` takes them), and the superblock
+/// follows the device's ext4 superblock ([`superblock_block`]).
 pub trait JournalIo {
     /// The error of an I/O operation.
     type Error: std::error::Error + Send + Sync + 'static;
     /// Number of blocks of the journal.
     fn len_blocks(&self) -> u64;
+    /// The journal block holding the journal superblock.
+    fn superblock_block(&self) -> u64 {
+        0
+    }
     /// Reads journal block `jblock` into `buf`.
     fn read(&mut self, jblock: u64, buf: &mut [u8]) -> Result<(), Self::Error>;
     /// Writes `data` to journal block `jblock`.
@@ -38,27 +47,36 @@ pub(crate) fn flush(io: &mut impl JournalIo) -> Result<(), JournalError> {
     io.flush().map_err(|e| JournalError::io(IoOp::Flush, 0, e))
 }
 
-/// Reads the journal superblock (the first 1024 bytes of journal block 0).
+/// The journal block of an external journal device that holds the journal
+/// superblock: the one after the block of the device's ext4 superblock
+/// (`ext2fs_journal_sb_start`: 2 with 1 KiB blocks, else 1).
+pub fn superblock_block(block_size: u32) -> u64 {
+    if block_size == 1024 { 2 } else { 1 }
+}
+
+/// Reads the journal superblock (the first 1024 bytes of its block).
 pub fn read_superblock(io: &mut impl JournalIo, block_size: u32) -> Result<JournalSuperblock, JournalError> {
     if (block_size as usize) < SUPERBLOCK_SIZE {
         return Err(JournalError::superblock("s_blocksize", format!("block size {block_size} is below 1024")));
     }
     let mut buf = vec![0; block_size as usize];
-    read_block(io, 0, &mut buf)?;
+    let at = io.superblock_block();
+    read_block(io, at, &mut buf)?;
     JournalSuperblock::from_bytes(&buf).ok_or_else(|| JournalError::superblock("s_header", "short block"))
 }
 
-/// Writes `sb` over the first 1024 bytes of journal block 0, keeping the
-/// rest of the block, and flushes.
+/// Writes `sb` over the first 1024 bytes of its block, keeping the rest of
+/// the block, and flushes.
 pub fn write_superblock(io: &mut impl JournalIo, block_size: u32, sb: &JournalSuperblock) -> Result<(), JournalError> {
     use zerocopy::IntoBytes;
     if (block_size as usize) < SUPERBLOCK_SIZE {
         return Err(JournalError::superblock("s_blocksize", format!("block size {block_size} is below 1024")));
     }
     let mut buf = vec![0; block_size as usize];
-    read_block(io, 0, &mut buf)?;
+    let at = io.superblock_block();
+    read_block(io, at, &mut buf)?;
     buf[..SUPERBLOCK_SIZE].copy_from_slice(sb.as_bytes());
-    write_block(io, 0, &buf)?;
+    write_block(io, at, &buf)?;
     flush(io)
 }
 
@@ -98,6 +116,8 @@ pub struct DeviceJournal<'d> {
     dev: &'d dyn BlockDevice,
     block_size: u32,
     runs: Vec<JournalRun>,
+    /// Where the journal superblock is (see [`JournalIo::superblock_block`]).
+    sb_block: u64,
 }
 
 impl<'d> DeviceJournal<'d> {
@@ -110,12 +130,20 @@ impl<'d> DeviceJournal<'d> {
                 return Err(JournalError::InvalidInput(format!("journal runs overlap at journal block {}", w[1].jblock)));
             }
         }
-        Ok(Self { dev, block_size, runs })
+        Ok(Self { dev, block_size, runs, sb_block: 0 })
     }
 
     /// A contiguous journal of `len` blocks starting at device block `start`.
     pub fn contiguous(dev: &'d dyn BlockDevice, block_size: u32, start: u64, len: u64) -> Self {
-        Self { dev, block_size, runs: vec![JournalRun { jblock: 0, device_block: start, len }] }
+        Self { dev, block_size, runs: vec![JournalRun { jblock: 0, device_block: start, len }], sb_block: 0 }
+    }
+
+    /// The journal of an external journal device of `len` blocks: journal
+    /// block numbers are device block numbers, and the superblock is at
+    /// [`superblock_block`].
+    pub fn external(dev: &'d dyn BlockDevice, block_size: u32, len: u64) -> Self {
+        let runs = vec![JournalRun { jblock: 0, device_block: 0, len }];
+        Self { dev, block_size, runs, sb_block: superblock_block(block_size) }
     }
 
     fn offset(&self, jblock: u64, len: usize) -> Result<u64, DeviceJournalError> {
@@ -135,6 +163,10 @@ impl JournalIo for DeviceJournal<'_> {
 
     fn len_blocks(&self) -> u64 {
         self.runs.last().map_or(0, |r| r.jblock + r.len)
+    }
+
+    fn superblock_block(&self) -> u64 {
+        self.sb_block
     }
 
     fn read(&mut self, jblock: u64, buf: &mut [u8]) -> Result<(), Self::Error> {

@@ -18,6 +18,11 @@
 //! * [`logdump`]: [`logdump::dump`] walks the log for display, as debugfs
 //!   `logdump` does (blocks, tags, revokes, commits, checksums, and the
 //!   fast-commit area's records).
+//! * [`fast_commit`]: the fast-commit area after the main log, read as
+//!   the kernel's recovery reads it: the records of the complete fast
+//!   commits for the transaction after the log ([`FastCommits`]), or the
+//!   error with which the kernel fails such a recovery. Applying them is
+//!   the filesystem's business (`ext4-fs`).
 //! * [`writer`]: [`JournalWriter`] encodes transactions as the kernel lays
 //!   them out (revoke blocks, descriptors with tags and escapes, data,
 //!   commit block with checksums), writes them in a crash-safe order, and
@@ -27,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod fast_commit;
 pub mod format;
 pub mod geometry;
 pub mod io;
@@ -35,7 +41,8 @@ pub mod recovery;
 pub mod writer;
 
 pub use error::{BoxError, IoOp, JournalError, LogProblem};
+pub use fast_commit::{FastCommits, FcRecord};
 pub use geometry::{JournalFeatures, JournalGeometry};
-pub use io::{DeviceJournal, JournalIo, JournalRun, MemoryJournal, read_superblock, write_superblock};
+pub use io::{DeviceJournal, JournalIo, JournalRun, MemoryJournal, read_superblock, superblock_block, write_superblock};
 pub use recovery::{JournalCopy, LogDamage, Recovery, RecoveryWarning, recover, scan};
 pub use writer::{CommitTime, EncodedTransaction, JournalWriter, fresh_superblock, set_mount_features};

@@ -6,8 +6,7 @@
 //! `struct ext4_fc_tl` framing). Nothing here decides what a recovery
 //! replays: that is [`crate::recovery`].
 
-use zerocopy::little_endian::{U16, U32};
-use zerocopy::{FromBytes, Immutable, KnownLayout};
+use ext4_ondisk::fast_commit as fc;
 
 use crate::error::JournalError;
 use crate::format::{
@@ -116,16 +115,9 @@ pub struct FastCommitRecord {
     pub tag: u16,
     /// `fc_len`: bytes of the value.
     pub len: u16,
-    /// The value's first little-endian word, if it has one: the inode of
-    /// `ADD_RANGE`, `DEL_RANGE` and `INODE`, the parent directory of
-    /// `CREAT`, `LINK` and `UNLINK`, the features of `HEAD`, the
-    /// transaction of `TAIL`.
-    pub first_word: Option<u32>,
-    /// The value's second word, if it has one: the inode of `CREAT`,
-    /// `LINK` and `UNLINK`, the transaction of `HEAD`, the checksum of
-    /// `TAIL`, the logical block of `DEL_RANGE`, the first word of the
-    /// inode record of `INODE`.
-    pub second_word: Option<u32>,
+    /// The value (cut at the block's end if `len` runs past it), to be
+    /// decoded with `ext4_ondisk::fast_commit::FcTag::parse`.
+    pub value: Vec<u8>,
 }
 
 /// The log, walked.
@@ -138,19 +130,6 @@ pub struct LogDump {
     /// The records of the fast-commit area, until the first unused one.
     pub fast_commit: Vec<FastCommitRecord>,
 }
-
-/// `struct ext4_fc_tl`: the header of every fast-commit record.
-#[derive(FromBytes, KnownLayout, Immutable)]
-#[repr(C)]
-struct FcTl {
-    fc_tag: U16,
-    fc_len: U16,
-}
-
-/// `EXT4_FC_TAG_PAD`: the rest of the block is padding.
-const FC_TAG_PAD: u16 = 7;
-/// Largest known `EXT4_FC_TAG_*`.
-const FC_TAG_MAX: u16 = 9;
 
 /// The kernel's name of a fast-commit tag.
 pub fn fc_tag_name(tag: u16) -> &'static str {
@@ -297,18 +276,17 @@ impl<I: JournalIo> Walker<'_, I> {
         for jblock in self.geo.last + 1..self.geo.maxlen {
             read_block(self.io, jblock, &mut self.buf)?;
             let mut offset = 0;
-            while let Some(Ok((tl, rest))) = self.buf.get(offset..).map(FcTl::ref_from_prefix) {
-                let (tag, len) = (tl.fc_tag.get(), tl.fc_len.get());
-                if tag == 0 || tag > FC_TAG_MAX {
+            while let Some((tag, len)) = fc::read_tl(&self.buf, offset) {
+                if tag == 0 || tag > fc::TAG_HEAD {
                     return Ok(out);
                 }
-                let value = rest.get(..usize::from(len)).unwrap_or(rest);
-                let word = |i: usize| U32::ref_from_prefix(value.get(i * 4..)?).ok().map(|(w, _)| w.get());
-                out.push(FastCommitRecord { jblock, offset, tag, len, first_word: word(0), second_word: word(1) });
-                if tag == FC_TAG_PAD {
+                let start = offset + fc::TL_SIZE;
+                let value = self.buf[start..(start + usize::from(len)).min(self.buf.len())].to_vec();
+                out.push(FastCommitRecord { jblock, offset, tag, len, value });
+                if tag == fc::TAG_PAD {
                     break;
                 }
-                offset += size_of::<FcTl>() + usize::from(len);
+                offset = start + usize::from(len);
             }
         }
         Ok(out)

@@ -83,9 +83,6 @@ pub enum RecoveryWarning {
         /// Transaction.
         sequence: u32,
     },
-    /// The journal has a fast-commit area; it is not replayed (fast commits
-    /// after the last full commit are lost, as with a kernel that lacks them).
-    FastCommitIgnored,
     /// The log ran once around the journal without ending; the scan stopped.
     EndlessLog {
         /// Journal block where the scan stopped.
@@ -155,9 +152,6 @@ pub fn scan_with(io: &mut impl JournalIo, geo: JournalGeometry) -> Result<Recove
     for pass in [Pass::Scan, Pass::Revoke, Pass::Replay] {
         walk.pass(pass, &mut state)?;
     }
-    if geo.features.fast_commit {
-        state.warnings.push(RecoveryWarning::FastCommitIgnored);
-    }
     rec.end_sequence = state.end.unwrap_or(geo.sequence);
     rec.copies = state.copies;
     rec.failed_commit = state.failed_commit;
@@ -192,6 +186,18 @@ impl Recovery {
     /// The first transaction of the log (`s_sequence`).
     pub fn start_sequence(&self) -> u32 {
         self.start_sequence
+    }
+
+    /// The validated journal superblock of a log that needs recovery.
+    pub fn geometry(&self) -> Option<&JournalGeometry> {
+        self.geo.as_ref()
+    }
+
+    /// The transaction whose fast commits recovery must replay after the
+    /// log (`info->end_transaction`), when the journal has a fast-commit
+    /// area and the log needs recovery.
+    pub fn fast_commit_tid(&self) -> Option<u32> {
+        self.geo.as_ref().filter(|g| g.features.fast_commit).map(|_| self.end_sequence)
     }
 
     /// The first transaction not replayed (`info.end_transaction`).
@@ -319,6 +325,11 @@ impl Recovery {
 /// Scans, replays through `write_home`, then writes the finished journal
 /// superblock and flushes the journal. The caller flushes its device inside
 /// `write_home`'s last call or before, and clears `needs_recovery` after.
+///
+/// Only the log's blocks are written: fast commits after it (see
+/// [`Recovery::fast_commit_tid`] and [`crate::fast_commit::scan`]) are the
+/// filesystem's to apply, before the superblock is finished; a caller that
+/// cannot apply them should use [`scan`] and refuse a journal that has them.
 pub fn recover<E: Into<BoxError>>(
     io: &mut impl JournalIo,
     block_size: u32,

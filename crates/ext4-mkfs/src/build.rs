@@ -50,6 +50,8 @@ pub struct Build {
     pub bsd_label: bool,
     /// The root directory's block.
     pub root_block: u64,
+    /// The external journal device of `-J device=`, if any.
+    pub(crate) external: Option<crate::external::ExternalJournal>,
 }
 
 impl Build {
@@ -85,17 +87,26 @@ impl Build {
             io: Vec::new(),
             bsd_label: false,
             root_block: 0,
+            external: None,
         })
     }
 
     /// Computes the whole format. `discard_zeroes`: the device will read as
     /// zeros after the discard that precedes the format; `bsd_label`:
-    /// sector 0 holds a BSD disklabel, which mke2fs leaves in place.
-    pub fn run(dev_len: u64, opts: &FormatOptions, discard_zeroes: bool, bsd_label: bool) -> Result<Build, MkfsError> {
+    /// sector 0 holds a BSD disklabel, which mke2fs leaves in place;
+    /// `external`: the journal is on this external device (no internal one).
+    pub(crate) fn run(
+        dev_len: u64,
+        opts: &FormatOptions,
+        discard_zeroes: bool,
+        bsd_label: bool,
+        external: Option<&crate::external::ExternalJournal>,
+    ) -> Result<Build, MkfsError> {
         let mut b = Build::start(dev_len, opts)?;
         b.bsd_label = bsd_label;
+        b.external = external.cloned();
         let f = b.model.shape.features;
-        let wants_journal = has_compat(&f, Compat::HAS_JOURNAL) || b.params.journal_size != 0;
+        let wants_journal = external.is_none() && (has_compat(&f, Compat::HAS_JOURNAL) || b.params.journal_size != 0);
         let journal_blocks = if wants_journal { b.figure_journal_size()? } else { None };
         // zap_sector(2, 6): the old superblock.
         b.io.push(Io::Direct(3072));
@@ -147,8 +158,13 @@ impl Build {
     }
 
     /// Creates the journal, or drops has_journal (and orphan_file) when the
-    /// filesystem is too small for one.
+    /// filesystem is too small for one; with an external journal device,
+    /// only sets has_journal (`ext2fs_add_journal_device`).
     fn add_journal(&mut self, blocks: Option<u32>) -> Result<(), MkfsError> {
+        if self.external.is_some() {
+            crate::features::set_compat(&mut self.model.shape.features, Compat::HAS_JOURNAL, true);
+            return Ok(());
+        }
         match blocks {
             Some(n) if has_compat(&self.model.shape.features, Compat::HAS_JOURNAL) => {
                 self.create_journal(n)?;

@@ -172,6 +172,14 @@ pub enum MkfsError {
     /// superblock.
     #[error("formatting was cancelled")]
     Cancelled,
+    /// The journal device of `-J device=` cannot be used.
+    #[error("journal device {path}: {reason}")]
+    JournalDevice {
+        /// The device as given.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Something mke2fs would print but that does not stop the format.

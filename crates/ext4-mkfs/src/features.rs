@@ -47,7 +47,7 @@ const MKE2FS_OK: FeatureWords = FeatureWords {
 /// Features of [`MKE2FS_OK`] this formatter does not create.
 const UNSUPPORTED: FeatureWords = FeatureWords {
     compat: Compat::FAST_COMMIT.union(Compat::STABLE_INODES),
-    incompat: Incompat::JOURNAL_DEV.union(Incompat::ENCRYPT).union(Incompat::CASEFOLD),
+    incompat: Incompat::ENCRYPT.union(Incompat::CASEFOLD),
     ro_compat: RoCompat::BIGALLOC.union(RoCompat::QUOTA).union(RoCompat::PROJECT).union(RoCompat::VERITY),
 };
 

@@ -37,6 +37,7 @@ mod blockmap;
 mod build;
 mod dirs;
 mod error;
+mod external;
 mod features;
 mod image;
 mod journal;
@@ -102,7 +103,8 @@ fn discard_and_write(
         }
         discarded = dev.discard(b.params.offset, b.fs_bytes).is_ok();
         if !discarded && b.itable_zeroed && !b.params.assume_prezeroed {
-            *b = build::Build::run(dev.len(), opts, false, bsd_label)?;
+            let external = b.external.clone();
+            *b = build::Build::run(dev.len(), opts, false, bsd_label, external.as_ref())?;
         }
     }
     write::write(dev, b, discarded, progress)?;
@@ -124,8 +126,64 @@ fn has_bsd_disklabel(dev: &dyn BlockDevice, offset: u64) -> bool {
 /// anything (`mke2fs -n`). Random UUIDs and seeds not fixed in `opts` are
 /// drawn anew on each call.
 pub fn plan(dev_len: u64, opts: &FormatOptions) -> Result<Layout, MkfsError> {
-    let b = build::Build::run(dev_len, opts, opts.discard_zeroes_data, false)?;
+    let mut opts = opts.clone();
+    let params = resolve::resolve(dev_len, &opts)?;
+    if params.journal_dev {
+        return external::journal_device_layout(&params);
+    }
+    let external = match journal_device(&opts, true)? {
+        Some((_, j)) => Some(take_journal_block_size(&mut opts, j)?),
+        None => None,
+    };
+    let b = build::Build::run(dev_len, &opts, opts.discard_zeroes_data, false, external.as_ref())?;
     Ok(Layout::of(&b))
+}
+
+/// Opens the journal device of `-J device=` (if given) and reads what the
+/// new filesystem needs of it.
+fn journal_device(
+    opts: &FormatOptions,
+    read_only: bool,
+) -> Result<Option<(ext4_blockdev::FileDevice, external::ExternalJournal)>, MkfsError> {
+    let Some(path) = opts.journal_options.as_ref().and_then(|j| j.device.as_deref()) else { return Ok(None) };
+    let dev = ext4_blockdev::FileDevice::open(path, read_only)?;
+    let j = external::read_external_journal(&dev, path, device_number(path))?;
+    Ok(Some((dev, j)))
+}
+
+/// The device number of a block device (for `s_journal_dev`), 0 for anything else.
+fn device_number(path: &str) -> u32 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        match std::fs::metadata(path) {
+            Ok(m) if m.file_type().is_block_device() => m.rdev() as u32,
+            _ => 0,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        0
+    }
+}
+
+/// The filesystem takes the journal device's block size when `-b` is not
+/// given (mke2fs: "Using journal device's blocksize"); another `-b` is refused.
+fn take_journal_block_size(
+    opts: &mut FormatOptions,
+    j: external::ExternalJournal,
+) -> Result<external::ExternalJournal, MkfsError> {
+    match opts.block_size {
+        None => opts.block_size = Some(j.block_size),
+        Some(b) if b != j.block_size => {
+            let path = opts.journal_options.as_ref().and_then(|o| o.device.clone()).unwrap_or_default();
+            let reason = format!("its block size is {}, the filesystem's {b}", j.block_size);
+            return Err(MkfsError::JournalDevice { path, reason });
+        }
+        Some(_) => {}
+    }
+    Ok(j)
 }
 
 /// Formats `dev`. `progress` is called between steps; returning
@@ -140,10 +198,20 @@ pub fn format(
         return Err(MkfsError::ReadOnlyDevice);
     }
     let mut opts = opts.clone();
+    let params = resolve::resolve(dev.len(), &opts)?;
+    if params.journal_dev {
+        let layout = external::format_journal_device(dev, &params, progress)?;
+        return Ok(FormatReport { layout, discarded: false });
+    }
+    let journal = match journal_device(&opts, false)? {
+        Some((jdev, j)) => Some((jdev, take_journal_block_size(&mut opts, j)?)),
+        None => None,
+    };
     let offset = opts.extended.offset.unwrap_or(0);
     let bsd_label = has_bsd_disklabel(dev, offset);
     // Fix random choices once, so that a re-plan below cannot change them.
-    let first = build::Build::run(dev.len(), &opts, opts.discard_zeroes_data, bsd_label)?;
+    let first =
+        build::Build::run(dev.len(), &opts, opts.discard_zeroes_data, bsd_label, journal.as_ref().map(|(_, j)| j))?;
     opts.uuid = UuidChoice::Given(first.params.uuid);
     opts.extended.hash_seed = Some(first.params.hash_seed);
     opts.time = Some(first.params.time);
@@ -156,5 +224,8 @@ pub fn format(
         let _ = write::zap_superblock(dev, b.params.offset);
     }
     let discarded = result?;
+    if let Some((jdev, j)) = &journal {
+        external::add_user(jdev, j, b.params.uuid)?;
+    }
     Ok(FormatReport { layout: Layout::of(&b), discarded })
 }

@@ -57,12 +57,15 @@ pub enum FeatureEdit {
 }
 
 /// `-J`: journal options.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct JournalOptions {
     /// `-J size=MiB`: the journal size in MiB (mke2fs' own default when `None`).
     pub size_mib: Option<u32>,
     /// `-J location=`: the journal's goal block (blocks of the final block size).
     pub location: Option<FsSize>,
+    /// `-J device=PATH`: the journal is this external journal device (made
+    /// with `-O journal_dev`); no internal journal is made.
+    pub device: Option<String>,
 }
 
 /// `-e`: what the kernel does on errors (`s_errors`).

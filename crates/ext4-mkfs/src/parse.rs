@@ -239,7 +239,7 @@ fn process_owner() -> (u32, u32) {
     (0, 0)
 }
 
-/// Parses `-J` options: `size=MiB` and `location=SIZE`.
+/// Parses `-J` options: `size=MiB`, `location=SIZE` and `device=PATH`.
 pub fn parse_journal_options(text: &str) -> Result<JournalOptions, MkfsError> {
     let mut j = JournalOptions::default();
     for token in text.split(',').filter(|t| !t.is_empty()) {
@@ -250,11 +250,22 @@ pub fn parse_journal_options(text: &str) -> Result<JournalOptions, MkfsError> {
         match name {
             "size" => j.size_mib = Some(u32_arg("-J size", arg)?),
             "location" => j.location = Some(parse_size(need_arg("-J location", arg)?)?),
+            "device" => {
+                let path = need_arg("-J device", arg)?;
+                if path.starts_with("UUID=") || path.starts_with("LABEL=") {
+                    return Err(MkfsError::InvalidOption {
+                        option: "-J device",
+                        value: path.to_string(),
+                        reason: "give the journal device's path (looking it up by UUID= or LABEL= is not supported)",
+                    });
+                }
+                j.device = Some(path.to_string());
+            }
             _ => {
                 return Err(MkfsError::InvalidOption {
                     option: "-J",
                     value: token.to_string(),
-                    reason: "supported journal options are size= and location=",
+                    reason: "supported journal options are size=, location= and device=",
                 });
             }
         }

@@ -93,6 +93,8 @@ pub struct Params {
     pub orphan_file_blocks: Option<u64>,
     /// Warnings collected so far.
     pub warnings: Vec<Warning>,
+    /// `-O journal_dev`: an external journal device, not a filesystem.
+    pub journal_dev: bool,
 }
 
 /// The size class of mke2fs (`parse_fs_type`), from the size in 1 KiB units.
@@ -139,9 +141,11 @@ fn fs_types(profile: &Profile, ext: &str, usage: &str) -> Vec<String> {
     list
 }
 
-/// The journal size asked by `-j`/`-J`: 0 none, -1 default, else MiB.
+/// The journal size asked by `-j`/`-J`: 0 none, -1 default, else MiB
+/// (`-J device=` alone asks for no internal journal).
 fn requested_journal(opts: &FormatOptions) -> i64 {
-    match opts.journal_options {
+    match &opts.journal_options {
+        Some(j) if j.device.is_some() && j.size_mib.is_none() => 0,
         Some(j) => j.size_mib.map_or(-1, i64::from),
         None if opts.journal => -1,
         None => 0,
@@ -183,7 +187,7 @@ pub fn resolve(dev_len: u64, opts: &FormatOptions) -> Result<Params, MkfsError> 
     let journal_size = requested_journal(opts);
     let ext = ext_type(opts, journal_size);
     let usage = opts.usage_types.clone().unwrap_or_else(|| size_type(count, bs0).to_string());
-    let types = fs_types(&profile, ext, &usage);
+    let mut types = fs_types(&profile, ext, &usage);
 
     let mut feat = FeatureWords::default();
     let mut default_mount_opts = 0;
@@ -227,6 +231,11 @@ pub fn resolve(dev_len: u64, opts: &FormatOptions) -> Result<Params, MkfsError> 
     if block_size > PAGE_SIZE as u32 {
         warnings.push(Warning::BlockSizeAbovePageSize { block_size });
     }
+    // A journal device takes the profile's "journal" type from here on.
+    let journal_dev = has_incompat(&feat, Incompat::JOURNAL_DEV);
+    if journal_dev {
+        types = vec!["journal".to_string()];
+    }
 
     if count > MAX_32 && has_incompat(&feat, Incompat::BIT64) {
         set_compat(&mut feat, Compat::RESIZE_INODE, false);
@@ -244,11 +253,20 @@ pub fn resolve(dev_len: u64, opts: &FormatOptions) -> Result<Params, MkfsError> 
     if journal_size != 0 {
         set_compat(&mut feat, Compat::HAS_JOURNAL, true);
     }
+    // A journal device keeps only metadata_csum of the other features.
+    if journal_dev {
+        feat = FeatureWords {
+            compat: Compat::empty(),
+            incompat: Incompat::JOURNAL_DEV,
+            ro_compat: feat.ro_compat.intersection(RoCompat::METADATA_CSUM),
+        };
+    }
 
     let reserved_ratio = match opts.reserved_percent {
         Some(p) if !(0.0..=50.0).contains(&p) => {
             return Err(MkfsError::InvalidReservedPercent { percent: p });
         }
+        _ if journal_dev => 0.0,
         Some(p) => p,
         None => profile.double(&types, "reserved_ratio", 5.0),
     };
@@ -428,7 +446,7 @@ pub fn resolve(dev_len: u64, opts: &FormatOptions) -> Result<Params, MkfsError> 
         mmp_update_interval: e.mmp_update_interval.unwrap_or(0),
         extra_flags: if e.test_fs { ext4_ondisk::superblock::FLAGS_TEST_FILESYS } else { 0 },
         journal_size,
-        journal_location: opts.journal_options.and_then(|j| j.location).map(|l| to_blocks(l, log_block_size)),
+        journal_location: opts.journal_options.as_ref().and_then(|j| j.location).map(|l| to_blocks(l, log_block_size)),
         lazy_itable_init,
         lazy_journal_init,
         assume_prezeroed: e.assume_storage_prezeroed.unwrap_or(false),
@@ -454,6 +472,7 @@ pub fn resolve(dev_len: u64, opts: &FormatOptions) -> Result<Params, MkfsError> 
         device_name: opts.device_name.clone().unwrap_or_default(),
         orphan_file_blocks: e.orphan_file_size.map(|s| to_blocks(s, log_block_size)),
         warnings,
+        journal_dev,
     })
 }
 

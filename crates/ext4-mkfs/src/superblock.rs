@@ -6,6 +6,7 @@ use ext4_ondisk::{Compat, Incompat, RoCompat};
 
 use crate::build::Build;
 use crate::features::{has_compat, has_incompat, has_ro};
+use crate::resolve::Params;
 
 /// `EXT2_DFL_MAX_MNT_COUNT`.
 const DFL_MAX_MNT_COUNT: u16 = 20;
@@ -41,7 +42,6 @@ impl Build {
     pub fn superblock(&self, kbytes_written: u64) -> Superblock {
         let s = &self.model.shape;
         let p = &self.params;
-        let t = p.time;
         let mut sb = Superblock::zeroed();
         sb.set_features(s.features);
         sb.s_inodes_count.set(s.inodes_count);
@@ -55,33 +55,15 @@ impl Build {
         sb.s_blocks_per_group.set(s.blocks_per_group);
         sb.s_clusters_per_group.set(s.blocks_per_group);
         sb.s_inodes_per_group.set(s.inodes_per_group);
-        sb.s_wtime.set(t);
-        sb.s_magic.set(EXT4_MAGIC);
-        sb.s_state.set(STATE_VALID);
-        sb.s_errors.set(p.errors);
-        sb.s_lastcheck.set(t);
-        sb.s_mkfs_time.set(t);
-        if p.periodic_fsck {
-            sb.s_checkinterval.set(DFL_CHECKINTERVAL);
-            let jitter: u32 = p.uuid.iter().map(|&b| u32::from(b)).sum();
-            sb.s_max_mnt_count.set(DFL_MAX_MNT_COUNT + (jitter % u32::from(DFL_MAX_MNT_COUNT)) as u16);
-        } else {
-            sb.s_max_mnt_count.set(0xFFFF);
-        }
-        sb.s_rev_level.set(1);
-        sb.s_first_ino.set(crate::shape::FIRST_INO);
+        set_identity(&mut sb, p);
         sb.s_inode_size.set(s.inode_size as u16);
-        sb.s_uuid = p.uuid;
-        sb.s_volume_name[..p.label.len()].copy_from_slice(&p.label);
-        sb.s_last_mounted[..p.last_mounted.len()].copy_from_slice(&p.last_mounted);
         sb.s_reserved_gdt_blocks.set(s.reserved_gdt_blocks as u16);
-        for (i, w) in sb.s_hash_seed.iter_mut().enumerate() {
-            w.set(ext4_ondisk::get_u32(&p.hash_seed, i * 4));
-        }
-        sb.s_def_hash_version = p.hash_alg;
         sb.s_desc_size.set(s.s_desc_size as u16);
-        sb.s_default_mount_opts.set(p.default_mount_opts);
         sb.s_first_meta_bg.set(s.first_meta_bg);
+        if let Some(e) = &self.external {
+            sb.s_journal_uuid = e.uuid;
+            sb.s_journal_dev.set(e.rdev);
+        }
         if let Some(j) = self.jnl_blocks {
             sb.s_journal_inum.set(ext4_ondisk::ino::JOURNAL);
             sb.s_jnl_backup_type = 1;
@@ -92,8 +74,6 @@ impl Build {
         sb.s_min_extra_isize.set(s.extra_isize);
         sb.s_want_extra_isize.set(s.extra_isize);
         sb.s_flags.set(FLAGS_SIGNED_HASH | p.extra_flags);
-        sb.s_raid_stride.set(p.raid_stride as u16);
-        sb.s_raid_stripe_width.set(p.raid_stripe_width);
         if self.mmp_block != 0 {
             sb.s_mmp_interval.set(p.mmp_update_interval as u16);
             sb.s_mmp_block.set(self.mmp_block);
@@ -116,6 +96,39 @@ impl Build {
         sb.s_orphan_file_inum.set(self.orphan_ino);
         sb
     }
+}
+
+/// The fields mke2fs sets from its options alike on a filesystem and on a
+/// journal device: times, state, error behaviour, periodic checks,
+/// revision, UUID, label, last-mounted directory, hash seed and version,
+/// default mount options, RAID geometry.
+pub(crate) fn set_identity(sb: &mut Superblock, p: &Params) {
+    let t = p.time;
+    sb.s_wtime.set(t);
+    sb.s_magic.set(EXT4_MAGIC);
+    sb.s_state.set(STATE_VALID);
+    sb.s_errors.set(p.errors);
+    sb.s_lastcheck.set(t);
+    sb.s_mkfs_time.set(t);
+    if p.periodic_fsck {
+        sb.s_checkinterval.set(DFL_CHECKINTERVAL);
+        let jitter: u32 = p.uuid.iter().map(|&b| u32::from(b)).sum();
+        sb.s_max_mnt_count.set(DFL_MAX_MNT_COUNT + (jitter % u32::from(DFL_MAX_MNT_COUNT)) as u16);
+    } else {
+        sb.s_max_mnt_count.set(0xFFFF);
+    }
+    sb.s_rev_level.set(1);
+    sb.s_first_ino.set(crate::shape::FIRST_INO);
+    sb.s_uuid = p.uuid;
+    sb.s_volume_name[..p.label.len()].copy_from_slice(&p.label);
+    sb.s_last_mounted[..p.last_mounted.len()].copy_from_slice(&p.last_mounted);
+    for (i, w) in sb.s_hash_seed.iter_mut().enumerate() {
+        w.set(ext4_ondisk::get_u32(&p.hash_seed, i * 4));
+    }
+    sb.s_def_hash_version = p.hash_alg;
+    sb.s_default_mount_opts.set(p.default_mount_opts);
+    sb.s_raid_stride.set(p.raid_stride as u16);
+    sb.s_raid_stripe_width.set(p.raid_stripe_width);
 }
 
 /// A backup copy of `primary` for group `g`: the group number, the state

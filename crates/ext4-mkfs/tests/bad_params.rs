@@ -126,13 +126,13 @@ const CASES: &[(&str, Setup, Expect)] = &[
         "journal below 1024 blocks",
         |o| {
             o.block_size = Some(4096);
-            o.journal_options = Some(ext4_mkfs::JournalOptions { size_mib: Some(1), location: None })
+            o.journal_options = Some(ext4_mkfs::JournalOptions { size_mib: Some(1), ..Default::default() })
         },
         |e| matches!(e, MkfsError::InvalidJournalSize { .. }),
     ),
     (
         "journal over half the filesystem",
-        |o| o.journal_options = Some(ext4_mkfs::JournalOptions { size_mib: Some(60), location: None }),
+        |o| o.journal_options = Some(ext4_mkfs::JournalOptions { size_mib: Some(60), ..Default::default() }),
         |e| matches!(e, MkfsError::InvalidJournalSize { .. }),
     ),
     (
@@ -204,5 +204,6 @@ fn unknown_names_are_refused_by_the_parsers() {
     assert!(matches!(ext4_mkfs::parse_extended("frobnicate=1"), Err(MkfsError::UnknownExtendedOption { .. })));
     assert!(matches!(ext4_mkfs::parse_size("12Q"), Err(MkfsError::InvalidOption { .. })));
     assert!(matches!(ext4_mkfs::parse_uuid_choice("not-a-uuid"), Err(MkfsError::InvalidOption { option: "-U", .. })));
-    assert!(matches!(ext4_mkfs::parse_journal_options("device=/dev/sdb"), Err(MkfsError::InvalidOption { .. })));
+    assert!(matches!(ext4_mkfs::parse_journal_options("device=UUID=1234"), Err(MkfsError::InvalidOption { .. })));
+    assert_eq!(ext4_mkfs::parse_journal_options("device=/dev/sdb").unwrap().device.as_deref(), Some("/dev/sdb"));
 }

@@ -15,10 +15,7 @@ const M: u64 = 1 << 20;
 fn can_loop_mount() -> bool {
     let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
     let ok = root && Path::new("/dev/loop-control").exists() && Command::new("mount").arg("-V").output().is_ok();
-    if !ok {
-        println!("SKIPPED: loop mounts need root, /dev/loop-control and mount");
-    }
-    ok
+    ext4_testkit::require(ok, "loop mounts need root, /dev/loop-control and mount")
 }
 
 /// A loop mount under /tmp/ext4-mkfs-mnt-*, unmounted when dropped.

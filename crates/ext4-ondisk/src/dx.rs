@@ -176,6 +176,30 @@ pub fn parse_node(block: &[u8], csum: bool) -> Result<DxEntries<'_>, FormatError
     parse_entries(block, NODE_COUNT_OFFSET, node_limit(block.len() as u32, csum))
 }
 
+/// Where a block's dx count and limit are, if it looks like an index block
+/// (libext2fs' `ext2fs_get_dx_countlimit`): a node starts with an empty
+/// entry spanning the block (offset 8); a root with `.` of 12 bytes, `..`
+/// spanning the rest and a valid root info (offset 32). `None` for a leaf,
+/// or when count or limit exceed what the block can hold.
+pub fn count_limit_offset(block: &[u8]) -> Option<usize> {
+    let bs = block.len() as u32;
+    let rec_len = |pos: usize| crate::dir::rec_len_from_disk(crate::get_u16(block, pos + 4), bs);
+    let off = if rec_len(0) == bs && crate::get_u16(block, 6) == 0 {
+        NODE_COUNT_OFFSET
+    } else if rec_len(0) == 12 && block.len() >= ROOT_COUNT_OFFSET + 4 && rec_len(12) == bs - 12 {
+        let info_ok = crate::get_u32(block, ROOT_INFO_OFFSET) == 0 && block[ROOT_INFO_OFFSET + 5] == 8;
+        if !info_ok {
+            return None;
+        }
+        ROOT_COUNT_OFFSET
+    } else {
+        return None;
+    };
+    let sane = (block.len() - off) / DX_ENTRY_SIZE;
+    let (limit, count) = (usize::from(crate::get_u16(block, off)), usize::from(crate::get_u16(block, off + 2)));
+    (limit <= sane && count <= sane).then_some(off)
+}
+
 /// Writes the root info of a dx root block.
 pub fn write_root_info(block: &mut [u8], info: DxRootInfo) {
     crate::put_u32(block, ROOT_INFO_OFFSET, 0);

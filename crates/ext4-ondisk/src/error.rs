@@ -32,6 +32,8 @@ pub enum Structure {
     Mmp,
     /// The jbd2 journal (its superblock or log blocks).
     Journal,
+    /// A fast-commit tag (`struct ext4_fc_tl` and its value).
+    FastCommit,
 }
 
 impl fmt::Display for Structure {
@@ -50,6 +52,7 @@ impl fmt::Display for Structure {
             Self::OrphanBlock => "orphan file block",
             Self::Mmp => "MMP block",
             Self::Journal => "journal",
+            Self::FastCommit => "fast-commit tag",
         })
     }
 }

@@ -192,7 +192,7 @@ pub fn raw_index(bytes: &[u8], i: usize) -> ExtentIndex {
     ExtentIndex { logical: r.ei_block.get(), leaf: u64::from(r.ei_leaf_lo.get()) | u64::from(r.ei_leaf_hi.get()) << 32 }
 }
 
-fn decode_extent(b: &[u8]) -> Extent {
+pub(crate) fn decode_extent(b: &[u8]) -> Extent {
     let r = ExtentRaw::read_from_bytes(b).expect("12 bytes");
     let raw_len = u32::from(r.ee_len.get());
     let (len, unwritten) = if raw_len > INIT_MAX_LEN { (raw_len - INIT_MAX_LEN, true) } else { (raw_len, false) };

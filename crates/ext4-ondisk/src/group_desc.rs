@@ -224,8 +224,13 @@ pub fn verify_group_desc(geo: &Geometry, group: u32, raw: &[u8]) -> Result<(), F
     FormatError::check_csum(Structure::GroupDesc, stored.into(), computed.into())
 }
 
-/// Recomputes and stores the checksum of the descriptor bytes `raw`.
+/// Recomputes and stores the checksum of the descriptor bytes `raw`;
+/// without group checksums `bg_checksum` is left as it is, as the kernel's
+/// `ext4_group_desc_csum_set` and libext2fs leave it.
 pub fn update_group_desc_checksum(geo: &Geometry, group: u32, raw: &mut [u8]) {
+    if geo.csum == CsumKind::None {
+        return;
+    }
     let c = group_desc_checksum(geo, group, raw);
     crate::put_u16(raw, GD_CHECKSUM_OFFSET, c);
 }

@@ -20,6 +20,7 @@ pub mod dir;
 pub mod dx;
 mod error;
 pub mod extent;
+pub mod fast_commit;
 pub mod features;
 pub mod group_desc;
 pub mod inode;

@@ -442,6 +442,19 @@ impl Superblock {
         self.s_error_count.set(self.s_error_count.get().saturating_add(1));
     }
 
+    /// The copy group `g` keeps, as `ext2fs_flush` writes backups: the
+    /// group's number, neither "clean" nor `needs_recovery` (a backup is
+    /// only read when the primary is lost, and then wants a full check),
+    /// and its own checksum.
+    pub fn backup_copy(&self, g: u32) -> Superblock {
+        let mut sb = self.clone();
+        sb.s_block_group_nr.set(g.min(65535) as u16);
+        sb.s_state.set(self.s_state.get() & !STATE_VALID);
+        sb.s_feature_incompat.set(self.s_feature_incompat.get() & !Incompat::RECOVER.bits());
+        sb.update_checksum();
+        sb
+    }
+
     /// The volume label, up to the first NUL.
     pub fn volume_name(&self) -> &[u8] {
         cstr(&self.s_volume_name)
@@ -456,11 +469,30 @@ impl Superblock {
     pub fn hash_seed(&self) -> [u32; 4] {
         self.s_hash_seed.map(|w| w.get())
     }
+
+    /// The hash seed as its 16 stored bytes (printed as a UUID).
+    pub fn hash_seed_bytes(&self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b.copy_from_slice(self.s_hash_seed.as_bytes());
+        b
+    }
 }
 
 fn cstr(b: &[u8]) -> &[u8] {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
     &b[..end]
+}
+
+/// Where one group keeps its copies of the superblock and descriptors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupLayout {
+    /// The superblock copy (the primary for group 0).
+    pub super_blk: Option<u64>,
+    /// First block of the old-style descriptor table copy
+    /// ([`Geometry::old_desc_blocks`] blocks, then the reserved GDT blocks).
+    pub old_desc_blk: Option<u64>,
+    /// The `meta_bg` descriptor block this group holds a copy of.
+    pub new_desc_blk: Option<u64>,
 }
 
 /// How group descriptors are checksummed.
@@ -681,6 +713,20 @@ impl Geometry {
         self.blocks_count.saturating_sub(start).min(u64::from(self.blocks_per_group)) as u32
     }
 
+    /// Number of clusters in group `g` (the last group may be short; 0 past
+    /// the end). Equal to [`Self::blocks_in_group`] without bigalloc.
+    pub fn clusters_in_group(&self, g: u32) -> u32 {
+        self.blocks_in_group(g).div_ceil(self.cluster_ratio)
+    }
+
+    /// The first block of the cluster holding block `b` (`b` itself
+    /// without bigalloc). Clusters count from `s_first_data_block`.
+    pub fn cluster_start(&self, b: u64) -> u64 {
+        let first = u64::from(self.first_data_block);
+        let rel = b.saturating_sub(first);
+        first + rel - rel % u64::from(self.cluster_ratio)
+    }
+
     /// The group holding block `b`, and the block's index within it (blocks
     /// before `s_first_data_block` count as group 0's first).
     pub fn block_group(&self, b: u64) -> (u32, u32) {
@@ -739,6 +785,29 @@ impl Geometry {
         }
     }
 
+    /// Blocks of the old-style descriptor table each copy holds: all of
+    /// them, or with `meta_bg` the first `s_first_meta_bg` (as dumpe2fs
+    /// and `ext2fs_flush` count them; not capped by the table's size).
+    pub fn old_desc_blocks(&self) -> u32 {
+        if self.meta_bg() { self.first_meta_bg } else { self.gdt_blocks() }
+    }
+
+    /// Where group `g` keeps its superblock copy and descriptor blocks
+    /// (`ext2fs_super_and_bgd_loc2`).
+    pub fn group_layout(&self, g: u32) -> GroupLayout {
+        let first = self.group_first_block(g);
+        // 1 KiB blocks starting at block 0 (bigalloc): the superblock is block 1.
+        let group_block = if first == 0 && self.block_size == 1024 { 1 } else { first };
+        let has_super = self.group_has_super(g);
+        let mut l = GroupLayout { super_blk: has_super.then_some(group_block), old_desc_blk: None, new_desc_blk: None };
+        if !self.meta_bg() || g / self.descs_per_block < self.first_meta_bg {
+            l.old_desc_blk = has_super.then_some(group_block + 1);
+        } else if [0, 1, self.descs_per_block - 1].contains(&(g % self.descs_per_block)) {
+            l.new_desc_blk = Some(group_block + u64::from(has_super));
+        }
+        l
+    }
+
     /// Number of blocks at the start of group `g` taken by the superblock
     /// copy, group descriptors and reserved GDT blocks (`ext2fs_super_and_bgd_loc2`).
     pub fn group_overhead_blocks(&self, g: u32) -> u32 {
@@ -760,6 +829,48 @@ impl Geometry {
             n += self.gdt_blocks() + self.reserved_gdt_blocks;
         }
         n
+    }
+}
+
+/// The validated numbers of an external journal device's superblock
+/// (`journal_dev`): a device with no groups or inodes, only its size and
+/// identity; the jbd2 superblock follows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalDevice {
+    /// Block size in bytes (must equal the filesystem's).
+    pub block_size: u32,
+    /// Blocks of the device (`s_blocks_count`): the journal's length.
+    pub blocks_count: u64,
+    /// The journal's UUID (`s_uuid`), which a filesystem names in `s_journal_uuid`.
+    pub uuid: [u8; 16],
+}
+
+impl JournalDevice {
+    /// Validates the superblock of an external journal device: the magic,
+    /// the `journal_dev` feature (`ext4_get_dev_journal`: "external journal
+    /// has bad superblock"), the block size and the block count. The
+    /// checksum is the caller's to verify.
+    pub fn new(sb: &Superblock) -> Result<Self, FormatError> {
+        use Structure::Superblock as S;
+        let bad = |field, value: u64, reason| FormatError::bad(S, field, value, reason);
+        if sb.s_magic.get() != EXT4_MAGIC {
+            return Err(FormatError::BadMagic { structure: S, found: sb.s_magic.get().into() });
+        }
+        let incompat = sb.features().incompat;
+        if !incompat.contains(Incompat::JOURNAL_DEV) {
+            return Err(bad("s_feature_incompat", incompat.bits().into(), "not an external journal device (no journal_dev)"));
+        }
+        let log = sb.s_log_block_size.get();
+        if log > 6 {
+            return Err(bad("s_log_block_size", log.into(), "block size above 64 KiB"));
+        }
+        let block_size = 1024u32 << log;
+        let blocks_count = sb.blocks_count();
+        // The ext4 superblock, the jbd2 superblock and at least one log block.
+        if blocks_count < SUPERBLOCK_OFFSET / u64::from(block_size) + 3 {
+            return Err(bad("s_blocks_count", blocks_count, "too small for a journal"));
+        }
+        Ok(Self { block_size, blocks_count, uuid: sb.s_uuid })
     }
 }
 

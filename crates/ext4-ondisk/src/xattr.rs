@@ -226,6 +226,36 @@ pub fn block_hash(entry_hashes: impl IntoIterator<Item = u32>) -> u32 {
     hash
 }
 
+/// The entries of an area (from `start`) whose value lives in an EA
+/// inode: `(offset, e_value_inum, name hash)`, the name hash being
+/// `entry_hash(name, None)`, to mix with the EA inode's value hash.
+pub fn ea_inode_entries(area: &[u8], start: usize, structure: Structure) -> Result<Vec<(usize, u32, u32)>, FormatError> {
+    let mut out = Vec::new();
+    for e in XattrEntryIter::new(area, start, structure) {
+        let e = e?;
+        if e.value_inum != 0 {
+            out.push((e.offset, e.value_inum, entry_hash(e.name, None)));
+        }
+    }
+    Ok(out)
+}
+
+/// Sets `e_hash` of the entry at `pos`.
+pub fn set_entry_hash(area: &mut [u8], pos: usize, hash: u32) {
+    crate::put_u32(area, pos + 12, hash);
+}
+
+/// Recomputes a block's `h_hash` from its entries' hashes (`ext4_xattr_rehash`).
+pub fn rehash_block(block: &mut [u8]) -> Result<(), FormatError> {
+    let hashes: Vec<u32> =
+        XattrEntryIter::new(block, BLOCK_HEADER_SIZE, Structure::XattrBlock).map(|e| e.map(|e| e.hash)).collect::<Result<_, _>>()?;
+    crate::put_u32(block, H_HASH_OFFSET, block_hash(hashes));
+    Ok(())
+}
+
+/// Offset of `h_hash` in the block header.
+const H_HASH_OFFSET: usize = 12;
+
 /// Validates a block header: magic and `h_blocks == 1`.
 pub fn parse_block_header(block: &[u8]) -> Result<XattrBlockHeader, FormatError> {
     const S: Structure = Structure::XattrBlock;

@@ -54,12 +54,16 @@ pub struct Config {
     pub seed: u64,
     /// Worker threads.
     pub threads: usize,
+    /// mke2fs arguments for a configuration the project's formatter does
+    /// not make (bigalloc); empty: ext4-mkfs formats the image.
+    pub mke2fs: &'static [&'static str],
 }
 
 impl Config {
-    /// A short name for reports.
+    /// A short name for reports (with mke2fs' `-O` features when it formats).
     pub fn label(&self) -> String {
-        format!("{}-{}k", self.fs_type.name(), self.block_size / 1024)
+        let features = self.mke2fs.iter().skip_while(|a| **a != "-O").nth(1).map(|f| format!("-{f}")).unwrap_or_default();
+        format!("{}-{}k{features}", self.fs_type.name(), self.block_size / 1024)
     }
 }
 
@@ -111,6 +115,12 @@ struct State {
 }
 
 fn format(cfg: &Config) -> Result<Vec<u8>, String> {
+    if !cfg.mke2fs.is_empty() {
+        let path = std::env::temp_dir().join(format!("ext4-crash-{}-{}.img", std::process::id(), crate::oracle::unique()));
+        let made = crate::fixtures::mke2fs_sized(&path, cfg.size, cfg.mke2fs).and_then(|()| std::fs::read(&path));
+        let _ = std::fs::remove_file(&path);
+        return made.map_err(|e| e.to_string());
+    }
     let dev = Arc::new(MemoryDevice::new(cfg.size as usize));
     let opts = FormatOptions::new(cfg.fs_type)
         .profile(Profile::UPSTREAM)
@@ -522,6 +532,34 @@ pub fn workloads() -> Vec<Workload> {
                     fs.sync().unwrap();
                     point(fs, true);
                 }
+            },
+        },
+        Workload {
+            // Bigalloc's partial clusters: holes punched inside clusters the
+            // file keeps, then written again (blocks of a cluster allocated
+            // by an earlier transaction), and truncates that end mid-cluster.
+            name: "cluster-holes",
+            needs_extents: true,
+            run: |fs, point| {
+                let ino = fs.write_file("/c", &data(9, 70_000)).unwrap();
+                fs.sync().unwrap();
+                point(fs, true);
+                for i in 0..4u64 {
+                    fs.punch_hole(ino, 1024 + i * 17_000, 2048).unwrap();
+                    point(fs, false);
+                    fs.sync().unwrap();
+                    point(fs, true);
+                    fs.write_at(ino, 1024 + i * 17_000, &data(i as usize + 20, 1500)).unwrap();
+                    point(fs, false);
+                    fs.truncate(ino, 66_000 - i * 9000).unwrap();
+                    point(fs, false);
+                    fs.sync().unwrap();
+                    point(fs, true);
+                }
+                fs.write_at(ino, 90_000, &data(30, 3000)).unwrap();
+                point(fs, false);
+                fs.sync().unwrap();
+                point(fs, true);
             },
         },
         Workload {

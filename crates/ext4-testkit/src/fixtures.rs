@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::oracle::{LoopMount, can_loop_mount, have_e2fsprogs};
+use crate::oracle::{LoopDevice, LoopMount, can_loop_mount, have_e2fsprogs};
 
 /// Which tree a fixture uses.
 pub type TreeSize = crate::tree::TreeProfile;
@@ -198,6 +198,42 @@ pub fn mke2fs(image: &Path, p: &Profile, source: Option<&Path>) -> std::io::Resu
     run(&mut c)
 }
 
+/// Runs reproducible mke2fs with `args` (no source tree) on a new image
+/// file of `size` bytes, with the private mke2fs.conf of
+/// [`mke2fs`] (Debian's 1.47 defaults): for tests of configurations the
+/// project's formatter does not make.
+pub fn mke2fs_sized(image: &Path, size: u64, args: &[&str]) -> std::io::Result<()> {
+    let p = Profile { name: "sized", mke2fs_args: &[], conf_defaults: "", size: "", tree: TreeSize::Small, writer: Writer::Mke2fs };
+    let conf = write_conf(&p)?;
+    std::fs::File::create(image)?.set_len(size)?;
+    let mut c = Command::new("mke2fs");
+    c.env("E2FSPROGS_FAKE_TIME", FAKE_TIME).env("MKE2FS_CONFIG", &conf);
+    c.args(["-q", "-F", "-U", UUID, "-E"]).arg(format!("hash_seed={HASH_SEED},lazy_itable_init=0,nodiscard"));
+    c.args(args).arg(image);
+    run(&mut c)
+}
+
+/// Makes an external journal device of `journal_size` bytes on `journal`
+/// (`mke2fs -O journal_dev`), then a filesystem of `size` bytes with `args`
+/// on `image` whose journal it is (`mke2fs -J device=`, through a loop
+/// device: root and loop devices needed). Returns the journal's UUID,
+/// unique to the call: e2fsck looks journals up by UUID among the block
+/// devices (blkid), and must not find another test's.
+pub fn mke2fs_external_journal(image: &Path, size: u64, journal: &Path, journal_size: u64, args: &[&str]) -> std::io::Result<String> {
+    let arg = |flag: &str, default| args.iter().skip_while(|a| **a != flag).nth(1).copied().unwrap_or(default);
+    let (block_size, fs_type) = (arg("-b", "4096"), arg("-t", "ext4"));
+    let n = crate::oracle::unique();
+    let uuid = format!("0badc0de-{:04x}-4222-8333-{:012x}", n & 0xffff, std::process::id());
+    mke2fs_sized(journal, journal_size, &["-t", fs_type, "-O", "journal_dev", "-b", block_size, "-U", &uuid])?;
+    let dev = LoopDevice::new(journal)?;
+    let device = format!("device={}", dev.path().display());
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["-J", &device]);
+    mke2fs_sized(image, size, &all)?;
+    dev.detach()?;
+    Ok(uuid)
+}
+
 /// A private mke2fs.conf: Debian's 1.47 defaults plus the profile's lines,
 /// so fixtures do not depend on the host's /etc/mke2fs.conf.
 fn write_conf(p: &Profile) -> std::io::Result<PathBuf> {
@@ -212,7 +248,10 @@ fn write_conf(p: &Profile) -> std::io::Result<PathBuf> {
          \tbig = {{\n\t\tinode_ratio = 32768\n\t}}\n\thuge = {{\n\t\tinode_ratio = 65536\n\t}}\n",
         p.conf_defaults
     );
-    std::fs::write(&path, text)?;
+    // Several tests write it at once: a reader never sees a half-written file.
+    let tmp = unique_tmp(&path);
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, &path)?;
     Ok(path)
 }
 

@@ -1,6 +1,7 @@
 //! A CI-sized sample of `cargo xtask crash`: every workload, every write
 //! boundary and a few reorderings per flush epoch, on journaled ext4 (with
-//! and without metadata_csum's journal checksums) and ext3.
+//! and without metadata_csum's journal checksums), ext3, and bigalloc
+//! (made by mke2fs).
 
 use ext4_mkfs::FsType;
 use ext4_testkit::crash::{Config, explore, workloads};
@@ -20,6 +21,7 @@ fn crash_states_recover_atomically_and_clean() {
             e2fsck_replay_every: 50,
             seed: 1,
             threads: 2,
+            mke2fs: &[],
         },
         Config {
             fs_type: FsType::Ext3,
@@ -29,6 +31,17 @@ fn crash_states_recover_atomically_and_clean() {
             e2fsck_replay_every: 50,
             seed: 2,
             threads: 2,
+            mke2fs: &[],
+        },
+        Config {
+            fs_type: FsType::Ext4,
+            block_size: 1024,
+            size: 8 << 20,
+            reorders_per_epoch: 1,
+            e2fsck_replay_every: 50,
+            seed: 3,
+            threads: 2,
+            mke2fs: &["-t", "ext4", "-b", "1024", "-O", "bigalloc", "-C", "16384"],
         },
     ];
     let mut total = 0;

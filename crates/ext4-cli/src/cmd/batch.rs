@@ -11,7 +11,9 @@
 //! what ran before it stays applied, and the image is closed cleanly either
 //! way.
 
+use std::ffi::OsString;
 use std::io::Read;
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -31,6 +33,10 @@ pub struct Args {
     file: Option<PathBuf>,
     /// The image or device.
     image: PathBuf,
+    /// The external journal device (or image) of a filesystem made with
+    /// `mke2fs -J device=`.
+    #[arg(long, value_name = "FILE")]
+    journal: Option<PathBuf>,
 }
 
 /// One script line as clap parses it.
@@ -46,25 +52,25 @@ struct Line {
 pub struct Command {
     /// Line number (1-based) of its first word.
     pub line: usize,
-    /// Its source text, trimmed.
+    /// Its source text, trimmed (bytes that are not UTF-8 replaced, for messages).
     pub text: String,
-    /// Its words after quote removal.
-    pub words: Vec<String>,
+    /// Its words after quote removal, as bytes.
+    pub words: Vec<OsString>,
 }
 
 /// Runs the command.
 pub fn run(a: Args) -> CliResult {
     let script = match &a.file {
-        Some(f) => std::fs::read_to_string(f).context(|| format!("reading {}", f.display()))?,
+        Some(f) => std::fs::read(f).context(|| format!("reading {}", f.display()))?,
         None => {
-            let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context(|| "reading the script from standard input".into())?;
+            let mut s = Vec::new();
+            std::io::stdin().read_to_end(&mut s).context(|| "reading the script from standard input".into())?;
             s
         }
     };
     let commands = split(&script).map_err(|e| refused("batch", e))?;
     let ops = commands.iter().map(|c| parse(c, a.file.is_none())).collect::<CliResult<Vec<_>>>()?;
-    let mut fs = open_rw(&a.image)?;
+    let mut fs = open_rw(&a.image, a.journal.as_deref())?;
     let result = execute(&mut fs, &commands, &ops, a.keep_going);
     let closed = close(fs, &a.image);
     match (result, closed) {
@@ -112,91 +118,94 @@ fn execute(fs: &mut Filesystem, commands: &[Command], ops: &[Op<Open>], keep_goi
     }
     match failed {
         0 => Ok(()),
-        n => Err(refused("batch", format!("{n} of {} commands failed", commands.len()))),
+        n => Err(CliError::partial("batch", format!("{n} of {} commands failed", commands.len()))),
     }
 }
 
 /// An error without an errno: `context: why`.
 fn refused(context: impl Into<String>, why: String) -> CliError {
-    CliError { context: context.into(), cause: why.into(), errno: None }
+    CliError::new(context, why, None)
 }
 
 /// Splits a script into commands: shell-like words, one command a line.
-pub fn split(script: &str) -> Result<Vec<Command>, String> {
+/// The script is bytes: every special character is ASCII, and no byte of a
+/// multi-byte UTF-8 character is, so names need not be UTF-8.
+pub fn split(script: &[u8]) -> Result<Vec<Command>, String> {
     let mut out = Vec::new();
-    let mut words: Vec<String> = Vec::new();
-    let mut word: Option<String> = None;
+    let mut words: Vec<OsString> = Vec::new();
+    let mut word: Option<Vec<u8>> = None;
     // The command's first line, and the source span of its words.
     let (mut line, mut start_line, mut start, mut end) = (1, 1, 0, 0);
-    let mut chars = script.char_indices().peekable();
-    let end_command = |out: &mut Vec<Command>, words: &mut Vec<String>, start_line, text: &str| {
+    let mut bytes = script.iter().copied().enumerate().peekable();
+    let end_command = |out: &mut Vec<Command>, words: &mut Vec<OsString>, start_line, text: &[u8]| {
         if !words.is_empty() {
-            out.push(Command { line: start_line, text: text.to_string(), words: std::mem::take(words) });
+            out.push(Command { line: start_line, text: String::from_utf8_lossy(text).into_owned(), words: std::mem::take(words) });
         }
     };
-    while let Some((i, ch)) = chars.next() {
+    let take = |word: &mut Option<Vec<u8>>| word.take().map(OsString::from_vec);
+    while let Some((i, ch)) = bytes.next() {
         match ch {
-            '\n' => {
-                words.extend(word.take());
+            b'\n' => {
+                words.extend(take(&mut word));
                 end_command(&mut out, &mut words, start_line, &script[start..end]);
                 line += 1;
                 continue;
             }
-            c if c.is_whitespace() => {
-                words.extend(word.take());
+            c if c.is_ascii_whitespace() => {
+                words.extend(take(&mut word));
                 continue;
             }
-            '#' if word.is_none() => {
-                while chars.next_if(|&(_, c)| c != '\n').is_some() {}
+            b'#' if word.is_none() => {
+                while bytes.next_if(|&(_, c)| c != b'\n').is_some() {}
                 continue;
             }
             _ if words.is_empty() && word.is_none() => (start_line, start) = (line, i),
             _ => {}
         }
         match ch {
-            '\\' => match chars.next() {
-                Some((_, '\n')) => line += 1,
-                Some((_, c)) => word.get_or_insert_with(String::new).push(c),
+            b'\\' => match bytes.next() {
+                Some((_, b'\n')) => line += 1,
+                Some((_, c)) => word.get_or_insert_with(Vec::new).push(c),
                 None => return Err(format!("line {line}: a backslash ends the script")),
             },
-            '\'' => {
-                let w = word.get_or_insert_with(String::new);
+            b'\'' => {
+                let w = word.get_or_insert_with(Vec::new);
                 let opened = line;
                 loop {
-                    match chars.next() {
-                        Some((_, '\'')) => break,
+                    match bytes.next() {
+                        Some((_, b'\'')) => break,
                         Some((_, c)) => {
-                            line += usize::from(c == '\n');
+                            line += usize::from(c == b'\n');
                             w.push(c);
                         }
                         None => return Err(format!("line {opened}: unterminated single quote")),
                     }
                 }
             }
-            '"' => {
-                let w = word.get_or_insert_with(String::new);
+            b'"' => {
+                let w = word.get_or_insert_with(Vec::new);
                 let opened = line;
                 loop {
-                    match chars.next() {
-                        Some((_, '"')) => break,
-                        Some((_, '\\')) => match chars.next_if(|&(_, c)| matches!(c, '"' | '\\' | '$' | '`' | '\n')) {
-                            Some((_, '\n')) => line += 1,
+                    match bytes.next() {
+                        Some((_, b'"')) => break,
+                        Some((_, b'\\')) => match bytes.next_if(|&(_, c)| matches!(c, b'"' | b'\\' | b'$' | b'`' | b'\n')) {
+                            Some((_, b'\n')) => line += 1,
                             Some((_, c)) => w.push(c),
-                            None => w.push('\\'),
+                            None => w.push(b'\\'),
                         },
                         Some((_, c)) => {
-                            line += usize::from(c == '\n');
+                            line += usize::from(c == b'\n');
                             w.push(c);
                         }
                         None => return Err(format!("line {opened}: unterminated double quote")),
                     }
                 }
             }
-            c => word.get_or_insert_with(String::new).push(c),
+            c => word.get_or_insert_with(Vec::new).push(c),
         }
-        end = chars.peek().map_or(script.len(), |&(j, _)| j);
+        end = bytes.peek().map_or(script.len(), |&(j, _)| j);
     }
-    words.extend(word.take());
+    words.extend(take(&mut word));
     end_command(&mut out, &mut words, start_line, &script[start..end]);
     Ok(out)
 }
@@ -205,12 +214,12 @@ pub fn split(script: &str) -> Result<Vec<Command>, String> {
 mod tests {
     use super::*;
 
-    fn words(script: &str) -> Vec<(usize, Vec<String>)> {
-        split(script).expect("splits").into_iter().map(|c| (c.line, c.words)).collect()
+    fn words(script: &str) -> Vec<(usize, Vec<OsString>)> {
+        split(script.as_bytes()).expect("splits").into_iter().map(|c| (c.line, c.words)).collect()
     }
 
-    fn w(line: usize, words: &[&str]) -> (usize, Vec<String>) {
-        (line, words.iter().map(|s| s.to_string()).collect())
+    fn w(line: usize, words: &[&str]) -> (usize, Vec<OsString>) {
+        (line, words.iter().map(OsString::from).collect())
     }
 
     #[test]
@@ -219,21 +228,24 @@ mod tests {
         assert_eq!(words(s), vec![w(3, &["mkdir", "-p", "/a/b"]), w(4, &["write", "/a/my file", "say \"hi\"\\n"])]);
         assert_eq!(words("touch a\\ b x#y ''\n"), vec![w(1, &["touch", "a b", "x#y", ""])]);
         assert_eq!(words("write /f 'two\nlines'\nrm \\\n  /f"), vec![w(1, &["write", "/f", "two\nlines"]), w(3, &["rm", "/f"])]);
-        assert_eq!(split(s).unwrap()[0].text, "mkdir -p /a/b");
-        assert_eq!(split("  ls 'a b' # c\n").unwrap()[0].text, "ls 'a b'");
-        assert_eq!(split("rm 'x\n").unwrap_err(), "line 1: unterminated single quote");
-        assert_eq!(split("\n\nrm \"x").unwrap_err(), "line 3: unterminated double quote");
+        assert_eq!(split(s.as_bytes()).unwrap()[0].text, "mkdir -p /a/b");
+        assert_eq!(split(b"  ls 'a b' # c\n").unwrap()[0].text, "ls 'a b'");
+        assert_eq!(split(b"rm 'x\n").unwrap_err(), "line 1: unterminated single quote");
+        assert_eq!(split(b"\n\nrm \"x").unwrap_err(), "line 3: unterminated double quote");
+        let raw = split(b"touch /caf\xe9 '/x\xff'\n").unwrap();
+        assert_eq!(raw[0].words[1], OsString::from_vec(b"/caf\xe9".to_vec()));
+        assert_eq!(raw[0].words[2], OsString::from_vec(b"/x\xff".to_vec()));
     }
 
     #[test]
     fn lines_parse_as_the_standalone_commands() {
-        let parsed = |s: &str| parse(&split(s).unwrap()[0], true).map(|op| op.writes());
+        let parsed = |s: &str| parse(&split(s.as_bytes()).unwrap()[0], true).map(|op| op.writes());
         assert!(parsed("mkdir -p -m 700 /a /b").unwrap());
         assert!(parsed("xattr set /f user.k 'a value'").unwrap());
         assert!(!parsed("xattr get /f user.k").unwrap());
         assert!(!parsed("ls -l /").unwrap());
         assert!(parsed("mv -T /a /b").unwrap());
-        let err = |s: &str| parse(&split(s).unwrap()[0], true).err().expect("refused").to_string();
+        let err = |s: &str| parse(&split(s.as_bytes()).unwrap()[0], true).err().expect("refused").to_string();
         assert!(err("frobnicate /x").starts_with("line 1: frobnicate /x: unrecognized subcommand"), "{}", err("frobnicate /x"));
         assert!(err("write /f").contains("give TEXT or --from FILE"));
         assert!(err("chmod 755").contains("required"), "{}", err("chmod 755"));

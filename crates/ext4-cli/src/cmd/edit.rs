@@ -1,12 +1,14 @@
 //! Small editing commands: `write`, `rm`, `truncate`, `mkdir`, `rmdir`,
 //! `mv`, `ln`, `mknod`, `chmod`, `chown`, `touch`.
 
+use std::ffi::OsString;
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use ext4_fs::{Error, FileType, Filesystem, NewNode, RenameMode, SetAttr, Timestamp};
+use ext4_fs::{Error, FileType, Filesystem, NewNode, RenameMode, SetAttr};
 
-use crate::util::{CliResult, Context, fail, parse_mode, path_bytes};
+use crate::util::{CliResult, Context, fail, parse_mode, path_bytes, shown};
 
 /// `ext4 write IMAGE PATH [TEXT]`: the file's contents become TEXT, the
 /// host file given with `--from`, or standard input.
@@ -18,9 +20,9 @@ pub struct WriteArgs<I: clap::Args> {
     #[command(flatten)]
     pub(crate) image: I,
     /// The file in the image (created with mode 0666 less the umask if missing).
-    path: String,
-    /// The new contents (default: standard input).
-    text: Option<String>,
+    path: OsString,
+    /// The new contents, as bytes (default: standard input).
+    text: Option<OsString>,
 }
 
 impl<I: clap::Args> WriteArgs<I> {
@@ -33,7 +35,7 @@ impl<I: clap::Args> WriteArgs<I> {
 /// Runs `write`.
 pub fn write<I: clap::Args>(a: &WriteArgs<I>, fs: &mut Filesystem) -> CliResult {
     let data = match (&a.text, &a.from) {
-        (Some(t), _) => t.clone().into_bytes(),
+        (Some(t), _) => t.as_bytes().to_vec(),
         (None, Some(f)) => std::fs::read(f).context(|| format!("reading {}", f.display()))?,
         (None, None) => {
             let mut data = Vec::new();
@@ -42,7 +44,7 @@ pub fn write<I: clap::Args>(a: &WriteArgs<I>, fs: &mut Filesystem) -> CliResult 
         }
     };
     // As a shell's `>`: open with O_CREAT|O_TRUNC, then write.
-    let writing = || format!("writing {}", a.path);
+    let writing = || format!("writing {}", shown(&a.path));
     let (ino, created) = open_or_create(fs, &path_bytes(&a.path)).context(writing)?;
     if !created {
         fs.truncate(ino, 0).context(writing)?;
@@ -94,7 +96,7 @@ pub struct RmArgs<I: clap::Args> {
     pub(crate) image: I,
     /// What to remove.
     #[arg(required = true)]
-    paths: Vec<String>,
+    paths: Vec<OsString>,
 }
 
 /// Runs `rm`.
@@ -102,7 +104,7 @@ pub fn rm<I: clap::Args>(a: &RmArgs<I>, fs: &mut Filesystem) -> CliResult {
     for p in &a.paths {
         match remove(fs, &path_bytes(p), a.recursive) {
             Err(Error::NotFound(_)) if a.force => {}
-            r => r.context(|| format!("removing {p}"))?,
+            r => r.context(|| format!("removing {}", shown(p)))?,
         }
     }
     Ok(())
@@ -144,14 +146,14 @@ pub struct TruncateArgs<I: clap::Args> {
     #[command(flatten)]
     pub(crate) image: I,
     /// The file.
-    path: String,
+    path: OsString,
 }
 
 /// Runs `truncate`.
 pub fn truncate<I: clap::Args>(a: &TruncateArgs<I>, fs: &mut Filesystem) -> CliResult {
     let size = parse_bytes(&a.size)?;
-    let ino = fs.lookup(path_bytes(&a.path)).context(|| a.path.clone())?;
-    fs.truncate(ino, size).context(|| format!("truncating {}", a.path))
+    let ino = fs.lookup(path_bytes(&a.path)).context(|| shown(&a.path))?;
+    fs.truncate(ino, size).context(|| format!("truncating {}", shown(&a.path)))
 }
 
 /// A byte count with an optional K/M/G/T suffix (powers of 1024).
@@ -182,7 +184,7 @@ pub struct MkdirArgs<I: clap::Args> {
     pub(crate) image: I,
     /// Directories to create.
     #[arg(required = true)]
-    paths: Vec<String>,
+    paths: Vec<OsString>,
 }
 
 /// Runs `mkdir`.
@@ -191,14 +193,14 @@ pub fn mkdir<I: clap::Args>(a: &MkdirArgs<I>, fs: &mut Filesystem) -> CliResult 
     for p in &a.paths {
         let pb = path_bytes(p);
         if a.parents {
-            make_parents(fs, &pb).context(|| format!("mkdir {p}"))?;
+            make_parents(fs, &pb).context(|| format!("mkdir {}", shown(p)))?;
             if fs.metadata(&pb).is_ok_and(|m| m.is_dir()) {
                 continue;
             }
         }
-        let ino = fs.mkdir(&pb, NEW_DIR_MODE).context(|| format!("mkdir {p}"))?;
+        let ino = fs.mkdir(&pb, NEW_DIR_MODE).context(|| format!("mkdir {}", shown(p)))?;
         if let Some(m) = mode {
-            m.apply(fs, ino).context(|| format!("mkdir {p}"))?;
+            m.apply(fs, ino).context(|| format!("mkdir {}", shown(p)))?;
         }
     }
     Ok(())
@@ -264,13 +266,13 @@ pub struct RmdirArgs<I: clap::Args> {
     pub(crate) image: I,
     /// Empty directories to remove.
     #[arg(required = true)]
-    paths: Vec<String>,
+    paths: Vec<OsString>,
 }
 
 /// Runs `rmdir`.
 pub fn rmdir<I: clap::Args>(a: &RmdirArgs<I>, fs: &mut Filesystem) -> CliResult {
     for p in &a.paths {
-        fs.remove_dir(path_bytes(p)).context(|| format!("rmdir {p}"))?;
+        fs.remove_dir(path_bytes(p)).context(|| format!("rmdir {}", shown(p)))?;
     }
     Ok(())
 }
@@ -290,17 +292,18 @@ pub struct MvArgs<I: clap::Args> {
     #[command(flatten)]
     pub(crate) image: I,
     /// Source.
-    from: String,
+    from: OsString,
     /// Target (an existing directory receives the source by name).
-    to: String,
+    to: OsString,
 }
 
 /// Runs `mv`.
 pub fn mv<I: clap::Args>(a: &MvArgs<I>, fs: &mut Filesystem) -> CliResult {
     let mut to = path_bytes(&a.to);
     if !a.exchange && !a.no_target_directory && fs.metadata(&to).is_ok_and(|m| m.is_dir()) {
-        let name = a.from.trim_end_matches('/').rsplit('/').next().unwrap_or(&a.from);
-        to = format!("{}/{name}", a.to.trim_end_matches('/')).into_bytes();
+        let from = path_bytes(&a.from);
+        let name = split(&from).1.to_vec();
+        to = [trim_slashes(&to), b"/", &name].concat();
     }
     let mode = if a.exchange {
         RenameMode::Exchange
@@ -309,7 +312,7 @@ pub fn mv<I: clap::Args>(a: &MvArgs<I>, fs: &mut Filesystem) -> CliResult {
     } else {
         RenameMode::Replace
     };
-    fs.rename_with(path_bytes(&a.from), &to, mode).context(|| format!("mv {} {}", a.from, a.to))
+    fs.rename_with(path_bytes(&a.from), &to, mode).context(|| format!("mv {} {}", shown(&a.from), shown(&a.to)))
 }
 
 /// `ext4 ln [-s] IMAGE TARGET LINK`.
@@ -321,17 +324,17 @@ pub struct LnArgs<I: clap::Args> {
     #[command(flatten)]
     pub(crate) image: I,
     /// The existing file (or the symlink's target).
-    target: String,
+    target: OsString,
     /// The new name.
-    link: String,
+    link: OsString,
 }
 
 /// Runs `ln`.
 pub fn ln<I: clap::Args>(a: &LnArgs<I>, fs: &mut Filesystem) -> CliResult {
     if a.symbolic {
-        fs.symlink(path_bytes(&a.target), path_bytes(&a.link)).context(|| format!("ln -s {} {}", a.target, a.link))?;
+        fs.symlink(path_bytes(&a.target), path_bytes(&a.link)).context(|| format!("ln -s {} {}", shown(&a.target), shown(&a.link)))?;
     } else {
-        fs.hard_link(path_bytes(&a.target), path_bytes(&a.link)).context(|| format!("ln {} {}", a.target, a.link))?;
+        fs.hard_link(path_bytes(&a.target), path_bytes(&a.link)).context(|| format!("ln {} {}", shown(&a.target), shown(&a.link)))?;
     }
     Ok(())
 }
@@ -346,7 +349,7 @@ pub struct MknodArgs<I: clap::Args> {
     #[command(flatten)]
     pub(crate) image: I,
     /// The new node.
-    path: String,
+    path: OsString,
     /// `p` (FIFO), `s` (socket), `c` (character device) or `b` (block device).
     kind: String,
     /// Major device number (c, b).
@@ -380,13 +383,20 @@ pub fn mknod<I: clap::Args>(a: &MknodArgs<I>, fs: &mut Filesystem) -> CliResult 
     let p = path_bytes(&a.path);
     let (parent, name) = split(&p);
     let parent_ino = fs.lookup(parent).context(|| String::from_utf8_lossy(parent).into_owned())?;
-    let ino = fs.create_node(parent_ino, name, node, None).context(|| format!("mknod {}", a.path))?;
+    let ino = fs.create_node(parent_ino, name, node, None).context(|| format!("mknod {}", shown(&a.path)))?;
     if let Some(m) = mode {
-        m.apply(fs, ino).context(|| format!("mknod {}", a.path))?;
+        m.apply(fs, ino).context(|| format!("mknod {}", shown(&a.path)))?;
     }
     Ok(())
 }
 
+/// `p` without trailing slashes (`/` stays `/`).
+fn trim_slashes(p: &[u8]) -> &[u8] {
+    let end = p.iter().rposition(|&c| c != b'/').map_or(0, |i| i + 1);
+    &p[..end]
+}
+
+/// A path's parent and last name.
 fn split(p: &[u8]) -> (&[u8], &[u8]) {
     let t = p.strip_suffix(b"/").unwrap_or(p);
     match t.iter().rposition(|&c| c == b'/') {
@@ -395,17 +405,17 @@ fn split(p: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-/// `ext4 chmod MODE IMAGE PATH...` (a symbolic link is followed, as by
+/// `ext4 chmod IMAGE MODE PATH...` (a symbolic link is followed, as by
 /// chmod(1): Linux keeps a link's own mode at 0777).
 #[derive(clap::Args)]
 pub struct ChmodArgs<I: clap::Args> {
-    /// Permissions (octal).
-    mode: String,
     #[command(flatten)]
     pub(crate) image: I,
+    /// Permissions (octal).
+    mode: String,
     /// Files.
     #[arg(required = true)]
-    paths: Vec<String>,
+    paths: Vec<OsString>,
 }
 
 /// Runs `chmod`.
@@ -414,19 +424,19 @@ pub fn chmod<I: clap::Args>(a: &ChmodArgs<I>, fs: &mut Filesystem) -> CliResult 
     set_each(fs, &a.paths, true, SetAttr { perm: Some(perm), ..SetAttr::default() }, "chmod")
 }
 
-/// `ext4 chown [--no-dereference] UID[:GID] IMAGE PATH...`.
+/// `ext4 chown [--no-dereference] IMAGE UID[:GID] PATH...`.
 #[derive(clap::Args)]
 pub struct ChownArgs<I: clap::Args> {
     /// Change a symbolic link itself instead of the file it points to.
     #[arg(long)]
     no_dereference: bool,
-    /// Numeric owner, optionally with `:GID`.
-    owner: String,
     #[command(flatten)]
     pub(crate) image: I,
+    /// Numeric owner, optionally with `:GID` (`:GID` alone changes the group).
+    owner: String,
     /// Files.
     #[arg(required = true)]
-    paths: Vec<String>,
+    paths: Vec<OsString>,
 }
 
 /// Runs `chown`.
@@ -455,8 +465,8 @@ pub struct TouchArgs<I: clap::Args> {
     /// Print help (`-h` is `--no-dereference`, as in GNU touch).
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
-    /// The time to set, as seconds since the epoch (`@SECS[.FRACTION]` or
-    /// `SECS[.FRACTION]`, negative ones too); default now.
+    /// The time to set: `@SECS[.FRACTION]` (negative ones too) or ISO 8601
+    /// (`2024-05-01T12:00:00Z`, UTC unless a zone is given); default now.
     #[arg(short = 'd', long, allow_hyphen_values = true)]
     date: Option<String>,
     /// Change a symbolic link's own times (creates nothing).
@@ -466,52 +476,29 @@ pub struct TouchArgs<I: clap::Args> {
     pub(crate) image: I,
     /// Files.
     #[arg(required = true)]
-    paths: Vec<String>,
+    paths: Vec<OsString>,
 }
 
 /// Runs `touch`.
 pub fn touch<I: clap::Args>(a: &TouchArgs<I>, fs: &mut Filesystem) -> CliResult {
     let t = match &a.date {
-        Some(d) => Some(parse_time(d)?),
+        Some(d) => Some(crate::time::parse(d)?),
         None => None,
     };
     for p in &a.paths {
         let pb = path_bytes(p);
         let found = if a.no_dereference { fs.lookup_nofollow(&pb) } else { open_or_create(fs, &pb).map(|(ino, _)| ino) };
-        let ino = found.context(|| format!("touch {p}"))?;
+        let ino = found.context(|| format!("touch {}", shown(p)))?;
         let now = t.unwrap_or_else(ext4_fs::now);
-        fs.set_attr(ino, SetAttr { atime: Some(now), mtime: Some(now), ..SetAttr::default() }).context(|| format!("touch {p}"))?;
+        fs.set_attr(ino, SetAttr { atime: Some(now), mtime: Some(now), ..SetAttr::default() }).context(|| format!("touch {}", shown(p)))?;
     }
     Ok(())
 }
 
-/// Parses `@SECS[.FRACTION]` or `SECS[.FRACTION]`; a negative time with a
-/// fraction lies that much further before the epoch (`@-1.5` is 1.5 s before).
-pub fn parse_time(s: &str) -> CliResult<Timestamp> {
-    let bad = || fail(format!("invalid time {s:?} (seconds since the epoch)"));
-    let t = s.strip_prefix('@').unwrap_or(s);
-    let (negative, digits) = match t.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, t.strip_prefix('+').unwrap_or(t)),
-    };
-    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    if whole.is_empty() && frac.is_empty() || !whole.bytes().chain(frac.bytes()).all(|c| c.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let whole: i64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
-    // Nanoseconds, the digits past the ninth dropped (GNU truncates them too).
-    let nsec: u32 = frac.chars().chain(std::iter::repeat('0')).take(9).collect::<String>().parse().map_err(|_| bad())?;
-    Ok(match (negative, nsec) {
-        (false, _) => Timestamp { secs: whole, nsec },
-        (true, 0) => Timestamp { secs: -whole, nsec: 0 },
-        (true, n) => Timestamp { secs: -whole - 1, nsec: 1_000_000_000 - n },
-    })
-}
-
-fn set_each(fs: &mut Filesystem, paths: &[String], follow: bool, attr: SetAttr, what: &str) -> CliResult {
+fn set_each(fs: &mut Filesystem, paths: &[OsString], follow: bool, attr: SetAttr, what: &str) -> CliResult {
     for p in paths {
-        let ino = if follow { fs.lookup(path_bytes(p)) } else { fs.lookup_nofollow(path_bytes(p)) }.context(|| p.clone())?;
-        fs.set_attr(ino, attr).context(|| format!("{what} {p}"))?;
+        let ino = if follow { fs.lookup(path_bytes(p)) } else { fs.lookup_nofollow(path_bytes(p)) }.context(|| shown(p))?;
+        fs.set_attr(ino, attr).context(|| format!("{what} {}", shown(p)))?;
     }
     Ok(())
 }
@@ -519,21 +506,6 @@ fn set_each(fs: &mut Filesystem, paths: &[String], follow: bool, attr: SetAttr, 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_as_gnu_touch_reads_them() {
-        let check = |s: &str, secs: i64, nsec: u32| assert_eq!(parse_time(s).ok(), Some(Timestamp { secs, nsec }), "{s}");
-        check("@-1.5", -2, 500_000_000);
-        check("@-0.5", -1, 500_000_000);
-        check("-1", -1, 0);
-        check("@1.25", 1, 250_000_000);
-        check("@+7.000000001", 7, 1);
-        check("@.5", 0, 500_000_000);
-        check("@1.1234567899", 1, 123_456_789);
-        for bad in ["", "@", "@-", "@1.x", "@--1", "@1e3", "@ 1", "@99999999999999999999"] {
-            assert!(parse_time(bad).is_err(), "{bad:?} parses");
-        }
-    }
 
     #[test]
     fn octal_modes_speak_for_the_bits_gnu_lets_them() {

@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use ext4_fs::FileDevice;
 use ext4_fsck::{Mode, Options, Problem, Report, Severity};
@@ -31,8 +30,8 @@ pub struct Args {
     verbose: bool,
 }
 
-/// Runs the command; the exit status is e2fsck's.
-pub fn run(a: Args) -> ExitCode {
+/// Runs the command; returns the exit status, e2fsck's.
+pub fn run(a: Args) -> i32 {
     let mode = if a.yes {
         Mode::Repair
     } else if a.preen {
@@ -45,22 +44,22 @@ pub fn run(a: Args) -> ExitCode {
         Ok(d) => d,
         Err(e) => {
             eprintln!("ext4: opening {}: {e}", a.image.display());
-            return ExitCode::from(8);
+            return 8;
         }
     };
     let report = match ext4_fsck::check(&dev, Options { mode, ..Options::default() }) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ext4: checking {}: {e}", a.image.display());
-            return ExitCode::from(8);
+            return 8;
         }
     };
     let mut out = std::io::stdout().lock();
     let written = if a.json { write_json(&mut out, &report) } else { write_text(&mut out, &report, &a.image, a.verbose) };
-    if written.is_err() {
-        return ExitCode::from(8);
+    if written.and_then(|()| out.flush()).is_err() {
+        return 8;
     }
-    ExitCode::from(report.exit_status() as u8)
+    report.exit_status()
 }
 
 /// A severity's name in reports.

@@ -18,7 +18,7 @@ use ext4_fs::{DataRun, FileType, Filesystem, Metadata};
 use filetime::FileTime;
 use indicatif::ProgressBar;
 
-use crate::util::{CliError, CliResult, Context, fail, path_bytes};
+use crate::util::{CliError, CliResult, Context, fail, path_bytes, shown};
 
 /// Arguments of `ext4 get`.
 #[derive(clap::Args)]
@@ -29,7 +29,7 @@ pub struct Args<I: clap::Args> {
     #[command(flatten)]
     pub(crate) image: I,
     /// The file or directory in the image.
-    path: String,
+    path: std::ffi::OsString,
     /// Where to put it on the host (an existing directory receives it by name).
     dest: PathBuf,
 }
@@ -37,10 +37,11 @@ pub struct Args<I: clap::Args> {
 /// Runs the command.
 pub fn exec<I: clap::Args>(a: &Args<I>, fs: &Filesystem) -> CliResult {
     let src = path_bytes(&a.path);
-    let ino = fs.lookup_nofollow(&src).context(|| a.path.clone())?;
-    let md = fs.stat(ino).context(|| a.path.clone())?;
+    let shown_src = shown(&a.path);
+    let ino = fs.lookup_nofollow(&src).context(|| shown_src.clone())?;
+    let md = fs.stat(ino).context(|| shown_src.clone())?;
     if md.is_dir() && !a.recursive {
-        return Err(fail(format!("{}: is a directory (use -r)", a.path)));
+        return Err(fail(format!("{shown_src}: is a directory (use -r)")));
     }
     let mut dest = a.dest.clone();
     if dest.is_dir() && !(md.is_dir() && src.iter().all(|&c| c == b'/')) {
@@ -65,7 +66,7 @@ pub fn exec<I: clap::Args>(a: &Args<I>, fs: &Filesystem) -> CliResult {
         dirs: Vec::new(),
     };
     copy_files(fs, rx, &pb, is_root(), &problems, || {
-        let r = x.extract(ino, &md, &dest, &a.path).and_then(|()| x.flush());
+        let r = x.extract(ino, &md, &dest, &shown_src).and_then(|()| x.flush());
         // Closing the channel tells the threads that the walk is over.
         x.files = std::sync::mpsc::sync_channel(0).0;
         r
@@ -78,7 +79,7 @@ pub fn exec<I: clap::Args>(a: &Args<I>, fs: &Filesystem) -> CliResult {
         attributes(fs, d, is_root(), None, false, &problems);
     }
     pb.finish_and_clear();
-    problems.finish(&a.path)
+    problems.finish(&shown_src)
 }
 
 /// The problems met on single entries, reported together at the end.
@@ -101,7 +102,7 @@ impl Problems {
         }
         match all.len() {
             0 => Ok(()),
-            n => Err(fail(format!("{what}: {n} problem(s), listed above; everything else was copied"))),
+            n => Err(CliError::partial(what, format!("{n} problem(s), listed above; everything else was copied"))),
         }
     }
 }

@@ -1,8 +1,14 @@
-//! `ext4 ls [-l] IMAGE [PATH]`: list a directory.
+//! `ext4 ls [-l] [-a] [-R] [--json] IMAGE [PATH]`: list a directory.
 
-use ext4_fs::Filesystem;
+use std::ffi::OsString;
 
-use crate::util::{CliResult, Context, format_time, mode_string, path_bytes};
+use ext4_fs::{DirEntry, FileType, Filesystem};
+use serde_json::Value;
+
+use super::attr::child;
+use super::stat::inode_json;
+use crate::out::{Out, escape, json_name};
+use crate::util::{CliResult, Context, format_time, mode_string, path_bytes, shown};
 
 /// Arguments of `ext4 ls`.
 #[derive(clap::Args)]
@@ -13,54 +19,120 @@ pub struct Args<I: clap::Args> {
     /// Include `.` and `..`.
     #[arg(short = 'a')]
     all: bool,
+    /// List subdirectories recursively, each under a `PATH:` heading.
+    #[arg(short = 'R', long)]
+    recursive: bool,
+    /// Print JSON: an array of entries (`name`, `path`, and the inode as `stat --json` gives it).
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     pub(crate) image: I,
     /// The directory (default: the root).
     #[arg(default_value = "/")]
-    path: String,
+    path: OsString,
 }
 
 /// Runs the command.
 pub fn exec<I: clap::Args>(a: &Args<I>, fs: &Filesystem) -> CliResult {
     let p = path_bytes(&a.path);
-    let ino = fs.lookup(&p).context(|| a.path.clone())?;
-    let md = fs.stat(ino).context(|| a.path.clone())?;
-    let mut entries = if md.is_dir() {
-        fs.dir_entries(ino).context(|| format!("listing {}", a.path))?
+    let ino = fs.lookup(&p).context(|| shown(&a.path))?;
+    let md = fs.stat(ino).context(|| shown(&a.path))?;
+    let mut l = Listing { a, fs, out: Out::new(), json: Vec::new() };
+    if !md.is_dir() {
+        let name = p.rsplit(|&c| c == b'/').next().unwrap_or(&p).to_vec();
+        l.entries(&p, vec![DirEntry { name, ino, file_type: Some(md.file_type), pos: 0 }], false)?;
     } else {
-        vec![ext4_fs::DirEntry { name: p.rsplit(|&c| c == b'/').next().unwrap_or(&p).to_vec(), ino, file_type: Some(md.file_type), pos: 0 }]
-    };
-    if !a.all {
-        entries.retain(|e| e.name != b"." && e.name != b"..");
+        l.dir(ino, &p, false)?;
     }
-    entries.sort_by(|x, y| x.name.cmp(&y.name));
-    for e in entries {
-        let name = e.name_lossy();
-        if !a.long {
-            println!("{name}");
-            continue;
+    if a.json {
+        let v = Value::Array(std::mem::take(&mut l.json));
+        l.out.json(&v)?;
+    }
+    l.out.finish()
+}
+
+/// One `ls` run.
+struct Listing<'a, I: clap::Args> {
+    a: &'a Args<I>,
+    fs: &'a Filesystem,
+    out: Out,
+    json: Vec<Value>,
+}
+
+impl<I: clap::Args> Listing<'_, I> {
+    /// Lists directory `ino` at `path`, then (with `-R`) its subdirectories, depth first.
+    fn dir(&mut self, ino: u32, path: &[u8], heading: bool) -> CliResult {
+        let mut entries = self.fs.dir_entries(ino).context(|| format!("listing {}", escape(path)))?;
+        if !self.a.all {
+            entries.retain(|e| e.name != b"." && e.name != b"..");
         }
-        let m = fs.stat(e.ino).context(|| format!("{}/{name}", a.path))?;
-        let size = if matches!(m.file_type, ext4_fs::FileType::CharDevice | ext4_fs::FileType::BlockDevice) {
+        entries.sort_by(|x, y| x.name.cmp(&y.name));
+        self.entries(path, entries.clone(), heading)?;
+        if !self.a.recursive {
+            return Ok(());
+        }
+        for e in entries.iter().filter(|e| e.name != b"." && e.name != b"..") {
+            let is_dir = match e.file_type {
+                Some(t) => t == FileType::Directory,
+                None => self.fs.stat(e.ino).is_ok_and(|m| m.is_dir()),
+            };
+            if is_dir {
+                self.dir(e.ino, &child(path, &e.name), true)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Prints `entries` of the directory at `path` (under a heading for `-R`'s subdirectories).
+    fn entries(&mut self, path: &[u8], entries: Vec<DirEntry>, heading: bool) -> CliResult {
+        if self.a.recursive && !self.a.json {
+            if heading {
+                self.out.line("")?;
+            }
+            self.out.name(path)?;
+            self.out.line(":")?;
+        }
+        for e in entries {
+            if self.a.json {
+                self.json_entry(path, &e)?;
+            } else if self.a.long {
+                self.long(path, &e)?;
+            } else {
+                self.out.name(&e.name)?;
+                self.out.line("")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn json_entry(&mut self, dir: &[u8], e: &DirEntry) -> CliResult {
+        let full = child(dir, &e.name);
+        let m = self.fs.stat(e.ino).context(|| escape(&full).into_owned())?;
+        let target = if m.is_symlink() { Some(self.fs.read_link_ino(e.ino).context(|| escape(&full).into_owned())?) } else { None };
+        let mut v = inode_json(&m, target.as_deref());
+        let obj = v.as_object_mut().expect("an object");
+        json_name(obj, "name", &e.name);
+        json_name(obj, "path", &full);
+        self.json.push(v);
+        Ok(())
+    }
+
+    fn long(&mut self, dir: &[u8], e: &DirEntry) -> CliResult {
+        let full = || escape(&child(dir, &e.name)).into_owned();
+        let m = self.fs.stat(e.ino).context(full)?;
+        let size = if matches!(m.file_type, FileType::CharDevice | FileType::BlockDevice) {
             format!("{}, {}", m.rdev.0, m.rdev.1)
         } else {
             m.size.to_string()
         };
-        let mut line = format!(
-            "{} {:>3} {:>5} {:>5} {:>10} {} {name}",
-            mode_string(m.file_type, m.permissions),
-            m.nlink,
-            m.uid,
-            m.gid,
-            size,
-            &format_time(m.mtime)[..19]
-        );
+        let mode = mode_string(m.file_type, m.permissions);
+        self.out.text(&format!("{mode} {:>3} {:>5} {:>5} {size:>10} {} ", m.nlink, m.uid, m.gid, &format_time(m.mtime)[..19]))?;
+        self.out.name(&e.name)?;
         if m.is_symlink() {
-            let t = fs.read_link_ino(e.ino).context(|| format!("{}/{name}", a.path))?;
-            line.push_str(" -> ");
-            line.push_str(&String::from_utf8_lossy(&t));
+            let t = self.fs.read_link_ino(e.ino).context(full)?;
+            self.out.text(" -> ")?;
+            self.out.name(&t)?;
         }
-        println!("{line}");
+        self.out.line("")
     }
-    Ok(())
 }

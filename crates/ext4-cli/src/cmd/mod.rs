@@ -1,11 +1,17 @@
 //! One module per subcommand (small editing commands share `edit`), and
 //! [`Op`]: the subcommands that work inside one open image, parsed and run
 //! the same way standalone (`ext4 rm IMAGE PATH`) and as lines of
-//! `ext4 batch IMAGE` (`rm PATH`).
+//! `ext4 batch IMAGE` (`rm PATH`). Every one takes its options, then
+//! IMAGE, then paths and operands.
 
+pub mod attr;
 pub mod batch;
 pub mod cat;
+pub mod completions;
+pub mod dump;
 pub mod edit;
+pub mod extents;
+pub mod find;
 pub mod fsck;
 pub mod get;
 pub mod info;
@@ -15,6 +21,8 @@ pub mod mkfs;
 pub mod mount;
 pub mod put;
 pub mod stat;
+pub mod tree;
+pub mod tune;
 pub mod xattr;
 
 use std::path::PathBuf;
@@ -28,6 +36,10 @@ use crate::util::{CliResult, close, open_ro, open_rw};
 pub struct Image {
     /// The image or device.
     pub image: PathBuf,
+    /// The external journal device (or image) of a filesystem made with
+    /// `mke2fs -J device=`.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
 }
 
 /// No IMAGE argument: a line of `ext4 batch`, whose image is already open.
@@ -71,12 +83,38 @@ pub enum Op<I: clap::Args> {
     Touch(edit::TouchArgs<I>),
     /// Get, set, list and remove extended attributes.
     Xattr(xattr::Args<I>),
+    /// Change inode flags, as chattr(1): `+i`, `-a`, `=dA` (project ids: not yet).
+    Chattr(attr::ChattrArgs<I>),
+    /// List inode flags, as lsattr(1) (`-p`: project ids).
+    Lsattr(attr::LsattrArgs<I>),
+    /// Show a directory tree, as tree(1).
+    Tree(tree::TreeArgs<I>),
+    /// Space used by files and trees, as du(1).
+    Du(tree::DuArgs<I>),
+    /// A file's extents (logical, physical, length, flags) and map blocks, as debugfs `ex`.
+    Extents(extents::Args<I>),
+    /// Which inodes own the given blocks, as debugfs `icheck`.
+    Icheck(find::IcheckArgs<I>),
+    /// The names of the given inodes, as debugfs `ncheck`.
+    Ncheck(find::NcheckArgs<I>),
 }
 
 impl<I: clap::Args> Op<I> {
     /// Whether the command changes the image.
     pub fn writes(&self) -> bool {
-        !matches!(self, Op::Ls(_) | Op::Cat(_) | Op::Stat(_) | Op::Get(_)) && !matches!(self, Op::Xattr(x) if !x.writes())
+        !matches!(
+            self,
+            Op::Ls(_)
+                | Op::Cat(_)
+                | Op::Stat(_)
+                | Op::Get(_)
+                | Op::Lsattr(_)
+                | Op::Tree(_)
+                | Op::Du(_)
+                | Op::Extents(_)
+                | Op::Icheck(_)
+                | Op::Ncheck(_)
+        ) && !matches!(self, Op::Xattr(x) if !x.writes())
     }
 
     /// The command's image argument.
@@ -99,6 +137,13 @@ impl<I: clap::Args> Op<I> {
             Op::Chown(a) => &a.image,
             Op::Touch(a) => &a.image,
             Op::Xattr(a) => a.image(),
+            Op::Chattr(a) => &a.image,
+            Op::Lsattr(a) => &a.image,
+            Op::Tree(a) => &a.image,
+            Op::Du(a) => &a.image,
+            Op::Extents(a) => &a.image,
+            Op::Icheck(a) => &a.image,
+            Op::Ncheck(a) => &a.image,
         }
     }
 
@@ -122,6 +167,13 @@ impl<I: clap::Args> Op<I> {
             Op::Chown(a) => edit::chown(a, fs),
             Op::Touch(a) => edit::touch(a, fs),
             Op::Xattr(a) => xattr::exec(a, fs),
+            Op::Chattr(a) => attr::chattr(a, fs),
+            Op::Lsattr(a) => attr::lsattr(a, fs),
+            Op::Tree(a) => tree::tree(a, fs),
+            Op::Du(a) => tree::du(a, fs),
+            Op::Extents(a) => extents::exec(a, fs),
+            Op::Icheck(a) => find::icheck(a, fs),
+            Op::Ncheck(a) => find::ncheck(a, fs),
         }
     }
 }
@@ -130,11 +182,11 @@ impl Op<Image> {
     /// Runs a standalone command: opens its image (read-only unless the
     /// command writes), runs it, and commits and closes a written image.
     pub fn run(self) -> CliResult {
-        let image = self.slot().image.clone();
+        let Image { image, journal } = self.slot().clone();
         if !self.writes() {
-            return self.exec(&mut open_ro(&image)?);
+            return self.exec(&mut open_ro(&image, journal.as_deref())?);
         }
-        let mut fs = open_rw(&image)?;
+        let mut fs = open_rw(&image, journal.as_deref())?;
         self.exec(&mut fs)?;
         close(fs, &image)
     }

@@ -27,6 +27,10 @@ pub struct Args {
     image: PathBuf,
     /// The mount point.
     dir: PathBuf,
+    /// The external journal device (or image) of a filesystem made with
+    /// `mke2fs -J device=`.
+    #[arg(long, value_name = "FILE")]
+    journal: Option<PathBuf>,
 }
 
 /// Whether `dir` is a mount point now (per /proc/self/mountinfo).
@@ -58,8 +62,12 @@ pub fn run(a: Args) -> CliResult {
     if !a.foreground {
         return background(&a);
     }
-    let fs = Filesystem::open_path(&a.image, OpenOptions { write: !opts.read_only, ..OpenOptions::default() })
-        .context(|| format!("opening {}", a.image.display()))?;
+    let open = OpenOptions { write: !opts.read_only, ..OpenOptions::default() };
+    let fs = match &a.journal {
+        Some(j) => Filesystem::open_path_with_journal(&a.image, j, open),
+        None => Filesystem::open_path(&a.image, open),
+    }
+    .context(|| format!("opening {}", a.image.display()))?;
     ext4_fuse::mount(fs, &a.dir, &opts).context(|| format!("mounting on {}", a.dir.display()))
 }
 
@@ -70,6 +78,9 @@ fn background(a: &Args) -> CliResult {
     cmd.arg("mount").arg("-f");
     if let Some(o) = &a.options {
         cmd.arg("-o").arg(o);
+    }
+    if let Some(j) = &a.journal {
+        cmd.arg("--journal").arg(j);
     }
     cmd.arg(&a.image).arg(&a.dir).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().context(|| "starting the mount server".into())?;

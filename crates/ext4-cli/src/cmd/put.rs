@@ -1,4 +1,6 @@
-//! `ext4 put [-r] IMAGE SRC... DEST`: copy host files or trees into an image.
+//! `ext4 put [-r] [image-building options] IMAGE SRC... DEST`: copy host
+//! files or trees into an image (owners, modes and times as the options of
+//! [`crate::build`] set them).
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -14,9 +16,8 @@ pub struct Args<I: clap::Args> {
     /// Copy directories recursively.
     #[arg(short = 'r', long)]
     recursive: bool,
-    /// Do not copy extended attributes.
-    #[arg(long)]
-    no_xattrs: bool,
+    #[command(flatten)]
+    build: crate::build::BuildArgs,
     #[command(flatten)]
     pub(crate) image: I,
     /// Host files (and, last, the destination in the image).
@@ -41,12 +42,13 @@ pub fn total_bytes(p: &Path) -> u64 {
 /// Runs the command.
 pub fn exec<I: clap::Args>(a: &Args<I>, fs: &mut Filesystem) -> CliResult {
     let (dest, srcs) = a.paths.split_last().expect("at least two paths");
-    let dest = path_bytes(&dest.to_string_lossy());
+    let dest = path_bytes(dest.as_os_str());
     let dest_dir = fs.metadata(&dest).ok().filter(|m| m.is_dir());
     if srcs.len() > 1 && dest_dir.is_none() {
         return Err(fail(format!("{}: copying several files needs an existing directory", String::from_utf8_lossy(&dest))));
     }
-    let opts = CopyOptions { no_xattrs: a.no_xattrs, ..CopyOptions::default() };
+    let build = a.build.parse()?;
+    let opts: CopyOptions = build.copy_options();
     let pb = crate::progress::bytes(0, "copying");
     std::thread::scope(|scope| {
         crate::progress::size_in_background(scope, &pb, srcs.to_vec());
@@ -77,8 +79,11 @@ pub fn exec<I: clap::Args>(a: &Args<I>, fs: &mut Filesystem) -> CliResult {
                 copied = done;
                 pb.set_position(base + done);
             };
-            fs.copy_in(src, parent, &name, &opts, &mut progress).context(|| format!("copying {}", src.display()))?;
+            let top = fs.copy_in(src, parent, &name, &opts, &mut progress).context(|| format!("copying {}", src.display()))?;
             base += copied;
+            if build.needs_pass() {
+                build.apply(fs, top)?;
+            }
         }
         Ok(())
     })?;

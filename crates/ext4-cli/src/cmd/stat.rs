@@ -1,81 +1,143 @@
-//! `ext4 stat IMAGE PATH`: everything about an inode.
+//! `ext4 stat [--json] IMAGE PATH`: everything about an inode, and the
+//! JSON shape of an inode that `ls --json` shares.
 
-use ext4_fs::Filesystem;
+use std::ffi::OsString;
 
-use crate::util::{CliResult, Context, format_time, mode_string, path_bytes};
+use ext4_fs::{FileType, Filesystem, Metadata};
+use serde_json::{Map, Value, json};
+
+use crate::encoding::{Encoding, encode};
+use crate::out::{Out, json_name, json_time};
+use crate::util::{CliResult, Context, format_time, mode_string, path_bytes, shown};
 
 /// Arguments of `ext4 stat`.
 #[derive(clap::Args)]
 pub struct Args<I: clap::Args> {
-    #[command(flatten)]
-    pub(crate) image: I,
-    /// The file (a final symbolic link is not followed).
-    path: String,
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub(crate) image: I,
+    /// The file (a final symbolic link is not followed).
+    path: OsString,
 }
 
 /// Runs the command.
 pub fn exec<I: clap::Args>(a: &Args<I>, fs: &Filesystem) -> CliResult {
-    let ino = fs.lookup_nofollow(path_bytes(&a.path)).context(|| a.path.clone())?;
-    let m = fs.stat(ino).context(|| a.path.clone())?;
-    let xattrs = fs.xattrs_ino(ino).context(|| a.path.clone())?;
-    let target = if m.is_symlink() { Some(fs.read_link_ino(ino).context(|| a.path.clone())?) } else { None };
-    let t = |ts: ext4_fs::Timestamp| format_time(ts);
+    let p = path_bytes(&a.path);
+    let what = || shown(&a.path);
+    let ino = fs.lookup_nofollow(&p).context(what)?;
+    let m = fs.stat(ino).context(what)?;
+    let xattrs = fs.xattrs_ino(ino).context(what)?;
+    let target = if m.is_symlink() { Some(fs.read_link_ino(ino).context(what)?) } else { None };
+    let mut out = Out::new();
     if a.json {
-        let v = serde_json::json!({
-            "ino": m.ino, "type": format!("{:?}", m.file_type), "mode": format!("{:o}", m.mode()),
-            "uid": m.uid, "gid": m.gid, "size": m.size, "nlink": m.nlink, "blocks": m.blocks,
-            "atime": t(m.atime), "mtime": t(m.mtime), "ctime": t(m.ctime), "crtime": m.crtime.map(t),
-            "flags": format!("{:#x}", m.flags.bits()), "attributes": chattr_letters(m.flags), "generation": m.generation,
-            "version": m.version, "projid": m.projid, "rdev": [m.rdev.0, m.rdev.1],
-            "target": target.as_ref().map(|x| String::from_utf8_lossy(x).into_owned()),
-            "xattrs": xattrs.iter().map(|x| (String::from_utf8_lossy(&x.name).into_owned(), String::from_utf8_lossy(&x.value).into_owned())).collect::<std::collections::BTreeMap<_, _>>(),
-        });
-        println!("{}", serde_json::to_string_pretty(&v).expect("serializable"));
-        return Ok(());
+        let mut v = inode_json(&m, target.as_deref());
+        let obj = v.as_object_mut().expect("an object");
+        json_name(obj, "path", &p);
+        let list = xattrs.iter().map(|x| xattr_json(&x.name, &x.value)).collect();
+        obj.insert("xattrs".into(), Value::Array(list));
+        out.json(&v)?;
+        return out.finish();
     }
-    println!("  File: {}", a.path);
-    println!(" Inode: {}   Type: {:?}   Mode: {:04o} ({})", m.ino, m.file_type, m.permissions, mode_string(m.file_type, m.permissions));
-    println!("  Size: {}   Blocks: {} (512 B)   Links: {}", m.size, m.blocks, m.nlink);
-    println!("   Uid: {}   Gid: {}   Project: {}", m.uid, m.gid, m.projid);
-    println!(" Flags: {:#x} ({})   Generation: {}   Version: {}", m.flags.bits(), chattr_letters(m.flags), m.generation, m.version);
+    out.text("  File: ")?;
+    out.name(&p)?;
+    out.line("")?;
+    out.line(&format!(
+        " Inode: {}   Type: {}   Mode: {:04o} ({})",
+        m.ino,
+        type_name(m.file_type),
+        m.permissions,
+        mode_string(m.file_type, m.permissions)
+    ))?;
+    out.line(&format!("  Size: {}   Blocks: {} (512 B)   Links: {}", m.size, m.blocks, m.nlink))?;
+    out.line(&format!("   Uid: {}   Gid: {}   Project: {}", m.uid, m.gid, m.projid))?;
+    out.line(&format!(
+        " Flags: {:#x} ({})   Generation: {}   Version: {}",
+        m.flags.bits(),
+        flag_letters(m.flags),
+        m.generation,
+        m.version
+    ))?;
     if let Some(tg) = &target {
-        println!("Target: {}", String::from_utf8_lossy(tg));
+        out.text("Target: ")?;
+        out.name(tg)?;
+        out.line("")?;
     }
-    if matches!(m.file_type, ext4_fs::FileType::CharDevice | ext4_fs::FileType::BlockDevice) {
-        println!("Device: {}, {}", m.rdev.0, m.rdev.1);
+    if matches!(m.file_type, FileType::CharDevice | FileType::BlockDevice) {
+        out.line(&format!("Device: {}, {}", m.rdev.0, m.rdev.1))?;
     }
-    println!("Access: {}", t(m.atime));
-    println!("Modify: {}", t(m.mtime));
-    println!("Change: {}", t(m.ctime));
+    out.line(&format!("Access: {}", format_time(m.atime)))?;
+    out.line(&format!("Modify: {}", format_time(m.mtime)))?;
+    out.line(&format!("Change: {}", format_time(m.ctime)))?;
     if let Some(c) = m.crtime {
-        println!(" Birth: {}", t(c));
+        out.line(&format!(" Birth: {}", format_time(c)))?;
     }
     for x in &xattrs {
-        println!(" Xattr: {} = {:?}", String::from_utf8_lossy(&x.name), String::from_utf8_lossy(&x.value));
+        out.text(" Xattr: ")?;
+        out.name(&x.name)?;
+        out.line(&format!("={}", encode(&x.value, Encoding::Text)))?;
     }
-    Ok(())
+    out.finish()
+}
+
+/// The JSON of an inode, as `stat --json` and `ls --json` give it.
+pub fn inode_json(m: &Metadata, target: Option<&[u8]>) -> Value {
+    let mut v = json!({
+        "ino": m.ino,
+        "type": type_name(m.file_type),
+        "mode": m.mode(),
+        "permissions": m.permissions,
+        "uid": m.uid,
+        "gid": m.gid,
+        "size": m.size,
+        "nlink": m.nlink,
+        "blocks": m.blocks,
+        "atime": json_time(m.atime),
+        "mtime": json_time(m.mtime),
+        "ctime": json_time(m.ctime),
+        "crtime": m.crtime.map(json_time),
+        "flags": m.flags.bits(),
+        "attributes": flag_letters(m.flags),
+        "generation": m.generation,
+        "version": m.version,
+        "project": m.projid,
+        "rdev": { "major": m.rdev.0, "minor": m.rdev.1 },
+    });
+    if let Some(t) = target {
+        json_name(v.as_object_mut().expect("an object"), "target", t);
+    }
+    v
+}
+
+/// The JSON of an xattr: `name`, and its value as text (when it is UTF-8), hex and base64.
+pub fn xattr_json(name: &[u8], value: &[u8]) -> Value {
+    let mut obj = Map::new();
+    json_name(&mut obj, "name", name);
+    obj.insert("size".into(), json!(value.len()));
+    if let Ok(text) = std::str::from_utf8(value) {
+        obj.insert("text".into(), json!(text));
+    }
+    obj.insert("hex".into(), json!(encode(value, Encoding::Hex)[2..]));
+    obj.insert("base64".into(), json!(crate::encoding::base64(value)));
+    Value::Object(obj)
+}
+
+/// A file type's name in every `--json` and in `stat`'s text.
+pub fn type_name(t: FileType) -> &'static str {
+    match t {
+        FileType::Regular => "file",
+        FileType::Directory => "directory",
+        FileType::Symlink => "symlink",
+        FileType::CharDevice => "char",
+        FileType::BlockDevice => "block",
+        FileType::Fifo => "fifo",
+        FileType::Socket => "socket",
+    }
 }
 
 /// The flags as `lsattr` letters, `-` when none is set.
-fn chattr_letters(f: ext4_fs::InodeFlags) -> String {
-    use ext4_fs::InodeFlags as F;
-    let table = [
-        (F::SECRM, 's'),
-        (F::UNRM, 'u'),
-        (F::SYNC, 'S'),
-        (F::DIRSYNC, 'D'),
-        (F::IMMUTABLE, 'i'),
-        (F::APPEND, 'a'),
-        (F::NODUMP, 'd'),
-        (F::NOATIME, 'A'),
-        (F::TOPDIR, 'T'),
-        (F::EXTENTS, 'e'),
-        (F::INLINE_DATA, 'N'),
-        (F::PROJINHERIT, 'P'),
-    ];
-    let s: String = table.iter().filter(|(flag, _)| f.contains(*flag)).map(|(_, c)| *c).collect();
+pub fn flag_letters(f: ext4_fs::InodeFlags) -> String {
+    let s: String = super::attr::FLAGS.iter().filter(|(flag, _)| f.contains(*flag)).map(|(_, c)| *c).collect();
     if s.is_empty() { "-".into() } else { s }
 }

@@ -27,21 +27,51 @@ pub struct Kind {
     pub block_size: u32,
     pub features: &'static str,
     pub profile: &'static Profile,
+    /// mke2fs arguments for a configuration the project's formatter does
+    /// not make (empty: made by ext4-mkfs).
+    pub mke2fs: &'static [&'static str],
 }
 
 pub const KINDS: &[Kind] = &[
-    Kind { name: "ext2-1k", fs_type: FsType::Ext2, block_size: 1024, features: "", profile: &Profile::DEBIAN },
-    Kind { name: "ext2-4k", fs_type: FsType::Ext2, block_size: 4096, features: "", profile: &Profile::DEBIAN },
-    Kind { name: "ext3-1k", fs_type: FsType::Ext3, block_size: 1024, features: "", profile: &Profile::DEBIAN },
-    Kind { name: "ext3-4k", fs_type: FsType::Ext3, block_size: 4096, features: "", profile: &Profile::DEBIAN },
-    Kind { name: "ext4-1k", fs_type: FsType::Ext4, block_size: 1024, features: "", profile: &Profile::DEBIAN },
-    Kind { name: "ext4-4k", fs_type: FsType::Ext4, block_size: 4096, features: "", profile: &Profile::UPSTREAM },
+    Kind { name: "ext2-1k", fs_type: FsType::Ext2, block_size: 1024, features: "", profile: &Profile::DEBIAN, mke2fs: &[] },
+    Kind { name: "ext2-4k", fs_type: FsType::Ext2, block_size: 4096, features: "", profile: &Profile::DEBIAN, mke2fs: &[] },
+    Kind { name: "ext3-1k", fs_type: FsType::Ext3, block_size: 1024, features: "", profile: &Profile::DEBIAN, mke2fs: &[] },
+    Kind { name: "ext3-4k", fs_type: FsType::Ext3, block_size: 4096, features: "", profile: &Profile::DEBIAN, mke2fs: &[] },
+    Kind { name: "ext4-1k", fs_type: FsType::Ext4, block_size: 1024, features: "", profile: &Profile::DEBIAN, mke2fs: &[] },
+    Kind { name: "ext4-4k", fs_type: FsType::Ext4, block_size: 4096, features: "", profile: &Profile::UPSTREAM, mke2fs: &[] },
 ];
 
-/// Formats a fresh image of `size` bytes for `kind`.
+/// Bigalloc configurations, made by mke2fs: 16 blocks a cluster on 4 KiB
+/// and on 1 KiB blocks (where `s_first_data_block` is 0).
+pub const BIGALLOC_KINDS: &[Kind] = &[
+    Kind {
+        name: "bigalloc-4k",
+        fs_type: FsType::Ext4,
+        block_size: 4096,
+        features: "",
+        profile: &Profile::DEBIAN,
+        mke2fs: &["-t", "ext4", "-b", "4096", "-O", "bigalloc", "-C", "65536"],
+    },
+    Kind {
+        name: "bigalloc-1k",
+        fs_type: FsType::Ext4,
+        block_size: 1024,
+        features: "",
+        profile: &Profile::DEBIAN,
+        mke2fs: &["-t", "ext4", "-b", "1024", "-O", "bigalloc", "-C", "16384"],
+    },
+];
+
+/// Formats a fresh image of `size` bytes for `kind` (four times larger for
+/// mke2fs-made bigalloc kinds, where each file's smallest piece is a
+/// cluster of 16 blocks).
 pub fn format(kind: &Kind, size: u64, tag: &str) -> Scratch {
     let path = std::env::temp_dir().join(format!("ext4fs-test-{}-{}-{tag}.img", std::process::id(), kind.name));
     let _ = std::fs::remove_file(&path);
+    if !kind.mke2fs.is_empty() {
+        ext4_testkit::fixtures::mke2fs_sized(&path, size * 4, kind.mke2fs).expect("mke2fs");
+        return Scratch { path };
+    }
     let dev = FileDevice::create(&path, size).expect("image file");
     let mut opts = FormatOptions::new(kind.fs_type)
         .profile(*kind.profile)

@@ -12,15 +12,12 @@ use ext4_jbd2::{DeviceJournal, JournalRun, Recovery};
 use ext4_ondisk::{Incompat, Superblock};
 use zerocopy::IntoBytes;
 
-/// Whether mke2fs, debugfs and e2fsck run; prints a SKIPPED line if not.
+/// Whether mke2fs, debugfs and e2fsck run (`ext4_testkit::require`).
 pub fn have_e2fsprogs(test: &str) -> bool {
     let ok = ["mke2fs", "debugfs", "e2fsck"]
         .iter()
         .all(|t| Command::new(t).arg("-V").output().is_ok_and(|o| o.status.success() || !o.stderr.is_empty()));
-    if !ok {
-        println!("SKIPPED: {test}: mke2fs, debugfs and e2fsck (e2fsprogs) are needed");
-    }
-    ok
+    ext4_testkit::require(ok, &format!("{test}: mke2fs, debugfs and e2fsck (e2fsprogs) are needed"))
 }
 
 /// Runs a command, panicking with its output if it fails; returns its stdout.

@@ -20,10 +20,7 @@ pub const FAKE_TIME: u32 = 1_700_000_000;
 /// Whether the e2fsprogs tools are installed; prints the skip line if not.
 pub fn have_e2fsprogs() -> bool {
     let ok = ["mke2fs", "e2fsck", "dumpe2fs"].iter().all(|t| Command::new(t).arg("-V").output().is_ok());
-    if !ok {
-        println!("SKIPPED: e2fsprogs (mke2fs, e2fsck, dumpe2fs) not installed");
-    }
-    ok
+    ext4_testkit::require(ok, "e2fsprogs (mke2fs, e2fsck, dumpe2fs) not installed")
 }
 
 /// A fresh path under /tmp for this test process.

@@ -37,6 +37,9 @@ pub struct CliOptions {
     /// Live file data stays below this many bytes (the rest of the image
     /// is the kernel's and the library's to spend on metadata).
     pub budget: u64,
+    /// The script goes on past `ops` until it has written this many bytes
+    /// of file data (at most ten times `ops` operations).
+    pub min_written: u64,
     /// Where the images and the data files go.
     pub work_dir: PathBuf,
     /// The `ext4` binary.
@@ -52,14 +55,15 @@ pub fn run(cfg: &Config, o: &CliOptions) -> Result<Report, String> {
     let [batch, fuse, kernel] = ["batch", "fuse", "kernel"].map(|n| dir.join(format!("{n}.img")));
     mke2fs(cfg, Scale::Small, o.seed, &batch)?;
     for copy in [&fuse, &kernel] {
-        std::fs::copy(&batch, copy).map_err(|e| e.to_string())?;
+        super::copy_image(&batch, copy)?;
     }
     let mut rng = Rng::new(o.seed ^ super::name_seed(cfg.name));
     let mut model = Model::new(cfg.traits(Scale::Small));
     let mut report = Report::default();
 
     let km = mount(&kernel, "")?;
-    let fm = FuseMount::new(&o.ext4, &fuse).map_err(|e| format!("ext4 mount {}: {e}", fuse.display()))?;
+    let fm = FuseMount::with_journal(&o.ext4, &fuse, super::journal_of(&fuse).as_deref())
+        .map_err(|e| format!("ext4 mount {}: {e}", fuse.display()))?;
     let mut lines = Vec::new();
     let mut outcomes = Vec::new();
     let mut done = Vec::new();
@@ -82,7 +86,9 @@ pub fn run(cfg: &Config, o: &CliOptions) -> Result<Report, String> {
     for op in model.cli_setup() {
         apply(op, &mut model)?;
     }
-    for _ in 0..o.ops {
+    let mut n = 0;
+    while n < o.ops || (report.bytes_written < o.min_written && n < 10 * o.ops) {
+        n += 1;
         let room = o.budget.saturating_sub(model.live_bytes());
         let op = model.random_cli_op(&mut rng, o.max_len, room, o.big_percent);
         if let Op::Replace { len, .. } = op {
@@ -122,9 +128,10 @@ pub fn run(cfg: &Config, o: &CliOptions) -> Result<Report, String> {
     // Only a passing run cleans up: a failing one keeps its images, its
     // script and the data files the script names.
     let _ = std::fs::remove_dir_all(&data);
-    for f in [&batch, &fuse, &kernel, &batch.with_extension("batch")] {
-        let _ = std::fs::remove_file(f);
+    for image in [&batch, &fuse, &kernel] {
+        super::remove_image(image);
     }
+    let _ = std::fs::remove_file(batch.with_extension("batch"));
     let _ = std::fs::remove_dir(&dir);
     Ok(report)
 }

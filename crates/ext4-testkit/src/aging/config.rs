@@ -15,13 +15,18 @@ pub struct Config {
     pub args: &'static [&'static str],
     /// `large_dir`: deep runs grow the big directory to three index levels.
     pub large_dir: bool,
+    /// The journal on an external device (`mke2fs -J device=`), an image
+    /// beside the filesystem's (see [`super::journal_of`]).
+    pub external_journal: bool,
 }
 
 /// At least twelve configurations: block sizes, ext2/ext3, and the feature
-/// switches that change the structures the kernel and the library write.
+/// switches that change the structures the kernel and the library write
+/// (bigalloc: 16 blocks a cluster on both block sizes; an external journal
+/// device with 1 KiB blocks, where its superblock is at block 2).
 pub fn matrix() -> Vec<Config> {
     const fn c(name: &'static str, fs_type: &'static str, block_size: u64, args: &'static [&'static str]) -> Config {
-        Config { name, fs_type, block_size, args, large_dir: false }
+        Config { name, fs_type, block_size, args, large_dir: false, external_journal: false }
     }
     vec![
         c("ext4-4k", "ext4", 4096, &[]),
@@ -38,6 +43,9 @@ pub fn matrix() -> Vec<Config> {
         c("seed-orphanfile", "ext4", 4096, &["-O", "metadata_csum_seed,orphan_file"]),
         c("noflex", "ext4", 2048, &["-O", "^flex_bg"]),
         c("nojournal", "ext4", 4096, &["-O", "^has_journal"]),
+        c("bigalloc-4k", "ext4", 4096, &["-O", "bigalloc", "-C", "65536"]),
+        c("bigalloc-1k", "ext4", 1024, &["-O", "bigalloc", "-C", "16384"]),
+        Config { external_journal: true, ..c("extjournal-1k", "ext4", 1024, &[]) },
     ]
 }
 
@@ -89,6 +97,12 @@ impl Config {
         }
     }
 
+    /// Blocks per cluster (`-C`, 1 without bigalloc).
+    fn cluster_ratio(&self) -> u64 {
+        let c = self.args.iter().skip_while(|a| **a != "-C").nth(1).and_then(|c| c.parse::<u64>().ok());
+        c.map_or(1, |c| (c / self.block_size).max(1))
+    }
+
     /// Image size in MiB and inode count for `mke2fs -N` (0: mke2fs's choice).
     pub fn size(&self, scale: Scale) -> (u64, u64) {
         if scale == Scale::Small {
@@ -96,7 +110,15 @@ impl Config {
         }
         let entries = self.big_entries(scale) as u64;
         let inodes = entries + entries / 2 + 8_000;
-        let mib = (inodes * 2 * self.block_size.max(2048)) / (1 << 20) + 256;
-        (mib, inodes)
+        // With bigalloc every file, directory and xattr block takes a whole
+        // cluster: an eighth of the cluster ratio times the room, so that
+        // runs stay clear of a full filesystem (where the kernel's wider
+        // sharing of equal xattr blocks would decide who gets ENOSPC).
+        let mib = ((inodes * 2 * self.block_size.max(2048)) / (1 << 20) + 256) * (self.cluster_ratio() / 8).max(1);
+        // A group holds at most 8 * block size inodes; with bigalloc a group
+        // spans that many clusters, so the inodes may need a bigger image.
+        let group_mib = (8 * self.block_size * self.cluster_ratio() * self.block_size) >> 20;
+        let groups = inodes.div_ceil(8 * self.block_size);
+        (mib.max((groups - 1) * group_mib + 128), inodes)
     }
 }

@@ -15,6 +15,7 @@
 //! library's own view equals the kernel's (times compared where the round
 //! set them explicitly).
 
+pub mod built;
 pub mod cli;
 pub mod config;
 pub mod host;
@@ -32,7 +33,7 @@ use ext4_fs::{Filesystem, OpenOptions};
 use self::config::{Config, Scale};
 use self::model::Model;
 use self::ops::Op;
-use crate::oracle::{LoopMount, e2fsck_problems};
+use crate::oracle::{LoopDevice, LoopMount, e2fsck_problems_with_journal};
 use crate::rng::Rng;
 use crate::snapshot::Snapshot;
 
@@ -71,15 +72,67 @@ pub struct Report {
     pub reference_notes: Vec<String>,
 }
 
+/// The external journal device image of `image` (`IMAGE.journal`), if the
+/// configuration has one: kernel mounts attach it to a loop device, the
+/// library and e2fsck are given it.
+pub fn journal_of(image: &Path) -> Option<PathBuf> {
+    let mut p = image.as_os_str().to_owned();
+    p.push(".journal");
+    let p = PathBuf::from(p);
+    p.exists().then_some(p)
+}
+
+/// Copies an image, and its external journal device if it has one.
+fn copy_image(from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::copy(from, to).map_err(|e| e.to_string())?;
+    if let Some(j) = journal_of(from) {
+        let mut dest = to.as_os_str().to_owned();
+        dest.push(".journal");
+        std::fs::copy(j, dest).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Removes an image and its external journal device.
+fn remove_image(image: &Path) {
+    if let Some(j) = journal_of(image) {
+        let _ = std::fs::remove_file(j);
+    }
+    let _ = std::fs::remove_file(image);
+}
+
+/// Makes the external journal device of `image` (16 MiB, `mke2fs -O
+/// journal_dev`) and returns the `-J device=` argument of the loop device
+/// it is attached to while the filesystem is made.
+fn journal_device(cfg: &Config, seed: u64, image: &Path) -> Result<(String, LoopDevice), String> {
+    let mut journal = image.as_os_str().to_owned();
+    journal.push(".journal");
+    let journal = PathBuf::from(journal);
+    std::fs::File::create(&journal).and_then(|f| f.set_len(16 << 20)).map_err(|e| e.to_string())?;
+    let uuid = format!("{:08x}-2222-4000-8000-{:012x}", seed as u32 ^ 0x5a5a_5a5a, seed >> 16 & 0xffff_ffff_ffff);
+    let out = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", cfg.fs_type, "-O", "journal_dev", "-b", &cfg.block_size.to_string(), "-U", &uuid])
+        .arg(&journal)
+        .output()
+        .map_err(|e| format!("mke2fs: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("mke2fs -O journal_dev: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let dev = LoopDevice::new(&journal).map_err(|e| e.to_string())?;
+    Ok((format!("device={}", dev.path().display()), dev))
+}
+
 fn mke2fs(cfg: &Config, scale: Scale, seed: u64, image: &Path) -> Result<(), String> {
     let (mib, inodes) = cfg.size(scale);
-    let _ = std::fs::remove_file(image);
+    remove_image(image);
     let uuid = format!("{:08x}-0000-4000-8000-{:012x}", seed as u32, seed >> 16 & 0xffff_ffff_ffff);
     let hash_seed = format!("{:08x}-1111-4111-8111-{:012x}", (seed >> 32) as u32, seed & 0xffff_ffff_ffff);
+    let journal = if cfg.external_journal { Some(journal_device(cfg, seed, image)?) } else { None };
     let out = Command::new("mke2fs")
         .args(["-q", "-F", "-t", cfg.fs_type, "-b", &cfg.block_size.to_string()])
         .args(if inodes > 0 { vec!["-N".to_string(), inodes.to_string()] } else { Vec::new() })
         .args(cfg.args)
+        .args(journal.as_ref().map(|(device, _)| vec!["-J", device]).unwrap_or_default())
         .args(["-U", &uuid, "-E", &format!("hash_seed={hash_seed},lazy_itable_init=0,lazy_journal_init=0,nodiscard")])
         .arg(image)
         .arg(format!("{mib}M"))
@@ -87,6 +140,9 @@ fn mke2fs(cfg: &Config, scale: Scale, seed: u64, image: &Path) -> Result<(), Str
         .map_err(|e| format!("mke2fs: {e}"))?;
     if !out.status.success() {
         return Err(format!("mke2fs {}: {}", cfg.name, String::from_utf8_lossy(&out.stderr)));
+    }
+    if let Some((_, dev)) = journal {
+        dev.detach().map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -161,12 +217,41 @@ impl Step<'_, '_> {
     }
 }
 
-fn mount(image: &Path, opts: &str) -> Result<LoopMount, String> {
-    LoopMount::new(image, opts).map_err(|e| format!("mount {}: {e}", image.display()))
+/// A kernel mount of an image, with its external journal device (if any)
+/// on a loop device; unmounted before the device is detached.
+struct Mounted {
+    mount: LoopMount,
+    journal: Option<LoopDevice>,
 }
 
-fn unmount(m: LoopMount) -> Result<(), String> {
-    m.unmount().map_err(|e| e.to_string())
+impl Mounted {
+    fn path(&self) -> &Path {
+        self.mount.path()
+    }
+}
+
+fn mount(image: &Path, opts: &str) -> Result<Mounted, String> {
+    let journal = journal_of(image).map(|j| LoopDevice::new(&j)).transpose().map_err(|e| format!("losetup: {e}"))?;
+    let opts = match &journal {
+        Some(dev) if opts.is_empty() => format!("journal_path={}", dev.path().display()),
+        Some(dev) => format!("{opts},journal_path={}", dev.path().display()),
+        None => opts.to_string(),
+    };
+    let mount = LoopMount::new(image, &opts).map_err(|e| format!("mount {}: {e}", image.display()))?;
+    Ok(Mounted { mount, journal })
+}
+
+fn unmount(m: Mounted) -> Result<(), String> {
+    m.mount.unmount().map_err(|e| e.to_string())?;
+    m.journal.map_or(Ok(()), LoopDevice::detach).map_err(|e| e.to_string())
+}
+
+/// Opens an image through the library, with its external journal device if it has one.
+fn open(image: &Path, opts: OpenOptions) -> ext4_fs::Result<Filesystem> {
+    match journal_of(image) {
+        Some(j) => Filesystem::open_path_with_journal(image, j, opts),
+        None => Filesystem::open_path(image, opts),
+    }
 }
 
 /// Paths whose times the round set last (compared exactly).
@@ -198,7 +283,7 @@ fn diff_text(what: &str, a: &Snapshot, b: &Snapshot) -> Result<(), String> {
 /// merges extent leaves after punches and truncates, and the kernel's own
 /// trees draw the same suggestion (seen on the reference images).
 fn fsck(image: &Path) -> Option<String> {
-    let out = e2fsck_problems(image)?;
+    let out = e2fsck_problems_with_journal(image, journal_of(image).as_deref())?;
     let suggestion = |l: &str| l.contains("could be narrower") || l.contains("could be shorter") || l == "Optimize? no";
     let real = out
         .lines()
@@ -254,7 +339,7 @@ fn check_views(
         }
     }
     diff_text(&format!("{when}: kernel view of {} vs the reference", image.display()), &kernel_reference, &kernel_image)?;
-    let fs = Filesystem::open_path(image, OpenOptions::read_only()).map_err(|e| format!("{when}: library open: {e}"))?;
+    let fs = open(image, OpenOptions::read_only()).map_err(|e| format!("{when}: library open: {e}"))?;
     let lib = Snapshot::from_image(&fs, b"/").map_err(|e| format!("{when}: library walk: {e}"))?;
     diff_text(&format!("{when}: library view vs kernel view of {}", image.display()), &kernel_image, &masked(lib, timed))?;
     report.entries = kernel_image.nodes.len();
@@ -339,7 +424,7 @@ fn library_round(
     body: Body<'_>,
 ) -> Result<Vec<Op>, String> {
     let mr = mount(reference, "")?;
-    let mut fs = Filesystem::open_path(aged, OpenOptions::read_write()).map_err(|e| format!("{what}: library open: {e}"))?;
+    let mut fs = open(aged, OpenOptions::read_write()).map_err(|e| format!("{what}: library open: {e}"))?;
     let mut step = Step {
         aged: Side::Library(&mut fs),
         reference: Side::Kernel(mr.path()),
@@ -373,7 +458,7 @@ pub fn replay(cfg: &Config, work_dir: &Path, rounds: &[(Writer, Vec<Op>)]) -> Re
     let aged = work_dir.join(format!("{}-aged.img", cfg.name));
     let reference = work_dir.join(format!("{}-reference.img", cfg.name));
     mke2fs(cfg, Scale::Quick, 0, &aged)?;
-    std::fs::copy(&aged, &reference).map_err(|e| e.to_string())?;
+    copy_image(&aged, &reference)?;
     let mut model = Model::new(cfg.traits(Scale::Quick));
     let mut report = Report::default();
     for (i, (who, ops)) in rounds.iter().enumerate() {
@@ -405,7 +490,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Report, String> {
     let reference = opts.work_dir.join(format!("{}-reference.img", cfg.name));
     mke2fs(cfg, opts.scale, opts.seed, &aged)?;
     let _ = std::fs::remove_file(aged.with_extension("img.ops"));
-    std::fs::copy(&aged, &reference).map_err(|e| e.to_string())?;
+    copy_image(&aged, &reference)?;
     let mut model = Model::new(cfg.traits(opts.scale));
     let mut report = Report::default();
 
@@ -434,8 +519,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Report, String> {
         })?;
         check(&aged, &reference, &timed_paths(&done), &mut report, &format!("after {what}"))?;
     }
-    for f in [&aged, &reference, &aged.with_extension("img.ops")] {
-        let _ = std::fs::remove_file(f);
-    }
+    remove_image(&aged);
+    remove_image(&reference);
+    let _ = std::fs::remove_file(aged.with_extension("img.ops"));
     Ok(report)
 }

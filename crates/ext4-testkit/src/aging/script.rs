@@ -37,8 +37,9 @@ pub fn line(op: &Op, data_dir: &Path, n: usize) -> std::io::Result<Option<String
             format!("mknod -m {perm:o} {} {k} {major} {minor}", abs(path))
         }
         Op::SetXattr { path, name, len, seed } => {
-            let value = String::from_utf8(xattr_value(*seed, *len)).expect("letters and digits");
-            format!("xattr set {} {name} {value}", abs(path))
+            // Hex, as setfattr's `0x` prefix: a value that starts with `0s` or `0x` is no text.
+            let hex: String = xattr_value(*seed, *len).iter().map(|b| format!("{b:02x}")).collect();
+            format!("xattr set {} {name} 0x{hex}", abs(path))
         }
         Op::RemoveXattr { path, name } => format!("xattr rm {} {name}", abs(path)),
         Op::Chmod { path, perm } => format!("chmod {perm:o} {}", abs(path)),
@@ -82,9 +83,11 @@ fn data_file(dir: &Path, n: usize, len: u64, seed: u64) -> std::io::Result<PathB
 pub fn run_batch(ext4: &Path, image: &Path, lines: &[String]) -> Result<BTreeMap<usize, String>, String> {
     let script = image.with_extension("batch");
     std::fs::write(&script, lines.join("\n") + "\n").map_err(|e| e.to_string())?;
+    let journal = super::journal_of(image).map(|j| vec!["--journal".into(), j.into_os_string()]).unwrap_or_default();
     let out = Command::new(ext4)
         .args(["batch", "--keep-going", "-f"])
         .arg(&script)
+        .args(journal)
         .arg(image)
         .output()
         .map_err(|e| format!("{}: {e}", ext4.display()))?;

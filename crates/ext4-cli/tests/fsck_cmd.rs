@@ -1,0 +1,48 @@
+//! `ext4 fsck` as a script sees it: its exit status is the one `e2fsck -fn`
+//! gives the same image, and `--json` names each problem by its `PR_*` code.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{have_fsck, ok, run};
+
+/// `e2fsck -fn`'s exit status on `img`.
+fn e2fsck_status(img: &Path) -> Option<i32> {
+    Command::new("e2fsck").arg("-fn").arg(img).output().expect("e2fsck runs").status.code()
+}
+
+/// `ext4 fsck ARGS IMAGE` parsed as JSON, with its exit status.
+fn fsck_json(img: &Path) -> (Option<i32>, serde_json::Value) {
+    let out = run(&[&"fsck", &"--json", &img], None);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    (out.status.code(), v)
+}
+
+#[test]
+fn fsck_exits_as_e2fsck_and_names_problems() {
+    if !have_fsck() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("img");
+    ok(&[&"mkfs", &"-q", &img, &"16M"], None);
+    ok(&[&"batch", &img], Some(b"mkdir /d\nwrite /d/f 'some text'\n"));
+
+    assert_eq!(run(&[&"fsck", &img], None).status.code(), Some(0));
+    let (code, clean) = fsck_json(&img);
+    assert_eq!((code, clean["outcome"].as_str()), (Some(0), Some("clean")), "{clean}");
+    assert_eq!(clean["problems"].as_array().map(Vec::len), Some(0), "{clean}");
+
+    // A wrong link count, written by debugfs.
+    let set = Command::new("debugfs").args(["-w", "-R", "sif /d/f links_count 5"]).arg(&img).output().unwrap();
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let (code, bad) = fsck_json(&img);
+    assert_eq!(code, e2fsck_status(&img));
+    assert_eq!(code, Some(4), "{bad}");
+    let problems = bad["problems"].as_array().unwrap();
+    assert!(problems.iter().any(|p| p["code"] == "PR_4_BAD_REF_COUNT" && p["fixed"] == false), "{bad}");
+    // -n changed nothing.
+    assert_eq!(e2fsck_status(&img), Some(4));
+}
