@@ -3,6 +3,7 @@
 //! and the layout arithmetic of e2fsprogs (where the superblock copies,
 //! descriptors and tables of each group are).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use ext4_blockdev::BlockDevice;
@@ -20,12 +21,26 @@ pub(crate) struct Image<'d> {
     /// (each `block_size` long; the block size is fixed before the first
     /// write).
     pending: BTreeMap<u64, Box<[u8]>>,
+    /// The inode table block read last, by block number: the passes after
+    /// pass 1 read inodes one at a time, mostly in table order.
+    last_itable: RefCell<Option<(u64, Box<[u8]>)>>,
 }
 
 impl<'d> Image<'d> {
     /// Reads `dev` in blocks of `block_size` bytes.
     pub(crate) fn new(dev: &'d dyn BlockDevice, block_size: u32) -> Self {
-        Self { dev, block_size, pending: BTreeMap::new() }
+        Self { dev, block_size, pending: BTreeMap::new(), last_itable: RefCell::new(None) }
+    }
+
+    /// Copies `len` bytes at `off` of inode table block `blk` into a new
+    /// vector, through a one-block cache; `None` past the end of the device.
+    pub(crate) fn itable_bytes(&self, blk: u64, off: usize, len: usize) -> Result<Option<Vec<u8>>> {
+        let mut last = self.last_itable.borrow_mut();
+        if last.as_ref().is_none_or(|(b, _)| *b != blk) {
+            let Some(data) = self.block(blk)? else { return Ok(None) };
+            *last = Some((blk, data.into()));
+        }
+        Ok(last.as_ref().map(|(_, d)| d[off..off + len].to_vec()))
     }
 
     /// The device.
@@ -76,6 +91,7 @@ impl<'d> Image<'d> {
     /// Reads in blocks of `block_size` bytes from now on (before any write).
     pub(crate) fn set_block_size(&mut self, block_size: u32) {
         debug_assert!(self.pending.is_empty() || block_size == self.block_size);
+        self.last_itable.replace(None);
         self.block_size = block_size;
     }
 
@@ -86,6 +102,7 @@ impl<'d> Image<'d> {
         debug_assert_eq!(data.len() as u64, bs);
         match blk.checked_mul(bs) {
             Some(off) if off + bs <= self.dev.len() => {
+                self.last_itable.replace(None);
                 self.pending.insert(off, data.into());
                 true
             }
@@ -106,11 +123,13 @@ impl<'d> Image<'d> {
 
     /// Drops the pending blocks written since `snap` was taken.
     pub(crate) fn restore(&mut self, snap: BTreeMap<u64, Box<[u8]>>) {
+        self.last_itable.replace(None);
         self.pending = snap;
     }
 
     /// Forgets every pending block (after they are committed).
     pub(crate) fn clear_pending(&mut self) {
+        self.last_itable.replace(None);
         self.pending.clear();
     }
 
@@ -393,7 +412,6 @@ impl Fs<'_> {
         if blk >= self.blocks_count() {
             return Ok(None);
         }
-        let Some(b) = self.img.block(blk)? else { return Ok(None) };
-        Ok(Some(b[off..off + self.geo.inode_size as usize].to_vec()))
+        self.img.itable_bytes(blk, off, self.geo.inode_size as usize)
     }
 }

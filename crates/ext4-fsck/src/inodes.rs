@@ -41,6 +41,12 @@ pub(crate) struct InodeRec {
 #[derive(Debug, Default)]
 pub(crate) struct InodeTable {
     recs: Vec<InodeRec>,
+    /// `index[c]`: the first record whose number is at least `c << shift`
+    /// (empty: not built, or dropped by an insertion in the middle). At
+    /// most one entry per record, so it costs no more than the records do.
+    index: Vec<u32>,
+    /// Inode numbers per `index` entry, as a power of two.
+    shift: u32,
 }
 
 impl InodeTable {
@@ -59,6 +65,7 @@ impl InodeTable {
             _ => match self.recs.binary_search_by_key(&ino, |r| r.ino) {
                 Ok(i) => i,
                 Err(i) => {
+                    self.index.clear();
                     self.recs.insert(i, new);
                     i
                 }
@@ -67,14 +74,42 @@ impl InodeTable {
         &mut self.recs[i]
     }
 
+    /// Builds the index that speeds up lookups by number (after pass 1,
+    /// when lookups outnumber insertions).
+    pub(crate) fn reindex(&mut self) {
+        self.index.clear();
+        let Some(last) = self.recs.last() else { return };
+        let per = (u64::from(last.ino) / self.recs.len() as u64).max(64);
+        self.shift = (64 - (per - 1).leading_zeros()).min(31);
+        let chunks = (last.ino >> self.shift) as usize + 1;
+        self.index.reserve_exact(chunks);
+        let mut i = 0usize;
+        for c in 0..chunks as u64 {
+            while i < self.recs.len() && u64::from(self.recs[i].ino) < c << self.shift {
+                i += 1;
+            }
+            self.index.push(i as u32);
+        }
+    }
+
+    /// Where the record of `ino` is, if it has one.
+    fn position(&self, ino: u32) -> Option<usize> {
+        let Some(&tail) = self.index.last() else { return self.recs.binary_search_by_key(&ino, |r| r.ino).ok() };
+        // Records appended after the index was built lie past its last chunk.
+        let c = (ino >> self.shift) as usize;
+        let lo = self.index.get(c).map_or(tail, |&i| i) as usize;
+        let hi = self.index.get(c + 1).map_or(self.recs.len(), |&i| i as usize);
+        self.recs[lo..hi].binary_search_by_key(&ino, |r| r.ino).ok().map(|i| lo + i)
+    }
+
     /// The record of `ino`, if any.
     pub(crate) fn get(&self, ino: u32) -> Option<&InodeRec> {
-        self.recs.binary_search_by_key(&ino, |r| r.ino).ok().map(|i| &self.recs[i])
+        self.position(ino).map(|i| &self.recs[i])
     }
 
     /// The record of `ino`, if any, to change.
     pub(crate) fn get_mut(&mut self, ino: u32) -> Option<&mut InodeRec> {
-        self.recs.binary_search_by_key(&ino, |r| r.ino).ok().map(move |i| &mut self.recs[i])
+        self.position(ino).map(move |i| &mut self.recs[i])
     }
 
     /// Whether `ino` has flag `f`.
@@ -182,5 +217,37 @@ mod tests {
         assert_eq!(t.add_link(8), 0);
         assert_eq!(t.range(2, 7).len(), 3);
         assert!(t.has(9, flag::USED) && !t.has(9, flag::DIR));
+    }
+
+    /// Lookups find exactly the records inserted, with the index built,
+    /// after appending past it, and after an insertion drops it.
+    #[test]
+    fn lookups_agree_with_a_plain_search() {
+        let mut rng = ext4_testkit::rng::Rng::new(0x1dea);
+        for spread in [1u32, 3, 64, 1000, 1 << 20] {
+            let mut t = InodeTable::default();
+            let mut inos: Vec<u32> = (0..500).map(|_| 1 + rng.below(u64::from(500 * spread)) as u32).collect();
+            inos.sort_unstable();
+            inos.dedup();
+            for &i in &inos {
+                t.entry(i).links = i as u16;
+            }
+            let probe = |t: &InodeTable, inos: &[u32]| {
+                let near = inos.iter().flat_map(|&i| [i - 1, i, i + 1]);
+                for i in near.chain(0..200).chain([u32::MAX]) {
+                    assert_eq!(t.get(i).map(|r| r.ino), inos.binary_search(&i).ok().map(|_| i), "ino {i} spread {spread}");
+                }
+            };
+            t.reindex();
+            probe(&t, &inos);
+            let top = inos.last().unwrap() + 65;
+            t.entry(top);
+            inos.push(top);
+            probe(&t, &inos);
+            let mid = (1..top).find(|i| inos.binary_search(i).is_err()).unwrap();
+            t.entry(mid);
+            inos.insert(inos.binary_search(&mid).unwrap_err(), mid);
+            probe(&t, &inos);
+        }
     }
 }

@@ -172,6 +172,7 @@ fn mark_table_blocks(ctx: &mut Ctx<'_, '_>) {
 /// After the scan: xattr block reference counts, large directories, then
 /// the blocks claimed twice.
 fn finish(ctx: &mut Ctx<'_, '_>) -> Flow {
+    ctx.inodes.reindex();
     xattrs::adjust_refcounts(ctx)?;
     if ctx.invalid_bitmaps > 0 {
         handle_fs_bad_blocks(ctx);

@@ -18,11 +18,11 @@ use crate::problem::{At, Code};
 
 /// One entry as read (or, for inline directories, as made up for `.` and `..`).
 #[derive(Debug, Clone)]
-struct Dirent {
+struct Dirent<'a> {
     inode: u32,
     rec_len: usize,
     ftype: u8,
-    name: Vec<u8>,
+    name: &'a [u8],
     /// The byte after the name (`name[name_len]` in C, for the NUL checks).
     after: [u8; 2],
     /// The hash stored after the name (casefolded encrypted directories).
@@ -41,7 +41,7 @@ pub(super) fn check_entries(ctx: &mut Ctx<'_, '_>, st: &mut State, b: &mut Block
     let policy = ctx.policies.find(ino);
     let hash_in_dirent = policy != NO_POLICY && dir_flags.contains(InodeFlags::CASEFOLD);
     let mut dups_found = st.rehash.contains(&ino);
-    let mut names: HashSet<Vec<u8>> = HashSet::new();
+    let mut names: HashSet<&[u8]> = HashSet::new();
     let mut hash = 0u32;
     let _ = kind;
     loop {
@@ -58,9 +58,9 @@ pub(super) fn check_entries(ctx: &mut Ctx<'_, '_>, st: &mut State, b: &mut Block
             }
             read_dirent(&b.buf, offset, rec_len, name_len)
         } else if dot_state == 0 {
-            Dirent { inode: ino, rec_len: 12, ftype: 2, name: b".".to_vec(), after: [0, 0], stored_hash: 0 }
+            Dirent { inode: ino, rec_len: 12, ftype: 2, name: b".", after: [0, 0], stored_hash: 0 }
         } else {
-            Dirent { inode: ext4_ondisk::get_u32(&b.buf, 0), rec_len: 12, ftype: 2, name: b"..".to_vec(), after: [0, 0], stored_hash: 0 }
+            Dirent { inode: ext4_ondisk::get_u32(&b.buf, 0), rec_len: 12, ftype: 2, name: b"..", after: [0, 0], stored_hash: 0 }
         };
         let cx = EntryCtx { ino, blockcnt: b.blockcnt, at: At::ino_block(ino, b.blk), dot_state, policy };
         check_one(ctx, st, &cx, &d, &mut names, &mut dups_found, &mut hash)?;
@@ -82,8 +82,8 @@ pub(super) fn check_entries(ctx: &mut Ctx<'_, '_>, st: &mut State, b: &mut Block
 }
 
 /// Decodes the entry at `offset` (lengths already checked).
-fn read_dirent(buf: &[u8], offset: usize, rec_len: usize, name_len: usize) -> Dirent {
-    let name = buf[offset + 8..offset + 8 + name_len].to_vec();
+fn read_dirent(buf: &[u8], offset: usize, rec_len: usize, name_len: usize) -> Dirent<'_> {
+    let name = &buf[offset + 8..offset + 8 + name_len];
     let byte = |i: usize| buf.get(offset + 8 + name_len + i).copied().unwrap_or(0);
     let h = offset + 8 + ((name_len + 3) & !3);
     let stored_hash = if h + 4 <= buf.len() { ext4_ondisk::get_u32(buf, h) } else { 0 };
@@ -102,12 +102,12 @@ struct EntryCtx {
 
 /// The checks of one entry (`hash` carries the last name hash of the
 /// block, for htree bookkeeping).
-fn check_one(
+fn check_one<'a>(
     ctx: &mut Ctx<'_, '_>,
     st: &mut State,
     cx: &EntryCtx,
-    d: &Dirent,
-    names: &mut HashSet<Vec<u8>>,
+    d: &Dirent<'a>,
+    names: &mut HashSet<&'a [u8]>,
     dups_found: &mut bool,
     hash: &mut u32,
 ) -> Flow {
@@ -118,7 +118,7 @@ fn check_one(
         1 => check_dotdot(ctx, cx, d),
         _ if d.inode == ino => {
             problem = Some(Code::LinkDot);
-            ctx.ask(Code::LinkDot, at, format!("entry '{}' in directory {ino} links to the directory itself", show(&d.name)));
+            ctx.ask(Code::LinkDot, at, format!("entry '{}' in directory {ino} links to the directory itself", show(d.name)));
         }
         _ => {}
     }
@@ -134,9 +134,9 @@ fn check_one(
         problem = Some(Code::BadIno);
     } else if ctx.inodes.has(i, flag::BB) {
         problem = Some(Code::BbInode);
-    } else if cx.dot_state > 1 && name.as_slice() == b"." {
+    } else if cx.dot_state > 1 && *name == b"." {
         problem = Some(Code::DupDot);
-    } else if cx.dot_state > 1 && name.as_slice() == b".." {
+    } else if cx.dot_state > 1 && *name == b".." {
         problem = Some(Code::DupDotDot);
     } else if cx.dot_state > 1 && i == 2 {
         problem = Some(Code::LinkRoot);
@@ -193,7 +193,7 @@ fn check_one(
         }
     }
     if super::htree::tracks(ctx, ino) {
-        if let Some(h) = super::htree::entry_hash(ctx, ino, cx.dot_state, &d.name, Some(d.stored_hash)) {
+        if let Some(h) = super::htree::entry_hash(ctx, ino, cx.dot_state, d.name, Some(d.stored_hash)) {
             *hash = h;
         }
         super::htree::note_hash(ctx, ino, cx.blockcnt, *hash);
@@ -207,7 +207,7 @@ fn check_one(
             r.parent = ino;
         }
     }
-    if !*dups_found && !names.insert(name.clone()) {
+    if !*dups_found && !names.insert(name) {
         ctx.ask(Code::ReportDupDirent, at, format!("directory {ino} has two entries named '{}'", show(name)));
         ctx.ask(Code::DuplicateDirent, At::ino(ino), format!("directory {ino} holds '{}' twice", show(name)));
         st.rehash.insert(ino);
@@ -227,7 +227,7 @@ fn check_dot(ctx: &mut Ctx<'_, '_>, cx: &EntryCtx, d: &Dirent) {
     let (ino, at) = (cx.ino, cx.at);
     let problem = if d.inode == 0 {
         Some(Code::MissingDot)
-    } else if d.name.as_slice() != b"." {
+    } else if d.name != b"." {
         Some(Code::FirstNotDot)
     } else if d.after[0] != 0 {
         Some(Code::DotNullTerm)
@@ -250,7 +250,7 @@ fn check_dotdot(ctx: &mut Ctx<'_, '_>, cx: &EntryCtx, d: &Dirent) {
     let (ino, at) = (cx.ino, cx.at);
     let problem = if d.inode == 0 {
         Some(Code::MissingDotDot)
-    } else if d.name.as_slice() != b".." {
+    } else if d.name != b".." {
         Some(Code::SecondNotDotDot)
     } else if d.after[0] != 0 {
         Some(Code::DotDotNullTerm)
@@ -271,7 +271,7 @@ fn check_filetype(ctx: &mut Ctx<'_, '_>, cx: &EntryCtx, d: &Dirent) -> Flow {
     let at = cx.at;
     if !ctx.fs.incompat(Incompat::FILETYPE) {
         if d.ftype != 0 {
-            ctx.ask(Code::ClearFiletype, at, format!("entry '{}' in directory {} has a file type", show(&d.name), cx.ino));
+            ctx.ask(Code::ClearFiletype, at, format!("entry '{}' in directory {} has a file type", show(d.name), cx.ino));
         }
         return Ok(());
     }
@@ -295,7 +295,7 @@ fn check_filetype(ctx: &mut Ctx<'_, '_>, cx: &EntryCtx, d: &Dirent) -> Flow {
         return Ok(());
     }
     let code = if d.ftype != 0 { Code::BadFiletype } else { Code::SetFiletype };
-    ctx.ask(code, at, format!("entry '{}' in directory {} has file type {}, should be {should_be}", show(&d.name), cx.ino, d.ftype));
+    ctx.ask(code, at, format!("entry '{}' in directory {} has file type {}, should be {should_be}", show(d.name), cx.ino, d.ftype));
     Ok(())
 }
 
