@@ -1,5 +1,6 @@
 //! `ext4 fsck` as a script sees it: its exit status is the one `e2fsck -fn`
-//! gives the same image, and `--json` names each problem by its `PR_*` code.
+//! gives the same image, `--json` names each problem by its `PR_*` code,
+//! and `-y` repairs what it reports.
 
 mod common;
 
@@ -45,4 +46,13 @@ fn fsck_exits_as_e2fsck_and_names_problems() {
     assert!(problems.iter().any(|p| p["code"] == "PR_4_BAD_REF_COUNT" && p["fixed"] == false), "{bad}");
     // -n changed nothing.
     assert_eq!(e2fsck_status(&img), Some(4));
+
+    // -y repairs it: exit 1, then both checkers find it clean and the
+    // kernel's view (through debugfs) has the right count.
+    assert_eq!(run(&[&"fsck", &"-y", &img], None).status.code(), Some(1));
+    assert_eq!(e2fsck_status(&img), Some(0));
+    assert_eq!(run(&[&"fsck", &img], None).status.code(), Some(0));
+    let stat = ext4_testkit::oracle::debugfs(&img, "stat /d/f");
+    assert!(stat.contains("Links: 1"), "{stat}");
+    assert_eq!(ok(&[&"cat", &img, &"/d/f"], None).stdout, b"some text");
 }

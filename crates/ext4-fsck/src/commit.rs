@@ -125,6 +125,10 @@ fn journaled_plan(img: &Image<'_>) -> Result<std::result::Result<Vec<JournalRun>
     if before.backup_sb.is_some() {
         return Ok(Err("the primary superblock is unusable"));
     }
+    if before.incompat(Incompat::RECOVER) {
+        // Writing now would be undone by a later replay.
+        return Err(crate::error::CheckError::Commit("the journal needs recovery and could not be replayed".into()));
+    }
     let Some((ino, runs)) = journal_runs(&before)? else { return Ok(Err("no usable internal journal")) };
     // The repairs must leave the journal inode and its blocks alone.
     let on_device = before.read_inode_raw(ino)?;
@@ -142,9 +146,6 @@ fn journaled_plan(img: &Image<'_>) -> Result<std::result::Result<Vec<JournalRun>
         if runs.iter().any(|r| blk >= r.device_block && blk < r.device_block + r.len) {
             return Ok(Err("the repairs change the journal's blocks"));
         }
-    }
-    if before.incompat(Incompat::RECOVER) {
-        return Ok(Err("the journal needs recovery"));
     }
     Ok(Ok(runs))
 }

@@ -188,6 +188,9 @@ pub(crate) struct Ctx<'d, 'o> {
     pub sb_dirty: bool,
     /// Groups whose in-memory descriptor differs from the one on the image.
     pub gd_dirty: std::collections::BTreeSet<u32>,
+    /// Repairs are held back: an earlier problem was left unrepaired, so
+    /// what the pass computed may not be what the filesystem needs.
+    pub hold_repairs: bool,
 }
 
 impl<'d, 'o> Ctx<'d, 'o> {
@@ -227,6 +230,7 @@ impl<'d, 'o> Ctx<'d, 'o> {
             restart: false,
             sb_dirty: false,
             gd_dirty: Default::default(),
+            hold_repairs: false,
         }
     }
 
@@ -243,12 +247,12 @@ impl<'d, 'o> Ctx<'d, 'o> {
         let answer = match self.mode {
             Mode::Check => false,
             _ if self.preen_halted || sev == Severity::Info => false,
-            Mode::Repair => crate::pass1::repairable(code),
+            Mode::Repair => !self.hold_repairs && crate::repair::repairable(code),
             Mode::Preen => {
                 if !code.preen_ok() && sev == Severity::Error {
                     self.preen_halted = true;
                 }
-                code.preen_ok() && crate::pass1::repairable(code)
+                code.preen_ok() && !self.hold_repairs && crate::repair::repairable(code)
             }
         };
         if self.problems.len() < MAX_PROBLEMS {
@@ -442,6 +446,8 @@ pub(crate) fn run(dev: &dyn BlockDevice, mut opts: Options<'_>) -> Result<Report
             Err((report, _)) => report,
         });
     }
+    // As e2fsck: the journal is replayed before anything is repaired.
+    crate::commit::replay_journal(dev)?;
     let mut img = img;
     let mut fixed: Vec<Problem> = Vec::new();
     let mut preen_halted = false;

@@ -29,7 +29,6 @@
 #![forbid(unsafe_code)]
 
 mod bmap;
-#[allow(dead_code)] // Until the repairs use it.
 mod commit;
 mod ctx;
 mod dirblock;
@@ -47,10 +46,10 @@ mod pass4;
 mod pass5;
 mod problem;
 mod quota;
-#[allow(dead_code)] // Until the repairs use it.
 mod repair;
 mod report;
 mod runset;
+mod summaries;
 mod superblock;
 mod xattr;
 

@@ -18,6 +18,7 @@ const ICOUNT_MAX: u16 = 65500;
 
 /// Runs pass 4.
 pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Flow {
+    ctx.hold_unless_clean();
     let fs = &ctx.fs;
     let skip = [fs.sb.s_prj_quota_inum.get(), fs.sb.s_orphan_file_inum.get(), 1];
     let first_ino = fs.first_ino();
@@ -85,7 +86,10 @@ fn check_inode(ctx: &mut Ctx<'_, '_>, ino: u32, links: u16, mut counted: u16, fl
     if isdir && counted > 1 && inode.flags.contains(InodeFlags::INDEX) && links == 1 {
         return Ok(());
     }
-    ctx.ask(Code::BadRefCount, at, format!("inode {ino} ref count is {}, should be {counted}", inode.links_count));
+    if ctx.ask(Code::BadRefCount, at, format!("inode {ino} ref count is {}, should be {counted}", inode.links_count)) {
+        let off = std::mem::offset_of!(ext4_ondisk::inode::InodeRaw, i_links_count);
+        ctx.update_inode(ino, |raw| ext4_ondisk::put_u16(raw, off, counted))?;
+    }
     Ok(())
 }
 

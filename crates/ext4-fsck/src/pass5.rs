@@ -16,9 +16,14 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Flow {
     if ctx.invalid_bitmaps > 0 {
         return Err(ctx.fatal(Code::BlockBitmapEnd, At::NONE, "bitmaps cannot be read: some group has no valid bitmap location"));
     }
+    ctx.hold_unless_clean();
+    let start = ctx.problems.len();
     let uninit = uninit_group_blocks(ctx);
     check_block_bitmaps(ctx, &uninit)?;
     check_inode_bitmaps(ctx)?;
+    if ctx.problems[start..].iter().any(|p| p.fixed) {
+        crate::summaries::rewrite(ctx, &uninit)?;
+    }
     Ok(())
 }
 

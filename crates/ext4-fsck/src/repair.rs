@@ -1,22 +1,64 @@
 //! How repairs write: every change goes to the image's pending blocks
 //! (committed at the end, see [`crate::commit`]); inodes, directory blocks,
 //! the superblock and group descriptors get their checksums here.
+//!
+//! What is repaired, and when: a pass repairs only what its checks see
+//! whole. Pass 4's link counts and pass 5's summaries are computed from
+//! what the passes before them found, so they are repaired only when no
+//! error before them was left unrepaired ([`Ctx::hold_unless_clean`]):
+//! otherwise the counts e2fsck would compute after its own repairs may
+//! differ, and writing ours could make the filesystem worse.
 
 use ext4_ondisk::group_desc::update_group_desc_checksum;
 use ext4_ondisk::inode::set_inode_checksum;
 
 use crate::ctx::{Ctx, Flow};
-use crate::problem::{At, Code};
+use crate::problem::{At, Code, Severity};
+
+/// Whether this checker repairs `code` (in repair mode, and in preen mode
+/// when e2fsck's preen would).
+pub(crate) fn repairable(code: Code) -> bool {
+    use Code::*;
+    matches!(
+        code,
+        GdtCsum
+            | BadRefCount
+            | BlockBitmapEnd
+            | InodeBitmapEnd
+            | FreeInodeCountGroup
+            | FreeDirCountGroup
+            | FreeInodeCount
+            | FreeBlockCountGroup
+            | FreeBlockCount
+            | InodeBmapPadding
+            | BlockBmapPadding
+            | BlockUninit
+            | InodeUninit
+            | InodeBitmapCsumInvalid
+            | BlockBitmapCsumInvalid
+    )
+}
 
 /// Byte offset of the primary superblock.
 const SUPERBLOCK_OFFSET: u64 = 1024;
 
 impl Ctx<'_, '_> {
-    /// Replaces block `blk`.
-    pub(crate) fn write_block(&mut self, blk: u64, data: &[u8]) {
+    /// Holds repairs back from now on if an error found so far was left
+    /// unrepaired (see the module documentation).
+    pub(crate) fn hold_unless_clean(&mut self) {
+        let unrepaired = |p: &crate::problem::Problem| !p.fixed && matches!(p.code.severity(), Severity::Error | Severity::Fatal);
+        self.hold_repairs = self.dropped > 0 || self.problems.iter().any(unrepaired);
+    }
+
+    /// Replaces block `blk` (nothing changes if it already holds `data`).
+    pub(crate) fn write_block(&mut self, blk: u64, data: &[u8]) -> Flow {
+        if self.fs.img.block(blk)?.is_some_and(|b| b == data) {
+            return Ok(());
+        }
         if self.fs.img.write(blk, data) {
             self.changed = true;
         }
+        Ok(())
     }
 
     /// Writes inode `ino`'s record `raw` (its checksum set first).
@@ -31,8 +73,7 @@ impl Ctx<'_, '_> {
             return Err(self.fatal(Code::WriteInode, At::ino(ino), format!("the inode table block {blk} of inode {ino} is past the end")));
         };
         b[off..off + raw.len()].copy_from_slice(raw);
-        self.write_block(blk, &b);
-        Ok(())
+        self.write_block(blk, &b)
     }
 
     /// Reads inode `ino`'s record, changes it with `f` and writes it back.
@@ -89,7 +130,7 @@ impl Ctx<'_, '_> {
             fs.groups[g as usize].checksum = ext4_ondisk::get_u16(raw, ext4_ondisk::group_desc::GD_CHECKSUM_OFFSET);
         }
         for (blk, b) in blocks {
-            if fs.img.write(blk, &b) {
+            if fs.img.block(blk).ok().flatten().is_none_or(|old| old != b) && fs.img.write(blk, &b) {
                 self.changed = true;
             }
         }
@@ -102,8 +143,9 @@ impl Ctx<'_, '_> {
             let off = (SUPERBLOCK_OFFSET % bs) as usize;
             if let Ok(Some(mut b)) = fs.img.block(blk) {
                 let bytes = zerocopy::IntoBytes::as_bytes(&fs.layout.sb);
+                let same = b[off..off + bytes.len()] == *bytes;
                 b[off..off + bytes.len()].copy_from_slice(bytes);
-                if fs.img.write(blk, &b) {
+                if !same && fs.img.write(blk, &b) {
                     self.changed = true;
                 }
             }

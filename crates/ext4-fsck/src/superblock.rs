@@ -211,8 +211,15 @@ fn check_descriptors(ctx: &mut Ctx<'_, '_>) {
         if gd.inode_table == 0 {
             flag_invalid(ctx, g, 2);
         }
-        if !ctx.fs.desc_csum_ok[g as usize] {
-            ctx.ask(Code::GdtCsum, at, format!("group descriptor {g} checksum is {:#06x}", gd.checksum));
+        if !ctx.fs.desc_csum_ok[g as usize] && ctx.ask(Code::GdtCsum, at, format!("group descriptor {g} checksum is {:#06x}", gd.checksum))
+        {
+            // As e2fsck: nothing in the group is trusted to be unused; the
+            // checksum is recomputed when the descriptor is written.
+            let d = &mut ctx.fs.groups[g as usize];
+            d.flags.remove(GroupDescFlags::BLOCK_UNINIT | GroupDescFlags::INODE_UNINIT);
+            d.itable_unused = 0;
+            ctx.mark_group_dirty(g);
+            ctx.restart = true;
         }
         let uninit = gd.flags.intersects(GroupDescFlags::BLOCK_UNINIT | GroupDescFlags::INODE_UNINIT);
         if !csum_flag && (uninit || gd.itable_unused != 0) {

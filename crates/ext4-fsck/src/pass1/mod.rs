@@ -21,11 +21,6 @@ pub(crate) use blocks::{Cb, iterate};
 pub(crate) use inode::csum_ok as inode_csum_ok;
 pub(crate) use special::{check_device_inode, check_symlink};
 
-/// Whether a repair for `code` exists (the checker's first delivery repairs nothing).
-pub(crate) fn repairable(_code: Code) -> bool {
-    false
-}
-
 /// Inode table blocks read at once (`EXT2_INODE_SCAN_DEFAULT_BUFFER_BLOCKS`).
 const SCAN_BLOCKS: u64 = 8;
 
