@@ -191,6 +191,8 @@ pub(crate) struct Ctx<'d, 'o> {
     /// Repairs are held back: an earlier problem was left unrepaired, so
     /// what the pass computed may not be what the filesystem needs.
     pub hold_repairs: bool,
+    /// Where the problems of the inode pass 1 is checking start.
+    pub inode_start: usize,
 }
 
 impl<'d, 'o> Ctx<'d, 'o> {
@@ -231,6 +233,7 @@ impl<'d, 'o> Ctx<'d, 'o> {
             sb_dirty: false,
             gd_dirty: Default::default(),
             hold_repairs: false,
+            inode_start: 0,
         }
     }
 

@@ -111,3 +111,11 @@ impl std::fmt::Debug for Options<'_> {
 pub fn check(dev: &dyn BlockDevice, opts: Options<'_>) -> Result<Report> {
     ctx::run(dev, opts)
 }
+
+/// Replays the journal of a filesystem that needs recovery, as a repair
+/// does before anything else (and as e2fsck does); returns whether it did.
+/// A journal that cannot be replayed is left alone (a repair then refuses
+/// to write).
+pub fn replay_journal(dev: &dyn BlockDevice) -> Result<bool> {
+    commit::replay_journal(dev)
+}

@@ -22,6 +22,11 @@ pub(crate) fn repairable(code: Code) -> bool {
     matches!(
         code,
         GdtCsum
+            | LowDtime
+            | ZeroDtime
+            | SetDtime
+            | BadIBlocks
+            | BadISize
             | BadRefCount
             | BlockBitmapEnd
             | InodeBitmapEnd
@@ -43,6 +48,25 @@ pub(crate) fn repairable(code: Code) -> bool {
 const SUPERBLOCK_OFFSET: u64 = 1024;
 
 impl Ctx<'_, '_> {
+    /// Reports a problem of the inode pass 1 is checking, repairing it only
+    /// if no error found in the inode so far was left unrepaired (its other
+    /// damage, once repaired as e2fsck would, could change what is right).
+    pub(crate) fn ask_inode_fix(&mut self, code: Code, at: At, detail: String) -> bool {
+        let unrepaired = |p: &crate::problem::Problem| !p.fixed && matches!(p.code.severity(), Severity::Error | Severity::Fatal);
+        if self.problems.get(self.inode_start..).is_some_and(|ps| ps.iter().any(unrepaired)) {
+            return self.ask_unrepaired(code, at, detail);
+        }
+        self.ask(code, at, detail)
+    }
+
+    /// Reports a problem this case of which is not repaired.
+    pub(crate) fn ask_unrepaired(&mut self, code: Code, at: At, detail: String) -> bool {
+        let held = std::mem::replace(&mut self.hold_repairs, true);
+        self.ask(code, at, detail);
+        self.hold_repairs = held;
+        false
+    }
+
     /// Holds repairs back from now on if an error found so far was left
     /// unrepaired (see the module documentation).
     pub(crate) fn hold_unless_clean(&mut self) {
@@ -74,6 +98,13 @@ impl Ctx<'_, '_> {
         };
         b[off..off + raw.len()].copy_from_slice(raw);
         self.write_block(blk, &b)
+    }
+
+    /// Rewrites inode `ino` with `f` as a pass 1 repair: what the pass
+    /// learnt about the inode is stale, so the check starts again after it.
+    pub(crate) fn fix_inode(&mut self, ino: u32, f: impl FnOnce(&mut [u8])) -> Flow {
+        self.restart = true;
+        self.update_inode(ino, f)
     }
 
     /// Reads inode `ino`'s record, changes it with `f` and writes it back.

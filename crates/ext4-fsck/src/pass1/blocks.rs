@@ -452,8 +452,15 @@ fn finish_blocks(ctx: &mut Ctx<'_, '_>, c: &mut InodeCheck, pb: &mut Pb, ea_inod
     }
     let blocks_hi = ext4_ondisk::inode::raw::blocks_high(&c.raw);
     let stored = (c.inode.blocks & 0xFFFF_FFFF) | if fs.ro_compat(RoCompat::HUGE_FILE) { u64::from(blocks_hi) << 32 } else { 0 };
-    if fs.sb.s_creator_os.get() != creator_os::HURD && (expect != stored || (huge && blocks_hi != 0)) {
-        ctx.ask(Code::BadIBlocks, c.at, format!("inode {ino}: i_blocks is {stored}, should be {expect}"));
+    if fs.sb.s_creator_os.get() != creator_os::HURD
+        && (expect != stored || (huge && blocks_hi != 0))
+        && ctx.ask_inode_fix(Code::BadIBlocks, c.at, format!("inode {ino}: i_blocks is {stored}, should be {expect}"))
+    {
+        ctx.fix_inode(ino, |raw| {
+            use ext4_ondisk::inode::InodeRaw;
+            ext4_ondisk::put_u32(raw, std::mem::offset_of!(InodeRaw, i_blocks_lo), expect as u32);
+            ext4_ondisk::put_u16(raw, std::mem::offset_of!(InodeRaw, l_i_blocks_high), (expect >> 32) as u16);
+        })?;
     }
     let fs = &ctx.fs;
     let t = c.inode.mode & 0xF000;
@@ -507,7 +514,19 @@ fn check_size(ctx: &mut Ctx<'_, '_>, c: &InodeCheck, pb: &Pb) -> Flow {
         bad = 6;
     }
     if bad != 0 && c.inode.mode & 0xF000 != 0xA000 {
-        ctx.ask(Code::BadISize, c.at, format!("inode {}: i_size is {size}, should be {should_be} (case {bad})", c.ino));
+        let msg = format!("inode {}: i_size is {size}, should be {should_be} (case {bad})", c.ino);
+        // A size the superblock's features do not allow is left to a
+        // repair of the features (not done yet).
+        let allowed = should_be < 0x8000_0000 || ctx.fs.ro_compat(RoCompat::LARGE_FILE);
+        let fixed = if allowed { ctx.ask_inode_fix(Code::BadISize, c.at, msg) } else { ctx.ask_unrepaired(Code::BadISize, c.at, msg) };
+        if fixed {
+            let size = if c.inode.mode & 0xF000 == 0x4000 { should_be & 0xFFFF_FFFF } else { should_be };
+            ctx.fix_inode(c.ino, |raw| {
+                use ext4_ondisk::inode::InodeRaw;
+                ext4_ondisk::put_u32(raw, std::mem::offset_of!(InodeRaw, i_size_lo), size as u32);
+                ext4_ondisk::put_u32(raw, std::mem::offset_of!(InodeRaw, i_size_high), (size >> 32) as u32);
+            })?;
+        }
     }
     Ok(())
 }

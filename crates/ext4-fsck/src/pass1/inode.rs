@@ -13,6 +13,11 @@ use crate::inodes::flag;
 use crate::problem::{At, Code};
 use crate::xattr::{self, EaErr};
 
+/// Sets `i_dtime` in an inode record.
+fn set_dtime(raw: &mut [u8], dtime: u32) {
+    ext4_ondisk::put_u32(raw, std::mem::offset_of!(ext4_ondisk::inode::InodeRaw, i_dtime), dtime);
+}
+
 /// Inodes of reserved numbers with a meaning.
 const BAD_INO: u32 = 1;
 const ROOT_INO: u32 = 2;
@@ -133,11 +138,14 @@ impl Scan {
         if err == ScanErr::Garbage && c.inode.links_count > 0 {
             ctx.ask(Code::InodeIsGarbage, c.at, format!("inode {ino} seems to hold garbage"));
         }
-        let done = c.check(ctx, self)?;
-        if !done {
-            c.finish(ctx);
-        }
-        Ok(())
+        // An inode that fails its checksum is not rewritten field by
+        // field: that would make its other fields trusted.
+        let held = ctx.hold_repairs;
+        ctx.hold_repairs |= c.failed_csum;
+        ctx.inode_start = ctx.problems.len();
+        let r = c.check(ctx, self).and_then(|done| if done { Ok(()) } else { c.finish(ctx) });
+        ctx.hold_repairs = held;
+        r
     }
 }
 
@@ -169,24 +177,37 @@ impl InodeCheck {
 
     /// `FINISH_INODE_LOOP`: an inode that failed its checksum but passed
     /// every other check has only a bad checksum.
-    pub(super) fn finish(&self, ctx: &mut Ctx<'_, '_>) {
-        if self.failed_csum {
-            ctx.ask(Code::InodeOnlyCsumInvalid, self.at, format!("inode {} passes checks, but its checksum does not match", self.ino));
+    pub(super) fn finish(&self, ctx: &mut Ctx<'_, '_>) -> Flow {
+        if self.failed_csum
+            && ctx.ask(Code::InodeOnlyCsumInvalid, self.at, format!("inode {} passes checks, but its checksum does not match", self.ino))
+        {
+            // Writing the inode back sets its checksum.
+            ctx.fix_inode(self.ino, |_| {})?;
         }
+        Ok(())
     }
 
     /// The checks; `Ok(true)` when the inode needs no `finish` (cleared).
     fn check(&mut self, ctx: &mut Ctx<'_, '_>, scan: &Scan) -> Flow<bool> {
         let ino = self.ino;
         let (first_ino, inodes_count) = (ctx.fs.first_ino(), ctx.fs.inodes_count());
-        if self.inode.dtime != 0 && scan.low_dtime_check && self.inode.dtime < inodes_count {
-            ctx.ask(Code::LowDtime, self.at, format!("inode {ino} was part of the orphaned inode list"));
+        if self.inode.dtime != 0
+            && scan.low_dtime_check
+            && self.inode.dtime < inodes_count
+            && ctx.ask_inode_fix(Code::LowDtime, self.at, format!("inode {ino} was part of the orphaned inode list"))
+        {
+            let dtime = if self.inode.links_count != 0 { 0 } else { ctx.now as u32 };
+            ctx.fix_inode(ino, |raw| set_dtime(raw, dtime))?;
         }
         if self.inode.links_count != 0 {
             ctx.inodes.entry(ino).links = self.inode.links_count;
         } else if ino >= first_ino && !quota_reserved(&ctx.fs, ino) {
-            if self.inode.dtime == 0 && self.inode.mode != 0 {
-                ctx.ask(Code::ZeroDtime, self.at, format!("deleted inode {ino} has zero dtime"));
+            if self.inode.dtime == 0
+                && self.inode.mode != 0
+                && ctx.ask_inode_fix(Code::ZeroDtime, self.at, format!("deleted inode {ino} has zero dtime"))
+            {
+                let now = ctx.now as u32;
+                ctx.fix_inode(ino, |raw| set_dtime(raw, now))?;
             }
             return Ok(false);
         }
@@ -348,8 +369,8 @@ impl InodeCheck {
     /// An ordinary inode in use.
     fn in_use(&mut self, ctx: &mut Ctx<'_, '_>) -> Flow {
         let ino = self.ino;
-        if self.inode.dtime != 0 {
-            ctx.ask(Code::SetDtime, self.at, format!("inode {ino} is in use but has a deletion time"));
+        if self.inode.dtime != 0 && ctx.ask_inode_fix(Code::SetDtime, self.at, format!("inode {ino} is in use but has a deletion time")) {
+            ctx.fix_inode(ino, |raw| set_dtime(raw, 0))?;
         }
         ctx.inodes.set(ino, flag::USED);
         ctx.inodes.entry(ino).ftype = super::ftype_of(self.inode.mode);

@@ -202,8 +202,7 @@ pub(super) fn bad_blocks_inode(ctx: &mut Ctx<'_, '_>, c: &InodeCheck) -> Flow {
         return Err(ctx.fatal(Code::BbinodeBadMetablock, At::ino(1), "the bad blocks inode's map blocks are claimed by metadata"));
     }
     ctx.inodes.set(1, flag::USED);
-    c.finish(ctx);
-    Ok(())
+    c.finish(ctx)
 }
 
 /// One block of the bad blocks inode.
