@@ -27,6 +27,9 @@ pub(crate) fn repairable(code: Code) -> bool {
             | SetDtime
             | BadIBlocks
             | BadISize
+            | UnusedInode
+            | BadFiletype
+            | SetFiletype
             | BadRefCount
             | BlockBitmapEnd
             | InodeBitmapEnd
@@ -54,6 +57,17 @@ impl Ctx<'_, '_> {
     pub(crate) fn ask_inode_fix(&mut self, code: Code, at: At, detail: String) -> bool {
         let unrepaired = |p: &crate::problem::Problem| !p.fixed && matches!(p.code.severity(), Severity::Error | Severity::Fatal);
         if self.problems.get(self.inode_start..).is_some_and(|ps| ps.iter().any(unrepaired)) {
+            return self.ask_unrepaired(code, at, detail);
+        }
+        self.ask(code, at, detail)
+    }
+
+    /// Reports a problem of inode `ino` found after pass 1, repairing it
+    /// only if no error found in the inode so far was left unrepaired.
+    pub(crate) fn ask_fix_for(&mut self, ino: u32, code: Code, at: At, detail: String) -> bool {
+        let unrepaired =
+            |p: &crate::problem::Problem| p.ino == Some(ino) && !p.fixed && matches!(p.code.severity(), Severity::Error | Severity::Fatal);
+        if self.problems.iter().any(unrepaired) {
             return self.ask_unrepaired(code, at, detail);
         }
         self.ask(code, at, detail)

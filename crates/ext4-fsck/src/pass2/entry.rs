@@ -62,7 +62,8 @@ pub(super) fn check_entries(ctx: &mut Ctx<'_, '_>, st: &mut State, b: &mut Block
         } else {
             Dirent { inode: ext4_ondisk::get_u32(&b.buf, 0), rec_len: 12, ftype: 2, name: b"..", after: [0, 0], stored_hash: 0 }
         };
-        let cx = EntryCtx { ino, blockcnt: b.blockcnt, at: At::ino_block(ino, b.blk), dot_state, policy };
+        let fixable = b.fixable && (!inline || dot_state > 1);
+        let cx = EntryCtx { ino, blockcnt: b.blockcnt, at: At::ino_block(ino, b.blk), dot_state, offset, fixable, policy };
         check_one(ctx, st, &cx, &d, &mut names, &mut dups_found, &mut hash)?;
         if !inline || dot_state > 1 {
             offset += d.rec_len;
@@ -78,7 +79,39 @@ pub(super) fn check_entries(ctx: &mut Ctx<'_, '_>, st: &mut State, b: &mut Block
         let d = format!("directory {ino} block {}: the last entry ends at {offset}, not {max}", b.blockcnt);
         ctx.ask(Code::FinalReclen, At::ino_block(ino, b.blk), d);
     }
-    Ok(false)
+    apply_fixes(ctx, st, b)
+}
+
+/// Writes the block with the entry repairs made in it, if any; the check
+/// then starts again (links and parents were counted without them).
+fn apply_fixes(ctx: &mut Ctx<'_, '_>, st: &mut State, b: &mut Block) -> Flow<bool> {
+    if st.fixes.is_empty() {
+        return Ok(false);
+    }
+    for (off, fix) in std::mem::take(&mut st.fixes) {
+        match fix {
+            EntryFix::Clear => ext4_ondisk::put_u32(&mut b.buf, off, 0),
+            EntryFix::Type(t) => b.buf[off + 7] = t,
+        }
+    }
+    if let (true, Some(seed)) = (ctx.fs.csum(), b.seed) {
+        ext4_ondisk::dir::set_dir_block_checksum(seed, &mut b.buf);
+    }
+    ctx.write_block(b.blk, &b.buf)?;
+    ctx.restart = true;
+    Ok(true)
+}
+
+/// Reports a problem of an entry; when it is repaired, records `fix`.
+/// Only entries after `.` and `..` are cleared: without them the
+/// directory needs pass 3's repairs, which are not written yet.
+fn entry_fix(ctx: &mut Ctx<'_, '_>, st: &mut State, cx: &EntryCtx, code: Code, at: At, msg: String, fix: EntryFix) -> bool {
+    let allowed = cx.fixable && (cx.dot_state > 1 || matches!(fix, EntryFix::Type(_)));
+    let fixed = if allowed { ctx.ask_fix_for(cx.ino, code, at, msg) } else { ctx.ask_unrepaired(code, at, msg) };
+    if fixed {
+        st.fixes.push((cx.offset, fix));
+    }
+    fixed
 }
 
 /// Decodes the entry at `offset` (lengths already checked).
@@ -90,12 +123,25 @@ fn read_dirent(buf: &[u8], offset: usize, rec_len: usize, name_len: usize) -> Di
     Dirent { inode: ext4_ondisk::get_u32(buf, offset), rec_len, ftype: buf[offset + 7], name, after: [byte(0), byte(1)], stored_hash }
 }
 
+/// A repair to one directory entry (e2fsck's `dir_modified`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum EntryFix {
+    /// The entry names no inode any more (`dirent->inode = 0`).
+    Clear,
+    /// The entry's file type becomes this.
+    Type(u8),
+}
+
 /// Where an entry is.
 struct EntryCtx {
     ino: u32,
     blockcnt: u32,
     at: At,
     dot_state: u32,
+    /// Offset of the entry in its block.
+    offset: usize,
+    /// Whether the entry may be repaired (see `Block::fixable`).
+    fixable: bool,
     /// The directory's encryption policy.
     policy: PolicyId,
 }
@@ -149,8 +195,7 @@ fn check_one<'a>(
     };
     if let Some(code) = problem {
         let msg = what(ctx, code);
-        ctx.ask(code, At { ino: Some(ino), ..at }, msg);
-        if code == Code::BadIno {
+        if entry_fix(ctx, st, cx, code, At { ino: Some(ino), ..at }, msg, EntryFix::Clear) || code == Code::BadIno {
             return Ok(());
         }
     }
@@ -175,9 +220,11 @@ fn check_one<'a>(
     }
     if let Some(code) = problem {
         let msg = what(ctx, code);
-        ctx.ask(code, at, msg);
+        if entry_fix(ctx, st, cx, code, at, msg, EntryFix::Clear) {
+            return Ok(());
+        }
     }
-    check_filetype(ctx, cx, d)?;
+    check_filetype(ctx, st, cx, d)?;
     if cx.policy != NO_POLICY {
         if cx.dot_state > 1 {
             check_encrypted(ctx, cx, d)?;
@@ -267,7 +314,7 @@ fn check_dotdot(ctx: &mut Ctx<'_, '_>, cx: &EntryCtx, d: &Dirent) {
 }
 
 /// `check_filetype`: the entry's type code against the inode's mode.
-fn check_filetype(ctx: &mut Ctx<'_, '_>, cx: &EntryCtx, d: &Dirent) -> Flow {
+fn check_filetype(ctx: &mut Ctx<'_, '_>, st: &mut State, cx: &EntryCtx, d: &Dirent) -> Flow {
     let at = cx.at;
     if !ctx.fs.incompat(Incompat::FILETYPE) {
         if d.ftype != 0 {
@@ -295,7 +342,8 @@ fn check_filetype(ctx: &mut Ctx<'_, '_>, cx: &EntryCtx, d: &Dirent) -> Flow {
         return Ok(());
     }
     let code = if d.ftype != 0 { Code::BadFiletype } else { Code::SetFiletype };
-    ctx.ask(code, at, format!("entry '{}' in directory {} has file type {}, should be {should_be}", show(d.name), cx.ino, d.ftype));
+    let msg = format!("entry '{}' in directory {} has file type {}, should be {should_be}", show(d.name), cx.ino, d.ftype);
+    entry_fix(ctx, st, cx, code, at, msg, EntryFix::Type(should_be));
     Ok(())
 }
 

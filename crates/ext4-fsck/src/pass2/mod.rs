@@ -49,6 +49,8 @@ pub(super) struct State {
     /// Directories that e2fsck would rebuild (duplicate names): their
     /// index is not verified.
     pub rehash: std::collections::BTreeSet<u32>,
+    /// Repairs to the entries of the block being checked: (offset, what).
+    pub fixes: Vec<(usize, entry::EntryFix)>,
 }
 
 /// One directory block being checked.
@@ -67,6 +69,11 @@ pub(super) struct Block {
     pub end: usize,
     /// Inline data size, 0 for a block.
     pub inline_size: usize,
+    /// Its entries may be repaired: a leaf block whose checksum (if the
+    /// filesystem has them) was right, so rewriting it trusts nothing new.
+    pub fixable: bool,
+    /// The directory's checksum seed, when it has one.
+    pub seed: Option<u32>,
 }
 
 /// `check_dir_block`.
@@ -117,9 +124,17 @@ fn check_dir_block(ctx: &mut Ctx<'_, '_>, st: &mut State, db: &DirBlock) -> Flow
     if inline_size != 0 && ((inline_size & 3) != 0 || (inline_size > 60 && inline_size < 60 + 12)) {
         ctx.ask(Code::BadInlineDirSize, At::ino(ino), format!("inline directory {ino} has a bad size {inline_size}"));
     }
-    let mut b = Block { ino, blockcnt: db.blockcnt, blk: db.blk, buf, start: 0, end: 0, inline_size };
+    let generation = st.generations.get(&ino).copied().flatten();
+    let seed = generation.map(|g| ext4_ondisk::checksum::inode_seed(ctx.fs.csum_seed(), ino, g));
+    let mut b = Block { ino, blockcnt: db.blockcnt, blk: db.blk, buf, start: 0, end: 0, inline_size, fixable: false, seed };
     let kind = htree::classify(ctx, &b)?;
     let is_leaf = kind.is_none_or(|k| k == DxKind::Leaf);
+    let fs = &ctx.fs;
+    b.fixable = inline_size == 0
+        && db.blk != 0
+        && is_leaf
+        && !failed_csum
+        && (!fs.csum() || (seed.is_some() && crate::dirblock::has_tail(fs.bs(), &b.buf)));
     let csum = ctx.fs.csum() && inline_size == 0;
     let mut de_csum = if csum && is_leaf { 12 } else { 0 };
     let mut failed = failed_csum;
