@@ -56,3 +56,25 @@ fn fsck_exits_as_e2fsck_and_names_problems() {
     assert!(stat.contains("Links: 1"), "{stat}");
     assert_eq!(ok(&[&"cat", &img, &"/d/f"], None).stdout, b"some text");
 }
+
+#[test]
+fn fsck_y_reconnects_an_unattached_file_to_lost_found() {
+    if !have_fsck() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("img");
+    ok(&[&"mkfs", &"-q", &img, &"16M"], None);
+    ok(&[&"batch", &img], Some(b"mkdir /d\nwrite /d/f 'kept contents'\n"));
+    let ino = ext4_testkit::oracle::debugfs(&img, "stat /d/f");
+    let ino: u32 = ino.split_whitespace().nth(1).and_then(|w| w.parse().ok()).unwrap_or_else(|| panic!("{ino}"));
+    // The entry goes, the inode stays: an unattached file.
+    let set = Command::new("debugfs").args(["-w", "-R", "unlink /d/f"]).arg(&img).output().unwrap();
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    assert_eq!(e2fsck_status(&img), Some(4));
+
+    assert_eq!(run(&[&"fsck", &"-y", &img], None).status.code(), Some(1));
+    assert_eq!(e2fsck_status(&img), Some(0));
+    let path = format!("/lost+found/#{ino}");
+    assert_eq!(ok(&[&"cat", &img, &path], None).stdout, b"kept contents");
+}

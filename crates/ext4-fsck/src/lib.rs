@@ -37,6 +37,7 @@ mod error;
 mod fs;
 mod inodes;
 mod journal;
+mod lostfound;
 mod open;
 mod orphan;
 mod pass1;

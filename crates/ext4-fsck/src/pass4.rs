@@ -103,8 +103,31 @@ fn disconnect_inode(ctx: &mut Ctx<'_, '_>, ino: u32) -> Flow<bool> {
     let t = inode.mode & 0xF000;
     let at = At::ino(ino);
     if inode.blocks == 0 && eamagic != XATTR_MAGIC && (t == 0x8000 || t == 0x4000) {
-        ctx.ask(Code::ZeroLenInode, at, format!("unattached inode {ino} has no data"));
+        let msg = format!("unattached inode {ino} has no data");
+        // Clearing it would change quota usage, which is not rewritten yet.
+        let cleared = if ctx.fs.ro_compat(RoCompat::QUOTA) {
+            ctx.ask_unrepaired(Code::ZeroLenInode, at, msg)
+        } else {
+            ctx.ask(Code::ZeroLenInode, at, msg)
+        };
+        if cleared {
+            // e2fsck_clear_inode: no links, deleted now; the next round's
+            // pass 1 sees it unused and pass 5 frees it.
+            let now = ctx.now as u32;
+            ctx.fix_inode(ino, |raw| {
+                use ext4_ondisk::inode::InodeRaw;
+                ext4_ondisk::put_u16(raw, std::mem::offset_of!(InodeRaw, i_links_count), 0);
+                ext4_ondisk::put_u32(raw, std::mem::offset_of!(InodeRaw, i_dtime), now);
+            })?;
+            return Ok(false);
+        }
     }
-    ctx.ask(Code::UnattachedInode, at, format!("inode {ino} is not in any directory"));
+    let ftype = ctx.inodes.get(ino).map_or(0, |r| r.ftype);
+    let msg = format!("inode {ino} is not in any directory");
+    // Directories are pass 3's to reconnect (not written yet).
+    let asked = if ftype == 2 { ctx.ask_unrepaired(Code::UnattachedInode, at, msg) } else { ctx.ask(Code::UnattachedInode, at, msg) };
+    if asked && !crate::lostfound::reconnect(ctx, ino, ftype)? {
+        ctx.unfix_last();
+    }
     Ok(false)
 }

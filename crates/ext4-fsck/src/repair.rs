@@ -22,6 +22,8 @@ pub(crate) fn repairable(code: Code) -> bool {
     matches!(
         code,
         GdtCsum
+            | UnattachedInode
+            | ZeroLenInode
             | LowDtime
             | ZeroDtime
             | SetDtime
@@ -71,6 +73,13 @@ impl Ctx<'_, '_> {
             return self.ask_unrepaired(code, at, detail);
         }
         self.ask(code, at, detail)
+    }
+
+    /// The problem reported last turned out not to be repairable.
+    pub(crate) fn unfix_last(&mut self) {
+        if let Some(p) = self.problems.last_mut() {
+            p.fixed = false;
+        }
     }
 
     /// Reports a problem this case of which is not repaired.
