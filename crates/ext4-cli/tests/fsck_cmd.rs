@@ -78,3 +78,23 @@ fn fsck_y_reconnects_an_unattached_file_to_lost_found() {
     let path = format!("/lost+found/#{ino}");
     assert_eq!(ok(&[&"cat", &img, &path], None).stdout, b"kept contents");
 }
+
+#[test]
+fn fsck_y_rewrites_a_bad_primary_superblock_from_a_backup() {
+    if !have_fsck() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("img");
+    ok(&[&"mkfs", &"-q", &"-b", &"1024", &img, &"32M"], None);
+    ok(&[&"batch", &img], Some(b"write /f 'kept contents'\n"));
+    // s_magic (offset 56 of the superblock at byte 1024) zeroed.
+    let mut bytes = std::fs::read(&img).unwrap();
+    bytes[1024 + 56..1024 + 58].fill(0);
+    std::fs::write(&img, &bytes).unwrap();
+    assert_ne!(e2fsck_status(&img), Some(0));
+
+    assert_eq!(run(&[&"fsck", &"-y", &img], None).status.code(), Some(1));
+    assert_eq!(e2fsck_status(&img), Some(0));
+    assert_eq!(ok(&[&"cat", &img, &"/f"], None).stdout, b"kept contents");
+}

@@ -381,6 +381,9 @@ pub(crate) fn round<'d, 'o>(
     let mut ctx = Ctx::new(fs, mode, now, progress, cancel);
     if let Some(e) = notes.primary_failed {
         ctx.ask(Code::OpenFailed, At::NONE, format!("primary superblock: {}", e.describe()));
+        if mode == Mode::Repair && ctx.fs.backup_sb.is_some() {
+            ctx.rewrite_primary_from_backup();
+        }
     }
     if let Some(why) = notes.desc_failed {
         ctx.ask(Code::CheckDescFailed, At::NONE, format!("group descriptors look bad: {why}"));

@@ -75,6 +75,20 @@ impl Ctx<'_, '_> {
         self.ask(code, at, detail)
     }
 
+    /// As e2fsck after checking from a backup superblock: the primary
+    /// superblock and every descriptor are rewritten from the backup (the
+    /// open already cleared the groups' uninit flags), and the check
+    /// starts again from the primary.
+    pub(crate) fn rewrite_primary_from_backup(&mut self) {
+        self.fs.layout.sb.s_block_group_nr.set(0);
+        self.mark_super_dirty();
+        self.gd_dirty.extend(0..self.fs.geo.group_count);
+        self.restart = true;
+        if let Some(p) = self.problems.last_mut() {
+            p.fixed = true;
+        }
+    }
+
     /// The problem reported last turned out not to be repairable.
     pub(crate) fn unfix_last(&mut self) {
         if let Some(p) = self.problems.last_mut() {
