@@ -11,7 +11,9 @@
 //! with `--medium` the FUSE job too. `bench fuse`: `cp -a` of the medium
 //! tree into `ext4 mount`, `fuse2fs` and a kernel loop mount (`--small` for
 //! the small tree). `bench mkfs`: formatting alone, 64 MiB to 16 TiB.
-//! `bench read`: the read-every-file job alone.
+//! `bench read`: the read-every-file job alone. `bench fsck [--large]`:
+//! `ext4 fsck -n` vs `e2fsck -fn` on clean images of the medium (and
+//! large) tree.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -112,6 +114,64 @@ fn mkfs_only(reps: usize) -> Result {
     Ok(())
 }
 
+/// Runs `cmd` and returns its exit status code (a checker's verdict).
+fn status(cmd: &mut Command) -> std::result::Result<i32, String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    out.status.code().ok_or_else(|| format!("{cmd:?} was killed"))
+}
+
+/// `bench fsck`: `ext4 fsck -n` against `e2fsck -fn` on images of the
+/// medium tree (and with `--large` the large one), made by `mke2fs -d` on
+/// tmpfs. Both must find the image clean; prints medians, the ratio and
+/// peak memory.
+fn fsck(reps: usize, large: bool) -> Result {
+    sh(crate::cargo().args(["build", "--release", "-q", "-p", "ext4-cli"]))?;
+    let ext4 = target_dir().join("release/ext4");
+    let scratch = ext4_testkit::scratch_dir_in(Path::new("/dev/shm"), "bench-fsck");
+    let work = scratch.path().to_path_buf();
+    let img = work.join("img");
+    let common = ["-q", "-F", "-t", "ext4", "-U", "01234567-89ab-cdef-0123-456789abcdef"];
+    let mut sizes = vec![(ext4_testkit::fixtures::TreeSize::Medium, "2G")];
+    if large {
+        sizes.push((ext4_testkit::fixtures::TreeSize::Large, "8G"));
+    }
+    println!("== ext4 fsck -n vs e2fsck -fn, images by mke2fs -d on tmpfs, median of {reps}");
+    println!("{:<8} {:>10} {:>10} {:>7} {:>12} {:>12}", "tree", "ext4 fsck", "e2fsck", "ratio", "peak ours", "peak e2fsck");
+    let r = (|| {
+        for (size, image_size) in sizes {
+            let src = ext4_testkit::fixtures::tree(size).map_err(|e| e.to_string())?;
+            remove_file(&img)?;
+            quiet(Command::new("mke2fs").args(common).arg("-d").arg(&src).arg(&img).arg(image_size))?;
+            let ours_cmd = || {
+                let mut c = Command::new(&ext4);
+                c.arg("fsck").arg("-n").arg(&img);
+                c
+            };
+            let e2_cmd = || {
+                let mut c = Command::new("e2fsck");
+                c.arg("-fn").arg(&img);
+                c
+            };
+            let (a, b) = (status(&mut ours_cmd())?, status(&mut e2_cmd())?);
+            if a != 0 || b != 0 {
+                return Err(format!("{}: not clean (ext4 fsck {a}, e2fsck {b})", size.name()));
+            }
+            let (ours, reference) = time_pair(reps, || Ok(()), || quiet(&mut ours_cmd()), || quiet(&mut e2_cmd()))?;
+            let kb = |p: Option<u64>| p.map_or("-".to_string(), |k| format!("{} MiB", k / 1024));
+            println!(
+                "{:<8} {ours:>10.3?} {reference:>10.3?} {:>7.2} {:>12} {:>12}",
+                size.name(),
+                ours.as_secs_f64() / reference.as_secs_f64().max(1e-9),
+                kb(peak_kb(&mut ours_cmd())),
+                kb(peak_kb(&mut e2_cmd()))
+            );
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&work);
+    r
+}
+
 pub fn run(args: &[&str]) -> Result {
     let medium = args.contains(&"--medium");
     let reps = args.iter().position(|a| *a == "--reps").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(3);
@@ -120,6 +180,7 @@ pub fn run(args: &[&str]) -> Result {
         Some(&"fuse") => return fuse(reps, args.contains(&"--small")),
         Some(&"read") => return read_only(reps, medium),
         Some(&"layers") => return layers(),
+        Some(&"fsck") => return fsck(reps, args.contains(&"--large")),
         _ => {}
     }
     sh(crate::cargo().args(["build", "--release", "-q", "-p", "ext4-cli"]))?;

@@ -8,7 +8,7 @@
 //! * `demo` — the main job end to end on a built-in example.
 //! * `ci` — what CI runs: the demo, the whole test suite (and the fuzz regressions again
 //!   with overflow checks), `validate`, then `fuzz smoke --secs 10`.
-//! * `bench [mkfs | fuse] [--medium] [--reps N]` — each job against its reference tool, as ratios
+//! * `bench [mkfs | fuse | fsck] [--medium] [--reps N]` — each job against its reference tool, as ratios
 //!   (`fuse`: cp -a into ext4 mount, fuse2fs and the kernel).
 //! * `bench layers` — criterion micro-benchmarks of the layer crates (checksums, bitmap search,
 //!   extent lookup, htree hash and insert, journal commit), short runs, medians.
@@ -54,7 +54,7 @@ fn main() -> ExitCode {
         Some("man") => man(&rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <tree DEST [--profile small|medium|large] [--seed N] [--no-big-xattrs] | fixtures [--medium] | validate [--medium] | demo | ci | crash [--quick | --reorders N] | aging [--config NAME]... [--rounds N] [--ops N] [--deep] [--seed S] | bench [mkfs | fuse [--small] | layers] [--medium] [--reps N] | fuzz <smoke | run TARGET | list> | fio [--size MIB] [--jobs N] | man [DIR] | pjdfstest [PATTERN...] [--keep] [--mkfs=ARGS]>"
+                "usage: cargo xtask <tree DEST [--profile small|medium|large] [--seed N] [--no-big-xattrs] | fixtures [--medium] | validate [--medium] | demo | ci | crash [--quick | --reorders N] | aging [--config NAME]... [--rounds N] [--ops N] [--deep] [--seed S] | bench [mkfs | fuse [--small] | fsck [--large] | layers] [--medium] [--reps N] | fuzz <smoke | run TARGET | list> | fio [--size MIB] [--jobs N] | man [DIR] | pjdfstest [PATTERN...] [--keep] [--mkfs=ARGS]>"
             );
             return ExitCode::from(2);
         }

@@ -36,8 +36,8 @@ NAME_base64.
 Exit status: 0 success, 1 failure (the message names the errno), 2 usage
 (bad arguments), 3 not found (ENOENT), 4 corrupt or not an ext2/3/4
 filesystem, 5 I/O error, 6 partial (some work failed and was reported, the
-rest was done: get -r, batch -k). A closed pipe on standard output ends a
-command quietly with status 0.";
+rest was done: get -r, batch -k); `fsck` exits as e2fsck does. A closed
+pipe on standard output ends a command quietly with status 0.";
 
 /// Read, write and format ext2/ext3/ext4 images without a kernel driver.
 #[derive(Parser)]
@@ -60,6 +60,9 @@ enum Command {
     Dump(cmd::dump::Args),
     /// Change an unmounted filesystem's parameters and features, as tune2fs does.
     Tune(Box<cmd::tune::Args>),
+    /// Check a filesystem as `e2fsck -f` does (read-only unless -y or -p);
+    /// exit status as e2fsck's (0 clean, 1 repaired, 4 errors left, 8 failed).
+    Fsck(cmd::fsck::Args),
     #[command(flatten)]
     Op(cmd::Op<cmd::Image>),
     /// Run many commands (one a line, from standard input) on one open image.
@@ -136,6 +139,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Journal(a) => cmd::journal::run(a),
         Command::Dump(a) => cmd::dump::run(a),
         Command::Tune(a) => cmd::tune::run(*a),
+        Command::Fsck(a) => std::process::exit(cmd::fsck::run(a)),
         Command::Op(op) => op.run(),
         Command::Batch(a) => cmd::batch::run(a),
         Command::Mount(a) => cmd::mount::run(a),

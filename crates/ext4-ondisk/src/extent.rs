@@ -177,6 +177,21 @@ impl<'a> ExtentNode<'a> {
     }
 }
 
+/// Entry `i` of the node in `bytes` read as a leaf extent, without
+/// validating the header (a checker reads what the header claims).
+/// `bytes` must hold the entry.
+pub fn raw_extent(bytes: &[u8], i: usize) -> Extent {
+    let off = ENTRY_SIZE * (i + 1);
+    decode_extent(&bytes[off..off + ENTRY_SIZE])
+}
+
+/// Entry `i` of the node in `bytes` read as an index, without validating the header.
+pub fn raw_index(bytes: &[u8], i: usize) -> ExtentIndex {
+    let off = ENTRY_SIZE * (i + 1);
+    let r = ExtentIdxRaw::read_from_bytes(&bytes[off..off + ENTRY_SIZE]).expect("12 bytes");
+    ExtentIndex { logical: r.ei_block.get(), leaf: u64::from(r.ei_leaf_lo.get()) | u64::from(r.ei_leaf_hi.get()) << 32 }
+}
+
 pub(crate) fn decode_extent(b: &[u8]) -> Extent {
     let r = ExtentRaw::read_from_bytes(b).expect("12 bytes");
     let raw_len = u32::from(r.ee_len.get());

@@ -575,6 +575,79 @@ pub fn changed_beyond_atime(a: &[u8], b: &[u8]) -> bool {
     false
 }
 
+/// Raw fields a checker looks at that [`Inode`] does not decode, and a
+/// decoding that tolerates a bad `i_extra_isize` (as e2fsck reads inodes).
+pub mod raw {
+    use super::{GOOD_OLD_INODE_SIZE, Inode, InodeRaw};
+    use crate::FormatError;
+
+    /// `i_extra_isize` as stored (0 for 128-byte records), valid or not.
+    pub fn extra_isize(raw: &[u8]) -> u16 {
+        if raw.len() > GOOD_OLD_INODE_SIZE + 1 { crate::get_u16(raw, super::EXTRA_ISIZE_OFFSET) } else { 0 }
+    }
+
+    /// `i_obso_faddr` (must be 0).
+    pub fn obso_faddr(raw: &[u8]) -> u32 {
+        crate::get_u32(raw, core::mem::offset_of!(InodeRaw, i_obso_faddr))
+    }
+
+    /// Hurd's `h_i_frag` and `h_i_fsize` (the bytes of `l_i_blocks_high` on Linux).
+    pub fn hurd_frag_fsize(raw: &[u8]) -> (u8, u8) {
+        let off = core::mem::offset_of!(InodeRaw, l_i_blocks_high);
+        (raw[off], raw[off + 1])
+    }
+
+    /// `l_i_blocks_high`.
+    pub fn blocks_high(raw: &[u8]) -> u16 {
+        crate::get_u16(raw, core::mem::offset_of!(InodeRaw, l_i_blocks_high))
+    }
+
+    /// `l_i_file_acl_high`.
+    pub fn file_acl_high(raw: &[u8]) -> u16 {
+        crate::get_u16(raw, core::mem::offset_of!(InodeRaw, l_i_file_acl_high))
+    }
+
+    /// `i_projid` when the record is long enough and `i_extra_isize`,
+    /// valid or not, reaches it; 0 otherwise (as quota accounting reads it).
+    pub fn projid(raw: &[u8]) -> u32 {
+        let end = super::end::PROJID;
+        if raw.len() >= end && GOOD_OLD_INODE_SIZE + usize::from(extra_isize(raw)) >= end { crate::get_u32(raw, end - 4) } else { 0 }
+    }
+
+    /// Decodes `raw`; an `i_extra_isize` beyond the record or not a multiple
+    /// of 4 decodes as 0 (the extra fields as absent), where
+    /// [`Inode::parse`] refuses the record.
+    pub fn parse_lenient(raw: &[u8]) -> Result<Inode, FormatError> {
+        match Inode::parse(raw) {
+            Ok(i) => Ok(i),
+            Err(FormatError::BadField { field: "i_extra_isize", .. }) => {
+                let mut copy = raw.to_vec();
+                crate::put_u16(&mut copy, super::EXTRA_ISIZE_OFFSET, 0);
+                Inode::parse(&copy)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The `*_extra` word of each time (ctime, mtime, atime, crtime) when
+    /// stored, for the pre-1970 encoding check.
+    pub fn time_extras(raw: &[u8]) -> [(u32, Option<u32>); 4] {
+        let extra = usize::from(extra_isize(raw));
+        let get = |field: usize, extra_field: usize| {
+            let base = if field + 4 <= raw.len() { crate::get_u32(raw, field) } else { 0 };
+            let present = raw.len() > GOOD_OLD_INODE_SIZE && extra_field + 4 <= GOOD_OLD_INODE_SIZE + extra && extra_field + 4 <= raw.len();
+            (base, present.then(|| crate::get_u32(raw, extra_field)))
+        };
+        use core::mem::offset_of as o;
+        [
+            get(o!(InodeRaw, i_ctime), o!(InodeRaw, i_ctime_extra)),
+            get(o!(InodeRaw, i_mtime), o!(InodeRaw, i_mtime_extra)),
+            get(o!(InodeRaw, i_atime), o!(InodeRaw, i_atime_extra)),
+            get(o!(InodeRaw, i_crtime), o!(InodeRaw, i_crtime_extra)),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,7 @@ pub mod group_desc;
 pub mod inode;
 pub mod mmp;
 pub mod orphan;
+pub mod quota;
 pub mod superblock;
 pub mod time;
 pub mod xattr;

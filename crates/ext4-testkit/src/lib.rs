@@ -20,6 +20,8 @@
 //! * [`fixtures`]: deterministic source trees ([`tree`])
 //!   and images made from them by `mke2fs -d` or by the kernel, built on
 //!   demand into a cache directory and reused.
+//! * [`mutate`]: template images with their metadata located, and a
+//!   mutator that damages one metadata range (robustness and checker tests).
 //! * [`oracle`]: the independent judges: `e2fsck -fn`, `dumpe2fs`,
 //!   `debugfs`, kernel loop mounts.
 //! * [`prop`]: the property tests' proptest configuration (case counts,
@@ -42,6 +44,7 @@ pub mod fsops;
 pub mod fuzz;
 pub mod hostile;
 pub mod mem;
+pub mod mutate;
 pub mod oracle;
 pub mod prop;
 pub mod rng;
@@ -61,8 +64,12 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("crates/<name> is two levels deep").to_path_buf()
 }
 
-/// The shared material beside the project root (`../shared`).
+/// The shared material beside the project root (`../shared`, or
+/// `$EXT4_SHARED_DIR` for checkouts that live elsewhere, such as worktrees).
 pub fn shared_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("EXT4_SHARED_DIR") {
+        return PathBuf::from(d);
+    }
     workspace_root().parent().map(|p| p.join("shared")).unwrap_or_else(|| PathBuf::from("../shared"))
 }
 

@@ -12,6 +12,7 @@ pub mod dump;
 pub mod edit;
 pub mod extents;
 pub mod find;
+pub mod fsck;
 pub mod get;
 pub mod info;
 pub mod journal;
