@@ -8,6 +8,9 @@
 //! [`FaultDevice`] (fails chosen operations) and [`OverlayDevice`] (writes
 //! kept in memory over a base that is never written).
 //!
+//! [`partition`] reads MBR and GPT partition tables and opens partition N
+//! as a [`WindowDevice`].
+//!
 //! The trait is positional (`pread`/`pwrite` style) and takes `&self`, so one
 //! device can serve several readers; implementations synchronize internally.
 //! [`IoBuf`] is a page-aligned byte buffer for data written out in bulk
@@ -20,6 +23,7 @@ mod file;
 mod iobuf;
 mod memory;
 mod overlay;
+pub mod partition;
 mod recording;
 mod window;
 
