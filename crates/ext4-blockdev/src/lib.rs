@@ -8,6 +8,10 @@
 //! [`FaultDevice`] (fails chosen operations) and [`OverlayDevice`] (writes
 //! kept in memory over a base that is never written).
 //!
+//! [`RawDevice`] is a real disk: sized and aligned as the kernel says,
+//! opened exclusively; [`SectorAligned`] turns any request into whole
+//! sectors of the device under it.
+//!
 //! [`partition`] reads MBR and GPT partition tables and opens partition N
 //! as a [`WindowDevice`].
 //!
@@ -18,22 +22,26 @@
 
 #![forbid(unsafe_code)]
 
+mod aligned;
 mod fault;
 mod file;
 mod iobuf;
 mod memory;
 mod overlay;
 pub mod partition;
+mod raw;
 mod recording;
 mod window;
 
 use std::sync::Arc;
 
+pub use aligned::SectorAligned;
 pub use fault::{FaultDevice, FaultPlan, Op};
 pub use file::FileDevice;
 pub use iobuf::{IO_ALIGN, IoBuf};
 pub use memory::MemoryDevice;
 pub use overlay::OverlayDevice;
+pub use raw::{RawDevice, RawOptions, is_block_device};
 pub use recording::{RecordedOp, RecordingDevice, replay as recording_replay};
 pub use window::WindowDevice;
 
@@ -67,6 +75,12 @@ pub enum DeviceError {
         #[source]
         source: std::io::Error,
     },
+    /// A block device that is mounted or held exclusively by another program.
+    #[error("{path} is in use (mounted, or held by another program): refused, as the kernel refuses exclusive opens of it")]
+    Busy {
+        /// The device.
+        path: String,
+    },
     /// An error injected by [`FaultDevice`].
     #[error("injected {op} failure at offset {offset}")]
     Injected {
@@ -83,11 +97,13 @@ impl DeviceError {
         const EIO: i32 = 5;
         const EROFS: i32 = 30;
         const ENOSPC: i32 = 28;
+        const EBUSY: i32 = 16;
         match self {
             Self::ReadOnly => EROFS,
             Self::OutOfRange { .. } => ENOSPC,
             Self::Io { source, .. } => source.raw_os_error().unwrap_or(EIO),
             Self::Injected { .. } => EIO,
+            Self::Busy { .. } => EBUSY,
         }
     }
 }

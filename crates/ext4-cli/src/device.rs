@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use ext4_fs::blockdev::partition::{self, PartitionTable};
+use ext4_fs::blockdev::{RawDevice, RawOptions, is_block_device};
 use ext4_fs::{BlockDevice, FileDevice, WindowDevice};
 
 use crate::util::{CliError, CliResult, Context, fail};
@@ -88,6 +89,12 @@ impl Spec {
         self.partition.is_none() && self.offset.is_none()
     }
 
+    /// Whether the filesystem is a whole image file (not a block device):
+    /// opened by its path, as a plain file.
+    pub fn is_whole_file(&self) -> bool {
+        self.is_whole() && !is_block_device(&self.file)
+    }
+
     /// The spec as messages show it.
     pub fn shown(&self) -> String {
         match (self.partition, self.offset) {
@@ -98,9 +105,19 @@ impl Spec {
     }
 }
 
-/// Opens the file of `spec` and the window where its filesystem lies.
+/// Opens the file of `spec` and the window where its filesystem lies: a
+/// block device as a [`RawDevice`] (sector-aligned I/O; exclusive when
+/// writable, so a mounted device is refused), anything else as a file.
 pub fn open(spec: &Spec, read_only: bool) -> CliResult<Box<dyn BlockDevice>> {
     let shown = spec.file.display().to_string();
+    if is_block_device(&spec.file) {
+        let opts = if read_only { RawOptions::read_only() } else { RawOptions::read_write() };
+        let dev = RawDevice::open(&spec.file, opts).map_err(|e| {
+            let errno = Some(e.errno());
+            CliError::new(shown, e, errno)
+        })?;
+        return window(dev, spec);
+    }
     let dev = FileDevice::open(&spec.file, read_only).context(|| format!("opening {shown}"))?;
     window(dev, spec)
 }

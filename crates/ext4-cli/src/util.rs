@@ -186,7 +186,7 @@ enum Opened {
 /// that `get` can copy its extents inside the kernel).
 fn open_spec(spec: &Spec, journal: Option<&Path>, opts: OpenOptions) -> Result<Filesystem, Opened> {
     let jspec = journal.map(Spec::parse);
-    if spec.is_whole() && jspec.as_ref().is_none_or(Spec::is_whole) {
+    if spec.is_whole_file() && jspec.as_ref().is_none_or(Spec::is_whole_file) {
         return match journal {
             Some(j) => Filesystem::open_path_with_journal(&spec.file, j, opts),
             None => Filesystem::open_path(&spec.file, opts),

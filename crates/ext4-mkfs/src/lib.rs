@@ -186,6 +186,23 @@ fn take_journal_block_size(
     Ok(j)
 }
 
+/// Resolves the parameters for `dev` with blocks no smaller than its
+/// logical sector size, as mke2fs does: a block size not given is raised
+/// to the sector size, a smaller one given is refused (the kernel cannot
+/// mount such a filesystem).
+fn fit_sector_size(dev: &dyn BlockDevice, opts: &mut FormatOptions) -> Result<resolve::Params, MkfsError> {
+    let sector = dev.sector_size();
+    let params = resolve::resolve(dev.len(), opts)?;
+    if params.block_size >= sector {
+        return Ok(params);
+    }
+    if opts.block_size.is_some() {
+        return Err(MkfsError::BlockSmallerThanSector { block_size: params.block_size, sector_size: sector });
+    }
+    opts.block_size = Some(sector);
+    resolve::resolve(dev.len(), opts)
+}
+
 /// Formats `dev`. `progress` is called between steps; returning
 /// `ControlFlow::Break` stops the format with [`MkfsError::Cancelled`] and
 /// leaves a device without a valid primary superblock.
@@ -198,7 +215,7 @@ pub fn format(
         return Err(MkfsError::ReadOnlyDevice);
     }
     let mut opts = opts.clone();
-    let params = resolve::resolve(dev.len(), &opts)?;
+    let params = fit_sector_size(dev, &mut opts)?;
     if params.journal_dev {
         let layout = external::format_journal_device(dev, &params, progress)?;
         return Ok(FormatReport { layout, discarded: false });

@@ -295,7 +295,7 @@ impl Job {
     /// asked for), or the partition or window of one that `spec` names
     /// (formatted in place, as large as it is unless a size is given).
     fn open(&self, spec: &Spec, exists: bool, opts: &FormatOptions) -> CliResult<Box<dyn BlockDevice>> {
-        if !spec.is_whole() {
+        if !spec.is_whole_file() {
             return crate::device::open(spec, false);
         }
         // The plan first: options the formatter refuses create no file.
