@@ -108,6 +108,20 @@ impl DeviceError {
     }
 }
 
+impl DeviceError {
+    /// The `io::ErrorKind` of this error, the same on every OS.
+    pub fn kind(&self) -> std::io::ErrorKind {
+        use std::io::ErrorKind as K;
+        match self {
+            Self::ReadOnly => K::ReadOnlyFilesystem,
+            Self::OutOfRange { .. } => K::StorageFull,
+            Self::Io { source, .. } => source.kind(),
+            Self::Busy { .. } => K::ResourceBusy,
+            Self::Injected { .. } => K::Other,
+        }
+    }
+}
+
 /// Result of device operations.
 pub type Result<T, E = DeviceError> = std::result::Result<T, E>;
 
