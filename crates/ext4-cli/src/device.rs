@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use ext4_fs::blockdev::partition::{self, PartitionTable};
-use ext4_fs::blockdev::{RawDevice, RawOptions, is_block_device};
+use ext4_fs::blockdev::{DeviceError, RawDevice, RawOptions, is_block_device};
 use ext4_fs::{BlockDevice, FileDevice, WindowDevice};
 
 use crate::util::{CliError, CliResult, Context, fail};
@@ -112,9 +112,14 @@ pub fn open(spec: &Spec, read_only: bool) -> CliResult<Box<dyn BlockDevice>> {
     let shown = spec.file.display().to_string();
     if is_block_device(&spec.file) {
         let opts = if read_only { RawOptions::read_only() } else { RawOptions::read_write() };
-        let dev = RawDevice::open(&spec.file, opts).map_err(|e| {
-            let errno = Some(e.errno());
-            CliError::new(shown, e, errno)
+        let dev = RawDevice::open(&spec.file, opts).map_err(|e| match e {
+            DeviceError::Busy { .. } => {
+                CliError::new(shown, "in use (mounted, or held by another program): not opened for writing", Some(16))
+            }
+            e => {
+                let errno = Some(e.errno());
+                CliError::new(shown, e, errno)
+            }
         })?;
         return window(dev, spec);
     }
@@ -149,7 +154,7 @@ fn partition_error(spec: &Spec, e: partition::PartitionError) -> CliError {
 /// What a whole image that holds no filesystem holds instead, if it is a
 /// partitioned disk: the table's kind and its partitions.
 pub fn partitioned_disk(file: &Path) -> Option<String> {
-    let dev = FileDevice::open(file, true).ok()?;
+    let dev = open(&Spec::parse(file), true).ok()?;
     let table = partition::read_table(&dev).ok()??;
     let parts: Vec<String> = table
         .partitions

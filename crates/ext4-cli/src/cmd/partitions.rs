@@ -2,11 +2,10 @@
 
 use std::path::PathBuf;
 
-use ext4_fs::FileDevice;
 use ext4_fs::blockdev::partition;
 
 use crate::device::describe;
-use crate::util::{CliError, CliResult, Context};
+use crate::util::{CliError, CliResult};
 
 /// Arguments of `ext4 partitions`.
 #[derive(clap::Args)]
@@ -18,7 +17,7 @@ pub struct Args {
 /// Runs the command.
 pub fn run(a: Args) -> CliResult {
     let shown = a.image.display().to_string();
-    let dev = FileDevice::open(&a.image, true).context(|| format!("opening {shown}"))?;
+    let dev = crate::device::open(&crate::device::Spec::parse(&a.image), true)?;
     let table = partition::read_table(&dev).map_err(|e| CliError::new(shown.clone(), e, Some(117)))?;
     let Some(table) = table else {
         return Err(CliError::new(shown, partition::PartitionError::NoTable, Some(2)));
