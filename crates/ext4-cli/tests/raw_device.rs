@@ -131,7 +131,10 @@ fn four_k_sector_loop_device() {
     let unaligned: Vec<_> = log.iter().filter(|(_, off, len, ptr)| off % 4096 != 0 || len % 4096 != 0 || ptr % 4096 != 0).collect();
     assert!(unaligned.is_empty(), "requests not on whole 4096-byte sectors: {unaligned:?}");
 
-    // The CLI opens a block device through RawDevice too.
+    // The CLI opens a block device through RawDevice too; its plan has
+    // the blocks the format made.
+    let plan = String::from_utf8(common::ok(&[&"mkfs", &"-n", &lo.0], None).stdout).unwrap();
+    assert!(plan.contains("Block size=4096"), "{plan}");
     common::ok(&[&"write", &lo.0, &"/d/cli", &"by the cli"], None);
     assert_eq!(common::ok(&[&"cat", &lo.0, &"/d/cli"], None).stdout, b"by the cli");
     common::assert_clean(&lo.0, "after the format and fill through RawDevice");

@@ -12,7 +12,7 @@
 //!   upstream's). [`parse_mke2fs_args`] takes mke2fs' whole command line;
 //!   [`parse_size`], [`parse_features`], [`parse_extended`],
 //!   [`parse_journal_options`] and [`parse_uuid_choice`] parse its pieces.
-//! * [`plan`], [`format`], [`Layout`], [`FormatReport`], [`Progress`].
+//! * [`plan`], [`plan_device`], [`format`], [`Layout`], [`FormatReport`], [`Progress`].
 //! * [`MkfsError`]: every refused parameter has its own variant; nothing is
 //!   written when parameters are refused.
 //!
@@ -137,6 +137,14 @@ pub fn plan(dev_len: u64, opts: &FormatOptions) -> Result<Layout, MkfsError> {
     };
     let b = build::Build::run(dev_len, &opts, opts.discard_zeroes_data, false, external.as_ref())?;
     Ok(Layout::of(&b))
+}
+
+/// [`plan`] for the device `dev`: with blocks no smaller than its logical
+/// sector, as [`format`] makes them.
+pub fn plan_device(dev: &dyn BlockDevice, opts: &FormatOptions) -> Result<Layout, MkfsError> {
+    let mut opts = opts.clone();
+    fit_sector_size(dev, &mut opts)?;
+    plan(dev.len(), &opts)
 }
 
 /// Opens the journal device of `-J device=` (if given) and reads what the

@@ -253,14 +253,14 @@ impl Job {
     }
 
     fn dry_run(&self, spec: &Spec, exists: bool, opts: &FormatOptions) -> CliResult {
-        let len = match (exists, wanted_len(opts)) {
-            (_, Some(l)) if spec.is_whole() => l,
-            (true, _) => crate::device::open(spec, true)?.len(),
+        let layout = match (exists, wanted_len(opts)) {
+            (_, Some(l)) if spec.is_whole_file() => mkfs::plan(l, opts),
+            (true, _) => mkfs::plan_device(&crate::device::open(spec, true)?, opts),
             (false, _) => {
                 return Err(fail(format!("{}: does not exist and no size was given", self.device.display())));
             }
-        };
-        let layout = mkfs::plan(len, opts).map_err(err)?;
+        }
+        .map_err(err)?;
         let mut out = crate::out::Out::new();
         out.text(&layout.to_string())?;
         out.finish()
