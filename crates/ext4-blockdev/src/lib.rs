@@ -8,6 +8,13 @@
 //! [`FaultDevice`] (fails chosen operations) and [`OverlayDevice`] (writes
 //! kept in memory over a base that is never written).
 //!
+//! [`RawDevice`] is a real disk: sized and aligned as the kernel says,
+//! opened exclusively; [`SectorAligned`] turns any request into whole
+//! sectors of the device under it.
+//!
+//! [`partition`] reads MBR and GPT partition tables and opens partition N
+//! as a [`WindowDevice`].
+//!
 //! The trait is positional (`pread`/`pwrite` style) and takes `&self`, so one
 //! device can serve several readers; implementations synchronize internally.
 //! [`IoBuf`] is a page-aligned byte buffer for data written out in bulk
@@ -15,21 +22,26 @@
 
 #![forbid(unsafe_code)]
 
+mod aligned;
 mod fault;
 mod file;
 mod iobuf;
 mod memory;
 mod overlay;
+pub mod partition;
+mod raw;
 mod recording;
 mod window;
 
 use std::sync::Arc;
 
+pub use aligned::SectorAligned;
 pub use fault::{FaultDevice, FaultPlan, Op};
 pub use file::FileDevice;
 pub use iobuf::{IO_ALIGN, IoBuf};
 pub use memory::MemoryDevice;
 pub use overlay::OverlayDevice;
+pub use raw::{RawDevice, RawOptions, is_block_device};
 pub use recording::{RecordedOp, RecordingDevice, replay as recording_replay};
 pub use window::WindowDevice;
 
@@ -63,6 +75,12 @@ pub enum DeviceError {
         #[source]
         source: std::io::Error,
     },
+    /// A block device that is mounted or held exclusively by another program.
+    #[error("{path} is in use (mounted, or held by another program): refused, as the kernel refuses exclusive opens of it")]
+    Busy {
+        /// The device.
+        path: String,
+    },
     /// An error injected by [`FaultDevice`].
     #[error("injected {op} failure at offset {offset}")]
     Injected {
@@ -79,11 +97,27 @@ impl DeviceError {
         const EIO: i32 = 5;
         const EROFS: i32 = 30;
         const ENOSPC: i32 = 28;
+        const EBUSY: i32 = 16;
         match self {
             Self::ReadOnly => EROFS,
             Self::OutOfRange { .. } => ENOSPC,
             Self::Io { source, .. } => source.raw_os_error().unwrap_or(EIO),
             Self::Injected { .. } => EIO,
+            Self::Busy { .. } => EBUSY,
+        }
+    }
+}
+
+impl DeviceError {
+    /// The `io::ErrorKind` of this error, the same on every OS.
+    pub fn kind(&self) -> std::io::ErrorKind {
+        use std::io::ErrorKind as K;
+        match self {
+            Self::ReadOnly => K::ReadOnlyFilesystem,
+            Self::OutOfRange { .. } => K::StorageFull,
+            Self::Io { source, .. } => source.kind(),
+            Self::Busy { .. } => K::ResourceBusy,
+            Self::Injected { .. } => K::Other,
         }
     }
 }

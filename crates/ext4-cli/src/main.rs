@@ -7,6 +7,7 @@
 
 mod build;
 mod cmd;
+mod device;
 mod encoding;
 mod errno;
 mod out;
@@ -33,6 +34,10 @@ is given). `--json` output shares one shape: numbers as numbers, times as
 {\"rfc3339\", \"epoch\", \"nsec\"}, a name that is not UTF-8 also as
 NAME_base64.
 
+IMAGE@N (or --partition N) names partition N of a partitioned disk image
+(MBR or GPT, numbered as Linux numbers them); --offset BYTES a filesystem
+that starts BYTES into IMAGE. `ext4 partitions IMAGE` lists them.
+
 Exit status: 0 success, 1 failure (the message names the errno), 2 usage
 (bad arguments), 3 not found (ENOENT), 4 corrupt or not an ext2/3/4
 filesystem, 5 I/O error, 6 partial (some work failed and was reported, the
@@ -45,6 +50,13 @@ pipe on standard output ends a command quietly with status 0.";
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The filesystem is partition N of IMAGE, a partitioned disk (MBR or
+    /// GPT; as IMAGE@N).
+    #[arg(long, global = true, value_name = "N")]
+    partition: Option<u32>,
+    /// The filesystem starts BYTES into IMAGE.
+    #[arg(long, global = true, value_name = "BYTES")]
+    offset: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -54,6 +66,8 @@ enum Command {
     Mkfs(Box<cmd::mkfs::Args>),
     /// Show the superblock summary of an image.
     Info(cmd::info::Args),
+    /// List the partitions of a disk image (MBR or GPT).
+    Partitions(cmd::partitions::Args),
     /// Show, replay or clear the journal.
     Journal(cmd::journal::Args),
     /// Show the superblock and every group, as dumpe2fs does (-h: superblock only).
@@ -133,9 +147,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
+    device::set_placement(device::Placement { partition: cli.partition, offset: cli.offset });
     match cli.command {
         Command::Mkfs(a) => cmd::mkfs::run(*a),
         Command::Info(a) => cmd::info::run(a),
+        Command::Partitions(a) => cmd::partitions::run(a),
         Command::Journal(a) => cmd::journal::run(a),
         Command::Dump(a) => cmd::dump::run(a),
         Command::Tune(a) => cmd::tune::run(*a),

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use ext4_fs::{Caller, Error, FileType, Filesystem, OpenOptions, Timestamp};
 
+use crate::device::Spec;
+
 /// A command's error: what failed, on which path, and why (with the errno name).
 #[derive(Debug)]
 pub struct CliError {
@@ -157,31 +159,68 @@ pub fn fail(msg: impl Into<String>) -> CliError {
 
 /// Opens an image (with its external journal device `journal`, if given),
 /// saying plainly when the file is missing, unreadable or not an ext2/3/4
-/// filesystem at all (no superblock magic, too small).
-fn open(image: &Path, journal: Option<&Path>, opts: OpenOptions, what: &str) -> CliResult<Filesystem> {
-    let shown = image.display().to_string();
-    match std::fs::metadata(image) {
+/// filesystem at all (no superblock magic, too small; a partitioned disk
+/// opened whole lists its partitions).
+pub fn open(image: &Path, journal: Option<&Path>, opts: OpenOptions, what: &str) -> CliResult<Filesystem> {
+    let spec = Spec::image(image)?;
+    let shown = spec.shown();
+    match std::fs::metadata(&spec.file) {
         Err(e) => return Err(CliError::new(shown, os_message(&e), e.raw_os_error())),
         Ok(md) if md.is_dir() => return Err(CliError::new(shown, "is a directory, not an image", Some(21))),
         Ok(_) => {}
     }
-    let opened = match journal {
-        Some(j) => Filesystem::open_path_with_journal(image, j, opts),
-        None => Filesystem::open_path(image, opts),
-    };
-    opened.map_err(|e| match &e {
+    open_spec(&spec, journal, opts).map_err(|e| match e {
+        Opened::Cli(e) => e,
+        Opened::Fs(e) => open_error(&spec, e, what),
+    })
+}
+
+/// Why [`open_spec`] failed: opening a device, or the filesystem.
+enum Opened {
+    Cli(CliError),
+    Fs(Error),
+}
+
+/// Opens the filesystem where `spec` says, through the one place that
+/// opens images ([`crate::device`]); a whole image file by its path (so
+/// that `get` can copy its extents inside the kernel).
+fn open_spec(spec: &Spec, journal: Option<&Path>, opts: OpenOptions) -> Result<Filesystem, Opened> {
+    let jspec = journal.map(Spec::parse);
+    if spec.is_whole_file() && jspec.as_ref().is_none_or(Spec::is_whole_file) {
+        return match journal {
+            Some(j) => Filesystem::open_path_with_journal(&spec.file, j, opts),
+            None => Filesystem::open_path(&spec.file, opts),
+        }
+        .map_err(Opened::Fs);
+    }
+    let read_only = !opts.write;
+    let dev = crate::device::open(spec, read_only).map_err(Opened::Cli)?;
+    match jspec {
+        Some(j) => Filesystem::open_with_journal(dev, crate::device::open(&j, read_only).map_err(Opened::Cli)?, opts),
+        None => Filesystem::open(dev, opts),
+    }
+    .map_err(Opened::Fs)
+}
+
+/// The message for a filesystem that would not open.
+fn open_error(spec: &Spec, e: Error, what: &str) -> CliError {
+    let shown = spec.shown();
+    match &e {
         Error::Device(d) if e.errno() == 5 => CliError::new(format!("{what} {shown}"), d.to_string(), Some(5)),
         Error::Device(_) => CliError::new(shown, os_message(&std::io::Error::from_raw_os_error(e.errno())), Some(e.errno())),
         Error::InvalidArgument(why) if why.contains("too small") => not_ext(shown, why),
         Error::Corrupt(c) if matches!(c.location, ext4_fs::Location::Superblock) && c.detail.contains("bad magic") => {
-            not_ext(shown, "no ext2/3/4 superblock magic")
+            match crate::device::partitioned_disk(&spec.file).filter(|_| spec.is_whole()) {
+                Some(why) => not_ext(shown, &why),
+                None => not_ext(shown, "no ext2/3/4 superblock magic"),
+            }
         }
         _ => Err::<(), _>(e).context(|| format!("{what} {shown}")).expect_err("an error"),
-    })
+    }
 }
 
 /// "IMAGE: not an ext2/3/4 filesystem (why)", exit status 4.
-fn not_ext(image: String, why: &str) -> CliError {
+pub fn not_ext(image: String, why: &str) -> CliError {
     CliError::new(image, format!("not an ext2/3/4 filesystem ({why})"), Some(117))
 }
 

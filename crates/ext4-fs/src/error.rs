@@ -194,10 +194,36 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The `io::ErrorKind` of this error, the same on every OS (not
+    /// derived from Linux errno numbers, which mean other things
+    /// elsewhere: `ENODATA` is 61 on Linux and `ECONNREFUSED` on macOS).
+    pub fn kind(&self) -> std::io::ErrorKind {
+        use std::io::ErrorKind as K;
+        match self {
+            Self::NotFound(_) | Self::NoAttribute => K::NotFound,
+            Self::Exists(_) => K::AlreadyExists,
+            Self::NotEmpty(_) => K::DirectoryNotEmpty,
+            Self::NotADirectory(_) => K::NotADirectory,
+            Self::IsADirectory(_) => K::IsADirectory,
+            Self::NameTooLong(_) | Self::InvalidArgument(_) | Self::TooBig(_) => K::InvalidInput,
+            Self::TooManyLinks => K::TooManyLinks,
+            Self::NoSpace => K::StorageFull,
+            Self::FileTooLarge => K::FileTooLarge,
+            Self::ReadOnly => K::ReadOnlyFilesystem,
+            Self::NotPermitted(_) => K::PermissionDenied,
+            Self::Unsupported(_) => K::Unsupported,
+            Self::Busy(_) => K::ResourceBusy,
+            Self::Corrupt(_) => K::InvalidData,
+            Self::SymlinkLoop(_) => K::Other,
+            Self::Device(e) => e.kind(),
+        }
+    }
+}
+
 impl From<Error> for std::io::Error {
     fn from(e: Error) -> Self {
-        let errno = e.errno();
-        std::io::Error::new(std::io::Error::from_raw_os_error(errno).kind(), e)
+        std::io::Error::new(e.kind(), e)
     }
 }
 
@@ -225,5 +251,43 @@ pub fn errno_name(errno: i32) -> &'static str {
         95 => "EOPNOTSUPP",
         117 => "EUCLEAN",
         _ => "E?",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::ErrorKind as K;
+
+    use super::*;
+
+    fn check(e: Error, kind: K) {
+        let shown = e.to_string();
+        assert_eq!(std::io::Error::from(e).kind(), kind, "{shown}");
+    }
+
+    #[test]
+    fn io_kinds_by_variant() {
+        check(Error::NotFound("/a".into()), K::NotFound);
+        check(Error::NoAttribute, K::NotFound);
+        check(Error::Exists("/a".into()), K::AlreadyExists);
+        check(Error::NotEmpty("/a".into()), K::DirectoryNotEmpty);
+        check(Error::NotADirectory("/a".into()), K::NotADirectory);
+        check(Error::IsADirectory("/a".into()), K::IsADirectory);
+        check(Error::NameTooLong(300), K::InvalidInput);
+        check(Error::SymlinkLoop("/a".into()), K::Other);
+        check(Error::TooManyLinks, K::TooManyLinks);
+        check(Error::NoSpace, K::StorageFull);
+        check(Error::FileTooLarge, K::FileTooLarge);
+        check(Error::ReadOnly, K::ReadOnlyFilesystem);
+        check(Error::NotPermitted("immutable"), K::PermissionDenied);
+        check(Error::InvalidArgument("x".into()), K::InvalidInput);
+        check(Error::TooBig("value"), K::InvalidInput);
+        check(Error::Unsupported("x".into()), K::Unsupported);
+        check(Error::Busy("mmp".into()), K::ResourceBusy);
+        check(Error::corrupt(Structure::Superblock, Location::Superblock, "bad"), K::InvalidData);
+        check(Error::Device(ext4_blockdev::DeviceError::ReadOnly), K::ReadOnlyFilesystem);
+        let eio = std::io::Error::from(K::UnexpectedEof);
+        let io = ext4_blockdev::DeviceError::Io { op: ext4_blockdev::Op::Read, offset: 0, source: eio };
+        check(Error::Device(io), K::UnexpectedEof);
     }
 }

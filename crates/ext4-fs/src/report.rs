@@ -37,7 +37,11 @@ impl Filesystem {
     /// cannot read files with (`casefold`, `encrypt`, ...) do not refuse
     /// the open; the structures a report shows do not depend on them.
     pub fn open_for_report(path: impl AsRef<std::path::Path>) -> Result<Self> {
-        let dev = ext4_blockdev::FileDevice::open(path, true)?;
+        Self::open_device_for_report(ext4_blockdev::FileDevice::open(path, true)?)
+    }
+
+    /// [`Filesystem::open_for_report`] on a device (a partition, ...).
+    pub fn open_device_for_report(dev: impl ext4_blockdev::BlockDevice + 'static) -> Result<Self> {
         Self::open_with(Box::new(dev), None, crate::OpenOptions::read_only(), crate::journal::JournalOpen::Inspect)
     }
 

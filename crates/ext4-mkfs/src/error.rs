@@ -130,6 +130,14 @@ pub enum MkfsError {
         /// Length of the device.
         have: u64,
     },
+    /// The block size asked for is smaller than the device's logical sector.
+    #[error("block size {block_size} is smaller than the device's logical sector size {sector_size}")]
+    BlockSmallerThanSector {
+        /// The block size.
+        block_size: u32,
+        /// The device's logical sector size.
+        sector_size: u32,
+    },
     /// The device refuses writes.
     #[error("the device is read-only")]
     ReadOnlyDevice,

@@ -12,7 +12,7 @@
 //!   upstream's). [`parse_mke2fs_args`] takes mke2fs' whole command line;
 //!   [`parse_size`], [`parse_features`], [`parse_extended`],
 //!   [`parse_journal_options`] and [`parse_uuid_choice`] parse its pieces.
-//! * [`plan`], [`format`], [`Layout`], [`FormatReport`], [`Progress`].
+//! * [`plan`], [`plan_device`], [`format`], [`Layout`], [`FormatReport`], [`Progress`].
 //! * [`MkfsError`]: every refused parameter has its own variant; nothing is
 //!   written when parameters are refused.
 //!
@@ -139,6 +139,14 @@ pub fn plan(dev_len: u64, opts: &FormatOptions) -> Result<Layout, MkfsError> {
     Ok(Layout::of(&b))
 }
 
+/// [`plan`] for the device `dev`: with blocks no smaller than its logical
+/// sector, as [`format`] makes them.
+pub fn plan_device(dev: &dyn BlockDevice, opts: &FormatOptions) -> Result<Layout, MkfsError> {
+    let mut opts = opts.clone();
+    fit_sector_size(dev, &mut opts)?;
+    plan(dev.len(), &opts)
+}
+
 /// Opens the journal device of `-J device=` (if given) and reads what the
 /// new filesystem needs of it.
 fn journal_device(
@@ -186,6 +194,23 @@ fn take_journal_block_size(
     Ok(j)
 }
 
+/// Resolves the parameters for `dev` with blocks no smaller than its
+/// logical sector size, as mke2fs does: a block size not given is raised
+/// to the sector size, a smaller one given is refused (the kernel cannot
+/// mount such a filesystem).
+fn fit_sector_size(dev: &dyn BlockDevice, opts: &mut FormatOptions) -> Result<resolve::Params, MkfsError> {
+    let sector = dev.sector_size();
+    let params = resolve::resolve(dev.len(), opts)?;
+    if params.block_size >= sector {
+        return Ok(params);
+    }
+    if opts.block_size.is_some() {
+        return Err(MkfsError::BlockSmallerThanSector { block_size: params.block_size, sector_size: sector });
+    }
+    opts.block_size = Some(sector);
+    resolve::resolve(dev.len(), opts)
+}
+
 /// Formats `dev`. `progress` is called between steps; returning
 /// `ControlFlow::Break` stops the format with [`MkfsError::Cancelled`] and
 /// leaves a device without a valid primary superblock.
@@ -198,7 +223,7 @@ pub fn format(
         return Err(MkfsError::ReadOnlyDevice);
     }
     let mut opts = opts.clone();
-    let params = resolve::resolve(dev.len(), &opts)?;
+    let params = fit_sector_size(dev, &mut opts)?;
     if params.journal_dev {
         let layout = external::format_journal_device(dev, &params, progress)?;
         return Ok(FormatReport { layout, discarded: false });

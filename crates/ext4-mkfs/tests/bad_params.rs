@@ -207,3 +207,24 @@ fn unknown_names_are_refused_by_the_parsers() {
     assert!(matches!(ext4_mkfs::parse_journal_options("device=UUID=1234"), Err(MkfsError::InvalidOption { .. })));
     assert_eq!(ext4_mkfs::parse_journal_options("device=/dev/sdb").unwrap().device.as_deref(), Some("/dev/sdb"));
 }
+
+/// On a device with 4 KiB logical sectors, a smaller block size given is
+/// refused before any write, and one not given is raised to the sector
+/// (a 64 MiB device would otherwise get mke2fs' "small" 1 KiB blocks).
+#[test]
+fn blocks_are_never_smaller_than_the_logical_sector() {
+    use ext4_blockdev::{MemoryDevice, SectorAligned};
+    let dev = SectorAligned::new(MemoryDevice::new((64 * M) as usize), 4096, false).expect("4 KiB sectors");
+    dev.write_at(0, &[0xA5; 8192]).expect("pattern");
+    let mut o = FormatOptions::new(FsType::Ext4);
+    o.block_size = Some(1024);
+    let err = ext4_mkfs::format(&dev, &o, &mut |_| ControlFlow::Continue(())).map(|_| ()).expect_err("1 KiB blocks");
+    assert!(matches!(err, MkfsError::BlockSmallerThanSector { block_size: 1024, sector_size: 4096 }), "{err:?}");
+    let mut first = [0u8; 8192];
+    dev.read_at(0, &mut first).expect("read");
+    assert!(first.iter().all(|&b| b == 0xA5), "nothing was written");
+    let report =
+        ext4_mkfs::format(&dev, &FormatOptions::new(FsType::Ext4), &mut |_| ControlFlow::Continue(())).expect("format");
+    assert_eq!(report.layout.block_size, 4096);
+    assert_eq!(ext4_mkfs::plan_device(&dev, &FormatOptions::new(FsType::Ext4)).expect("plan").block_size, 4096);
+}

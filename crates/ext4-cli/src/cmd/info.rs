@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use ext4_fs::JournalDeviceInfo;
 use ext4_fs::ondisk::Superblock;
 use ext4_fs::ondisk::superblock::CsumKind;
-use ext4_fs::{FileDevice, JournalDeviceInfo};
 use serde_json::json;
 
 use crate::out::{Out, json_time};
@@ -107,7 +107,7 @@ fn created(sb: &Superblock) -> ext4_fs::Timestamp {
 
 /// What `image` holds if it is an external journal device.
 fn journal_device(image: &Path) -> CliResult<Option<JournalDeviceInfo>> {
-    let dev = FileDevice::open(image, true).context(|| format!("opening {}", image.display()))?;
+    let dev = crate::device::open(&crate::device::Spec::image(image)?, true)?;
     ext4_fs::read_journal_device(&dev).context(|| format!("reading the journal device {}", image.display()))
 }
 

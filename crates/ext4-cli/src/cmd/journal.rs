@@ -12,7 +12,7 @@ use ext4_fs::jbd2::format::{
 };
 use ext4_fs::jbd2::logdump::{self, DumpBlock, DumpEnd, LogDump};
 use ext4_fs::jbd2::{DeviceJournal, JournalGeometry, JournalRun, Recovery, RecoveryWarning};
-use ext4_fs::{FileDevice, Filesystem, Timestamp};
+use ext4_fs::{BlockDevice, Filesystem, Timestamp};
 
 use crate::util::{CliResult, Context, fail, format_time, format_uuid, open_ro};
 
@@ -75,13 +75,12 @@ pub fn run(a: Args) -> CliResult {
 
 fn show(image: &Path, device: Option<&Path>) -> CliResult {
     let external = match device {
-        Some(j) => Some(j),
+        Some(j) => Some(open_journal(j, true)?),
         // A journal device given as the image: its own log.
-        None if ext4_fs::read_journal_device(&open_device(image, true)?).ok().flatten().is_some() => Some(image),
-        None => None,
+        None => Some(open_device(image, true)?).filter(|d| ext4_fs::read_journal_device(d).ok().flatten().is_some()),
     };
-    if let Some(j) = external {
-        return show_external(j);
+    if let Some(dev) = external {
+        return show_external(&dev, device.unwrap_or(image));
     }
     let fs = open_ro(image, None)?;
     let runs: Vec<JournalRun> = fs
@@ -107,18 +106,23 @@ fn show(image: &Path, device: Option<&Path>) -> CliResult {
     dump(io, bs, &format!("inode {}", fs.superblock().s_journal_inum.get()), fs.geometry().inode_size as usize, &what)
 }
 
-/// Opens a device or image file.
-fn open_device(path: &Path, read_only: bool) -> CliResult<FileDevice> {
-    FileDevice::open(path, read_only).context(|| format!("opening {}", path.display()))
+/// Opens the filesystem's device or image file (IMAGE, with `@N`,
+/// `--partition`, `--offset`).
+fn open_device(path: &Path, read_only: bool) -> CliResult<Box<dyn BlockDevice>> {
+    crate::device::open(&crate::device::Spec::image(path)?, read_only)
+}
+
+/// Opens an external journal device (`--journal FILE`, `FILE@N`).
+fn open_journal(path: &Path, read_only: bool) -> CliResult<Box<dyn BlockDevice>> {
+    crate::device::open(&crate::device::Spec::parse(path), read_only)
 }
 
 /// Shows the log of the external journal device at `path`.
-fn show_external(path: &Path) -> CliResult {
-    let dev = open_device(path, true)?;
+fn show_external(dev: &dyn BlockDevice, path: &Path) -> CliResult {
     let what = || format!("reading the journal device {}", path.display());
-    let info = ext4_fs::read_journal_device(&dev).context(what)?;
+    let info = ext4_fs::read_journal_device(dev).context(what)?;
     let info = info.ok_or_else(|| fail(format!("{}: not an external journal device", path.display())))?;
-    let io = DeviceJournal::external(&dev, info.device.block_size, info.device.blocks_count);
+    let io = DeviceJournal::external(dev, info.device.block_size, info.device.blocks_count);
     // The device does not say its filesystem's inode size: INODE records
     // are read as of 256-byte inodes, mke2fs's default.
     dump(io, info.device.block_size, &format!("external device {}", format_uuid(&info.device.uuid)), 256, &what)
@@ -266,7 +270,7 @@ fn print_log(o: &mut String, dump: &LogDump, geo: &JournalGeometry, inode_size: 
 fn replay(image: &Path, device: Option<&Path>) -> CliResult {
     let dev = open_device(image, false)?;
     let fs = match device {
-        Some(j) => Filesystem::recover_external_journal(dev, open_device(j, false)?),
+        Some(j) => Filesystem::recover_external_journal(dev, open_journal(j, false)?),
         None => Filesystem::recover_journal(dev),
     }
     .context(|| format!("recovering the journal of {}", image.display()))?;
@@ -327,7 +331,7 @@ fn clear(image: &Path, force: bool, device: Option<&Path>) -> CliResult {
     }
     let dev = open_device(image, false)?;
     let done = match device {
-        Some(j) => Filesystem::clear_external_journal(dev, open_device(j, false)?),
+        Some(j) => Filesystem::clear_external_journal(dev, open_journal(j, false)?),
         None => Filesystem::clear_journal(dev),
     }
     .context(|| format!("clearing the journal of {}", image.display()))?;

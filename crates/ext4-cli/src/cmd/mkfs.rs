@@ -13,6 +13,7 @@ use ext4_fs::{BlockDevice, FileDevice, Filesystem, OpenOptions, WindowDevice};
 use ext4_mkfs::{self as mkfs, FormatOptions, FsSize, FsType, Profile, UuidChoice};
 
 use crate::build::{Build, BuildArgs, derived_ids, source_date_epoch};
+use crate::device::Spec;
 use crate::util::{CliError, CliResult, Context, fail};
 
 /// Arguments of `ext4 mkfs`, named as mke2fs names them.
@@ -239,44 +240,34 @@ impl Job {
     /// Formats (or shows the layout with `-n`); a file this run created is
     /// removed again when the format fails, so a refused mkfs leaves nothing.
     fn run(self, opts: FormatOptions) -> CliResult {
-        let exists = std::fs::symlink_metadata(&self.device).is_ok();
+        let spec = Spec::image(&self.device)?;
+        let exists = std::fs::symlink_metadata(&spec.file).is_ok();
         if self.dry_run {
-            return self.dry_run(exists, &opts);
+            return self.dry_run(&spec, exists, &opts);
         }
-        let r = self.format(exists, &opts);
+        let r = self.format(&spec, exists, &opts);
         if r.is_err() && !exists {
-            let _ = std::fs::remove_file(&self.device);
+            let _ = std::fs::remove_file(&spec.file);
         }
         r
     }
 
-    fn dry_run(&self, exists: bool, opts: &FormatOptions) -> CliResult {
-        let len = match (exists, wanted_len(opts)) {
-            (_, Some(l)) => l,
-            (true, None) => FileDevice::open(&self.device, true).context(|| self.device.display().to_string())?.len(),
-            (false, None) => {
+    fn dry_run(&self, spec: &Spec, exists: bool, opts: &FormatOptions) -> CliResult {
+        let layout = match (exists, wanted_len(opts)) {
+            (_, Some(l)) if spec.is_whole_file() => mkfs::plan(l, opts),
+            (true, _) => mkfs::plan_device(&crate::device::open(spec, true)?, opts),
+            (false, _) => {
                 return Err(fail(format!("{}: does not exist and no size was given", self.device.display())));
             }
-        };
-        let layout = mkfs::plan(len, opts).map_err(err)?;
+        }
+        .map_err(err)?;
         let mut out = crate::out::Out::new();
         out.text(&layout.to_string())?;
         out.finish()
     }
 
-    fn format(&self, exists: bool, opts: &FormatOptions) -> CliResult {
-        // The plan first: options the formatter refuses create no file.
-        if let (false, Some(len)) = (exists, wanted_len(opts)) {
-            mkfs::plan(len, opts).map_err(err)?;
-        }
-        let dev = match wanted_len(opts) {
-            Some(len) => FileDevice::create(&self.device, len),
-            None if exists => FileDevice::open(&self.device, false),
-            None => {
-                return Err(fail(format!("{}: does not exist; give a SIZE to create an image", self.device.display())));
-            }
-        }
-        .context(|| format!("opening {}", self.device.display()))?;
+    fn format(&self, spec: &Spec, exists: bool, opts: &FormatOptions) -> CliResult {
+        let dev = self.open(spec, exists, opts)?;
         let pb = if self.quiet || !std::io::stderr().is_terminal() {
             indicatif::ProgressBar::hidden()
         } else {
@@ -299,11 +290,33 @@ impl Job {
         }
         Ok(())
     }
+
+    /// The device to format: an image file (created or grown to the size
+    /// asked for), or the partition or window of one that `spec` names
+    /// (formatted in place, as large as it is unless a size is given).
+    fn open(&self, spec: &Spec, exists: bool, opts: &FormatOptions) -> CliResult<Box<dyn BlockDevice>> {
+        if !spec.is_whole_file() {
+            return crate::device::open(spec, false);
+        }
+        // The plan first: options the formatter refuses create no file.
+        if let (false, Some(len)) = (exists, wanted_len(opts)) {
+            mkfs::plan(len, opts).map_err(err)?;
+        }
+        let dev = match wanted_len(opts) {
+            Some(len) => FileDevice::create(&spec.file, len),
+            None if exists => FileDevice::open(&spec.file, false),
+            None => {
+                return Err(fail(format!("{}: does not exist; give a SIZE to create an image", self.device.display())));
+            }
+        }
+        .context(|| format!("opening {}", self.device.display()))?;
+        Ok(Box::new(dev))
+    }
 }
 
 /// Copies `dir` into the root of the fresh filesystem (`-d`), then applies
 /// the build's fs_config rules and time clamp.
-fn populate(dev: FileDevice, offset: u64, dir: &Path, quiet: bool, build: &Build) -> CliResult {
+fn populate(dev: Box<dyn BlockDevice>, offset: u64, dir: &Path, quiet: bool, build: &Build) -> CliResult {
     let win = WindowDevice::new(dev, offset, None).context(|| "opening the new filesystem".into())?;
     // A fresh image: no journal traffic, no undo copies (mke2fs -d writes so too).
     let opts = OpenOptions { bulk: true, ..OpenOptions::read_write() };

@@ -19,6 +19,7 @@ pub mod journal;
 pub mod ls;
 pub mod mkfs;
 pub mod mount;
+pub mod partitions;
 pub mod put;
 pub mod stat;
 pub mod tree;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ext4_fs::{Filesystem, OpenOptions};
+use ext4_fs::OpenOptions;
 use ext4_fuse::MountOptions;
 
 use crate::util::{CliResult, Context, fail};
@@ -63,11 +63,7 @@ pub fn run(a: Args) -> CliResult {
         return background(&a);
     }
     let open = OpenOptions { write: !opts.read_only, ..OpenOptions::default() };
-    let fs = match &a.journal {
-        Some(j) => Filesystem::open_path_with_journal(&a.image, j, open),
-        None => Filesystem::open_path(&a.image, open),
-    }
-    .context(|| format!("opening {}", a.image.display()))?;
+    let fs = crate::util::open(&a.image, a.journal.as_deref(), open, "opening")?;
     ext4_fuse::mount(fs, &a.dir, &opts).context(|| format!("mounting on {}", a.dir.display()))
 }
 
@@ -81,6 +77,13 @@ fn background(a: &Args) -> CliResult {
     }
     if let Some(j) = &a.journal {
         cmd.arg("--journal").arg(j);
+    }
+    let place = crate::device::placement();
+    if let Some(n) = place.partition {
+        cmd.arg("--partition").arg(n.to_string());
+    }
+    if let Some(o) = place.offset {
+        cmd.arg("--offset").arg(o.to_string());
     }
     cmd.arg(&a.image).arg(&a.dir).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().context(|| "starting the mount server".into())?;

@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use ext4_fs::tune::{CheckRequest, JournalSize, Tune, random_uuid, tune_path};
+use ext4_fs::tune::{CheckRequest, JournalSize, Tune, random_uuid};
 
 use crate::util::{CliResult, Context, fail};
 
@@ -93,7 +93,8 @@ pub fn run(a: Args) -> CliResult {
     if let Some(at) = mounted_at(&a.image) {
         return Err(fail(format!("{} is mounted on {at}: ext4 tune changes unmounted filesystems only", a.image.display())));
     }
-    let done = tune_path(&a.image, &t).context(|| format!("tuning {}", a.image.display()))?;
+    let dev = crate::device::open(&crate::device::Spec::image(&a.image)?, false)?;
+    let done = ext4_fs::tune::tune(dev, &t).context(|| format!("tuning {}", a.image.display()))?;
     for n in &done.notes {
         println!("{n}");
     }

@@ -38,7 +38,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(a: Args) -> CliResult {
-    let fs = Filesystem::open_for_report(&a.image).context(|| format!("opening {}", a.image.display()))?;
+    let fs = open_for_report(&a.image)?;
     let what = || format!("dumping {}", a.image.display());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let r = if a.json { dump_json(&fs, a.header_only, &mut out) } else { dump_text(&fs, &a, &mut out) };
@@ -73,9 +73,15 @@ impl From<ext4_fs::Error> for Failure {
 
 type DumpResult = Result<(), Failure>;
 
+/// Opens IMAGE (with `@N`, `--partition`, `--offset`) for a report.
+fn open_for_report(image: &std::path::Path) -> CliResult<Filesystem> {
+    let dev = crate::device::open(&crate::device::Spec::image(image)?, true)?;
+    Filesystem::open_device_for_report(dev).context(|| format!("opening {}", image.display()))
+}
+
 /// The superblock alone, as `tune2fs -l` prints it.
 pub(crate) fn list_header(image: &std::path::Path) -> CliResult {
-    let fs = Filesystem::open_for_report(image).context(|| format!("opening {}", image.display()))?;
+    let fs = open_for_report(image)?;
     let sb = fs.stored_superblock().context(|| format!("reading {}", image.display()))?;
     let mut out = std::io::stdout().lock();
     match list_super(&mut out, &sb) {
