@@ -207,6 +207,16 @@ fn commit_journaled(img: &Image<'_>, runs: Vec<JournalRun>, now: i64) -> Result<
     Ok(Committed::Journaled)
 }
 
+/// Whether the primary superblock on the device says the journal needs
+/// recovery (whatever copy the check would use).
+pub(crate) fn needs_recovery(dev: &dyn BlockDevice) -> Result<bool> {
+    if dev.len() < SB_OFFSET + SB_SIZE as u64 {
+        return Ok(false);
+    }
+    let sb = device_sb(dev)?;
+    Ok(Superblock::from_bytes(&sb).is_ok_and(|s| s.s_feature_incompat.get() & Incompat::RECOVER.bits() != 0))
+}
+
 /// Replays the journal of a filesystem that needs recovery, as e2fsck
 /// does before a repair: the logged blocks go home, the journal is emptied
 /// and `needs_recovery` cleared. Replaying is idempotent, so a crash here

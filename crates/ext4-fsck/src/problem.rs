@@ -225,6 +225,8 @@ codes! {
     BadblocksInBadblocks = "PR_1_BADBLOCKS_IN_BADBLOCKS", Error, false;
     /// A repair could not write what it changed (not an e2fsck problem).
     WriteInode = "PR_EXT4_WRITE_FAILED", Fatal, false;
+    /// The repairs were withdrawn: checked before being written, they left an error the filesystem did not have (not an e2fsck problem).
+    RepairsWithdrawn = "PR_EXT4_REPAIRS_WITHDRAWN", Info, false;
     /// The bad blocks inode is invalid.
     InvalidBadInode = "PR_1_INVALID_BAD_INODE", Error, false;
     /// An inode has the `imagic` flag without the `imagic_inodes` feature.
