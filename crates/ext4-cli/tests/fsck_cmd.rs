@@ -98,3 +98,23 @@ fn fsck_y_rewrites_a_bad_primary_superblock_from_a_backup() {
     assert_eq!(e2fsck_status(&img), Some(0));
     assert_eq!(ok(&[&"cat", &img, &"/f"], None).stdout, b"kept contents");
 }
+
+#[test]
+fn fsck_p_exits_as_e2fsck_fp_and_repairs_what_preen_may() {
+    if !have_fsck() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("img");
+    ok(&[&"mkfs", &"-q", &img, &"16M"], None);
+    ok(&[&"batch", &img], Some(b"mkdir /d\nwrite /d/f x\n"));
+    let set = Command::new("debugfs").args(["-w", "-R", "sif /d/f links_count 5"]).arg(&img).output().unwrap();
+    assert!(set.status.success());
+    let copy = dir.path().join("copy");
+    std::fs::copy(&img, &copy).unwrap();
+    let theirs = Command::new("e2fsck").arg("-fp").arg(&copy).output().unwrap().status.code();
+    let ours = run(&[&"fsck", &"-p", &img], None).status.code();
+    assert_eq!(ours, theirs);
+    assert_eq!(ours, Some(1));
+    assert_eq!(e2fsck_status(&img), Some(0));
+}
