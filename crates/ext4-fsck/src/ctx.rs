@@ -430,6 +430,11 @@ fn reborrow<'a>(p: &'a mut Option<&mut dyn FnMut(Progress)>) -> Option<&'a mut (
     }
 }
 
+/// An informational problem about the run itself.
+fn note(code: Code, detail: impl Into<String>) -> Problem {
+    Problem { code, pass: Pass::Final, ino: None, block: None, group: None, detail: detail.into(), counts: false, fixed: false }
+}
+
 /// What identifies an error across rounds: its code and the inode and
 /// group it is about (details and block numbers change as counts do).
 type ErrorKey = (Code, Option<u32>, Option<u32>);
@@ -481,11 +486,14 @@ pub(crate) fn run(dev: &dyn BlockDevice, mut opts: Options<'_>) -> Result<Report
         });
     }
     // As e2fsck: the journal is replayed before anything is repaired; if
-    // it still needs recovery (it could not be replayed), nothing is.
+    // it still needs recovery (it could not be replayed), or orphans wait,
+    // nothing is.
     crate::commit::replay_journal(dev)?;
-    if crate::commit::needs_recovery(dev)? {
+    if let Some(why) = crate::commit::not_repairable(dev)? {
         opts.mode = Mode::Check;
-        return run(dev, opts);
+        let mut report = run(dev, opts)?;
+        report.problems.insert(0, note(Code::RepairsWithdrawn, format!("nothing was repaired: {why}")));
+        return Ok(report);
     }
     // What the filesystem has before any repair, to hold the repairs to.
     let baseline = match round(img, Mode::Check, now, reborrow(&mut opts.progress), opts.cancel)? {
@@ -553,16 +561,10 @@ pub(crate) fn run(dev: &dyn BlockDevice, mut opts: Options<'_>) -> Result<Report
         outcome = Outcome::ErrorsLeft;
     }
     if withdrawn {
-        fixed.push(Problem {
-            code: Code::RepairsWithdrawn,
-            pass: Pass::Final,
-            ino: None,
-            block: None,
-            group: None,
-            detail: "nothing was written: the repairs would have left an error the filesystem does not have now".into(),
-            counts: false,
-            fixed: false,
-        });
+        fixed.push(note(
+            Code::RepairsWithdrawn,
+            "nothing was written: the repairs would have left an error the filesystem does not have now",
+        ));
     }
     fixed.extend(r.problems.into_iter().filter(|p| !p.fixed));
     Ok(Report { problems: fixed, outcome, abort_reason, stats: r.stats, used_backup_superblock: r.backup_sb })
