@@ -5,4 +5,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| ext4_fuzz::targets::group_desc(data));
+fuzz_target!(|data: &[u8]| ext4_testkit::fuzz::targets::group_desc(data));

@@ -6,4 +6,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| ext4_fuzz::targets::image(data));
+fuzz_target!(|data: &[u8]| ext4_testkit::fuzz::targets::image(data));

@@ -3,4 +3,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| ext4_fuzz::targets::inode(data));
+fuzz_target!(|data: &[u8]| ext4_testkit::fuzz::targets::inode(data));

@@ -4,4 +4,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| ext4_fuzz::targets::xattr(data));
+fuzz_target!(|data: &[u8]| ext4_testkit::fuzz::targets::xattr(data));

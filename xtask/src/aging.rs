@@ -40,7 +40,8 @@ pub fn run(args: &[&str]) -> Result {
         Some(s) => ext4_testkit::rng::parse_seed(&s).ok_or_else(|| format!("--seed: bad value {s}"))?,
         None => ext4_testkit::rng::seed_from_env("EXT4_AGING_SEED"),
     };
-    let work_dir = std::env::temp_dir().join(format!("ext4-aging-{}", std::process::id()));
+    // Kept on failure (the images and their operation logs), removed on success.
+    let work_dir = ext4_testkit::scratch_dir("aging").keep();
     let configs: Vec<_> = aging::config::matrix().into_iter().filter(|c| names.is_empty() || names.contains(&c.name)).collect();
     if configs.is_empty() {
         return Err(format!("no configuration named {names:?}"));

@@ -97,7 +97,8 @@ fn peak_kb(cmd: &mut Command) -> Option<u64> {
 fn mkfs_only(reps: usize) -> Result {
     sh(crate::cargo().args(["build", "--release", "-q", "-p", "ext4-cli"]))?;
     let ext4 = target_dir().join("release/ext4");
-    let img = Path::new("/dev/shm").join(format!("ext4-bench-mkfs-{}", std::process::id()));
+    let shm = ext4_testkit::scratch_dir_in(Path::new("/dev/shm"), "bench-mkfs");
+    let img = shm.path().join("img");
     let common = ["-q", "-F", "-t", "ext4", "-U", "01234567-89ab-cdef-0123-456789abcdef"];
     println!("{:<10} {:>10} {:>10} {:>7}", "size", "ext4 mkfs", "mke2fs", "ratio");
     for size in ["64M", "1G", "32G", "1T", "16T"] {
@@ -126,8 +127,8 @@ fn status(cmd: &mut Command) -> std::result::Result<i32, String> {
 fn fsck(reps: usize, large: bool) -> Result {
     sh(crate::cargo().args(["build", "--release", "-q", "-p", "ext4-cli"]))?;
     let ext4 = target_dir().join("release/ext4");
-    let work = Path::new("/dev/shm").join(format!("ext4-bench-fsck-{}", std::process::id()));
-    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let scratch = ext4_testkit::scratch_dir_in(Path::new("/dev/shm"), "bench-fsck");
+    let work = scratch.path().to_path_buf();
     let img = work.join("img");
     let common = ["-q", "-F", "-t", "ext4", "-U", "01234567-89ab-cdef-0123-456789abcdef"];
     let mut sizes = vec![(ext4_testkit::fixtures::TreeSize::Medium, "2G")];
@@ -186,8 +187,8 @@ pub fn run(args: &[&str]) -> Result {
     let ext4 = target_dir().join("release/ext4");
     let size = if medium { ext4_testkit::fixtures::TreeSize::Medium } else { ext4_testkit::fixtures::TreeSize::Small };
     let src = ext4_testkit::fixtures::tree(size).map_err(|e| e.to_string())?;
-    let work = Path::new("/dev/shm").join(format!("ext4-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let shm = ext4_testkit::scratch_dir_in(Path::new("/dev/shm"), "bench");
+    let work = shm.path().to_path_buf();
     let img = work.join("img");
     let image_size = if medium { "2G" } else { "256M" };
     let common = ["-q", "-F", "-t", "ext4", "-U", "01234567-89ab-cdef-0123-456789abcdef"];
@@ -301,7 +302,8 @@ fn read_only(reps: usize, medium: bool) -> Result {
     let ext4 = target_dir().join("release/ext4");
     let size = if medium { ext4_testkit::fixtures::TreeSize::Medium } else { ext4_testkit::fixtures::TreeSize::Small };
     let src = ext4_testkit::fixtures::tree(size).map_err(|e| e.to_string())?;
-    let img = Path::new("/dev/shm").join(format!("ext4-bench-read-{}", std::process::id()));
+    let shm = ext4_testkit::scratch_dir_in(Path::new("/dev/shm"), "bench-read");
+    let img = shm.path().join("img");
     quiet(Command::new(&ext4).args(["mkfs", "-q", "-F", "-t", "ext4", "-d"]).arg(&src).arg(&img).arg(if medium { "2G" } else { "256M" }))?;
     let timed = time_pair(reps, || Ok(()), || read_all_ours(&img).map(drop), || read_all_ext4_view(&img).map(drop));
     let (a, b) = (read_all_ours(&img), read_all_ext4_view(&img));
@@ -495,11 +497,11 @@ fn copy_into(target: Target, ext4: &Path, src: &Path, img: &Path, mnt: &Path) ->
     match target {
         Target::Ext4Mount | Target::Fuse2fs => {
             let m = if target == Target::Ext4Mount {
-                crate::fio::FuseMount::new(ext4, img, mnt, "")?
+                ext4_testkit::fio::FuseMount::new(ext4, img, mnt, "")?
             } else {
                 let mut c = Command::new("fuse2fs");
                 c.arg("-f").arg(img).arg(mnt);
-                crate::fio::FuseMount::spawn(c, mnt)?
+                ext4_testkit::fio::FuseMount::spawn(c, mnt)?
             };
             let t = Instant::now();
             let copied = cp();
@@ -512,7 +514,7 @@ fn copy_into(target: Target, ext4: &Path, src: &Path, img: &Path, mnt: &Path) ->
             quiet(Command::new("mount").args(["-t", "ext4", "-o", "loop"]).arg(img).arg(mnt))?;
             let t = Instant::now();
             let copied = cp();
-            let unmounted = crate::fio::umount(mnt);
+            let unmounted = ext4_testkit::fio::umount(mnt);
             copied?;
             unmounted?;
             Ok(t.elapsed())
@@ -523,7 +525,7 @@ fn copy_into(target: Target, ext4: &Path, src: &Path, img: &Path, mnt: &Path) ->
 /// `bench fuse`: `cp -a` of a make-tree.py tree into `ext4 mount`, fuse2fs and
 /// the kernel, repetitions interleaved so machine load spreads evenly.
 fn fuse(reps: usize, small: bool) -> Result {
-    if let Some(why) = crate::fio::missing().filter(|w| !w.starts_with("fio")) {
+    if let Some(why) = ext4_testkit::fio::missing().filter(|w| !w.starts_with("fio")) {
         return Err(why.into());
     }
     if Command::new("fuse2fs").arg("--version").output().is_err() {
@@ -533,7 +535,8 @@ fn fuse(reps: usize, small: bool) -> Result {
     let ext4 = target_dir().join("release/ext4");
     let size = if small { ext4_testkit::fixtures::TreeSize::Small } else { ext4_testkit::fixtures::TreeSize::Medium };
     let tree = ext4_testkit::fixtures::tree(size).map_err(|e| e.to_string())?;
-    let work = Path::new("/dev/shm").join(format!("ext4-bench-fuse-{}", std::process::id()));
+    let shm = ext4_testkit::scratch_dir_in(Path::new("/dev/shm"), "bench-fuse");
+    let work = shm.path().to_path_buf();
     let (src, img, mnt) = (work.join("src"), work.join("img"), work.join("mnt"));
     std::fs::create_dir_all(&mnt).map_err(|e| e.to_string())?;
     let r = (|| {

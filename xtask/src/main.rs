@@ -6,7 +6,7 @@
 //! * `validate` — walk every fixture through the library and compare it with
 //!   its source tree, entry by entry (add `--medium` for the medium tree too).
 //! * `demo` — the main job end to end on a built-in example.
-//! * `ci` — what CI runs: the whole test suite (and the fuzz regressions again
+//! * `ci` — what CI runs: the demo, the whole test suite (and the fuzz regressions again
 //!   with overflow checks), `validate`, then `fuzz smoke --secs 10`.
 //! * `bench [mkfs | fuse | fsck] [--medium] [--reps N]` — each job against its reference tool, as ratios
 //!   (`fuse`: cp -a into ext4 mount, fuse2fs and the kernel).
@@ -113,7 +113,8 @@ fn demo() -> Result {
     use ext4_testkit::snapshot::Snapshot;
     use std::time::Instant;
     let start = Instant::now();
-    let work = tempfile_dir("ext4-demo")?;
+    let work_dir = ext4_testkit::scratch_dir("demo");
+    let work = work_dir.path().to_path_buf();
     sh(cargo().args(["build", "--release", "-q", "-p", "ext4-cli"]))?;
     let ext4 = bench::target_dir().join("release/ext4");
     let (src, image, out) = (work.join("tree"), work.join("demo.img"), work.join("extracted"));
@@ -189,14 +190,6 @@ fn step(what: &str) {
     println!("== {what}");
 }
 
-/// A fresh directory under the temporary directory.
-fn tempfile_dir(prefix: &str) -> Result<std::path::PathBuf> {
-    let d = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
-    Ok(d)
-}
-
 /// The demo's edits as an `ext4 batch` script, made at the same time on the
 /// host tree `src` (which then is what the image should hold). Times are
 /// set explicitly so that both sides agree.
@@ -247,6 +240,9 @@ fn demo_edits(src: &std::path::Path) -> std::io::Result<String> {
 /// What CI runs: the test suite, the fixtures' validation, then every fuzz
 /// target briefly (after its regression inputs).
 fn ci() -> Result {
+    // The README's first command: the main job end to end, from this
+    // clone alone (the tree is generated, nothing beside the clone is read).
+    demo()?;
     sh(cargo().args(["test", "--workspace", "--release"]))?;
     // The fuzz regressions again with overflow checks, as the fuzz builds
     // have them (release tests would let an overflow wrap).

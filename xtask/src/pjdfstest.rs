@@ -189,9 +189,9 @@ pub fn run(args: &[&str]) -> Result {
     sh(crate::cargo().args(["build", "--release", "-q", "-p", "ext4-cli"]))?;
     let ext4 = crate::bench::target_dir().join("release/ext4");
 
-    let work = std::env::temp_dir().join(format!("ext4-pjdfstest-{}", std::process::id()));
+    // Kept with --keep, else removed at the end.
+    let work = ext4_testkit::scratch_dir("pjdfstest").keep();
     std::fs::create_dir_all(work.join("fuse")).map_err(|e| format!("{}: {e}", work.display()))?;
-    std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
     check_searchable(&work.join("fuse"))?;
     let config = work.join("pjdfstest.toml");
     std::fs::write(&config, CONFIG).map_err(|e| e.to_string())?;

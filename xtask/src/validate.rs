@@ -76,8 +76,8 @@ pub fn validate_one(p: &Profile) -> Result<usize> {
 /// Extracts one fixture with `ext4 get -r` and compares the extraction with its source.
 pub fn extract_one(p: &Profile) -> Result {
     let (img, src) = fixtures::image(p).map_err(|e| e.to_string())?;
-    let out = std::env::temp_dir().join(format!("ext4-validate-{}-{}", std::process::id(), p.name));
-    let _ = std::fs::remove_dir_all(&out);
+    let out_dir = ext4_testkit::scratch_dir(&format!("validate-{}", p.name));
+    let out = out_dir.path().join("out");
     let ext4 = crate::bench::target_dir().join("release/ext4");
     crate::sh(std::process::Command::new(&ext4).args(["get", "-r"]).arg(&img).arg("/").arg(&out))?;
     let mut extracted = Snapshot::from_host(&out).map_err(|e| e.to_string())?;

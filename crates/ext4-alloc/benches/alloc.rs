@@ -10,20 +10,9 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ext4_alloc::bitmap::{count_free, find_free, find_free_run, set_range};
 use ext4_alloc::group::{GroupCounts, group_for_dir, group_for_file};
+use ext4_testkit::rng::Rng;
 
 const BITS: usize = 32768;
-
-/// A small deterministic generator (xorshift), so runs compare.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// The three bitmaps searched, by name.
 fn bitmaps() -> Vec<(&'static str, Vec<u8>)> {
@@ -39,12 +28,12 @@ fn bitmaps() -> Vec<(&'static str, Vec<u8>)> {
     set_range(&mut half, 0, BITS / 2);
     // Fragmented: random used runs of 1..32 bits and free runs of 1..8 bits (about 80 % used).
     let mut frag = vec![0u8; BITS / 8];
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let mut pos = 0;
     while pos < BITS {
-        let used = (1 + rng.next() % 32) as usize;
+        let used = (1 + rng.next_u64() % 32) as usize;
         set_range(&mut frag, pos, used.min(BITS - pos));
-        pos += used + (1 + rng.next() % 8) as usize;
+        pos += used + (1 + rng.next_u64() % 8) as usize;
     }
     vec![("nearly_full", nearly_full), ("half_full", half), ("fragmented", frag)]
 }
@@ -77,12 +66,12 @@ fn bitmap_search(c: &mut Criterion) {
 }
 
 fn group_choice(c: &mut Criterion) {
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     let groups: Vec<GroupCounts> = (0..8192)
         .map(|_| GroupCounts {
-            free_blocks: (rng.next() % 32768) as u32,
-            free_inodes: (rng.next() % 8192) as u32,
-            used_dirs: (rng.next() % 100) as u32,
+            free_blocks: (rng.next_u64() % 32768) as u32,
+            free_inodes: (rng.next_u64() % 8192) as u32,
+            used_dirs: (rng.next_u64() % 100) as u32,
         })
         .collect();
     let mut g = c.benchmark_group("group");

@@ -23,7 +23,8 @@ fn memory() {
 
 #[test]
 fn file() {
-    let dir = std::env::temp_dir().join(format!("blockdev-test-{}", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("dev.img");
     let dev = FileDevice::create(&dir, 8192).unwrap();
     assert_eq!(dev.len(), 8192);
     exercise(&dev);
@@ -72,7 +73,8 @@ fn faults() {
 #[test]
 fn file_write_zeroes_keeps_holes() {
     use std::os::unix::fs::MetadataExt;
-    let path = std::env::temp_dir().join(format!("blockdev-sparse-{}", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("sparse.img");
     let mib = 1u64 << 20;
     let dev = FileDevice::create(&path, 64 * mib).unwrap();
     // Data at 3 MiB and at 40 MiB, holes elsewhere.

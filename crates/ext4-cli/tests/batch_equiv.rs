@@ -325,7 +325,7 @@ fn through_kernel(img: &Path, script: &[Vec<String>]) {
     unmount(m);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, fuse)]
 fn batch_fuse_and_kernel_make_the_same_tree() {
     let root = common::is_root();
     if !have_fsck()
@@ -341,8 +341,8 @@ fn batch_fuse_and_kernel_make_the_same_tree() {
 
 fn three_ways(geometry: &[&str]) {
     let t0 = Instant::now();
-    let dir = std::env::temp_dir().join(format!("ext4-batch-equiv-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir_tmp = ext4_testkit::scratch_dir("batch-equiv");
+    let dir = dir_tmp.path().to_path_buf();
     std::fs::create_dir_all(dir.join("host")).unwrap();
     let script = script(&dir.join("host"));
     let text = render(&script);
@@ -389,13 +389,13 @@ fn three_ways(geometry: &[&str]) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn first_error_stops_the_batch_with_line_command_and_errno() {
     if !have_fsck() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("ext4-batch-error-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir_tmp = ext4_testkit::scratch_dir("ext4-batch-error");
+    let dir = dir_tmp.path().to_path_buf();
     let img = dir.join("img");
     mkfs(&img, &GEOMETRIES[0]);
     let text = "mkdir /a\n\n# the next one fails\nwrite '/missing dir/f' x\ntouch /after\n";

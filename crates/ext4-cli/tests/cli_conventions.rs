@@ -198,7 +198,7 @@ fn features(img: &Path) -> String {
     text.lines().find(|l| l.starts_with("Filesystem features:")).unwrap_or_default().to_string()
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn mkfs_makes_ext4_unless_told_and_mke2fs_by_its_names() {
     if !have_fsck() {
         return;

@@ -67,7 +67,7 @@ fn check_json(image: &Path, what: &str) {
     assert!(free > 0, "{what}");
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn every_fixture_dumps_as_dumpe2fs() {
     if !have_fsck() {
         return;
@@ -86,7 +86,7 @@ fn every_fixture_dumps_as_dumpe2fs() {
 /// Images the kernel built (htrees, extent trees, shared xattr blocks, EA
 /// inodes, orphan file, 1 KiB blocks, ext2, no checksums, no flex_bg),
 /// then one more mounted and shut down so that it needs recovery.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn kernel_built_images_dump_as_dumpe2fs() {
     if !have_fsck() || !ext4_testkit::require(can_loop_mount(), "kernel-built images need root and loop devices") {
         return;
@@ -124,7 +124,7 @@ fn shut_down_after_writes(image: &Path) {
 
 /// Layouts the fixtures leave out: bigalloc, meta_bg, sparse_super2, no
 /// flex_bg with 1 KiB blocks, RAID hints, a label, mount options, MMP.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn other_layouts_dump_as_dumpe2fs() {
     if !have_fsck() {
         return;

@@ -21,7 +21,7 @@ fn acl_of(path: &Path) -> String {
     text.lines().filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n")
 }
 
-#[test]
+#[ext4_testkit::oracle_test(loop_mount, fuse, setfacl, e2fsprogs)]
 fn acls_through_fuse_match_the_kernel() {
     let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     if !ext4_testkit::require(
@@ -30,8 +30,8 @@ fn acls_through_fuse_match_the_kernel() {
     ) {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("ext4-fuse-acl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir_tmp = ext4_testkit::scratch_dir("ext4-fuse-acl");
+    let dir = dir_tmp.path().to_path_buf();
     let img = dir.join("img");
     run(Command::new("mke2fs").args(["-q", "-F", "-t", "ext4"]).arg(&img).arg("32M"));
     let mnt = dir.join("mnt");

@@ -38,14 +38,14 @@ fn wait_for_counts(mnt: &Path, commit: &std::fs::File, want: (u64, u64), what: &
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, root, fuse)]
 fn unlinked_open_files_live_until_closed() {
     let root = common::is_root();
     if !ext4_testkit::require(root && Path::new("/dev/fuse").exists() && common::have_fsck(), "needs root, /dev/fuse and e2fsprogs") {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("ext4-fuse-lifetime-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir_tmp = ext4_testkit::scratch_dir("ext4-fuse-lifetime");
+    let dir = dir_tmp.path().to_path_buf();
     let img = dir.join("img");
     let mk = Command::new("mke2fs").args(["-q", "-F", "-t", "ext4", "-b", "1024"]).arg(&img).arg("32M").status().unwrap();
     assert!(mk.success());

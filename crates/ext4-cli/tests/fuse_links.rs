@@ -99,7 +99,7 @@ fn check(features: &str, dir: &Path) {
     println!("-O {features}: {kernel:?} on both, {:.1?}", started.elapsed());
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, fuse)]
 fn link_limits_match_the_kernel() {
     if !ext4_testkit::require(
         can_loop_mount() && Path::new("/dev/fuse").exists() && have_e2fsprogs(),
@@ -107,8 +107,8 @@ fn link_limits_match_the_kernel() {
     ) {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("ext4-fuse-links-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir_tmp = ext4_testkit::scratch_dir("ext4-fuse-links");
+    let dir = dir_tmp.path().to_path_buf();
     for features in ["dir_nlink", "^dir_nlink"] {
         check(features, &dir);
     }

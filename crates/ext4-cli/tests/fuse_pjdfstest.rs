@@ -27,15 +27,15 @@ fn present() -> bool {
     )
 }
 
-#[test]
+#[ext4_testkit::oracle_test(pjdfstest, loop_mount, fuse, e2fsprogs)]
 fn pjdfstest_passes_on_ext4_mount() {
     if !present() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("ext4-fuse-pjdfstest-{}", std::process::id()));
+    let dir_tmp = ext4_testkit::scratch_dir("fuse-pjdfstest");
+    let dir = dir_tmp.path().to_path_buf();
     let mnt = dir.join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let (img, config) = (dir.join("img"), dir.join("pjdfstest.toml"));
     std::fs::write(&config, CONFIG).unwrap();
     let out = Command::new("mke2fs").args(["-q", "-F", "-t", "ext4"]).arg(&img).arg("256M").output().unwrap();

@@ -23,14 +23,14 @@ fn assert_lists(dir: &Path, want: &BTreeSet<String>, when: &str) {
     assert_eq!(&set, want, "{when}: the listing differs");
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, root, fuse)]
 fn big_directories_list_every_name_once() {
     let root = common::is_root();
     if !ext4_testkit::require(root && Path::new("/dev/fuse").exists() && common::have_fsck(), "needs root, /dev/fuse and e2fsprogs") {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("ext4-fuse-readdir-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir_tmp = ext4_testkit::scratch_dir("ext4-fuse-readdir");
+    let dir = dir_tmp.path().to_path_buf();
     let img = dir.join("img");
     let mk = Command::new("mke2fs").args(["-q", "-F", "-t", "ext4", "-b", "1024", "-N", "8192"]).arg(&img).arg("32M").status().unwrap();
     assert!(mk.success());

@@ -97,7 +97,7 @@ fn other_fs(than: &Path) -> Option<PathBuf> {
     (std::fs::metadata(shm).ok()?.dev() != dev).then(|| tempfile::tempdir_in(shm).ok().map(|t| t.keep())).flatten()
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn kernel_trees_come_out_exactly() {
     if !ext4_testkit::require(have_e2fsprogs() && can_loop_mount(), "needs e2fsprogs, root and loop devices") {
         return;
@@ -138,7 +138,7 @@ fn kernel_trees_come_out_exactly() {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn a_journal_needing_recovery_is_read_as_the_kernel_left_it() {
     if !ext4_testkit::require(have_e2fsprogs() && can_loop_mount(), "needs e2fsprogs, root and loop devices") {
         return;
@@ -166,7 +166,7 @@ fn a_journal_needing_recovery_is_read_as_the_kernel_left_it() {
     assert!(std::fs::read(&image).unwrap() == before, "a read-only get changed the image");
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn a_corrupt_file_is_reported_and_the_rest_copied() {
     if !ext4_testkit::require(have_e2fsprogs(), "needs e2fsprogs") {
         return;
@@ -234,7 +234,7 @@ fn all_xattrs(root: &Path) -> std::collections::BTreeMap<String, Vec<(String, Ve
     out
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn every_xattr_namespace_comes_out_as_root() {
     if !ext4_testkit::require(have_e2fsprogs() && can_loop_mount(), "needs e2fsprogs, root and loop devices") {
         return;
@@ -265,7 +265,7 @@ fn every_xattr_namespace_comes_out_as_root() {
     assert_eq!(all_xattrs(&out), expected, "xattrs as the kernel showed them");
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn host_errors_are_reported_and_the_rest_copied() {
     if !ext4_testkit::require(have_e2fsprogs(), "needs e2fsprogs") {
         return;
@@ -293,7 +293,7 @@ fn host_errors_are_reported_and_the_rest_copied() {
     assert_eq!(std::fs::read(out.join("d")).unwrap(), b"in the way", "what was in the way is left alone");
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn data_past_the_destination_size_limit_is_copied() {
     if !ext4_testkit::require(have_e2fsprogs() && can_loop_mount(), "needs e2fsprogs, root and loop devices") {
         return;

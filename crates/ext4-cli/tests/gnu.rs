@@ -81,7 +81,7 @@ fn can_run() -> bool {
     have_fsck() && ext4_testkit::require(is_root() && can_loop_mount(), "needs root and loop devices")
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn modes_and_times_as_coreutils_give_them() {
     if !can_run() {
         return;
@@ -138,7 +138,7 @@ fn modes_and_times_as_coreutils_give_them() {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn errors_name_the_path_once() {
     if !have_fsck() {
         return;

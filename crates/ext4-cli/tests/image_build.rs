@@ -36,7 +36,7 @@ fn restamp(root: &Path, ids: (u32, u32), shift: i64) {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn two_copies_of_a_tree_give_the_same_image() {
     if !have_fsck() {
         return;
@@ -74,7 +74,7 @@ fn two_copies_of_a_tree_give_the_same_image() {
     assert_eq!((root_md.uid(), root_md.mtime(), lost.ctime()), (0, EPOCH, EPOCH), "the root and lost+found are clamped too");
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn fs_config_sets_owners_modes_and_capabilities() {
     if !have_fsck() {
         return;

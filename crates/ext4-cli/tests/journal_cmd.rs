@@ -84,7 +84,7 @@ fn needs_recovery(img: &Path) -> bool {
     b[1024 + 0x60] & 0x4 != 0
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn show_lists_the_log_as_debugfs_does() {
     if !have_fsck() {
         return;
@@ -111,7 +111,7 @@ fn show_lists_the_log_as_debugfs_does() {
     assert!(bad[0].contains(&format!("journal block {jblock} ")), "{}", bad[0]);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn replay_and_clear() {
     if !have_fsck() {
         return;
@@ -156,7 +156,7 @@ fn replay_and_clear() {
     assert_clean(&cleared, "after ext4 journal clear");
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn show_lists_fast_commit_records() {
     if !have_fsck() || !ext4_testkit::require(ext4_testkit::oracle::can_loop_mount(), "needs root and loop devices") {
         return;

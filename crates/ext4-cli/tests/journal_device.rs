@@ -13,7 +13,7 @@ fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn the_journal_device_is_named_and_writes_go_through_it() {
     if !ext4_testkit::require(have_fsck() && can_loop_mount(), "external journals need e2fsprogs, root and loop devices") {
         return;
@@ -47,7 +47,7 @@ fn the_journal_device_is_named_and_writes_go_through_it() {
     assert!(show.contains("external device") && show.contains(&uuid), "{show}");
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn info_gives_the_cluster_size_of_bigalloc() {
     if !have_fsck() {
         return;
@@ -63,7 +63,7 @@ fn info_gives_the_cluster_size_of_bigalloc() {
 /// device (mke2fs takes only block devices): the filesystems and the
 /// journal devices (with the new user) are byte for byte the same; e2fsck
 /// is silent and the kernel mounts the result on its journal.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn mkfs_on_a_journal_device_matches_mke2fs() {
     use ext4_testkit::oracle::{LoopDevice, LoopMount};
     if !ext4_testkit::require(have_fsck() && can_loop_mount(), "needs e2fsprogs, root and loop devices") {

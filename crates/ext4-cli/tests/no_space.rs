@@ -26,7 +26,7 @@ fn expect_no_space(args: &[&dyn AsRef<std::ffi::OsStr>], stdin: Option<&[u8]>, c
     line
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn full_image_gives_enospc_and_stays_clean() {
     if !have_fsck() {
         return;

@@ -63,7 +63,7 @@ fn debugfs_extents(img: &Path, path: &str) -> (Vec<Leaf>, Vec<Index>) {
     (leaves, nodes)
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn extents_icheck_and_ncheck_answer_as_debugfs() {
     if !have_fsck() || !ext4_testkit::require(is_root() && can_loop_mount(), "needs root and loop devices") {
         return;
@@ -116,7 +116,7 @@ fn extents_icheck_and_ncheck_answer_as_debugfs() {
     assert_eq!(ours.len(), 6, "a header and five names (the hard link twice): {ours:?}");
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn lsattr_chattr_du_and_tree_agree_with_the_kernel_mount() {
     if !have_fsck() || !ext4_testkit::require(is_root() && can_loop_mount(), "needs root and loop devices") {
         return;

@@ -32,7 +32,7 @@ const KINDS: [(&str, &[&str]); 3] = [
     ("ext2", &["-t", "ext2", "-b", "4096"]),
 ];
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn batch_overwrites_a_20_mib_file_eight_times() {
     if !have_fsck() {
         return;
@@ -73,7 +73,7 @@ fn df(dir: &Path) -> (u64, u64) {
     (v[0], v[1])
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, root, fuse)]
 fn fuse_copies_and_removes_a_20_mib_file_fifty_times() {
     if !have_fsck() || !ext4_testkit::require(is_root() && Path::new("/dev/fuse").exists(), "needs root and /dev/fuse") {
         return;

@@ -69,7 +69,7 @@ fn image(img: &Path) {
     std::fs::set_permissions(img, std::fs::Permissions::from_mode(0o666)).unwrap();
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, fuse)]
 fn every_creating_command_inherits_as_the_kernel() {
     if !have_fsck()
         || !ext4_testkit::require(is_root() && can_loop_mount(), "needs root and loop devices")

@@ -45,7 +45,7 @@ fn run(names: &[&str], ops: usize, long: bool) {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, fuse)]
 fn a_random_script_ends_alike_three_ways() {
     if oracles() {
         run(&["ext4-4k", "ext4-1k", "nojournal"], 500, false);
@@ -54,7 +54,7 @@ fn a_random_script_ends_alike_three_ways() {
 
 /// Over ten times the 64 MiB image in files of 4-8 MiB: freed space must be
 /// reusable as the kernel reuses it.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, fuse)]
 fn ten_times_the_image_in_big_files() {
     if oracles() {
         run(&["ext4-4k", "ext2"], 1200, true);

@@ -97,8 +97,8 @@ impl Pair {
         assert!(tb.status.success(), "ext4 tune {args:?}: {}", String::from_utf8_lossy(&tb.stderr));
         if let Some(p) = e2fsck_problems(&b) {
             if std::env::var_os("EXT4_KEEP").is_some() {
-                let kept = std::env::temp_dir().join("tune-kept");
-                let _ = std::fs::create_dir_all(&kept);
+                let kept = ext4_testkit::scratch_dir("tune-kept").keep();
+                eprintln!("EXT4_KEEP: images kept in {}", kept.display());
                 copy(&self.base, &kept.join("base.img"));
                 copy(&b, &kept.join("ours.img"));
             }
@@ -181,7 +181,7 @@ fn mke2fs(dir: &Path, args: &[&str]) -> PathBuf {
     image
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn superblock_options_match_tune2fs() {
     if !have_fsck() {
         return;
@@ -246,7 +246,7 @@ fn kernel_writes(image: &Path) {
 }
 
 /// A checksum that does not match stops a rewrite before it writes anything.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn a_bad_checksum_stops_the_rewrite() {
     if !kernel_ready() {
         return;
@@ -274,7 +274,7 @@ fn a_bad_checksum_stops_the_rewrite() {
 /// two-level htree with holes, depth-2 extent trees, shared xattr
 /// blocks), with uninit_bg taking over or not; a new UUID rewrites every
 /// checksum; dir_index off turns index blocks into leaves with tails.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn checksums_off_and_on_match_tune2fs() {
     if !kernel_ready() {
         return;
@@ -295,7 +295,7 @@ fn checksums_off_and_on_match_tune2fs() {
 
 /// The same over other kernel-built layouts: 128-byte inodes, no extents
 /// (block maps), inline data, 32-byte descriptors, no flex_bg.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn checksums_match_tune2fs_on_other_layouts() {
     if !kernel_ready() {
         return;
@@ -314,7 +314,7 @@ fn checksums_match_tune2fs_on_other_layouts() {
 /// rewrites it and every entry hash that mixes it in (in inodes and in
 /// xattr blocks); with metadata_csum_seed the UUID changes alone, and
 /// turning the seed off afterwards rewrites everything.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn uuid_rules_match_tune2fs_with_ea_inodes() {
     if !kernel_ready() {
         return;
@@ -332,7 +332,7 @@ fn uuid_rules_match_tune2fs_with_ea_inodes() {
 
 /// The journal and the orphan file removed and added: on an image with
 /// both, on one without a journal, and on ext2 (a block-mapped journal).
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn journal_and_orphan_file_match_tune2fs() {
     if !kernel_ready() {
         return;
@@ -363,7 +363,7 @@ fn journal_and_orphan_file_match_tune2fs() {
 /// What tune refuses, with a message and the image unchanged: checksum
 /// changes on a filesystem not freshly checked (unless forced), features
 /// it cannot change, impossible values, and images that are not ext2/3/4.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn refusals_leave_the_image_alone() {
     if !have_fsck() {
         return;
@@ -411,7 +411,7 @@ fn refusals_leave_the_image_alone() {
 }
 
 /// The kernel has it mounted: nothing changes underneath it.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn a_mounted_image_is_refused() {
     if !kernel_ready() {
         return;
@@ -435,7 +435,7 @@ fn htree_root(image: &Path, dir: &str) -> (u32, u32) {
 /// A directory whose htree root the kernel filled to its limit: no room
 /// for a checksum tail, so turning checksums on rebuilds the directory
 /// (tune2fs asks for e2fsck -fD).
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn a_full_index_is_rebuilt() {
     if !kernel_ready() {
         return;

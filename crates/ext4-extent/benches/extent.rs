@@ -6,27 +6,13 @@
 // criterion_group! declares an undocumented `pub fn`.
 #![allow(missing_docs)]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::hint::black_box;
 use std::ops::ControlFlow;
 
-use common::{MemIo, check_tree, ctx, fresh_root};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ext4_extent::{Lookup, MapCtx, MapKind, Run, for_each_run, lookup, map_range};
-
-/// A deterministic generator (xorshift), so runs compare.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use ext4_testkit::extent_check::{MemIo, check_tree, ctx, fresh_root};
+use ext4_testkit::rng::Rng;
 
 /// Logical blocks between the starts of two extents: 4 mapped, 4 a hole.
 const STRIDE: u32 = 8;
@@ -52,8 +38,8 @@ fn extent_tree(c: &mut Criterion) {
     let mut g = c.benchmark_group("extent");
     for (extents, depth) in [(4, 0), (3000, 2)] {
         let (root, mut io) = tree(&mc, extents, depth);
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-        let targets: Vec<u32> = (0..1024).map(|_| (rng.next() % u64::from(extents * STRIDE)) as u32).collect();
+        let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
+        let targets: Vec<u32> = (0..1024).map(|_| (rng.next_u64() % u64::from(extents * STRIDE)) as u32).collect();
         let mut i = 0;
         g.bench_function(BenchmarkId::new("lookup_random", format!("depth{depth}")), |b| {
             b.iter(|| {

@@ -1,7 +1,7 @@
 //! One test per check: take a valid map built by hand, damage one field,
 //! and assert the exact error. Also the requests the map refuses.
 
-mod common;
+use ext4_testkit::extent_check as common;
 
 use std::ops::ControlFlow;
 

@@ -2,7 +2,7 @@
 //! both kinds of maps, checked after every step against a block model, an
 //! independent decoder of the on-disk bytes, and the allocator's books.
 
-mod common;
+use ext4_testkit::extent_check as common;
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -241,8 +241,7 @@ fn run_ops(kind: MapKind, block_size: u32, csum: bool, ops: &[Op]) {
 }
 
 fn cases(default: u32) -> ProptestConfig {
-    let n = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-    ProptestConfig { cases: n, ..ProptestConfig::default() }
+    ext4_testkit::prop::config(default, "model")
 }
 
 proptest! {

@@ -11,7 +11,7 @@
 //!   `debugfs` must see the intended map, and the kernel (as root) must read
 //!   the intended bytes.
 
-mod common;
+use ext4_testkit::extent_check as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
@@ -50,21 +50,14 @@ fn debugfs_w(img: &Path, req: &str) {
     assert!(ok && !out.contains("rror"), "debugfs -w {req}: {out}");
 }
 
-/// A scratch directory under /tmp, removed on drop.
-struct Scratch(PathBuf);
+/// A scratch directory (its path, and the directory, removed on drop).
+struct Scratch(PathBuf, #[allow(dead_code)] tempfile::TempDir);
 
 impl Scratch {
     fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("ext4-extent-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(p.join("src")).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let dir = ext4_testkit::scratch_dir(&format!("extent-{tag}"));
+        std::fs::create_dir_all(dir.path().join("src")).unwrap();
+        Self(dir.path().to_path_buf(), dir)
     }
 }
 
@@ -342,7 +335,7 @@ fn expand(runs: &[Run]) -> Blocks {
 const CONFIGS: [(&str, u64, &str); 4] =
     [("ext4", 1024, "metadata_csum"), ("ext4", 4096, "^metadata_csum"), ("ext3", 1024, ""), ("ext3", 4096, "")];
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn reads_what_e2fsprogs_wrote() {
     if !have_tools() {
         return;
@@ -464,8 +457,8 @@ fn kernel_reads(img: &Path, scratch: &Scratch, want: &Blocks, bs: u64) {
     {
         return;
     }
-    let mnt = std::env::temp_dir().join(format!("ext4-extent-mnt-{}", std::process::id()));
-    std::fs::create_dir_all(&mnt).unwrap();
+    let mnt_tmp = ext4_testkit::scratch_dir("ext4-extent-mnt");
+    let mnt = mnt_tmp.path().to_path_buf();
     let (ok, out) = run("mount", &["-o", "ro,loop", img.to_str().unwrap(), mnt.to_str().unwrap()]);
     assert!(ok, "mount: {out}");
     let result = std::panic::catch_unwind(|| {
@@ -499,7 +492,7 @@ fn kernel_reads(img: &Path, scratch: &Scratch, want: &Blocks, bs: u64) {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn e2fsck_accepts_rebuilt_maps() {
     if !have_tools() {
         return;

@@ -11,10 +11,11 @@ use crate::error::{Error, Location, Result};
 use crate::fs::Filesystem;
 use crate::inode::InodeBuf;
 use crate::layer::{LayerError, LayerResultExt};
+use crate::txn::Txn;
 
 /// Map block access for one inode on a writable filesystem.
-pub(crate) struct WriteMap<'a> {
-    pub(crate) fs: &'a mut Filesystem,
+pub(crate) struct WriteMap<'a, 'fs> {
+    pub(crate) fs: &'a mut Txn<'fs>,
     /// Goal for new map blocks.
     pub(crate) goal: u64,
     /// Blocks allocated minus blocks freed through this adapter.
@@ -23,18 +24,18 @@ pub(crate) struct WriteMap<'a> {
     pub(crate) pool: Pool,
     /// With bigalloc, the data runs unmapped through this adapter: which of
     /// their clusters may go is decided once the map is final
-    /// ([`Filesystem::free_file_clusters`]).
+    /// ([`Txn::free_file_clusters`]).
     pub(crate) freed_data: Vec<(u64, u64)>,
 }
 
-impl<'a> WriteMap<'a> {
+impl<'a, 'fs> WriteMap<'a, 'fs> {
     /// An adapter taking new map blocks near `goal` from `pool`.
-    fn new(fs: &'a mut Filesystem, goal: u64, pool: Pool) -> Self {
+    fn new(fs: &'a mut Txn<'fs>, goal: u64, pool: Pool) -> Self {
         Self { fs, goal, delta: 0, pool, freed_data: Vec::new() }
     }
 }
 
-impl MapIo for WriteMap<'_> {
+impl MapIo for WriteMap<'_, '_> {
     type Error = LayerError;
 
     fn read_block(&mut self, block: u64, buf: &mut [u8]) -> Result<(), LayerError> {
@@ -94,7 +95,9 @@ impl Filesystem {
         let flex_first = g - g % self.geo.groups_per_flex.max(1);
         Ok(self.geo.group_first_block(flex_first))
     }
+}
 
+impl Txn<'_> {
     /// Maps `[run.logical, +run.len)` of an inode to `run.physical`, growing
     /// its map (map blocks counted in `i_blocks`; the data blocks are the caller's).
     pub(crate) fn map_run(&mut self, ib: &mut InodeBuf, run: Run) -> Result<()> {
@@ -110,7 +113,7 @@ impl Filesystem {
 
     fn map_run_from(&mut self, ib: &mut InodeBuf, run: Run, pool: Pool) -> Result<()> {
         let ctx = self.map_ctx(ib);
-        let kind = Self::map_kind(ib);
+        let kind = Filesystem::map_kind(ib);
         let mut io = WriteMap::new(self, run.physical, pool);
         let mut root = ib.inode.block;
         let r = ext4_extent::map_range(kind, &mut root, &ctx, &mut io, run);
@@ -123,7 +126,7 @@ impl Filesystem {
     /// Unmaps logical blocks `[start, end)` of an inode, freeing data and map blocks.
     pub(crate) fn unmap(&mut self, ib: &mut InodeBuf, start: u32, end: u64) -> Result<()> {
         let ctx = self.map_ctx(ib);
-        let kind = Self::map_kind(ib);
+        let kind = Filesystem::map_kind(ib);
         let goal = self.geo.group_first_block(self.geo.inode_group(ib.ino).0);
         // Freeing space must not fail for want of a map block (`EXT4_EX_NOFAIL`).
         let mut io = WriteMap::new(self, goal, Pool::NoFail);
@@ -158,12 +161,12 @@ impl Filesystem {
 /// Directory block access for one directory on a writable filesystem; the
 /// directory inode (size, map, `i_blocks`) is updated in `dir` and written
 /// back by the caller.
-pub(crate) struct WriteDir<'a> {
-    pub(crate) fs: &'a mut Filesystem,
+pub(crate) struct WriteDir<'a, 'fs> {
+    pub(crate) fs: &'a mut Txn<'fs>,
     pub(crate) dir: &'a mut InodeBuf,
 }
 
-impl DirIo for WriteDir<'_> {
+impl DirIo for WriteDir<'_, '_> {
     type Error = LayerError;
 
     fn block_count(&self) -> u32 {

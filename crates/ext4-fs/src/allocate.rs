@@ -3,7 +3,7 @@
 //! group descriptors and the superblock.
 //!
 //! Blocks freed in the running transaction stay marked in use until it
-//! commits ([`Filesystem::apply_pending_frees`]): they cannot be handed out
+//! commits ([`Txn::apply_pending_frees`](crate::txn::Txn)): they cannot be handed out
 //! again before the change that freed them is durable, so a crash never
 //! leaves a committed file pointing at another file's new data.
 
@@ -14,6 +14,7 @@ use ext4_ondisk::{GroupDescFlags, Structure};
 
 use crate::error::{Error, Location, Result};
 use crate::fs::Filesystem;
+use crate::txn::Txn;
 
 /// Which free blocks an allocation may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,64 +29,6 @@ pub(crate) enum Pool {
 }
 
 impl Filesystem {
-    /// Makes sure group `g`'s block bitmap is initialized on disk (clearing
-    /// `BLOCK_UNINIT`), and returns its block number.
-    pub(crate) fn block_bitmap(&mut self, g: u32) -> Result<u64> {
-        let gd = &self.groups[g as usize];
-        let block = gd.block_bitmap;
-        if self.geo.has_group_csum() && gd.flags.contains(GroupDescFlags::BLOCK_UNINIT) {
-            let map = uninit_block_bitmap(&self.geo, g, gd);
-            self.write_meta(block, map)?;
-            self.group_mut(g).flags.remove(GroupDescFlags::BLOCK_UNINIT);
-            self.mark_group_dirty(g, true, false);
-            // Built here: its descriptor checksum is only computed at commit.
-            self.write.verified_bitmaps.insert((g, true));
-        } else {
-            self.verify_bitmap(g, block, true)?;
-        }
-        Ok(block)
-    }
-
-    /// Checks a bitmap's checksum the first time it is used after opening.
-    fn verify_bitmap(&mut self, g: u32, block: u64, is_block_bitmap: bool) -> Result<()> {
-        if !self.geo.metadata_csum() || !self.opts.verify_checksums || !self.write.verified_bitmaps.insert((g, is_block_bitmap)) {
-            return Ok(());
-        }
-        let (n, stored, structure) = if is_block_bitmap {
-            (self.geo.clusters_per_group as usize / 8, self.groups[g as usize].block_bitmap_csum, Structure::BlockBitmap)
-        } else {
-            (self.geo.inodes_per_group as usize / 8, self.groups[g as usize].inode_bitmap_csum, Structure::InodeBitmap)
-        };
-        let seed = self.geo.csum_seed;
-        let computed = self.read_meta(block, |d| ext4_ondisk::checksum::bitmap(seed, &d[..n]))?;
-        if !ext4_ondisk::group_desc::bitmap_csum_matches(&self.geo, stored, computed) {
-            self.write.verified_bitmaps.remove(&(g, is_block_bitmap));
-            let e = ext4_ondisk::FormatError::Checksum { structure, stored, computed };
-            return Err(Error::format(&e, Location::Group(g)));
-        }
-        Ok(())
-    }
-
-    /// Makes sure group `g`'s inode bitmap is initialized (clearing
-    /// `INODE_UNINIT`, and `BLOCK_UNINIT` too as the kernel does), and returns its block.
-    fn inode_bitmap(&mut self, g: u32) -> Result<u64> {
-        self.block_bitmap(g)?;
-        let gd = &self.groups[g as usize];
-        let block = gd.inode_bitmap;
-        if self.geo.has_group_csum() && gd.flags.contains(GroupDescFlags::INODE_UNINIT) {
-            self.write_meta(block, uninit_inode_bitmap(&self.geo))?;
-            let ipg = self.geo.inodes_per_group;
-            let gd = self.group_mut(g);
-            gd.flags.remove(GroupDescFlags::INODE_UNINIT);
-            gd.itable_unused = ipg;
-            self.mark_group_dirty(g, false, true);
-            self.write.verified_bitmaps.insert((g, false));
-        } else {
-            self.verify_bitmap(g, block, false)?;
-        }
-        Ok(block)
-    }
-
     /// Blocks kept back for allocations that must not fail, as the
     /// kernel's `s_resv_clusters` after `ext4_calculate_resv_clusters`: 2 %
     /// of the clusters, at most 4096 (none without extents, whose estimates
@@ -115,6 +58,97 @@ impl Filesystem {
         }
         let root = if self.caller_may_use_root_reserve() { 0 } else { self.sb.r_blocks_count() / ratio };
         free.saturating_sub(self.resv_blocks() / ratio + root)
+    }
+
+    /// The parts of [`crate::txn::AllocState::excluded`] inside group `g`,
+    /// as (bit index, length) in the group's bitmap (clusters).
+    fn excluded_in_group(&self, g: u32) -> Vec<(usize, usize)> {
+        let first = self.geo.group_first_block(g);
+        let end = first + u64::from(self.geo.blocks_in_group(g));
+        let ratio = self.cluster_ratio();
+        self.write
+            .alloc
+            .excluded
+            .iter()
+            .filter_map(|&(s, l)| {
+                let (a, b) = (s.max(first), s.saturating_add(l).min(end));
+                let (from, to) = ((a - first) / ratio, (b - first).div_ceil(ratio));
+                (a < b).then(|| (from as usize, (to - from) as usize))
+            })
+            .collect()
+    }
+
+    /// The counts the group policy looks at.
+    fn group_counts(&self) -> Vec<GroupCounts> {
+        self.groups
+            .iter()
+            .map(|g| GroupCounts { free_blocks: g.free_blocks_count, free_inodes: g.free_inodes_count, used_dirs: g.used_dirs_count })
+            .collect()
+    }
+
+    /// Counts that disagree with bitmaps mean corruption.
+    fn counts_disagree(&self, what: &str) -> Error {
+        Error::corrupt(Structure::GroupDesc, Location::Superblock, what.to_string())
+    }
+}
+
+impl Txn<'_> {
+    /// Makes sure group `g`'s block bitmap is initialized on disk (clearing
+    /// `BLOCK_UNINIT`), and returns its block number.
+    pub(crate) fn block_bitmap(&mut self, g: u32) -> Result<u64> {
+        let gd = &self.groups[g as usize];
+        let block = gd.block_bitmap;
+        if self.geo.has_group_csum() && gd.flags.contains(GroupDescFlags::BLOCK_UNINIT) {
+            let map = uninit_block_bitmap(&self.geo, g, gd);
+            self.write_meta(block, map)?;
+            self.group_mut(g).flags.remove(GroupDescFlags::BLOCK_UNINIT);
+            self.mark_group_dirty(g, true, false);
+            // Built here: its descriptor checksum is only computed at commit.
+            self.alloc_mut().verified_bitmaps.insert((g, true));
+        } else {
+            self.verify_bitmap(g, block, true)?;
+        }
+        Ok(block)
+    }
+
+    /// Checks a bitmap's checksum the first time it is used after opening.
+    fn verify_bitmap(&mut self, g: u32, block: u64, is_block_bitmap: bool) -> Result<()> {
+        if !self.geo.metadata_csum() || !self.opts.verify_checksums || !self.alloc_mut().verified_bitmaps.insert((g, is_block_bitmap)) {
+            return Ok(());
+        }
+        let (n, stored, structure) = if is_block_bitmap {
+            (self.geo.clusters_per_group as usize / 8, self.groups[g as usize].block_bitmap_csum, Structure::BlockBitmap)
+        } else {
+            (self.geo.inodes_per_group as usize / 8, self.groups[g as usize].inode_bitmap_csum, Structure::InodeBitmap)
+        };
+        let seed = self.geo.csum_seed;
+        let computed = self.read_meta(block, |d| ext4_ondisk::checksum::bitmap(seed, &d[..n]))?;
+        if !ext4_ondisk::group_desc::bitmap_csum_matches(&self.geo, stored, computed) {
+            self.alloc_mut().verified_bitmaps.remove(&(g, is_block_bitmap));
+            let e = ext4_ondisk::FormatError::Checksum { structure, stored, computed };
+            return Err(Error::format(&e, Location::Group(g)));
+        }
+        Ok(())
+    }
+
+    /// Makes sure group `g`'s inode bitmap is initialized (clearing
+    /// `INODE_UNINIT`, and `BLOCK_UNINIT` too as the kernel does), and returns its block.
+    fn inode_bitmap(&mut self, g: u32) -> Result<u64> {
+        self.block_bitmap(g)?;
+        let gd = &self.groups[g as usize];
+        let block = gd.inode_bitmap;
+        if self.geo.has_group_csum() && gd.flags.contains(GroupDescFlags::INODE_UNINIT) {
+            self.write_meta(block, uninit_inode_bitmap(&self.geo))?;
+            let ipg = self.geo.inodes_per_group;
+            let gd = self.group_mut(g);
+            gd.flags.remove(GroupDescFlags::INODE_UNINIT);
+            gd.itable_unused = ipg;
+            self.mark_group_dirty(g, false, true);
+            self.alloc_mut().verified_bitmaps.insert((g, false));
+        } else {
+            self.verify_bitmap(g, block, false)?;
+        }
+        Ok(block)
     }
 
     /// Allocates up to `want` contiguous blocks near `goal` for file data,
@@ -185,29 +219,12 @@ impl Filesystem {
         let bb = self.groups[g as usize].block_bitmap;
         self.modify_meta(bb, |d| bitmap::set_range(d, s, l))?;
         self.group_mut(g).free_blocks_count = group_free;
-        self.sb.set_free_blocks_count(free);
+        self.sb_mut().set_free_blocks_count(free);
         self.mark_group_dirty(g, true, false);
         let first = self.geo.group_first_block(g) + s as u64 * ratio;
         let blocks = blocks.min(self.geo.blocks_count - first);
-        self.write.add_fresh(first, blocks);
+        self.alloc_mut().add_fresh(first, blocks);
         Ok((first, blocks as u32))
-    }
-
-    /// The parts of [`crate::write::WriteState::excluded`] inside group `g`,
-    /// as (bit index, length) in the group's bitmap (clusters).
-    fn excluded_in_group(&self, g: u32) -> Vec<(usize, usize)> {
-        let first = self.geo.group_first_block(g);
-        let end = first + u64::from(self.geo.blocks_in_group(g));
-        let ratio = self.cluster_ratio();
-        self.write
-            .excluded
-            .iter()
-            .filter_map(|&(s, l)| {
-                let (a, b) = (s.max(first), s.saturating_add(l).min(end));
-                let (from, to) = ((a - first) / ratio, (b - first).div_ceil(ratio));
-                (a < b).then(|| (from as usize, (to - from) as usize))
-            })
-            .collect()
     }
 
     /// Marks blocks `start .. start + count` in use where their bits are
@@ -239,7 +256,7 @@ impl Filesystem {
                 };
                 self.modify_meta(bb, |d| clear.iter().for_each(|&i| bitmap::set_range(d, i, 1)))?;
                 self.group_mut(g).free_blocks_count = group_free;
-                self.sb.set_free_blocks_count(free);
+                self.sb_mut().set_free_blocks_count(free);
                 self.mark_group_dirty(g, true, false);
                 claimed += k;
             }
@@ -268,7 +285,7 @@ impl Filesystem {
         if is_dir {
             gd.used_dirs_count = gd.used_dirs_count.saturating_add(1);
         }
-        self.sb.s_free_inodes_count.set(free);
+        self.sb_mut().s_free_inodes_count.set(free);
         self.mark_group_dirty(g, false, true);
         Ok(true)
     }
@@ -308,19 +325,19 @@ impl Filesystem {
             for b in start..end {
                 self.forget_meta(b);
             }
-            self.write.revoked.extend(start..end);
+            self.alloc_mut().revoked.extend(start..end);
         }
         let first = self.geo.cluster_start(start);
         let last = (self.geo.cluster_start(end - 1) + self.cluster_ratio()).min(self.geo.blocks_count);
-        self.write.pending_free.push((first, last - first));
+        self.alloc_mut().pending_free.push((first, last - first));
         Ok(())
     }
 
     /// Clears the bits of every cluster freed in the running transaction
     /// (called when it commits).
     pub(crate) fn apply_pending_frees(&mut self) -> Result<()> {
-        let frees = std::mem::take(&mut self.write.pending_free);
-        self.write.freed_in_commit.extend_from_slice(&frees);
+        let frees = std::mem::take(&mut self.alloc_mut().pending_free);
+        self.alloc_mut().freed_in_commit.extend_from_slice(&frees);
         let ratio = self.cluster_ratio();
         for (start, count) in frees {
             let mut b = start;
@@ -347,20 +364,12 @@ impl Filesystem {
                 };
                 self.modify_meta(bb, |d| bitmap::clear_range(d, c as usize, nc as usize))?;
                 self.group_mut(g).free_blocks_count = group_free as u32;
-                self.sb.set_free_blocks_count(free);
+                self.sb_mut().set_free_blocks_count(free);
                 self.mark_group_dirty(g, true, false);
                 b += n;
             }
         }
         Ok(())
-    }
-
-    /// The counts the group policy looks at.
-    fn group_counts(&self) -> Vec<GroupCounts> {
-        self.groups
-            .iter()
-            .map(|g| GroupCounts { free_blocks: g.free_blocks_count, free_inodes: g.free_inodes_count, used_dirs: g.used_dirs_count })
-            .collect()
     }
 
     /// Allocates an inode for a child of `parent` (a directory if `is_dir`).
@@ -373,8 +382,8 @@ impl Filesystem {
         let top = parent == ext4_ondisk::ino::ROOT;
         let flex = self.geo.groups_per_flex;
         let first = if is_dir {
-            self.write.next_generation = self.write.next_generation.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            group_for_dir(&counts, parent_group, top, flex, self.write.next_generation >> 8)
+            self.alloc_mut().next_generation = self.alloc_mut().next_generation.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            group_for_dir(&counts, parent_group, top, flex, self.write.alloc.next_generation >> 8)
         } else {
             group_for_file(&counts, parent_group, flex)
         };
@@ -411,7 +420,7 @@ impl Filesystem {
             gd.used_dirs_count = gd.used_dirs_count.saturating_add(1);
         }
         let free = self.sb.s_free_inodes_count.get() - 1;
-        self.sb.s_free_inodes_count.set(free);
+        self.sb_mut().s_free_inodes_count.set(free);
         self.mark_group_dirty(g, false, true);
         Ok(Some(g * self.geo.inodes_per_group + idx as u32 + 1))
     }
@@ -459,21 +468,16 @@ impl Filesystem {
         if was_dir {
             gd.used_dirs_count = gd.used_dirs_count.saturating_sub(1);
         }
-        self.sb.s_free_inodes_count.set(free as u32);
+        self.sb_mut().s_free_inodes_count.set(free as u32);
         self.mark_group_dirty(g, false, true);
         Ok(())
     }
 
     /// Records that group `g`'s descriptor (and which bitmaps) changed.
     pub(crate) fn mark_group_dirty(&mut self, g: u32, block_bitmap: bool, inode_bitmap: bool) {
-        let e = self.write.dirty_groups.entry(g).or_default();
+        let e = self.alloc_mut().dirty_groups.entry(g).or_default();
         e.0 |= block_bitmap;
         e.1 |= inode_bitmap;
-    }
-
-    /// Counts that disagree with bitmaps mean corruption.
-    fn counts_disagree(&self, what: &str) -> Error {
-        Error::corrupt(Structure::GroupDesc, Location::Superblock, what.to_string())
     }
 }
 

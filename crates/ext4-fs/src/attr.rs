@@ -44,8 +44,8 @@ impl Filesystem {
     /// and setgid on group-executable files, as the kernel does for
     /// unprivileged callers' files; ctime becomes now unless given.
     pub fn set_attr(&mut self, ino: u32, a: SetAttr) -> Result<()> {
-        self.op(|fs| {
-            let mut ib = fs.read_inode(ino)?;
+        self.op(|txn| {
+            let mut ib = txn.read_inode(ino)?;
             // `chown_common` kills setuid/setgid whenever an owner is given, even an unchanged one.
             let owner_given = a.uid.is_some() || a.gid.is_some();
             // `notify_change`: mode, owners and explicit times of an immutable
@@ -77,9 +77,9 @@ impl Filesystem {
             if let Some(t) = a.crtime {
                 ib.inode.crtime = t;
             }
-            ib.inode.ctime = a.ctime.unwrap_or_else(|| fs.now());
+            ib.inode.ctime = a.ctime.unwrap_or_else(|| txn.now());
             fit_times(&mut ib.inode);
-            fs.write_inode(&mut ib)
+            txn.write_inode(&mut ib)
         })
     }
 
@@ -88,8 +88,8 @@ impl Filesystem {
     /// flags (dirsync, topdir, projinherit) and other non-directories only
     /// nodump and noatime (e2fsck clears immutable or append-only on them).
     pub fn set_flags(&mut self, ino: u32, flags: InodeFlags) -> Result<()> {
-        self.op(|fs| {
-            let mut ib = fs.read_inode(ino)?;
+        self.op(|txn| {
+            let mut ib = txn.read_inode(ino)?;
             let keep = ib.inode.flags.difference(USER_SETTABLE_FLAGS);
             let fits = match ib.file_type() {
                 FileType::Directory => USER_SETTABLE_FLAGS,
@@ -97,8 +97,8 @@ impl Filesystem {
                 _ => InodeFlags::NODUMP | InodeFlags::NOATIME,
             };
             ib.inode.flags = keep | (flags & fits);
-            ib.inode.ctime = fs.now();
-            fs.write_inode(&mut ib)
+            ib.inode.ctime = txn.now();
+            txn.write_inode(&mut ib)
         })
     }
 }

@@ -92,7 +92,7 @@ pub(crate) fn init_owner(caller: &Caller, parent: &InodeBuf, kind: FileType, per
 impl Filesystem {
     /// The credentials operations run with (root without a umask unless set).
     pub fn caller(&self) -> &Caller {
-        &self.write.caller
+        &self.write.session.caller
     }
 
     /// Runs the operations that follow with `caller`'s credentials: new
@@ -101,12 +101,12 @@ impl Filesystem {
     /// or group (`s_def_resuid`, `s_def_resgid`), it may not allocate the
     /// blocks reserved for root.
     pub fn set_caller(&mut self, caller: Caller) {
-        self.write.caller = caller;
+        self.write.session.caller = caller;
     }
 
     /// Whether the caller may allocate the blocks reserved for root.
     pub(crate) fn caller_may_use_root_reserve(&self) -> bool {
-        let c = &self.write.caller;
+        let c = &self.write.session.caller;
         let resgid = u32::from(self.sb.s_def_resgid.get());
         c.privileged || c.uid == u32::from(self.sb.s_def_resuid.get()) || (resgid != 0 && c.in_group(resgid))
     }

@@ -17,8 +17,26 @@ use ext4_extent::Lookup;
 use crate::error::Result;
 use crate::fs::Filesystem;
 use crate::inode::InodeBuf;
+use crate::txn::Txn;
 
 impl Filesystem {
+    /// The first block of the physical cluster that holds the file's blocks
+    /// of the logical cluster starting at `cluster`, if it maps any.
+    fn mapped_cluster(&self, ib: &InodeBuf, cluster: u64) -> Result<Option<u64>> {
+        let Ok(start) = u32::try_from(cluster) else { return Ok(None) };
+        let at = match self.lookup_block(ib, start)? {
+            Lookup::Mapped(run) => return Ok(Some(self.geo.cluster_start(run.physical))),
+            Lookup::Hole { next: Some(next) } if u64::from(next) < cluster + self.cluster_ratio() => next,
+            Lookup::Hole { .. } => return Ok(None),
+        };
+        Ok(match self.lookup_block(ib, at)? {
+            Lookup::Mapped(run) => Some(self.geo.cluster_start(run.physical)),
+            Lookup::Hole { .. } => None,
+        })
+    }
+}
+
+impl Txn<'_> {
     /// Blocks for the unmapped logical blocks `[logical, logical + want)`
     /// of `ib` (the caller maps them): returns the physical block of
     /// `logical` and how many blocks from there it may map (1 to `want`).
@@ -49,21 +67,6 @@ impl Filesystem {
         let (first, got) = self.alloc_blocks(goal.saturating_sub(off), (off + u64::from(want)) as u32)?;
         self.add_blocks(ib, (u64::from(got).div_ceil(ratio) * ratio) as i64)?;
         Ok((first + off, want.min((u64::from(got) - off) as u32)))
-    }
-
-    /// The first block of the physical cluster that holds the file's blocks
-    /// of the logical cluster starting at `cluster`, if it maps any.
-    fn mapped_cluster(&self, ib: &InodeBuf, cluster: u64) -> Result<Option<u64>> {
-        let Ok(start) = u32::try_from(cluster) else { return Ok(None) };
-        let at = match self.lookup_block(ib, start)? {
-            Lookup::Mapped(run) => return Ok(Some(self.geo.cluster_start(run.physical))),
-            Lookup::Hole { next: Some(next) } if u64::from(next) < cluster + self.cluster_ratio() => next,
-            Lookup::Hole { .. } => return Ok(None),
-        };
-        Ok(match self.lookup_block(ib, at)? {
-            Lookup::Mapped(run) => Some(self.geo.cluster_start(run.physical)),
-            Lookup::Hole { .. } => None,
-        })
     }
 
     /// Frees the clusters of the data runs `freed` that logical blocks

@@ -17,6 +17,7 @@ use crate::error::{Error, Location, Result};
 use crate::fs::Filesystem;
 use crate::inode::InodeBuf;
 use crate::node::NewNode;
+use crate::txn::Txn;
 
 impl Filesystem {
     /// The value hash an EA inode carries (`ext4_xattr_inode_get_hash`).
@@ -26,25 +27,6 @@ impl Filesystem {
             return Err(Error::corrupt(Structure::Inode, Location::Inode(inum), "referenced as an EA inode without the EA_INODE flag"));
         }
         Ok(ea.inode.atime.secs as u32)
-    }
-
-    /// Creates an EA inode holding `value`, with no reference yet; returns
-    /// its number and value hash.
-    pub(crate) fn create_ea_inode(&mut self, owner: &InodeBuf, value: &[u8]) -> Result<(u32, u32)> {
-        let node = NewNode::new(FileType::Regular, 0o600).owner(owner.inode.uid, owner.inode.gid);
-        let mut ea = self.new_inode(owner, &node)?;
-        ea.inode.flags = InodeFlags::EA_INODE;
-        if self.geo.features.incompat.contains(Incompat::EXTENTS) {
-            ea.inode.flags.insert(InodeFlags::EXTENTS);
-        }
-        ea.inode.links_count = 1;
-        let hash = crc32c(self.geo.csum_seed, value);
-        ea.inode.atime = Timestamp { secs: i64::from(hash), nsec: 0 };
-        set_refs(&mut ea, 0);
-        self.write_blocks(&mut ea, 0, value)?;
-        ea.inode.size = value.len() as u64;
-        self.write_inode(&mut ea)?;
-        Ok((ea.ino, hash))
     }
 
     /// What inode `ib` has in EA inodes: the references it holds (one per
@@ -83,6 +65,27 @@ impl Filesystem {
             }
         }
         Ok((refs, blocks as i64))
+    }
+}
+
+impl Txn<'_> {
+    /// Creates an EA inode holding `value`, with no reference yet; returns
+    /// its number and value hash.
+    pub(crate) fn create_ea_inode(&mut self, owner: &InodeBuf, value: &[u8]) -> Result<(u32, u32)> {
+        let node = NewNode::new(FileType::Regular, 0o600).owner(owner.inode.uid, owner.inode.gid);
+        let mut ea = self.new_inode(owner, &node)?;
+        ea.inode.flags = InodeFlags::EA_INODE;
+        if self.geo.features.incompat.contains(Incompat::EXTENTS) {
+            ea.inode.flags.insert(InodeFlags::EXTENTS);
+        }
+        ea.inode.links_count = 1;
+        let hash = crc32c(self.geo.csum_seed, value);
+        ea.inode.atime = Timestamp { secs: i64::from(hash), nsec: 0 };
+        set_refs(&mut ea, 0);
+        self.write_blocks(&mut ea, 0, value)?;
+        ea.inode.size = value.len() as u64;
+        self.write_inode(&mut ea)?;
+        Ok((ea.ino, hash))
     }
 
     /// Moves reference counts from the multiset `before` to `after`.

@@ -29,6 +29,7 @@ use crate::inode::InodeBuf;
 use crate::layer::LayerResultExt;
 use crate::map::ReadMap;
 use crate::namespace::LINK_MAX;
+use crate::txn::Txn;
 
 /// What the replay touched, for the counting pass (`fc_modified_inodes`).
 #[derive(Default)]
@@ -86,7 +87,7 @@ impl Filesystem {
             let tag = r.decode(isz).map_err(|e| Error::format(&e, Location::Block(r.jblock)))?;
             tags.push(tag);
         }
-        self.write.excluded = tags
+        self.write.alloc.excluded = tags
             .iter()
             .filter_map(|t| match t {
                 FcTag::AddRange { extent, .. } => Some((extent.start, u64::from(extent.len))),
@@ -94,33 +95,20 @@ impl Filesystem {
             })
             .collect();
         let r = self.apply_fast_commits(&tags);
-        self.write.excluded.clear();
+        self.write.alloc.excluded.clear();
         r
     }
 
     fn apply_fast_commits(&mut self, tags: &[FcTag<'_>]) -> Result<()> {
         let mut touched = Touched::default();
-        self.op(|fs| {
-            tags.iter().try_for_each(|t| fs.fc_record(t, &mut touched))?;
-            fs.fc_free_kept_maps(&touched)?;
-            fs.fc_free_nameless(&touched)
+        self.op(|txn| {
+            tags.iter().try_for_each(|t| txn.fc_record(t, &mut touched))?;
+            txn.fc_free_kept_maps(&touched)?;
+            txn.fc_free_nameless(&touched)
         })?;
         self.commit()?;
-        self.op(|fs| fs.fc_fix_counts(&touched))?;
+        self.op(|txn| txn.fc_fix_counts(&touched))?;
         self.commit()
-    }
-
-    /// One record (`ext4_fc_replay`'s switch).
-    fn fc_record(&mut self, tag: &FcTag<'_>, touched: &mut Touched) -> Result<()> {
-        match *tag {
-            FcTag::Inode { ino, raw } => self.fc_inode(ino, raw, touched),
-            FcTag::AddRange { ino, extent } => self.fc_add_range(ino, extent, touched),
-            FcTag::DelRange { ino, lblk, len } => self.fc_del_range(ino, lblk, len, touched),
-            FcTag::Create(d) => self.fc_create(d, touched),
-            FcTag::Link(d) => self.fc_link(d, touched),
-            FcTag::Unlink(d) => self.fc_unlink(d, touched),
-            FcTag::Pad | FcTag::Tail { .. } | FcTag::Head { .. } => Ok(()),
-        }
     }
 
     /// An inode the replay may change, or `None` where the kernel's
@@ -144,6 +132,85 @@ impl Filesystem {
             return Ok(vec![0; isz]);
         }
         self.read_meta(block, |d| d[off..off + isz].to_vec())
+    }
+
+    /// The data and map blocks of an inode, as (start, count) runs.
+    fn fc_map_blocks(&self, ib: &InodeBuf) -> Result<Vec<(u64, u64)>> {
+        let mut runs = Vec::new();
+        if !self.has_block_map(ib) {
+            return Ok(runs);
+        }
+        let ctx = self.map_ctx(ib);
+        let kind = Filesystem::map_kind(ib);
+        ext4_extent::for_each_run(kind, &ib.inode.block, &ctx, &mut ReadMap { fs: self }, |r| {
+            runs.push((r.physical, u64::from(r.len)));
+            ControlFlow::Continue(())
+        })
+        .in_inode(ib.ino)?;
+        ext4_extent::for_each_map_block(kind, &ib.inode.block, &ctx, &mut ReadMap { fs: self }, |b| {
+            runs.push((b, 1));
+            ControlFlow::Continue(())
+        })
+        .in_inode(ib.ino)?;
+        Ok(runs)
+    }
+
+    /// Sets `i_blocks` from what the inode holds: its data and map blocks
+    /// and its xattr block (`ext4_ext_replay_set_iblocks` leaves the xattr
+    /// block out). Returns whether it changed.
+    fn fc_count_blocks(&self, ib: &mut InodeBuf) -> Result<bool> {
+        let blocks: u64 = self.fc_map_blocks(ib)?.iter().map(|r| r.1).sum::<u64>() + u64::from(ib.inode.file_acl != 0);
+        let unit = if ib.inode.flags.contains(InodeFlags::HUGE_FILE) { 1 } else { u64::from(self.geo.block_size / 512) };
+        let changed = ib.inode.blocks != blocks * unit;
+        ib.inode.blocks = blocks * unit;
+        Ok(changed)
+    }
+
+    /// A directory's link count: two, plus one per subdirectory; one when
+    /// that passes `LINK_MAX` under `dir_nlink`.
+    fn fc_dir_links(&self, d: &InodeBuf) -> Result<u16> {
+        let mut subdirs = 0u32;
+        let mut err = None;
+        self.for_each_dir_entry(d, |e| {
+            if e.name == b"." || e.name == b".." {
+                return ControlFlow::Continue(());
+            }
+            let is_dir = match e.file_type {
+                Some(t) => t == FileType::Directory,
+                None => match self.read_inode(e.ino) {
+                    Ok(c) => c.is_dir(),
+                    Err(x) => {
+                        err = Some(x);
+                        return ControlFlow::Break(());
+                    }
+                },
+            };
+            subdirs += u32::from(is_dir);
+            ControlFlow::Continue(())
+        })?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        let links = 2 + subdirs;
+        if links >= u32::from(LINK_MAX) && self.geo.features.ro_compat.contains(RoCompat::DIR_NLINK) {
+            return Ok(1);
+        }
+        Ok(links.min(u32::from(LINK_MAX)) as u16)
+    }
+}
+
+impl Txn<'_> {
+    /// One record (`ext4_fc_replay`'s switch).
+    fn fc_record(&mut self, tag: &FcTag<'_>, touched: &mut Touched) -> Result<()> {
+        match *tag {
+            FcTag::Inode { ino, raw } => self.fc_inode(ino, raw, touched),
+            FcTag::AddRange { ino, extent } => self.fc_add_range(ino, extent, touched),
+            FcTag::DelRange { ino, lblk, len } => self.fc_del_range(ino, lblk, len, touched),
+            FcTag::Create(d) => self.fc_create(d, touched),
+            FcTag::Link(d) => self.fc_link(d, touched),
+            FcTag::Unlink(d) => self.fc_unlink(d, touched),
+            FcTag::Pad | FcTag::Tail { .. } | FcTag::Head { .. } => Ok(()),
+        }
     }
 
     /// INODE (`ext4_fc_replay_inode`): the record is copied but for its
@@ -179,7 +246,7 @@ impl Filesystem {
     fn fc_add_range(&mut self, ino: u32, ex: Extent, touched: &mut Touched) -> Result<()> {
         let Some(mut ib) = self.fc_iget(ino)? else { return Ok(()) };
         touched.inode(ino);
-        if Self::map_kind(&ib) != MapKind::Extents {
+        if Filesystem::map_kind(&ib) != MapKind::Extents {
             return Err(Error::Unsupported(format!("fast-commit ADD_RANGE for inode {ino}, which has no extent tree")));
         }
         // The record's `i_blocks` may not match the map yet; the map
@@ -408,69 +475,5 @@ impl Filesystem {
             }
         }
         Ok(())
-    }
-
-    /// The data and map blocks of an inode, as (start, count) runs.
-    fn fc_map_blocks(&self, ib: &InodeBuf) -> Result<Vec<(u64, u64)>> {
-        let mut runs = Vec::new();
-        if !self.has_block_map(ib) {
-            return Ok(runs);
-        }
-        let ctx = self.map_ctx(ib);
-        let kind = Self::map_kind(ib);
-        ext4_extent::for_each_run(kind, &ib.inode.block, &ctx, &mut ReadMap { fs: self }, |r| {
-            runs.push((r.physical, u64::from(r.len)));
-            ControlFlow::Continue(())
-        })
-        .in_inode(ib.ino)?;
-        ext4_extent::for_each_map_block(kind, &ib.inode.block, &ctx, &mut ReadMap { fs: self }, |b| {
-            runs.push((b, 1));
-            ControlFlow::Continue(())
-        })
-        .in_inode(ib.ino)?;
-        Ok(runs)
-    }
-
-    /// Sets `i_blocks` from what the inode holds: its data and map blocks
-    /// and its xattr block (`ext4_ext_replay_set_iblocks` leaves the xattr
-    /// block out). Returns whether it changed.
-    fn fc_count_blocks(&self, ib: &mut InodeBuf) -> Result<bool> {
-        let blocks: u64 = self.fc_map_blocks(ib)?.iter().map(|r| r.1).sum::<u64>() + u64::from(ib.inode.file_acl != 0);
-        let unit = if ib.inode.flags.contains(InodeFlags::HUGE_FILE) { 1 } else { u64::from(self.geo.block_size / 512) };
-        let changed = ib.inode.blocks != blocks * unit;
-        ib.inode.blocks = blocks * unit;
-        Ok(changed)
-    }
-
-    /// A directory's link count: two, plus one per subdirectory; one when
-    /// that passes `LINK_MAX` under `dir_nlink`.
-    fn fc_dir_links(&self, d: &InodeBuf) -> Result<u16> {
-        let mut subdirs = 0u32;
-        let mut err = None;
-        self.for_each_dir_entry(d, |e| {
-            if e.name == b"." || e.name == b".." {
-                return ControlFlow::Continue(());
-            }
-            let is_dir = match e.file_type {
-                Some(t) => t == FileType::Directory,
-                None => match self.read_inode(e.ino) {
-                    Ok(c) => c.is_dir(),
-                    Err(x) => {
-                        err = Some(x);
-                        return ControlFlow::Break(());
-                    }
-                },
-            };
-            subdirs += u32::from(is_dir);
-            ControlFlow::Continue(())
-        })?;
-        if let Some(e) = err {
-            return Err(e);
-        }
-        let links = 2 + subdirs;
-        if links >= u32::from(LINK_MAX) && self.geo.features.ro_compat.contains(RoCompat::DIR_NLINK) {
-            return Ok(1);
-        }
-        Ok(links.min(u32::from(LINK_MAX)) as u16)
     }
 }

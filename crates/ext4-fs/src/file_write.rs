@@ -7,6 +7,7 @@ use ext4_ondisk::{FileType, InodeFlags, RoCompat};
 use crate::error::{Error, Result};
 use crate::fs::Filesystem;
 use crate::inode::InodeBuf;
+use crate::txn::Txn;
 
 /// Files at least this large need `large_file`.
 const LARGE_FILE_SIZE: u64 = 1 << 31;
@@ -38,45 +39,146 @@ impl Filesystem {
         Ok(ib)
     }
 
-    /// Records a size: `large_file` is switched on the first time a file reaches 2 GiB.
-    fn set_size(&mut self, ib: &mut InodeBuf, size: u64) {
-        ib.inode.size = size;
-        if size >= LARGE_FILE_SIZE && !self.geo.features.ro_compat.contains(RoCompat::LARGE_FILE) {
-            self.geo.features.ro_compat.insert(RoCompat::LARGE_FILE);
-            let mut f = self.sb.features();
-            f.ro_compat.insert(RoCompat::LARGE_FILE);
-            self.sb.set_features(f);
-        }
-    }
-
     /// Writes `data` at `offset` of file `ino`; returns the bytes written.
     pub fn write_at(&mut self, ino: u32, offset: u64, data: &[u8]) -> Result<usize> {
-        self.op(|fs| {
-            let mut ib = fs.writable_file(ino)?;
+        self.op(|txn| {
+            let mut ib = txn.writable_file(ino)?;
             if ib.inode.flags.contains(InodeFlags::APPEND) && offset != ib.inode.size {
                 return Err(Error::NotPermitted("the file is append-only"));
             }
             let end = offset.checked_add(data.len() as u64).ok_or(Error::FileTooLarge)?;
-            if end > fs.max_file_size(&ib) {
+            if end > txn.max_file_size(&ib) {
                 return Err(Error::FileTooLarge);
             }
             if data.is_empty() {
                 return Ok(0);
             }
-            if ib.inode.has_inline_data() || fs.starts_inline(&ib, end)? {
-                fs.write_inline(&mut ib, offset, data)?;
+            if ib.inode.has_inline_data() || txn.starts_inline(&ib, end)? {
+                txn.write_inline(&mut ib, offset, data)?;
             } else {
-                fs.write_blocks(&mut ib, offset, data)?;
+                txn.write_blocks(&mut ib, offset, data)?;
             }
             if end > ib.inode.size {
-                fs.set_size(&mut ib, end);
+                txn.set_size(&mut ib, end);
             }
-            let now = fs.now();
+            let now = txn.now();
             ib.inode.mtime = now;
             ib.inode.ctime = now;
-            fs.write_inode(&mut ib)?;
+            txn.write_inode(&mut ib)?;
             Ok(data.len())
         })
+    }
+
+    /// Sets the size of file `ino`: shrinking frees the blocks past the end
+    /// and zeroes the tail of the last block; growing leaves a hole.
+    pub fn truncate(&mut self, ino: u32, size: u64) -> Result<()> {
+        self.op(|txn| {
+            let mut ib = txn.writable_file(ino)?;
+            if ib.inode.flags.contains(InodeFlags::APPEND) && size < ib.inode.size {
+                return Err(Error::NotPermitted("the file is append-only"));
+            }
+            if size > txn.max_file_size(&ib) {
+                return Err(Error::FileTooLarge);
+            }
+            let bs = u64::from(txn.geo.block_size);
+            if size < ib.inode.size && txn.needs_steps(&ib, size.div_ceil(bs))? {
+                // Too big for one transaction: the new size and an orphan
+                // record now, the blocks past it in steps after this operation.
+                txn.zero_block_tail(&ib, size)?;
+                txn.set_size(&mut ib, size);
+                txn.orphan_add(&mut ib)?;
+                txn.handles_mut().deferred.push(crate::orphan::Deferred::Truncate(ino));
+            } else {
+                txn.truncate_inode(&mut ib, size)?;
+            }
+            let now = txn.now();
+            ib.inode.mtime = now;
+            ib.inode.ctime = now;
+            txn.write_inode(&mut ib)
+        })
+    }
+
+    /// Preallocates `[offset, offset + len)` of file `ino` as unwritten
+    /// extents (reading as zeros); with `keep_size` the size does not grow.
+    pub fn fallocate(&mut self, ino: u32, offset: u64, len: u64, keep_size: bool) -> Result<()> {
+        self.op(|txn| {
+            let mut ib = txn.writable_file(ino)?;
+            if ib.inode.has_inline_data() {
+                txn.inline_to_blocks(&mut ib)?;
+            }
+            if Self::map_kind(&ib) != MapKind::Extents {
+                return Err(Error::Unsupported("fallocate needs an extent-mapped file".into()));
+            }
+            let end = offset.checked_add(len).filter(|&e| e <= txn.max_file_size(&ib)).ok_or(Error::FileTooLarge)?;
+            if len == 0 {
+                return Err(Error::InvalidArgument("fallocate of zero bytes".into()));
+            }
+            let bs = u64::from(txn.geo.block_size);
+            let mut logical = (offset / bs) as u32;
+            let last = end.div_ceil(bs);
+            while u64::from(logical) < last {
+                match txn.lookup_block(&ib, logical)? {
+                    Lookup::Mapped(run) => logical += run.len,
+                    Lookup::Hole { next } => {
+                        let room = next.map_or(last, |nx| u64::from(nx).min(last)) - u64::from(logical);
+                        let want = room.min(u64::from(ext4_ondisk::extent::UNWRITTEN_MAX_LEN)) as u32;
+                        let (physical, got) = txn.alloc_file_blocks(&mut ib, logical, want)?;
+                        txn.map_run(&mut ib, Run { logical, physical, len: got, unwritten: true })?;
+                        logical += got;
+                    }
+                }
+            }
+            if !keep_size && end > ib.inode.size {
+                txn.set_size(&mut ib, end);
+            }
+            ib.inode.ctime = txn.now();
+            txn.write_inode(&mut ib)
+        })
+    }
+
+    /// Deallocates `[offset, offset + len)` of file `ino`: partial blocks at
+    /// the edges are zeroed, whole blocks are freed. The size is kept.
+    pub fn punch_hole(&mut self, ino: u32, offset: u64, len: u64) -> Result<()> {
+        self.op(|txn| {
+            let mut ib = txn.writable_file(ino)?;
+            if ib.inode.flags.contains(InodeFlags::APPEND) {
+                return Err(Error::NotPermitted("the file is append-only"));
+            }
+            let size = ib.inode.size;
+            let end = offset.saturating_add(len).min(size.max(offset));
+            if offset >= end {
+                return Ok(());
+            }
+            if ib.inode.has_inline_data() {
+                let zeros = vec![0u8; (end - offset) as usize];
+                txn.write_inline(&mut ib, offset, &zeros)?;
+            } else {
+                let bs = u64::from(txn.geo.block_size);
+                let first_full = offset.div_ceil(bs);
+                let end_full = end / bs;
+                txn.zero_range_in_block(&ib, offset, end.min(first_full * bs))?;
+                if end_full > first_full {
+                    txn.unmap(&mut ib, first_full as u32, end_full)?;
+                    txn.zero_range_in_block(&ib, end_full * bs, end)?;
+                } else if end > first_full * bs {
+                    txn.zero_range_in_block(&ib, first_full * bs, end)?;
+                }
+            }
+            let now = txn.now();
+            ib.inode.mtime = now;
+            ib.inode.ctime = now;
+            txn.write_inode(&mut ib)
+        })
+    }
+}
+
+impl Txn<'_> {
+    /// Records a size: `large_file` is switched on the first time a file reaches 2 GiB.
+    fn set_size(&mut self, ib: &mut InodeBuf, size: u64) {
+        ib.inode.size = size;
+        if size >= LARGE_FILE_SIZE && !self.geo.features.ro_compat.contains(RoCompat::LARGE_FILE) {
+            self.change_features(|f| f.ro_compat.insert(RoCompat::LARGE_FILE));
+        }
     }
 
     /// Writes `data` at `offset` of a block-mapped file.
@@ -148,35 +250,6 @@ impl Filesystem {
         Ok(done)
     }
 
-    /// Sets the size of file `ino`: shrinking frees the blocks past the end
-    /// and zeroes the tail of the last block; growing leaves a hole.
-    pub fn truncate(&mut self, ino: u32, size: u64) -> Result<()> {
-        self.op(|fs| {
-            let mut ib = fs.writable_file(ino)?;
-            if ib.inode.flags.contains(InodeFlags::APPEND) && size < ib.inode.size {
-                return Err(Error::NotPermitted("the file is append-only"));
-            }
-            if size > fs.max_file_size(&ib) {
-                return Err(Error::FileTooLarge);
-            }
-            let bs = u64::from(fs.geo.block_size);
-            if size < ib.inode.size && fs.needs_steps(&ib, size.div_ceil(bs))? {
-                // Too big for one transaction: the new size and an orphan
-                // record now, the blocks past it in steps after this operation.
-                fs.zero_block_tail(&ib, size)?;
-                fs.set_size(&mut ib, size);
-                fs.orphan_add(&mut ib)?;
-                fs.write.deferred.push(crate::orphan::Deferred::Truncate(ino));
-            } else {
-                fs.truncate_inode(&mut ib, size)?;
-            }
-            let now = fs.now();
-            ib.inode.mtime = now;
-            ib.inode.ctime = now;
-            fs.write_inode(&mut ib)
-        })
-    }
-
     /// Changes an inode's size and frees what lies past it (any block-mapped
     /// or inline inode; the caller writes the inode).
     pub(crate) fn truncate_inode(&mut self, ib: &mut InodeBuf, size: u64) -> Result<()> {
@@ -210,79 +283,6 @@ impl Filesystem {
             }
         }
         Ok(())
-    }
-
-    /// Preallocates `[offset, offset + len)` of file `ino` as unwritten
-    /// extents (reading as zeros); with `keep_size` the size does not grow.
-    pub fn fallocate(&mut self, ino: u32, offset: u64, len: u64, keep_size: bool) -> Result<()> {
-        self.op(|fs| {
-            let mut ib = fs.writable_file(ino)?;
-            if ib.inode.has_inline_data() {
-                fs.inline_to_blocks(&mut ib)?;
-            }
-            if Self::map_kind(&ib) != MapKind::Extents {
-                return Err(Error::Unsupported("fallocate needs an extent-mapped file".into()));
-            }
-            let end = offset.checked_add(len).filter(|&e| e <= fs.max_file_size(&ib)).ok_or(Error::FileTooLarge)?;
-            if len == 0 {
-                return Err(Error::InvalidArgument("fallocate of zero bytes".into()));
-            }
-            let bs = u64::from(fs.geo.block_size);
-            let mut logical = (offset / bs) as u32;
-            let last = end.div_ceil(bs);
-            while u64::from(logical) < last {
-                match fs.lookup_block(&ib, logical)? {
-                    Lookup::Mapped(run) => logical += run.len,
-                    Lookup::Hole { next } => {
-                        let room = next.map_or(last, |nx| u64::from(nx).min(last)) - u64::from(logical);
-                        let want = room.min(u64::from(ext4_ondisk::extent::UNWRITTEN_MAX_LEN)) as u32;
-                        let (physical, got) = fs.alloc_file_blocks(&mut ib, logical, want)?;
-                        fs.map_run(&mut ib, Run { logical, physical, len: got, unwritten: true })?;
-                        logical += got;
-                    }
-                }
-            }
-            if !keep_size && end > ib.inode.size {
-                fs.set_size(&mut ib, end);
-            }
-            ib.inode.ctime = fs.now();
-            fs.write_inode(&mut ib)
-        })
-    }
-
-    /// Deallocates `[offset, offset + len)` of file `ino`: partial blocks at
-    /// the edges are zeroed, whole blocks are freed. The size is kept.
-    pub fn punch_hole(&mut self, ino: u32, offset: u64, len: u64) -> Result<()> {
-        self.op(|fs| {
-            let mut ib = fs.writable_file(ino)?;
-            if ib.inode.flags.contains(InodeFlags::APPEND) {
-                return Err(Error::NotPermitted("the file is append-only"));
-            }
-            let size = ib.inode.size;
-            let end = offset.saturating_add(len).min(size.max(offset));
-            if offset >= end {
-                return Ok(());
-            }
-            if ib.inode.has_inline_data() {
-                let zeros = vec![0u8; (end - offset) as usize];
-                fs.write_inline(&mut ib, offset, &zeros)?;
-            } else {
-                let bs = u64::from(fs.geo.block_size);
-                let first_full = offset.div_ceil(bs);
-                let end_full = end / bs;
-                fs.zero_range_in_block(&ib, offset, end.min(first_full * bs))?;
-                if end_full > first_full {
-                    fs.unmap(&mut ib, first_full as u32, end_full)?;
-                    fs.zero_range_in_block(&ib, end_full * bs, end)?;
-                } else if end > first_full * bs {
-                    fs.zero_range_in_block(&ib, first_full * bs, end)?;
-                }
-            }
-            let now = fs.now();
-            ib.inode.mtime = now;
-            ib.inode.ctime = now;
-            fs.write_inode(&mut ib)
-        })
     }
 
     /// Zeroes `[from, to)` (within one block) where that block is written.

@@ -63,7 +63,7 @@ pub struct Filesystem {
     pub(crate) journal: JournalState,
     /// Why the filesystem is read-only, if it is.
     pub(crate) read_only_reason: Option<String>,
-    pub(crate) write: crate::write::WriteState,
+    pub(crate) write: crate::txn::WriteState,
     /// The host file behind the device, when opened with [`Filesystem::open_path`].
     pub(crate) host_file: Option<std::fs::File>,
     /// The multi-mount protection block a writable open holds.
@@ -200,7 +200,7 @@ impl Filesystem {
         }
         crate::journal::open_journal(&mut fs, mode)?;
         if fs.is_writable() && mode == JournalOpen::Normal {
-            crate::write::start(&mut fs)?;
+            crate::txn::start(&mut fs)?;
             fs.process_orphans()?;
         }
         Ok(fs)
@@ -357,7 +357,7 @@ impl Filesystem {
     /// to read instead (a journal not replayed) and no journaled data
     /// overwrites waiting in the cache.
     pub(crate) fn device_data_current(&self) -> bool {
-        !self.journal.has_overlay() && !self.write.data_cached
+        !self.journal.has_overlay() && !self.write.session.data_cached
     }
 
     /// Checks that `count` data blocks from `block` lie inside the filesystem.
@@ -385,7 +385,7 @@ impl Filesystem {
             let n = ((bs - o) as usize).min(buf.len() - done);
             let mut whole = vec![0u8; bs as usize];
             // Journaled overwrites not yet home live in the cache.
-            let cached = self.write.data_cached && self.cache().get(b).map(|d| whole.copy_from_slice(d)).is_some();
+            let cached = self.write.session.data_cached && self.cache().get(b).map(|d| whole.copy_from_slice(d)).is_some();
             if cached || self.journal.read_overlay(&*self.dev, self.geo.block_size, b, &mut whole)? {
                 buf[done..done + n].copy_from_slice(&whole[o as usize..o as usize + n]);
             } else {

@@ -14,6 +14,7 @@ use ext4_ondisk::{FileType, Incompat, InodeFlags};
 use crate::error::Result;
 use crate::fs::Filesystem;
 use crate::inode::InodeBuf;
+use crate::txn::Txn;
 
 impl Filesystem {
     /// Bytes an inline inode can hold (`ext4_get_max_inline_size`): 0 when
@@ -46,7 +47,9 @@ impl Filesystem {
         data.truncate(n);
         Ok(data)
     }
+}
 
+impl Txn<'_> {
     /// Stores `data` as the inode's inline data: `i_block`, then `system.data`
     /// (the caller sets `i_size` and writes the inode).
     pub(crate) fn store_inline(&mut self, ib: &mut InodeBuf, data: &[u8]) -> Result<()> {

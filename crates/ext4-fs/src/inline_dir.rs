@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::fs::Filesystem;
 use crate::inode::InodeBuf;
 use crate::layer::corrupt_in;
+use crate::txn::Txn;
 
 /// Bytes of `i_block` holding the parent's inode number (`EXT4_INLINE_DOTDOT_SIZE`).
 const DOTDOT_SIZE: usize = 4;
@@ -38,6 +39,30 @@ impl Filesystem {
         Ok(self.read_xattr(ib, b"system.data")?.unwrap_or_default())
     }
 
+    /// Stretches the last record of `value[..old]` over the grown value, or
+    /// covers an empty one with an unused record (`ext4_update_final_de`).
+    fn extend_final_entry(&self, dir: &InodeBuf, value: &mut [u8], old: usize) -> Result<()> {
+        let region = self.inline_dir_region();
+        let bs = region.block_size;
+        let mut last = None;
+        for e in region.records(&value[..old]) {
+            let e = e.map_err(|e| Filesystem::region_error(dir, e))?;
+            last = Some((e.offset as usize, e.rec_len));
+        }
+        match last {
+            Some((pos, rec_len)) => d::set_rec_len(value, pos, rec_len + (value.len() - old) as u32, bs),
+            None => d::write_entry(value, 0, 0, value.len() as u32, &[], 0, bs),
+        }
+        Ok(())
+    }
+
+    /// Points an inline directory's `..` at `parent` (the caller writes the inode).
+    pub(crate) fn inline_set_parent(&self, dir: &mut InodeBuf, parent: u32) {
+        ext4_ondisk::put_u32(&mut dir.inode.block, 0, parent);
+    }
+}
+
+impl Txn<'_> {
     /// Runs `f` on each entry region in turn (`i_block` after the parent,
     /// then `system.data`) until it returns `Some`; a changed part is stored back (the caller writes the inode).
     fn in_inline_parts<R>(
@@ -47,12 +72,12 @@ impl Filesystem {
     ) -> Result<Option<R>> {
         let region = self.inline_dir_region();
         let mut head = dir.inode.block;
-        if let Some(r) = f(&region, &mut head[DOTDOT_SIZE..]).map_err(|e| Self::region_error(dir, e))? {
+        if let Some(r) = f(&region, &mut head[DOTDOT_SIZE..]).map_err(|e| Filesystem::region_error(dir, e))? {
             dir.inode.block = head;
             return Ok(Some(r));
         }
         let mut value = self.inline_value(dir)?;
-        if let Some(r) = f(&region, &mut value).map_err(|e| Self::region_error(dir, e))? {
+        if let Some(r) = f(&region, &mut value).map_err(|e| Filesystem::region_error(dir, e))? {
             self.set_inline_value(dir, Some(&value))?;
             return Ok(Some(r));
         }
@@ -90,7 +115,7 @@ impl Filesystem {
             let region = self.inline_dir_region();
             value.resize(room, 0);
             self.extend_final_entry(dir, &mut value, old)?;
-            if region.insert(&mut value, name, ino, ft).map_err(|e| Self::region_error(dir, e))?.is_some() {
+            if region.insert(&mut value, name, ino, ft).map_err(|e| Filesystem::region_error(dir, e))?.is_some() {
                 self.set_inline_value(dir, Some(&value))?;
                 dir.inode.size = (I_BLOCK_SIZE + room) as u64;
                 return Ok(true);
@@ -98,23 +123,6 @@ impl Filesystem {
         }
         self.inline_dir_to_block(dir)?;
         Ok(false)
-    }
-
-    /// Stretches the last record of `value[..old]` over the grown value, or
-    /// covers an empty one with an unused record (`ext4_update_final_de`).
-    fn extend_final_entry(&self, dir: &InodeBuf, value: &mut [u8], old: usize) -> Result<()> {
-        let region = self.inline_dir_region();
-        let bs = region.block_size;
-        let mut last = None;
-        for e in region.records(&value[..old]) {
-            let e = e.map_err(|e| Self::region_error(dir, e))?;
-            last = Some((e.offset as usize, e.rec_len));
-        }
-        match last {
-            Some((pos, rec_len)) => d::set_rec_len(value, pos, rec_len + (value.len() - old) as u32, bs),
-            None => d::write_entry(value, 0, 0, value.len() as u32, &[], 0, bs),
-        }
-        Ok(())
     }
 
     /// Removes `name` from an inline directory; returns the inode it named.
@@ -125,11 +133,6 @@ impl Filesystem {
     /// Points the entry `name` of an inline directory at `ino`; returns the inode it named.
     pub(crate) fn inline_retarget(&mut self, dir: &mut InodeBuf, name: &[u8], ino: u32, ft: u8) -> Result<Option<u32>> {
         self.in_inline_parts(dir, |r, region| r.retarget(region, name, ino, ft))
-    }
-
-    /// Points an inline directory's `..` at `parent` (the caller writes the inode).
-    pub(crate) fn inline_set_parent(&self, dir: &mut InodeBuf, parent: u32) {
-        ext4_ondisk::put_u32(&mut dir.inode.block, 0, parent);
     }
 
     /// Moves an inline directory into one block: `.`, `..`, then its entries
@@ -145,7 +148,7 @@ impl Filesystem {
                     names.push((e.inode, e.name.to_vec(), e.file_type));
                     true
                 })
-                .map_err(|e| Self::region_error(dir, e))?;
+                .map_err(|e| Filesystem::region_error(dir, e))?;
         }
         let dir_ft = if region.filetype { FileType::Directory.dir_entry_code() } else { 0 };
         let mut entries: Vec<(u32, &[u8], u8)> = vec![(dir.ino, b".", dir_ft), (parent, b"..", dir_ft)];

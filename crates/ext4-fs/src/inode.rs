@@ -5,6 +5,7 @@ use ext4_ondisk::{FileType, GroupDescFlags, Inode, Structure};
 
 use crate::error::{Error, Location, Result};
 use crate::fs::Filesystem;
+use crate::txn::Txn;
 
 /// An inode as read from its table: the decoded fields and the whole raw
 /// record (which also holds the in-inode xattr area).
@@ -81,7 +82,7 @@ impl Filesystem {
     /// or a superblock field): refuses free inodes and invalid modes.
     pub fn read_inode(&self, ino: u32) -> Result<InodeBuf> {
         let buf = self.read_inode_raw(ino)?;
-        if buf.inode.links_count == 0 && !self.write.is_orphan_or_open(ino) && ino >= self.geo.first_ino {
+        if buf.inode.links_count == 0 && !self.write.handles.is_orphan_or_open(ino) && ino >= self.geo.first_ino {
             return Err(Error::corrupt(Structure::Inode, Location::Inode(ino), "inode is not in use (no links)"));
         }
         if buf.inode.file_type().is_none() {
@@ -94,7 +95,9 @@ impl Filesystem {
     pub(crate) fn inode_seed(&self, ino: u32, generation: u32) -> Option<u32> {
         self.geo.metadata_csum().then(|| ext4_ondisk::checksum::inode_seed(self.geo.csum_seed, ino, generation))
     }
+}
 
+impl Txn<'_> {
     /// Encodes `buf.inode` into its raw record, sets the checksum and stores
     /// the record in its inode table block (joining the running transaction).
     /// A record that changed in more than its access time gets the next

@@ -443,7 +443,7 @@ fn start_writer(fs: &mut Filesystem) -> Result<()> {
     let writer = JournalWriter::new(jsb, bs, io.len_blocks()).map_err(journal_error)?;
     // Commit well before a transaction could outgrow the log.
     let quarter = usize::try_from(writer.geometry().log_blocks() / 4).unwrap_or(usize::MAX);
-    fs.write.commit_blocks = fs.write.commit_blocks.min(quarter.max(64));
+    fs.write.session.commit_blocks = fs.write.session.commit_blocks.min(quarter.max(64));
     fs.journal.writer = Some(writer);
     Ok(())
 }
@@ -519,7 +519,7 @@ fn replay(fs: &mut Filesystem, ino: u32) -> Result<()> {
     dev.flush()?;
     if !fc.is_empty() {
         // Without a journal writer yet, its commits go home directly.
-        crate::write::start(fs)?;
+        crate::txn::start(fs)?;
         reload_metadata(fs)?;
         fs.replay_fast_commits(&fc)?;
     }

@@ -8,12 +8,13 @@
 //! FUSE (`stat`, `lookup_in`, `read_at`, `dir_entries`, ...).
 //!
 //! This crate is the only one with caches and interior state: the metadata
-//! block cache ([`cache`](crate::cache) module), the in-memory superblock and group
+//! block cache (the `cache` module), the in-memory superblock and group
 //! descriptors, and the running transaction. The layer crates it
 //! builds on are re-exported; formatting is `ext4-mkfs`, a sibling crate.
 //!
-//! Architecture invariants: every metadata change goes through
-//! `Filesystem::modify_meta` (the transaction point); file data enters the
+//! Architecture invariants: every metadata change is made through a `Txn`
+//! (the `txn` module), the handle `Filesystem::op` gives one operation and
+//! commits or undoes in one place; file data enters the
 //! block cache only as a journaled overwrite of a block already in a file,
 //! and a direct write of a block drops any cached copy of it.
 
@@ -52,7 +53,7 @@ mod read;
 mod report;
 mod time;
 pub mod tune;
-mod write;
+mod txn;
 mod xattr;
 mod xattr_write;
 

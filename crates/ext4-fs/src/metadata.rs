@@ -129,7 +129,7 @@ impl Filesystem {
     /// blocks without root's reserve and the reserve for allocations that
     /// must not fail.
     pub fn statfs(&self) -> StatFs {
-        let pending: u64 = self.write.pending_free.iter().map(|&(_, n)| n).sum();
+        let pending: u64 = self.write.alloc.pending_free.iter().map(|&(_, n)| n).sum();
         let free = self.sb.free_blocks_count() + pending;
         StatFs {
             block_size: self.geo.block_size,

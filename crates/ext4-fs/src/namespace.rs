@@ -11,6 +11,7 @@ use crate::inode::InodeBuf;
 use crate::layer::LayerResultExt;
 use crate::node::NewNode;
 use crate::path::show;
+use crate::txn::Txn;
 
 /// Most links an inode may have (`EXT4_LINK_MAX`).
 pub const LINK_MAX: u16 = 65000;
@@ -55,6 +56,152 @@ impl Filesystem {
         Ok(d)
     }
 
+    /// Creates a node of any type named `name` in directory `parent`.
+    /// Symbolic links take their target from `link_target`.
+    pub fn create_node(&mut self, parent: u32, name: &[u8], node: NewNode, link_target: Option<&[u8]>) -> Result<u32> {
+        Self::check_name(name)?;
+        self.op(|txn| {
+            let mut dir = txn.dir_for_adding(parent)?;
+            // A lookup just before (FUSE's LOOKUP, then MKNOD) already searched.
+            if !txn.write.lookup.known_absent(parent, name) && txn.lookup_entry(&dir, name)?.is_some() {
+                return Err(Error::Exists(show(name)));
+            }
+            let mut child = txn.new_inode(&dir, &node)?;
+            match node.kind {
+                FileType::Directory => txn.init_dir(&mut child, parent)?,
+                FileType::Symlink => {
+                    let target = link_target.ok_or_else(|| Error::InvalidArgument("a symbolic link needs a target".into()))?;
+                    txn.init_symlink(&mut child, target)?;
+                }
+                _ => child.inode.links_count = 1,
+            }
+            txn.write_inode(&mut child)?;
+            txn.add_entry(&mut dir, name, child.ino, node.kind)?;
+            if node.kind == FileType::Directory {
+                txn.inc_dir_links(&mut dir)?;
+                txn.write_inode(&mut dir)?;
+            }
+            Ok(child.ino)
+        })
+    }
+
+    /// Creates a hard link `name` in `parent` to inode `target`.
+    pub fn link_in(&mut self, target: u32, parent: u32, name: &[u8]) -> Result<()> {
+        Self::check_name(name)?;
+        self.op(|txn| {
+            // An existing name wins over every other error, as in `do_linkat`.
+            let mut dir = txn.dir_for_adding(parent)?;
+            if txn.lookup_entry(&dir, name)?.is_some() {
+                return Err(Error::Exists(show(name)));
+            }
+            let mut t = txn.read_inode(target)?;
+            if t.is_dir() {
+                return Err(Error::NotPermitted("hard links to directories are not allowed"));
+            }
+            if t.inode.flags.intersects(InodeFlags::IMMUTABLE | InodeFlags::APPEND) {
+                return Err(Error::NotPermitted("the file is immutable or append-only"));
+            }
+            if t.inode.links_count >= LINK_MAX {
+                return Err(Error::TooManyLinks);
+            }
+            txn.add_entry(&mut dir, name, target, t.file_type())?;
+            t.inode.links_count += 1;
+            t.inode.ctime = txn.now();
+            txn.write_inode(&mut t)
+        })
+    }
+
+    /// Removes the non-directory entry `name` from `parent`.
+    pub fn unlink_in(&mut self, parent: u32, name: &[u8]) -> Result<()> {
+        self.op(|txn| {
+            let mut dir = txn.writable_dir(parent)?;
+            let (child, _) = txn.lookup_entry(&dir, name)?.ok_or_else(|| Error::NotFound(show(name)))?;
+            let mut c = txn.read_inode(child)?;
+            if c.is_dir() {
+                return Err(Error::IsADirectory(show(name)));
+            }
+            if c.inode.flags.intersects(InodeFlags::IMMUTABLE | InodeFlags::APPEND) {
+                return Err(Error::NotPermitted("the file is immutable or append-only"));
+            }
+            txn.remove_entry(&mut dir, name)?;
+            txn.drop_link(&mut c)
+        })
+    }
+
+    /// Removes the empty directory `name` from `parent`.
+    pub fn rmdir_in(&mut self, parent: u32, name: &[u8]) -> Result<()> {
+        if name == b"." {
+            return Err(Error::InvalidArgument("cannot remove '.'".into()));
+        }
+        if name == b".." {
+            return Err(Error::NotEmpty("..".into()));
+        }
+        self.op(|txn| {
+            let mut dir = txn.writable_dir(parent)?;
+            let (child, _) = txn.lookup_entry(&dir, name)?.ok_or_else(|| Error::NotFound(show(name)))?;
+            let mut c = txn.read_inode(child)?;
+            if !c.is_dir() {
+                return Err(Error::NotADirectory(show(name)));
+            }
+            if c.inode.flags.intersects(InodeFlags::IMMUTABLE | InodeFlags::APPEND) {
+                return Err(Error::NotPermitted("the directory is immutable or append-only"));
+            }
+            if !txn.dir_is_empty(&c)? {
+                return Err(Error::NotEmpty(show(name)));
+            }
+            txn.remove_entry(&mut dir, name)?;
+            txn.dec_dir_links(&mut dir);
+            txn.write_inode(&mut dir)?;
+            c.inode.links_count = 0;
+            txn.release_inode(&mut c)
+        })
+    }
+
+    /// Whether a directory holds only `.` and `..`.
+    pub(crate) fn dir_is_empty(&self, d: &InodeBuf) -> Result<bool> {
+        let mut empty = true;
+        self.for_each_dir_entry(d, |e| {
+            if e.name != b"." && e.name != b".." {
+                empty = false;
+                return std::ops::ControlFlow::Break(());
+            }
+            std::ops::ControlFlow::Continue(())
+        })?;
+        Ok(empty)
+    }
+
+    /// Whether `i_block` holds a block map (not inline data, a fast
+    /// symlink's target or a device number).
+    pub(crate) fn has_block_map(&self, c: &InodeBuf) -> bool {
+        !c.inode.has_inline_data()
+            && (c.file_type() != FileType::Symlink || !self.is_fast_symlink(c))
+            && !matches!(c.file_type(), FileType::CharDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket)
+    }
+
+    /// Whether `ancestor` is `dir` or one of its ancestors (walking `..`).
+    fn is_ancestor(&self, ancestor: u32, mut dir: u32) -> Result<bool> {
+        for _ in 0..self.geo.inodes_count.min(1 << 20) {
+            if dir == ancestor {
+                return Ok(true);
+            }
+            if dir == ino::ROOT {
+                return Ok(false);
+            }
+            let d = self.read_inode(dir)?;
+            dir = self.lookup_entry(&d, b"..")?.map(|(i, _)| i).ok_or_else(|| Error::NotFound("..".into()))?;
+        }
+        Err(Error::SymlinkLoop("directory tree has a loop".into()))
+    }
+
+    /// Renames `old_parent/old_name` to `new_parent/new_name`.
+    pub fn rename_in(&mut self, old_parent: u32, old_name: &[u8], new_parent: u32, new_name: &[u8], mode: RenameMode) -> Result<()> {
+        Self::check_name(new_name)?;
+        Self::check_name(old_name)?;
+        self.op(|txn| txn.rename(old_parent, old_name, new_parent, new_name, mode))
+    }
+}
+
+impl Txn<'_> {
     /// Adds entry `name -> child` to directory `dir` (written back, times updated).
     pub(crate) fn add_entry(&mut self, dir: &mut InodeBuf, name: &[u8], child: u32, kind: FileType) -> Result<()> {
         let ft = self.entry_type(kind);
@@ -133,35 +280,6 @@ impl Filesystem {
         }
     }
 
-    /// Creates a node of any type named `name` in directory `parent`.
-    /// Symbolic links take their target from `link_target`.
-    pub fn create_node(&mut self, parent: u32, name: &[u8], node: NewNode, link_target: Option<&[u8]>) -> Result<u32> {
-        Self::check_name(name)?;
-        self.op(|fs| {
-            let mut dir = fs.dir_for_adding(parent)?;
-            // A lookup just before (FUSE's LOOKUP, then MKNOD) already searched.
-            if !fs.write.known_absent(parent, name) && fs.lookup_entry(&dir, name)?.is_some() {
-                return Err(Error::Exists(show(name)));
-            }
-            let mut child = fs.new_inode(&dir, &node)?;
-            match node.kind {
-                FileType::Directory => fs.init_dir(&mut child, parent)?,
-                FileType::Symlink => {
-                    let target = link_target.ok_or_else(|| Error::InvalidArgument("a symbolic link needs a target".into()))?;
-                    fs.init_symlink(&mut child, target)?;
-                }
-                _ => child.inode.links_count = 1,
-            }
-            fs.write_inode(&mut child)?;
-            fs.add_entry(&mut dir, name, child.ino, node.kind)?;
-            if node.kind == FileType::Directory {
-                fs.inc_dir_links(&mut dir)?;
-                fs.write_inode(&mut dir)?;
-            }
-            Ok(child.ino)
-        })
-    }
-
     /// The first block of a new directory: `.` and `..`.
     pub(crate) fn init_dir(&mut self, child: &mut InodeBuf, parent: u32) -> Result<()> {
         if self.init_inline_dir(child, parent)? {
@@ -201,117 +319,24 @@ impl Filesystem {
         self.write_data(physical, 0, &block)
     }
 
-    /// Creates a hard link `name` in `parent` to inode `target`.
-    pub fn link_in(&mut self, target: u32, parent: u32, name: &[u8]) -> Result<()> {
-        Self::check_name(name)?;
-        self.op(|fs| {
-            // An existing name wins over every other error, as in `do_linkat`.
-            let mut dir = fs.dir_for_adding(parent)?;
-            if fs.lookup_entry(&dir, name)?.is_some() {
-                return Err(Error::Exists(show(name)));
-            }
-            let mut t = fs.read_inode(target)?;
-            if t.is_dir() {
-                return Err(Error::NotPermitted("hard links to directories are not allowed"));
-            }
-            if t.inode.flags.intersects(InodeFlags::IMMUTABLE | InodeFlags::APPEND) {
-                return Err(Error::NotPermitted("the file is immutable or append-only"));
-            }
-            if t.inode.links_count >= LINK_MAX {
-                return Err(Error::TooManyLinks);
-            }
-            fs.add_entry(&mut dir, name, target, t.file_type())?;
-            t.inode.links_count += 1;
-            t.inode.ctime = fs.now();
-            fs.write_inode(&mut t)
-        })
-    }
-
-    /// Removes the non-directory entry `name` from `parent`.
-    pub fn unlink_in(&mut self, parent: u32, name: &[u8]) -> Result<()> {
-        self.op(|fs| {
-            let mut dir = fs.writable_dir(parent)?;
-            let (child, _) = fs.lookup_entry(&dir, name)?.ok_or_else(|| Error::NotFound(show(name)))?;
-            let mut c = fs.read_inode(child)?;
-            if c.is_dir() {
-                return Err(Error::IsADirectory(show(name)));
-            }
-            if c.inode.flags.intersects(InodeFlags::IMMUTABLE | InodeFlags::APPEND) {
-                return Err(Error::NotPermitted("the file is immutable or append-only"));
-            }
-            fs.remove_entry(&mut dir, name)?;
-            fs.drop_link(&mut c)
-        })
-    }
-
-    /// Removes the empty directory `name` from `parent`.
-    pub fn rmdir_in(&mut self, parent: u32, name: &[u8]) -> Result<()> {
-        if name == b"." {
-            return Err(Error::InvalidArgument("cannot remove '.'".into()));
-        }
-        if name == b".." {
-            return Err(Error::NotEmpty("..".into()));
-        }
-        self.op(|fs| {
-            let mut dir = fs.writable_dir(parent)?;
-            let (child, _) = fs.lookup_entry(&dir, name)?.ok_or_else(|| Error::NotFound(show(name)))?;
-            let mut c = fs.read_inode(child)?;
-            if !c.is_dir() {
-                return Err(Error::NotADirectory(show(name)));
-            }
-            if c.inode.flags.intersects(InodeFlags::IMMUTABLE | InodeFlags::APPEND) {
-                return Err(Error::NotPermitted("the directory is immutable or append-only"));
-            }
-            if !fs.dir_is_empty(&c)? {
-                return Err(Error::NotEmpty(show(name)));
-            }
-            fs.remove_entry(&mut dir, name)?;
-            fs.dec_dir_links(&mut dir);
-            fs.write_inode(&mut dir)?;
-            c.inode.links_count = 0;
-            fs.release_inode(&mut c)
-        })
-    }
-
-    /// Whether a directory holds only `.` and `..`.
-    pub(crate) fn dir_is_empty(&self, d: &InodeBuf) -> Result<bool> {
-        let mut empty = true;
-        self.for_each_dir_entry(d, |e| {
-            if e.name != b"." && e.name != b".." {
-                empty = false;
-                return std::ops::ControlFlow::Break(());
-            }
-            std::ops::ControlFlow::Continue(())
-        })?;
-        Ok(empty)
-    }
-
     /// Drops one link of a non-directory; frees it at the last link unless it is open.
     fn drop_link(&mut self, c: &mut InodeBuf) -> Result<()> {
         c.inode.links_count = c.inode.links_count.saturating_sub(1);
         c.inode.ctime = self.now();
         if c.inode.links_count == 0 {
-            if self.write.open.contains_key(&c.ino) {
+            if self.write.handles.open.contains_key(&c.ino) {
                 // Open: it lives on, recorded as an orphan, until released.
-                self.write.orphans.insert(c.ino);
+                self.handles_mut().orphans.insert(c.ino);
                 self.orphan_add(c)?;
             } else if self.needs_steps(c, 0)? {
                 // Too big for one transaction: freed in steps after this operation.
                 self.orphan_add(c)?;
-                self.write.deferred.push(crate::orphan::Deferred::Release(c.ino));
+                self.handles_mut().deferred.push(crate::orphan::Deferred::Release(c.ino));
             } else {
                 return self.release_inode(c);
             }
         }
         self.write_inode(c)
-    }
-
-    /// Whether `i_block` holds a block map (not inline data, a fast
-    /// symlink's target or a device number).
-    pub(crate) fn has_block_map(&self, c: &InodeBuf) -> bool {
-        !c.inode.has_inline_data()
-            && (c.file_type() != FileType::Symlink || !self.is_fast_symlink(c))
-            && !matches!(c.file_type(), FileType::CharDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket)
     }
 
     /// Frees an unlinked inode: its data, xattr block and record.
@@ -331,51 +356,29 @@ impl Filesystem {
         self.free_inode(c.ino, was_dir)
     }
 
-    /// Whether `ancestor` is `dir` or one of its ancestors (walking `..`).
-    fn is_ancestor(&self, ancestor: u32, mut dir: u32) -> Result<bool> {
-        for _ in 0..self.geo.inodes_count.min(1 << 20) {
-            if dir == ancestor {
-                return Ok(true);
-            }
-            if dir == ino::ROOT {
-                return Ok(false);
-            }
-            let d = self.read_inode(dir)?;
-            dir = self.lookup_entry(&d, b"..")?.map(|(i, _)| i).ok_or_else(|| Error::NotFound("..".into()))?;
-        }
-        Err(Error::SymlinkLoop("directory tree has a loop".into()))
-    }
-
-    /// Renames `old_parent/old_name` to `new_parent/new_name`.
-    pub fn rename_in(&mut self, old_parent: u32, old_name: &[u8], new_parent: u32, new_name: &[u8], mode: RenameMode) -> Result<()> {
-        Self::check_name(new_name)?;
-        Self::check_name(old_name)?;
-        self.op(|fs| fs.rename_op(old_parent, old_name, new_parent, new_name, mode))
-    }
-
     /// Checks in the kernel's order (`do_renameat2`, `lock_rename`'s trap,
     /// `vfs_rename`), so each failing case returns the errno Linux does.
-    fn rename_op(&mut self, op: u32, on: &[u8], np: u32, nn: &[u8], mode: RenameMode) -> Result<()> {
-        let odir = fs_dir(self, op)?;
-        let (src, _) = self.lookup_entry(&odir, on)?.ok_or_else(|| Error::NotFound(show(on)))?;
-        let ndir = fs_dir(self, np)?;
-        let dst = self.lookup_entry(&ndir, nn)?.map(|(i, _)| i);
+    fn rename(&mut self, old_dir: u32, old_name: &[u8], new_dir: u32, new_name: &[u8], mode: RenameMode) -> Result<()> {
+        let old_dir_inode = fs_dir(self, old_dir)?;
+        let (src, _) = self.lookup_entry(&old_dir_inode, old_name)?.ok_or_else(|| Error::NotFound(show(old_name)))?;
+        let new_dir_inode = fs_dir(self, new_dir)?;
+        let dst = self.lookup_entry(&new_dir_inode, new_name)?.map(|(i, _)| i);
         match (mode, dst) {
-            (RenameMode::Exchange, None) => return Err(Error::NotFound(show(nn))),
-            (RenameMode::NoReplace, Some(_)) => return Err(Error::Exists(show(nn))),
+            (RenameMode::Exchange, None) => return Err(Error::NotFound(show(new_name))),
+            (RenameMode::NoReplace, Some(_)) => return Err(Error::Exists(show(new_name))),
             _ => {}
         }
-        let mut s = self.read_inode(src)?;
-        if op != np {
-            if s.is_dir() && self.is_ancestor(src, np)? {
+        let mut old = self.read_inode(src)?;
+        if old_dir != new_dir {
+            if old.is_dir() && self.is_ancestor(src, new_dir)? {
                 return Err(Error::InvalidArgument("cannot move a directory into itself".into()));
             }
-            if let Some(d) = dst {
-                if self.read_inode(d)?.is_dir() && self.is_ancestor(d, op)? {
+            if let Some(target) = dst {
+                if self.read_inode(target)?.is_dir() && self.is_ancestor(target, old_dir)? {
                     // The target is above the source: never empty.
                     return Err(match mode {
                         RenameMode::Exchange => Error::InvalidArgument("cannot move a directory into itself".into()),
-                        _ => Error::NotEmpty(show(nn)),
+                        _ => Error::NotEmpty(show(new_name)),
                     });
                 }
             }
@@ -384,82 +387,82 @@ impl Filesystem {
             // Two names of one file: POSIX says do nothing.
             return Ok(());
         }
-        if s.inode.flags.intersects(InodeFlags::IMMUTABLE | InodeFlags::APPEND) {
+        if old.inode.flags.intersects(InodeFlags::IMMUTABLE | InodeFlags::APPEND) {
             return Err(Error::NotPermitted("the file is immutable or append-only"));
         }
         match (mode, dst) {
-            (RenameMode::Exchange, Some(d)) => self.exchange(op, on, &mut s, np, nn, d),
-            (_, Some(d)) => self.replace(op, on, &mut s, np, nn, d),
-            (_, None) => self.move_to_new(op, on, &mut s, np, nn),
+            (RenameMode::Exchange, Some(target)) => self.exchange(old_dir, old_name, &mut old, new_dir, new_name, target),
+            (_, Some(target)) => self.replace(old_dir, old_name, &mut old, new_dir, new_name, target),
+            (_, None) => self.move_to_new(old_dir, old_name, &mut old, new_dir, new_name),
         }
     }
 
-    /// Moves `s` to a name that does not exist yet.
-    fn move_to_new(&mut self, op: u32, on: &[u8], s: &mut InodeBuf, np: u32, nn: &[u8]) -> Result<()> {
-        let mut ndir = self.dir_for_adding(np)?;
-        if s.is_dir() && op != np {
-            self.inc_dir_links(&mut ndir)?;
+    /// Moves `old` to a name that does not exist yet.
+    fn move_to_new(&mut self, old_dir: u32, old_name: &[u8], old: &mut InodeBuf, new_dir: u32, new_name: &[u8]) -> Result<()> {
+        let mut new_dir_inode = self.dir_for_adding(new_dir)?;
+        if old.is_dir() && old_dir != new_dir {
+            self.inc_dir_links(&mut new_dir_inode)?;
         }
-        self.add_entry(&mut ndir, nn, s.ino, s.file_type())?;
-        let mut odir = self.writable_dir(op)?;
-        self.remove_entry(&mut odir, on)?;
-        if s.is_dir() && op != np {
-            self.dec_dir_links(&mut odir);
-            self.write_inode(&mut odir)?;
-            self.set_dotdot(s, np)?;
+        self.add_entry(&mut new_dir_inode, new_name, old.ino, old.file_type())?;
+        let mut old_dir_inode = self.writable_dir(old_dir)?;
+        self.remove_entry(&mut old_dir_inode, old_name)?;
+        if old.is_dir() && old_dir != new_dir {
+            self.dec_dir_links(&mut old_dir_inode);
+            self.write_inode(&mut old_dir_inode)?;
+            self.set_dotdot(old, new_dir)?;
         }
-        s.inode.ctime = self.now();
-        self.write_inode(s)
+        old.inode.ctime = self.now();
+        self.write_inode(old)
     }
 
-    /// Moves `s` over an existing target `d`.
-    fn replace(&mut self, op: u32, on: &[u8], s: &mut InodeBuf, np: u32, nn: &[u8], d: u32) -> Result<()> {
-        let mut t = self.read_inode(d)?;
-        if t.inode.flags.intersects(InodeFlags::IMMUTABLE | InodeFlags::APPEND) {
+    /// Moves `old` over an existing target `target`.
+    fn replace(&mut self, old_dir: u32, old_name: &[u8], old: &mut InodeBuf, new_dir: u32, new_name: &[u8], target: u32) -> Result<()> {
+        let mut new = self.read_inode(target)?;
+        if new.inode.flags.intersects(InodeFlags::IMMUTABLE | InodeFlags::APPEND) {
             return Err(Error::NotPermitted("the target is immutable or append-only"));
         }
-        match (s.is_dir(), t.is_dir()) {
-            (true, false) => return Err(Error::NotADirectory(show(nn))),
-            (false, true) => return Err(Error::IsADirectory(show(nn))),
-            (true, true) if !self.dir_is_empty(&t)? => return Err(Error::NotEmpty(show(nn))),
+        match (old.is_dir(), new.is_dir()) {
+            (true, false) => return Err(Error::NotADirectory(show(new_name))),
+            (false, true) => return Err(Error::IsADirectory(show(new_name))),
+            (true, true) if !self.dir_is_empty(&new)? => return Err(Error::NotEmpty(show(new_name))),
             _ => {}
         }
-        let mut ndir = self.writable_dir(np)?;
-        self.replace_entry(&mut ndir, nn, s.ino, s.file_type())?;
-        self.touch_dir(&mut ndir)?;
-        let mut odir = self.writable_dir(op)?;
-        self.remove_entry(&mut odir, on)?;
-        if s.is_dir() {
-            // The target directory's link from its parent goes; the source's moves.
-            if op != np {
-                self.dec_dir_links(&mut odir);
-                self.write_inode(&mut odir)?;
-                self.set_dotdot(s, np)?;
+        let mut new_dir_inode = self.writable_dir(new_dir)?;
+        self.replace_entry(&mut new_dir_inode, new_name, old.ino, old.file_type())?;
+        self.touch_dir(&mut new_dir_inode)?;
+        let mut old_dir_inode = self.writable_dir(old_dir)?;
+        self.remove_entry(&mut old_dir_inode, old_name)?;
+        if old.is_dir() {
+            // The target directory'old link from its parent goes; the source'old moves.
+            if old_dir != new_dir {
+                self.dec_dir_links(&mut old_dir_inode);
+                self.write_inode(&mut old_dir_inode)?;
+                self.set_dotdot(old, new_dir)?;
             } else {
-                let mut d2 = self.read_inode(np)?;
-                self.dec_dir_links(&mut d2);
-                self.write_inode(&mut d2)?;
+                let mut parent = self.read_inode(new_dir)?;
+                self.dec_dir_links(&mut parent);
+                self.write_inode(&mut parent)?;
             }
-            t.inode.links_count = 0;
-            self.release_inode(&mut t)?;
+            new.inode.links_count = 0;
+            self.release_inode(&mut new)?;
         } else {
-            self.drop_link(&mut t)?;
+            self.drop_link(&mut new)?;
         }
-        s.inode.ctime = self.now();
-        self.write_inode(s)
+        old.inode.ctime = self.now();
+        self.write_inode(old)
     }
 
     /// Swaps two existing entries.
-    fn exchange(&mut self, op: u32, on: &[u8], s: &mut InodeBuf, np: u32, nn: &[u8], d: u32) -> Result<()> {
-        let mut t = self.read_inode(d)?;
-        for (dir, name, ino, kind) in [(np, nn, s.ino, s.file_type()), (op, on, t.ino, t.file_type())] {
+    fn exchange(&mut self, old_dir: u32, old_name: &[u8], old: &mut InodeBuf, new_dir: u32, new_name: &[u8], target: u32) -> Result<()> {
+        let mut new = self.read_inode(target)?;
+        for (dir, name, ino, kind) in [(new_dir, new_name, old.ino, old.file_type()), (old_dir, old_name, new.ino, new.file_type())] {
             let mut di = self.writable_dir(dir)?;
             self.replace_entry(&mut di, name, ino, kind)?;
             self.touch_dir(&mut di)?;
         }
-        if op != np && s.is_dir() != t.is_dir() {
+        if old_dir != new_dir && old.is_dir() != new.is_dir() {
             // One directory moves each way: the parents' link counts shift.
-            let (gains, loses) = if s.is_dir() { (np, op) } else { (op, np) };
+            let (gains, loses) = if old.is_dir() { (new_dir, old_dir) } else { (old_dir, new_dir) };
             let mut g = self.read_inode(gains)?;
             self.inc_dir_links(&mut g)?;
             self.write_inode(&mut g)?;
@@ -467,19 +470,19 @@ impl Filesystem {
             self.dec_dir_links(&mut l);
             self.write_inode(&mut l)?;
         }
-        if op != np {
-            if s.is_dir() {
-                self.set_dotdot(s, np)?;
+        if old_dir != new_dir {
+            if old.is_dir() {
+                self.set_dotdot(old, new_dir)?;
             }
-            if t.is_dir() {
-                self.set_dotdot(&mut t, op)?;
+            if new.is_dir() {
+                self.set_dotdot(&mut new, old_dir)?;
             }
         }
         let now = self.now();
-        s.inode.ctime = now;
-        t.inode.ctime = now;
-        self.write_inode(s)?;
-        self.write_inode(&mut t)
+        old.inode.ctime = now;
+        new.inode.ctime = now;
+        self.write_inode(old)?;
+        self.write_inode(&mut new)
     }
 
     /// Points a directory's `..` at `parent`.

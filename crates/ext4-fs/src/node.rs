@@ -7,6 +7,7 @@ use ext4_ondisk::{FileType, Incompat, Inode, InodeFlags, Timestamp};
 use crate::error::{Error, Result};
 use crate::fs::Filesystem;
 use crate::inode::InodeBuf;
+use crate::txn::Txn;
 
 /// What a new inode is and who owns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +60,19 @@ impl Filesystem {
         want.min((self.geo.inode_size as usize - GOOD_OLD_INODE_SIZE) as u16) & !3
     }
 
+    /// Checks a new entry's name.
+    pub(crate) fn check_name(name: &[u8]) -> Result<()> {
+        if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+            return Err(Error::InvalidArgument(format!("invalid name {:?}", String::from_utf8_lossy(name))));
+        }
+        if name.len() > crate::path::NAME_MAX {
+            return Err(Error::NameTooLong(name.len()));
+        }
+        Ok(())
+    }
+}
+
+impl Txn<'_> {
     /// Allocates and initializes an inode for `node` under directory `parent`
     /// (not yet linked anywhere, not yet written).
     pub(crate) fn new_inode(&mut self, parent: &InodeBuf, node: &NewNode) -> Result<InodeBuf> {
@@ -67,7 +81,7 @@ impl Filesystem {
         let mut inode = Inode::empty(self.new_extra_isize());
         let (uid, gid, perm) = match node.owner {
             Some((uid, gid)) => (uid, gid, node.perm & 0o7777),
-            None => crate::caller::init_owner(&self.write.caller, parent, node.kind, node.perm),
+            None => crate::caller::init_owner(&self.write.session.caller, parent, node.kind, node.perm),
         };
         inode.mode = node.kind.mode_bits() | perm;
         inode.uid = uid;
@@ -95,16 +109,5 @@ impl Filesystem {
         }
         let raw = vec![0u8; self.geo.inode_size as usize];
         Ok(InodeBuf { ino, inode, raw })
-    }
-
-    /// Checks a new entry's name.
-    pub(crate) fn check_name(name: &[u8]) -> Result<()> {
-        if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
-            return Err(Error::InvalidArgument(format!("invalid name {:?}", String::from_utf8_lossy(name))));
-        }
-        if name.len() > crate::path::NAME_MAX {
-            return Err(Error::NameTooLong(name.len()));
-        }
-        Ok(())
     }
 }

@@ -13,6 +13,7 @@ use ext4_ondisk::{Compat, RoCompat, Structure};
 use crate::error::{Error, Location, Result};
 use crate::fs::Filesystem;
 use crate::inode::InodeBuf;
+use crate::txn::Txn;
 
 /// An orphan file block holding entries (its device block).
 struct OrphanBlock {
@@ -33,27 +34,24 @@ impl Filesystem {
             // Only the flag is stale: clear it in place, a single-sector write.
             return self.change_features_now(|f| f.ro_compat.remove(RoCompat::ORPHAN_PRESENT));
         }
-        self.op(|fs| {
+        self.op(|txn| {
             for &ino in &inodes {
-                let mut ib = fs.read_inode_raw(ino)?;
+                let mut ib = txn.read_inode_raw(ino)?;
                 if ib.inode.links_count == 0 {
                     if ib.inode.mode != 0 {
-                        fs.release_inode(&mut ib)?;
+                        txn.release_inode(&mut ib)?;
                     }
                 } else {
                     let size = ib.inode.size;
-                    fs.truncate_inode(&mut ib, size)?;
+                    txn.truncate_inode(&mut ib, size)?;
                     ib.inode.dtime = 0;
-                    fs.write_inode(&mut ib)?;
+                    txn.write_inode(&mut ib)?;
                 }
             }
-            fs.sb.s_last_orphan.set(0);
-            fs.clear_orphan_blocks(&file_blocks)?;
-            let mut f = fs.sb.features();
-            f.ro_compat.remove(RoCompat::ORPHAN_PRESENT);
-            fs.sb.set_features(f);
-            fs.geo.features = f;
-            fs.flush_superblock()
+            txn.sb_mut().s_last_orphan.set(0);
+            txn.clear_orphan_blocks(&file_blocks)?;
+            txn.change_features(|f| f.ro_compat.remove(RoCompat::ORPHAN_PRESENT));
+            txn.flush_superblock()
         })?;
         self.commit()
     }
@@ -122,7 +120,9 @@ impl Filesystem {
         }
         Ok((blocks, inodes))
     }
+}
 
+impl Txn<'_> {
     /// Empties the orphan file blocks that held entries.
     fn clear_orphan_blocks(&mut self, blocks: &[OrphanBlock]) -> Result<()> {
         if blocks.is_empty() {
@@ -166,49 +166,139 @@ pub(crate) enum Deferred {
 pub(crate) const DEFAULT_STEP_BLOCKS: u64 = 1 << 15;
 
 impl Filesystem {
+    /// A free slot of the orphan file: (block, slot index).
+    fn orphan_file_free_slot(&self) -> Result<Option<(u64, usize)>> {
+        let Some((_, physicals)) = self.orphan_file_blocks()? else {
+            return Ok(None);
+        };
+        let taken: BTreeSet<(u64, usize)> = self
+            .write
+            .handles
+            .orphan_records
+            .values()
+            .filter_map(|r| match *r {
+                OrphanRecord::File { physical, index } => Some((physical, index)),
+                OrphanRecord::List => None,
+            })
+            .collect();
+        for physical in physicals {
+            let free = self.read_meta(physical, |d| {
+                (0..orphan::inodes_per_block(d.len() as u32)).find(|&i| orphan::orphan_slot(d, i) == 0 && !taken.contains(&(physical, i)))
+            })?;
+            if let Some(index) = free {
+                return Ok(Some((physical, index)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether freeing inode `ib`'s blocks from logical block `from` on is
+    /// big enough to be done in steps.
+    pub(crate) fn needs_steps(&self, ib: &InodeBuf, from: u64) -> Result<bool> {
+        if !self.has_block_map(ib) || !self.journal.is_journaling() {
+            return Ok(false);
+        }
+        let step = self.write.handles.step_blocks;
+        // i_blocks bounds what is mapped (data and map blocks).
+        if self.inode_fs_blocks(ib) <= step {
+            return Ok(false);
+        }
+        Ok(self.step_cuts(ib, from)?.len() > 2)
+    }
+
+    /// Logical cut points `from = c0 < c1 < … < ck = 2^32` such that each
+    /// `[c(i), c(i+1))` maps at most one step of blocks.
+    fn step_cuts(&self, ib: &InodeBuf, from: u64) -> Result<Vec<u64>> {
+        let step = self.write.handles.step_blocks.max(1);
+        let mut cuts = vec![from];
+        let mut count = 0u64;
+        self.for_each_mapped_run(ib, |logical, len| {
+            let (mut start, end) = (logical.max(from), logical + len);
+            while start < end {
+                let take = (end - start).min(step - count);
+                count += take;
+                start += take;
+                if count == step {
+                    cuts.push(start);
+                    count = 0;
+                }
+            }
+        })?;
+        if cuts.last() == Some(&(1 << 32)) {
+            cuts.pop();
+        }
+        cuts.push(1 << 32);
+        cuts.dedup();
+        Ok(cuts)
+    }
+
+    /// Frees inode `ino`'s blocks past `i_size` in steps (one transaction
+    /// each, the last one first), then finishes `what`.
+    pub(crate) fn finish_in_steps(&mut self, what: Deferred) -> Result<()> {
+        let (Deferred::Truncate(ino) | Deferred::Release(ino)) = what;
+        let ib = self.read_inode_raw(ino)?;
+        let bs = u64::from(self.geo.block_size);
+        let from = if matches!(what, Deferred::Release(_)) { 0 } else { ib.inode.size.div_ceil(bs).min(1 << 32) };
+        let cuts = if self.has_block_map(&ib) { self.step_cuts(&ib, from)? } else { Vec::new() };
+        for w in cuts.windows(2).rev() {
+            let (start, end) = (w[0] as u32, w[1]);
+            self.op(|txn| {
+                let mut ib = txn.read_inode_raw(ino)?;
+                txn.unmap(&mut ib, start, end)?;
+                txn.write_inode(&mut ib)
+            })?;
+        }
+        self.op(|txn| {
+            let mut ib = txn.read_inode_raw(ino)?;
+            match what {
+                Deferred::Release(_) => txn.release_inode(&mut ib),
+                Deferred::Truncate(_) => {
+                    txn.orphan_del(&mut ib)?;
+                    txn.write_inode(&mut ib)
+                }
+            }
+        })
+    }
+}
+
+impl Txn<'_> {
     /// Records inode `ib` as an orphan, as `ext4_orphan_add` does: in the
     /// orphan file when it has a free slot, else at the head of the list
     /// (`s_last_orphan`, the old head kept in `i_dtime`; the caller writes
     /// `ib`). Without a journal the kernel keeps no orphans, nor does this.
     pub(crate) fn orphan_add(&mut self, ib: &mut InodeBuf) -> Result<()> {
-        if !self.journal.is_journaling() || self.write.orphan_records.contains_key(&ib.ino) {
+        if !self.journal.is_journaling() || self.write.handles.orphan_records.contains_key(&ib.ino) {
             return Ok(());
         }
         if let Some((physical, index)) = self.orphan_file_free_slot()? {
             self.set_orphan_file_slot(physical, index, ib.ino)?;
-            let mut f = self.sb.features();
-            if !f.ro_compat.contains(RoCompat::ORPHAN_PRESENT) {
-                f.ro_compat.insert(RoCompat::ORPHAN_PRESENT);
-                self.sb.set_features(f);
-            }
-            self.write.orphan_records.insert(ib.ino, OrphanRecord::File { physical, index });
+            self.change_features(|f| f.ro_compat.insert(RoCompat::ORPHAN_PRESENT));
+            self.handles_mut().orphan_records.insert(ib.ino, OrphanRecord::File { physical, index });
             return Ok(());
         }
         ib.inode.dtime = self.sb.s_last_orphan.get();
-        self.sb.s_last_orphan.set(ib.ino);
-        self.write.orphan_records.insert(ib.ino, OrphanRecord::List);
+        self.sb_mut().s_last_orphan.set(ib.ino);
+        self.handles_mut().orphan_records.insert(ib.ino, OrphanRecord::List);
         Ok(())
     }
 
     /// Drops inode `ib`'s orphan record, if it has one (`ext4_orphan_del`;
     /// the caller writes `ib`).
     pub(crate) fn orphan_del(&mut self, ib: &mut InodeBuf) -> Result<()> {
-        let Some(record) = self.write.orphan_records.remove(&ib.ino) else {
+        let Some(record) = self.handles_mut().orphan_records.remove(&ib.ino) else {
             return Ok(());
         };
         match record {
             OrphanRecord::File { physical, index } => {
                 self.set_orphan_file_slot(physical, index, 0)?;
-                if !self.write.orphan_records.values().any(|r| matches!(r, OrphanRecord::File { .. })) {
-                    let mut f = self.sb.features();
-                    f.ro_compat.remove(RoCompat::ORPHAN_PRESENT);
-                    self.sb.set_features(f);
+                if !self.write.handles.orphan_records.values().any(|r| matches!(r, OrphanRecord::File { .. })) {
+                    self.change_features(|f| f.ro_compat.remove(RoCompat::ORPHAN_PRESENT));
                 }
             }
             OrphanRecord::List => {
                 let next = ib.inode.dtime;
                 if self.sb.s_last_orphan.get() == ib.ino {
-                    self.sb.s_last_orphan.set(next);
+                    self.sb_mut().s_last_orphan.set(next);
                 } else {
                     // Find the inode whose link points at this one.
                     let mut prev = self.sb.s_last_orphan.get();
@@ -246,99 +336,6 @@ impl Filesystem {
         self.modify_meta(physical, |d| {
             orphan::set_orphan_slot(d, index, orphan);
             orphan::set_orphan_block_tail(seed, ino, generation, physical, d, csum);
-        })
-    }
-
-    /// A free slot of the orphan file: (block, slot index).
-    fn orphan_file_free_slot(&self) -> Result<Option<(u64, usize)>> {
-        let Some((_, physicals)) = self.orphan_file_blocks()? else {
-            return Ok(None);
-        };
-        let taken: BTreeSet<(u64, usize)> = self
-            .write
-            .orphan_records
-            .values()
-            .filter_map(|r| match *r {
-                OrphanRecord::File { physical, index } => Some((physical, index)),
-                OrphanRecord::List => None,
-            })
-            .collect();
-        for physical in physicals {
-            let free = self.read_meta(physical, |d| {
-                (0..orphan::inodes_per_block(d.len() as u32)).find(|&i| orphan::orphan_slot(d, i) == 0 && !taken.contains(&(physical, i)))
-            })?;
-            if let Some(index) = free {
-                return Ok(Some((physical, index)));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Whether freeing inode `ib`'s blocks from logical block `from` on is
-    /// big enough to be done in steps.
-    pub(crate) fn needs_steps(&self, ib: &InodeBuf, from: u64) -> Result<bool> {
-        if !self.has_block_map(ib) || !self.journal.is_journaling() {
-            return Ok(false);
-        }
-        let step = self.write.step_blocks;
-        // i_blocks bounds what is mapped (data and map blocks).
-        if self.inode_fs_blocks(ib) <= step {
-            return Ok(false);
-        }
-        Ok(self.step_cuts(ib, from)?.len() > 2)
-    }
-
-    /// Logical cut points `from = c0 < c1 < … < ck = 2^32` such that each
-    /// `[c(i), c(i+1))` maps at most one step of blocks.
-    fn step_cuts(&self, ib: &InodeBuf, from: u64) -> Result<Vec<u64>> {
-        let step = self.write.step_blocks.max(1);
-        let mut cuts = vec![from];
-        let mut count = 0u64;
-        self.for_each_mapped_run(ib, |logical, len| {
-            let (mut start, end) = (logical.max(from), logical + len);
-            while start < end {
-                let take = (end - start).min(step - count);
-                count += take;
-                start += take;
-                if count == step {
-                    cuts.push(start);
-                    count = 0;
-                }
-            }
-        })?;
-        if cuts.last() == Some(&(1 << 32)) {
-            cuts.pop();
-        }
-        cuts.push(1 << 32);
-        cuts.dedup();
-        Ok(cuts)
-    }
-
-    /// Frees inode `ino`'s blocks past `i_size` in steps (one transaction
-    /// each, the last one first), then finishes `what`.
-    pub(crate) fn finish_in_steps(&mut self, what: Deferred) -> Result<()> {
-        let (Deferred::Truncate(ino) | Deferred::Release(ino)) = what;
-        let ib = self.read_inode_raw(ino)?;
-        let bs = u64::from(self.geo.block_size);
-        let from = if matches!(what, Deferred::Release(_)) { 0 } else { ib.inode.size.div_ceil(bs).min(1 << 32) };
-        let cuts = if self.has_block_map(&ib) { self.step_cuts(&ib, from)? } else { Vec::new() };
-        for w in cuts.windows(2).rev() {
-            let (start, end) = (w[0] as u32, w[1]);
-            self.op(|fs| {
-                let mut ib = fs.read_inode_raw(ino)?;
-                fs.unmap(&mut ib, start, end)?;
-                fs.write_inode(&mut ib)
-            })?;
-        }
-        self.op(|fs| {
-            let mut ib = fs.read_inode_raw(ino)?;
-            match what {
-                Deferred::Release(_) => fs.release_inode(&mut ib),
-                Deferred::Truncate(_) => {
-                    fs.orphan_del(&mut ib)?;
-                    fs.write_inode(&mut ib)
-                }
-            }
         })
     }
 }

@@ -33,7 +33,7 @@ impl Filesystem {
         let d = self.read_inode(dir)?;
         let found = self.lookup_entry(&d, name)?.map(|(ino, _)| ino);
         if found.is_none() && self.is_writable() {
-            self.write.note_absent(dir, name);
+            self.write.lookup.note_absent(dir, name);
         }
         Ok(found)
     }

@@ -21,6 +21,7 @@ use ext4_ondisk::{Incompat, Structure};
 use crate::error::{Error, Location, Result};
 use crate::fs::Filesystem;
 use crate::inode::InodeBuf;
+use crate::txn::Txn;
 use crate::xattr::XattrPlace;
 
 /// Largest value the VFS accepts (`XATTR_SIZE_MAX`).
@@ -129,10 +130,10 @@ impl Filesystem {
         if value.len() > XATTR_SIZE_MAX {
             return Err(Error::TooBig("xattr value larger than 64 KiB"));
         }
-        self.op(|fs| {
-            let mut ib = fs.xattr_writable(ino)?;
+        self.op(|txn| {
+            let mut ib = txn.xattr_writable(ino)?;
             let (index, suffix) = encode_name(name);
-            let mut attrs = fs.collect_attrs(&ib)?;
+            let mut attrs = txn.collect_attrs(&ib)?;
             let pos = attrs.iter().position(|a| a.index == index && a.name == suffix);
             match (pos, mode) {
                 (Some(_), XattrMode::Create) => {
@@ -143,44 +144,44 @@ impl Filesystem {
                 (None, _) => attrs.push(Attr::new(index, suffix, value)),
             }
             let at = pos.unwrap_or(attrs.len() - 1);
-            if fs.geo.features.incompat.contains(Incompat::EA_INODE) && value_len(value.len()) > fs.block_size() - 56 {
+            if txn.geo.features.incompat.contains(Incompat::EA_INODE) && value_len(value.len()) > txn.block_size() - 56 {
                 // Too big for any block (`EXT4_XATTR_MIN_LARGE_EA_SIZE`): an EA inode holds it.
-                fs.move_to_ea_inode(&ib, &mut attrs[at])?;
+                txn.move_to_ea_inode(&ib, &mut attrs[at])?;
             }
             // A layout that does not fit fails before anything is allocated,
             // but after the body in `ib` was laid out: the retry starts over.
             let unchanged = ib.clone();
-            match fs.store_attrs_counted(&mut ib, attrs.clone()) {
+            match txn.store_attrs_counted(&mut ib, attrs.clone()) {
                 Err(Error::NoSpace)
-                    if fs.geo.features.incompat.contains(Incompat::EA_INODE) && attrs[at].inum == 0 && !value.is_empty() =>
+                    if txn.geo.features.incompat.contains(Incompat::EA_INODE) && attrs[at].inum == 0 && !value.is_empty() =>
                 {
                     // As the kernel retries: the value goes to an EA inode.
                     ib = unchanged;
-                    fs.move_to_ea_inode(&ib, &mut attrs[at])?;
-                    fs.store_attrs_counted(&mut ib, attrs)?;
+                    txn.move_to_ea_inode(&ib, &mut attrs[at])?;
+                    txn.store_attrs_counted(&mut ib, attrs)?;
                 }
                 r => r?,
             }
-            ib.inode.ctime = fs.now();
-            fs.write_inode(&mut ib)
+            ib.inode.ctime = txn.now();
+            txn.write_inode(&mut ib)
         })
     }
 
     /// Removes attribute `name` of inode `ino`.
     pub fn remove_xattr(&mut self, ino: u32, name: &[u8]) -> Result<()> {
         Self::check_xattr_name(name)?;
-        self.op(|fs| {
-            let mut ib = fs.xattr_writable(ino)?;
+        self.op(|txn| {
+            let mut ib = txn.xattr_writable(ino)?;
             let (index, suffix) = encode_name(name);
-            let mut attrs = fs.collect_attrs(&ib)?;
+            let mut attrs = txn.collect_attrs(&ib)?;
             let before = attrs.len();
             attrs.retain(|a| !(a.index == index && a.name == suffix));
             if attrs.len() == before {
                 return Err(Error::NoAttribute);
             }
-            fs.store_attrs_counted(&mut ib, attrs)?;
-            ib.inode.ctime = fs.now();
-            fs.write_inode(&mut ib)
+            txn.store_attrs_counted(&mut ib, attrs)?;
+            ib.inode.ctime = txn.now();
+            txn.write_inode(&mut ib)
         })
     }
 
@@ -227,6 +228,31 @@ impl Filesystem {
         Ok(v)
     }
 
+    fn xattr_refcount(&self, ino: u32, block: u64) -> Result<u32> {
+        let data = self.read_xattr_block(ino, block)?;
+        let h = parse_block_header(&data).map_err(|e| Error::format(&e, Location::InodeBlock { ino, block }))?;
+        Ok(h.h_refcount.get())
+    }
+
+    /// The largest `system.data` value the inode body can hold while the
+    /// other attributes in the body stay there (`get_max_inline_xattr_value_size`);
+    /// `None` when the body has no room for the entry at all.
+    pub(crate) fn inline_value_room(&self, ib: &InodeBuf) -> Result<Option<usize>> {
+        let cap = ib.xattr_area().len();
+        // Magic, terminator and the `system.data` entry itself.
+        let mut used = 8 + entry_len(INLINE_DATA_NAME.len());
+        self.for_each_xattr(ib, |place, e, _| {
+            if place == XattrPlace::Inode && !is_inline_data(e.name_index, e.name) {
+                let value = if e.value_inum != 0 { 0 } else { value_len(e.value_size as usize) };
+                used += entry_len(e.name.len()) + value;
+            }
+            Ok(())
+        })?;
+        Ok((used <= cap).then(|| (cap - used) & !3))
+    }
+}
+
+impl Txn<'_> {
     /// [`Self::store_attrs`], keeping EA inode reference counts right: the
     /// references the inode held before (its body, and its block unless
     /// shared) are replaced by those it holds after.
@@ -312,7 +338,7 @@ impl Filesystem {
             set_xattr_block_checksum(self.geo.csum_seed, target, &mut data);
         }
         self.write_meta(target, data)?;
-        self.write.xattr_share.insert(target, hash);
+        self.xattr_share_mut().insert(target, hash);
         Ok(())
     }
 
@@ -329,7 +355,7 @@ impl Filesystem {
                     }
                 }
                 // Changed or no longer an xattr block: not a candidate any more.
-                _ => self.write.xattr_share.remove(b),
+                _ => self.xattr_share_mut().remove(b),
             }
         }
         Ok(None)
@@ -347,12 +373,6 @@ impl Filesystem {
         })
     }
 
-    fn xattr_refcount(&self, ino: u32, block: u64) -> Result<u32> {
-        let data = self.read_xattr_block(ino, block)?;
-        let h = parse_block_header(&data).map_err(|e| Error::format(&e, Location::InodeBlock { ino, block }))?;
-        Ok(h.h_refcount.get())
-    }
-
     /// Drops the inode's reference to its xattr block, freeing the block at
     /// its last reference.
     pub(crate) fn release_xattrs(&mut self, ib: &mut InodeBuf) -> Result<()> {
@@ -365,7 +385,7 @@ impl Filesystem {
             return Err(Error::corrupt(Structure::XattrBlock, Location::InodeBlock { ino: ib.ino, block }, "reference count is zero"));
         }
         if refs == 1 {
-            self.write.xattr_share.remove(block);
+            self.xattr_share_mut().remove(block);
             self.free_blocks(block, 1, true)?;
         } else {
             let seed = self.geo.csum_seed;
@@ -393,23 +413,6 @@ impl Filesystem {
             attrs.insert(0, Attr::new(INLINE_DATA_INDEX, INLINE_DATA_NAME, v));
         }
         self.store_attrs_counted(ib, attrs)
-    }
-
-    /// The largest `system.data` value the inode body can hold while the
-    /// other attributes in the body stay there (`get_max_inline_xattr_value_size`);
-    /// `None` when the body has no room for the entry at all.
-    pub(crate) fn inline_value_room(&self, ib: &InodeBuf) -> Result<Option<usize>> {
-        let cap = ib.xattr_area().len();
-        // Magic, terminator and the `system.data` entry itself.
-        let mut used = 8 + entry_len(INLINE_DATA_NAME.len());
-        self.for_each_xattr(ib, |place, e, _| {
-            if place == XattrPlace::Inode && !is_inline_data(e.name_index, e.name) {
-                let value = if e.value_inum != 0 { 0 } else { value_len(e.value_size as usize) };
-                used += entry_len(e.name.len()) + value;
-            }
-            Ok(())
-        })?;
-        Ok((used <= cap).then(|| (cap - used) & !3))
     }
 }
 

@@ -258,7 +258,7 @@ fn library_writes_kernel_reads(tag: &str, inode_size: u32, features: &str) {
     m.unmount().unwrap();
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, getfattr, setfattr, getfacl, setfacl)]
 fn library_attributes_are_what_the_kernel_shows() {
     if !prerequisites() {
         return;
@@ -270,7 +270,7 @@ fn library_attributes_are_what_the_kernel_shows() {
 /// ACLs stored by `set_xattr` in the on-disk format (the library keeps
 /// `system.posix_acl_*` values as given: an empty name under index 2 or 3),
 /// next to other attributes, are what getfacl shows.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, getfattr, setfattr, getfacl, setfacl)]
 fn library_acls_are_what_getfacl_shows() {
     if !prerequisites() {
         return;
@@ -329,7 +329,7 @@ fn assert_library_sees(fs: &Filesystem, seen: &[(&str, Seen)]) {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, getfattr, setfattr, getfacl, setfacl)]
 fn kernel_attributes_are_what_the_library_reads() {
     if !prerequisites() {
         return;
@@ -379,7 +379,7 @@ fn kernel_attributes_are_what_the_library_reads() {
 
 /// ACLs set by `setfacl` (access and default, next to other attributes)
 /// read through `get_xattr` decode to what getfacl showed.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, getfattr, setfattr, getfacl, setfacl)]
 fn kernel_acls_are_what_the_library_reads() {
     if !prerequisites() {
         return;
@@ -403,7 +403,7 @@ fn kernel_acls_are_what_the_library_reads() {
 /// The kernel shares one xattr block between files with equal sets (mbcache);
 /// the library changing one sharer copies the block first, and removing the
 /// other's attributes drops the last reference.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, getfattr, setfattr, getfacl, setfacl)]
 fn shared_xattr_blocks_are_copied_on_write() {
     if !prerequisites() {
         return;

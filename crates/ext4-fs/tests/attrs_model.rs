@@ -6,8 +6,9 @@
 //! (nanoseconds, past 2038, before 1970; clamped to 32-bit seconds where the
 //! inode has no `_extra` words, to 1901..2446 without nanoseconds at the
 //! limits where it has them), ctime of the last change, xattrs and file
-//! contents, and `e2fsck -fn` is silent. `EXT4_PROPTEST_CASES` raises the
-//! case count.
+//! contents, and `e2fsck -fn` is silent.
+//! `PROPTEST_CASES` sets the case count; failures are kept in
+//! `proptest-regressions/` and replayed first.
 
 mod common;
 
@@ -16,7 +17,7 @@ use std::collections::BTreeMap;
 use common::{Scratch, have_fsck, open_ro, open_rw};
 use ext4_fs::{Error, Filesystem, SetAttr, Timestamp, XattrMode};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::TestRunner;
 
 #[derive(Debug, Clone, Copy)]
 struct Conf {
@@ -39,11 +40,11 @@ fn format_image(c: &Conf, tag: &str) -> Scratch {
     let tag = format!("attrs-{}-{tag}", c.name);
     if c.features.contains("bigalloc") {
         // Made by mke2fs (the project's formatter does not make bigalloc), 16 blocks a cluster.
-        let path = std::env::temp_dir().join(format!("ext4fs-test-{}-{tag}.img", std::process::id()));
+        let scratch = Scratch::new(&format!("{tag}.img"));
         let (bs, isize, cluster) = (c.block_size.to_string(), c.inode_size.to_string(), (c.block_size * 16).to_string());
         let args = ["-t", "ext4", "-b", &bs, "-I", &isize, "-O", c.features, "-C", &cluster];
-        ext4_testkit::fixtures::mke2fs_sized(&path, 64 << 20, &args).expect("mke2fs");
-        return Scratch { path };
+        ext4_testkit::fixtures::mke2fs_sized(&scratch.path, 64 << 20, &args).expect("mke2fs");
+        return scratch;
     }
     common::format_ext4(&tag, 16 << 20, c.block_size, c.inode_size, c.features)
 }
@@ -391,16 +392,12 @@ fn run_case(conf: &Conf, ops: &[Op], case: usize, fsck: bool) -> Result<(), Test
     Ok(())
 }
 
-fn cases() -> u32 {
-    std::env::var("EXT4_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(32)
-}
-
 #[test]
 fn random_attribute_operations_match_the_model() {
     // Without e2fsck (outside CI) the model comparison still runs.
     let fsck = have_fsck();
     for conf in CONFS {
-        let mut runner = TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() });
+        let mut runner = TestRunner::new(ext4_testkit::prop::config(32, &format!("attrs_model-{}", conf.name)));
         let case = std::cell::Cell::new(0);
         runner
             .run(&proptest::collection::vec(op(), 1..40), |ops| {

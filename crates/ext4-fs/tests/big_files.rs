@@ -281,7 +281,7 @@ fn kernel_to_library(kind: &Kind, image_size: u64, ranges: &[Range], expected_sh
     assert_eq!(got, expected_sha, "{}: SHA-256 of the whole file read by the library", kind.name);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, filefrag, openssl)]
 fn sparse_five_gib_file_round_trips_through_the_kernel() {
     if !prerequisites() {
         return;
@@ -299,7 +299,7 @@ fn sparse_five_gib_file_round_trips_through_the_kernel() {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, filefrag, openssl)]
 fn file_of_100k_extents_round_trips_through_the_kernel() {
     if !prerequisites() {
         return;

@@ -69,7 +69,7 @@ fn step(img: &Scratch, base_free: u64, what: &str, op: impl FnOnce(&mut ext4_fs:
     assert_eq!(base_free - free_blocks(img), want.taken * RATIO, "{what}: clusters taken from the free count");
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn clusters_are_shared_by_their_blocks_and_kept_while_one_remains() {
     if !have_fsck() {
         return;
@@ -123,7 +123,7 @@ fn clusters_are_shared_by_their_blocks_and_kept_while_one_remains() {
 
 /// A directory grows block by block inside its first cluster, and an xattr
 /// block takes a cluster of its own, counted in `i_blocks` of each inode.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn directories_and_xattr_blocks_take_clusters() {
     if !have_fsck() {
         return;
@@ -154,17 +154,16 @@ fn directories_and_xattr_blocks_take_clusters() {
 /// 4 KiB blocks): files written with holes, punched, preallocated and
 /// truncated, a directory grown, an xattr block, files removed; the data
 /// reads back after a fresh open and `e2fsck -fn` is silent.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn cluster_sizes_from_two_blocks_to_a_thousand() {
     if !have_fsck() {
         return;
     }
     for (bs, ratio) in [(1024u64, 2u64), (1024, 64), (1024, 1024), (4096, 2), (4096, 4), (4096, 1024)] {
         let what = format!("{bs}-byte blocks, {ratio} a cluster");
-        let path = std::env::temp_dir().join(format!("ext4fs-test-{}-clusters-{bs}-{ratio}.img", std::process::id()));
+        let img = Scratch::new(&format!("clusters-{bs}-{ratio}.img"));
         let (b, c) = (bs.to_string(), (bs * ratio).to_string());
-        ext4_testkit::fixtures::mke2fs_sized(&path, 512 << 20, &["-t", "ext4", "-b", &b, "-O", "bigalloc", "-C", &c]).expect("mke2fs");
-        let img = Scratch { path };
+        ext4_testkit::fixtures::mke2fs_sized(&img.path, 512 << 20, &["-t", "ext4", "-b", &b, "-O", "bigalloc", "-C", &c]).expect("mke2fs");
         let mut fs = open_rw(&img.path);
         let mut expect = Vec::new();
         for f in 0..6u64 {

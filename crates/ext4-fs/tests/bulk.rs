@@ -13,7 +13,7 @@ fn open_bulk(path: &std::path::Path) -> Filesystem {
     Filesystem::open_path(path, OpenOptions { bulk: true, ..OpenOptions::read_write() }).unwrap()
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn bulk_fill_is_clean_and_leaves_the_journal_alone() {
     if !have_fsck() {
         return;

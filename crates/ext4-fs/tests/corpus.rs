@@ -7,22 +7,20 @@
 //! unlink, rmdir, sync), closed, reopened and walked again.
 //!
 //! Errors are fine; a panic, a walk over its time budget, or an allocation
-//! over `hostile::ALLOC_LIMIT` fails the test (every image is tried first and
+//! over `ext4_bounded_alloc::ALLOC_LIMIT` fails the test (every image is tried first and
 //! all failures are listed).
 //!
 //! `EXT4_CORPUS_BUDGET_SECS` sets the per-image budget (default 30 s).
-
-mod hostile;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ext4_fs::{Filesystem, MemoryDevice, OpenOptions};
-use hostile::{Limits, Outcome, WalkStats};
+use ext4_testkit::hostile::{self, Limits, Outcome, WalkStats};
 
 #[global_allocator]
-static ALLOC: hostile::BoundedAlloc = hostile::BoundedAlloc;
+static ALLOC: ext4_bounded_alloc::BoundedAlloc = ext4_bounded_alloc::BoundedAlloc;
 
 /// What happened to one image.
 /// A read-write session: (calls, calls that failed, the close's result).
@@ -76,7 +74,7 @@ fn short(e: &str) -> String {
     e.chars().take(110).collect()
 }
 
-#[test]
+#[ext4_testkit::oracle_test(gzip)]
 fn every_corpus_image_is_walked_and_written_without_panic_or_hang() {
     let dir = corpus_dir();
     if !dir.is_dir() {

@@ -24,10 +24,10 @@ fn copy_profile(profile: &str, tag: &str) -> Option<(PathBuf, common::Scratch, u
         return None;
     }
     let (img, _) = fixtures::image(&p).unwrap();
-    let path = std::env::temp_dir().join(format!("ext4fs-corrupt-{}-{tag}.img", std::process::id()));
-    std::fs::copy(&img, &path).unwrap();
-    let bs = block_size(&path);
-    Some((path.clone(), common::Scratch { path }, bs))
+    let scratch = common::Scratch::new(&format!("corrupt-{tag}.img"));
+    std::fs::copy(&img, &scratch.path).unwrap();
+    let bs = block_size(&scratch.path);
+    Some((scratch.path.clone(), scratch, bs))
 }
 
 fn flip(path: &Path, offset: u64) {
@@ -74,7 +74,7 @@ fn open(path: &Path) -> Result<Filesystem, Error> {
     Filesystem::open_path(path, OpenOptions::read_only())
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn superblock() {
     let Some((p, _s, _)) = copy_fixture("sb") else {
         return;
@@ -83,7 +83,7 @@ fn superblock() {
     expect_corrupt(open(&p), Structure::Superblock);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn group_descriptor() {
     let Some((p, _s, bs)) = copy_fixture("gd") else {
         return;
@@ -93,7 +93,7 @@ fn group_descriptor() {
     expect_corrupt(open(&p), Structure::GroupDesc);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn inode() {
     let Some((p, _s, bs)) = copy_fixture("inode") else {
         return;
@@ -107,7 +107,7 @@ fn inode() {
     expect_corrupt(fs.metadata("/special/x"), Structure::Inode);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn directory_block() {
     let Some((p, _s, bs)) = copy_fixture("dir") else {
         return;
@@ -118,7 +118,7 @@ fn directory_block() {
     expect_corrupt(fs.read_dir("/special"), Structure::DirBlock);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn htree_node() {
     // The kernel indexes big directories (mke2fs -d does not).
     let Some((p, _s, bs)) = copy_profile("ext4-kernel", "dx") else {
@@ -132,7 +132,7 @@ fn htree_node() {
     expect_corrupt(fs.lookup("/bigdir/entry-0000001-nonexistent"), Structure::DxNode);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn xattr_block() {
     let Some((p, _s, bs)) = copy_fixture("xattr") else {
         return;
@@ -148,7 +148,7 @@ fn xattr_block() {
     expect_corrupt(fs.xattrs(path), Structure::XattrBlock);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn extent_block() {
     let Some((p, _s, bs)) = copy_fixture("extent") else {
         return;
@@ -171,7 +171,7 @@ fn extent_block() {
     expect_corrupt(fs.read("/fragmented"), Structure::ExtentNode);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn block_bitmap() {
     let Some((p, _s, bs)) = copy_fixture("bitmap") else {
         return;

@@ -38,7 +38,7 @@ fn kernel_value(path: &Path, name: &str) -> Vec<u8> {
     out.stdout
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn big_values_live_in_ea_inodes() {
     if !have_fsck() {
         return;
@@ -111,7 +111,7 @@ fn big_values_live_in_ea_inodes() {
     assert_eq!(blocks, baseline.1 + 1, "blocks not returned");
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, setfattr)]
 fn values_the_kernel_put_in_ea_inodes_are_read_and_freed() {
     if !have_fsck() || !ext4_testkit::require(can_loop_mount() && have_tool("setfattr"), "needs root, loop devices and attr") {
         return;
@@ -140,7 +140,7 @@ fn values_the_kernel_put_in_ea_inodes_are_read_and_freed() {
 /// Setting again a value that went to an EA inode because the block was
 /// full (the retry after ENOSPC) frees the EA inode it replaces and charges
 /// the owner once. Found by `attrs_model`.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn replacing_a_value_moved_out_for_room_frees_the_old_ea_inode() {
     if !have_fsck() {
         return;

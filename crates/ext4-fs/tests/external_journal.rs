@@ -26,12 +26,18 @@ struct Pair {
     journal: PathBuf,
     /// The journal's UUID.
     uuid: String,
+    /// Holds both files; removed on drop.
+    _dir: tempfile::TempDir,
 }
 
-impl Drop for Pair {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.image);
-        let _ = std::fs::remove_file(&self.journal);
+impl Pair {
+    /// A copy of both files in a scratch directory of its own.
+    fn copy(&self, tag: &str) -> Pair {
+        let dir = ext4_testkit::scratch_dir(&format!("extjournal-{tag}"));
+        let (image, journal) = (dir.path().join("fs.img"), dir.path().join("fs.journal"));
+        std::fs::copy(&self.image, &image).unwrap();
+        std::fs::copy(&self.journal, &journal).unwrap();
+        Pair { image, journal, uuid: self.uuid.clone(), _dir: dir }
     }
 }
 
@@ -40,10 +46,10 @@ fn oracles() -> bool {
 }
 
 fn pair(tag: &str, block_size: &str) -> Pair {
-    let base = std::env::temp_dir().join(format!("ext4fs-extjournal-{}-{tag}", std::process::id()));
-    let (image, journal) = (base.with_extension("img"), base.with_extension("journal"));
+    let dir = ext4_testkit::scratch_dir(&format!("extjournal-{tag}"));
+    let (image, journal) = (dir.path().join("fs.img"), dir.path().join("fs.journal"));
     let uuid = mke2fs_external_journal(&image, 32 << 20, &journal, 8 << 20, &["-t", "ext4", "-b", block_size]).expect("mke2fs");
-    Pair { image, journal, uuid }
+    Pair { image, journal, uuid, _dir: dir }
 }
 
 fn run(cmd: &mut Command) {
@@ -89,7 +95,7 @@ fn kernel_view(p: &Pair) -> Snapshot {
     s
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn the_library_replays_what_the_kernel_logged_on_the_device() {
     if !oracles() {
         return;
@@ -127,16 +133,7 @@ fn the_library_replays_what_the_kernel_logged_on_the_device() {
         let e = Filesystem::open_path(&p.image, OpenOptions::read_write()).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("needs recovery"), "{e}");
         // Recovery alone, and clearing, on copies.
-        let copy = |tag: &str| {
-            let c = Pair {
-                image: p.image.with_extension(format!("{tag}.img")),
-                journal: p.journal.with_extension(format!("{tag}.journal")),
-                uuid: p.uuid.clone(),
-            };
-            std::fs::copy(&p.image, &c.image).unwrap();
-            std::fs::copy(&p.journal, &c.journal).unwrap();
-            c
-        };
+        let copy = |tag: &str| p.copy(tag);
         let dev = |path: &Path| FileDevice::open(path, false).unwrap();
         let r = copy("recover");
         let fs = Filesystem::recover_external_journal(dev(&r.image), dev(&r.journal)).unwrap();
@@ -175,7 +172,7 @@ fn library_workload(fs: &mut Filesystem) -> Snapshot {
     tree(fs)
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn the_kernel_and_e2fsck_replay_what_the_library_logged_on_the_device() {
     if !oracles() {
         return;
@@ -187,9 +184,7 @@ fn the_kernel_and_e2fsck_replay_what_the_library_logged_on_the_device() {
     std::mem::forget(fs);
     assert!(needs_recovery(&p.image), "the library left needs_recovery set");
 
-    let copy = Pair { image: p.image.with_extension("copy.img"), journal: p.journal.with_extension("copy.journal"), uuid: p.uuid.clone() };
-    std::fs::copy(&p.image, &copy.image).unwrap();
-    std::fs::copy(&p.journal, &copy.journal).unwrap();
+    let copy = p.copy("copy");
     let out = Command::new("e2fsck").args(["-fy", "-E", "journal_only", "-j"]).arg(&copy.journal).arg(&copy.image).output().unwrap();
     assert!(out.status.code().unwrap_or(8) < 4, "e2fsck's replay: {}", String::from_utf8_lossy(&out.stdout));
     assert_clean(&copy, "after e2fsck's replay");
@@ -209,7 +204,7 @@ fn the_kernel_and_e2fsck_replay_what_the_library_logged_on_the_device() {
     assert_eq!(kernel_view(&p).nodes.len(), synced.nodes.len() + 1, "the kernel sees the last file");
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn opens_without_the_right_journal_device_fail_and_say_why() {
     if !oracles() {
         return;

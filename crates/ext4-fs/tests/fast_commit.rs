@@ -35,12 +35,13 @@ use ext4_fs::{FileType, Filesystem, OpenOptions};
 use ext4_testkit::oracle::{LoopMount, can_loop_mount, e2fsck_problems, have_e2fsprogs};
 use ext4_testkit::snapshot::Snapshot;
 
-/// A scratch directory for one case, removed on drop.
-struct Scratch(PathBuf);
+/// A scratch directory for one case (its path, and the directory removed on drop).
+struct Scratch(PathBuf, #[allow(dead_code)] tempfile::TempDir);
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+impl Scratch {
+    fn new(tag: &str) -> Self {
+        let dir = ext4_testkit::scratch_dir(tag);
+        Self(dir.path().to_path_buf(), dir)
     }
 }
 
@@ -187,8 +188,7 @@ fn fast_commit_records(fs: &Filesystem, crash: &Path) -> Result<String, String> 
 /// One workload: the kernel's crash image, recovered by the kernel and by
 /// the library both ways.
 fn run_case(seed: u64) -> Result<String, String> {
-    let dir = Scratch(std::env::temp_dir().join(format!("ext4fs-fc-{}-{seed}-{}", std::process::id(), ext4_testkit::oracle::unique())));
-    std::fs::create_dir_all(&dir.0).map_err(|e| e.to_string())?;
+    let dir = Scratch::new(&format!("fc-{seed}"));
     let crash = dir.0.join("crash.img");
     let crash_ns = kernel_crash_image(&crash, seed)?;
     let kernel = kernel_recovery(&crash, &dir.0.join("kernel.img"));
@@ -231,7 +231,7 @@ fn run_case(seed: u64) -> Result<String, String> {
     Ok(format!("{} entries; {records}{flagged}", expected.0.nodes.len()))
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, python3)]
 fn kernel_fast_commit_crashes_recover_as_the_kernel_does() {
     if !have_oracles() {
         return;
@@ -292,9 +292,7 @@ fn until<T>(what: &str, mut attempt: impl FnMut() -> Option<T>) -> T {
 }
 
 fn scratch(tag: &str) -> Scratch {
-    let dir = Scratch(std::env::temp_dir().join(format!("ext4fs-fc-{tag}-{}-{}", std::process::id(), ext4_testkit::oracle::unique())));
-    std::fs::create_dir_all(&dir.0).unwrap();
-    dir
+    Scratch::new(&format!("fc-{tag}"))
 }
 
 fn have_oracles() -> bool {
@@ -307,7 +305,7 @@ fn have_oracles() -> bool {
 /// A fast commit holding a file that was unlinked while open: the kernel's
 /// replay copies the inode record without links, then fails to read it
 /// back and refuses to mount. The library refuses both opens and says why.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, python3)]
 fn kernel_refusal_of_an_open_unlinked_inode_is_mirrored() {
     if !have_oracles() {
         return;
@@ -330,7 +328,7 @@ fn kernel_refusal_of_an_open_unlinked_inode_is_mirrored() {
 /// Fast commits on an `inline_data` filesystem: the kernel's replay reads
 /// inline inodes' data as block maps, so the library does not follow it
 /// there and refuses both opens, saying so, rather than drop fsync'd data.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, python3)]
 fn fast_commits_with_inline_data_are_refused() {
     if !have_oracles() {
         return;
@@ -358,7 +356,7 @@ fn fast_commits_with_inline_data_are_refused() {
 /// of them is opened again. Every such image must recover to the kernel's
 /// tree, and e2fsck must find it clean after the open that recovered it
 /// closed.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, python3)]
 fn a_crash_during_fast_commit_replay_replays_again() {
     use ext4_fs::blockdev::{MemoryDevice, RecordedOp, RecordingDevice, recording_replay};
     if !have_oracles() {
@@ -402,7 +400,7 @@ fn a_crash_during_fast_commit_replay_replays_again() {
 /// (full commits) and a crash: the kernel replays the library's log and
 /// must not take the fast commits still in the area for new ones. Its tree
 /// is the one the library showed before the crash, and e2fsck is silent.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, python3)]
 fn the_kernel_replays_the_library_log_after_a_fast_commit_recovery() {
     use ext4_fs::blockdev::{MemoryDevice, RecordingDevice, recording_replay};
     if !have_oracles() {
@@ -445,7 +443,7 @@ fn the_kernel_replays_the_library_log_after_a_fast_commit_recovery() {
 /// the damage reaches the replay, not just the scan), and both opens must
 /// answer with a filesystem or an error. `EXT4_FC_FUZZ` sets the number
 /// of damaged images (100 by default); the seed is printed.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, python3)]
 fn damaged_fast_commits_give_errors_not_panics() {
     use ext4_fs::blockdev::MemoryDevice;
     use ext4_fs::jbd2::{DeviceJournal, JournalGeometry, JournalRun};
@@ -487,13 +485,8 @@ fn damaged_fast_commits_give_errors_not_panics() {
     let cases = env_u64("EXT4_FC_FUZZ").unwrap_or(100);
     let seed = env_u64("EXT4_FC_SEED").unwrap_or_else(|| std::process::id().into());
     println!("fuzzing {} bytes of fast commits, {cases} images from seed {seed}", used.len() * bs);
-    let mut rng = seed | 1;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut rng = ext4_testkit::rng::Rng::new(seed);
+    let mut next = move || rng.next_u64();
     let (mut opened, mut refused) = (0, 0);
     for _ in 0..cases {
         let mut img = base.clone();

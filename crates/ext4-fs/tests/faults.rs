@@ -26,8 +26,6 @@
 //! `EXT4_FAULTS_ONLY=text` runs the modes whose name contains `text`;
 //! `EXT4_FAULTS_KEEP=DIR` keeps the images that fail in DIR.
 
-mod hostile;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,8 +33,8 @@ use std::time::{Duration, Instant};
 use ext4_fs::blockdev::{FaultDevice, FaultPlan, Op};
 use ext4_fs::{Filesystem, MemoryDevice, OpenOptions, Result, XattrMode};
 use ext4_testkit::fixtures::{self, Profile, TreeSize, Writer};
+use ext4_testkit::hostile::{self, Outcome};
 use ext4_testkit::oracle::{e2fsck_problems, have_e2fsprogs};
-use hostile::Outcome;
 
 const fn profile(name: &'static str, mke2fs_args: &'static [&'static str], size: &'static str) -> Profile {
     Profile { name, mke2fs_args, conf_defaults: "", size, tree: TreeSize::Small, writer: Writer::Mke2fs }
@@ -259,7 +257,7 @@ fn reopen_and_check(bytes: Vec<u8>, path: &std::path::Path) -> std::result::Resu
     })
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn failed_writes_and_flushes_leave_recoverable_images() {
     if !ext4_testkit::require(have_e2fsprogs(), "e2fsprogs not installed") {
         return;
@@ -267,8 +265,8 @@ fn failed_writes_and_flushes_leave_recoverable_images() {
     let stride = std::env::var("EXT4_FAULTS_STRIDE").ok().and_then(|s| s.parse().ok()).unwrap_or(1u64).max(1);
     let only = std::env::var("EXT4_FAULTS_ONLY").ok();
     let keep = std::env::var_os("EXT4_FAULTS_KEEP").map(PathBuf::from);
-    let dir: PathBuf = std::env::temp_dir().join(format!("ext4-faults-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = ext4_testkit::scratch_dir("faults");
+    let dir: PathBuf = scratch.path().to_path_buf();
     let check_path = dir.join("check.img");
     let start = Instant::now();
     let strict = std::env::var_os("EXT4_FAULTS_STRICT").is_some();

@@ -160,7 +160,7 @@ fn other_operations_on_a_full_filesystem(fs: &mut Filesystem, kind: &Kind, model
     println!("{}: free blocks after edge operations: {}", kind.name, fs.statfs().free_blocks);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn filling_gives_no_space_and_freed_space_is_reused() {
     if !have_fsck() {
         return;
@@ -206,7 +206,7 @@ fn filling_gives_no_space_and_freed_space_is_reused() {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn running_out_of_inodes_gives_no_space() {
     if !have_fsck() {
         return;

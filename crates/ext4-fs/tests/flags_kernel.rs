@@ -144,7 +144,7 @@ fn lsattr(p: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, lsattr, setfattr)]
 fn flags_refuse_what_the_kernel_refuses() {
     if !ext4_testkit::require(
         have_e2fsprogs() && can_loop_mount() && have_tool("lsattr") && have_tool("setfattr"),
@@ -175,7 +175,7 @@ fn flags_refuse_what_the_kernel_refuses() {
         }
         fs.close().unwrap();
     }
-    let kernel_img = common::Scratch { path: lib_img.path.with_extension("kernel.img") };
+    let kernel_img = common::Scratch::new("kernel.img");
     std::fs::copy(&lib_img.path, &kernel_img.path).unwrap();
 
     let mut mismatches = Vec::new();

@@ -1,8 +1,8 @@
 //! Every committed fuzz regression input (`fuzz/regressions/TARGET/*`,
 //! minimized crashes and hand-made seeds) replayed through the same target
-//! body the fuzzer runs (`fuzz/src/targets.rs`, included here with the fuzz
-//! crate's lib), without libFuzzer: no input may panic, run past its time
-//! budget, or make an allocation over `hostile::ALLOC_LIMIT`.
+//! body the fuzzer runs (`ext4_testkit::fuzz::targets`), without
+//! libFuzzer: no input may panic, run past its time budget, or make an
+//! allocation over `ext4_bounded_alloc::ALLOC_LIMIT`.
 //!
 //! Generic: a file dropped into `fuzz/regressions/TARGET/` is replayed by
 //! the next `cargo test`; a directory naming no target fails the test.
@@ -14,18 +14,14 @@
 //! `FUZZ_REPLAY_CORPUS=1` also replays the local corpora `fuzz/corpus/TARGET/`
 //! (not committed; after a campaign).
 
-#[allow(dead_code, missing_docs, unused_qualifications)]
-#[path = "../../../fuzz/src/lib.rs"]
-mod ext4_fuzz;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ext4_fuzz::hostile::{self, Outcome};
-use ext4_fuzz::targets;
+use ext4_testkit::fuzz::targets;
+use ext4_testkit::hostile::{self, Outcome};
 
 #[global_allocator]
-static ALLOC: hostile::BoundedAlloc = hostile::BoundedAlloc;
+static ALLOC: ext4_bounded_alloc::BoundedAlloc = ext4_bounded_alloc::BoundedAlloc;
 
 /// libFuzzer's `-timeout=30` of `cargo xtask fuzz`, with room for a debug build.
 const BUDGET: Duration = Duration::from_secs(60);
@@ -105,7 +101,7 @@ fn every_target_of_the_fuzz_crate_has_a_body_here() {
     bins.sort();
     ours.sort();
     assert!(!bins.is_empty(), "no [[bin]] in fuzz/Cargo.toml");
-    assert_eq!(bins, ours, "fuzz/Cargo.toml's targets and fuzz/src/targets.rs's TARGETS differ");
+    assert_eq!(bins, ours, "fuzz/Cargo.toml's targets and ext4_testkit::fuzz::targets::TARGETS differ");
 }
 
 #[test]

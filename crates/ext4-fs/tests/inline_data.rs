@@ -3,8 +3,9 @@
 //! inline room into blocks and shrunk; inline directories filled until they
 //! move to a block, emptied, renamed across, moved) against a model. After
 //! each sequence the library (fresh open) and the kernel (loop mount) both
-//! see the model's tree, and `e2fsck -fn` is silent. `EXT4_PROPTEST_CASES`
-//! raises the case count.
+//! see the model's tree, and `e2fsck -fn` is silent.
+//! `PROPTEST_CASES` sets the case count; failures are kept in
+//! `proptest-regressions/` and replayed first.
 
 mod common;
 
@@ -15,7 +16,7 @@ use common::{Scratch, have_fsck, open_ro, open_rw};
 use ext4_fs::{Error, Filesystem, InodeFlags, RenameMode};
 use ext4_testkit::oracle::{LoopMount, can_loop_mount, debugfs, e2fsck_problems};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::TestRunner;
 
 /// An `inline_data` image configuration.
 #[derive(Debug, Clone, Copy)]
@@ -251,11 +252,7 @@ fn run_case(c: &Conf, ops: &[Op], case: usize) -> Result<(), TestCaseError> {
     check(&img.path, &model, ops)
 }
 
-fn cases() -> u32 {
-    std::env::var("EXT4_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24)
-}
-
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn random_inline_operations_match_the_model() {
     if !have_fsck() {
         return;
@@ -263,7 +260,7 @@ fn random_inline_operations_match_the_model() {
     // Without root and loop devices only the kernel part is left out (outside CI).
     ext4_testkit::require(can_loop_mount(), "the kernel part: not root or no loop devices");
     for c in CONFS {
-        let mut runner = TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() });
+        let mut runner = TestRunner::new(ext4_testkit::prop::config(24, &format!("inline_data-{}", c.name)));
         let case = std::cell::Cell::new(0);
         runner
             .run(&proptest::collection::vec(op(), 1..60), |ops| {
@@ -284,7 +281,7 @@ fn is_inline(fs: &Filesystem, path: &str) -> bool {
 /// (60 in `i_block`, 68 in `system.data`), 129 do not; an empty file is not
 /// inline; a growing truncate moves the data to a block; a shrinking one
 /// keeps it inline. A directory stays inline until its entries pass the room.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn inline_thresholds_match_the_kernel() {
     if !have_fsck() {
         return;

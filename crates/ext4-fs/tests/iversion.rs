@@ -18,7 +18,7 @@ fn version(img: &Path, path: &str) -> u64 {
     u64::from_str_radix(hi, 16).unwrap() << 32 | u64::from_str_radix(lo, 16).unwrap()
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn every_change_advances_the_version() {
     if !have_fsck() {
         return;

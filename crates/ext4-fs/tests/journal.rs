@@ -13,7 +13,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -22,8 +22,8 @@ use ext4_fs::{Filesystem, OpenOptions};
 use ext4_testkit::oracle::{LoopMount, can_loop_mount, e2fsck_problems, have_e2fsprogs};
 use ext4_testkit::snapshot::Snapshot;
 
-fn scratch(tag: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("ext4fs-journal-{}-{tag}-{}.img", std::process::id(), ext4_testkit::oracle::unique()))
+fn scratch(tag: &str) -> tempfile::TempPath {
+    ext4_testkit::scratch_file(&format!("journal-{tag}"))
 }
 
 fn run(cmd: &mut Command) {
@@ -130,7 +130,7 @@ fn compare_with_e2fsck_replay(ours: &[u8], theirs: &[u8], what: &str) {
     );
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn kernel_journals_replay_like_e2fsck() {
     if !ext4_testkit::require(have_e2fsprogs() && can_loop_mount(), "needs e2fsprogs, root and loop devices") {
         return;
@@ -178,7 +178,7 @@ fn kernel_journals_replay_like_e2fsck() {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn kernel_orphans_are_processed_at_open() {
     if !ext4_testkit::require(have_e2fsprogs() && can_loop_mount(), "needs e2fsprogs, root and loop devices") {
         return;
@@ -249,7 +249,7 @@ fn step(fs: &mut Filesystem, i: usize) {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn kernel_replays_journals_the_library_left() {
     // Every write boundary is judged by `ext4-testkit`'s crash explorer
     // (tests/crash.rs there, `cargo xtask crash`); here the kernel is the

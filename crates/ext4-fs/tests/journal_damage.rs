@@ -551,7 +551,7 @@ fn seed() -> u64 {
     })
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn damaged_journals_recover_like_e2fsck() {
     if !ext4_testkit::require(have_e2fsprogs() && can_loop_mount(), "needs e2fsprogs, root and loop devices") {
         return;
@@ -588,7 +588,7 @@ fn dumpe2fs_field(img: &Path, field: &str) -> Option<String> {
     out.lines().find_map(|l| l.strip_prefix(field)).map(|v| v.trim().to_string())
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn a_damaged_journal_opens_with_the_error_recorded() {
     if !ext4_testkit::require(have_e2fsprogs() && can_loop_mount(), "needs e2fsprogs, root and loop devices") {
         return;
@@ -624,7 +624,7 @@ fn a_damaged_journal_opens_with_the_error_recorded() {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn a_journal_error_left_by_the_kernel_moves_to_the_filesystem() {
     if !ext4_testkit::require(have_e2fsprogs() && can_loop_mount(), "needs e2fsprogs, root and loop devices") {
         return;
@@ -655,7 +655,7 @@ fn a_journal_error_left_by_the_kernel_moves_to_the_filesystem() {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn an_unreadable_journal_superblock_refuses_writes_and_says_what_to_do() {
     if !ext4_testkit::require(have_e2fsprogs() && can_loop_mount(), "needs e2fsprogs, root and loop devices") {
         return;

@@ -18,7 +18,7 @@ fn mmp_sequence(img: &Path) -> String {
     line.trim().to_string()
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn writes_are_refused_while_the_kernel_has_it_mounted() {
     if !ext4_testkit::require(have_e2fsprogs() && can_loop_mount(), "needs e2fsprogs, root and loop devices") {
         return;

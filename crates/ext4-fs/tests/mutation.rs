@@ -7,12 +7,10 @@
 //! opened read-write, written to, closed, reopened and walked. Most cases
 //! open with `verify_checksums: false` so the damage gets past the
 //! checksums. No case may panic, run past its budget or allocate beyond
-//! `hostile::ALLOC_LIMIT`; errors are fine.
+//! `ext4_bounded_alloc::ALLOC_LIMIT`; errors are fine.
 //!
 //! `EXT4_MUTATION_CASES` (default 3000) sets the number of cases,
 //! `EXT4_MUTATION_SEED` the seed, `EXT4_MUTATION_CASE` replays one case.
-
-mod hostile;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,13 +18,13 @@ use std::time::{Duration, Instant};
 
 use ext4_fs::{Filesystem, MemoryDevice, OpenOptions};
 use ext4_testkit::fixtures::{Profile, TreeSize, Writer};
+use ext4_testkit::hostile::{self, Limits, Outcome};
 use ext4_testkit::mutate::{Kind, Template, make_small_tree, mke2fs_template, mutate};
 use ext4_testkit::oracle::have_e2fsprogs;
 use ext4_testkit::rng::Rng;
-use hostile::{Limits, Outcome};
 
 #[global_allocator]
-static ALLOC: hostile::BoundedAlloc = hostile::BoundedAlloc;
+static ALLOC: ext4_bounded_alloc::BoundedAlloc = ext4_bounded_alloc::BoundedAlloc;
 
 const fn profile(name: &'static str, mke2fs_args: &'static [&'static str], size: &'static str) -> Profile {
     Profile { name, mke2fs_args, conf_defaults: "", size, tree: TreeSize::Small, writer: Writer::Mke2fs }
@@ -73,13 +71,13 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|s| s.parse().ok())
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn damaged_metadata_never_panics_hangs_or_overallocates() {
     if !ext4_testkit::require(have_e2fsprogs(), "e2fsprogs not installed") {
         return;
     }
-    let work: PathBuf = std::env::temp_dir().join(format!("ext4-mutation-{}", std::process::id()));
-    std::fs::create_dir_all(&work).unwrap();
+    let work_dir = ext4_testkit::scratch_dir("mutation");
+    let work: PathBuf = work_dir.path().to_path_buf();
     let tree = work.join("tree");
     make_small_tree(&tree).unwrap();
     let t0 = Instant::now();

@@ -92,9 +92,8 @@ fn big() -> bool {
 
 /// Formats an ext4 image with room for `inodes` inodes.
 fn format(kind: &BigKind, size: u64, inodes: u64) -> Scratch {
-    let path = std::env::temp_dir().join(format!("ext4fs-ns-{}-{}.img", std::process::id(), kind.name));
-    let _ = std::fs::remove_file(&path);
-    let dev = FileDevice::create(&path, size).expect("image file");
+    let scratch = Scratch::new(&format!("ns-{}.img", kind.name));
+    let dev = FileDevice::create(&scratch.path, size).expect("image file");
     let mut opts = FormatOptions::new(kind.fs_type)
         .profile(Profile::DEBIAN)
         .size_bytes(size)
@@ -107,7 +106,7 @@ fn format(kind: &BigKind, size: u64, inodes: u64) -> Scratch {
         opts = opts.features(kind.features).expect("features");
     }
     mkfs::format(&dev, &opts, &mut |_| std::ops::ControlFlow::Continue(())).expect("format");
-    Scratch { path }
+    scratch
 }
 
 /// Entry `i`'s name: unique, of a length that varies with `i`.
@@ -385,35 +384,35 @@ fn entry_names_are_unique_and_valid() {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn big_directory_1k() {
     if have_fsck() {
         run_kind(&BIG_KINDS[0]);
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn big_directory_2k() {
     if have_fsck() {
         run_kind(&BIG_KINDS[1]);
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn big_directory_4k() {
     if have_fsck() {
         run_kind(&BIG_KINDS[2]);
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn big_directory_1k_large_dir_three_levels() {
     if have_fsck() {
         run_kind(&BIG_KINDS[3]);
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn big_linear_directory_ext2_1k() {
     if have_fsck() {
         run_kind(&BIG_KINDS[4]);
@@ -423,7 +422,7 @@ fn big_linear_directory_ext2_1k() {
 /// Past 65,000 links a directory's count becomes 1 (`dir_nlink`, as
 /// `ext4_inc_count` does), and removing a few subdirectories leaves it at 1;
 /// e2fsck and the kernel accept both states.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn many_subdirectories_count_as_one_link() {
     if !have_fsck() {
         return;

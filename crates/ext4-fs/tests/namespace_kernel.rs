@@ -13,7 +13,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::{KINDS, Kind, assert_clean, format, have_fsck, open_ro, open_rw};
 use ext4_fs::{FileType, Filesystem, RenameMode, Timestamp};
@@ -51,13 +51,7 @@ fn assert_lookups(fs: &Filesystem, snap: &Snapshot) {
 }
 
 /// A scratch copy of a cached fixture image, removed on drop.
-struct Copy(PathBuf);
-
-impl Drop for Copy {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
+struct Copy(tempfile::TempPath);
 
 fn copy_fixture(name: &str) -> Option<Copy> {
     let p = fixtures::profile(name).expect("known profile");
@@ -66,7 +60,7 @@ fn copy_fixture(name: &str) -> Option<Copy> {
         return None;
     }
     let (img, _) = fixtures::image(&p).expect("fixture builds");
-    let dest = Copy(std::env::temp_dir().join(format!("ext4fs-nsk-{}-{name}.img", std::process::id())));
+    let dest = Copy(ext4_testkit::scratch_file(&format!("nsk-{name}")));
     let out = std::process::Command::new("cp").arg("--sparse=always").arg(&img).arg(&dest.0).output().expect("cp runs");
     assert!(out.status.success(), "cp: {}", String::from_utf8_lossy(&out.stderr));
     Some(dest)
@@ -159,7 +153,7 @@ fn library_changes(fs: &mut Filesystem) {
     println!("library: removed {victim}, changed {n} files of the fixture");
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn library_renames_and_deletes_in_a_kernel_written_tree() {
     if !can_run() {
         return;
@@ -274,7 +268,7 @@ fn kernel_renames_in(kind: &Kind) {
     println!("{}: {} entries agree", kind.name, back.nodes.len());
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn kernel_renames_and_deletes_in_a_library_written_tree() {
     if !can_run() {
         return;
@@ -289,7 +283,7 @@ fn kernel_renames_and_deletes_in_a_library_written_tree() {
 /// `e2fsck -fyD` indexes them with the image's hash: TEA with 128-byte
 /// inodes, half-MD4 on ext2 1k and ext3 2k); e2fsck and the kernel agree
 /// with the result.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn library_grows_htrees_made_by_mke2fs() {
     if !can_run() {
         return;

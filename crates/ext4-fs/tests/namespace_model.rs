@@ -6,7 +6,8 @@
 //! (`do_renameat2`, `lock_rename`'s trap, `vfs_rename`); after each sequence
 //! the tree read back through a fresh open equals the model (names, types,
 //! `.` and `..`, link counts, hard-link structure, symlink targets) and
-//! `e2fsck -fn` is silent. `EXT4_PROPTEST_CASES` sets the case count per kind.
+//! `e2fsck -fn` is silent. `PROPTEST_CASES` sets the case count per kind;
+//! failures are kept in `proptest-regressions/` and replayed first.
 
 mod common;
 
@@ -17,7 +18,7 @@ use common::{BIGALLOC_KINDS, KINDS, Kind, format, have_fsck, open_ro, open_rw};
 use ext4_fs::{FileType, Filesystem, RenameMode};
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{TestCaseError, TestRunner};
 
 const ENOENT: i32 = 2;
 const EPERM: i32 = 1;
@@ -515,16 +516,12 @@ fn run_case(kind: &Kind, ops: &[Op], case: usize, fsck: bool) -> Result<(), Test
     Ok(())
 }
 
-fn cases() -> u32 {
-    std::env::var("EXT4_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
-}
-
 #[test]
 fn random_namespace_operations_match_the_model() {
     // Without e2fsck (outside CI) the model comparison still runs.
     let fsck = have_fsck();
     for kind in KINDS.iter().chain(BIGALLOC_KINDS) {
-        let mut runner = TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() });
+        let mut runner = TestRunner::new(ext4_testkit::prop::config(64, &format!("namespace_model-{}", kind.name)));
         let case = std::cell::Cell::new(0);
         runner
             .run(&proptest::collection::vec(op(), 1..60), |ops| {
@@ -539,7 +536,7 @@ fn random_namespace_operations_match_the_model() {
 }
 
 /// The cases the random run reaches only by luck, spelled out once.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn rename_edge_cases_match_linux() {
     if !have_fsck() {
         return;

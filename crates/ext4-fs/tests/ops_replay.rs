@@ -8,13 +8,10 @@
 //! `OPS_REPLAY_SECS=N` gives the corpus N seconds (default 40).
 //! `OPS_WRITE_SEEDS=1` writes the hand-made seeds into `fuzz/regressions/ops/`.
 
-mod fsops;
-mod hostile;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use fsops::Op;
+use ext4_testkit::fsops::{self, Op};
 
 /// Time the local corpus may take (the committed inputs always run whole);
 /// `OPS_REPLAY_SECS` changes it (after a long campaign).
@@ -142,12 +139,12 @@ fn seeds_do_what_they_say() {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn replayed_inputs_leave_e2fsck_silent() {
     if !ext4_testkit::require(e2fsck_available(), "e2fsck not installed") {
         return;
     }
-    let scratch = std::env::temp_dir().join(format!("ext4fs-ops-replay-{}.img", std::process::id()));
+    let scratch = ext4_testkit::scratch_file("ops-replay");
     let committed = inputs(&regressions());
     assert!(committed.len() >= seeds().len(), "fuzz/regressions/ops holds the seeds");
     let mut problems = Vec::new();

@@ -34,9 +34,9 @@ fn free_counts(img: &Path) -> (u64, u64) {
 
 /// A copy of `img` as it is now: what a crash at this instant leaves.
 fn crash_copy(img: &Path, tag: &str) -> common::Scratch {
-    let path = std::env::temp_dir().join(format!("ext4fs-orphans-{}-{tag}.img", std::process::id()));
-    std::fs::copy(img, &path).unwrap();
-    common::Scratch { path }
+    let scratch = common::Scratch::new(&format!("orphans-{tag}.img"));
+    std::fs::copy(img, &scratch.path).unwrap();
+    scratch
 }
 
 /// Mounts a crash copy with the kernel (journal replay, orphan cleanup) and
@@ -51,7 +51,7 @@ fn kernel_recovers(copy: &Path) -> bool {
     true
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn open_unlinked_file_is_an_orphan_until_released() {
     if !have_fsck() {
         return;
@@ -85,7 +85,7 @@ fn open_unlinked_file_is_an_orphan_until_released() {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn big_truncate_and_delete_go_in_steps_under_an_orphan_record() {
     if !have_fsck() {
         return;

@@ -85,7 +85,7 @@ fn run(cmd: &mut Command) {
     assert!(out.status.success(), "{cmd:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, python3)]
 fn new_inodes_get_the_kernels_owner_group_and_mode() {
     if !have_fsck()
         || !ext4_testkit::require(can_loop_mount(), "needs root and loop devices")

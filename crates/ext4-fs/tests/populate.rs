@@ -109,7 +109,8 @@ fn batches_carry_every_byte_hole_and_link() {
 #[test]
 fn a_missing_source_is_named_and_nothing_is_made() {
     let img = fresh_image("populate-missing");
-    let missing = std::env::temp_dir().join(format!("ext4fs-no-such-source-{}", std::process::id()));
+    let dir = ext4_testkit::scratch_dir("populate-missing");
+    let missing = dir.path().join("no-such-source");
     let mut fs = common::open_rw(&img.path);
     let before = fs.read_dir("/").unwrap().len();
     let e = fs.copy_in(&missing, 2, b"x", &CopyOptions::default(), &mut |_| {}).unwrap_err();

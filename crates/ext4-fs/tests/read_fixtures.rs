@@ -21,7 +21,7 @@ fn each_fixture(mut f: impl FnMut(&fixtures::Profile, &Filesystem, &std::path::P
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn fixtures_equal_their_sources() {
     let mut failures = Vec::new();
     each_fixture(|p, fs, src| {
@@ -40,7 +40,7 @@ fn fixtures_equal_their_sources() {
 /// `data_run` describes every file of every fixture exactly: device runs
 /// hold, at their device offsets of the image file, the bytes `read_at`
 /// returns; zero runs read as zeros; the runs tile the file to its size.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn data_runs_describe_every_file() {
     use std::os::unix::fs::FileExt;
     fn walk(fs: &Filesystem, dir: u32, files: &mut Vec<u32>) {
@@ -94,7 +94,7 @@ fn data_runs_describe_every_file() {
 /// position, or the position after it) returns exactly the rest of the
 /// whole listing, in every directory of every fixture: linear, htree and
 /// inline directories; a callback that breaks stops it.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn resumed_listings_return_the_rest() {
     use std::ops::ControlFlow;
     fn from(fs: &Filesystem, dir: u32, pos: u64) -> Vec<ext4_fs::DirEntry> {

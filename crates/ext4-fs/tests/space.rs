@@ -21,7 +21,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::{assert_clean, have_fsck, open_ro, open_rw};
@@ -32,18 +32,11 @@ use ext4_testkit::oracle::{LoopMount, can_loop_mount, debugfs};
 const MIB: usize = 1 << 20;
 
 /// A scratch image made by mke2fs, removed on drop.
-struct Image(PathBuf);
-
-impl Drop for Image {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
+struct Image(tempfile::TempPath);
 
 /// `mke2fs -q -F ARGS IMAGE SIZE` on a fresh scratch file.
 fn mke2fs(tag: &str, args: &[&str], size: &str) -> Image {
-    let path = std::env::temp_dir().join(format!("ext4fs-space-{}-{tag}.img", std::process::id()));
-    let _ = std::fs::remove_file(&path);
+    let path = ext4_testkit::scratch_file(&format!("space-{tag}"));
     let out = Command::new("mke2fs").args(["-q", "-F"]).args(args).arg(&path).arg(size).output().expect("mke2fs runs");
     assert!(out.status.success(), "mke2fs {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     Image(path)
@@ -58,7 +51,7 @@ const KINDS: [(&str, &[&str]); 5] = [
     ("ext4-1k", &["-t", "ext4", "-b", "1024"]),
 ];
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn overwrites_and_write_remove_pairs_reuse_freed_space() {
     if !have_fsck() {
         return;
@@ -93,7 +86,7 @@ fn blocks_of(img: &Path, path: &str) -> Vec<u64> {
     debugfs(img, &format!("blocks {path}")).split_whitespace().map(|b| b.parse().expect("a block number")).collect()
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn freed_blocks_wait_for_the_commit_that_frees_them() {
     if !have_fsck() {
         return;
@@ -181,7 +174,7 @@ fn age(img: &Path) {
     m.unmount().unwrap();
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, python3)]
 fn statfs_equals_the_kernels() {
     if !can_mount() {
         return;
@@ -209,7 +202,7 @@ fn statfs_equals_the_kernels() {
         assert_eq!(lib, kernel, "{name}: statfs [blocks, free, available, inodes, free inodes], ours then the kernel's");
 
         // Blocks freed by the running transaction count as free, as the kernel counts them.
-        let copy = Image(img.0.with_extension("copy"));
+        let copy = Image(ext4_testkit::scratch_file("space-copy"));
         std::fs::copy(&img.0, &copy.0).unwrap();
         let mut fs = open_rw(&img.0);
         fs.remove_file("/f11").unwrap();
@@ -259,7 +252,7 @@ fn fill_kernel(img: &Path, uid: u32) -> u64 {
     free
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount, python3, setpriv)]
 fn no_space_where_the_kernel_gives_it() {
     if !can_mount() || !ext4_testkit::require(ext4_testkit::oracle::have_tool("setpriv"), "needs setpriv to write as a user") {
         return;
@@ -273,7 +266,7 @@ fn no_space_where_the_kernel_gives_it() {
             std::fs::create_dir(m.path().join("open")).unwrap();
             python(&format!("import os; os.chmod({:?}, 0o777)", m.path().join("open").to_str().unwrap()));
             m.unmount().unwrap();
-            let copy = Image(img.0.with_extension("copy"));
+            let copy = Image(ext4_testkit::scratch_file("space-copy"));
             std::fs::copy(&img.0, &copy.0).unwrap();
 
             let mut fs = open_rw(&img.0);
@@ -295,7 +288,7 @@ fn no_space_where_the_kernel_gives_it() {
 /// (`EXT4_GET_BLOCKS_METADATA_NOFAIL`): with one ordinary block left, a
 /// write into a hole of a file whose inode holds no more extents succeeds,
 /// taking one block for the data and one from the reserve for a leaf.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn the_map_of_written_data_may_take_the_reserve() {
     if !have_fsck() {
         return;

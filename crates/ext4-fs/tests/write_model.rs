@@ -1,8 +1,9 @@
 //! Random sequences of file operations against an in-memory model, on ext2,
 //! ext3 and ext4 images with 1 KiB and 4 KiB blocks and on bigalloc ones
 //! made by mke2fs: after each sequence every file equals the model (read
-//! through a fresh open) and `e2fsck -fn` is silent. `EXT4_PROPTEST_CASES`
-//! raises the case count.
+//! through a fresh open) and `e2fsck -fn` is silent.
+//! `PROPTEST_CASES` sets the case count; failures are kept in
+//! `proptest-regressions/` and replayed first.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::collections::BTreeMap;
 
 use common::{BIGALLOC_KINDS, KINDS, Kind, assert_clean, format, have_fsck, open_ro, open_rw};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::TestRunner;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -140,16 +141,12 @@ fn run_case(kind: &Kind, ops: &[Op], case: usize, fsck: bool) -> Result<(), Test
     Ok(())
 }
 
-fn cases() -> u32 {
-    std::env::var("EXT4_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(40)
-}
-
 #[test]
 fn random_file_operations_match_the_model() {
     // Without e2fsck (outside CI) the model comparison still runs.
     let fsck = have_fsck();
     for kind in KINDS.iter().chain(BIGALLOC_KINDS) {
-        let mut runner = TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() });
+        let mut runner = TestRunner::new(ext4_testkit::prop::config(40, &format!("write_model-{}", kind.name)));
         let case = std::cell::Cell::new(0);
         runner
             .run(&proptest::collection::vec(op(), 1..30), |ops| {
@@ -160,7 +157,7 @@ fn random_file_operations_match_the_model() {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn fresh_image_is_clean_after_open_and_close() {
     if !have_fsck() {
         return;
@@ -176,7 +173,7 @@ fn fresh_image_is_clean_after_open_and_close() {
 /// copy), freed, then allocated again to another file and written straight
 /// to the device, reads back its new data in the same session (it read the
 /// stale cached copy; found by the crash explorer's `cluster-holes`).
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn a_reused_block_reads_its_new_data_in_the_same_session() {
     if !have_fsck() {
         return;

@@ -44,7 +44,7 @@ fn value(tag: u8) -> Vec<u8> {
     (0..BIG).map(|i| (i as u8).wrapping_mul(31) ^ tag).collect()
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn equal_attribute_sets_share_one_block() {
     if !have_fsck() {
         return;

@@ -8,34 +8,9 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use ext4_htree::{DirCtx, DirError, DirIo, name_hash};
+use ext4_htree::{DirCtx, name_hash};
 use ext4_ondisk::dx::HashVersion;
-
-/// A directory's blocks in memory.
-#[derive(Clone)]
-struct MemDir {
-    blocks: Vec<Vec<u8>>,
-    block_size: usize,
-}
-
-impl DirIo for MemDir {
-    type Error = DirError;
-    fn block_count(&self) -> u32 {
-        self.blocks.len() as u32
-    }
-    fn read_block(&mut self, logical: u32, buf: &mut [u8]) -> Result<(), DirError> {
-        buf.copy_from_slice(&self.blocks[logical as usize]);
-        Ok(())
-    }
-    fn write_block(&mut self, logical: u32, data: &[u8]) -> Result<(), DirError> {
-        self.blocks[logical as usize].copy_from_slice(data);
-        Ok(())
-    }
-    fn append_block(&mut self) -> Result<u32, DirError> {
-        self.blocks.push(vec![0; self.block_size]);
-        Ok(self.blocks.len() as u32 - 1)
-    }
-}
+use ext4_testkit::mem::MemDir;
 
 fn dir_ctx() -> DirCtx {
     DirCtx {
@@ -61,7 +36,7 @@ const ENTRIES: u32 = 10_000;
 
 /// A directory holding `name(0) .. name(ENTRIES)`, indexed.
 fn directory(c: &DirCtx) -> MemDir {
-    let mut dir = MemDir { blocks: vec![ext4_htree::new_dir_block(c, 2, 2)], block_size: c.block_size as usize };
+    let mut dir = MemDir::from_blocks(c.block_size as usize, vec![ext4_htree::new_dir_block(c, 2, 2)], u32::MAX);
     let mut indexed = false;
     for i in 0..ENTRIES {
         ext4_htree::insert(c, &mut dir, &mut indexed, &name(i), 100 + i, 1).expect("insert");

@@ -38,14 +38,14 @@ fn seed_words(s: &str) -> [u32; 4] {
     std::array::from_fn(|i| u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap()))
 }
 
-#[test]
+#[ext4_testkit::oracle_test(debugfs)]
 fn hashes_match_debugfs() {
     if !ext4_testkit::require(Command::new("debugfs").arg("-V").output().is_ok(), "debugfs not installed") {
         return;
     }
     let seeds = [None, Some("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")];
-    let dir = std::env::temp_dir().join(format!("htree-hash-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir_tmp = ext4_testkit::scratch_dir("htree-hash");
+    let dir = dir_tmp.path().to_path_buf();
     let cmds = dir.join("cmds");
     let mut expected = Vec::new();
     let mut f = std::fs::File::create(&cmds).unwrap();

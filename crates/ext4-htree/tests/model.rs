@@ -6,38 +6,11 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
-use ext4_htree::{DirCtx, DirError, DirIo, name_hash};
+use ext4_htree::{DirCtx, DirError, name_hash};
 use ext4_ondisk::dir as d;
 use ext4_ondisk::dx::{self, HashVersion};
+use ext4_testkit::mem::MemDir;
 use proptest::prelude::*;
-
-struct MemDir {
-    bs: usize,
-    blocks: Vec<Vec<u8>>,
-    max_blocks: usize,
-}
-
-impl DirIo for MemDir {
-    type Error = DirError;
-    fn block_count(&self) -> u32 {
-        self.blocks.len() as u32
-    }
-    fn read_block(&mut self, logical: u32, buf: &mut [u8]) -> Result<(), DirError> {
-        buf.copy_from_slice(&self.blocks[logical as usize]);
-        Ok(())
-    }
-    fn write_block(&mut self, logical: u32, data: &[u8]) -> Result<(), DirError> {
-        self.blocks[logical as usize].copy_from_slice(data);
-        Ok(())
-    }
-    fn append_block(&mut self) -> Result<u32, DirError> {
-        if self.blocks.len() >= self.max_blocks {
-            return Err(DirError::IndexFull);
-        }
-        self.blocks.push(vec![0; self.bs]);
-        Ok(self.blocks.len() as u32 - 1)
-    }
-}
 
 fn ctx(bs: u32, csum: bool, filetype: bool, hash: HashVersion) -> DirCtx {
     DirCtx {
@@ -55,7 +28,7 @@ fn ctx(bs: u32, csum: bool, filetype: bool, hash: HashVersion) -> DirCtx {
 }
 
 fn new_dir(c: &DirCtx) -> MemDir {
-    MemDir { bs: c.block_size as usize, blocks: vec![ext4_htree::new_dir_block(c, 2, 2)], max_blocks: 100_000 }
+    MemDir::from_blocks(c.block_size as usize, vec![ext4_htree::new_dir_block(c, 2, 2)], 100_000 - 1)
 }
 
 fn listing(c: &DirCtx, dir: &mut MemDir, indexed: bool) -> BTreeMap<Vec<u8>, u32> {
@@ -193,7 +166,7 @@ fn ops(max_name: u16, len: usize) -> impl Strategy<Value = Vec<Op>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ext4_testkit::prop::config(24, "model"))]
     #[test]
     fn model_1k_csum(ops in ops(600, 900), long in any::<bool>()) {
         run(&ctx(1024, true, true, HashVersion::HalfMd4), &ops, long);

@@ -149,7 +149,7 @@ fn check(case: &Case) {
     assert_eq!(code, 0, "{}: e2fsck -fn after the library's recovery:\n{out}\n(e2fsck -E journal_only said:\n{fsck})", case.name);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn recovery_matches_e2fsck() {
     if !have_e2fsprogs("recovery_matches_e2fsck") {
         return;

@@ -169,7 +169,7 @@ fn check(case: &Case) {
     compare_images(case.name, &other, &img, bs, EXT4_SB_ALLOWED);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn e2fsck_replays_what_the_writer_commits() {
     if !have_e2fsprogs("e2fsck_replays_what_the_writer_commits") {
         return;

@@ -10,6 +10,7 @@ use ext4_jbd2::format::{
     JournalSuperblock,
 };
 use ext4_jbd2::{CommitTime, JournalError, JournalIo, JournalWriter, MemoryJournal, Recovery, scan, write_superblock};
+use ext4_testkit::rng::Rng;
 use proptest::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +173,7 @@ fn run_model(bs: u32, maxlen: u32, bit64: bool, csum: Csum, ops: &[Op], high_blo
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ext4_testkit::prop::config(200, "roundtrip"))]
 
     #[test]
     fn encoder_output_recovers_exactly(
@@ -210,11 +211,8 @@ proptest! {
         }
         for (b, seed) in whole {
             let r = b as usize * bs as usize..(b as usize + 1) * bs as usize;
-            let mut x = u32::from(seed) | 1;
-            for byte in &mut j.data[r] {
-                x ^= x << 13; x ^= x >> 17; x ^= x << 5;
-                *byte = x as u8;
-            }
+            let mut rng = Rng::new(u64::from(seed));
+            j.data[r].fill_with(|| rng.next_u64() as u8);
         }
         if let Ok(rec) = scan(&mut j, bs) {
             let mut buf = vec![0; bs as usize];
@@ -238,11 +236,9 @@ proptest! {
     ) {
         let maxlen = 64;
         let mut j = journal(bs, maxlen, bit64, csum, 9);
-        let mut x = seed | 1;
-        for byte in &mut j.data[bs as usize..] {
-            x ^= x << 13; x ^= x >> 17; x ^= x << 5;
-            *byte = x as u8;
-        }
+        let mut rng = Rng::new(u64::from(seed));
+        j.data[bs as usize..].fill_with(|| rng.next_u64() as u8);
+        let x = rng.next_u64();
         // Sprinkle headers of the expected sequence so the walk goes deep.
         for b in 1..u64::from(maxlen) {
             if x.rotate_left(b as u32) & 1 == 0 {

@@ -18,7 +18,7 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn journal_devices_are_byte_identical() {
     if !have_e2fsprogs() {
         return;
@@ -43,7 +43,7 @@ fn journal_devices_are_byte_identical() {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn a_journal_device_of_another_block_size_is_refused() {
     if !have_e2fsprogs() {
         return;

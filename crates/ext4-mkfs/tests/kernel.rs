@@ -26,8 +26,8 @@ struct Mount {
 
 impl Mount {
     fn new(image: &Path, name: &str) -> Mount {
-        let dir = PathBuf::from(format!("/tmp/ext4-mkfs-mnt-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("mount point");
+        let tmp = ext4_testkit::scratch_dir(&format!("mkfs-mnt-{name}"));
+        let dir = tmp.keep();
         let out = Command::new("mount").arg("-o").arg("loop,rw").arg(image).arg(&dir).output().expect("mount runs");
         assert!(out.status.success(), "mount failed: {}", String::from_utf8_lossy(&out.stderr));
         Mount { dir, mounted: true }
@@ -82,7 +82,7 @@ fn round_trip(name: &str, fs_type: FsType, profile: Profile, features: &str) {
     m.unmount();
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn kernel_mounts_what_we_format() {
     if !have_e2fsprogs() || !can_loop_mount() {
         return;

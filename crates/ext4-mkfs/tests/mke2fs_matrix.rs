@@ -135,7 +135,7 @@ fn matrix_has_enough_configurations() {
     assert!(MATRIX.len() >= 40);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn geometry_matches_mke2fs() {
     if !have_e2fsprogs() {
         return;

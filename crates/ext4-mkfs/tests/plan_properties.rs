@@ -106,10 +106,10 @@ fn check_layout(l: &Layout) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: if std::env::var_os("EXT4_MKFS_FULL_MATRIX").is_some() { 2000 } else { 96 },
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(ext4_testkit::prop::config(
+        if std::env::var_os("EXT4_MKFS_FULL_MATRIX").is_some() { 2000 } else { 96 },
+        "plan_properties",
+    ))]
 
     #[test]
     fn plan_never_panics_and_is_consistent((size, o) in options()) {

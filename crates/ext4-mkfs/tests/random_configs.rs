@@ -111,9 +111,9 @@ fn check(args: &[String], size: u64, upstream: bool) -> Result<bool, TestCaseErr
     Ok(true)
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn random_command_lines_match_mke2fs() {
-    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
     if !have_e2fsprogs() {
         return;
     }
@@ -121,7 +121,7 @@ fn random_command_lines_match_mke2fs() {
     let full = std::env::var_os("EXT4_MKFS_FULL_MATRIX").is_some();
     let cases = if full { 400 } else { 24 };
     let formatted = std::cell::Cell::new(0u32);
-    let run_config = Config { cases, ..Config::default() };
+    let run_config = ext4_testkit::prop::config(cases, "random_command_lines");
     let mut runner = if full {
         TestRunner::new(run_config)
     } else {

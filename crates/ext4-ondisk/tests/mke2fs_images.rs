@@ -12,8 +12,7 @@ fn mke2fs(args: &[&str], size: &str) -> Option<Vec<u8>> {
     if !ext4_testkit::require(Command::new("mke2fs").arg("-V").output().is_ok(), "mke2fs not available") {
         return None;
     }
-    let dir = std::env::temp_dir().join(format!("ondisk-{}-{}", std::process::id(), args.join("_").replace(['/', ','], "-")));
-    let img = dir.with_extension("img");
+    let img = ext4_testkit::scratch_file("ondisk");
     let status = Command::new("mke2fs")
         .env("E2FSPROGS_FAKE_TIME", "1700000000")
         .env("MKE2FS_CONFIG", "/etc/mke2fs.conf")
@@ -24,7 +23,6 @@ fn mke2fs(args: &[&str], size: &str) -> Option<Vec<u8>> {
         .status();
     assert!(status.is_ok_and(|s| s.success()), "mke2fs {args:?} {size} failed");
     let data = std::fs::read(&img).unwrap();
-    std::fs::remove_file(&img).ok();
     Some(data)
 }
 
@@ -77,7 +75,7 @@ fn check_image(data: &[u8]) {
     }
 }
 
-#[test]
+#[ext4_testkit::oracle_test(mke2fs)]
 fn ext4_default_profile() {
     let Some(img) = mke2fs(&["-t", "ext4"], "64M") else {
         return;
@@ -85,7 +83,7 @@ fn ext4_default_profile() {
     check_image(&img);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(mke2fs)]
 fn ext4_csum_seed_and_orphan_file_1k() {
     let Some(img) = mke2fs(&["-t", "ext4", "-b", "1024", "-O", "metadata_csum_seed,orphan_file"], "32M") else {
         return;
@@ -93,7 +91,7 @@ fn ext4_csum_seed_and_orphan_file_1k() {
     check_image(&img);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(mke2fs)]
 fn ext4_gdt_csum_128_byte_inodes() {
     let Some(img) = mke2fs(&["-t", "ext4", "-O", "^metadata_csum,uninit_bg,^64bit", "-I", "128"], "48M") else {
         return;
@@ -101,7 +99,7 @@ fn ext4_gdt_csum_128_byte_inodes() {
     check_image(&img);
 }
 
-#[test]
+#[ext4_testkit::oracle_test(mke2fs)]
 fn ext2_and_ext3() {
     let Some(img) = mke2fs(&["-t", "ext2", "-b", "1024"], "16M") else {
         return;
@@ -116,7 +114,7 @@ fn ext2_and_ext3() {
 /// Bigalloc with 1 KiB blocks starts at block 0 (`s_first_data_block` 0),
 /// but the superblock stays at block 1 and the descriptors follow it;
 /// with `meta_bg` the first meta group's descriptors also skip the boot block.
-#[test]
+#[ext4_testkit::oracle_test(mke2fs)]
 fn bigalloc_1k_descriptors_follow_the_superblock() {
     for args in [
         &["-t", "ext4", "-b", "1024", "-O", "bigalloc", "-C", "16384"][..],

@@ -11,7 +11,6 @@
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +19,7 @@ use ext4_fs::{Filesystem, OpenOptions, Timestamp};
 use ext4_mkfs::{self as mkfs, FormatOptions, FsType, Profile};
 
 use crate::oracle::e2fsck_problems;
+use crate::rng::Rng;
 use crate::snapshot::Snapshot;
 
 /// What a workload calls after each operation: `(fs, durable)`, durable
@@ -89,18 +89,6 @@ fn tree(fs: &Filesystem) -> Snapshot {
     s
 }
 
-/// A small deterministic random generator (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// A point the workload passed: the log length then, its tree, and whether a sync had just returned.
 struct Point {
     ops: usize,
@@ -116,9 +104,8 @@ struct State {
 
 fn format(cfg: &Config) -> Result<Vec<u8>, String> {
     if !cfg.mke2fs.is_empty() {
-        let path = std::env::temp_dir().join(format!("ext4-crash-{}-{}.img", std::process::id(), crate::oracle::unique()));
+        let path = crate::scratch_file("crash");
         let made = crate::fixtures::mke2fs_sized(&path, cfg.size, cfg.mke2fs).and_then(|()| std::fs::read(&path));
-        let _ = std::fs::remove_file(&path);
         return made.map_err(|e| e.to_string());
     }
     let dev = Arc::new(MemoryDevice::new(cfg.size as usize));
@@ -175,7 +162,7 @@ pub fn explore(w: &Workload, cfg: &Config) -> Result<Report, String> {
 
     // The crash states: flush epochs, their in-order prefixes and random subsets.
     let mut states = Vec::new();
-    let mut rng = Rng(cfg.seed | 1);
+    let mut rng = Rng::new(cfg.seed);
     let mut start = 0;
     for end in (0..=log.len()).filter(|&i| i == log.len() || matches!(log[i], RecordedOp::Flush)) {
         let writes: Vec<usize> = (start..end).filter(|&i| matches!(log[i], RecordedOp::Write { .. })).collect();
@@ -185,7 +172,7 @@ pub fn explore(w: &Workload, cfg: &Config) -> Result<Report, String> {
         if writes.len() > 1 {
             let mut seen = HashSet::new();
             for _ in 0..cfg.reorders_per_epoch {
-                let subset: Vec<usize> = writes.iter().copied().filter(|_| rng.next() & 1 == 1).collect();
+                let subset: Vec<usize> = writes.iter().copied().filter(|_| rng.chance(50)).collect();
                 if seen.insert(subset.clone()) {
                     states.push(State { durable_ops: start, epoch_writes: subset });
                 }
@@ -212,13 +199,12 @@ pub fn explore(w: &Workload, cfg: &Config) -> Result<Report, String> {
     let checked_recovered = Mutex::new(HashSet::new());
     let checked_crash = Mutex::new(0usize);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let tmp = std::env::temp_dir();
     std::thread::scope(|scope| {
         for t in 0..cfg.threads.max(1) {
             let (states, log, points, durable_images, journal) = (&states, &log, &points, &durable_images, &journal);
-            let (report, checked_recovered, checked_crash, next, tmp) = (&report, &checked_recovered, &checked_crash, &next, &tmp);
+            let (report, checked_recovered, checked_crash, next) = (&report, &checked_recovered, &checked_crash, &next);
             scope.spawn(move || {
-                let scratch: PathBuf = tmp.join(format!("ext4-crash-{}-{}-{t}.img", std::process::id(), crate::oracle::unique()));
+                let scratch = crate::scratch_file(&format!("crash-{t}"));
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(s) = states.get(i) else { break };
@@ -249,7 +235,6 @@ pub fn explore(w: &Workload, cfg: &Config) -> Result<Report, String> {
                         }
                     }
                 }
-                let _ = std::fs::remove_file(&scratch);
             });
         }
     });

@@ -31,14 +31,13 @@ pub fn e2fsck_problems(image: &Path) -> Option<String> {
 pub fn e2fsck_problems_with_journal(image: &Path, journal: Option<&Path>) -> Option<String> {
     let mut c = Command::new("e2fsck");
     c.arg("-fn");
-    let cache = std::env::temp_dir().join(format!("ext4-blkid-{}-{}.tab", std::process::id(), unique()));
+    let cache_dir = crate::scratch_dir("blkid");
+    let cache = cache_dir.path().join("blkid.tab");
     if let Some(j) = journal {
         c.arg("-j").arg(j).env("BLKID_FILE", &cache);
     }
+    // libblkid keeps the previous cache beside it: the directory takes both.
     let out = c.arg(image).output().expect("e2fsck runs");
-    let _ = std::fs::remove_file(&cache);
-    // libblkid keeps the previous cache beside it.
-    let _ = std::fs::remove_file(cache.with_extension("tab.old"));
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let noise = |l: &str| {
         l.is_empty()
@@ -89,8 +88,7 @@ pub struct LoopMount {
 impl LoopMount {
     /// Mounts `image` (with extra `-o` options) on a fresh directory.
     pub fn new(image: &Path, options: &str) -> std::io::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("ext4-mnt-{}-{}", std::process::id(), unique()));
-        std::fs::create_dir_all(&dir)?;
+        let dir = mount_point("mnt")?;
         let mut opts = String::from("loop");
         if !options.is_empty() {
             opts.push(',');
@@ -193,6 +191,16 @@ impl Drop for LoopDevice {
     }
 }
 
+/// A fresh empty directory (`tempfile`, mode 0755) to mount on, left to
+/// the caller, which removes it after unmounting: dropping a `TempDir`
+/// would remove everything below it, a live mount included.
+fn mount_point(tag: &str) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new().prefix(&format!("ext4-{tag}-")).tempdir()?.keep();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+    Ok(dir)
+}
+
 /// A number unique within this process.
 pub fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -222,9 +230,7 @@ impl FuseMount {
     /// [`FuseMount::new`] for an image whose journal is on the external
     /// journal device (or image) `journal`.
     pub fn with_journal(ext4: &Path, image: &Path, journal: Option<&Path>) -> std::io::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("ext4-fuse-{}-{}", std::process::id(), unique()));
-        std::fs::create_dir_all(&dir)?;
-        let dir = dir.canonicalize()?;
+        let dir = mount_point("fuse")?.canonicalize()?;
         let mut c = Command::new(ext4);
         c.arg("mount").arg("-f");
         if let Some(j) = journal {

@@ -7,7 +7,7 @@ use ext4_mkfs::FsType;
 use ext4_testkit::crash::{Config, explore, workloads};
 use ext4_testkit::oracle::have_e2fsprogs;
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn crash_states_recover_atomically_and_clean() {
     if !ext4_testkit::require(have_e2fsprogs(), "needs e2fsprogs") {
         return;

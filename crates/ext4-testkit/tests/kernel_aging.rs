@@ -31,7 +31,7 @@ fn write(path: &str, offset: u64, len: u64, seed: u64) -> Op {
 /// write beyond the end, a truncate up, a write inside. (A truncate up and
 /// then a write of the same inline file loses the write on the kernel
 /// side, 6.18: see `Model::random_data_op`.)
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn inline_files_of_the_kernel_grow_out_of_the_inode() {
     if !oracles() {
         return;
@@ -48,7 +48,7 @@ fn inline_files_of_the_kernel_grow_out_of_the_inode() {
 /// old entry tail in the root's `dt_reserved`), the library then splits
 /// its first leaf; the root's checksum must stay valid for e2fsck and the
 /// kernel.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn library_splits_a_kernel_converted_htree_root() {
     if !oracles() {
         return;
@@ -64,7 +64,7 @@ fn library_splits_a_kernel_converted_htree_root() {
 
 /// A sample of the matrix: the 1 KiB configuration (two index levels) and
 /// two more chosen by the seed, three library rounds each.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn kernel_aging_sample() {
     if !oracles() {
         return;
@@ -90,7 +90,7 @@ fn kernel_aging_sample() {
 /// An inline directory the library grew into `system.data`, then grown by
 /// the kernel: with a hash in the body entry (as e2fsprogs writes, not the
 /// kernel) the kernel lost the entry and e2fsck aborted.
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs, loop_mount)]
 fn inline_directory_grown_by_both() {
     use ext4_testkit::aging::ops::{NodeKind, RenameKind};
     if !oracles() {

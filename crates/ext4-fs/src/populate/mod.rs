@@ -3,7 +3,7 @@
 //! links, hard links (as hard links), device nodes, FIFOs and sockets, with
 //! permissions, owners, times to the nanosecond, and xattrs.
 //!
-//! Two threads: [`walk`] reads the host tree and sends its entries in
+//! Two threads: `walk` reads the host tree and sends its entries in
 //! order; this side creates them in the image, in the same order as a
 //! single thread would (the image is the same byte for byte).
 

@@ -98,13 +98,16 @@ impl Session<'_> {
         while b < start + len {
             let (g, i) = self.fs.geo.block_group(b);
             let n = (start + len - b).min(u64::from(self.fs.geo.blocks_in_group(g) - i));
-            let bb = self.fs.block_bitmap(g)?;
-            self.fs.modify_meta(bb, |d| bitmap::set_range(d, i as usize, n as usize))?;
-            let gd = self.fs.group_mut(g);
-            gd.free_blocks_count = gd.free_blocks_count.saturating_sub(n as u32);
-            let free = self.fs.sb.free_blocks_count().saturating_sub(n);
-            self.fs.sb.set_free_blocks_count(free);
-            self.fs.mark_group_dirty(g, true, false);
+            self.fs.op_without_undo(|t| {
+                let bb = t.block_bitmap(g)?;
+                t.modify_meta(bb, |d| bitmap::set_range(d, i as usize, n as usize))?;
+                let gd = t.group_mut(g);
+                gd.free_blocks_count = gd.free_blocks_count.saturating_sub(n as u32);
+                let free = t.sb.free_blocks_count().saturating_sub(n);
+                t.sb_mut().set_free_blocks_count(free);
+                t.mark_group_dirty(g, true, false);
+                Ok(())
+            })?;
             b += n;
         }
         self.descs_changed = true;
@@ -125,7 +128,7 @@ impl Session<'_> {
             if self.fs.groups[g as usize].free_inodes_count == 0 {
                 continue;
             }
-            if let Some(ino) = self.fs.alloc_inode_in(g, false)? {
+            if let Some(ino) = self.fs.op_without_undo(|t| t.alloc_inode_in(g, false))? {
                 self.descs_changed = true;
                 return Ok(ino);
             }
@@ -158,9 +161,8 @@ impl Session<'_> {
         }
         let mut ib = InodeBuf { ino, inode, raw: vec![0u8; self.fs.geo.inode_size as usize] };
         let ctx = self.fs.map_ctx(&ib);
-        for (b, data) in plan.encode(&ctx, &mut ib.inode.block)? {
-            self.fs.write_meta(b, data)?;
-        }
+        let blocks = plan.encode(&ctx, &mut ib.inode.block)?;
+        self.fs.op_without_undo(|t| blocks.into_iter().try_for_each(|(b, data)| t.write_meta(b, data)))?;
         ib.inode.write(&mut ib.raw);
         self.put_inode_raw(ino, &mut ib.raw)?;
         Ok(ib)

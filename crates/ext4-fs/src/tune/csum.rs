@@ -178,7 +178,7 @@ impl Session<'_> {
             }
             let (block, off) = self.fs.inode_location(ino)?;
             let raw = &ib.raw;
-            self.fs.modify_meta(block, |d| d[off..off + raw.len()].copy_from_slice(raw))?;
+            self.fs.op_without_undo(|t| t.modify_meta(block, |d| d[off..off + raw.len()].copy_from_slice(raw)))?;
         }
         Ok(())
     }
@@ -237,7 +237,7 @@ impl Session<'_> {
                     ext4_ondisk::extent::verify_extent_block(seed, d, &node).map_err(|e| Error::format(&e, at(b)))
                 })??;
             } else {
-                self.fs.modify_meta(b, |d| ext4_ondisk::extent::set_extent_block_checksum(seed, d))?;
+                self.fs.op_without_undo(|t| t.modify_meta(b, |d| ext4_ondisk::extent::set_extent_block_checksum(seed, d)))?;
             }
         }
         Ok(())
@@ -311,7 +311,7 @@ impl Session<'_> {
         if let Some(seed) = seed {
             ext4_ondisk::xattr::set_xattr_block_checksum(seed, block, &mut data);
         }
-        self.fs.write_meta(block, data)
+        self.fs.op_without_undo(|t| t.write_meta(block, data))
     }
 
     /// The orphan file's block tails: the checksum with `metadata_csum`,
@@ -326,7 +326,9 @@ impl Session<'_> {
         let csum = self.fs.geo.metadata_csum();
         let seed = self.fs.geo.csum_seed;
         for b in self.orphan_file_physical_blocks(&ib)? {
-            self.fs.modify_meta(b, |d| ext4_ondisk::orphan::set_orphan_block_tail(seed, ino, ib.inode.generation, b, d, csum))?;
+            self.fs.op_without_undo(|t| {
+                t.modify_meta(b, |d| ext4_ondisk::orphan::set_orphan_block_tail(seed, ino, ib.inode.generation, b, d, csum))
+            })?;
         }
         Ok(())
     }
@@ -346,6 +348,6 @@ impl Session<'_> {
         let mut m = ext4_ondisk::mmp::MmpBlock::parse(&data, None).map_err(|e| bad(&e))?;
         m.mmp_checksum.set(m.compute_checksum(seed));
         data[..1024].copy_from_slice(zerocopy::IntoBytes::as_bytes(&m));
-        self.fs.write_meta(block, data)
+        self.fs.op_without_undo(|t| t.write_meta(block, data))
     }
 }

@@ -87,7 +87,7 @@ impl Session<'_> {
                     if let (Some(seed), None) = (seed, dx) {
                         set_dir_block_checksum(seed, &mut data);
                     }
-                    self.fs.write_meta(block, data)?;
+                    self.fs.op_without_undo(|t| t.write_meta(block, data))?;
                 }
             }
         }
@@ -138,18 +138,21 @@ impl Session<'_> {
         }
         let ino = ib.ino;
         let parent = parent.ok_or_else(|| Error::corrupt(ext4_ondisk::Structure::DirBlock, Location::Inode(ino), "no `..` entry"))?;
-        self.fs.unmap(ib, 0, 1 << 32)?;
-        ib.inode.size = 0;
-        ib.inode.flags.remove(InodeFlags::INDEX);
-        let ctx = self.fs.dir_ctx(ib);
-        let mut io = crate::adapters::WriteDir { fs: &mut self.fs, dir: ib };
-        let first = ext4_htree::DirIo::append_block(&mut io).map_err(|e| e.into_error(ino))?;
-        ext4_htree::DirIo::write_block(&mut io, first, &ext4_htree::new_dir_block(&ctx, ino, parent)).map_err(|e| e.into_error(ino))?;
-        let mut indexed = false;
-        for e in entries {
-            ext4_htree::insert(&ctx, &mut io, &mut indexed, &e.name, e.ino, e.file_type).map_err(|err| err.into_error(ino))?;
-        }
-        ib.inode.flags.set(InodeFlags::INDEX, indexed);
+        self.fs.op_without_undo(|t| {
+            t.unmap(ib, 0, 1 << 32)?;
+            ib.inode.size = 0;
+            ib.inode.flags.remove(InodeFlags::INDEX);
+            let ctx = t.dir_ctx(ib);
+            let mut io = crate::adapters::WriteDir { fs: t, dir: ib };
+            let first = ext4_htree::DirIo::append_block(&mut io).map_err(|e| e.into_error(ino))?;
+            ext4_htree::DirIo::write_block(&mut io, first, &ext4_htree::new_dir_block(&ctx, ino, parent)).map_err(|e| e.into_error(ino))?;
+            let mut indexed = false;
+            for e in entries {
+                ext4_htree::insert(&ctx, &mut io, &mut indexed, &e.name, e.ino, e.file_type).map_err(|err| err.into_error(ino))?;
+            }
+            ib.inode.flags.set(InodeFlags::INDEX, indexed);
+            Ok(())
+        })?;
         ib.inode.write(&mut ib.raw);
         self.out.notes.push(format!("directory inode {ino} rebuilt: its index had a full block"));
         Ok(())
@@ -164,10 +167,13 @@ impl Session<'_> {
         let ctx = self.fs.dir_ctx(ib);
         let mut indexed = self.fs.is_indexed(ib);
         let ino = ib.ino;
-        for e in evicted.into_iter().filter(|e| e.ino != 0) {
-            let mut io = crate::adapters::WriteDir { fs: &mut self.fs, dir: ib };
-            ext4_htree::insert(&ctx, &mut io, &mut indexed, &e.name, e.ino, e.file_type).map_err(|err| err.into_error(ino))?;
-        }
+        self.fs.op_without_undo(|t| {
+            let mut io = crate::adapters::WriteDir { fs: t, dir: ib };
+            for e in evicted.into_iter().filter(|e| e.ino != 0) {
+                ext4_htree::insert(&ctx, &mut io, &mut indexed, &e.name, e.ino, e.file_type).map_err(|err| err.into_error(ino))?;
+            }
+            Ok(())
+        })?;
         ib.inode.flags.set(InodeFlags::INDEX, indexed);
         ib.inode.write(&mut ib.raw);
         Ok(())
@@ -292,7 +298,7 @@ impl Session<'_> {
                 (Some(seed), None) => set_dir_block_checksum(seed, &mut data),
                 (None, _) => {}
             }
-            self.fs.write_meta(block, data)?;
+            self.fs.op_without_undo(|t| t.write_meta(block, data))?;
         }
         Ok(())
     }

@@ -370,10 +370,10 @@ impl Session<'_> {
                 let free = self.fs.sb.free_blocks_count() + n;
                 self.fs.sb.set_free_blocks_count(free);
             } else {
-                self.fs.free_blocks(b, n, true)?;
+                self.fs.op_without_undo(|t| t.free_blocks(b, n, true))?;
             }
         }
-        self.fs.apply_pending_frees()?;
+        self.fs.op_without_undo(|t| t.apply_pending_frees())?;
         self.descs_changed = true;
         Ok(())
     }

@@ -48,7 +48,7 @@ impl Session<'_> {
             ext4_ondisk::inode::set_inode_checksum(self.fs.geo.csum_seed, ino, raw);
         }
         let (block, off) = self.fs.inode_location(ino)?;
-        self.fs.modify_meta(block, |d| d[off..off + raw.len()].copy_from_slice(raw))
+        self.fs.op_without_undo(|t| t.modify_meta(block, |d| d[off..off + raw.len()].copy_from_slice(raw)))
     }
 
     /// Every block of an inode's map: its data runs `(start, length)` and its map blocks.
@@ -85,12 +85,12 @@ impl Session<'_> {
         if ino == JOURNAL_INO {
             let (runs, meta) = self.inode_blocks(&ib)?;
             for (start, len) in runs {
-                self.fs.free_blocks(start, len, false)?;
+                self.fs.op_without_undo(|t| t.free_blocks(start, len, false))?;
             }
             for b in meta {
-                self.fs.free_blocks(b, 1, true)?;
+                self.fs.op_without_undo(|t| t.free_blocks(b, 1, true))?;
             }
-            self.fs.apply_pending_frees()?;
+            self.fs.op_without_undo(|t| t.apply_pending_frees())?;
             let bs = u64::from(self.fs.geo.block_size);
             let journal = (ib.inode.size / bs) as u32;
             let sb = &mut self.fs.sb;

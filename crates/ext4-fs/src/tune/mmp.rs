@@ -46,8 +46,8 @@ impl Session<'_> {
             && block < self.fs.geo.blocks_count
             && crate::mmp::read_block(&self.fs, block).is_ok();
         if valid {
-            self.fs.free_blocks(block, 1, true)?;
-            self.fs.apply_pending_frees()?;
+            self.fs.op_without_undo(|t| t.free_blocks(block, 1, true))?;
+            self.fs.op_without_undo(|t| t.apply_pending_frees())?;
             self.descs_changed = true;
         } else {
             self.out.notes.push(format!("the MMP block {block} is not valid: forgotten, not freed"));

@@ -447,12 +447,15 @@ impl<'t> Session<'t> {
         self.refresh_geometry(false)?;
         self.count_writes();
         self.fs.sb.s_state.set(self.final_state | (self.fs.sb.s_state.get() & STATE_ERROR));
-        if self.descs_changed {
-            for g in 0..self.fs.geo.group_count {
-                self.fs.mark_group_dirty(g, false, false);
+        let all_groups = self.descs_changed;
+        self.fs.op_without_undo(|t| {
+            if all_groups {
+                for g in 0..t.geo.group_count {
+                    t.mark_group_dirty(g, false, false);
+                }
             }
-        }
-        self.fs.flush_superblock()?;
+            t.flush_superblock()
+        })?;
         self.fs.commit()?;
         flush::write_backups(&mut self.fs, self.descs_changed)?;
         self.fs.close()?;

@@ -52,12 +52,12 @@ impl Session<'_> {
         let mut ib = self.fs.read_inode_raw(ino)?;
         let (runs, meta) = self.inode_blocks(&ib)?;
         for (start, len) in runs {
-            self.fs.free_blocks(start, len, false)?;
+            self.fs.op_without_undo(|t| t.free_blocks(start, len, false))?;
         }
         for b in meta {
-            self.fs.free_blocks(b, 1, true)?;
+            self.fs.op_without_undo(|t| t.free_blocks(b, 1, true))?;
         }
-        self.fs.apply_pending_frees()?;
+        self.fs.op_without_undo(|t| t.apply_pending_frees())?;
         ib.raw[..GOOD_OLD_INODE_SIZE].fill(0);
         self.put_inode_raw(ino, &mut ib.raw)?;
         self.descs_changed = true;
@@ -72,7 +72,7 @@ impl Session<'_> {
         let ino = self.fs.sb.s_orphan_file_inum.get();
         if ino != 0 {
             self.truncate_orphan_file(ino)?;
-            self.fs.free_inode(ino, false)?;
+            self.fs.op_without_undo(|t| t.free_inode(ino, false))?;
         }
         self.fs.sb.s_orphan_file_inum.set(0);
         let mut w = self.fs.sb.features();
@@ -107,7 +107,7 @@ impl Session<'_> {
             };
             let mut data = vec![0u8; bs as usize];
             ext4_ondisk::orphan::set_orphan_block_tail(seed, ino, 0, b, &mut data, csum);
-            self.fs.write_meta(b, data)?;
+            self.fs.op_without_undo(|t| t.write_meta(b, data))?;
             last = b;
         }
         self.write_new_file_inode(ino, &plan, n)?;

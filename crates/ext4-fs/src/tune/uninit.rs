@@ -32,10 +32,10 @@ impl Session<'_> {
             let gd = self.fs.groups[g as usize].clone();
             if had_csum && gd.flags.contains(GroupDescFlags::BLOCK_UNINIT) {
                 let map = uninit_block_bitmap(&self.fs.geo, g, &gd);
-                self.fs.write_meta(gd.block_bitmap, map)?;
+                self.fs.op_without_undo(|t| t.write_meta(gd.block_bitmap, map))?;
             }
             if had_csum && gd.flags.contains(GroupDescFlags::INODE_UNINIT) {
-                self.fs.write_meta(gd.inode_bitmap, uninit_inode_bitmap(&self.fs.geo))?;
+                self.fs.op_without_undo(|t| t.write_meta(gd.inode_bitmap, uninit_inode_bitmap(&t.geo)))?;
             }
             let never_zeroed = had_csum && !gd.flags.contains(GroupDescFlags::ITABLE_ZEROED);
             if !for_metadata_csum || never_zeroed {
@@ -61,7 +61,7 @@ impl Session<'_> {
             let ino = g * geo.inodes_per_group + i as u32 + 1;
             let (block, off) = self.fs.inode_location(ino)?;
             if self.fs.read_meta(block, |d| d[off..off + isz].iter().any(|&b| b != 0))? {
-                self.fs.modify_meta(block, |d| d[off..off + isz].fill(0))?;
+                self.fs.op_without_undo(|t| t.modify_meta(block, |d| d[off..off + isz].fill(0)))?;
             }
         }
         Ok(())

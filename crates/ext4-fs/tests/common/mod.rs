@@ -8,14 +8,17 @@ use std::path::{Path, PathBuf};
 use ext4_fs::{FileDevice, Filesystem, OpenOptions};
 use ext4_mkfs::{self as mkfs, FormatOptions, FsType, Profile};
 
-/// A scratch image file, removed on drop.
+/// A scratch image file in a temporary directory of its own, removed on drop.
 pub struct Scratch {
     pub path: PathBuf,
+    _dir: tempfile::TempDir,
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+impl Scratch {
+    /// The path `name` in a fresh temporary directory (no file made yet).
+    pub fn new(name: &str) -> Self {
+        let dir = ext4_testkit::scratch_dir(name);
+        Self { path: dir.path().join(name), _dir: dir }
     }
 }
 
@@ -66,13 +69,13 @@ pub const BIGALLOC_KINDS: &[Kind] = &[
 /// mke2fs-made bigalloc kinds, where each file's smallest piece is a
 /// cluster of 16 blocks).
 pub fn format(kind: &Kind, size: u64, tag: &str) -> Scratch {
-    let path = std::env::temp_dir().join(format!("ext4fs-test-{}-{}-{tag}.img", std::process::id(), kind.name));
-    let _ = std::fs::remove_file(&path);
+    let scratch = Scratch::new(&format!("{}-{tag}.img", kind.name));
+    let path = &scratch.path;
     if !kind.mke2fs.is_empty() {
-        ext4_testkit::fixtures::mke2fs_sized(&path, size * 4, kind.mke2fs).expect("mke2fs");
-        return Scratch { path };
+        ext4_testkit::fixtures::mke2fs_sized(path, size * 4, kind.mke2fs).expect("mke2fs");
+        return scratch;
     }
-    let dev = FileDevice::create(&path, size).expect("image file");
+    let dev = FileDevice::create(path, size).expect("image file");
     let mut opts = FormatOptions::new(kind.fs_type)
         .profile(*kind.profile)
         .size_bytes(size)
@@ -84,15 +87,14 @@ pub fn format(kind: &Kind, size: u64, tag: &str) -> Scratch {
         opts = opts.features(kind.features).expect("features");
     }
     mkfs::format(&dev, &opts, &mut |_| std::ops::ControlFlow::Continue(())).expect("format");
-    Scratch { path }
+    scratch
 }
 
 /// Formats a fresh ext4 image (upstream profile) of `size` bytes with the
 /// given block and inode sizes and extra features (`-O` syntax, may be empty).
 pub fn format_ext4(tag: &str, size: u64, block_size: u32, inode_size: u32, features: &str) -> Scratch {
-    let path = std::env::temp_dir().join(format!("ext4fs-test-{}-{tag}.img", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    let dev = FileDevice::create(&path, size).expect("image file");
+    let scratch = Scratch::new(&format!("{tag}.img"));
+    let dev = FileDevice::create(&scratch.path, size).expect("image file");
     let mut opts = FormatOptions::new(FsType::Ext4)
         .profile(Profile::UPSTREAM)
         .size_bytes(size)
@@ -105,7 +107,7 @@ pub fn format_ext4(tag: &str, size: u64, block_size: u32, inode_size: u32, featu
         opts = opts.features(features).expect("features");
     }
     mkfs::format(&dev, &opts, &mut |_| std::ops::ControlFlow::Continue(())).expect("format");
-    Scratch { path }
+    scratch
 }
 
 /// Opens an image read-write.

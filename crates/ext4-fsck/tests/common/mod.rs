@@ -45,9 +45,8 @@ pub fn parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> Option<String> + Sync) -
 
 /// A scratch directory for this test process.
 pub fn work_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ext4-fsck-parity-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    // Kept: the callers remove it when they are done with it.
+    ext4_testkit::scratch_dir(&format!("fsck-parity-{tag}")).keep()
 }
 
 /// Every mutation template: the mke2fs-made ones, a library-made one and,

@@ -23,44 +23,33 @@ pub fn have_e2fsprogs() -> bool {
     ext4_testkit::require(ok, "e2fsprogs (mke2fs, e2fsck, dumpe2fs) not installed")
 }
 
-/// A fresh path under /tmp for this test process.
-pub fn tmp_path(name: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    PathBuf::from(format!("/tmp/ext4-mkfs-test-{}-{n}-{name}", std::process::id()))
-}
-
 /// Creates (or truncates) a sparse file of `len` bytes.
 pub fn create_sparse(path: &Path, len: u64) {
     let f = File::create(path).expect("create image");
     f.set_len(len).expect("size image");
 }
 
-/// Removes a file when dropped.
-pub struct TempFile(pub PathBuf);
+/// A path `name` in a temporary directory of its own (removed with
+/// everything in it when dropped).
+pub struct TempFile(PathBuf, tempfile::TempDir);
 
 impl TempFile {
-    /// A new sparse file of `len` bytes.
-    pub fn sparse(name: &str, len: u64) -> TempFile {
-        Self::sparse_at(&tmp_path(name), len)
+    /// The path (no file made yet).
+    pub fn new(name: &str) -> TempFile {
+        let dir = ext4_testkit::scratch_dir("mkfs-test");
+        TempFile(dir.path().join(name), dir)
     }
 
-    /// A new sparse file of `len` bytes at `path`.
-    pub fn sparse_at(path: &Path, len: u64) -> TempFile {
-        create_sparse(path, len);
-        TempFile(path.to_path_buf())
+    /// A new sparse file of `len` bytes.
+    pub fn sparse(name: &str, len: u64) -> TempFile {
+        let t = Self::new(name);
+        create_sparse(t.path(), len);
+        t
     }
 
     /// The path.
     pub fn path(&self) -> &Path {
         &self.0
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -112,9 +101,9 @@ impl BlockDevice for SparseDevice {
 
 /// Writes `profile` as an mke2fs.conf and returns its path.
 pub fn conf_file(profile: &Profile) -> TempFile {
-    let p = tmp_path(&format!("{}.conf", profile.name));
-    std::fs::write(&p, profile.to_conf()).expect("write profile");
-    TempFile(p)
+    let t = TempFile::new(&format!("{}.conf", profile.name));
+    std::fs::write(t.path(), profile.to_conf()).expect("write profile");
+    t
 }
 
 /// Runs the real mke2fs on `image` with `args` (and the fixed UUID, hash
@@ -189,7 +178,8 @@ pub fn fsck_problems(image: &Path) -> Option<String> {
 /// told where a filesystem starts.
 pub fn window_copy(path: &Path, offset: u64) -> TempFile {
     use std::io::{Read, Seek, SeekFrom, Write};
-    let out = tmp_path("window.img");
+    let window = TempFile::new("window.img");
+    let out = window.path().to_path_buf();
     let mut src = File::open(path).expect("open");
     let len = src.metadata().expect("stat").len() - offset;
     create_sparse(&out, len);
@@ -206,7 +196,7 @@ pub fn window_copy(path: &Path, offset: u64) -> TempFile {
         }
         at += n as u64;
     }
-    TempFile(out)
+    window
 }
 
 /// `dumpe2fs` output (stdout only).
@@ -325,9 +315,9 @@ pub enum Outcome {
 /// name in an MMP block is the same), and compares: `e2fsck -fn` on ours,
 /// dumpe2fs of both, every byte.
 pub fn compare_with_mke2fs(name: &str, size: u64, profile: &Profile, args: &[String]) -> Outcome {
-    let image = tmp_path(&format!("{name}.img"));
-    let theirs = TempFile(image.with_extension("mke2fs"));
-    let ours = TempFile(image.clone());
+    let ours = TempFile::new(&format!("{name}.img"));
+    let theirs = TempFile::new(&format!("{name}.mke2fs"));
+    let image = ours.path().to_path_buf();
     let mut args = args.to_vec();
     // mke2fs discards by default, which on a file punches holes and marks
     // the inode tables zeroed; configurations ask for it explicitly.

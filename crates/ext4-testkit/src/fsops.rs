@@ -9,8 +9,6 @@
 //! end the image is closed, opened again read-only with checksums verified
 //! and walked whole, and no walk call may report corruption.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -31,6 +29,7 @@ pub const XATTR_NAMES: [&[u8]; 5] = [b"user.a", b"user.bb", b"trusted.t", b"secu
 
 /// One operation; sizes and offsets are scaled in [`apply`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+#[allow(missing_docs)] // each variant's line says what its fields mean
 pub enum Op {
     /// Create a regular file.
     Create { path: u8, perm: u16 },
@@ -361,7 +360,7 @@ pub fn run(data: &[u8]) -> (Arc<Overlay>, RunStats) {
     fs.close().expect("close");
     let ro =
         Filesystem::open(dev.clone(), OpenOptions { cache_blocks: 256, ..OpenOptions::read_only() }).expect("open the result read-only");
-    let walk = super::hostile::walk(&ro, super::hostile::Limits::default());
+    let walk = crate::hostile::walk(&ro, crate::hostile::Limits::default());
     assert_eq!(walk.corrupt, 0, "walk of the result after {ops:?}: {:?}", walk.first_corrupt);
     drop(ro);
     (dev, st)

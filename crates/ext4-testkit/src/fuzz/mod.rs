@@ -1,24 +1,13 @@
-//! Shared pieces of the fuzz targets: template images made once by the
-//! library's formatter, in-memory `MapIo`/`DirIo`/journal adapters over fuzz
-//! bytes, byte patches laid over a template, and the hostile-image walker
-//! shared with `crates/ext4-fs/tests/{corpus,mutation,faults}.rs`, and the
-//! targets' bodies ([`targets`]). `crates/ext4-fs/tests/fuzz_regressions.rs`
-//! includes this file as a module (so paths here go through `super::`/full
-//! crate names, never `crate::`).
+//! The fuzz targets of `fuzz/` and what they share: template images made
+//! once by the library's formatter, byte patches laid over a template, and
+//! the targets' bodies ([`targets`]), which `fuzz/fuzz_targets/` and
+//! `crates/ext4-fs/tests/fuzz_regressions.rs` both call.
 
 use std::ops::ControlFlow;
 use std::sync::{Arc, OnceLock};
 
-use ext4_fs::extent::{MapError, MapIo};
-use ext4_fs::htree::{DirError, DirIo};
 use ext4_fs::{Filesystem, MemoryDevice, OpenOptions, XattrMode};
 use ext4_mkfs::{self as mkfs, FormatOptions, FsType, Profile};
-
-#[path = "../../crates/ext4-fs/tests/hostile/mod.rs"]
-pub mod hostile;
-
-#[path = "../../crates/ext4-fs/tests/fsops/mod.rs"]
-pub mod fsops;
 
 pub mod targets;
 
@@ -87,114 +76,6 @@ pub fn apply_patches(image: &mut [u8], mut patches: &[u8]) {
         let len = usize::from(patches[3]).min(patches.len() - 4).min(image.len() - off);
         image[off..off + len].copy_from_slice(&patches[4..4 + len]);
         patches = &patches[4 + len..];
-    }
-}
-
-/// Block maps over fuzz bytes: block `b` reads chunk `b % chunks` of `data`;
-/// writes and allocations stay in memory.
-pub struct MemMap {
-    /// Block size.
-    pub block_size: usize,
-    /// The blocks.
-    pub blocks: Vec<Vec<u8>>,
-    /// Next block handed out by `alloc_block`.
-    pub next: u64,
-}
-
-impl MemMap {
-    /// Cuts `data` into blocks (at least one, zero-padded).
-    pub fn new(block_size: usize, data: &[u8]) -> Self {
-        let mut blocks: Vec<Vec<u8>> = data
-            .chunks(block_size)
-            .map(|c| {
-                let mut b = c.to_vec();
-                b.resize(block_size, 0);
-                b
-            })
-            .collect();
-        if blocks.is_empty() {
-            blocks.push(vec![0; block_size]);
-        }
-        Self { block_size, blocks, next: 5000 }
-    }
-
-    fn slot(&self, block: u64) -> usize {
-        (block % self.blocks.len() as u64) as usize
-    }
-}
-
-impl MapIo for MemMap {
-    type Error = MapError;
-
-    fn read_block(&mut self, block: u64, buf: &mut [u8]) -> Result<(), MapError> {
-        let s = self.slot(block);
-        buf.copy_from_slice(&self.blocks[s]);
-        Ok(())
-    }
-
-    fn write_block(&mut self, block: u64, data: &[u8]) -> Result<(), MapError> {
-        let s = self.slot(block);
-        self.blocks[s].copy_from_slice(data);
-        Ok(())
-    }
-
-    fn alloc_block(&mut self, _goal: u64) -> Result<u64, MapError> {
-        self.next += 1;
-        Ok(self.next)
-    }
-
-    fn free_blocks(&mut self, _start: u64, _count: u64, _meta: bool) -> Result<(), MapError> {
-        Ok(())
-    }
-}
-
-/// A directory over fuzz bytes, one block per `block_size` bytes.
-pub struct MemDir {
-    /// Block size.
-    pub block_size: usize,
-    /// The blocks.
-    pub blocks: Vec<Vec<u8>>,
-    /// Blocks `append_block` may still add.
-    pub room: u32,
-}
-
-impl MemDir {
-    /// Cuts `data` into blocks (at least one, zero-padded).
-    pub fn new(block_size: usize, data: &[u8]) -> Self {
-        let m = MemMap::new(block_size, data);
-        Self { block_size, blocks: m.blocks, room: 64 }
-    }
-}
-
-impl DirIo for MemDir {
-    type Error = DirError;
-
-    fn block_count(&self) -> u32 {
-        self.blocks.len() as u32
-    }
-
-    fn read_block(&mut self, logical: u32, buf: &mut [u8]) -> Result<(), DirError> {
-        match self.blocks.get(logical as usize) {
-            Some(b) => buf.copy_from_slice(b),
-            None => buf.fill(0),
-        }
-        Ok(())
-    }
-
-    fn write_block(&mut self, logical: u32, data: &[u8]) -> Result<(), DirError> {
-        if let Some(b) = self.blocks.get_mut(logical as usize) {
-            b.copy_from_slice(data);
-        }
-        Ok(())
-    }
-
-    fn append_block(&mut self) -> Result<u32, DirError> {
-        if self.room == 0 {
-            return Err(DirError::IndexFull);
-        }
-        self.room -= 1;
-        self.blocks.push(vec![0; self.block_size]);
-        Ok(self.blocks.len() as u32 - 1)
     }
 }
 

@@ -1,12 +1,8 @@
 //! The bodies of the fuzz targets, one function per target of
 //! `fuzz_targets/` (each there is `fuzz_target!(|data| targets::NAME(data))`).
-//! `crates/ext4-fs/tests/fuzz_regressions.rs` includes this crate's lib and
-//! replays every committed input of `fuzz/regressions/TARGET/` through
-//! [`run`] without libFuzzer, so a regression input runs exactly the code
-//! the fuzzer ran.
-//!
-//! Paths go through `super::` (this crate's root in the fuzz crate, the
-//! including module in the test).
+//! `crates/ext4-fs/tests/fuzz_regressions.rs` replays every committed input
+//! of `fuzz/regressions/TARGET/` through [`run`] without libFuzzer, so a
+//! regression input runs exactly the code the fuzzer ran.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -22,8 +18,10 @@ use ext4_fs::ondisk::xattr::{BLOCK_HEADER_SIZE, XattrEntryIter, decode_name, ent
 use ext4_fs::ondisk::{Geometry, Inode, Structure, Superblock};
 use ext4_fs::{Filesystem, OpenOptions};
 
-use super::fsops::{self, Overlay};
-use super::{MemDir, MemMap, apply_patches, apply_patches_to, hostile, template, word};
+use super::{apply_patches, apply_patches_to, template, word};
+use crate::fsops::{self, Overlay};
+use crate::hostile;
+use crate::mem::{MemDir, MemMap};
 
 /// A target's body.
 pub type Body = fn(&[u8]);
@@ -321,7 +319,7 @@ pub fn image(data: &[u8]) {
 /// image (ext4 1k with a journal, ext2, or ext4 4k with inline data): every
 /// operation ends in `Ok` or an ordinary error, and the result opens
 /// read-only and walks without a corruption error (see
-/// `crates/ext4-fs/tests/fsops`; `tests/ops_replay.rs` runs e2fsck on the
+/// `crate::fsops`; `tests/ops_replay.rs` runs e2fsck on the
 /// results of the committed inputs).
 pub fn ops(data: &[u8]) {
     let _ = fsops::run(data);

@@ -2,12 +2,10 @@
 //! checkers that decode trees and indirect maps with `ext4-ondisk` alone
 //! (independently of the crate under test).
 
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use ext4_extent::{MapCtx, MapError, MapIo, Run};
-use ext4_ondisk::extent::{ExtentNode, INIT_MAX_LEN, UNWRITTEN_MAX_LEN, node_capacity, verify_extent_block};
+use ext4_fs::extent::{MapCtx, MapError, MapIo, Run};
+use ext4_fs::ondisk::extent::{ExtentNode, INIT_MAX_LEN, UNWRITTEN_MAX_LEN, node_capacity, verify_extent_block};
 
 /// An error of the test I/O: a map error, or a misuse the test catches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,12 +27,17 @@ impl From<MapError> for TestError {
 /// owns (`meta`) and which the file's data owns (`data`).
 #[derive(Debug, Clone)]
 pub struct MemIo {
+    /// Block size in bytes.
     pub block_size: usize,
+    /// The blocks written, by number.
     pub blocks: HashMap<u64, Vec<u8>>,
     /// Allocatable blocks: `first .. end`, less `meta` and `data`.
     pub first: u64,
+    /// The end of the allocatable blocks.
     pub end: u64,
+    /// Blocks the map owns (tree nodes, indirect blocks).
     pub meta: BTreeSet<u64>,
+    /// Blocks the file's data owns.
     pub data: BTreeSet<u64>,
     /// Data blocks freed through `free_blocks(.., false)`, in order.
     pub freed_data: Vec<u64>,
@@ -319,7 +322,7 @@ pub fn check_indirect_with(root: &[u8; 60], ctx: &MapCtx, read: &mut dyn FnMut(u
     let mut found = Found::default();
     let mut base = 12u64;
     for i in 0..15usize {
-        let ptr = ext4_ondisk::get_u32(root, 4 * i);
+        let ptr = ext4_fs::ondisk::get_u32(root, 4 * i);
         let (level, b) = if i < 12 { (0, i as u64) } else { (i as u32 - 11, base) };
         if i >= 12 {
             base += p.pow(level);
@@ -340,7 +343,7 @@ fn ind_walk(ptr: u64, level: u32, base: u64, p: u64, read: &mut dyn FnMut(u64) -
     let buf = read(ptr).unwrap_or_else(|| panic!("indirect block {ptr} missing"));
     assert!(buf.iter().any(|&b| b != 0), "indirect block {ptr} is all zero");
     for i in 0..p {
-        let c = ext4_ondisk::get_u32(&buf, 4 * i as usize);
+        let c = ext4_fs::ondisk::get_u32(&buf, 4 * i as usize);
         if c != 0 {
             ind_walk(u64::from(c), level - 1, base + i * p.pow(level - 1), p, read, found);
         }
