@@ -141,7 +141,7 @@ fn run_cases<T: Sync>(tag: &str, items: &[T], write: impl Fn(&T, &Path) -> Strin
     bad
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn corpus_repairs_never_make_things_worse() {
     let corpus = ext4_testkit::shared_dir().join("corpus/e2fsprogs-fsck");
     if !corpus.is_dir() {
@@ -162,7 +162,7 @@ fn corpus_repairs_never_make_things_worse() {
     assert!(bad.is_empty(), "repairs broke a rule on {} corpus images:\n{}", bad.len(), bad.join("\n"));
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn mutated_repairs_never_make_things_worse() {
     if !ext4_testkit::require(have_e2fsprogs(), "e2fsprogs not installed") {
         return;
@@ -197,7 +197,7 @@ fn tree_of(img: &Path) -> Option<ext4_testkit::snapshot::Snapshot> {
     Some(snap)
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn corpus_repairs_keep_what_e2fsck_keeps() {
     let corpus = ext4_testkit::shared_dir().join("corpus/e2fsprogs-fsck");
     if !corpus.is_dir() {
