@@ -21,7 +21,7 @@ fn fsck_json(img: &Path) -> (Option<i32>, serde_json::Value) {
     (out.status.code(), v)
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn fsck_exits_as_e2fsck_and_names_problems() {
     if !have_fsck() {
         return;
@@ -57,7 +57,7 @@ fn fsck_exits_as_e2fsck_and_names_problems() {
     assert_eq!(ok(&[&"cat", &img, &"/d/f"], None).stdout, b"some text");
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn fsck_y_reconnects_an_unattached_file_to_lost_found() {
     if !have_fsck() {
         return;
@@ -79,7 +79,7 @@ fn fsck_y_reconnects_an_unattached_file_to_lost_found() {
     assert_eq!(ok(&[&"cat", &img, &path], None).stdout, b"kept contents");
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn fsck_y_rewrites_a_bad_primary_superblock_from_a_backup() {
     if !have_fsck() {
         return;
@@ -97,4 +97,24 @@ fn fsck_y_rewrites_a_bad_primary_superblock_from_a_backup() {
     assert_eq!(run(&[&"fsck", &"-y", &img], None).status.code(), Some(1));
     assert_eq!(e2fsck_status(&img), Some(0));
     assert_eq!(ok(&[&"cat", &img, &"/f"], None).stdout, b"kept contents");
+}
+
+#[ext4_testkit::oracle_test(e2fsprogs)]
+fn fsck_p_exits_as_e2fsck_fp_and_repairs_what_preen_may() {
+    if !have_fsck() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("img");
+    ok(&[&"mkfs", &"-q", &img, &"16M"], None);
+    ok(&[&"batch", &img], Some(b"mkdir /d\nwrite /d/f x\n"));
+    let set = Command::new("debugfs").args(["-w", "-R", "sif /d/f links_count 5"]).arg(&img).output().unwrap();
+    assert!(set.status.success());
+    let copy = dir.path().join("copy");
+    std::fs::copy(&img, &copy).unwrap();
+    let theirs = Command::new("e2fsck").arg("-fp").arg(&copy).output().unwrap().status.code();
+    let ours = run(&[&"fsck", &"-p", &img], None).status.code();
+    assert_eq!(ours, theirs);
+    assert_eq!(ours, Some(1));
+    assert_eq!(e2fsck_status(&img), Some(0));
 }

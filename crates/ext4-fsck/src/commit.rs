@@ -207,6 +207,26 @@ fn commit_journaled(img: &Image<'_>, runs: Vec<JournalRun>, now: i64) -> Result<
     Ok(Committed::Journaled)
 }
 
+/// Why the filesystem must not be repaired yet, going by the primary
+/// superblock on the device (whatever copy the check would use): its
+/// journal still needs recovery, or inodes wait on the orphan list or in
+/// the orphan file for the deletion or truncation e2fsck makes before
+/// anything else (not implemented here).
+pub(crate) fn not_repairable(dev: &dyn BlockDevice) -> Result<Option<&'static str>> {
+    if dev.len() < SB_OFFSET + SB_SIZE as u64 {
+        return Ok(None);
+    }
+    let sb = device_sb(dev)?;
+    let Ok(s) = Superblock::from_bytes(&sb) else { return Ok(None) };
+    Ok(if s.s_feature_incompat.get() & Incompat::RECOVER.bits() != 0 {
+        Some("the journal needs recovery and could not be replayed")
+    } else if s.s_last_orphan.get() != 0 || s.s_feature_ro_compat.get() & ext4_ondisk::features::RoCompat::ORPHAN_PRESENT.bits() != 0 {
+        Some("orphaned inodes wait to be deleted or truncated, which this checker does not do")
+    } else {
+        None
+    })
+}
+
 /// Replays the journal of a filesystem that needs recovery, as e2fsck
 /// does before a repair: the logged blocks go home, the journal is emptied
 /// and `needs_recovery` cleared. Replaying is idempotent, so a crash here

@@ -430,6 +430,39 @@ fn reborrow<'a>(p: &'a mut Option<&mut dyn FnMut(Progress)>) -> Option<&'a mut (
     }
 }
 
+/// An informational problem about the run itself.
+fn note(code: Code, detail: impl Into<String>) -> Problem {
+    Problem { code, pass: Pass::Final, ino: None, block: None, group: None, detail: detail.into(), counts: false, fixed: false }
+}
+
+/// What identifies an error across rounds: its code and the inode and
+/// group it is about (details and block numbers change as counts do).
+type ErrorKey = (Code, Option<u32>, Option<u32>);
+
+/// The keys of the errors among `problems`.
+fn error_keys(problems: &[Problem]) -> std::collections::BTreeSet<ErrorKey> {
+    problems.iter().filter(|p| matches!(p.code.severity(), Severity::Error | Severity::Fatal)).map(|p| (p.code, p.ino, p.group)).collect()
+}
+
+/// Checks the filesystem with the pending repairs: whether it has an error
+/// it did not have before them (the repairs would make it worse: they are
+/// then withdrawn, all of them). Returns the image back.
+fn worse_than<'d, 'o>(
+    img: Image<'d>,
+    before: &std::collections::BTreeSet<ErrorKey>,
+    now: i64,
+    progress: Option<&'o mut (dyn FnMut(Progress) + 'o)>,
+    cancel: Option<&'o AtomicBool>,
+) -> Result<(Image<'d>, bool)> {
+    Ok(match round(img, Mode::Check, now, progress, cancel)? {
+        Ok(r) => {
+            let worse = r.stop.is_some() || !error_keys(&r.problems).is_subset(before);
+            (r.img, worse)
+        }
+        Err((_, img)) => (img, true),
+    })
+}
+
 /// Most rounds of repairs before the check gives up on reaching a fixed point.
 const MAX_ROUNDS: usize = 8;
 
@@ -452,9 +485,23 @@ pub(crate) fn run(dev: &dyn BlockDevice, mut opts: Options<'_>) -> Result<Report
             Err((report, _)) => report,
         });
     }
-    // As e2fsck: the journal is replayed before anything is repaired.
+    // As e2fsck: the journal is replayed before anything is repaired; if
+    // it still needs recovery (it could not be replayed), or orphans wait,
+    // nothing is.
     crate::commit::replay_journal(dev)?;
-    let mut img = img;
+    if let Some(why) = crate::commit::not_repairable(dev)? {
+        opts.mode = Mode::Check;
+        let mut report = run(dev, opts)?;
+        report.problems.insert(0, note(Code::RepairsWithdrawn, format!("nothing was repaired: {why}")));
+        return Ok(report);
+    }
+    // What the filesystem has before any repair, to hold the repairs to.
+    let baseline = match round(img, Mode::Check, now, reborrow(&mut opts.progress), opts.cancel)? {
+        Ok(r) => r,
+        Err((report, _)) => return Ok(report),
+    };
+    let before_keys = error_keys(&baseline.problems);
+    let mut img = baseline.img;
     let mut fixed: Vec<Problem> = Vec::new();
     let mut preen_halted = false;
     for _ in 0..MAX_ROUNDS {
@@ -488,6 +535,16 @@ pub(crate) fn run(dev: &dyn BlockDevice, mut opts: Options<'_>) -> Result<Report
             break;
         }
     }
+    let mut withdrawn = false;
+    if img.pending_count() > 0 {
+        let (back, worse) = worse_than(img, &before_keys, now, reborrow(&mut opts.progress), opts.cancel)?;
+        img = back;
+        if worse {
+            img.clear_pending();
+            fixed.clear();
+            withdrawn = true;
+        }
+    }
     let changed = img.pending_count() > 0;
     if changed {
         crate::commit::commit(&mut img, now)?;
@@ -502,6 +559,12 @@ pub(crate) fn run(dev: &dyn BlockDevice, mut opts: Options<'_>) -> Result<Report
     }
     if outcome == Outcome::Clean && preen_halted {
         outcome = Outcome::ErrorsLeft;
+    }
+    if withdrawn {
+        fixed.push(note(
+            Code::RepairsWithdrawn,
+            "nothing was written: the repairs would have left an error the filesystem does not have now",
+        ));
     }
     fixed.extend(r.problems.into_iter().filter(|p| !p.fixed));
     Ok(Report { problems: fixed, outcome, abort_reason, stats: r.stats, used_backup_superblock: r.backup_sb })

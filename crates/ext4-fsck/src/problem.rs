@@ -225,6 +225,8 @@ codes! {
     BadblocksInBadblocks = "PR_1_BADBLOCKS_IN_BADBLOCKS", Error, false;
     /// A repair could not write what it changed (not an e2fsck problem).
     WriteInode = "PR_EXT4_WRITE_FAILED", Fatal, false;
+    /// Nothing was repaired: the filesystem could not be (its journal or orphans wait), or the repairs, checked before being written, left an error it did not have (not an e2fsck problem).
+    RepairsWithdrawn = "PR_EXT4_REPAIRS_WITHDRAWN", Info, false;
     /// The bad blocks inode is invalid.
     InvalidBadInode = "PR_1_INVALID_BAD_INODE", Error, false;
     /// An inode has the `imagic` flag without the `imagic_inodes` feature.

@@ -29,6 +29,8 @@ pub(crate) fn repairable(code: Code) -> bool {
             | SetDtime
             | BadIBlocks
             | BadISize
+            | InodeOnlyCsumInvalid
+            | EaBlockOnlyCsumInvalid
             | UnusedInode
             | BadFiletype
             | SetFiletype

@@ -92,7 +92,7 @@ fn crash_states(pre: &[u8], ops: &[RecordedOp], rng: &mut Rng) -> Vec<(String, V
     states
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn interrupted_repairs_recover_to_before_or_after() {
     if !ext4_testkit::require(have_e2fsprogs(), "e2fsprogs not installed") {
         return;

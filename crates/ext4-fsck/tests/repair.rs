@@ -10,6 +10,12 @@
 //! * after the repair, our verdict is e2fsck's (clean or repaired exactly
 //!   where `e2fsck -fn` then exits 0).
 //!
+//! And the files `e2fsck -fy` keeps are kept: where both repairs end
+//! clean, the two trees are read through `ext4-fs` and compared (every
+//! difference is printed; the test fails only on an entry e2fsck keeps
+//! that ours lacks, or a file e2fsck keeps with contents that ours has
+//! with other contents, lost+found aside).
+//!
 //! Each run prints how many damaged images end clean and lists the rest by
 //! the first line e2fsck still prints. `EXT4_FSCK_REPAIR_CASES` sets the
 //! number of mutated cases (default 40), `EXT4_FSCK_REPAIR_SEED` the seed,
@@ -135,7 +141,7 @@ fn run_cases<T: Sync>(tag: &str, items: &[T], write: impl Fn(&T, &Path) -> Strin
     bad
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn corpus_repairs_never_make_things_worse() {
     let corpus = ext4_testkit::shared_dir().join("corpus/e2fsprogs-fsck");
     if !corpus.is_dir() {
@@ -156,7 +162,7 @@ fn corpus_repairs_never_make_things_worse() {
     assert!(bad.is_empty(), "repairs broke a rule on {} corpus images:\n{}", bad.len(), bad.join("\n"));
 }
 
-#[test]
+#[ext4_testkit::oracle_test(e2fsprogs)]
 fn mutated_repairs_never_make_things_worse() {
     if !ext4_testkit::require(have_e2fsprogs(), "e2fsprogs not installed") {
         return;
@@ -180,4 +186,71 @@ fn mutated_repairs_never_make_things_worse() {
     let _ = std::fs::remove_dir_all(&work);
     println!("seed {seed:#x}");
     assert!(bad.is_empty(), "repairs broke a rule (EXT4_FSCK_REPAIR_SEED={seed:#x}):\n{}", bad.join("\n"));
+}
+
+/// The tree of the image file `img` through ext4-fs, if it opens.
+fn tree_of(img: &Path) -> Option<ext4_testkit::snapshot::Snapshot> {
+    let dev = ext4_blockdev::FileDevice::open(img, true).ok()?;
+    let fs = ext4_fs::Filesystem::open(dev, ext4_fs::OpenOptions::read_only()).ok()?;
+    let mut snap = ext4_testkit::snapshot::Snapshot::from_image(&fs, b"/").ok()?;
+    snap.remove_tree(b"/lost+found");
+    Some(snap)
+}
+
+#[ext4_testkit::oracle_test(e2fsprogs)]
+fn corpus_repairs_keep_what_e2fsck_keeps() {
+    let corpus = ext4_testkit::shared_dir().join("corpus/e2fsprogs-fsck");
+    if !corpus.is_dir() {
+        println!("SKIPPED: {} not present", corpus.display());
+        return;
+    }
+    if !ext4_testkit::require(have_e2fsprogs(), "e2fsprogs not installed") {
+        return;
+    }
+    let mut names: Vec<std::path::PathBuf> =
+        std::fs::read_dir(&corpus).unwrap().flatten().map(|e| e.path()).filter(|p| p.join("image.gz").exists()).collect();
+    names.sort();
+    let work = work_dir("repair-trees");
+    let compared = std::sync::atomic::AtomicUsize::new(0);
+    let bad = parallel(&names, |dir| {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let (ours, theirs) = (work.join(format!("{name}.ours")), work.join(format!("{name}.e2fsck")));
+        let out = Command::new("zcat").arg(dir.join("image.gz")).output().expect("zcat runs");
+        std::fs::write(&ours, &out.stdout).unwrap();
+        std::fs::write(&theirs, &out.stdout).unwrap();
+        let r = (|| {
+            let before = e2fsck_view(&ours)?;
+            let dev = ext4_blockdev::MemoryDevice::from_vec(out.stdout.clone());
+            let opts = Options { mode: Mode::Repair, now: Some(1_800_000_000), ..Options::default() };
+            ext4_fsck::check(&dev, opts).ok()?;
+            std::fs::write(&ours, dev.into_vec()).unwrap();
+            let fixed = Command::new("timeout").arg(E2FSCK_LIMIT).arg("e2fsck").arg("-fy").arg(&theirs).output().ok()?;
+            fixed.status.code().filter(|&c| c != 124)?;
+            // Only images both repairs leave clean, that were damaged.
+            if before.1.is_empty() || e2fsck_view(&ours)?.0 != 0 || e2fsck_view(&theirs)?.0 != 0 {
+                return None;
+            }
+            let (a, b) = (tree_of(&theirs)?, tree_of(&ours)?);
+            compared.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let diff = a.diff(&b);
+            for d in &diff {
+                println!("  {name}: e2fsck -fy vs ours: {d}");
+            }
+            // Lost: an entry e2fsck keeps that ours lacks, or a file e2fsck
+            // keeps with contents whose contents differ in ours.
+            let lost: Vec<String> = a
+                .nodes
+                .iter()
+                .filter(|(p, n)| b.nodes.get(*p).is_none_or(|m| n.size > 0 && n.sha256 != m.sha256))
+                .map(|(p, _)| String::from_utf8_lossy(p).into_owned())
+                .collect();
+            (!lost.is_empty()).then(|| format!("{name}: files e2fsck keeps are lost or changed: {lost:?}"))
+        })();
+        let _ = std::fs::remove_file(&ours);
+        let _ = std::fs::remove_file(&theirs);
+        r
+    });
+    let _ = std::fs::remove_dir_all(&work);
+    println!("repair-trees: {} images compared with e2fsck -fy's repair, {} losing files", compared.into_inner(), bad.len());
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
 }

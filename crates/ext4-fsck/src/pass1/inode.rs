@@ -143,9 +143,11 @@ impl Scan {
         let held = ctx.hold_repairs;
         ctx.hold_repairs |= c.failed_csum;
         ctx.inode_start = ctx.problems.len();
-        let r = c.check(ctx, self).and_then(|done| if done { Ok(()) } else { c.finish(ctx) });
+        let done = c.check(ctx, self);
+        // The inode passed every other check if no error was found in it:
+        // then only its checksum is wrong.
         ctx.hold_repairs = held;
-        r
+        if done? { Ok(()) } else { c.finish(ctx) }
     }
 }
 
@@ -179,7 +181,11 @@ impl InodeCheck {
     /// every other check has only a bad checksum.
     pub(super) fn finish(&self, ctx: &mut Ctx<'_, '_>) -> Flow {
         if self.failed_csum
-            && ctx.ask(Code::InodeOnlyCsumInvalid, self.at, format!("inode {} passes checks, but its checksum does not match", self.ino))
+            && ctx.ask_inode_fix(
+                Code::InodeOnlyCsumInvalid,
+                self.at,
+                format!("inode {} passes checks, but its checksum does not match", self.ino),
+            )
         {
             // Writing the inode back sets its checksum.
             ctx.fix_inode(self.ino, |_| {})?;

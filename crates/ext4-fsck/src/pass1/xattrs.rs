@@ -264,8 +264,12 @@ pub(super) fn check_ext_attr(ctx: &mut Ctx<'_, '_>, c: &InodeCheck) -> Flow<Opti
         ctx.ask(Code::EaMultiBlock, at, format!("xattr block {blk} claims {} blocks", word(&block, 8)));
     }
     let quota = check_ea_block_entries(ctx, c, &block, at)?;
-    if failed_csum {
-        ctx.ask(Code::EaBlockOnlyCsumInvalid, at, format!("xattr block {blk} passes checks, but its checksum does not match"));
+    if failed_csum
+        && ctx.ask_inode_fix(Code::EaBlockOnlyCsumInvalid, at, format!("xattr block {blk} passes checks, but its checksum does not match"))
+    {
+        let mut b = block.clone();
+        ext4_ondisk::xattr::set_xattr_block_checksum(ctx.fs.csum_seed(), blk, &mut b);
+        ctx.write_block(blk, &b)?;
     }
     inc_ea_inode_refs(ctx, &block, BLOCK_HEADER_SIZE);
     let refcount = i64::from(word(&block, 4));
