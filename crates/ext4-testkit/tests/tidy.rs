@@ -259,3 +259,30 @@ fn metadata_changes_only_through_a_txn() {
     }
     assert!(bad.is_empty(), "metadata changed outside a Txn:\n{}", bad.join("\n"));
 }
+
+/// The library crates build for Windows (and any non-unix target) without
+/// a unix-only dependency: those sit in `cfg(unix)` target tables only.
+/// `cargo tree --target` resolves a foreign target's graph without its
+/// toolchain, so this holds on a Linux-only machine.
+#[test]
+fn library_crates_have_no_unix_only_dependency_off_unix() {
+    let unix_only = ["rustix", "xattr", "libc", "nix", "fuser", "linux-raw-sys"];
+    let libs =
+        ["ext4-ondisk", "ext4-blockdev", "ext4-alloc", "ext4-extent", "ext4-htree", "ext4-jbd2", "ext4-mkfs", "ext4-fs", "ext4-fsck"];
+    let mut bad = Vec::new();
+    for krate in libs {
+        let out = Command::new(env!("CARGO"))
+            .args(["tree", "-p", krate, "--target", "x86_64-pc-windows-msvc", "-e", "normal", "--prefix", "none"])
+            .current_dir(ext4_testkit::workspace_root())
+            .output()
+            .expect("cargo tree runs");
+        assert!(out.status.success(), "cargo tree -p {krate}: {}", String::from_utf8_lossy(&out.stderr));
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let name = line.split_whitespace().next().unwrap_or("");
+            if unix_only.contains(&name) {
+                bad.push(format!("{krate} -> {line}"));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "unix-only dependencies outside cfg(unix) target tables:\n{}", bad.join("\n"));
+}
