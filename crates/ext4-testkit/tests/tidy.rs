@@ -286,3 +286,84 @@ fn library_crates_have_no_unix_only_dependency_off_unix() {
     }
     assert!(bad.is_empty(), "unix-only dependencies outside cfg(unix) target tables:\n{}", bad.join("\n"));
 }
+
+/// Whether line `i` of `lines` sits under a `cfg` that limits it to unix:
+/// an attribute right above it, or above one of the items or blocks that
+/// enclose it (found by indentation), names `unix`, `linux` or a unix OS.
+fn under_unix_cfg(lines: &[&str], i: usize) -> bool {
+    let unix_cfg = |l: &str| {
+        let l = l.trim_start();
+        l.starts_with("#[cfg(")
+            && ["unix", "target_os = \"linux\"", "target_os = \"macos\""].iter().any(|k| l.contains(k))
+            && !l.contains("not(")
+    };
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let attrs_above = |j: usize| lines[..j].iter().rev().take_while(|l| l.trim_start().starts_with("#[")).any(|l| unix_cfg(l));
+    if attrs_above(i) {
+        return true;
+    }
+    let mut level = indent(lines[i]);
+    for j in (0..i).rev() {
+        let l = lines[j];
+        if l.trim().is_empty() || l.trim_start().starts_with("//") || l.trim_start().starts_with("#[") {
+            continue;
+        }
+        if indent(l) < level {
+            level = indent(l);
+            if attrs_above(j) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Unix-only APIs of std and rustix in the library crates are used only
+/// under a unix `cfg` (on an item, a block, or the module's declaration),
+/// so the libraries keep building for Windows and other targets. (This
+/// machine has only the Linux target: the text is checked instead of a
+/// foreign build. Unix-only crates such as `xattr` cannot be reached off
+/// unix at all: `library_crates_have_no_unix_only_dependency_off_unix`.)
+#[test]
+fn unix_only_apis_only_under_cfg_unix() {
+    let root = ext4_testkit::workspace_root();
+    let libs =
+        ["ext4-ondisk", "ext4-blockdev", "ext4-alloc", "ext4-extent", "ext4-htree", "ext4-jbd2", "ext4-mkfs", "ext4-fs", "ext4-fsck"];
+    let apis = ["std::os::unix", "std::os::fd", "std::os::linux", "rustix::"];
+    let mut bad = Vec::new();
+    for krate in libs {
+        let src = root.join("crates").join(krate).join("src");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        // Modules declared under a unix cfg: every file below them is unix-only.
+        let mut gated = Vec::new();
+        for f in &files {
+            let text = std::fs::read_to_string(f).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, l) in lines.iter().enumerate() {
+                let t = l.trim_start().trim_start_matches("pub ").trim_start_matches("pub(crate) ");
+                if let Some(name) = t.strip_prefix("mod ").and_then(|r| r.strip_suffix(';')) {
+                    if under_unix_cfg(&lines, i) {
+                        let dir = f.parent().unwrap();
+                        gated.push(dir.join(format!("{name}.rs")));
+                        gated.push(dir.join(name));
+                    }
+                }
+            }
+        }
+        for f in &files {
+            if gated.iter().any(|g| f.starts_with(g)) {
+                continue;
+            }
+            let text = std::fs::read_to_string(f).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, l) in lines.iter().enumerate() {
+                let code = l.split("//").next().unwrap_or("");
+                if apis.iter().any(|a| code.contains(a)) && !under_unix_cfg(&lines, i) {
+                    bad.push(format!("{}:{}: {}", f.display(), i + 1, l.trim()));
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "unix-only APIs outside a unix cfg:\n{}", bad.join("\n"));
+}
