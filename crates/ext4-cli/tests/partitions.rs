@@ -144,6 +144,9 @@ fn check(label: Label) {
     assert_eq!(by_flag, vec![7u8; 300_000]);
     let by_offset = ok(&[&"cat", &"--offset", &p2_start.to_string(), &disk, &"/tree/sub/c"], None).stdout;
     assert_eq!(by_offset, b"c\n");
+    // The checker takes IMAGE@N too: the partition's filesystem is clean.
+    let fsck = run(&[&"fsck", &image], None);
+    assert_eq!(fsck.status.code(), Some(0), "ext4 fsck {image}: {}", String::from_utf8_lossy(&fsck.stdout));
     // Not a byte outside partition 2 was written.
     assert!(outside(&disk, p2_start, p2_start + p2_len) == before, "{label:?}: bytes outside partition 2 changed");
 

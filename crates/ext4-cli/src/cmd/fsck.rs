@@ -5,13 +5,12 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use ext4_fs::FileDevice;
 use ext4_fsck::{Mode, Options, Problem, Report, Severity};
 
 /// Arguments of `ext4 fsck`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The image or device.
+    /// The image or device (`IMAGE@N`: its partition N).
     image: PathBuf,
     /// Change nothing (the default).
     #[arg(short = 'n', conflicts_with_all = ["yes", "preen"])]
@@ -40,14 +39,16 @@ pub fn run(a: Args) -> i32 {
         Mode::Check
     };
     let _ = a.no;
-    let dev = match FileDevice::open(&a.image, mode == Mode::Check) {
+    // IMAGE@N, --partition and --offset as every command takes them; a
+    // block device through the sector-aligned raw device.
+    let dev = match crate::device::Spec::image(&a.image).and_then(|spec| crate::device::open(&spec, mode == Mode::Check)) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("ext4: opening {}: {e}", a.image.display());
+            eprintln!("ext4: {e}");
             return 8;
         }
     };
-    let report = match ext4_fsck::check(&dev, Options { mode, ..Options::default() }) {
+    let report = match ext4_fsck::check(&*dev, Options { mode, ..Options::default() }) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ext4: checking {}: {e}", a.image.display());
